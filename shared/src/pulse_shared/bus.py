@@ -1,0 +1,89 @@
+"""Publishing side of the bus and the broker factory.
+
+Production uses a real :class:`faststream.kafka.KafkaBroker`. The embedded default wraps
+the very same broker (with every service's router included) in FastStream's in-memory
+``TestKafkaBroker``, so messages go through the same handlers without a Kafka server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+
+from pulse_shared.events import DeadLetter, Event
+from pulse_shared.metrics import MESSAGES_PUBLISHED
+from pulse_shared.topics import Topic
+
+IN_PROCESS_BOOTSTRAP = "in-process"
+
+
+def make_broker(bootstrap: str | None, client_id: str = "pulse") -> KafkaBroker:
+    """A Kafka broker object; ``bootstrap=None`` gives one meant for the in-memory bus."""
+    return KafkaBroker(
+        bootstrap or IN_PROCESS_BOOTSTRAP,
+        client_id=client_id,
+        # Whole batches are acknowledged by the broker before we commit offsets upstream.
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=1024 * 1024,
+        compression_type="lz4" if _lz4_available() else None,
+        logger=None,
+    )
+
+
+def _lz4_available() -> bool:
+    try:
+        import lz4  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Bus:
+    """Publishes events to their registered topics with their partition keys."""
+
+    def __init__(self, broker: KafkaBroker, service: str) -> None:
+        self.broker = broker
+        self.service = service
+
+    async def publish(self, topic: Topic, events: Sequence[Event]) -> None:
+        """Publish and wait until the broker has every message (acks=all)."""
+        if not events:
+            return
+        pending: list[Any] = []
+        for event in events:
+            result = await self.broker.publish(
+                event.to_json(),
+                topic=topic.name,
+                key=topic.key_of(event),
+                headers={"content-type": "application/json", "pulse-kind": topic.model.kind},
+                no_confirm=True,
+            )
+            if inspect.isawaitable(result):
+                pending.append(result)
+        if pending:
+            await asyncio.gather(*pending)
+        MESSAGES_PUBLISHED.labels(self.service, topic.name).inc(len(events))
+
+    async def publish_dead_letters(self, topic: Topic, letters: Sequence[DeadLetter]) -> None:
+        if not letters:
+            return
+        pending: list[Any] = []
+        for letter in letters:
+            result = await self.broker.publish(
+                letter.model_dump_json().encode(),
+                topic=topic.dead_letter,
+                key=letter.key.encode() if letter.key else None,
+                headers={"content-type": "application/json", "pulse-kind": "dead_letter"},
+                no_confirm=True,
+            )
+            if inspect.isawaitable(result):
+                pending.append(result)
+        if pending:
+            await asyncio.gather(*pending)
+        MESSAGES_PUBLISHED.labels(self.service, topic.dead_letter).inc(len(letters))

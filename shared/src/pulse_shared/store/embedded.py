@@ -1,0 +1,130 @@
+"""Embedded backend: chDB (ClickHouse in-process) on a local data directory."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pulse_shared.store.base import Row, Store, StoreError, normalise_value
+
+# chDB allows one open database per process; every EmbeddedStore on the same directory
+# shares it, and a lock serialises statements because the connection is not thread-safe.
+_CONNECTIONS: dict[Path, Any] = {}
+_CONNECTIONS_LOCK = threading.Lock()
+_STATEMENT_LOCK = threading.RLock()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        aware = value.astimezone(dt.UTC) if value.tzinfo else value
+        return aware.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _param_text(value: Any) -> Any:
+    """chDB takes parameter values as text in ClickHouse's escaped-value form."""
+    if isinstance(value, dt.datetime):
+        aware = value.astimezone(dt.UTC) if value.tzinfo else value
+        return aware.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, list | tuple):
+        inner = ",".join(
+            "'" + str(_param_text(v)).replace("\\", "\\\\").replace("'", "\\'") + "'"
+            if isinstance(v, str | Enum | dt.date)
+            else str(_param_text(v))
+            for v in value
+        )
+        return f"[{inner}]"
+    return str(value)
+
+
+class EmbeddedStore(Store):
+    backend = "embedded"
+
+    def __init__(self, data_dir: Path | str, readonly: bool = False) -> None:
+        super().__init__(readonly=readonly)
+        import chdb  # imported lazily: the server backend never needs it
+
+        self.data_dir = Path(data_dir).resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with _CONNECTIONS_LOCK:
+            if self.data_dir not in _CONNECTIONS:
+                if _CONNECTIONS:
+                    other = next(iter(_CONNECTIONS))
+                    raise StoreError(
+                        f"chDB already open on {other}; one embedded data dir per process"
+                    )
+                _CONNECTIONS[self.data_dir] = chdb.connect(str(self.data_dir))
+            self._conn = _CONNECTIONS[self.data_dir]
+
+    def _run(self, sql: str, fmt: str, parameters: Mapping[str, Any] | None) -> Any:
+        params = {k: _param_text(v) for k, v in (parameters or {}).items()}
+        try:
+            with _STATEMENT_LOCK:
+                return self._conn.query(sql, fmt, params=params or None)
+        except Exception as exc:  # chDB raises its own error types
+            raise StoreError(str(exc)) from exc
+
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+        self._check_writable()
+        self._run(sql, "TabSeparated", parameters)
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[Row]:
+        table = self._run(sql, "ArrowTable", parameters)
+        map_columns = {
+            field.name for field in table.schema if str(field.type).startswith("map<")
+        }
+        rows: list[Row] = table.to_pylist()
+        for row in rows:
+            for name in map_columns:
+                if row[name] is not None:
+                    row[name] = dict(row[name])
+        return [{k: normalise_value(v) for k, v in row.items()} for row in rows]
+
+    def insert(
+        self, table: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+    ) -> None:
+        self._check_writable()
+        if not rows:
+            return
+        body = b"\n".join(
+            orjson.dumps({c: row.get(c) for c in columns}, default=_json_default)
+            for row in rows
+        )
+        # Identifiers cannot be parameters; table and column names come from code only.
+        column_list = ", ".join(f"`{c}`" for c in columns)
+        self._run(
+            f"INSERT INTO `{table}` ({column_list}) FORMAT JSONEachRow\n{body.decode()}",
+            "TabSeparated",
+            None,
+        )
+
+    def close(self) -> None:
+        # The process-wide connection stays open for other stores on the same directory.
+        pass
+
+
+def close_all_embedded() -> None:
+    """Close every chDB connection (tests and CLI shutdown)."""
+    with _CONNECTIONS_LOCK:
+        for conn in _CONNECTIONS.values():
+            conn.close()
+        _CONNECTIONS.clear()

@@ -1,0 +1,159 @@
+"""Consumer strategy: dead-letter → transform → write → publish → commit.
+
+A service's handler receives a whole Kafka batch. Each record is validated against its
+topic's model; invalid ones go to the topic's dead-letter topic with the reason, the
+original payload and the offset. Valid events go to the service's ``consume`` coroutine,
+which turns them into rows (pure processors), writes them to ClickHouse and publishes
+derived events. Only when that returns are offsets committed, so a crash or restart never
+loses data; redelivered batches are harmless because tables deduplicate on event ids.
+
+A failing ``consume`` is retried with backoff; if it still fails the consumer seeks back
+to the batch start (nack) and raises, so the batch is redelivered, never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+
+from pulse_shared.bus import Bus
+from pulse_shared.events import DeadLetter, Event, FieldError
+from pulse_shared.logging import get_logger
+from pulse_shared.metrics import (
+    BATCH_SIZE,
+    HANDLER_ERRORS,
+    MESSAGES_CONSUMED,
+    MESSAGES_DEAD_LETTERED,
+    PROCESSING_LATENCY_SECONDS,
+)
+from pulse_shared.topics import Topic
+
+E = TypeVar("E", bound=Event)
+log = get_logger(__name__)
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    """One entry per failing field, with dotted paths such as ``utm.source``."""
+    return [
+        FieldError(
+            field=".".join(str(p) for p in err["loc"]) or "(record)",
+            reason=err["msg"],
+        )
+        for err in exc.errors(include_url=False)
+    ]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    first_delay_s: float = 0.2
+    max_delay_s: float = 5.0
+
+
+class BatchConsumer(Generic[E]):
+    """Runs one topic's batches through validation, ``consume`` and commit."""
+
+    def __init__(
+        self,
+        service: str,
+        topic: Topic,
+        consume: Callable[[list[E]], Awaitable[None]],
+        bus: Bus,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.service = service
+        self.topic = topic
+        self.consume = consume
+        self.bus = bus
+        self.retry = retry or RetryPolicy()
+
+    def decode(self, records: Sequence[Any]) -> tuple[list[E], list[DeadLetter]]:
+        """Pure: records → valid events and dead letters (nothing is dropped silently)."""
+        events: list[E] = []
+        letters: list[DeadLetter] = []
+        now = dt.datetime.now(dt.UTC)
+        for record in records:
+            key = record.key.decode("utf-8", "replace") if record.key else None
+            try:
+                events.append(self.topic.model.model_validate_json(record.value))  # type: ignore[arg-type]
+            except ValidationError as exc:
+                errors = field_errors(exc)
+                letters.append(
+                    DeadLetter(
+                        source_topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                        key=key,
+                        payload=record.value or b"",
+                        reason="; ".join(f"{e.field}: {e.reason}" for e in errors),
+                        errors=errors,
+                        consumer=self.service,
+                        failed_at=now,
+                    )
+                )
+        return events, letters
+
+    async def handle(self, message: Any) -> None:
+        """Process one FastStream batch message and commit it (or rewind it)."""
+        raw = message.raw_message
+        records: Sequence[Any] = raw if isinstance(raw, list | tuple) else [raw]
+        MESSAGES_CONSUMED.labels(self.service, self.topic.name).inc(len(records))
+        BATCH_SIZE.labels(self.service, self.topic.name).observe(len(records))
+        events, letters = self.decode(records)
+        delay = self.retry.first_delay_s
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                await self.bus.publish_dead_letters(self.topic, letters)
+                await self.consume(events)
+                break
+            except Exception as exc:
+                HANDLER_ERRORS.labels(self.service, self.topic.name).inc()
+                log.warning(
+                    "batch_failed",
+                    service=self.service,
+                    topic=self.topic.name,
+                    attempt=attempt,
+                    error=repr(exc),
+                )
+                if attempt == self.retry.attempts:
+                    await message.nack()
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry.max_delay_s)
+        for letter in letters:
+            MESSAGES_DEAD_LETTERED.labels(
+                self.service, self.topic.name, letter.errors[0].field if letter.errors else ""
+            ).inc()
+        await message.ack()
+        now_ms = time.time() * 1000
+        for record in records:
+            if record.timestamp:
+                PROCESSING_LATENCY_SECONDS.labels(self.service, self.topic.name).observe(
+                    max(0.0, (now_ms - record.timestamp) / 1000)
+                )
+
+
+def batch_subscription(group_id: str, max_records: int = 5000) -> dict[str, Any]:
+    """Subscriber options for a :class:`BatchConsumer` (manual commit, raw bodies)."""
+    from faststream import AckPolicy
+
+    return {
+        "group_id": group_id,
+        "batch": True,
+        "max_records": max_records,
+        "batch_timeout_ms": 100,
+        "auto_offset_reset": "earliest",
+        "ack_policy": AckPolicy.MANUAL,
+        "decoder": raw_body_decoder,
+    }
+
+
+async def raw_body_decoder(message: Any, original: Any = None) -> Any:
+    """Hand the handler raw bytes: validation happens per record in BatchConsumer."""
+    return message.body

@@ -1,0 +1,29 @@
+"""Writes processed rows to ClickHouse in batches, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pulse_shared.metrics import BATCH_WRITE_SECONDS, ROWS_WRITTEN
+from pulse_shared.store import Store
+
+
+class RowWriter:
+    """Inserts one table's rows; returns only after ClickHouse has confirmed them."""
+
+    def __init__(self, store: Store, service: str) -> None:
+        self.store = store
+        self.service = service
+
+    async def write(
+        self, table: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+    ) -> None:
+        if not rows:
+            return
+        started = time.perf_counter()
+        await asyncio.to_thread(self.store.insert, table, rows, columns)
+        BATCH_WRITE_SECONDS.labels(self.service, table).observe(time.perf_counter() - started)
+        ROWS_WRITTEN.labels(self.service, table).inc(len(rows))
