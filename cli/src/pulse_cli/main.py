@@ -1,0 +1,163 @@
+"""``pulse``: the one command-line entry point to Pulse.
+
+Service-specific commands live in each service package (``pulse_<svc>.cli``) and are
+mounted here; cross-cutting ones (migrate, generate, ingest, demo) are defined below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pulse_alerts.cli import app as alerts_app
+from pulse_attribution.cli import app as attribution_app
+from pulse_kpi.cli import app as kpi_app
+from pulse_reporting.cli import app as report_app
+from pulse_shared.logging import configure_logging
+from pulse_shared.schema.migrations import migrate as apply_migrations
+from pulse_shared.settings import common_settings
+from pulse_shared.store import open_store
+
+app = typer.Typer(
+    name="pulse",
+    help="Pulse: marketing analytics on Kafka and ClickHouse.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+ingest_app = typer.Typer(help="Validate and publish events from a JSON/NDJSON/CSV file.")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(attribution_app, name="attribution", help="Attribution models and runs.")
+app.add_typer(kpi_app, name="kpi", help="KPI catalog and values.")
+app.add_typer(alerts_app, name="alerts", help="Alert rules, state and silences.")
+app.add_typer(report_app, name="report", help="Weekly, monthly and quarterly reports.")
+
+console = Console(stderr=True)
+EVENT_KINDS = ("touchpoints", "spend", "subscriptions", "pipeline", "budgets")
+
+
+@app.callback()
+def _setup() -> None:
+    settings = common_settings()
+    configure_logging(settings.log_level if settings.log_level != "INFO" else "WARNING",
+                      json=False)
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply ClickHouse migrations (idempotent) to the configured store."""
+    store = open_store()
+    applied = apply_migrations(
+        store, on_applied=lambda m: console.print(f"applied {m.number:04d}_{m.name}")
+    )
+    console.print(f"{len(applied)} migration(s) applied on the {store.backend} store")
+
+
+@app.command()
+def generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for the files.")] = Path(
+        "generated"
+    ),
+    days: int = 180,
+    accounts: int = 2000,
+    seed: int = 7,
+    end: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD); default yesterday.")]
+    = None,
+) -> None:
+    """Write a seeded synthetic B2B SaaS dataset (all event kinds) as NDJSON files."""
+    from pulse_ingest.domain.generator import generate_dataset, write_files
+
+    end_date = dt.date.fromisoformat(end) if end else _yesterday()
+    with console.status("generating"):
+        dataset = generate_dataset(seed=seed, days=days, accounts=accounts, end=end_date)
+        paths = write_files(dataset, out_dir)
+    for path in paths:
+        console.print(f"wrote {path}")
+
+
+def _yesterday() -> dt.date:
+    return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+
+
+def _ingest_command(kind: str) -> None:
+    def command(
+        file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+        source: Annotated[str, typer.Option(help="Name of the sending tool.")] = "cli",
+        atomic: Annotated[bool, typer.Option(help="Reject the whole file on any error.")]
+        = False,
+    ) -> None:
+        result = asyncio.run(_ingest_file(kind, file, source, atomic))
+        console.print(
+            f"{kind}: accepted {result.accepted}, rejected {len(result.rejected)}, "
+            f"duplicates {result.duplicates}"
+        )
+        for error in result.rejected[:20]:
+            console.print(f"  row {error.index}: {error.field}: {error.reason}")
+        if len(result.rejected) > 20:
+            console.print(f"  … {len(result.rejected) - 20} more rejected rows")
+        if result.rejected:
+            raise typer.Exit(code=1)
+
+    command.__doc__ = f"Ingest {kind} from FILE (JSON array, NDJSON or CSV)."
+    ingest_app.command(name=kind)(command)
+
+
+for _kind in EVENT_KINDS:
+    _ingest_command(_kind)
+
+
+async def _ingest_file(kind: str, file: Path, source: str, atomic: bool):  # type: ignore[no-untyped-def]
+    from pulse_cli.runtime import open_pipeline
+    from pulse_ingest.domain.readers import count_rows
+    from pulse_ingest.service import IngestService, ingest_file
+    from pulse_ingest.settings import IngestSettings
+
+    async with open_pipeline() as pipeline:
+        service = IngestService(pipeline.bus, IngestSettings())
+        with progress_bar() as progress:
+            task = progress.add_task(f"ingest {kind}", total=count_rows(file))
+            return await ingest_file(
+                service, kind, file, source=source, atomic=atomic,
+                on_progress=lambda n: progress.update(task, completed=n),
+            )
+
+
+@app.command()
+def demo(
+    days: int = 120,
+    accounts: int = 400,
+    seed: int = 7,
+    reports_dir: Annotated[Path, typer.Option("--reports")] = Path("reports"),
+) -> None:
+    """Generate data and run the whole pipeline in this process on embedded chDB."""
+    from pulse_cli.demo import run_demo
+
+    settings = common_settings()
+    if settings.kafka_bootstrap or settings.clickhouse_url:
+        console.print("demo runs on the embedded default: unset PULSE_KAFKA_BOOTSTRAP and "
+                      "PULSE_CLICKHOUSE_URL")
+        raise typer.Exit(code=2)
+    summary = asyncio.run(
+        run_demo(days=days, accounts=accounts, seed=seed, reports_dir=reports_dir,
+                 console=console, progress=progress_bar())
+    )
+    console.print(summary)
+
+
+if __name__ == "__main__":
+    app()
