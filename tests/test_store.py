@@ -1,0 +1,142 @@
+"""One storage test class, run against both ClickHouse backends (eventsourcing style)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from pulse_shared.schema.migrations import load_migrations, migrate
+from pulse_shared.store import ReadOnlyStoreError, Store, StoreError
+
+TABLE_DDL = (
+    "CREATE TABLE IF NOT EXISTS store_contract (id String, at DateTime64(3, 'UTC'), "
+    "day Date, amount Decimal(18, 4), ratio Nullable(Float64), tags Map(String, String), "
+    "n UInt64) ENGINE = ReplacingMergeTree ORDER BY id"
+)
+COLUMNS = ["id", "at", "day", "amount", "ratio", "tags", "n"]
+
+
+class StoreContract:
+    """Behaviour every Store backend must have; subclasses provide the ``store`` fixture."""
+
+    @pytest.fixture
+    def store(self) -> Store:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @pytest.fixture
+    def table(self, store: Store) -> str:
+        store.command(TABLE_DDL)
+        return "store_contract"
+
+    def test_round_trip_keeps_python_types(self, store: Store, table: str) -> None:
+        key = uuid.uuid4().hex
+        at = dt.datetime(2026, 11, 2, 9, 30, 15, 123000, tzinfo=dt.UTC)
+        store.insert(
+            table,
+            [{"id": key, "at": at, "day": dt.date(2026, 11, 2), "amount": Decimal("12.3456"),
+              "ratio": None, "tags": {"channel": "email"}, "n": 2**63 + 5}],
+            COLUMNS,
+        )
+        rows = store.query(f"SELECT * FROM {table} WHERE id = {{id:String}}", {"id": key})
+        assert rows == [
+            {"id": key, "at": at, "day": dt.date(2026, 11, 2), "amount": Decimal("12.3456"),
+             "ratio": None, "tags": {"channel": "email"}, "n": 2**63 + 5}
+        ]
+
+    def test_parameters_are_bound_not_interpolated(self, store: Store, table: str) -> None:
+        hostile = "x' OR 1=1 --"
+        key = uuid.uuid4().hex
+        store.insert(
+            table,
+            [{"id": key, "at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "day": dt.date(2026, 1, 1),
+              "amount": Decimal(1), "ratio": 0.5, "tags": {}, "n": 1}],
+            COLUMNS,
+        )
+        assert store.query(f"SELECT id FROM {table} WHERE id = {{id:String}}", {"id": hostile}) == []
+        assert store.query_value("SELECT {v:String}", {"v": hostile}) == hostile
+
+    def test_replacing_table_deduplicates_redelivered_rows(self, store: Store, table: str) -> None:
+        key = uuid.uuid4().hex
+        row = {"id": key, "at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "day": dt.date(2026, 1, 1),
+               "amount": Decimal("3.5"), "ratio": 1.0, "tags": {}, "n": 7}
+        store.insert(table, [row], COLUMNS)
+        store.insert(table, [row], COLUMNS)  # a redelivered batch
+        count = store.query_value(
+            f"SELECT count() FROM {table} FINAL WHERE id = {{id:String}}", {"id": key}
+        )
+        assert count == 1
+
+    def test_date_and_array_parameters(self, store: Store, table: str) -> None:
+        keys = [uuid.uuid4().hex, uuid.uuid4().hex]
+        store.insert(
+            table,
+            [{"id": k, "at": dt.datetime(2026, 3, 1, tzinfo=dt.UTC), "day": dt.date(2026, 3, 1 + i),
+              "amount": Decimal(i), "ratio": None, "tags": {}, "n": i} for i, k in enumerate(keys)],
+            COLUMNS,
+        )
+        rows = store.query(
+            f"SELECT id FROM {table} WHERE id IN {{ids:Array(String)}} AND day >= {{d:Date}}",
+            {"ids": keys, "d": dt.date(2026, 3, 2)},
+        )
+        assert rows == [{"id": keys[1]}]
+
+    def test_bad_sql_raises_store_error(self, store: Store) -> None:
+        with pytest.raises(StoreError):
+            store.query("SELECT * FROM table_that_does_not_exist")
+
+    def test_migrations_are_idempotent(self, store: Store) -> None:
+        assert migrate(store) == []  # the fixture already applied every migration
+        versions = {r["version"] for r in store.query("SELECT version FROM pulse_migrations FINAL")}
+        assert versions == {m.number for m in load_migrations()}
+
+    def test_materialized_view_columns_match_target(self, store: Store) -> None:
+        views = store.query(
+            "SELECT name, create_table_query FROM system.tables "
+            "WHERE database = currentDatabase() AND engine = 'MaterializedView'"
+        )
+        assert views, "the schema defines at least one materialized view"
+        for view in views:
+            target = view["create_table_query"].split(" TO ", 1)[1].split()[0].split(".")[-1]
+            target = target.strip("`")
+            view_columns = store.query(
+                "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+                "AND table = {t:String} ORDER BY name", {"t": view["name"]},
+            )
+            target_columns = store.query(
+                "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+                "AND table = {t:String} ORDER BY name", {"t": target},
+            )
+            assert view_columns == target_columns, view["name"]
+
+
+class TestEmbeddedStore(StoreContract):
+    @pytest.fixture
+    def store(self, embedded_store: Store) -> Store:
+        return embedded_store
+
+    def test_readonly_store_refuses_writes(self, embedded_data_dir) -> None:  # type: ignore[no-untyped-def]
+        from pulse_shared.store.embedded import EmbeddedStore
+
+        readonly = EmbeddedStore(embedded_data_dir, readonly=True)
+        with pytest.raises(ReadOnlyStoreError):
+            readonly.command("CREATE TABLE IF NOT EXISTS nope (a String) ENGINE = Memory")
+        assert readonly.query_value("SELECT 1") == 1
+
+
+@pytest.mark.clickhouse
+class TestServerStore(StoreContract):
+    @pytest.fixture
+    def store(self, server_store: Store) -> Store:
+        return server_store
+
+    def test_reader_user_cannot_write(self, clickhouse_server) -> None:  # type: ignore[no-untyped-def]
+        from pulse_shared.store.server import ServerStore
+
+        reader = ServerStore(clickhouse_server.url, user=clickhouse_server.reader_user,
+                             password=clickhouse_server.reader_password)
+        assert reader.query_value("SELECT count() FROM touchpoints") is not None
+        with pytest.raises(StoreError, match="READONLY"):
+            reader.command("INSERT INTO store_contract (id) VALUES ('x')")
