@@ -47,7 +47,7 @@ async def run_demo(
     from pulse_ingest.domain.generator import generate_dataset
     from pulse_ingest.service import IngestService
     from pulse_ingest.settings import IngestSettings
-    from pulse_reporting.main import generate_report
+    from pulse_reporting.generate import generate_report
 
     started = time.perf_counter()
     today = dt.datetime.now(dt.UTC).date()
@@ -76,7 +76,7 @@ async def run_demo(
             task = progress.add_task("reports", total=len(periods))
             paths: list[str] = []
             for kind, period in periods.items():
-                report = generate_report(
+                report = await generate_report(
                     pipeline.store, kind, period, formats=("md", "html"),
                     out_dir=reports_dir, bus=pipeline.bus,
                 )

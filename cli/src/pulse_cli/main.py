@@ -86,7 +86,7 @@ def generate(
     with console.status("generating"):
         dataset = generate_dataset(seed=seed, days=days, accounts=accounts, end=end_date)
         paths = write_files(dataset, out_dir)
-    for path in paths:
+    for path in paths.values():
         console.print(f"wrote {path}")
 
 
@@ -107,7 +107,7 @@ def _ingest_command(kind: str) -> None:
             f"duplicates {result.duplicates}"
         )
         for error in result.rejected[:20]:
-            console.print(f"  row {error.index}: {error.field}: {error.reason}")
+            console.print(f"  row {error['index']}: {error['field']}: {error['reason']}")
         if len(result.rejected) > 20:
             console.print(f"  … {len(result.rejected) - 20} more rejected rows")
         if result.rejected:
@@ -127,14 +127,31 @@ async def _ingest_file(kind: str, file: Path, source: str, atomic: bool):  # typ
     from pulse_ingest.service import IngestService, ingest_file
     from pulse_ingest.settings import IngestSettings
 
+    settings = common_settings()
+    ingest_settings = IngestSettings()
+    if not settings.kafka_bootstrap and not ingest_settings.pii_salt.get_secret_value():
+        # Embedded default: a random salt kept beside the local data, never a fixed one.
+        ingest_settings = IngestSettings(pii_salt=local_salt(settings.data_dir))
     async with open_pipeline() as pipeline:
-        service = IngestService(pipeline.bus, IngestSettings())
+        service = IngestService(pipeline.bus, ingest_settings)
         with progress_bar() as progress:
             task = progress.add_task(f"ingest {kind}", total=count_rows(file))
             return await ingest_file(
                 service, kind, file, source=source, atomic=atomic,
-                on_progress=lambda n: progress.update(task, completed=n),
+                on_progress=lambda chunk: progress.advance(task, chunk.received),
             )
+
+
+def local_salt(data_dir: Path) -> str:
+    """The embedded store's PII salt: random, created once, readable by the owner only."""
+    import secrets
+
+    path = data_dir / ".pii-salt"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 @app.command()

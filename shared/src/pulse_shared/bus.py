@@ -31,17 +31,8 @@ def make_broker(bootstrap: str | None, client_id: str = "pulse") -> KafkaBroker:
         enable_idempotence=True,
         linger_ms=5,
         max_batch_size=1024 * 1024,
-        compression_type="lz4" if _lz4_available() else None,
         logger=None,
     )
-
-
-def _lz4_available() -> bool:
-    try:
-        import lz4  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class Bus:

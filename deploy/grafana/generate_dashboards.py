@@ -1,0 +1,840 @@
+"""Generate the provisioned Grafana dashboards in ``deploy/grafana/dashboards/``.
+
+The JSON files are what Grafana loads; this script is their source. Edit the panels here
+and run::
+
+    .venv/bin/python deploy/grafana/generate_dashboards.py
+
+``tests/deploy/test_deploy_dashboards.py`` fails when the committed JSON differs from this
+output, when a panel's SQL does not run against the migrated schema (every table and
+column must exist), or when a PromQL expression names a metric no Pulse process exposes.
+
+Data sources (provisioning/datasources/datasources.yml):
+* ``pulse-clickhouse``: ClickHouse as the read-only ``pulse_reader``; KPI numbers come
+  only from ``kpi_values`` (read with FINAL), never recomputed here.
+* ``pulse-prometheus``: the services' ``/metrics``.
+"""
+
+# ruff: noqa: S608 - builds constant dashboard SQL at authoring time; Grafana fills macros.
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+OUT_DIR = Path(__file__).resolve().parent / "dashboards"
+
+CLICKHOUSE = {"type": "grafana-clickhouse-datasource", "uid": "pulse-clickhouse"}
+PROMETHEUS = {"type": "prometheus", "uid": "pulse-prometheus"}
+
+# ClickHouse plugin query formats.
+FMT_TIMESERIES = 0
+FMT_TABLE = 1
+
+ATTRIBUTION_MODELS = (
+    "last_touch", "first_touch", "last_non_direct", "linear", "time_decay",
+    "position_based", "w_shaped", "full_path", "markov", "shapley",
+)
+MILESTONES = ("won", "new_subscription", "opportunity", "lead")
+GRAINS = ("week", "day", "month", "quarter")
+MRR_MOVEMENTS = (
+    "mrr_new", "mrr_expansion", "mrr_reactivation", "mrr_contraction", "mrr_churn",
+)
+
+
+# --------------------------------------------------------------------------- helpers
+class Layout:
+    """Places panels left to right on Grafana's 24-column grid."""
+
+    def __init__(self) -> None:
+        self.x = 0
+        self.y = 0
+        self.row_h = 0
+        self.next_id = 1
+
+    def place(self, w: int, h: int) -> dict[str, int]:
+        if self.x + w > 24:
+            self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
+        pos = {"x": self.x, "y": self.y, "w": w, "h": h}
+        self.x += w
+        self.row_h = max(self.row_h, h)
+        return pos
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+    def row(self, title: str) -> dict[str, Any]:
+        if self.x:
+            self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
+        panel = {
+            "id": self.new_id(), "type": "row", "title": title, "collapsed": False,
+            "gridPos": {"x": 0, "y": self.y, "w": 24, "h": 1}, "panels": [],
+        }
+        self.y += 1
+        return panel
+
+
+def sql_target(sql: str, fmt: int = FMT_TABLE, ref: str = "A") -> dict[str, Any]:
+    return {
+        "refId": ref,
+        "datasource": CLICKHOUSE,
+        "editorType": "sql",
+        "format": fmt,
+        "queryType": "timeseries" if fmt == FMT_TIMESERIES else "table",
+        "rawSql": " ".join(sql.split()),
+    }
+
+
+def prom_target(expr: str, legend: str = "", ref: str = "A") -> dict[str, Any]:
+    return {
+        "refId": ref,
+        "datasource": PROMETHEUS,
+        "expr": " ".join(expr.split()),
+        "legendFormat": legend or "__auto",
+        "range": True,
+    }
+
+
+def panel(
+    layout: Layout,
+    kind: str,
+    title: str,
+    targets: list[dict[str, Any]],
+    *,
+    w: int,
+    h: int,
+    unit: str = "short",
+    description: str = "",
+    decimals: int | None = None,
+    options: dict[str, Any] | None = None,
+    custom: dict[str, Any] | None = None,
+    thresholds: list[tuple[float | None, str]] | None = None,
+) -> dict[str, Any]:
+    defaults: dict[str, Any] = {"unit": unit}
+    if decimals is not None:
+        defaults["decimals"] = decimals
+    if custom:
+        defaults["custom"] = custom
+    if thresholds:
+        defaults["thresholds"] = {
+            "mode": "absolute",
+            "steps": [{"color": color, "value": value} for value, color in thresholds],
+        }
+    return {
+        "id": layout.new_id(),
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": targets[0]["datasource"],
+        "gridPos": layout.place(w, h),
+        "targets": targets,
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": options or {},
+    }
+
+
+STAT_OPTIONS = {
+    "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+    "colorMode": "value",
+    "graphMode": "area",
+    "textMode": "value_and_name",
+    "justifyMode": "auto",
+}
+TS_LEGEND = {"legend": {"displayMode": "table", "placement": "right", "calcs": ["lastNotNull"]}}
+
+
+def kpi_series_sql(kpi_expr: str, alias: str = "value") -> str:
+    """One KPI (dimension ``all``) per period of the chosen grain, over the time range."""
+    return f"""
+        SELECT period_start AS time, value AS {alias}
+        FROM kpi_values FINAL
+        WHERE kpi = {kpi_expr} AND grain = '${{grain}}' AND dimension = 'all'
+          AND $__dateFilter(period_start)
+        ORDER BY time
+    """
+
+
+def model_kpi(base: str) -> str:
+    """SQL for the KPI name of an attribution-based KPI under the chosen model."""
+    return f"if('${{model}}' = 'last_touch', '{base}', concat('{base}__', '${{model}}'))"
+
+
+def kpi_tile(layout: Layout, title: str, kpi: str, unit: str, description: str,
+             *, model_based: bool = False, decimals: int | None = None,
+             thresholds: list[tuple[float | None, str]] | None = None) -> dict[str, Any]:
+    expr = model_kpi(kpi) if model_based else f"'{kpi}'"
+    return panel(
+        layout, "stat", title, [sql_target(kpi_series_sql(expr), FMT_TIMESERIES)],
+        w=4, h=4, unit=unit, description=description, decimals=decimals,
+        options=STAT_OPTIONS, thresholds=thresholds or [(None, "blue")],
+    )
+
+
+def custom_variable(name: str, label: str, options: list[tuple[str, str]],
+                    current: int = 0) -> dict[str, Any]:
+    return {
+        "name": name,
+        "label": label,
+        "type": "custom",
+        "query": ",".join(f"{text} : {value}" if text != value else value
+                          for text, value in options),
+        "current": {"text": options[current][0], "value": options[current][1]},
+        "options": [
+            {"text": text, "value": value, "selected": i == current}
+            for i, (text, value) in enumerate(options)
+        ],
+        "hide": 0,
+        "multi": False,
+        "includeAll": False,
+    }
+
+
+def sql_variable(name: str, label: str, sql: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": CLICKHOUSE,
+        "query": " ".join(sql.split()),
+        "definition": " ".join(sql.split()),
+        "refresh": 2,
+        "multi": True,
+        "includeAll": True,
+        "current": {"text": ["All"], "value": ["$__all"]},
+        "hide": 0,
+        "sort": 1,
+    }
+
+
+def dashboard(uid: str, title: str, description: str, panels: list[dict[str, Any]],
+              variables: list[dict[str, Any]], *, time_from: str, tags: list[str],
+              links: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["pulse", *tags],
+        "timezone": "utc",
+        "editable": False,
+        "graphTooltip": 1,
+        "refresh": "1m",
+        "schemaVersion": 39,
+        "version": 1,
+        "time": {"from": time_from, "to": "now"},
+        "templating": {"list": variables},
+        "annotations": {"list": []},
+        "links": links or [],
+        "panels": panels,
+    }
+
+
+GRAIN_VAR = custom_variable("grain", "Grain", [(g, g) for g in GRAINS])
+MODEL_VAR = custom_variable("model", "Attribution model", [(m, m) for m in ATTRIBUTION_MODELS])
+DASH_LINKS = [
+    {"type": "dashboards", "tags": ["pulse"], "asDropdown": True, "title": "Pulse"},
+]
+
+
+# --------------------------------------------------------------------------- executive
+def executive() -> dict[str, Any]:
+    lay = Layout()
+    panels: list[dict[str, Any]] = [lay.row("Revenue")]
+    for title, kpi, unit, desc in (
+        ("MRR", "mrr", "currencyUSD", "Ending MRR: sum of every account's MRR."),
+        ("ARR", "arr", "currencyUSD", "12 × MRR."),
+        ("Net new MRR", "mrr_net_new", "currencyUSD",
+         "new + expansion + reactivation − contraction − churn."),
+        ("NRR", "nrr", "percentunit", "Net revenue retention = 1 − net MRR churn rate."),
+        ("Gross MRR churn", "gross_mrr_churn_rate", "percentunit",
+         "(churn + contraction) / MRR at period start."),
+        ("Paying accounts", "paying_accounts", "short", "Accounts with MRR > 0."),
+    ):
+        panels.append(kpi_tile(lay, title, kpi, unit, desc))
+    panels.append(lay.row("Marketing efficiency"))
+    for title, kpi, unit, desc, model_based in (
+        ("Spend", "spend", "currencyUSD", "Ad spend in the period.", False),
+        ("Attributed revenue", "attributed_revenue", "currencyUSD",
+         "Revenue credited to marketing under the selected model.", True),
+        ("ROAS", "roas", "none", "Attributed revenue / spend (selected model).", True),
+        ("Marketing ROI", "marketing_roi", "percentunit",
+         "(attributed revenue − spend) / spend (selected model).", True),
+        ("CAC", "cac", "currencyUSD", "Sales & marketing spend / new customers.", False),
+        ("LTV:CAC", "ltv_cac", "none", "≥ 3 is healthy.", False),
+    ):
+        thresholds = [(None, "red"), (3, "green")] if kpi == "ltv_cac" else None
+        panels.append(kpi_tile(lay, title, kpi, unit, desc, model_based=model_based,
+                               decimals=2, thresholds=thresholds))
+    for title, kpi, unit, desc in (
+        ("CAC payback", "cac_payback_months", "months",
+         "CAC / (ARPA × gross margin), in months."),
+        ("LTV", "ltv", "currencyUSD", "ARPA × gross margin / customer churn rate."),
+        ("ARPA", "arpa", "currencyUSD", "MRR / paying accounts."),
+        ("CPL", "cpl", "currencyUSD", "Spend / leads."),
+        ("Budget pacing", "pacing", "percentunit",
+         "Spend to date / (monthly budget × elapsed fraction of the month)."),
+        ("Projected spend", "projected_spend", "currencyUSD",
+         "Projected month-end spend at the current pace."),
+    ):
+        panels.append(kpi_tile(lay, title, kpi, unit, desc, decimals=2))
+
+    panels.append(lay.row("MRR bridge"))
+    movements = ", ".join(f"'{k}'" for k in MRR_MOVEMENTS)
+    panels.append(panel(
+        lay, "timeseries", "MRR movements per period", [sql_target(f"""
+            SELECT period_start AS time,
+                   sumIf(value, kpi = 'mrr_new') AS new,
+                   sumIf(value, kpi = 'mrr_expansion') AS expansion,
+                   sumIf(value, kpi = 'mrr_reactivation') AS reactivation,
+                   -abs(sumIf(value, kpi = 'mrr_contraction')) AS contraction,
+                   -abs(sumIf(value, kpi = 'mrr_churn')) AS churn
+            FROM kpi_values FINAL
+            WHERE kpi IN ({movements}) AND grain = '${{grain}}' AND dimension = 'all'
+              AND $__dateFilter(period_start)
+            GROUP BY time
+            ORDER BY time
+        """, FMT_TIMESERIES)],
+        w=16, h=9, unit="currencyUSD",
+        description="ChartMogul movements; contraction and churn drawn below zero.",
+        custom={"drawStyle": "bars", "fillOpacity": 80, "stacking": {"mode": "normal"}},
+        options=TS_LEGEND,
+    ))
+    panels.append(panel(
+        lay, "barchart", "MRR bridge over the range", [sql_target(f"""
+            SELECT multiIf(kpi = 'mrr_new', '1 new', kpi = 'mrr_expansion', '2 expansion',
+                           kpi = 'mrr_reactivation', '3 reactivation',
+                           kpi = 'mrr_contraction', '4 contraction', '5 churn') AS step,
+                   if(kpi IN ('mrr_contraction', 'mrr_churn'), -abs(sum(value)), sum(value))
+                       AS amount
+            FROM kpi_values FINAL
+            WHERE kpi IN ({movements}) AND grain = '${{grain}}' AND dimension = 'all'
+              AND $__dateFilter(period_start)
+            GROUP BY kpi
+            ORDER BY step
+        """)],
+        w=8, h=9, unit="currencyUSD",
+        description="Sum of each movement over the selected periods.",
+        options={"xField": "step", "orientation": "horizontal", "showValue": "auto"},
+    ))
+    panels.append(panel(
+        lay, "timeseries", "MRR and ARR", [
+            sql_target(kpi_series_sql("'mrr'", "mrr"), FMT_TIMESERIES, "A"),
+            sql_target(kpi_series_sql("'arr'", "arr"), FMT_TIMESERIES, "B"),
+        ],
+        w=12, h=8, unit="currencyUSD", options=TS_LEGEND,
+    ))
+    panels.append(panel(
+        lay, "timeseries", "Churn and retention rates", [sql_target("""
+            SELECT period_start AS time,
+                   sumIf(value, kpi = 'gross_mrr_churn_rate') AS gross_mrr_churn,
+                   sumIf(value, kpi = 'net_mrr_churn_rate') AS net_mrr_churn,
+                   sumIf(value, kpi = 'logo_churn_rate') AS logo_churn
+            FROM kpi_values FINAL
+            WHERE kpi IN ('gross_mrr_churn_rate', 'net_mrr_churn_rate', 'logo_churn_rate')
+              AND grain = '${grain}' AND dimension = 'all' AND $__dateFilter(period_start)
+            GROUP BY time
+            ORDER BY time
+        """, FMT_TIMESERIES)],
+        w=12, h=8, unit="percentunit", options=TS_LEGEND,
+    ))
+
+    panels.append(lay.row("Channels"))
+    panels.append(panel(
+        lay, "barchart", "ROAS by channel (latest period in range)", [sql_target(f"""
+            SELECT dimension_value AS channel, argMax(value, period_start) AS roas
+            FROM kpi_values FINAL
+            WHERE kpi = {model_kpi('roas')} AND grain = '${{grain}}'
+              AND dimension = 'channel' AND $__dateFilter(period_start)
+            GROUP BY channel
+            ORDER BY roas DESC
+        """)],
+        w=10, h=9, unit="none", decimals=2,
+        description="Attributed revenue / spend per channel, selected attribution model.",
+        options={"xField": "channel", "orientation": "horizontal", "showValue": "always"},
+    ))
+    panels.append(panel(
+        lay, "timeseries", "ROAS by channel over time", [sql_target(f"""
+            SELECT period_start AS time, dimension_value AS channel, value AS roas
+            FROM kpi_values FINAL
+            WHERE kpi = {model_kpi('roas')} AND grain = '${{grain}}'
+              AND dimension = 'channel' AND $__dateFilter(period_start)
+            ORDER BY time
+        """, FMT_TIMESERIES)],
+        w=14, h=9, unit="none", decimals=2, options=TS_LEGEND,
+    ))
+    panels.append(panel(
+        lay, "table", "Channel scorecard (latest period in range)", [sql_target(f"""
+            SELECT dimension_value AS channel,
+                   argMaxIf(value, period_start, kpi = 'spend') AS spend,
+                   argMaxIf(value, period_start, kpi = {model_kpi('attributed_revenue')})
+                       AS attributed_revenue,
+                   argMaxIf(value, period_start, kpi = {model_kpi('roas')}) AS roas,
+                   argMaxIf(value, period_start, kpi = {model_kpi('marketing_roi')})
+                       AS marketing_roi,
+                   argMaxIf(value, period_start, kpi = 'leads') AS leads,
+                   argMaxIf(value, period_start, kpi = 'cpl') AS cpl,
+                   argMaxIf(value, period_start, kpi = 'wins') AS wins
+            FROM kpi_values FINAL
+            WHERE grain = '${{grain}}' AND dimension = 'channel'
+              AND $__dateFilter(period_start)
+            GROUP BY channel
+            ORDER BY spend DESC
+        """)],
+        w=12, h=9, decimals=2,
+    ))
+    panels.append(panel(
+        lay, "table", "Budget vs plan by channel (current month in range)", [sql_target("""
+            SELECT dimension_value AS channel,
+                   argMaxIf(value, period_start, kpi = 'budget') AS budget,
+                   argMaxIf(value, period_start, kpi = 'spend_to_date') AS spend_to_date,
+                   argMaxIf(value, period_start, kpi = 'pacing') AS pacing,
+                   argMaxIf(value, period_start, kpi = 'projected_spend') AS projected_spend
+            FROM kpi_values FINAL
+            WHERE kpi IN ('budget', 'spend_to_date', 'pacing', 'projected_spend')
+              AND grain = 'month' AND dimension = 'channel' AND $__dateFilter(period_start)
+            GROUP BY channel
+            ORDER BY budget DESC
+        """)],
+        w=12, h=9, decimals=2,
+        description="Pacing 1.0 = on plan; projected spend assumes the current daily pace.",
+    ))
+
+    panels.append(lay.row("Funnel"))
+    panels.append(panel(
+        lay, "timeseries", "Funnel volumes", [sql_target("""
+            SELECT period_start AS time,
+                   sumIf(value, kpi = 'leads') AS leads,
+                   sumIf(value, kpi = 'mqls') AS mqls,
+                   sumIf(value, kpi = 'sqls') AS sqls,
+                   sumIf(value, kpi = 'opportunities') AS opportunities,
+                   sumIf(value, kpi = 'wins') AS wins
+            FROM kpi_values FINAL
+            WHERE kpi IN ('leads', 'mqls', 'sqls', 'opportunities', 'wins')
+              AND grain = '${grain}' AND dimension = 'all' AND $__dateFilter(period_start)
+            GROUP BY time
+            ORDER BY time
+        """, FMT_TIMESERIES)],
+        w=12, h=8, options=TS_LEGEND,
+    ))
+    panels.append(panel(
+        lay, "table", "Stage conversion and velocity (latest period in range)",
+        [sql_target("""
+            SELECT kpi, argMax(value, period_start) AS latest, any(unit) AS kpi_unit
+            FROM kpi_values FINAL
+            WHERE (startsWith(kpi, 'conv_') OR startsWith(kpi, 'velocity_'))
+              AND grain = '${grain}' AND dimension = 'all' AND $__dateFilter(period_start)
+            GROUP BY kpi
+            ORDER BY kpi
+        """)],
+        w=12, h=8, decimals=3,
+        description="conv_<from>_to_<to> are fractions; velocity_* are median days.",
+    ))
+    return dashboard(
+        "pulse-executive", "Pulse · Executive",
+        "CMO view: revenue, MRR bridge, marketing efficiency, ROAS by channel, budget, funnel."
+        " All numbers from kpi_values.",
+        panels, [GRAIN_VAR, MODEL_VAR], time_from="now-180d", tags=["executive"],
+        links=DASH_LINKS,
+    )
+
+
+# --------------------------------------------------------------------------- campaigns
+CHANNEL_FILTER = "channel IN (${channel:singlequote})"
+CAMPAIGN_OF_CHANNEL = (
+    "dimension_value IN (SELECT campaign_id FROM spend WHERE channel IN (${channel:singlequote}))"
+)
+LATEST_CAMPAIGN_PERIOD = """
+    period_start = (SELECT max(period_start) FROM kpi_values
+                    WHERE grain = '${grain}' AND dimension = 'campaign'
+                      AND $__dateFilter(period_start))
+"""
+
+
+def campaigns() -> dict[str, Any]:
+    lay = Layout()
+    panels: list[dict[str, Any]] = [lay.row("Scorecard")]
+    panels.append(panel(
+        lay, "table", "Campaigns (latest period in range)", [sql_target(f"""
+            SELECT dimension_value AS campaign,
+                   sumIf(value, kpi = 'spend') AS spend,
+                   sumIf(value, kpi = 'impressions') AS impressions,
+                   sumIf(value, kpi = 'clicks') AS clicks,
+                   sumIf(value, kpi = 'ctr') AS ctr,
+                   sumIf(value, kpi = 'leads') AS leads,
+                   sumIf(value, kpi = 'cpl') AS cpl,
+                   sumIf(value, kpi = 'opportunities') AS opportunities,
+                   sumIf(value, kpi = {model_kpi('attributed_revenue')}) AS attributed_revenue,
+                   sumIf(value, kpi = {model_kpi('roas')}) AS roas,
+                   sumIf(value, kpi = 'pacing') AS pacing
+            FROM kpi_values FINAL
+            WHERE grain = '${{grain}}' AND dimension = 'campaign' AND {LATEST_CAMPAIGN_PERIOD}
+              AND {CAMPAIGN_OF_CHANNEL}
+            GROUP BY campaign
+            ORDER BY spend DESC
+            LIMIT 200
+        """)],
+        w=24, h=10, decimals=2,
+        description="One row per campaign for the newest period of the chosen grain.",
+    ))
+    panels.append(lay.row("Spend and reach"))
+    panels.append(panel(
+        lay, "timeseries", "Daily spend by campaign", [sql_target(f"""
+            SELECT toDateTime(date) AS time, campaign_id, sum(amount) AS spend
+            FROM spend FINAL
+            WHERE $__dateFilter(date) AND {CHANNEL_FILTER}
+            GROUP BY time, campaign_id
+            ORDER BY time
+        """, FMT_TIMESERIES)],
+        w=12, h=9, unit="currencyUSD", options=TS_LEGEND,
+        custom={"drawStyle": "bars", "fillOpacity": 70, "stacking": {"mode": "normal"}},
+    ))
+    panels.append(panel(
+        lay, "timeseries", "Daily touches by campaign", [sql_target(f"""
+            SELECT toDateTime(day) AS time, campaign_id, uniqExactMerge(touches) AS touches
+            FROM touchpoints_daily
+            WHERE $__dateFilter(day) AND {CHANNEL_FILTER}
+            GROUP BY time, campaign_id
+            ORDER BY time
+        """, FMT_TIMESERIES)],
+        w=12, h=9, options=TS_LEGEND,
+    ))
+    panels.append(panel(
+        lay, "table", "Spend, impressions and clicks by campaign (range)", [sql_target(f"""
+            SELECT campaign_id, channel, sum(amount) AS total_spend,
+                   sum(impressions) AS total_impressions, sum(clicks) AS total_clicks,
+                   if(total_impressions = 0, NULL, total_clicks / total_impressions) AS ctr
+            FROM spend FINAL
+            WHERE $__dateFilter(date) AND {CHANNEL_FILTER}
+            GROUP BY campaign_id, channel
+            ORDER BY total_spend DESC
+            LIMIT 200
+        """)],
+        w=12, h=9, decimals=2,
+    ))
+    panels.append(panel(
+        lay, "timeseries", "CPL by campaign", [sql_target(f"""
+            SELECT period_start AS time, dimension_value AS campaign, value AS cpl
+            FROM kpi_values FINAL
+            WHERE kpi = 'cpl' AND grain = '${{grain}}' AND dimension = 'campaign'
+              AND $__dateFilter(period_start) AND {CAMPAIGN_OF_CHANNEL}
+            ORDER BY time
+        """, FMT_TIMESERIES)],
+        w=12, h=9, unit="currencyUSD", options=TS_LEGEND,
+    ))
+
+    panels.append(lay.row("Attribution"))
+    latest_version = """
+        (conversion_id, version) IN (
+            SELECT conversion_id, max(version) FROM attribution_credits
+            WHERE model = '${model}' AND milestone = '${milestone}'
+            GROUP BY conversion_id)
+    """
+    panels.append(panel(
+        lay, "table", "Attributed revenue by campaign (selected model)", [sql_target(f"""
+            SELECT campaign_id, channel, sum(credited_revenue) AS attributed_revenue,
+                   sum(credit) AS credited_conversions,
+                   uniqExact(conversion_id) AS conversions_touched
+            FROM attribution_credits FINAL
+            WHERE model = '${{model}}' AND milestone = '${{milestone}}'
+              AND $__timeFilter(converted_at) AND {CHANNEL_FILTER} AND {latest_version}
+            GROUP BY campaign_id, channel
+            ORDER BY attributed_revenue DESC
+            LIMIT 100
+        """)],
+        w=12, h=10, decimals=2,
+        description="Latest credit version of each conversion only.",
+    ))
+    panels.append(panel(
+        lay, "table", "Channel credit share by model", [sql_target("""
+            SELECT channel, model, sum(credit) AS credited_conversions,
+                   sum(credited_revenue) AS attributed_revenue
+            FROM attribution_credits FINAL
+            WHERE milestone = '${milestone}' AND $__timeFilter(converted_at)
+              AND (conversion_id, model, version) IN (
+                  SELECT conversion_id, model, max(version) FROM attribution_credits
+                  WHERE milestone = '${milestone}' GROUP BY conversion_id, model)
+            GROUP BY channel, model
+            ORDER BY channel, model
+        """)],
+        w=12, h=10, decimals=2,
+        description="How much credit each model gives each channel for the same conversions.",
+    ))
+    panels.append(panel(
+        lay, "timeseries", "ROAS by campaign", [sql_target(f"""
+            SELECT period_start AS time, dimension_value AS campaign, value AS roas
+            FROM kpi_values FINAL
+            WHERE kpi = {model_kpi('roas')} AND grain = '${{grain}}'
+              AND dimension = 'campaign' AND $__dateFilter(period_start)
+              AND {CAMPAIGN_OF_CHANNEL}
+            ORDER BY time
+        """, FMT_TIMESERIES)],
+        w=24, h=9, decimals=2, options=TS_LEGEND,
+    ))
+    panels.append(lay.row("Budgets"))
+    panels.append(panel(
+        lay, "table", "Campaign budgets (latest month in range)", [sql_target(f"""
+            SELECT dimension_value AS campaign,
+                   argMaxIf(value, period_start, kpi = 'budget') AS budget,
+                   argMaxIf(value, period_start, kpi = 'spend_to_date') AS spend_to_date,
+                   argMaxIf(value, period_start, kpi = 'pacing') AS pacing,
+                   argMaxIf(value, period_start, kpi = 'projected_spend') AS projected_spend
+            FROM kpi_values FINAL
+            WHERE kpi IN ('budget', 'spend_to_date', 'pacing', 'projected_spend')
+              AND grain = 'month' AND dimension = 'campaign'
+              AND $__dateFilter(period_start) AND {CAMPAIGN_OF_CHANNEL}
+            GROUP BY campaign
+            ORDER BY budget DESC
+        """)],
+        w=12, h=9, decimals=2,
+    ))
+    panels.append(panel(
+        lay, "table", "Budgets as loaded", [sql_target(f"""
+            SELECT month, channel, campaign_id, amount, currency
+            FROM budgets FINAL
+            WHERE $__dateFilter(month) AND {CHANNEL_FILTER}
+            ORDER BY month DESC, channel, campaign_id
+            LIMIT 500
+        """)],
+        w=12, h=9, decimals=2,
+    ))
+    channel_var = sql_variable(
+        "channel", "Channel", "SELECT DISTINCT channel FROM spend ORDER BY channel"
+    )
+    milestone_var = custom_variable("milestone", "Milestone", [(m, m) for m in MILESTONES])
+    return dashboard(
+        "pulse-campaigns", "Pulse · Campaigns",
+        "Campaign and channel performance, attribution by model, budgets.",
+        panels, [GRAIN_VAR, MODEL_VAR, milestone_var, channel_var],
+        time_from="now-90d", tags=["campaigns"], links=DASH_LINKS,
+    )
+
+
+# --------------------------------------------------------------------------- operations
+def operations() -> dict[str, Any]:
+    lay = Layout()
+    ri = "$__rate_interval"
+    panels: list[dict[str, Any]] = [lay.row("Health")]
+    panels.append(panel(
+        lay, "stat", "Instances up", [prom_target('sum by (job) (up{job=~"pulse-.+"})', "{{job}}")],
+        w=8, h=4, options=STAT_OPTIONS | {"graphMode": "none"},
+        thresholds=[(None, "red"), (1, "green")],
+    ))
+    panels.append(panel(
+        lay, "stat", "Pipeline alerts firing",
+        [prom_target('count(ALERTS{alertstate="firing", alertname=~"Pulse.+"}) or vector(0)')],
+        w=4, h=4, options=STAT_OPTIONS | {"graphMode": "none"},
+        thresholds=[(None, "green"), (1, "red")],
+        description="Prometheus rules in deploy/prometheus/rules (lag, DLQ, service down).",
+    ))
+    panels.append(panel(
+        lay, "stat", "KPI alerts firing", [prom_target("sum(pulse_alerts_firing) or vector(0)")],
+        w=4, h=4, options=STAT_OPTIONS | {"graphMode": "area"},
+        thresholds=[(None, "green"), (1, "orange")],
+        description="Alerts service: KPI alert rules currently firing.",
+    ))
+    panels.append(panel(
+        lay, "stat", "Total consumer lag", [prom_target("sum(pulse_consumer_lag) or vector(0)")],
+        w=4, h=4, options=STAT_OPTIONS,
+        thresholds=[(None, "green"), (1000, "orange"), (10000, "red")],
+    ))
+    panels.append(panel(
+        lay, "stat", "Dead-lettered (range)",
+        [prom_target("sum(increase(pulse_messages_dead_lettered_total[$__range])) or vector(0)")],
+        w=4, h=4, options=STAT_OPTIONS | {"graphMode": "none"},
+        thresholds=[(None, "green"), (1, "orange")],
+    ))
+
+    panels.append(lay.row("Kafka consumers"))
+    panels.append(panel(
+        lay, "timeseries", "Consumer lag by service and topic",
+        [prom_target("sum by (service, topic) (pulse_consumer_lag)", "{{service}} · {{topic}}")],
+        w=12, h=8, options=TS_LEGEND,
+        description="Messages behind the log end. Sustained growth: scale the service "
+                    "(max = partition count) or check ClickHouse writes.",
+    ))
+    panels.append(panel(
+        lay, "timeseries", "Consumed messages / s",
+        [prom_target(f"sum by (service, topic) (rate(pulse_messages_consumed_total[{ri}]))",
+                     "{{service}} · {{topic}}")],
+        w=12, h=8, unit="reqps", options=TS_LEGEND,
+    ))
+    panels.append(panel(
+        lay, "timeseries", "Published messages / s",
+        [prom_target(f"sum by (service, topic) (rate(pulse_messages_published_total[{ri}]))",
+                     "{{service}} → {{topic}}")],
+        w=12, h=8, unit="reqps", options=TS_LEGEND,
+    ))
+    panels.append(panel(
+        lay, "timeseries", "Rows written to ClickHouse / s",
+        [prom_target(f"sum by (service, table) (rate(pulse_rows_written_total[{ri}]))",
+                     "{{service}} → {{table}}")],
+        w=12, h=8, unit="reqps", options=TS_LEGEND,
+    ))
+
+    panels.append(lay.row("Errors and dead letters"))
+    panels.append(panel(
+        lay, "timeseries", "Failed batches / s (redelivered)",
+        [prom_target(f"sum by (service, topic) (rate(pulse_handler_errors_total[{ri}]))",
+                     "{{service}} · {{topic}}")],
+        w=8, h=8, unit="reqps", options=TS_LEGEND,
+    ))
+    panels.append(panel(
+        lay, "timeseries", "Dead-lettered / s",
+        [prom_target(
+            f"sum by (service, topic, reason) (rate(pulse_messages_dead_lettered_total[{ri}]))",
+            "{{service}} · {{topic}} · {{reason}}")],
+        w=8, h=8, unit="reqps", options=TS_LEGEND,
+    ))
+    panels.append(panel(
+        lay, "table", "DLQ counts over the range",
+        [prom_target(
+            "sum by (service, topic, reason) "
+            "(increase(pulse_messages_dead_lettered_total[$__range])) > 0")
+         | {"format": "table", "instant": True, "range": False}],
+        w=8, h=8, decimals=0,
+        description="Each row: records sent to <topic>.dlq; the DeadLetter event carries "
+                    "the payload, the offset and the field errors.",
+    ))
+    panels.append(panel(
+        lay, "timeseries", "Ingest: rejected and duplicate rows / s", [
+            prom_target(f"sum by (kind, source) (rate(pulse_ingest_rows_rejected_total[{ri}]))",
+                        "rejected {{kind}} · {{source}}", "A"),
+            prom_target(f"sum by (kind, source) (rate(pulse_ingest_rows_duplicate_total[{ri}]))",
+                        "duplicate {{kind}} · {{source}}", "B"),
+            prom_target(f"sum by (kind, reason) (rate(pulse_ingest_backpressure_total[{ri}]))",
+                        "503 {{kind}} · {{reason}}", "C"),
+        ],
+        w=12, h=8, unit="reqps", options=TS_LEGEND,
+    ))
+    panels.append(panel(
+        lay, "timeseries", "Service failures / s", [
+            prom_target(
+                f"sum by (output) (rate(pulse_alerts_notification_failures_total[{ri}]))",
+                "alert notification {{output}}", "A"),
+            prom_target(f"sum by (kind) (rate(pulse_reporting_failures_total[{ri}]))",
+                        "report {{kind}}", "B"),
+            prom_target(
+                f'sum by (model) (rate(pulse_attribution_model_runs_total{{status!="ok"}}[{ri}]))',
+                "attribution run {{model}}", "C"),
+        ],
+        w=12, h=8, unit="reqps", options=TS_LEGEND,
+    ))
+
+    panels.append(lay.row("Latency"))
+    for title, metric, by, legend in (
+        ("Processing latency (record → commit)", "pulse_processing_latency_seconds",
+         "service, topic", "{{service}} · {{topic}}"),
+        ("ClickHouse batch write", "pulse_batch_write_seconds", "service, table",
+         "{{service}} → {{table}}"),
+    ):
+        panels.append(panel(
+            lay, "timeseries", title, [
+                prom_target(f"histogram_quantile({q}, sum by (le, {by}) "
+                            f"(rate({metric}_bucket[{ri}])))", f"p{int(q * 100)} {legend}",
+                            ref)
+                for q, ref in ((0.5, "A"), (0.95, "B"), (0.99, "C"))
+            ],
+            w=12, h=8, unit="s", options=TS_LEGEND,
+        ))
+    panels.append(panel(
+        lay, "timeseries", "Ingest request latency p95",
+        [prom_target(f"histogram_quantile(0.95, sum by (le, endpoint) "
+                     f"(rate(pulse_ingest_request_seconds_bucket[{ri}])))", "{{endpoint}}")],
+        w=8, h=8, unit="s", options=TS_LEGEND,
+    ))
+    panels.append(panel(
+        lay, "timeseries", "Batch size p50",
+        [prom_target(f"histogram_quantile(0.5, sum by (le, service, topic) "
+                     f"(rate(pulse_batch_size_bucket[{ri}])))", "{{service}} · {{topic}}")],
+        w=8, h=8, options=TS_LEGEND,
+    ))
+    panels.append(panel(
+        lay, "timeseries", "Time since last data-driven attribution run",
+        [prom_target("time() - pulse_attribution_last_model_run_timestamp_seconds",
+                     "{{model}}")],
+        w=8, h=8, unit="s", options=TS_LEGEND,
+    ))
+
+    panels.append(lay.row("Alerts and data freshness"))
+    panels.append(panel(
+        lay, "table", "KPI alerts firing now", [sql_target("""
+            SELECT rule, severity, kpi, labels, value, threshold, active_since
+            FROM alert_state FINAL
+            WHERE state = 'firing'
+            ORDER BY severity, active_since
+        """)],
+        w=12, h=8,
+    ))
+    panels.append(panel(
+        lay, "table", "Recent alert notifications", [sql_target("""
+            SELECT sent_at, state, severity, rule, kpi, value, threshold, labels
+            FROM alert_events FINAL
+            WHERE $__timeFilter(sent_at)
+            ORDER BY sent_at DESC
+            LIMIT 100
+        """)],
+        w=12, h=8,
+    ))
+    panels.append(panel(
+        lay, "table", "Data freshness (last ingested row per source table)", [sql_target("""
+            SELECT 'touchpoints' AS source_table, max(ingested_at) AS last_ingested,
+                   count() AS total_rows FROM touchpoints
+            UNION ALL
+            SELECT 'spend' AS source_table, max(ingested_at) AS last_ingested,
+                   count() AS total_rows FROM spend
+            UNION ALL
+            SELECT 'subscriptions' AS source_table, max(ingested_at) AS last_ingested,
+                   count() AS total_rows FROM subscriptions
+            UNION ALL
+            SELECT 'pipeline_events' AS source_table, max(ingested_at) AS last_ingested,
+                   count() AS total_rows FROM pipeline_events
+            UNION ALL
+            SELECT 'budgets' AS source_table, max(ingested_at) AS last_ingested,
+                   count() AS total_rows FROM budgets
+            UNION ALL
+            SELECT 'kpi_values' AS source_table, max(computed_at) AS last_ingested,
+                   count() AS total_rows FROM kpi_values
+        """)],
+        w=12, h=8,
+        description="Row counts include not-yet-merged duplicates (no FINAL: cheap).",
+    ))
+    panels.append(panel(
+        lay, "timeseries", "Ingested rows / s by kind and source",
+        [prom_target(f"sum by (kind, source) (rate(pulse_ingest_rows_accepted_total[{ri}]))",
+                     "{{kind}} · {{source}}")],
+        w=12, h=8, unit="reqps", options=TS_LEGEND,
+    ))
+    return dashboard(
+        "pulse-operations", "Pulse · Operations",
+        "Platform view: health, consumer lag, throughput, errors, dead letters, latency, "
+        "alerts, data freshness.",
+        panels, [], time_from="now-6h", tags=["operations"], links=DASH_LINKS,
+    )
+
+
+DASHBOARDS = {
+    "pulse-executive.json": executive,
+    "pulse-campaigns.json": campaigns,
+    "pulse-operations.json": operations,
+}
+
+
+def render() -> dict[str, str]:
+    """File name → JSON text of every dashboard."""
+    return {
+        name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+        for name, build in DASHBOARDS.items()
+    }
+
+
+def main() -> int:
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    for name, text in render().items():
+        (OUT_DIR / name).write_text(text, encoding="utf-8")
+        print(f"wrote {OUT_DIR / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""``pulse alerts …``: rules check, list, silences, backtest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pulse_shared.store import Store
+
+from pulse_alerts.domain.rules import RulesError, load_rules
+
+app = typer.Typer(no_args_is_help=True, help="Alert rules, state and silences.")
+rules_app = typer.Typer(no_args_is_help=True, help="Alert rules files.")
+silence_app = typer.Typer(no_args_is_help=True, help="Mute notifications for a while.")
+app.add_typer(rules_app, name="rules")
+app.add_typer(silence_app, name="silence")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _store() -> Store:
+    from pulse_shared.schema.migrations import migrate
+    from pulse_shared.store import open_store
+
+    store = open_store()
+    if store.backend == "embedded":
+        migrate(store)
+    return store
+
+
+@rules_app.command("check")
+def rules_check(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+) -> None:
+    """Validate a rules FILE; errors name the file, the rule and the field."""
+    try:
+        ruleset = load_rules(file.read_text(), str(file))
+    except RulesError as exc:
+        for problem in exc.problems:
+            typer.echo(problem, err=True)
+        raise typer.Exit(code=1) from exc
+    by_type: dict[str, int] = {}
+    for rule in ruleset.rules:
+        kind = str(getattr(rule, "type", "?"))
+        by_type[kind] = by_type.get(kind, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(by_type.items()))
+    typer.echo(f"{file}: {len(ruleset.rules)} rule(s) OK ({summary})")
+
+
+@app.command("list")
+def list_alerts(
+    state: Annotated[
+        str | None, typer.Option(help="pending, firing, resolved or inactive.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines output.")] = False,
+) -> None:
+    """List alerts and their state (from ClickHouse)."""
+    from pulse_alerts import storage
+
+    states = storage.load_states(_store(), [state] if state else None)
+    if as_json:
+        for s in states:
+            typer.echo(
+                json.dumps(
+                    {
+                        "fingerprint": s.fingerprint, "rule": s.rule, "state": s.status.value,
+                        "severity": s.severity.value, "labels": s.labels, "value": s.value,
+                        "threshold": s.threshold,
+                        "since": (s.fired_at or s.active_since or s.updated_at or _now())
+                        .isoformat(),
+                        "summary": s.annotations.get("summary", ""),
+                    }
+                )
+            )
+        return
+    if not states:
+        typer.echo("no alerts")
+        return
+    for s in states:
+        scope = s.labels.get("dimension_value") or s.labels.get("source", "")
+        since = s.fired_at or s.active_since or s.updated_at
+        typer.echo(
+            f"{s.status.value:<9} {s.severity.value:<8} {s.rule:<32} {scope:<20} "
+            f"value={s.value!s:<12} since={since.isoformat() if since else ''}  "
+            f"{s.annotations.get('summary', '')}"
+        )
+
+
+@silence_app.command("add")
+def silence_add(
+    matchers: Annotated[list[str], typer.Argument(help="label=value (wildcards ok), e.g. "
+                                                      "alertname=channel_* channel=email")],
+    duration: Annotated[str, typer.Option("--for", help="e.g. 2h, 1d")] = "2h",
+    comment: str = "",
+    created_by: Annotated[str, typer.Option("--by")] = "",
+) -> None:
+    """Silence alerts matching every MATCHER for a duration."""
+    from pulse_alerts.silences import create_silence, parse_matchers
+
+    try:
+        parsed = parse_matchers(matchers)
+        silence = create_silence(_store(), parsed, duration, _now(), created_by, comment)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    typer.echo(f"silence {silence.silence_id} until {silence.ends_at.isoformat()}")
+
+
+@silence_app.command("list")
+def silence_list(
+    include_expired: Annotated[bool, typer.Option("--all")] = False,
+) -> None:
+    """List active silences (``--all`` includes expired ones)."""
+    from pulse_alerts import storage
+
+    now = _now()
+    silences = storage.load_silences(_store(), None if include_expired else now)
+    if not silences:
+        typer.echo("no silences")
+    for s in silences:
+        matchers = " ".join(f"{k}={v}" for k, v in sorted(s.matchers.items()))
+        state = "active" if s.active(now) else "expired"
+        typer.echo(f"{s.silence_id}  {state:<7} until {s.ends_at.isoformat()}  {matchers}  "
+                   f"{s.comment}")
+
+
+@silence_app.command("expire")
+def silence_expire(silence_id: str) -> None:
+    """End a silence now."""
+    from pulse_alerts.silences import expire_silence
+
+    if expire_silence(_store(), silence_id, _now()) is None:
+        typer.echo(f"no silence {silence_id}", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"silence {silence_id} expired")
+
+
+@app.command("test")
+def backtest(
+    rule_name: Annotated[str, typer.Argument(metavar="RULE", help="Rule name.")],
+    date_from: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
+    date_to: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD.")],
+    rules_file: Annotated[
+        Path | None, typer.Option("--rules", help="Rules file (default: configured).")
+    ] = None,
+) -> None:
+    """Backtest RULE on kpi_values history: when would it have fired and resolved?"""
+    from pulse_alerts.backtest import run_backtest
+    from pulse_alerts.main import load_ruleset
+    from pulse_alerts.settings import AlertsSettings
+
+    settings = AlertsSettings()
+    if rules_file is not None:
+        settings = settings.model_copy(update={"rules_file": rules_file})
+    try:
+        ruleset = load_ruleset(settings)
+    except RulesError as exc:
+        for problem in exc.problems:
+            typer.echo(problem, err=True)
+        raise typer.Exit(code=1) from exc
+    rule = ruleset.by_name(rule_name)
+    if rule is None:
+        names = ", ".join(r.name for r in ruleset.rules)
+        typer.echo(f"no rule {rule_name!r} in {ruleset.source} (rules: {names})", err=True)
+        raise typer.Exit(code=1)
+    start, end = dt.date.fromisoformat(date_from), dt.date.fromisoformat(date_to)
+    if end < start:
+        typer.echo("--to is before --from", err=True)
+        raise typer.Exit(code=2)
+    try:
+        result = run_backtest(_store(), rule, start, end)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    for alert in result.alerts:
+        scope = alert.labels.get("dimension_value", "")
+        typer.echo(
+            f"{alert.sent_at.isoformat()}  {alert.state.value:<8} {scope:<20} "
+            f"value={alert.value} threshold={alert.threshold}  "
+            f"{alert.annotations.get('summary', '')}"
+        )
+    fired = sum(1 for a in result.alerts if a.state.value == "firing")
+    typer.echo(
+        f"{rule.name}: {result.evaluations} evaluation(s), {result.breaching} breaching, "
+        f"{fired} firing notification(s) between {start} and {end}"
+    )

@@ -1,0 +1,1 @@
+"""Pure alerting domain: rules, evaluation, lifecycle (no I/O, no clock reads)."""

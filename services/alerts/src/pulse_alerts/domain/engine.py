@@ -1,0 +1,113 @@
+"""In-memory evaluation engine: rules + current states + silences → outcomes.
+
+No I/O: the service fetches the context a rule needs, calls :meth:`Engine.apply`, persists
+the outcomes and only then :meth:`Engine.commit` s them, so a failed write leaves the
+engine as it was and a redelivered batch is evaluated again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from pulse_shared.events import KpiSnapshot
+
+from pulse_alerts.domain.lifecycle import Outcome, step, tick
+from pulse_alerts.domain.model import AlertStatus, Observation, Silence, Status, is_silenced
+from pulse_alerts.domain.rules import CampaignStatusRule, RuleBase, RuleSet
+
+SeriesKey = tuple[str, str, str, str]
+
+
+def latest_per_series(snapshots: Iterable[KpiSnapshot]) -> list[KpiSnapshot]:
+    """Keep only the newest snapshot (period, then computed_at) of each KPI series."""
+    latest: dict[SeriesKey, KpiSnapshot] = {}
+    for snap in snapshots:
+        key = (snap.kpi, snap.grain.value, snap.dimension, snap.dimension_value)
+        cur = latest.get(key)
+        if cur is None or (snap.period_start, snap.computed_at) > (
+            cur.period_start,
+            cur.computed_at,
+        ):
+            latest[key] = snap
+    return list(latest.values())
+
+
+@dataclass
+class Engine:
+    rules: RuleSet
+    states: dict[str, AlertStatus] = field(default_factory=dict)
+    silences: tuple[Silence, ...] = ()
+
+    def plan(self, snapshots: Sequence[KpiSnapshot]) -> list[tuple[RuleBase, KpiSnapshot]]:
+        """(rule, snapshot) pairs to evaluate: newest snapshot per series × matching rules."""
+        pairs: list[tuple[RuleBase, KpiSnapshot]] = []
+        for snap in latest_per_series(snapshots):
+            for rule in self.rules.candidates(snap.kpi):
+                if rule.matches(snap.kpi, snap.grain.value, snap.dimension, snap.dimension_value):
+                    pairs.append((rule, snap))
+                elif _triggers_campaign_rule(rule, snap):
+                    pairs.append((rule, snap))
+        return pairs
+
+    def apply(
+        self, observations: Sequence[tuple[RuleBase, Observation]], now: dt.datetime
+    ) -> list[Outcome]:
+        """Outcomes of the observations against current states (states not modified)."""
+        outcomes: dict[str, Outcome] = {}
+        for rule, obs in observations:
+            fp = obs.fingerprint
+            prev = outcomes[fp].state if fp in outcomes else self.states.get(fp)
+            silenced = is_silenced(obs.labels, self.silences, now)
+            outcome = step(prev, obs, rule, now, silenced)
+            if not outcome.changed:
+                continue
+            if fp in outcomes:
+                earlier = outcomes[fp]
+                outcome = Outcome(
+                    outcome.state,
+                    [*earlier.alerts, *outcome.alerts],
+                    [*earlier.actions, *outcome.actions],
+                )
+            outcomes[fp] = outcome
+        return list(outcomes.values())
+
+    def tick(self, now: dt.datetime) -> list[Outcome]:
+        """Timer pass over pending/firing/resolved states (``for``, repeats, silences)."""
+        outcomes: list[Outcome] = []
+        for state in self.states.values():
+            if state.status is Status.INACTIVE:
+                continue
+            if state.status is Status.RESOLVED and state.notified != "firing":
+                continue
+            rule = self.rules.by_name(state.rule)
+            if rule is None or not rule.enabled:
+                continue
+            outcome = tick(state, rule, now, is_silenced(state.labels, self.silences, now))
+            if outcome.changed:
+                outcomes.append(outcome)
+        return outcomes
+
+    def commit(self, outcomes: Iterable[Outcome]) -> None:
+        for outcome in outcomes:
+            self.states[outcome.state.fingerprint] = outcome.state
+
+    def counts(self) -> dict[tuple[str, str, str], int]:
+        """(status, rule, severity) → number of alerts, for gauges."""
+        out: dict[tuple[str, str, str], int] = {}
+        for s in self.states.values():
+            key = (s.status.value, s.rule, s.severity.value)
+            out[key] = out.get(key, 0) + 1
+        return out
+
+
+def _triggers_campaign_rule(rule: RuleBase, snap: KpiSnapshot) -> bool:
+    return (
+        isinstance(rule, CampaignStatusRule)
+        and rule.enabled
+        and snap.kpi in rule.needed_kpis
+        and snap.grain.value == "day"
+        and snap.dimension == "campaign"
+        and rule.matches(rule.kpi, "day", "campaign", snap.dimension_value)
+    )

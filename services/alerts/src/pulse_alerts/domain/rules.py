@@ -1,0 +1,409 @@
+"""Alert rules: YAML → validated pydantic models, with errors naming file, rule, field.
+
+A rules file looks like::
+
+    rules:
+      - name: paid_search_daily_spend_high
+        type: threshold          # threshold | change | zscore | ewma | budget |
+                                 # campaign_status | freshness | forecast
+        kpi: spend
+        grain: day
+        dimension: channel
+        dimension_value: "paid_*" # shell-style wildcard
+        op: above
+        threshold: 5000
+        severity: warning
+        for: 2                    # 2 consecutive evaluations (or a duration: 30m)
+        repeat_interval: 24h
+        labels: {team: growth}
+        annotations:
+          summary: "{kpi} on {dimension_value} is {value:,.0f} (limit {threshold:,.0f})"
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import yaml
+from pulse_shared.events import Grain, Severity
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from pulse_alerts.domain.durations import parse_duration
+from pulse_alerts.domain.templating import check_template
+
+RuleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
+Template = Annotated[str, BeforeValidator(lambda v: check_template(str(v)))]
+Direction = Literal["up", "down", "any"]
+Op = Literal["above", "below"]
+SOURCES = ("touchpoints", "spend", "subscriptions", "pipeline", "budgets")
+
+
+class RulesError(ValueError):
+    """A rules file is invalid; ``problems`` lists ``file: rule 'x': field: reason``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class ForSpec(BaseModel):
+    """How long a condition must hold before pending turns into firing."""
+
+    model_config = ConfigDict(frozen=True)
+    evaluations: int = Field(default=1, ge=1)
+    duration: dt.timedelta = dt.timedelta(0)
+
+    @property
+    def immediate(self) -> bool:
+        return self.evaluations <= 1 and self.duration <= dt.timedelta(0)
+
+
+def _parse_for(value: Any) -> Any:
+    if value is None:
+        return ForSpec()
+    if isinstance(value, ForSpec | dict):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a number of evaluations or a duration such as 30m")
+    if isinstance(value, int):
+        return ForSpec(evaluations=max(1, value))
+    if isinstance(value, str) and value.strip().isdigit():
+        return ForSpec(evaluations=max(1, int(value)))
+    return ForSpec(duration=parse_duration(value))
+
+
+class ActionSpec(BaseModel):
+    """Ask for a recommendation event on ``campaign.actions.v1`` when the alert fires."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    action: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    reason: Template = "{rule}: {kpi} is {value} (threshold {threshold})"
+
+
+class RuleBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: RuleName
+    description: str = ""
+    enabled: bool = True
+    kpi: str = "*"
+    grain: Grain | None = None
+    dimension: str = "*"
+    dimension_value: str = "*"
+    severity: Severity = Severity.WARNING
+    for_: Annotated[ForSpec, BeforeValidator(_parse_for)] = Field(
+        default_factory=ForSpec, alias="for"
+    )
+    repeat_interval: Duration = dt.timedelta(hours=24)
+    labels: dict[str, Template] = Field(default_factory=dict)
+    annotations: dict[str, Template] = Field(default_factory=dict)
+    group_by: list[str] = Field(default_factory=lambda: ["alertname"])
+    action: ActionSpec | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not key or not key.replace("_", "a").isalnum():
+                raise ValueError(f"label name {key!r} must be alphanumeric/underscore")
+        return value
+
+    @field_validator("repeat_interval")
+    @classmethod
+    def _positive_repeat(cls, value: dt.timedelta) -> dt.timedelta:
+        if value <= dt.timedelta(0):
+            raise ValueError("repeat_interval must be positive")
+        return value
+
+    # -- scope ------------------------------------------------------------------------
+    def matches(self, kpi: str, grain: str, dimension: str, dimension_value: str) -> bool:
+        return (
+            self.enabled
+            and _glob(self.kpi, kpi)
+            and (self.grain is None or self.grain.value == grain)
+            and _glob(self.dimension, dimension)
+            and _glob(self.dimension_value, dimension_value)
+        )
+
+    @property
+    def history_periods(self) -> int:
+        """How many earlier periods of the series evaluation needs (0 = none)."""
+        return 0
+
+
+def _glob(pattern: str, value: str) -> bool:
+    if pattern == "*":
+        return True
+    return fnmatch.fnmatchcase(value, pattern)
+
+
+class ThresholdRule(RuleBase):
+    """Static threshold: ``value`` above/below ``threshold``."""
+
+    type: Literal["threshold"]
+    op: Op
+    threshold: float
+
+
+class ChangeRule(RuleBase):
+    """Change vs an earlier period in percent (``periods_back: 1`` = previous period)."""
+
+    type: Literal["change"]
+    direction: Direction = "any"
+    threshold_pct: float = Field(gt=0)
+    periods_back: int = Field(default=1, ge=1, le=366)
+    min_base: float = Field(default=0.0, ge=0, description="Skip when |base| ≤ this.")
+
+    @property
+    def history_periods(self) -> int:
+        return self.periods_back
+
+
+class ZScoreRule(RuleBase):
+    """Deviation from the mean of the last ``window`` periods, in standard deviations."""
+
+    type: Literal["zscore"]
+    direction: Direction = "any"
+    threshold: float = Field(default=3.0, gt=0)
+    window: int = Field(default=28, ge=3, le=366)
+    min_periods: int = Field(default=7, ge=3)
+
+    @property
+    def history_periods(self) -> int:
+        return self.window
+
+
+class EwmaRule(RuleBase):
+    """Deviation from an exponentially weighted moving average (EWM std units)."""
+
+    type: Literal["ewma"]
+    direction: Direction = "any"
+    alpha: float = Field(default=0.3, gt=0, le=1)
+    threshold: float = Field(default=3.0, gt=0)
+    window: int = Field(default=60, ge=3, le=366)
+    min_periods: int = Field(default=7, ge=3)
+
+    @property
+    def history_periods(self) -> int:
+        return self.window
+
+
+class BudgetRule(RuleBase):
+    """Budget: projected month-end spend (``pacing``) or spend to date (``overspend``)
+    above the month's budget by more than ``tolerance_pct``."""
+
+    type: Literal["budget"]
+    mode: Literal["pacing", "overspend"] = "pacing"
+    tolerance_pct: float = Field(default=10.0, ge=0)
+
+    @model_validator(mode="after")
+    def _scope(self) -> BudgetRule:
+        kpi = "projected_spend" if self.mode == "pacing" else "spend_to_date"
+        if self.kpi not in ("*", kpi):
+            raise ValueError(f"kpi of a budget rule in mode {self.mode} is {kpi}")
+        object.__setattr__(self, "kpi", kpi)
+        if self.grain is None:
+            object.__setattr__(self, "grain", Grain.MONTH)
+        return self
+
+
+class CampaignStatusRule(RuleBase):
+    """Campaign health from daily campaign KPIs: spend without clicks/leads for ``days``
+    days, or no spend on a campaign that has a budget this month."""
+
+    type: Literal["campaign_status"]
+    condition: Literal["spend_without_clicks", "spend_without_leads", "no_spend"]
+    days: int = Field(default=3, ge=1, le=90)
+    min_spend: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _scope(self) -> CampaignStatusRule:
+        object.__setattr__(self, "dimension", "campaign")
+        object.__setattr__(self, "grain", Grain.DAY)
+        if self.kpi == "*":
+            object.__setattr__(self, "kpi", "spend")
+        return self
+
+    @property
+    def needed_kpis(self) -> tuple[str, ...]:
+        if self.condition == "spend_without_clicks":
+            return ("spend", "clicks")
+        if self.condition == "spend_without_leads":
+            return ("spend", "leads")
+        return ("spend", "budget")
+
+
+class FreshnessRule(RuleBase):
+    """No events of ``source`` ingested for ``max_age`` (evaluated on the timer)."""
+
+    type: Literal["freshness"]
+    source: Literal["touchpoints", "spend", "subscriptions", "pipeline", "budgets"]
+    max_age: Duration
+
+    def matches(self, kpi: str, grain: str, dimension: str, dimension_value: str) -> bool:
+        return False
+
+
+class ForecastRule(RuleBase):
+    """Forecast ``horizon`` periods ahead with prediction intervals (statsforecast);
+    fires when the chosen interval bound crosses ``threshold``."""
+
+    type: Literal["forecast"]
+    op: Op
+    threshold: float
+    horizon: int = Field(default=14, ge=7, le=30)
+    level: int = Field(default=90, ge=50, le=99)
+    window: int = Field(default=90, ge=14, le=730)
+    min_periods: int = Field(default=21, ge=7)
+    bound: Literal["lower", "mean", "upper"] | None = Field(
+        default=None, description="Default: upper for above, lower for below."
+    )
+
+    @property
+    def history_periods(self) -> int:
+        return self.window
+
+    @property
+    def effective_bound(self) -> str:
+        return self.bound or ("upper" if self.op == "above" else "lower")
+
+
+Rule = Annotated[
+    ThresholdRule
+    | ChangeRule
+    | ZScoreRule
+    | EwmaRule
+    | BudgetRule
+    | CampaignStatusRule
+    | FreshnessRule
+    | ForecastRule,
+    Field(discriminator="type"),
+]
+RULE_TYPES = (
+    "threshold",
+    "change",
+    "zscore",
+    "ewma",
+    "budget",
+    "campaign_status",
+    "freshness",
+    "forecast",
+)
+_RULE_ADAPTER: TypeAdapter[Rule] = TypeAdapter(Rule)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Loaded rules with a KPI index so a snapshot only meets rules that may match."""
+
+    rules: tuple[RuleBase, ...]
+    source: str = "<memory>"
+    _by_kpi: dict[str, list[RuleBase]] = field(init=False, repr=False, compare=False)
+    _wildcard: tuple[RuleBase, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_kpi: dict[str, list[RuleBase]] = {}
+        wildcard: list[RuleBase] = []
+        for rule in self.rules:
+            if not rule.enabled or isinstance(rule, FreshnessRule):
+                continue
+            if any(c in rule.kpi for c in "*?["):
+                wildcard.append(rule)
+            else:
+                by_kpi.setdefault(rule.kpi, []).append(rule)
+            if isinstance(rule, CampaignStatusRule):
+                for kpi in rule.needed_kpis:
+                    if kpi != rule.kpi:
+                        by_kpi.setdefault(kpi, []).append(rule)
+        object.__setattr__(self, "_by_kpi", by_kpi)
+        object.__setattr__(self, "_wildcard", tuple(wildcard))
+
+    def by_name(self, name: str) -> RuleBase | None:
+        return next((r for r in self.rules if r.name == name), None)
+
+    def candidates(self, kpi: str) -> list[RuleBase]:
+        found: list[RuleBase] = list(self._by_kpi.get(kpi, ()))
+        found.extend(r for r in self._wildcard if _glob(r.kpi, kpi))
+        return found
+
+    @property
+    def timer_rules(self) -> list[RuleBase]:
+        return [
+            r
+            for r in self.rules
+            if r.enabled and isinstance(r, FreshnessRule | CampaignStatusRule)
+        ]
+
+
+def parse_rules(data: Any, source: str = "<memory>") -> RuleSet:
+    """Validate already-parsed YAML/JSON data; raises :class:`RulesError`."""
+    if not isinstance(data, Mapping) or "rules" not in data:
+        raise RulesError([f"{source}: top level must be a mapping with a 'rules' list"])
+    extra = set(data) - {"rules"}
+    problems: list[str] = []
+    if extra:
+        problems.append(f"{source}: unknown top-level key(s) {sorted(extra)}")
+    raw_rules = data["rules"] or []
+    if not isinstance(raw_rules, list):
+        raise RulesError([f"{source}: 'rules' must be a list"])
+    rules: list[RuleBase] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(raw_rules):
+        label = _rule_label(raw, index)
+        try:
+            rule = _RULE_ADAPTER.validate_python(raw)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                loc = [str(p) for p in err["loc"]]
+                if loc and loc[0] in RULE_TYPES:
+                    loc = loc[1:]  # the discriminator tag is not a field
+                field = ".".join(loc) or "(rule)"
+                msg = err["msg"]
+                if err["type"] == "union_tag_invalid":
+                    field, msg = "type", f"must be one of {', '.join(RULE_TYPES)}"
+                elif err["type"] == "union_tag_not_found":
+                    field, msg = "type", f"missing; one of {', '.join(RULE_TYPES)}"
+                problems.append(f"{source}: {label}: {field}: {msg}")
+            continue
+        if rule.name in seen:
+            problems.append(
+                f"{source}: {label}: name: duplicate of rule #{seen[rule.name] + 1}"
+            )
+            continue
+        seen[rule.name] = index
+        rules.append(rule)
+    if problems:
+        raise RulesError(problems)
+    return RuleSet(tuple(rules), source)
+
+
+def _rule_label(raw: Any, index: int) -> str:
+    if isinstance(raw, Mapping) and isinstance(raw.get("name"), str):
+        return f"rule '{raw['name']}' (#{index + 1})"
+    return f"rule #{index + 1}"
+
+
+def load_rules(text: str, source: str = "<memory>") -> RuleSet:
+    """Parse YAML text; syntax errors name the line, validation errors the rule/field."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise RulesError([f"{source}:{where}: invalid YAML: {exc}"]) from exc
+    return parse_rules(data, source)

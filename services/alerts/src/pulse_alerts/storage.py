@@ -1,0 +1,319 @@
+"""ClickHouse reads/writes of the alerts service (through :class:`Store`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pulse_shared.events import Alert, CampaignAction, Severity
+from pulse_shared.store import Store
+
+from pulse_alerts.domain.model import AlertStatus, Silence, Status
+
+STATE_COLUMNS = (
+    "fingerprint", "rule", "state", "severity", "kpi", "labels", "annotations", "value",
+    "threshold", "active_since", "fired_at", "resolved_at", "consecutive", "notified",
+    "last_sent_at", "period_start", "as_of", "updated_at",
+)
+EVENT_COLUMNS = (
+    "alert_id", "fingerprint", "rule", "state", "severity", "kpi", "labels", "annotations",
+    "value", "threshold", "starts_at", "ends_at", "sent_at", "group_key", "actions",
+    "delivered", "updated_at",
+)
+SILENCE_COLUMNS = (
+    "silence_id", "matchers", "starts_at", "ends_at", "created_by", "comment", "updated_at",
+)
+FRESHNESS_TABLES = {
+    "touchpoints": "touchpoints",
+    "spend": "spend",
+    "subscriptions": "subscriptions",
+    "pipeline": "pipeline_events",
+    "budgets": "budgets",
+}
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# -- alert state --------------------------------------------------------------------------
+def state_row(state: AlertStatus) -> dict[str, Any]:
+    return {
+        "fingerprint": state.fingerprint,
+        "rule": state.rule,
+        "state": state.status.value,
+        "severity": state.severity.value,
+        "kpi": state.kpi,
+        "labels": state.labels,
+        "annotations": state.annotations,
+        "value": state.value,
+        "threshold": state.threshold,
+        "active_since": state.active_since,
+        "fired_at": state.fired_at,
+        "resolved_at": state.resolved_at,
+        "consecutive": state.consecutive,
+        "notified": state.notified,
+        "last_sent_at": state.last_sent_at,
+        "period_start": state.period_start,
+        "as_of": state.as_of,
+        "updated_at": state.updated_at or _utcnow(),
+    }
+
+
+def state_from_row(row: dict[str, Any]) -> AlertStatus:
+    return AlertStatus(
+        fingerprint=row["fingerprint"],
+        rule=row["rule"],
+        status=Status(row["state"]),
+        severity=Severity(row["severity"]),
+        kpi=row["kpi"],
+        labels=dict(row["labels"] or {}),
+        annotations=dict(row["annotations"] or {}),
+        value=row["value"],
+        threshold=row["threshold"],
+        active_since=row["active_since"],
+        fired_at=row["fired_at"],
+        resolved_at=row["resolved_at"],
+        consecutive=int(row["consecutive"]),
+        notified=row["notified"],
+        last_sent_at=row["last_sent_at"],
+        period_start=row["period_start"],
+        as_of=row["as_of"],
+        updated_at=row["updated_at"],
+    )
+
+
+def load_states(store: Store, states: Sequence[str] | None = None) -> list[AlertStatus]:
+    sql = f"SELECT {', '.join(STATE_COLUMNS)} FROM alert_state FINAL"  # noqa: S608
+    params: dict[str, Any] = {}
+    if states:
+        sql += " WHERE state IN {states:Array(String)}"
+        params["states"] = list(states)
+    return [state_from_row(r) for r in store.query(sql + " ORDER BY fingerprint", params)]
+
+
+def save_states(store: Store, states: Iterable[AlertStatus]) -> None:
+    rows = [state_row(s) for s in states]
+    if rows:
+        store.insert("alert_state", rows, STATE_COLUMNS)
+
+
+# -- alert events (notification log + outbox) ---------------------------------------------
+def event_row(
+    alert: Alert,
+    group: str,
+    actions: Sequence[CampaignAction],
+    delivered: bool,
+    updated_at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    return {
+        "alert_id": alert.alert_id,
+        "fingerprint": alert.fingerprint,
+        "rule": alert.rule,
+        "state": alert.state.value,
+        "severity": alert.severity.value,
+        "kpi": alert.kpi,
+        "labels": alert.labels,
+        "annotations": alert.annotations,
+        "value": alert.value,
+        "threshold": alert.threshold,
+        "starts_at": alert.starts_at,
+        "ends_at": alert.ends_at,
+        "sent_at": alert.sent_at,
+        "group_key": group,
+        "actions": json.dumps([a.model_dump(mode="json") for a in actions]),
+        "delivered": 1 if delivered else 0,
+        "updated_at": updated_at or _utcnow(),
+    }
+
+
+def save_events(store: Store, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        store.insert("alert_events", rows, EVENT_COLUMNS)
+
+
+def mark_delivered(store: Store, rows: Sequence[dict[str, Any]]) -> None:
+    now = _utcnow()
+    save_events(store, [{**r, "delivered": 1, "updated_at": now} for r in rows])
+
+
+def undelivered_events(store: Store) -> list[dict[str, Any]]:
+    return store.query(
+        f"SELECT {', '.join(EVENT_COLUMNS)} FROM alert_events FINAL "  # noqa: S608
+        "WHERE delivered = 0 ORDER BY sent_at, alert_id"
+    )
+
+
+def alert_from_event_row(row: dict[str, Any]) -> tuple[Alert, list[CampaignAction]]:
+    alert = Alert(
+        alert_id=row["alert_id"],
+        fingerprint=row["fingerprint"],
+        rule=row["rule"],
+        state=row["state"],
+        severity=row["severity"],
+        kpi=row["kpi"],
+        labels=dict(row["labels"] or {}),
+        annotations=dict(row["annotations"] or {}),
+        value=row["value"],
+        threshold=row["threshold"],
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        sent_at=row["sent_at"],
+    )
+    actions = [CampaignAction.model_validate(a) for a in json.loads(row["actions"] or "[]")]
+    return alert, actions
+
+
+def list_events(
+    store: Store, limit: int = 100, fingerprint: str | None = None
+) -> list[dict[str, Any]]:
+    sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM alert_events FINAL"  # noqa: S608
+    params: dict[str, Any] = {"limit": limit}
+    if fingerprint:
+        sql += " WHERE fingerprint = {fp:String}"
+        params["fp"] = fingerprint
+    return store.query(sql + " ORDER BY sent_at DESC, alert_id LIMIT {limit:UInt32}", params)
+
+
+# -- silences -----------------------------------------------------------------------------
+def save_silence(store: Store, silence: Silence) -> None:
+    store.insert(
+        "alert_silences",
+        [
+            {
+                "silence_id": silence.silence_id,
+                "matchers": silence.matchers,
+                "starts_at": silence.starts_at,
+                "ends_at": silence.ends_at,
+                "created_by": silence.created_by,
+                "comment": silence.comment,
+                "updated_at": _utcnow(),
+            }
+        ],
+        SILENCE_COLUMNS,
+    )
+
+
+def load_silences(store: Store, active_at: dt.datetime | None = None) -> list[Silence]:
+    sql = f"SELECT {', '.join(SILENCE_COLUMNS)} FROM alert_silences FINAL"  # noqa: S608
+    params: dict[str, Any] = {}
+    if active_at is not None:
+        sql += " WHERE ends_at > {now:DateTime64(3, 'UTC')}"
+        params["now"] = active_at
+    rows = store.query(sql + " ORDER BY starts_at, silence_id", params)
+    return [
+        Silence(
+            silence_id=r["silence_id"],
+            matchers=dict(r["matchers"] or {}),
+            starts_at=r["starts_at"],
+            ends_at=r["ends_at"],
+            created_by=r["created_by"],
+            comment=r["comment"],
+        )
+        for r in rows
+    ]
+
+
+# -- KPI history (read-only: kpi_values is owned by the kpi service) ----------------------
+def series_history(
+    store: Store,
+    kpi: str,
+    grain: str,
+    dimension: str,
+    dimension_value: str,
+    before: dt.date,
+    periods: int,
+) -> list[float | None]:
+    """Values of the ``periods`` periods before ``before``, oldest first."""
+    rows = store.query(
+        "SELECT period_start, value FROM kpi_values FINAL "
+        "WHERE kpi = {kpi:String} AND grain = {grain:String} AND dimension = {dim:String} "
+        "AND dimension_value = {dv:String} AND period_start < {before:Date} "
+        "ORDER BY period_start DESC LIMIT {n:UInt32}",
+        {"kpi": kpi, "grain": grain, "dim": dimension, "dv": dimension_value,
+         "before": before, "n": periods},
+    )
+    return [r["value"] for r in reversed(rows)]
+
+
+def related_values(
+    store: Store,
+    kpis: Sequence[str],
+    grain: str,
+    dimension: str,
+    dimension_value: str,
+    until: dt.date,
+    periods: int,
+) -> dict[str, list[float | None]]:
+    """For each KPI, the last ``periods`` values up to and including ``until`` (oldest
+    first); day grain gaps are filled with ``None`` so positions mean days."""
+    rows = store.query(
+        "SELECT kpi, period_start, value FROM kpi_values FINAL "
+        "WHERE kpi IN {kpis:Array(String)} AND grain = {grain:String} "
+        "AND dimension = {dim:String} AND dimension_value = {dv:String} "
+        "AND period_start <= {until:Date} AND period_start > {since:Date} "
+        "ORDER BY kpi, period_start",
+        {"kpis": list(kpis), "grain": grain, "dim": dimension, "dv": dimension_value,
+         "until": until, "since": _since(grain, until, periods)},
+    )
+    out: dict[str, list[float | None]] = {k: [] for k in kpis}
+    if grain == "day":
+        by_kpi: dict[str, dict[dt.date, float | None]] = {k: {} for k in kpis}
+        for r in rows:
+            by_kpi[r["kpi"]][r["period_start"]] = r["value"]
+        days = [until - dt.timedelta(days=i) for i in range(periods - 1, -1, -1)]
+        for k in kpis:
+            out[k] = [by_kpi[k].get(d) for d in days]
+        return out
+    for r in rows:
+        out[r["kpi"]].append(r["value"])
+    return {k: v[-periods:] for k, v in out.items()}
+
+
+def _since(grain: str, until: dt.date, periods: int) -> dt.date:
+    days = {"day": 1, "week": 7, "month": 31, "quarter": 92}.get(grain, 1)
+    return until - dt.timedelta(days=days * periods)
+
+
+def kpi_history(
+    store: Store,
+    kpi: str,
+    grain: str,
+    dimension: str,
+    dimension_value: str,
+    start: dt.date,
+    end: dt.date,
+) -> list[dict[str, Any]]:
+    """Rows of one KPI between two dates (inclusive), for backtests."""
+    sql = (
+        "SELECT kpi, grain, period, period_start, dimension, dimension_value, value, unit, "
+        "computed_at FROM kpi_values FINAL WHERE grain = {grain:String} "
+        "AND period_start >= {start:Date} AND period_start <= {end:Date}"
+    )
+    params: dict[str, Any] = {"grain": grain, "start": start, "end": end}
+    for name, column, pattern in (
+        ("kpi", "kpi", kpi),
+        ("dim", "dimension", dimension),
+        ("dv", "dimension_value", dimension_value),
+    ):
+        if pattern != "*":
+            sql += f" AND {column} LIKE {{{name}:String}}"
+            params[name] = _glob_to_like(pattern)
+    return store.query(sql + " ORDER BY dimension, dimension_value, kpi, period_start", params)
+
+
+def _glob_to_like(pattern: str) -> str:
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def last_ingested(store: Store, source: str) -> dt.datetime | None:
+    """Newest ``ingested_at`` of one raw event table (None when it is empty)."""
+    table = FRESHNESS_TABLES[source]
+    rows = store.query(f"SELECT count() AS n, max(ingested_at) AS last FROM {table}")  # noqa: S608
+    if not rows or int(rows[0]["n"]) == 0:
+        return None
+    last: dt.datetime = rows[0]["last"]
+    return last

@@ -1,0 +1,1 @@
+"""Pure attribution logic: journeys in, credits out (no I/O, no clock reads)."""

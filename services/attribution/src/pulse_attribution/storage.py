@@ -1,0 +1,203 @@
+"""ClickHouse reads and writes of the attribution service (through :class:`Store`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from pulse_shared.events import AttributionCredit, Channel, Touchpoint
+from pulse_shared.store import Store
+
+from pulse_attribution.domain.model import Conversion, Milestone, Touch
+
+TOUCHPOINT_COLUMNS = (
+    "event_id", "occurred_at", "account_id", "contact_id", "channel", "source", "medium",
+    "campaign_id", "touch_type", "utm_source", "utm_medium", "utm_campaign", "utm_term",
+    "utm_content", "cost", "currency",
+)
+CONVERSION_COLUMNS = (
+    "conversion_id", "account_id", "milestone", "converted_at", "revenue", "currency",
+)
+CREDIT_COLUMNS = (
+    "conversion_id", "milestone", "model", "version", "account_id", "touchpoint_event_id",
+    "channel", "campaign_id", "touched_at", "converted_at", "credit", "credited_revenue",
+    "currency",
+)
+RUN_COLUMNS = (
+    "run_id", "model", "milestone", "version", "parameters", "started_at", "finished_at",
+    "journeys", "conversions", "channels", "approximate", "total_conversion_value",
+)
+CHANNEL_RESULT_COLUMNS = (
+    "run_id", "model", "milestone", "channel", "removal_effect", "shapley_value", "share",
+    "total_conversions", "total_conversion_value", "computed_at",
+)
+
+
+def touchpoint_row(event: Touchpoint) -> dict[str, Any]:
+    row = event.model_dump()
+    return {c: row[c] for c in TOUCHPOINT_COLUMNS}
+
+
+def conversion_row(conversion: Conversion) -> dict[str, Any]:
+    return {
+        "conversion_id": conversion.conversion_id,
+        "account_id": conversion.account_id,
+        "milestone": str(conversion.milestone),
+        "converted_at": conversion.converted_at,
+        "revenue": conversion.revenue,
+        "currency": conversion.currency,
+    }
+
+
+def credit_row(credit: AttributionCredit) -> dict[str, Any]:
+    row = credit.model_dump()
+    return {c: row[c] for c in CREDIT_COLUMNS}
+
+
+def _conversion(row: dict[str, Any]) -> Conversion:
+    return Conversion(
+        conversion_id=row["conversion_id"],
+        account_id=row["account_id"],
+        milestone=Milestone(row["milestone"]),
+        converted_at=row["converted_at"],
+        revenue=Decimal(row["revenue"]),
+        currency=row["currency"],
+    )
+
+
+class AttributionStorage:
+    """Synchronous queries; callers run them off the event loop."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def touches(
+        self, account_ids: Sequence[str], start: dt.datetime, end: dt.datetime
+    ) -> dict[str, list[Touch]]:
+        """Touches of all contacts of the accounts in ``[start, end]``, per account."""
+        if not account_ids:
+            return {}
+        rows = self.store.query(
+            "SELECT event_id, occurred_at, account_id, contact_id, channel, campaign_id "
+            "FROM touchpoints FINAL "
+            "WHERE account_id IN {accounts:Array(String)} "
+            "AND occurred_at >= {start:DateTime64(6, 'UTC')} "
+            "AND occurred_at <= {end:DateTime64(6, 'UTC')} "
+            "ORDER BY account_id, occurred_at, event_id",
+            {"accounts": list(account_ids), "start": start, "end": end},
+        )
+        out: dict[str, list[Touch]] = defaultdict(list)
+        for row in rows:
+            out[row["account_id"]].append(
+                Touch(
+                    event_id=row["event_id"],
+                    occurred_at=row["occurred_at"],
+                    channel=Channel(row["channel"]),
+                    campaign_id=row["campaign_id"],
+                    contact_id=row["contact_id"],
+                )
+            )
+        return dict(out)
+
+    def conversions_of(self, account_ids: Sequence[str]) -> list[Conversion]:
+        if not account_ids:
+            return []
+        rows = self.store.query(
+            "SELECT conversion_id, account_id, milestone, converted_at, revenue, currency "
+            "FROM conversions FINAL WHERE account_id IN {accounts:Array(String)} "
+            "ORDER BY account_id, converted_at, conversion_id",
+            {"accounts": list(account_ids)},
+        )
+        return [_conversion(r) for r in rows]
+
+    def all_conversions(self, milestone: Milestone | None = None) -> list[Conversion]:
+        rows = self.store.query(
+            "SELECT conversion_id, account_id, milestone, converted_at, revenue, currency "
+            "FROM conversions FINAL "
+            "WHERE {milestone:String} = '' OR milestone = {milestone:String} "
+            "ORDER BY account_id, converted_at, conversion_id",
+            {"milestone": str(milestone) if milestone else ""},
+        )
+        return [_conversion(r) for r in rows]
+
+    def latest_credits(
+        self, conversion_ids: Sequence[str], models: Sequence[str]
+    ) -> dict[tuple[str, str], tuple[int, list[tuple[str, float]]]]:
+        """Per (conversion, model): the latest version and its (touch id, credit) list."""
+        if not conversion_ids:
+            return {}
+        rows = self.store.query(
+            "SELECT conversion_id, model, version, touchpoint_event_id, credit "
+            "FROM attribution_credits FINAL "
+            "WHERE conversion_id IN {ids:Array(String)} AND model IN {models:Array(String)} "
+            "ORDER BY conversion_id, model, version",
+            {"ids": list(conversion_ids), "models": list(models)},
+        )
+        latest: dict[tuple[str, str], tuple[int, list[tuple[str, float]]]] = {}
+        for row in rows:
+            key = (row["conversion_id"], row["model"])
+            version = int(row["version"])
+            current = latest.get(key)
+            if current is None or version > current[0]:
+                latest[key] = (version, [])
+                current = latest[key]
+            if version == current[0]:
+                current[1].append((row["touchpoint_event_id"], float(row["credit"])))
+        return latest
+
+    def credits_latest(
+        self, *, conversion_id: str | None = None, account_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Latest-version credit rows (what reports and KPIs should see)."""
+        return self.store.query(
+            "SELECT * FROM attribution_credits_latest "
+            "WHERE ({cid:String} = '' OR conversion_id = {cid:String}) "
+            "AND ({aid:String} = '' OR account_id = {aid:String}) "
+            "ORDER BY conversion_id, model, touched_at, touchpoint_event_id",
+            {"cid": conversion_id or "", "aid": account_id or ""},
+        )
+
+    def all_touches(self) -> dict[str, list[Touch]]:
+        """Every stored touch, per account, in journey order (data-driven runs)."""
+        rows = self.store.query(
+            "SELECT event_id, occurred_at, account_id, contact_id, channel, campaign_id "
+            "FROM touchpoints FINAL ORDER BY account_id, occurred_at, event_id"
+        )
+        out: dict[str, list[Touch]] = defaultdict(list)
+        for row in rows:
+            out[row["account_id"]].append(
+                Touch(
+                    event_id=row["event_id"],
+                    occurred_at=row["occurred_at"],
+                    channel=Channel(row["channel"]),
+                    campaign_id=row["campaign_id"],
+                    contact_id=row["contact_id"],
+                )
+            )
+        return dict(out)
+
+    def last_run_version(self, model: str, milestone: Milestone) -> int:
+        value = self.store.query_value(
+            "SELECT max(version) FROM attribution_model_runs FINAL "
+            "WHERE model = {model:String} AND milestone = {milestone:String}",
+            {"model": model, "milestone": str(milestone)},
+        )
+        return int(value or 0)
+
+    def model_runs(self, model: str | None = None) -> list[dict[str, Any]]:
+        return self.store.query(
+            "SELECT * FROM attribution_model_runs FINAL "
+            "WHERE {model:String} = '' OR model = {model:String} "
+            "ORDER BY started_at, run_id",
+            {"model": model or ""},
+        )
+
+    def channel_results(self, run_id: str) -> list[dict[str, Any]]:
+        return self.store.query(
+            "SELECT * FROM attribution_channel_results FINAL WHERE run_id = {run:String} "
+            "ORDER BY channel",
+            {"run": run_id},
+        )

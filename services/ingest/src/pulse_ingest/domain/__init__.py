@@ -1,0 +1,1 @@
+"""Pure ingest domain code: normalisation, validation, readers, CSV mappings, generator."""

@@ -1,0 +1,256 @@
+"""Raw rows → validated, pseudonymised events (pure: no I/O, no clock).
+
+Rules applied to every row, whatever the format it came in:
+
+* Only the fields of the kind's event model (plus a few documented aliases) are kept;
+  everything else — names, phone numbers, notes, any free text — is dropped.
+* Touchpoint contacts: ``contact_id`` that is already a SHA-256 hex is kept; any other
+  identifier (``contact_id``, ``contact_email``, ``email``) is hashed with the salt.
+* An e-mail address appearing in any other kept string field is replaced by its salted
+  hash, so a raw address can never leave ingest, even by mistake.
+* Empty strings mean "not given" (CSV cells); naive timestamps and plain dates are read as
+  UTC; channel and enum values are case-insensitive, with common aliases (``cpc`` …).
+* Missing ``event_id`` → a deterministic content hash of the *normalised* event, so a
+  re-send of the same row gets the same id and is recognised as a duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pulse_shared import topics
+from pulse_shared.events import (
+    Channel,
+    Event,
+    PipelineStage,
+    SubscriptionEventType,
+    TouchType,
+    deterministic_event_id,
+)
+from pulse_shared.privacy import hash_identifier, is_hashed
+from pulse_shared.topics import Topic
+from pydantic import ValidationError
+
+KIND_TOPICS: dict[str, Topic] = {
+    "touchpoints": topics.TOUCHPOINTS,
+    "spend": topics.SPEND,
+    "subscriptions": topics.SUBSCRIPTIONS,
+    "pipeline": topics.PIPELINE,
+    "budgets": topics.BUDGETS,
+}
+KINDS: tuple[str, ...] = tuple(KIND_TOPICS)
+
+PLACEHOLDER_ID = "pending"
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-']+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+
+CONTACT_FIELDS = ("contact_id", "contact_email", "email", "contact")
+"""Where a touchpoint's contact may come from, first non-empty wins (hashed unless hashed)."""
+
+ALIASES: dict[str, dict[str, str]] = {
+    "touchpoints": {
+        "timestamp": "occurred_at", "time": "occurred_at", "type": "touch_type",
+        "campaign": "campaign_id", "amount": "cost",
+    },
+    "spend": {"day": "date", "campaign": "campaign_id", "cost": "amount", "spend": "amount"},
+    "subscriptions": {"timestamp": "occurred_at", "type": "event_type", "event": "event_type"},
+    "pipeline": {"timestamp": "occurred_at", "deal_stage": "stage", "value": "amount"},
+    "budgets": {"campaign": "campaign_id", "budget": "amount"},
+}
+
+CHANNEL_ALIASES: dict[str, Channel] = {
+    "cpc": Channel.PAID_SEARCH, "ppc": Channel.PAID_SEARCH, "sem": Channel.PAID_SEARCH,
+    "search": Channel.PAID_SEARCH, "google_ads": Channel.PAID_SEARCH,
+    "adwords": Channel.PAID_SEARCH, "bing_ads": Channel.PAID_SEARCH,
+    "paid_social_media": Channel.PAID_SOCIAL, "linkedin_ads": Channel.PAID_SOCIAL,
+    "facebook_ads": Channel.PAID_SOCIAL, "meta_ads": Channel.PAID_SOCIAL,
+    "seo": Channel.ORGANIC_SEARCH, "organic": Channel.ORGANIC_SEARCH,
+    "social": Channel.ORGANIC_SOCIAL, "newsletter": Channel.EMAIL, "e_mail": Channel.EMAIL,
+    "event": Channel.EVENTS, "webinars": Channel.WEBINAR, "partners": Channel.PARTNER,
+    "affiliates": Channel.AFFILIATE, "none": Channel.DIRECT, "display_ads": Channel.DISPLAY,
+}
+
+_ENUM_FIELDS: dict[str, tuple[str, ...]] = {
+    "channel": tuple(c.value for c in Channel),
+    "touch_type": tuple(t.value for t in TouchType),
+    "event_type": tuple(t.value for t in SubscriptionEventType),
+    "stage": tuple(s.value for s in PipelineStage),
+}
+_DATETIME_FIELDS = ("occurred_at",)
+_FREE_TEXT_SAFE = ("event_id", "contact_id")
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One rejected row: its index in the request/file, the field and the reason."""
+
+    index: int
+    field: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "field": self.field, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class InvalidRow:
+    """Placeholder for an input row that could not even be parsed (bad NDJSON line …)."""
+
+    reason: str
+
+
+@dataclass
+class NormalisedBatch:
+    """Valid events (with their row index) and row errors, in input order."""
+
+    kind: str
+    events: list[Event] = field(default_factory=list)
+    indexes: list[int] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def rejected_rows(self) -> int:
+        return len({e.index for e in self.errors})
+
+
+def topic_for(kind: str) -> Topic:
+    try:
+        return KIND_TOPICS[kind]
+    except KeyError:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}") from None
+
+
+def _slug(value: str) -> str:
+    return re.sub(r"[\s\-/]+", "_", value.strip().lower())
+
+
+def _enum_value(name: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    slug = _slug(value)
+    if name == "channel" and slug not in _ENUM_FIELDS["channel"]:
+        alias = CHANNEL_ALIASES.get(slug)
+        return alias.value if alias else value
+    return slug if slug in _ENUM_FIELDS[name] else value
+
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _datetime_value(value: Any) -> Any:
+    """Naive timestamps and plain dates are UTC; epoch numbers are seconds."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        if _DATE_ONLY.match(text):
+            return text + "T00:00:00Z"
+        try:
+            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return value  # let the model report it
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return value
+
+
+def scrub_emails(value: str, salt: str) -> str:
+    """Replace every e-mail address inside ``value`` by its salted hash."""
+    return EMAIL_RE.sub(lambda m: hash_identifier(m.group(0), salt), value)
+
+
+def prepare_row(kind: str, row: Mapping[str, Any], salt: str) -> dict[str, Any]:
+    """Map a raw row onto the kind's model fields (no validation yet)."""
+    model = topic_for(kind).model
+    fields = model.model_fields
+    aliases = ALIASES.get(kind, {})
+    out: dict[str, Any] = {}
+    contact: Any = None
+    for raw_key, value in row.items():
+        if not isinstance(raw_key, str):
+            continue
+        key = raw_key.strip().lower()
+        if kind == "touchpoints" and key in CONTACT_FIELDS:
+            if contact is None and value not in (None, ""):
+                contact = value
+            continue
+        key = aliases.get(key, key)
+        if key not in fields or key == "kind":
+            continue  # unknown / free-text / personal fields are dropped
+        if value is None or (isinstance(value, str) and value.strip() == ""):
+            continue
+        if key in _ENUM_FIELDS:
+            value = _enum_value(key, value)
+        elif key in _DATETIME_FIELDS:
+            value = _datetime_value(value)
+        if isinstance(value, str) and key not in _FREE_TEXT_SAFE and "@" in value:
+            value = scrub_emails(value, salt)
+        out.setdefault(key, value)
+    if kind == "touchpoints" and contact is not None:
+        text = str(contact).strip()
+        out["contact_id"] = text if is_hashed(text) else hash_identifier(text, salt)
+    if isinstance(out.get("event_id"), str) and "@" in out["event_id"]:
+        out["event_id"] = scrub_emails(out["event_id"], salt)
+    return out
+
+
+def _errors(index: int, exc: ValidationError) -> list[RowError]:
+    errors: list[RowError] = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "(row)"
+        errors.append(RowError(index, loc, str(err["msg"])))
+    return errors
+
+
+def normalise_row(kind: str, row: Any, salt: str, index: int = 0) -> Event | list[RowError]:
+    """One raw row → an event, or the list of its field errors."""
+    if isinstance(row, InvalidRow):
+        return [RowError(index, "(row)", row.reason)]
+    if not isinstance(row, Mapping):
+        return [RowError(index, "(row)", f"expected an object, got {type(row).__name__}")]
+    model = topic_for(kind).model
+    try:
+        prepared = prepare_row(kind, row, salt)
+    except (TypeError, ValueError) as exc:  # defensive: exotic values
+        return [RowError(index, "(row)", str(exc))]
+    client_id = prepared.get("event_id")
+    if client_id is None:
+        prepared["event_id"] = PLACEHOLDER_ID
+    try:
+        event = model.model_validate(prepared)
+    except ValidationError as exc:
+        return _errors(index, exc)
+    if client_id is None:
+        canonical = event.model_dump(mode="json", exclude={"event_id"})
+        event = event.model_copy(
+            update={"event_id": deterministic_event_id(model.kind, canonical)}
+        )
+    return event
+
+
+def normalise_rows(
+    kind: str,
+    rows: Sequence[Any],
+    salt: str,
+    start_index: int = 0,
+    indexes: Sequence[int] | None = None,
+) -> NormalisedBatch:
+    """Normalise and validate ``rows``; a row's index is ``indexes[i]`` if given, else
+    ``start_index + i``."""
+    topic_for(kind)
+    if indexes is not None and len(indexes) != len(rows):
+        raise ValueError("indexes and rows differ in length")
+    batch = NormalisedBatch(kind=kind)
+    for offset, row in enumerate(rows):
+        index = indexes[offset] if indexes is not None else start_index + offset
+        result = normalise_row(kind, row, salt, index)
+        if isinstance(result, list):
+            batch.errors.extend(result)
+        else:
+            batch.events.append(result)
+            batch.indexes.append(index)
+    return batch

@@ -1,0 +1,304 @@
+"""HTTP API of the ingest service (FastAPI; OpenAPI at ``/docs``).
+
+* ``POST /v1/{touchpoints,spend,subscriptions,pipeline,budgets}`` — JSON array,
+  NDJSON (``application/x-ndjson``) or CSV (``text/csv``), up to ``max_rows`` rows.
+  200 when every row was accepted (or a duplicate), 422 with row-level errors otherwise
+  (valid rows are still published unless ``?atomic=true``).
+* ``POST /v1/import/{source}`` — CSV export of Google Ads, LinkedIn Ads, HubSpot or
+  Stripe (see README for the column mappings).
+* 401 missing/unknown API key, 403 kind outside the key's scope, 413 too large,
+  503 + ``Retry-After`` when the broker is slow or down.
+* ``/health`` (broker connectivity), ``/metrics`` (Prometheus).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker, KafkaRouter
+from pulse_shared.bus import Bus, make_broker
+from pulse_shared.logging import configure_logging, get_logger
+from pulse_shared.metrics import metrics_asgi_app
+from pulse_shared.service import broker_health
+from pulse_shared.settings import common_settings
+from pulse_shared.store import Store
+
+from pulse_ingest import metrics
+from pulse_ingest.domain.imports import IMPORTS, MappingError
+from pulse_ingest.domain.normalize import KINDS
+from pulse_ingest.domain.readers import BodyError, UnsupportedFormat, parse_body
+from pulse_ingest.service import BackpressureError, IngestResult, IngestService
+from pulse_ingest.settings import ApiKey, ConfigurationError, IngestSettings
+
+log = get_logger(__name__)
+SERVICE = "ingest"
+HealthCheck = Callable[[], Awaitable[bool]]
+
+ROW_ERROR_EXAMPLE = {"index": 3, "field": "occurred_at", "reason": "Field required"}
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent the request: the API key's name is the ``source`` label."""
+
+    source: str
+    key: ApiKey | None
+
+    def require(self, kinds: list[str] | tuple[str, ...]) -> None:
+        if self.key is None:
+            return
+        denied = [k for k in kinds if not self.key.allows(k)]
+        if denied:
+            metrics.AUTH_FAILURES.labels("403").inc()
+            raise HttpError(
+                403, f"API key {self.key.name!r} may not send {', '.join(denied)}"
+            )
+
+
+def _presented_key(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    return None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HttpError(413, f"body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _result_response(result: IngestResult) -> JSONResponse:
+    return JSONResponse(result.to_dict(), status_code=200 if result.ok else 422)
+
+
+def caller(request: Request) -> Caller:
+    """Authenticate the request's API key (``X-API-Key`` or ``Authorization: Bearer``)."""
+    settings: IngestSettings = request.app.state.settings
+    presented = _presented_key(request)
+    if settings.open_access and not presented:
+        return Caller(source="anonymous", key=None)
+    if not presented:
+        metrics.AUTH_FAILURES.labels("401").inc()
+        raise HttpError(401, "missing API key (X-API-Key or Authorization: Bearer)",
+                        {"WWW-Authenticate": "Bearer"})
+    key = settings.find_key(presented)
+    if key is None:
+        metrics.AUTH_FAILURES.labels("401").inc()
+        raise HttpError(401, "unknown API key", {"WWW-Authenticate": "Bearer"})
+    return Caller(source=key.name, key=key)
+
+
+AuthDep = Annotated[Caller, Depends(caller)]
+AtomicQuery = Annotated[bool, Query(description="Publish nothing unless every row is valid.")]
+
+
+def build_api(
+    service: IngestService,
+    settings: IngestSettings | None = None,
+    *,
+    health: HealthCheck | None = None,
+    lifespan: Callable[[FastAPI], Any] | None = None,
+) -> FastAPI:
+    """The FastAPI app around an :class:`IngestService` (tests pass an in-memory bus)."""
+    settings = settings or service.settings
+
+    app = FastAPI(
+        title="Pulse ingest",
+        version="1",
+        description=__doc__,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.settings = settings
+
+    @app.exception_handler(HttpError)
+    async def _http_error(request: Request, exc: HttpError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(BackpressureError)
+    async def _backpressure(request: Request, exc: BackpressureError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"broker busy or unavailable: {exc.reason}",
+             "retry_after": exc.retry_after},
+            status_code=503,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+
+    @app.middleware("http")
+    async def _timing(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", None) or "other"
+        metrics.REQUEST_SECONDS.labels(endpoint, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    async def ingest_kind(kind: str, request: Request, atomic: bool, who: Caller) -> JSONResponse:
+        who.require([kind])
+        body = await _read_body(request, settings.max_body_bytes)
+        try:
+            rows = parse_body(body, request.headers.get("content-type"))
+        except BodyError as exc:
+            status = 415 if isinstance(exc, UnsupportedFormat) else 400
+            return JSONResponse({"detail": str(exc)}, status_code=status)
+        if len(rows) > settings.max_rows:
+            raise HttpError(413, f"{len(rows)} rows; at most {settings.max_rows} per request")
+        result = await service.ingest(kind, rows, who.source, atomic=atomic)
+        return _result_response(result)
+
+    responses: dict[int | str, dict[str, Any]] = {
+        200: {"description": "Every row accepted (or a known duplicate)."},
+        400: {"description": "Body is not valid JSON / NDJSON / CSV."},
+        415: {"description": "Content type is not JSON, NDJSON or CSV."},
+        401: {"description": "Missing or unknown API key."},
+        403: {"description": "API key not allowed to send this kind."},
+        413: {"description": "Too many rows or bytes."},
+        422: {"description": f"Row-level errors, e.g. {ROW_ERROR_EXAMPLE}."},
+        503: {"description": "Broker slow or down; retry after Retry-After seconds."},
+    }
+    for kind in KINDS:
+
+        def make(kind: str) -> Callable[..., Awaitable[JSONResponse]]:
+            async def endpoint(
+                request: Request, who: AuthDep, atomic: AtomicQuery = False
+            ) -> JSONResponse:
+                return await ingest_kind(kind, request, atomic, who)
+
+            endpoint.__name__ = f"ingest_{kind}"
+            endpoint.__doc__ = (
+                f"Ingest {kind} rows: JSON array, NDJSON or CSV (see the shared event "
+                f"model). Raw contact e-mails are hashed; unknown fields are dropped."
+            )
+            return endpoint
+
+        app.post(f"/v1/{kind}", responses=responses, tags=["ingest"])(make(kind))
+
+    import_responses = {**responses, 400: {"description": "Not a CSV export of that tool."},
+                        404: {"description": "Unknown import source."}}
+
+    @app.post("/v1/import/{source}", responses=import_responses, tags=["import"])
+    async def import_csv(
+        source: str, request: Request, who: AuthDep, atomic: AtomicQuery = False
+    ) -> JSONResponse:
+        """Import a CSV export: google_ads, linkedin_ads, hubspot_contacts, hubspot_deals,
+        stripe_subscriptions (column mappings in the service README)."""
+        csv_import = IMPORTS.get(source)
+        if csv_import is None:
+            raise HttpError(404, f"unknown import source {source!r}; one of {', '.join(IMPORTS)}")
+        who.require(csv_import.kinds)
+        body = await _read_body(request, settings.max_body_bytes)
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return JSONResponse({"detail": "body is not UTF-8"}, status_code=400)
+        if text.count("\n") > settings.max_rows + 50:
+            raise HttpError(413, f"more than {settings.max_rows} rows per request")
+        try:
+            result = await service.import_export(source, text, who.source, atomic=atomic)
+        except MappingError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=400)
+        return _result_response(result)
+
+    @app.get("/health", tags=["ops"])
+    async def health_endpoint() -> JSONResponse:
+        kafka = await health() if health else True
+        return JSONResponse(
+            {"service": SERVICE, "status": "ok" if kafka else "degraded",
+             "checks": {"kafka": kafka}},
+            status_code=200 if kafka else 503,
+        )
+
+    app.mount("/metrics", metrics_asgi_app())
+    return app
+
+
+# -- component / production wiring --------------------------------------------------------
+
+
+@dataclass
+class IngestComponent:
+    """Ingest as a :class:`pulse_shared.component.Component` (it consumes nothing)."""
+
+    service: IngestService
+    name: str = SERVICE
+    router: KafkaRouter | None = None
+
+    def __post_init__(self) -> None:
+        if self.router is None:
+            self.router = KafkaRouter()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+def build(store: Store | None, bus: Bus, settings: IngestSettings | None = None) -> IngestComponent:
+    """Embedded/demo wiring: the service on a given bus (the store is not needed)."""
+    return IngestComponent(service=IngestService(bus, settings or IngestSettings()))
+
+
+def create_app(settings: IngestSettings | None = None, broker: KafkaBroker | None = None) -> FastAPI:
+    """Production app: real Kafka broker from ``PULSE_KAFKA_BOOTSTRAP``, started in lifespan."""
+    settings = settings or IngestSettings()
+    common = common_settings()
+    configure_logging(common.log_level, common.log_json)
+    in_memory = broker is None and not common.kafka_bootstrap
+    if in_memory and not settings.demo:
+        raise ConfigurationError("PULSE_KAFKA_BOOTSTRAP is required to run the ingest API")
+    kafka = broker or make_broker(common.kafka_bootstrap, client_id="pulse-ingest")
+    service = IngestService(Bus(kafka, SERVICE, in_memory=in_memory), settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("ingest_starting", bootstrap=common.kafka_bootstrap, in_memory=in_memory)
+        if in_memory:  # demo without Kafka: events go to FastStream's in-memory broker
+            from faststream.kafka import TestKafkaBroker
+
+            async with TestKafkaBroker(kafka):
+                yield
+            return
+        await kafka.start()
+        try:
+            yield
+        finally:
+            await kafka.stop()
+
+    return build_api(service, settings, health=broker_health(kafka), lifespan=lifespan)
+
+
+def run() -> None:
+    """Console entry point ``pulse-ingest``: uvicorn on ``settings.port``."""
+    import uvicorn
+
+    settings = IngestSettings()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)

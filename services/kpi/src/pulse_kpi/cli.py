@@ -1,0 +1,174 @@
+"""``pulse kpi …`` commands: the catalog, KPI values and the MRR movements report.
+
+They read the store from the common settings (``PULSE_CLICKHOUSE_URL``, else the embedded
+chDB in ``PULSE_DATA_DIR``), so they work with no server running.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from pulse_shared.events import Grain
+from pulse_shared.store import Store
+
+from pulse_kpi.domain.catalog import CATALOG
+from pulse_kpi.domain.mrr import MrrEvent, movements, mrr_report
+from pulse_kpi.domain.periods import parse_period, periods_between
+
+app = typer.Typer(help="KPIs: catalog, values, MRR movements.", no_args_is_help=True)
+
+MRR_COLUMNS = (
+    "period", "new", "expansion", "contraction", "churn", "reactivation", "net_new",
+    "ending_mrr",
+)
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
+class By(StrEnum):
+    ALL = "all"
+    CHANNEL = "channel"
+    CAMPAIGN = "campaign"
+
+
+@contextmanager
+def _store() -> Iterator[Store]:
+    from pulse_shared.schema.migrations import migrate
+    from pulse_shared.settings import common_settings
+    from pulse_shared.store import open_store
+
+    store = open_store(common_settings())
+    try:
+        migrate(store)  # idempotent; lets the commands run on a fresh data dir
+        yield store
+    finally:
+        store.close()
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format(value.quantize(Decimal("0.01")), "f")
+    if isinstance(value, float):
+        return f"{value:.6g}" if abs(value) < 1e6 else f"{value:.2f}"
+    return str(value)
+
+
+def _emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: Format, title: str) -> None:
+    if fmt == Format.JSON:
+        typer.echo(json.dumps(list(rows), default=str, indent=2))
+        return
+    if fmt == Format.CSV:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_num(row.get(c)) for c in columns])
+        typer.echo(buf.getvalue(), nl=False)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c)
+    for row in rows:
+        table.add_row(*[_num(row.get(c)) for c in columns])
+    Console().print(table)
+
+
+@app.command("list")
+def list_kpis(
+    fmt: Annotated[Format, typer.Option("--format", help="table, csv or json")] = Format.TABLE,
+) -> None:
+    """The KPI catalog: name, definition, unit, grains, dimensions, direction of good."""
+    rows = [
+        {
+            "name": k.name, "unit": str(k.unit), "direction": str(k.direction),
+            "grains": ",".join(str(g) for g in k.grains),
+            "dimensions": ",".join(k.dimensions), "definition": k.definition,
+        }
+        for k in CATALOG
+    ]
+    _emit(rows, ["name", "unit", "direction", "grains", "dimensions", "definition"], fmt,
+          "KPI catalog")
+
+
+@app.command("show")
+def show(
+    grain: Annotated[Grain, typer.Option(help="day, week, month or quarter")] = Grain.MONTH,
+    start: Annotated[str, typer.Option("--from", help="First period, e.g. 2026-01")] = "",
+    end: Annotated[str, typer.Option("--to", help="Last period (inclusive), e.g. 2026-10")] = "",
+    by: Annotated[By, typer.Option(help="all, channel or campaign")] = By.ALL,
+    kpi: Annotated[list[str] | None, typer.Option(help="Only these KPIs (repeatable)")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="table, csv or json")] = Format.TABLE,
+) -> None:
+    """KPI values from ``kpi_values`` (one row per KPI × dimension value × period)."""
+    from pulse_kpi.storage import KpiStorage
+
+    first = parse_period(start, grain).start if start else None
+    last = parse_period(end, grain).end if end else None
+    with _store() as store:
+        rows = KpiStorage(store).kpi_values(grain, first, last, str(by), kpi)
+    if fmt != Format.TABLE:
+        columns = ["kpi", "grain", "period", "period_start", "dimension", "dimension_value",
+                   "value", "unit"]
+        _emit([{c: r[c] for c in columns} for r in rows], columns, fmt, "KPIs")
+        return
+    periods = sorted({(r["period_start"], r["period"]) for r in rows})
+    wide: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        entry = wide.setdefault(
+            (r["kpi"], r["dimension_value"]),
+            {"kpi": r["kpi"], by.value: r["dimension_value"], "unit": r["unit"]},
+        )
+        entry[r["period"]] = r["value"]
+    head = ["kpi"] + ([by.value] if by != By.ALL else []) + ["unit"]
+    _emit(list(wide.values()), head + [p for _, p in periods], fmt, f"KPIs by {grain}")
+
+
+@app.command("mrr")
+def mrr(
+    grain: Annotated[Grain, typer.Option(help="day, week, month or quarter")] = Grain.MONTH,
+    start: Annotated[str, typer.Option("--from", help="First period, e.g. 2026-01")] = "",
+    end: Annotated[str, typer.Option("--to", help="Last period (inclusive), e.g. 2026-10")] = "",
+    fmt: Annotated[Format, typer.Option("--format", help="table, csv or json")] = Format.TABLE,
+) -> None:
+    """MRR movements per period (ChartMogul, event by event; churn/contraction negative)."""
+    with _store() as store:
+        rows = store.query(
+            "SELECT event_id, account_id, occurred_at, mrr FROM subscriptions FINAL"
+        )
+    events = [MrrEvent(r["event_id"], r["account_id"], r["occurred_at"], Decimal(r["mrr"]))
+              for r in rows]
+    moves = movements(events)
+    days = [m.occurred_at.date() for m in moves]
+    if not start and not days:
+        _emit([], MRR_COLUMNS, fmt, "MRR movements")
+        return
+    first = parse_period(start, grain).start if start else min(days)
+    last = parse_period(end, grain).start if end else max(days)
+    periods = [(p.label, p.start, p.end) for p in periods_between(first, last, grain)]
+    report = mrr_report(moves, periods)
+    out = [
+        {
+            "period": r.period, "new": r.new, "expansion": r.expansion,
+            "contraction": r.contraction, "churn": r.churn, "reactivation": r.reactivation,
+            "net_new": r.net_new, "ending_mrr": r.ending_mrr,
+        }
+        for r in report
+    ]
+    _emit(out, MRR_COLUMNS, fmt, f"MRR movements by {grain}")

@@ -1,0 +1,113 @@
+"""What the KPI formulas need, as loaded from ClickHouse (already deduplicated)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRow:
+    day: dt.date
+    channel: str
+    campaign_id: str
+    amount: Decimal
+    impressions: int = 0
+    clicks: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StageCount:
+    """Pipeline events reaching ``stage`` on ``day``."""
+
+    day: dt.date
+    stage: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CreditRow:
+    """Latest-version attribution credits of one day × model × milestone × channel × campaign."""
+
+    day: dt.date
+    model: str
+    milestone: str
+    channel: str
+    campaign_id: str
+    credit: float
+    revenue: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class MrrDay:
+    """Sums of one day's MRR movements (contraction and churn negative)."""
+
+    day: dt.date
+    new: Decimal = ZERO
+    expansion: Decimal = ZERO
+    contraction: Decimal = ZERO
+    churn: Decimal = ZERO
+    reactivation: Decimal = ZERO
+    paying_delta: int = 0
+    new_logos: int = 0
+    churned_logos: int = 0
+
+    @property
+    def net(self) -> Decimal:
+        return self.new + self.expansion + self.contraction + self.churn + self.reactivation
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRow:
+    month: dt.date  # first day of the month
+    channel: str
+    campaign_id: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class AccountStages:
+    """When one account first reached each funnel stage."""
+
+    account_id: str
+    firsts: Mapping[str, dt.datetime]
+
+
+@dataclass(frozen=True)
+class Facts:
+    spend: Sequence[SpendRow] = ()
+    stages: Sequence[StageCount] = ()
+    credits: Sequence[CreditRow] = ()
+    mrr_days: Sequence[MrrDay] = ()
+    #: MRR and paying accounts before the first day of ``mrr_days``' range.
+    mrr_opening: Decimal = ZERO
+    paying_opening: int = 0
+    budgets: Sequence[BudgetRow] = ()
+    funnel: Sequence[AccountStages] = ()
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which periods to (re)compute.
+
+    - ``flow_days``: days whose additive facts changed (spend, pipeline, credits): every
+      period containing one of them is recomputed for flow KPIs;
+    - ``mrr_from``..``mrr_to``: MRR changed from ``mrr_from`` on; stock KPIs of every period
+      intersecting the range are recomputed;
+    - ``funnel_days``: days of stage entries of affected accounts (cohorts change);
+    - ``budget_months``: months whose budget changed (pacing depends on ``as_of`` too).
+    """
+
+    flow_days: frozenset[dt.date] = frozenset()
+    mrr_from: dt.date | None = None
+    mrr_to: dt.date | None = None
+    funnel_days: frozenset[dt.date] = frozenset()
+    budget_months: frozenset[dt.date] = frozenset()
+    dimensions: tuple[str, ...] = field(default=("all", "channel", "campaign"))
+
+    def is_empty(self) -> bool:
+        return not (self.flow_days or self.mrr_from or self.funnel_days or self.budget_months)

@@ -1,0 +1,78 @@
+"""Snapshot policy: publish a KPI key only when its value changed, at most once per
+``min_interval`` seconds per key (later changes wait and the latest value wins)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from pulse_shared.events import KpiSnapshot
+
+from pulse_kpi.domain.compute import KpiValue
+
+_MISSING = object()
+
+
+def changed(values: Iterable[KpiValue], known: Mapping[str, float | None]) -> list[KpiValue]:
+    """Values whose key is new or whose value differs from ``known``."""
+    out: list[KpiValue] = []
+    for v in values:
+        previous = known.get(v.key, _MISSING)
+        if previous is _MISSING or previous != v.value:
+            out.append(v)
+    return out
+
+
+def to_snapshot(value: KpiValue, computed_at: dt.datetime, final: bool = False) -> KpiSnapshot:
+    return KpiSnapshot(
+        kpi=value.kpi,
+        grain=value.grain,
+        period=value.period,
+        period_start=value.period_start,
+        dimension=value.dimension,
+        dimension_value=value.dimension_value,
+        value=value.value,
+        unit=value.unit,
+        computed_at=computed_at,
+        final=final,
+    )
+
+
+@dataclass
+class Throttle:
+    """Per-key rate limit; ``now`` is a monotonic clock reading in seconds."""
+
+    min_interval: float
+    last_sent: dict[str, float] = field(default_factory=dict)
+    pending: dict[str, KpiValue] = field(default_factory=dict)
+
+    def offer(self, values: Iterable[KpiValue], now: float) -> list[KpiValue]:
+        """Values to publish now; the rest wait in ``pending`` (latest value per key)."""
+        ready: list[KpiValue] = []
+        for v in values:
+            last = self.last_sent.get(v.key)
+            if last is None or now - last >= self.min_interval:
+                self.pending.pop(v.key, None)
+                self.last_sent[v.key] = now
+                ready.append(v)
+            else:
+                self.pending[v.key] = v
+        return ready
+
+    def due(self, now: float) -> list[KpiValue]:
+        """Pending values whose key may be published again."""
+        ready = [
+            v for k, v in self.pending.items()
+            if now - self.last_sent.get(k, float("-inf")) >= self.min_interval
+        ]
+        for v in ready:
+            del self.pending[v.key]
+            self.last_sent[v.key] = now
+        return ready
+
+    def next_due(self) -> float | None:
+        """Earliest time a pending value becomes publishable (``None`` if nothing waits)."""
+        if not self.pending:
+            return None
+        return min(self.last_sent.get(k, 0.0) + self.min_interval for k in self.pending)

@@ -1,0 +1,377 @@
+"""KPI service wiring: :func:`build` (component), :func:`create_app` (ASGI) and :func:`run`.
+
+Flow per consumed batch: raw rows → ClickHouse (idempotent), MRR movements re-classified for
+the batch's accounts, then the periods the batch touched are recomputed exactly from
+ClickHouse (``FINAL``), changed values are upserted into ``kpi_values`` and published on
+``kpi.snapshots.v1`` (rate-limited per key). Everything happens before the offsets are
+committed, so a crash only causes a harmless recompute on redelivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from pulse_shared.bus import Bus
+from pulse_shared.events import (
+    AttributionCredit,
+    Budget,
+    Grain,
+    KpiSnapshot,
+    PipelineEvent,
+    Spend,
+    Subscription,
+)
+from pulse_shared.logging import get_logger
+from pulse_shared.store import Store
+from pulse_shared.streaming import BatchConsumer
+from pulse_shared.topics import BUDGETS, CREDITS, KPI_SNAPSHOTS, PIPELINE, SPEND, SUBSCRIPTIONS
+from pulse_shared.writer import RowWriter
+
+from pulse_kpi import metrics, storage
+from pulse_kpi.domain.compute import KpiValue, Params, compute, data_range
+from pulse_kpi.domain.facts import Scope
+from pulse_kpi.domain.mrr import movements
+from pulse_kpi.domain.periods import GRAINS, period_of
+from pulse_kpi.domain.snapshots import Throttle, changed, to_snapshot
+from pulse_kpi.handlers import build_router
+from pulse_kpi.settings import SERVICE, KpiSettings
+
+log = get_logger(__name__)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class _Dirty:
+    """What consumed batches changed since the last recompute."""
+
+    flow_days: set[dt.date] = field(default_factory=set)
+    mrr_from: dt.date | None = None
+    mrr_to: dt.date | None = None
+    funnel_days: set[dt.date] = field(default_factory=set)
+    budget_months: set[dt.date] = field(default_factory=set)
+
+    def mark_mrr(self, first: dt.date, last: dt.date) -> None:
+        self.mrr_from = first if self.mrr_from is None else min(self.mrr_from, first)
+        self.mrr_to = last if self.mrr_to is None else max(self.mrr_to, last)
+
+    def take(self) -> _Dirty:
+        taken = _Dirty(
+            set(self.flow_days), self.mrr_from, self.mrr_to, set(self.funnel_days),
+            set(self.budget_months),
+        )
+        self.flow_days.clear()
+        self.funnel_days.clear()
+        self.budget_months.clear()
+        self.mrr_from = self.mrr_to = None
+        return taken
+
+    def empty(self) -> bool:
+        return not (self.flow_days or self.mrr_from or self.funnel_days or self.budget_months)
+
+
+class KpiComponent:
+    """Consumers of the input topics plus the snapshot flusher and the daily close."""
+
+    name = SERVICE
+
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        settings: KpiSettings,
+        clock: Callable[[], dt.datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.settings = settings
+        self.clock = clock
+        self.storage = storage.KpiStorage(store)
+        self.writer = RowWriter(store, SERVICE)
+        self.params = Params(
+            gross_margin=Decimal(str(settings.gross_margin)),
+            default_model=settings.default_model,
+        )
+        self.throttle = Throttle(settings.snapshot_min_interval_s)
+        self.known: dict[str, float | None] | None = None
+        self.mrr_horizon: dt.date | None = None
+        self._dirty = _Dirty()
+        self._lock = asyncio.Lock()
+        self._mrr_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.snapshot_publisher: Any = None
+        self.consumers: list[BatchConsumer[Any]] = [
+            BatchConsumer(SERVICE, SPEND, self.consume_spend, bus),
+            BatchConsumer(SERVICE, SUBSCRIPTIONS, self.consume_subscriptions, bus),
+            BatchConsumer(SERVICE, PIPELINE, self.consume_pipeline, bus),
+            BatchConsumer(SERVICE, BUDGETS, self.consume_budgets, bus),
+            BatchConsumer(SERVICE, CREDITS, self.consume_credits, bus),
+        ]
+        self.router = build_router(self)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._flush_loop(), name="kpi-flush"))
+        if self.settings.close_enabled:
+            self._tasks.append(asyncio.create_task(self._close_loop(), name="kpi-close"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.flush(force=True)
+
+    # ------------------------------------------------------------------ consumers
+    async def consume_spend(self, events: list[Spend]) -> None:
+        if not events:
+            return
+        await self.writer.write("spend", storage.spend_rows(events), storage.SPEND_COLUMNS)
+        self._dirty.flow_days.update(e.date for e in events)
+        await self.refresh()
+
+    async def consume_subscriptions(self, events: list[Subscription]) -> None:
+        if not events:
+            return
+        await self.writer.write(
+            "subscriptions", storage.subscription_rows(events), storage.SUBSCRIPTION_COLUMNS
+        )
+        await self._reclassify(sorted({e.account_id for e in events}))
+        days = [e.occurred_at.date() for e in events]
+        self._dirty.mark_mrr(min(days), max(days))
+        await self.refresh()
+
+    async def consume_pipeline(self, events: list[PipelineEvent]) -> None:
+        if not events:
+            return
+        await self.writer.write(
+            "pipeline_events", storage.pipeline_rows(events), storage.PIPELINE_COLUMNS
+        )
+        accounts = sorted({e.account_id for e in events})
+        stage_days = await asyncio.to_thread(self.storage.account_stage_days, accounts)
+        self._dirty.flow_days.update(e.occurred_at.date() for e in events)
+        self._dirty.funnel_days.update(stage_days)
+        await self.refresh()
+
+    async def consume_budgets(self, events: list[Budget]) -> None:
+        if not events:
+            return
+        await self.writer.write("budgets", storage.budget_rows(events), storage.BUDGET_COLUMNS)
+        self._dirty.budget_months.update(e.month_start for e in events)
+        await self.refresh()
+
+    async def consume_credits(self, events: list[AttributionCredit]) -> None:
+        """Attribution writes ``attribution_credits`` itself; we only recompute its days."""
+        if not events:
+            return
+        self._dirty.flow_days.update(e.converted_at.date() for e in events)
+        await self.refresh()
+
+    async def _reclassify(self, accounts: Sequence[str]) -> None:
+        """Recompute the MRR movements of whole accounts (late events re-classify later ones)."""
+        async with self._mrr_lock:
+            history = await asyncio.to_thread(self.storage.subscription_history, accounts)
+            moves = movements(history)
+            await self.writer.write(
+                "kpi_mrr_movements",
+                storage.movement_rows(moves, self.clock()),
+                storage.MOVEMENT_COLUMNS,
+            )
+        for move in moves:
+            metrics.MRR_MOVEMENTS.labels(str(move.kind)).inc()
+
+    # ------------------------------------------------------------------ recompute
+    async def refresh(self) -> list[KpiValue]:
+        """Recompute what is dirty; returns the values that changed."""
+        async with self._lock:
+            if self._dirty.empty():
+                return []
+            dirty = self._dirty.take()
+            try:
+                return await self._recompute(dirty)
+            except BaseException:
+                # Put the work back so a retry of the batch (or the next one) redoes it.
+                self._dirty.flow_days |= dirty.flow_days
+                self._dirty.funnel_days |= dirty.funnel_days
+                self._dirty.budget_months |= dirty.budget_months
+                if dirty.mrr_from is not None:
+                    self._dirty.mark_mrr(dirty.mrr_from, dirty.mrr_to or dirty.mrr_from)
+                raise
+
+    async def _load_known(self) -> dict[str, float | None]:
+        if self.known is None:
+            rows = await asyncio.to_thread(self.storage.kpi_values)
+            self.known = {
+                f"{r['kpi']}|{r['grain']}|{r['dimension']}|{r['dimension_value']}|{r['period']}":
+                    r["value"]
+                for r in rows
+            }
+            days = [
+                r["period_start"] for r in rows
+                if r["kpi"] == "mrr" and r["grain"] == "day" and r["dimension"] == "all"
+            ]
+            self.mrr_horizon = max(days) if days else None
+        return self.known
+
+    async def _recompute(self, dirty: _Dirty) -> list[KpiValue]:
+        started = time.perf_counter()
+        known = await self._load_known()
+        mrr_to = dirty.mrr_to
+        if dirty.mrr_from is not None:
+            last = await asyncio.to_thread(self.storage.last_subscription_day)
+            candidates = [d for d in (mrr_to, last, self.mrr_horizon) if d is not None]
+            mrr_to = max(candidates)
+        scope = Scope(
+            flow_days=frozenset(dirty.flow_days),
+            mrr_from=dirty.mrr_from,
+            mrr_to=mrr_to,
+            funnel_days=frozenset(dirty.funnel_days),
+            budget_months=frozenset(dirty.budget_months),
+        )
+        window = data_range(scope, self.params)
+        if window is None:
+            return []
+        facts = await asyncio.to_thread(self.storage.load_facts, *window)
+        now = self.clock()
+        values = compute(facts, scope, now.date(), self.params)
+        diff = changed(values, known)
+        metrics.VALUES_COMPUTED.inc(len(values))
+        if diff:
+            await self.writer.write(
+                "kpi_values", storage.kpi_rows(diff, now), storage.KPI_COLUMNS
+            )
+            for v in diff:
+                known[v.key] = v.value
+            metrics.VALUES_CHANGED.inc(len(diff))
+            await self._publish(self.throttle.offer(diff, time.monotonic()), now)
+        if mrr_to is not None:
+            self.mrr_horizon = max(mrr_to, self.mrr_horizon or mrr_to)
+        metrics.SNAPSHOTS_PENDING.set(len(self.throttle.pending))
+        elapsed = time.perf_counter() - started
+        metrics.RECOMPUTE_SECONDS.observe(elapsed)
+        metrics.LAST_RECOMPUTE.set(time.time())
+        log.info(
+            "kpis_recomputed", computed=len(values), changed=len(diff),
+            window=f"{window[0]}..{window[1]}", seconds=round(elapsed, 4),
+        )
+        return diff
+
+    async def _publish(
+        self, values: Sequence[KpiValue], computed_at: dt.datetime, final: bool = False
+    ) -> list[KpiSnapshot]:
+        snapshots = [to_snapshot(v, computed_at, final) for v in values]
+        if snapshots:
+            await self.bus.publish(KPI_SNAPSHOTS, snapshots)
+            metrics.SNAPSHOTS_PUBLISHED.labels(str(final).lower()).inc(len(snapshots))
+        return snapshots
+
+    async def flush(self, force: bool = False) -> int:
+        """Publish rate-limited snapshots whose interval has passed (all if ``force``)."""
+        if force:
+            due = list(self.throttle.pending.values())
+            self.throttle.pending.clear()
+        else:
+            due = self.throttle.due(time.monotonic())
+        await self._publish(due, self.clock())
+        metrics.SNAPSHOTS_PENDING.set(len(self.throttle.pending))
+        return len(due)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.flush_interval_s)
+            try:
+                await self.flush()
+            except Exception as exc:  # keep flushing; the next tick retries
+                log.warning("snapshot_flush_failed", error=repr(exc))
+
+    # ------------------------------------------------------------------ daily close
+    async def close_day(self, day: dt.date) -> list[KpiSnapshot]:
+        """Publish ``final=True`` snapshots of every period that ended with ``day``.
+
+        Stock KPIs (MRR …) and budget pacing are first brought up to ``day`` so every
+        closed period has its end-of-period value even without events that day.
+        """
+        self._dirty.mark_mrr(day, day)
+        self._dirty.budget_months.add(period_of(day, Grain.MONTH).start)
+        await self.refresh()
+        closed = [
+            (g, period_of(day, g).start) for g in GRAINS
+            if period_of(day, g).end == day + dt.timedelta(days=1)
+        ]
+        rows = await asyncio.to_thread(self.storage.kpi_values_for_periods, closed)
+        values = [
+            KpiValue(
+                r["kpi"], Grain(r["grain"]), r["period"], r["period_start"], r["dimension"],
+                r["dimension_value"], r["value"], r["unit"],
+            )
+            for r in rows
+        ]
+        snapshots = await self._publish(values, self.clock(), final=True)
+        log.info("periods_closed", day=str(day), periods=len(closed), snapshots=len(snapshots))
+        return snapshots
+
+    async def _close_loop(self) -> None:
+        while True:
+            now = self.clock()
+            midnight = dt.datetime.combine(
+                now.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC
+            )
+            due = midnight + dt.timedelta(seconds=self.settings.close_delay_s)
+            await asyncio.sleep(max(0.0, (due - now).total_seconds()))
+            try:
+                await self.close_day(due.date() - dt.timedelta(days=1))
+            except Exception as exc:
+                log.error("daily_close_failed", error=repr(exc))
+
+
+def build(store: Store, bus: Bus, settings: KpiSettings | None = None) -> KpiComponent:
+    """The KPI component (consumers + background tasks) on a given store and bus."""
+    return KpiComponent(store, bus, settings or KpiSettings())
+
+
+def create_app(settings: KpiSettings | None = None) -> Any:
+    """Production wiring: Kafka from ``PULSE_KAFKA_BOOTSTRAP``, store from common settings."""
+    from pulse_shared.bus import make_broker
+    from pulse_shared.logging import configure_logging
+    from pulse_shared.schema.migrations import migrate
+    from pulse_shared.service import create_service_app
+    from pulse_shared.settings import common_settings
+    from pulse_shared.store import open_store
+
+    common = common_settings()
+    configure_logging(common.log_level, common.log_json)
+    settings = settings or KpiSettings()
+    broker = make_broker(common.kafka_bootstrap, client_id="pulse-kpi")
+    store = open_store(common)
+    component = build(store, Bus(broker, SERVICE), settings)
+    broker.include_router(component.router)
+
+    async def on_startup() -> None:
+        await asyncio.to_thread(migrate, store)
+
+    return create_service_app(
+        SERVICE,
+        broker,
+        store,
+        on_startup=[on_startup],
+        after_startup=[component.start],
+        on_shutdown=[component.stop],
+    )
+
+
+def run() -> None:
+    import uvicorn
+
+    settings = KpiSettings()
+    uvicorn.run(create_app(settings), host="0.0.0.0", port=settings.port)

@@ -1,0 +1,38 @@
+"""KPI service settings (env prefix ``PULSE_KPI_``).
+
+Connection settings (Kafka, ClickHouse, data dir) come from
+:class:`pulse_shared.settings.PulseSettings`.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GROUP_ID = "pulse-kpi"
+SERVICE = "kpi"
+
+
+class KpiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PULSE_KPI_", extra="ignore")
+
+    port: int = Field(default=8003, description="HTTP port for /health, /metrics, /asyncapi.")
+    gross_margin: float = Field(
+        default=0.8, gt=0, le=1, description="Gross margin used by LTV and CAC payback."
+    )
+    default_model: str = Field(
+        default="last_touch", description="Attribution model of the un-suffixed KPIs."
+    )
+    snapshot_min_interval_s: float = Field(
+        default=0.5, ge=0, description="At most one snapshot per KPI key per this many s."
+    )
+    flush_interval_s: float = Field(
+        default=0.1, gt=0, description="How often deferred (rate-limited) snapshots are sent."
+    )
+    close_enabled: bool = Field(
+        default=True, description="Publish daily closes (final=True) after midnight UTC."
+    )
+    close_delay_s: float = Field(
+        default=300.0, ge=0, description="Seconds after midnight UTC when closes are sent."
+    )
+    max_records: int = Field(default=5000, ge=1, description="Records per consumed batch.")

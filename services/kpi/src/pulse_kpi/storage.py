@@ -1,0 +1,273 @@
+"""The KPI service's ClickHouse reads and writes (all through :class:`Store`).
+
+Raw input tables (spend, subscriptions, pipeline_events, budgets) and ``kpi_mrr_movements``
+deduplicate on event ids; every read that must be exact uses ``FINAL``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from pulse_shared.events import Budget, Grain, PipelineEvent, Spend, Subscription
+from pulse_shared.store import Store
+
+from pulse_kpi.domain.catalog import STAGES
+from pulse_kpi.domain.compute import KpiValue
+from pulse_kpi.domain.facts import (
+    AccountStages,
+    BudgetRow,
+    CreditRow,
+    Facts,
+    MrrDay,
+    SpendRow,
+    StageCount,
+)
+from pulse_kpi.domain.mrr import MrrEvent, MrrMovement
+
+SPEND_COLUMNS = (
+    "event_id", "date", "channel", "campaign_id", "amount", "currency", "impressions", "clicks",
+)
+SUBSCRIPTION_COLUMNS = (
+    "event_id", "occurred_at", "account_id", "event_type", "mrr", "currency", "plan",
+)
+PIPELINE_COLUMNS = ("event_id", "occurred_at", "account_id", "stage", "amount", "currency")
+BUDGET_COLUMNS = ("event_id", "month", "channel", "campaign_id", "amount", "currency")
+MOVEMENT_COLUMNS = (
+    "event_id", "account_id", "occurred_at", "kind", "mrr_before", "mrr_after",
+    "paying_delta", "computed_at",
+)
+KPI_COLUMNS = (
+    "kpi", "grain", "period", "period_start", "dimension", "dimension_value", "value", "unit",
+    "computed_at",
+)
+
+
+def spend_rows(events: Iterable[Spend]) -> list[dict[str, Any]]:
+    return [e.model_dump(include=set(SPEND_COLUMNS)) for e in events]
+
+
+def subscription_rows(events: Iterable[Subscription]) -> list[dict[str, Any]]:
+    return [e.model_dump(include=set(SUBSCRIPTION_COLUMNS)) for e in events]
+
+
+def pipeline_rows(events: Iterable[PipelineEvent]) -> list[dict[str, Any]]:
+    return [e.model_dump(include=set(PIPELINE_COLUMNS)) for e in events]
+
+
+def budget_rows(events: Iterable[Budget]) -> list[dict[str, Any]]:
+    return [
+        {**e.model_dump(include=set(BUDGET_COLUMNS) - {"month"}), "month": e.month_start}
+        for e in events
+    ]
+
+
+def movement_rows(moves: Iterable[MrrMovement], computed_at: dt.datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_id": m.event_id, "account_id": m.account_id, "occurred_at": m.occurred_at,
+            "kind": str(m.kind), "mrr_before": m.mrr_before, "mrr_after": m.mrr_after,
+            "paying_delta": m.paying_delta, "computed_at": computed_at,
+        }
+        for m in moves
+    ]
+
+
+def kpi_rows(values: Iterable[KpiValue], computed_at: dt.datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "kpi": v.kpi, "grain": str(v.grain), "period": v.period,
+            "period_start": v.period_start, "dimension": v.dimension,
+            "dimension_value": v.dimension_value, "value": v.value, "unit": v.unit,
+            "computed_at": computed_at,
+        }
+        for v in values
+    ]
+
+
+def _dec(value: Any) -> Decimal:
+    return Decimal(0) if value is None else Decimal(value)
+
+
+class KpiStorage:
+    """Synchronous queries; the component runs them off the event loop."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # ------------------------------------------------------------------ MRR movements
+    def subscription_history(self, accounts: Sequence[str]) -> list[MrrEvent]:
+        rows = self.store.query(
+            "SELECT event_id, account_id, occurred_at, mrr FROM subscriptions FINAL "
+            "WHERE account_id IN {accounts:Array(String)}",
+            {"accounts": list(accounts)},
+        )
+        return [
+            MrrEvent(r["event_id"], r["account_id"], r["occurred_at"], _dec(r["mrr"]))
+            for r in rows
+        ]
+
+    def last_subscription_day(self) -> dt.date | None:
+        rows = self.store.query(
+            "SELECT toDate(max(occurred_at)) AS d, count() AS n FROM subscriptions"
+        )
+        if not rows or int(rows[0]["n"]) == 0:
+            return None
+        day = rows[0]["d"]
+        return day if isinstance(day, dt.date) else None
+
+    def account_stage_days(self, accounts: Sequence[str]) -> set[dt.date]:
+        rows = self.store.query(
+            "SELECT DISTINCT toDate(occurred_at) AS day FROM pipeline_events FINAL "
+            "WHERE account_id IN {accounts:Array(String)}",
+            {"accounts": list(accounts)},
+        )
+        return {r["day"] for r in rows}
+
+    # ------------------------------------------------------------------ facts
+    def load_facts(self, start: dt.date, end: dt.date) -> Facts:
+        """Facts for the half-open day range ``[start, end)``."""
+        p = {"start": start, "end": end}
+        spend = [
+            SpendRow(r["day"], r["channel"], r["campaign_id"], _dec(r["amount"]),
+                     int(r["impressions"]), int(r["clicks"]))
+            for r in self.store.query(
+                "SELECT date AS day, channel, campaign_id, sum(amount) AS amount, "
+                "sum(impressions) AS impressions, sum(clicks) AS clicks FROM spend FINAL "
+                "WHERE date >= {start:Date} AND date < {end:Date} "
+                "GROUP BY day, channel, campaign_id",
+                p,
+            )
+        ]
+        stages = [
+            StageCount(r["day"], r["stage"], int(r["n"]))
+            for r in self.store.query(
+                "SELECT toDate(occurred_at) AS day, stage, count() AS n "
+                "FROM pipeline_events FINAL "
+                "WHERE toDate(occurred_at) >= {start:Date} AND toDate(occurred_at) < {end:Date} "
+                "GROUP BY day, stage",
+                p,
+            )
+        ]
+        credits = [
+            CreditRow(r["day"], r["model"], r["milestone"], r["channel"], r["campaign_id"],
+                      float(r["credit"]), _dec(r["revenue"]))
+            for r in self.store.query(
+                "SELECT toDate(converted_at) AS day, model, milestone, channel, campaign_id, "
+                "sum(credit) AS credit, sum(credited_revenue) AS revenue "
+                "FROM attribution_credits FINAL "
+                "WHERE toDate(converted_at) >= {start:Date} AND toDate(converted_at) < {end:Date} "
+                "AND (conversion_id, model, version) IN ("
+                "  SELECT conversion_id, model, max(version) FROM attribution_credits "
+                "  WHERE toDate(converted_at) >= {start:Date} "
+                "  AND toDate(converted_at) < {end:Date} GROUP BY conversion_id, model) "
+                "GROUP BY day, model, milestone, channel, campaign_id",
+                p,
+            )
+        ]
+        mrr_days = [
+            MrrDay(
+                r["day"], _dec(r["new"]), _dec(r["expansion"]), _dec(r["contraction"]),
+                _dec(r["churn"]), _dec(r["reactivation"]), int(r["paying_delta"]),
+                int(r["new_logos"]), int(r["churned_logos"]),
+            )
+            for r in self.store.query(
+                "SELECT toDate(occurred_at) AS day, "
+                "sumIf(mrr_after - mrr_before, kind = 'new') AS new, "
+                "sumIf(mrr_after - mrr_before, kind = 'expansion') AS expansion, "
+                "sumIf(mrr_after - mrr_before, kind = 'contraction') AS contraction, "
+                "sumIf(mrr_after - mrr_before, kind = 'churn') AS churn, "
+                "sumIf(mrr_after - mrr_before, kind = 'reactivation') AS reactivation, "
+                "sum(paying_delta) AS paying_delta, countIf(kind = 'new') AS new_logos, "
+                "countIf(kind = 'churn') AS churned_logos "
+                "FROM kpi_mrr_movements FINAL "
+                "WHERE toDate(occurred_at) >= {start:Date} AND toDate(occurred_at) < {end:Date} "
+                "GROUP BY day",
+                p,
+            )
+        ]
+        opening = self.store.query(
+            "SELECT sum(mrr_after - mrr_before) AS mrr, sum(paying_delta) AS paying "
+            "FROM kpi_mrr_movements FINAL WHERE toDate(occurred_at) < {start:Date}",
+            p,
+        )
+        budgets = [
+            BudgetRow(r["month"], r["channel"], r["campaign_id"], _dec(r["amount"]))
+            for r in self.store.query(
+                "SELECT month, channel, campaign_id, amount FROM budgets FINAL "
+                "WHERE month >= {start:Date} AND month < {end:Date}",
+                p,
+            )
+        ]
+        stage_cols = ", ".join(
+            f"minIfOrNull(occurred_at, stage = '{s}') AS `{s}`" for s in STAGES
+        )
+        funnel = [
+            AccountStages(
+                r["account_id"], {s: r[s] for s in STAGES if r[s] is not None}
+            )
+            for r in self.store.query(
+                f"SELECT account_id, {stage_cols} FROM pipeline_events FINAL "  # noqa: S608 - constant stage names
+                "WHERE account_id IN (SELECT account_id FROM pipeline_events "
+                "WHERE toDate(occurred_at) >= {start:Date} AND toDate(occurred_at) < {end:Date}) "
+                "GROUP BY account_id",
+                p,
+            )
+        ]
+        return Facts(
+            spend=spend,
+            stages=stages,
+            credits=credits,
+            mrr_days=mrr_days,
+            mrr_opening=_dec(opening[0]["mrr"]) if opening else Decimal(0),
+            paying_opening=int(opening[0]["paying"] or 0) if opening else 0,
+            budgets=budgets,
+            funnel=funnel,
+        )
+
+    # ------------------------------------------------------------------ kpi_values
+    def kpi_values(
+        self,
+        grain: Grain | None = None,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        dimension: str | None = None,
+        kpis: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Latest KPI rows, filtered; ``[start, end)`` on ``period_start``."""
+        where = ["1"]
+        params: dict[str, Any] = {}
+        if grain is not None:
+            where.append("grain = {grain:String}")
+            params["grain"] = str(grain)
+        if start is not None:
+            where.append("period_start >= {start:Date}")
+            params["start"] = start
+        if end is not None:
+            where.append("period_start < {end:Date}")
+            params["end"] = end
+        if dimension is not None:
+            where.append("dimension = {dimension:String}")
+            params["dimension"] = dimension
+        if kpis:
+            where.append("kpi IN {kpis:Array(String)}")
+            params["kpis"] = list(kpis)
+        columns = "kpi, grain, period, period_start, dimension, dimension_value, value, unit"
+        order = "kpi, grain, dimension, dimension_value, period_start"
+        sql = f"SELECT {columns}, computed_at FROM kpi_values FINAL WHERE {' AND '.join(where)} ORDER BY {order}"  # noqa: S608 - fixed fragments, values are parameters
+        return self.store.query(sql, params)
+
+    def kpi_values_for_periods(
+        self, periods: Sequence[tuple[Grain, dt.date]]
+    ) -> list[dict[str, Any]]:
+        if not periods:
+            return []
+        return self.store.query(
+            "SELECT kpi, grain, period, period_start, dimension, dimension_value, value, unit "
+            "FROM kpi_values FINAL "
+            "WHERE (grain, period_start) IN "
+            "arrayZip({grains:Array(String)}, {starts:Array(Date)})",
+            {"grains": [str(g) for g, _ in periods], "starts": [s for _, s in periods]},
+        )

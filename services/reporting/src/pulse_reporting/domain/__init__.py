@@ -1,0 +1,1 @@
+"""Pure reporting domain: periods, report model, assembly, forecast, recommendations."""

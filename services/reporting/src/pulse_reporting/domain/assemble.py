@@ -1,0 +1,424 @@
+"""Report assembly: query results (``kpi_values`` rows, alerts, paths) → :class:`Report`.
+
+Pure: no I/O, no clock. KPI numbers are taken from ``kpi_values`` as they are — this
+module never recomputes a KPI; it only picks, orders and compares them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from pulse_reporting.domain.model import (
+    AlertRecord,
+    Better,
+    BudgetRow,
+    Delta,
+    DimensionRow,
+    Fmt,
+    ForecastSeries,
+    FunnelStep,
+    KpiTile,
+    KpiValue,
+    ModelComparison,
+    ModelComparisonRow,
+    MrrBridge,
+    PathRecord,
+    Recommendation,
+    Report,
+    ReportMeta,
+    Tone,
+    Trend,
+    TrendPoint,
+)
+from pulse_reporting.domain.forecast import forecast_series
+from pulse_reporting.domain.periods import Period
+from pulse_reporting.domain.recommend import recommend
+
+DEFAULT_MODEL = "last_touch"
+ATTRIBUTION_MODELS: tuple[str, ...] = (
+    "first_touch",
+    "last_touch",
+    "last_non_direct",
+    "linear",
+    "time_decay",
+    "position_based",
+    "w_shaped",
+    "full_path",
+    "markov",
+    "shapley",
+)
+ATTRIBUTED_KPIS = frozenset({"attributed_pipeline", "attributed_revenue", "roas", "marketing_roi"})
+FUNNEL_STAGES: tuple[tuple[str, str], ...] = (
+    ("lead", "leads"),
+    ("mql", "mqls"),
+    ("sql", "sqls"),
+    ("opportunity", "opportunities"),
+    ("won", "wins"),
+)
+BUDGET_KPIS: tuple[str, ...] = ("budget", "spend_to_date", "pacing", "projected_spend")
+TOP_N = 5
+HISTORY_DAYS = 90
+# (kpi, label, format, stock?) — daily series shown as trends and forecast 30 days ahead.
+DAILY_SERIES: tuple[tuple[str, str, Fmt, bool], ...] = (
+    ("spend", "Spend", Fmt.MONEY, False),
+    ("attributed_revenue", "Attributed revenue", Fmt.MONEY, False),
+    ("leads", "Leads", Fmt.COUNT, False),
+    ("mrr", "MRR", Fmt.MONEY, True),
+)
+
+
+@dataclass(frozen=True)
+class KpiSpec:
+    kpi: str
+    label: str
+    fmt: Fmt
+    better: Better
+
+
+HEADLINE: tuple[KpiSpec, ...] = (
+    KpiSpec("spend", "Spend", Fmt.MONEY, Better.NEUTRAL),
+    KpiSpec("attributed_revenue", "Attributed revenue", Fmt.MONEY, Better.UP),
+    KpiSpec("attributed_pipeline", "Attributed pipeline", Fmt.MONEY, Better.UP),
+    KpiSpec("roas", "ROAS", Fmt.RATIO, Better.UP),
+    KpiSpec("marketing_roi", "Marketing ROI", Fmt.PERCENT, Better.UP),
+    KpiSpec("cac", "CAC", Fmt.MONEY, Better.DOWN),
+    KpiSpec("ltv", "LTV", Fmt.MONEY, Better.UP),
+    KpiSpec("ltv_cac", "LTV:CAC", Fmt.RATIO, Better.UP),
+    KpiSpec("cac_payback_months", "CAC payback", Fmt.MONTHS, Better.DOWN),
+    KpiSpec("mrr", "MRR", Fmt.MONEY, Better.UP),
+    KpiSpec("arr", "ARR", Fmt.MONEY, Better.UP),
+    KpiSpec("mrr_net_new", "Net new MRR", Fmt.MONEY, Better.UP),
+    KpiSpec("nrr", "NRR", Fmt.PERCENT, Better.UP),
+    KpiSpec("gross_mrr_churn_rate", "Gross MRR churn", Fmt.PERCENT, Better.DOWN),
+    KpiSpec("leads", "Leads", Fmt.COUNT, Better.UP),
+    KpiSpec("wins", "New customers", Fmt.COUNT, Better.UP),
+    KpiSpec("cpl", "CPL", Fmt.MONEY, Better.DOWN),
+)
+SPECS: dict[str, KpiSpec] = {s.kpi: s for s in HEADLINE}
+
+_EPSILON = 1e-9
+
+
+def kpi_name(kpi: str, model: str) -> str:
+    """Name of an attribution-based KPI under ``model`` (``roas__linear``)."""
+    if kpi in ATTRIBUTED_KPIS and model != DEFAULT_MODEL:
+        return f"{kpi}__{model}"
+    return kpi
+
+
+def _candidates(kpi: str, model: str) -> tuple[str, ...]:
+    if kpi not in ATTRIBUTED_KPIS:
+        return (kpi,)
+    if model == DEFAULT_MODEL:
+        return (kpi, f"{kpi}__{model}")
+    return (f"{kpi}__{model}",)
+
+
+class KpiTable:
+    """Lookup of ``kpi_values`` rows by (kpi, period, dimension, dimension value)."""
+
+    def __init__(self, rows: Iterable[KpiValue]) -> None:
+        self._values: dict[tuple[str, str, str, str], float | None] = {}
+        self._members: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for row in rows:
+            self._values[(row.kpi, row.period, row.dimension, row.dimension_value)] = row.value
+            if row.dimension != "all":
+                self._members[(row.period, row.dimension)].add(row.dimension_value)
+
+    def has(self, kpi: str, period: str, dimension: str = "all", member: str = "") -> bool:
+        return (kpi, period, dimension, member) in self._values
+
+    def get(
+        self, kpi: str, period: str, dimension: str = "all", member: str = "",
+        model: str = DEFAULT_MODEL,
+    ) -> float | None:
+        for name in _candidates(kpi, model):
+            key = (name, period, dimension, member)
+            if key in self._values:
+                return self._values[key]
+        return None
+
+    def resolved_name(self, kpi: str, period: str, model: str) -> str:
+        for name in _candidates(kpi, model):
+            if (name, period, "all", "") in self._values:
+                return name
+        return kpi_name(kpi, model)
+
+    def members(self, period: str, dimension: str) -> list[str]:
+        return sorted(self._members.get((period, dimension), set()))
+
+
+def tone(better: Better, change: float | None) -> Tone:
+    """Direction-aware colouring: a rise is good for revenue, bad for CAC."""
+    if change is None or better is Better.NEUTRAL or abs(change) < _EPSILON:
+        return Tone.NEUTRAL
+    good = change > 0 if better is Better.UP else change < 0
+    return Tone.GOOD if good else Tone.BAD
+
+
+def delta(current: float | None, previous: float | None, better: Better) -> Delta:
+    if current is None or previous is None:
+        return Delta(previous=previous, change=None, change_pct=None, tone=Tone.NEUTRAL)
+    change = current - previous
+    pct = change / abs(previous) if abs(previous) > _EPSILON else None
+    return Delta(previous=previous, change=change, change_pct=pct, tone=tone(better, change))
+
+
+@dataclass
+class ReportInputs:
+    """Everything the storage layer read for one report."""
+
+    period: Period
+    model: str
+    kpis: Sequence[KpiValue]  # report grain: current, previous and year-ago periods
+    budget_kpis: Sequence[KpiValue] = ()  # budget/pacing KPIs (grain month or report grain)
+    alerts: Sequence[AlertRecord] = ()
+    paths: Sequence[PathRecord] = ()
+    daily: Mapping[str, Sequence[TrendPoint]] = field(default_factory=dict)  # kpi → days
+    forecast_interval: float = 0.8
+    recommendations: Sequence[Recommendation] = ()  # extra ones, appended
+    notes: list[str] = field(default_factory=list)
+
+
+def report_id(kind: str, period: str, model: str, generated_at: dt.datetime) -> str:
+    seed = f"{kind}|{period}|{model}|{generated_at.isoformat()}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:24]
+
+
+def _headline(table: KpiTable, cur: str, prev: str, yoy: str, model: str) -> list[KpiTile]:
+    tiles: list[KpiTile] = []
+    for spec in HEADLINE:
+        value = table.get(spec.kpi, cur, model=model)
+        tiles.append(
+            KpiTile(
+                kpi=table.resolved_name(spec.kpi, cur, model),
+                label=spec.label,
+                fmt=spec.fmt,
+                better=spec.better,
+                value=value,
+                pop=delta(value, table.get(spec.kpi, prev, model=model), spec.better),
+                yoy=delta(value, table.get(spec.kpi, yoy, model=model), spec.better),
+            )
+        )
+    return tiles
+
+
+def _dimension_rows(table: KpiTable, period: str, dimension: str, model: str) -> list[DimensionRow]:
+    total_spend = table.get("spend", period)
+    rows: list[DimensionRow] = []
+    for member in table.members(period, dimension):
+        def g(kpi: str, member: str = member) -> float | None:
+            return table.get(kpi, period, dimension, member, model=model)
+
+        spend = g("spend")
+        share = (
+            spend / total_spend
+            if spend is not None and total_spend is not None and total_spend > _EPSILON
+            else None
+        )
+        rows.append(
+            DimensionRow(
+                name=member,
+                spend=spend,
+                impressions=g("impressions"),
+                clicks=g("clicks"),
+                leads=g("leads"),
+                wins=g("wins"),
+                attributed_pipeline=g("attributed_pipeline"),
+                attributed_revenue=g("attributed_revenue"),
+                roas=g("roas"),
+                cac=g("cac"),
+                spend_share=share,
+            )
+        )
+    rows.sort(key=lambda r: (-(r.attributed_revenue or 0.0), -(r.spend or 0.0), r.name))
+    return rows
+
+
+def _top_bottom(campaigns: list[DimensionRow]) -> tuple[list[DimensionRow], list[DimensionRow]]:
+    ranked = sorted(
+        (c for c in campaigns if c.roas is not None and (c.spend or 0.0) > _EPSILON),
+        key=lambda c: (-(c.roas or 0.0), c.name),
+    )
+    top = ranked[:TOP_N]
+    rest = [c for c in ranked if c not in top]
+    bottom = sorted(rest, key=lambda c: ((c.roas or 0.0), c.name))[:TOP_N]
+    return top, bottom
+
+
+def _model_comparison(table: KpiTable, period: str, channels: list[str]) -> ModelComparison:
+    models = [
+        m for m in ATTRIBUTION_MODELS
+        if table.get("attributed_revenue", period, model=m) is not None
+        or any(
+            table.get("attributed_revenue", period, "channel", c, model=m) is not None
+            for c in channels
+        )
+    ]
+    rows = [
+        ModelComparisonRow(
+            name="all",
+            revenue={m: table.get("attributed_revenue", period, model=m) for m in models},
+            roas={m: table.get("roas", period, model=m) for m in models},
+        )
+    ]
+    for channel in channels:
+        rows.append(
+            ModelComparisonRow(
+                name=channel,
+                revenue={
+                    m: table.get("attributed_revenue", period, "channel", channel, model=m)
+                    for m in models
+                },
+                roas={m: table.get("roas", period, "channel", channel, model=m) for m in models},
+            )
+        )
+    return ModelComparison(models=models, rows=rows)
+
+
+def _abs(value: float | None) -> float | None:
+    return None if value is None else abs(value)
+
+
+def _mrr_bridge(table: KpiTable, cur: str, prev: str) -> MrrBridge:
+    return MrrBridge(
+        starting=table.get("mrr", prev),
+        new=table.get("mrr_new", cur),
+        expansion=table.get("mrr_expansion", cur),
+        reactivation=table.get("mrr_reactivation", cur),
+        contraction=_abs(table.get("mrr_contraction", cur)),
+        churn=_abs(table.get("mrr_churn", cur)),
+        net_new=table.get("mrr_net_new", cur),
+        ending=table.get("mrr", cur),
+    )
+
+
+def _funnel(table: KpiTable, period: str) -> list[FunnelStep]:
+    steps: list[FunnelStep] = []
+    for index, (stage, count_kpi) in enumerate(FUNNEL_STAGES):
+        nxt = FUNNEL_STAGES[index + 1][0] if index + 1 < len(FUNNEL_STAGES) else None
+        steps.append(
+            FunnelStep(
+                stage=stage,
+                count=table.get(count_kpi, period),
+                next_stage=nxt,
+                conversion_to_next=table.get(f"conv_{stage}_to_{nxt}", period) if nxt else None,
+                days_to_next=(
+                    table.get(f"velocity_{stage}_to_{nxt}_days", period) if nxt else None
+                ),
+            )
+        )
+    return steps
+
+
+def _pacing_tone(pacing: float | None) -> Tone:
+    if pacing is None:
+        return Tone.NEUTRAL
+    if 0.9 <= pacing <= 1.1:
+        return Tone.GOOD
+    return Tone.BAD
+
+
+def _budget(rows: Sequence[KpiValue]) -> list[BudgetRow]:
+    table = KpiTable(rows)
+    periods = sorted({r.period for r in rows})
+    out: list[BudgetRow] = []
+    for period in periods:
+        for dim, member in [("all", "")] + [("channel", c) for c in table.members(period, "channel")]:
+            values = {k: table.get(k, period, dim, member) for k in BUDGET_KPIS}
+            if all(v is None for v in values.values()):
+                continue
+            out.append(
+                BudgetRow(
+                    period=period,
+                    channel=member or "all",
+                    budget=values["budget"],
+                    spend_to_date=values["spend_to_date"],
+                    pacing=values["pacing"],
+                    projected_spend=values["projected_spend"],
+                    tone=_pacing_tone(values["pacing"]),
+                )
+            )
+    return out
+
+
+def daily_kpi_names(model: str) -> list[str]:
+    return [kpi_name(k, model) for k, *_ in DAILY_SERIES]
+
+
+def _trends_and_forecast(
+    inputs: ReportInputs,
+) -> tuple[list[Trend], list[ForecastSeries]]:
+    trends: list[Trend] = []
+    forecasts: list[ForecastSeries] = []
+    last_day = inputs.period.last_day
+    for kpi, label, fmt, stock in DAILY_SERIES:
+        name = kpi_name(kpi, inputs.model)
+        points = sorted(
+            (p for p in inputs.daily.get(name, ()) if p.day <= last_day), key=lambda p: p.day
+        )
+        if not points:
+            continue
+        trends.append(Trend(kpi=name, label=label, fmt=fmt, points=points))
+        series = forecast_series(
+            name, label, fmt, points, last_day, interval=inputs.forecast_interval, stock=stock
+        )
+        if series is not None:
+            forecasts.append(series)
+    return trends, forecasts
+
+
+def assemble_report(inputs: ReportInputs, now: dt.datetime) -> Report:
+    """Build the report for ``inputs.period`` under ``inputs.model``."""
+    period = inputs.period
+    cur, prev, yoy = period.label, period.previous().label, period.year_ago().label
+    table = KpiTable(inputs.kpis)
+    channels = _dimension_rows(table, cur, "channel", inputs.model)
+    campaigns = _dimension_rows(table, cur, "campaign", inputs.model)
+    top, bottom = _top_bottom(campaigns)
+    budget = _budget(inputs.budget_kpis)
+    previous_channels = {
+        r.name: r for r in _dimension_rows(table, prev, "channel", inputs.model)
+    }
+    recommendations = recommend(channels, previous_channels, bottom, budget, inputs.model)
+    recommendations += list(inputs.recommendations)
+    trends, forecasts = _trends_and_forecast(inputs)
+    notes = list(inputs.notes)
+    if not any(r.period == cur for r in inputs.kpis):
+        notes.append(f"No KPI values found for {period.grain} {cur}; has the KPI service run?")
+    kind = period.kind.value
+    meta = ReportMeta(
+        report_id=report_id(kind, cur, inputs.model, now),
+        kind=kind,
+        period=cur,
+        period_start=period.start,
+        period_end=period.last_day,
+        grain=period.grain,
+        previous_period=prev,
+        year_ago_period=yoy,
+        model=inputs.model,
+        generated_at=now,
+        title=f"{kind.capitalize()} marketing report {cur}",
+    )
+    return Report(
+        meta=meta,
+        headline=_headline(table, cur, prev, yoy, inputs.model),
+        mrr_bridge=_mrr_bridge(table, cur, prev),
+        channels=channels,
+        campaigns=campaigns,
+        top_campaigns=top,
+        bottom_campaigns=bottom,
+        model_comparison=_model_comparison(table, cur, [c.name for c in channels]),
+        funnel=_funnel(table, cur),
+        budget=budget,
+        paths=sorted(inputs.paths, key=lambda p: (-p.conversions, p.path)),
+        alerts=sorted(inputs.alerts, key=lambda a: (a.starts_at, a.alert_id)),
+        trends=trends,
+        forecast=forecasts,
+        recommendations=recommendations,
+        notes=notes,
+    )

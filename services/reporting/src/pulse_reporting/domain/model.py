@@ -1,0 +1,232 @@
+"""The report as data: what every renderer (Markdown, HTML, PDF, JSON, CSV) draws from.
+
+Numbers are carried exactly as read from ``kpi_values`` (floats, no rounding); renderers
+format them. ``None`` means the KPI service has no value for it (undefined or not computed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RECOMMENDATION_LABEL = "Recommendation for manual review (not applied automatically)"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Better(StrEnum):
+    """Which direction of change is good news for a KPI."""
+
+    UP = "up"
+    DOWN = "down"
+    NEUTRAL = "neutral"
+
+
+class Tone(StrEnum):
+    """Colour of a delta: good (green), bad (red), neutral (grey)."""
+
+    GOOD = "good"
+    BAD = "bad"
+    NEUTRAL = "neutral"
+
+
+class Fmt(StrEnum):
+    """How a number is displayed."""
+
+    MONEY = "money"
+    RATIO = "ratio"  # 3.2x
+    PERCENT = "percent"  # fraction 0.05 -> 5.0 %
+    COUNT = "count"
+    MONTHS = "months"
+    DAYS = "days"
+
+
+class KpiValue(_Model):
+    """One row of ``kpi_values`` (read with FINAL)."""
+
+    kpi: str
+    grain: str
+    period: str
+    dimension: str = "all"
+    dimension_value: str = ""
+    value: float | None
+    unit: str = ""
+
+
+class AlertRecord(_Model):
+    """An alert that fired in the period (from ``alert_events``)."""
+
+    alert_id: str
+    rule: str
+    state: str
+    severity: str
+    kpi: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    summary: str = ""
+    value: float | None = None
+    threshold: float | None = None
+    starts_at: dt.datetime
+    ends_at: dt.datetime | None = None
+
+
+class PathRecord(_Model):
+    """A conversion path (channel sequence) with how many conversions followed it."""
+
+    path: tuple[str, ...]
+    conversions: int
+    revenue: float = 0.0
+
+
+class Delta(_Model):
+    previous: float | None
+    change: float | None
+    change_pct: float | None
+    tone: Tone
+
+
+class KpiTile(_Model):
+    kpi: str  # the kpi_values name actually read (e.g. roas__linear)
+    label: str
+    fmt: Fmt
+    better: Better
+    value: float | None
+    pop: Delta  # period over period
+    yoy: Delta  # year over year
+
+
+class DimensionRow(_Model):
+    """Channel or campaign performance under the chosen attribution model."""
+
+    name: str
+    spend: float | None = None
+    impressions: float | None = None
+    clicks: float | None = None
+    leads: float | None = None
+    wins: float | None = None
+    attributed_pipeline: float | None = None
+    attributed_revenue: float | None = None
+    roas: float | None = None
+    cac: float | None = None
+    spend_share: float | None = None
+
+
+class ModelComparisonRow(_Model):
+    name: str  # channel name, or "all" for the total
+    revenue: dict[str, float | None]
+    roas: dict[str, float | None]
+
+
+class ModelComparison(_Model):
+    models: list[str]
+    rows: list[ModelComparisonRow]
+
+
+class MrrBridge(_Model):
+    starting: float | None
+    new: float | None
+    expansion: float | None
+    reactivation: float | None
+    contraction: float | None  # magnitude (shown as a decrease)
+    churn: float | None  # magnitude (shown as a decrease)
+    net_new: float | None
+    ending: float | None
+
+
+class FunnelStep(_Model):
+    stage: str
+    count: float | None
+    conversion_to_next: float | None = None
+    days_to_next: float | None = None
+    next_stage: str | None = None
+
+
+class BudgetRow(_Model):
+    period: str
+    channel: str
+    budget: float | None
+    spend_to_date: float | None
+    pacing: float | None
+    projected_spend: float | None
+    tone: Tone
+
+
+class ForecastPoint(_Model):
+    day: dt.date
+    value: float
+    lower: float
+    upper: float
+
+
+class ForecastSeries(_Model):
+    kpi: str
+    label: str
+    fmt: Fmt
+    method: str
+    aggregate: str = "sum"  # "sum" over the horizon (flows) or "last" day (stocks)
+    history_days: int
+    interval: float  # e.g. 0.8 for an 80 % prediction interval
+    points: list[ForecastPoint]
+    total: float
+    total_lower: float
+    total_upper: float
+
+
+class Recommendation(_Model):
+    label: str = RECOMMENDATION_LABEL
+    action: str  # shift_budget, review_campaign, ...
+    title: str
+    rationale: str
+    from_channel: str | None = None
+    to_channel: str | None = None
+    amount: float | None = None
+    numbers: dict[str, float | None] = Field(default_factory=dict)
+
+
+class TrendPoint(_Model):
+    day: dt.date
+    value: float | None
+
+
+class Trend(_Model):
+    kpi: str
+    label: str
+    fmt: Fmt
+    points: list[TrendPoint]
+
+
+class ReportMeta(_Model):
+    report_id: str
+    kind: str
+    period: str
+    period_start: dt.date
+    period_end: dt.date  # last day, inclusive
+    grain: str
+    previous_period: str
+    year_ago_period: str
+    model: str
+    currency: str = "USD"
+    generated_at: dt.datetime
+    title: str
+
+
+class Report(_Model):
+    meta: ReportMeta
+    headline: list[KpiTile]
+    mrr_bridge: MrrBridge
+    channels: list[DimensionRow]
+    campaigns: list[DimensionRow]
+    top_campaigns: list[DimensionRow]
+    bottom_campaigns: list[DimensionRow]
+    model_comparison: ModelComparison
+    funnel: list[FunnelStep]
+    budget: list[BudgetRow]
+    paths: list[PathRecord]
+    alerts: list[AlertRecord]
+    trends: list[Trend] = Field(default_factory=list)
+    forecast: list[ForecastSeries] = Field(default_factory=list)
+    recommendations: list[Recommendation] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)

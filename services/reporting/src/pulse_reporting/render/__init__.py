@@ -1,0 +1,1 @@
+"""Renderers: a Report → Markdown, HTML, PDF, JSON, CSV."""

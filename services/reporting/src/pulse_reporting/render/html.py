@@ -1,0 +1,89 @@
+"""Self-contained HTML report: inline CSS, charts embedded as inline SVG, no scripts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+import jinja2
+
+from pulse_reporting.domain.formatting import MISSING, fmt_change, fmt_value
+from pulse_reporting.domain.model import RECOMMENDATION_LABEL, Report
+from pulse_reporting.domain.tables import Cell, Column, Table, report_tables
+from pulse_reporting.render import charts
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    tables: list[Table]
+    empty: str
+    chart: str | None = None
+    extra_charts: list[str] = field(default_factory=list)
+
+
+def cell(value: Cell, column: Column) -> str:
+    if value is None:
+        return MISSING if column.fmt else ""
+    if column.fmt is not None and isinstance(value, int | float):
+        return fmt_value(float(value), column.fmt)
+    return str(value)
+
+
+def tone(table: Table, row: int, col: int) -> str:
+    if not table.tones:
+        return ""
+    return table.tones[row][col] or ""
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("pulse_reporting", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(fv=fmt_value, fc=fmt_change, cell=cell, tone=tone)
+    return env
+
+
+def _css() -> str:
+    return resources.files("pulse_reporting").joinpath("templates/report.css").read_text()
+
+
+def sections(report: Report, with_charts: bool = True) -> list[Section]:
+    t = {table.name: table for table in report_tables(report)}
+    figs = dict(charts.report_figures(report)) if with_charts else {}
+    svg = {name: charts.to_svg(fig) for name, fig in figs.items()}
+    m = report.meta
+    return [
+        Section("mrr-bridge", "MRR bridge", [t["mrr_bridge"]], "No MRR data.",
+                svg.get("mrr_bridge")),
+        Section("channels", f"Channels — {m.model}", [t["channels"]], "No channel KPIs.",
+                svg.get("channels")),
+        Section("model-comparison", "Attribution model comparison", [t["model_comparison"]],
+                "No per-model KPIs."),
+        Section("campaigns", f"Campaigns — {m.model}",
+                [t["campaigns"], t["top_campaigns"], t["bottom_campaigns"]],
+                "No campaign KPIs."),
+        Section("funnel", "Funnel", [t["funnel"]], "No funnel data.", svg.get("funnel")),
+        Section("budget", "Budget vs actual and pacing", [t["budget"]], "No budgets."),
+        Section("paths", "Top conversion paths", [t["paths"]], "No conversions in the period."),
+        Section("alerts", "Alerts fired", [t["alerts"]], "No alerts fired in the period."),
+        Section("forecast", "30-day forecast", [t["forecast"]], "Not enough history.",
+                extra_charts=[v for k, v in svg.items() if k.startswith("trend_")]),
+    ]
+
+
+def render_html(report: Report, with_charts: bool = True) -> str:
+    template = _env().get_template("report.html.j2")
+    return template.render(
+        report=report,
+        m=report.meta,
+        css=_css(),
+        sections=sections(report, with_charts),
+        recommendation_label=RECOMMENDATION_LABEL,
+    )

@@ -1,0 +1,109 @@
+"""Markdown rendering of a :class:`Report` (GitHub-flavoured tables)."""
+
+from __future__ import annotations
+
+from pulse_reporting.domain.formatting import MISSING, TONE_EMOJI, fmt_change, fmt_value
+from pulse_reporting.domain.model import RECOMMENDATION_LABEL, Report, Tone
+from pulse_reporting.domain.tables import Cell, Column, Table, report_tables
+
+
+def _cell(value: Cell, column: Column) -> str:
+    if value is None:
+        return MISSING if column.fmt else ""
+    if column.fmt is not None and isinstance(value, int | float):
+        return fmt_value(float(value), column.fmt)
+    return str(value).replace("|", "\\|")
+
+
+def _table(table: Table) -> list[str]:
+    lines = [
+        "| " + " | ".join(c.title for c in table.columns) + " |",
+        "|" + "|".join("---" if c.fmt is None else "---:" for c in table.columns) + "|",
+    ]
+    for row in table.rows:
+        lines.append("| " + " | ".join(_cell(v, c) for v, c in zip(row, table.columns)) + " |")
+    return lines
+
+
+def _section(title: str, table: Table, empty: str) -> list[str]:
+    lines = ["", f"## {title}", ""]
+    if table.rows:
+        lines += _table(table)
+    else:
+        lines.append(f"_{empty}_")
+    return lines
+
+
+def render_markdown(report: Report) -> str:
+    m = report.meta
+    tables = {t.name: t for t in report_tables(report)}
+    lines = [
+        f"# {m.title}",
+        "",
+        f"Period **{m.period}** ({m.period_start} – {m.period_end}) · compared with "
+        f"{m.previous_period} (PoP) and {m.year_ago_period} (YoY) · attribution model "
+        f"**{m.model}** · currency {m.currency}",
+        "",
+        f"Generated {m.generated_at.strftime('%Y-%m-%d %H:%M UTC')} · report id `{m.report_id}`",
+    ]
+    for note in report.notes:
+        lines += ["", f"> **Note:** {note}"]
+    lines += [
+        "", "## Headline KPIs", "",
+        "| KPI | Value | vs previous | | vs year ago | |",
+        "|---|---:|---:|---|---:|---|",
+    ]
+    for t in report.headline:
+        lines.append(
+            f"| {t.label} | {fmt_value(t.value, t.fmt)} | {fmt_change(t.pop, t.fmt)} | "
+            f"{TONE_EMOJI[t.pop.tone] if t.pop.change is not None else ''} | "
+            f"{fmt_change(t.yoy, t.fmt)} | "
+            f"{TONE_EMOJI[t.yoy.tone] if t.yoy.change is not None else ''} |"
+        )
+    lines.append("")
+    lines.append(
+        f"{TONE_EMOJI[Tone.GOOD]} good news · {TONE_EMOJI[Tone.BAD]} needs attention · "
+        f"{TONE_EMOJI[Tone.NEUTRAL]} neutral (direction-aware: lower CAC is good)"
+    )
+    lines += _section("MRR bridge", tables["mrr_bridge"], "No MRR data.")
+    lines += _section(f"Channels — {m.model}", tables["channels"], "No channel KPIs.")
+    lines += _section(
+        "Attribution model comparison", tables["model_comparison"], "No per-model KPIs."
+    )
+    lines += _section(f"Campaigns — {m.model}", tables["campaigns"], "No campaign KPIs.")
+    lines += _section("Top campaigns (ROAS)", tables["top_campaigns"], "No campaigns with spend.")
+    lines += _section(
+        "Bottom campaigns (ROAS)", tables["bottom_campaigns"], "No further campaigns."
+    )
+    lines += _section("Funnel", tables["funnel"], "No funnel data.")
+    lines += _section("Budget vs actual", tables["budget"], "No budgets.")
+    lines += _section("Top conversion paths", tables["paths"], "No conversions in the period.")
+    lines += _section("Alerts fired", tables["alerts"], "No alerts fired in the period.")
+    lines += _section("30-day forecast", _forecast_table(report), "Not enough history.")
+    lines += ["", "## Recommendations", "", f"_{RECOMMENDATION_LABEL}._", ""]
+    if report.recommendations:
+        for r in report.recommendations:
+            lines.append(f"- **{r.title}** — {r.rationale}")
+    else:
+        lines.append("_No recommendations this period._")
+    return "\n".join(lines) + "\n"
+
+
+def _forecast_table(report: Report) -> Table:
+    columns = (
+        Column("label", "KPI"),
+        Column("total", "Next 30 days"),
+        Column("range", "Interval"),
+        Column("method", "Method"),
+    )
+    rows = tuple(
+        (
+            f.label,
+            fmt_value(f.total, f.fmt),
+            f"{fmt_value(f.total_lower, f.fmt)} – {fmt_value(f.total_upper, f.fmt)} "
+            f"({f.interval * 100:.0f}%)",
+            f.method,
+        )
+        for f in report.forecast
+    )
+    return Table("forecast", "30-day forecast", columns, rows)

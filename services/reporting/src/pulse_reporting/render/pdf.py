@@ -1,0 +1,200 @@
+"""PDF report with reportlab (pure PyPI): the same sections as the HTML, charts as PNG.
+
+Uses the DejaVu fonts shipped with matplotlib so arrows and dashes render everywhere.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from pathlib import Path
+
+import matplotlib
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4, landscape
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import cm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import (
+    Image,
+    KeepTogether,
+    PageBreak,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+from reportlab.platypus.flowables import Flowable
+
+from pulse_reporting.domain.formatting import TONE_COLOURS, fmt_change, fmt_value
+from pulse_reporting.domain.model import RECOMMENDATION_LABEL, Report, Tone
+from pulse_reporting.domain.tables import Table as DataTable
+from pulse_reporting.domain.tables import report_tables
+from pulse_reporting.render import charts
+from pulse_reporting.render.html import cell
+
+PAGE = landscape(A4)
+FONT, BOLD = "PulseSans", "PulseSans-Bold"
+
+
+@lru_cache(maxsize=1)
+def _fonts() -> tuple[str, str]:
+    ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    try:
+        pdfmetrics.registerFont(TTFont(FONT, str(ttf / "DejaVuSans.ttf")))
+        pdfmetrics.registerFont(TTFont(BOLD, str(ttf / "DejaVuSans-Bold.ttf")))
+    except Exception:  # pragma: no cover - matplotlib always ships DejaVu
+        return "Helvetica", "Helvetica-Bold"
+    return FONT, BOLD
+
+
+def _styles() -> dict[str, ParagraphStyle]:
+    regular, bold = _fonts()
+    base = getSampleStyleSheet()
+    return {
+        "title": ParagraphStyle("t", parent=base["Title"], fontName=bold, fontSize=20),
+        "h2": ParagraphStyle("h2", parent=base["Heading2"], fontName=bold, fontSize=13,
+                             spaceBefore=10),
+        "h3": ParagraphStyle("h3", parent=base["Heading3"], fontName=bold, fontSize=10),
+        "body": ParagraphStyle("b", parent=base["BodyText"], fontName=regular, fontSize=9),
+        "small": ParagraphStyle("s", parent=base["BodyText"], fontName=regular, fontSize=7.5,
+                                leading=9),
+        "note": ParagraphStyle("n", parent=base["BodyText"], fontName=regular, fontSize=9,
+                               backColor=colors.HexColor("#ddf4ff"), borderPadding=4),
+    }
+
+
+def _image(fig: object, width: float = 24 * cm) -> Image:
+    png = charts.to_png(fig, dpi=110)  # type: ignore[arg-type]
+    img = Image(io.BytesIO(png))
+    ratio = img.imageHeight / img.imageWidth
+    img.drawWidth, img.drawHeight = width, width * ratio
+    return img
+
+
+def _table(data: DataTable, styles: dict[str, ParagraphStyle]) -> Flowable:
+    regular, bold = _fonts()
+    header = [c.title for c in data.columns]
+    body = [
+        [Paragraph(cell(v, c), styles["small"]) if c.fmt is None else cell(v, c)
+         for v, c in zip(row, data.columns, strict=True)]
+        for row in data.rows
+    ]
+    table = Table([header, *body], repeatRows=1, hAlign="LEFT")
+    style = [
+        ("FONT", (0, 0), (-1, -1), regular, 7.5),
+        ("FONT", (0, 0), (-1, 0), bold, 7.5),
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f6f8fa")),
+        ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#d0d7de")),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ]
+    for i, c in enumerate(data.columns):
+        if c.fmt is not None:
+            style.append(("ALIGN", (i, 0), (i, -1), "RIGHT"))
+    for r, tones in enumerate(data.tones):
+        for i, t in enumerate(tones):
+            if t in ("good", "bad"):
+                style.append(("TEXTCOLOR", (i, r + 1), (i, r + 1),
+                              colors.HexColor(TONE_COLOURS[Tone(t)])))
+    table.setStyle(TableStyle(style))
+    return table
+
+
+def _headline(report: Report, styles: dict[str, ParagraphStyle]) -> Flowable:
+    regular, bold = _fonts()
+    rows: list[list[str]] = [["KPI", "Value", "vs previous", "vs year ago"]]
+    style = [
+        ("FONT", (0, 0), (-1, -1), regular, 9),
+        ("FONT", (0, 0), (-1, 0), bold, 9),
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f6f8fa")),
+        ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#d0d7de")),
+        ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
+    ]
+    for i, t in enumerate(report.headline, start=1):
+        rows.append([t.label, fmt_value(t.value, t.fmt), fmt_change(t.pop, t.fmt),
+                     fmt_change(t.yoy, t.fmt)])
+        for col, d in ((2, t.pop), (3, t.yoy)):
+            if d.change is not None:
+                style.append(("TEXTCOLOR", (col, i), (col, i),
+                              colors.HexColor(TONE_COLOURS[d.tone])))
+    table = Table(rows, colWidths=[6 * cm, 4 * cm, 4 * cm, 4 * cm], hAlign="LEFT")
+    table.setStyle(TableStyle(style))
+    return table
+
+
+def build_story(report: Report) -> list[Flowable]:
+    styles = _styles()
+    m = report.meta
+    t = {table.name: table for table in report_tables(report)}
+    figs = dict(charts.report_figures(report))
+    story: list[Flowable] = [
+        Paragraph(m.title, styles["title"]),
+        Paragraph(
+            f"Period <b>{m.period}</b> ({m.period_start} – {m.period_end}) · vs "
+            f"{m.previous_period} (PoP) and {m.year_ago_period} (YoY) · attribution model "
+            f"<b>{m.model}</b> · {m.currency} · generated "
+            f"{m.generated_at.strftime('%Y-%m-%d %H:%M UTC')}",
+            styles["body"],
+        ),
+        Spacer(1, 6),
+    ]
+    story += [Paragraph(f"Note: {n}", styles["note"]) for n in report.notes]
+    story += [Paragraph("Headline KPIs", styles["h2"]), _headline(report, styles)]
+    if report.recommendations:
+        story += [Paragraph("Recommendations", styles["h2"]),
+                  Paragraph(RECOMMENDATION_LABEL, styles["note"]), Spacer(1, 4)]
+        story += [Paragraph(f"• <b>{r.title}</b> — {r.rationale}", styles["body"])
+                  for r in report.recommendations]
+    story.append(PageBreak())
+
+    def section(title: str, names: list[str], chart: str | None = None) -> None:
+        parts: list[Flowable] = [Paragraph(title, styles["h2"])]
+        if chart and chart in figs:
+            parts.append(_image(figs.pop(chart)))
+        story.append(KeepTogether(parts))
+        for name in names:
+            data = t[name]
+            if len(names) > 1:
+                story.append(Paragraph(data.title, styles["h3"]))
+            story.append(_table(data, styles) if data.rows
+                         else Paragraph("None.", styles["small"]))
+
+    section("MRR bridge", ["mrr_bridge"], "mrr_bridge")
+    section(f"Channels — {m.model}", ["channels"], "channels")
+    section("Attribution model comparison", ["model_comparison"])
+    section(f"Campaigns — {m.model}", ["campaigns", "top_campaigns", "bottom_campaigns"])
+    section("Funnel", ["funnel"], "funnel")
+    section("Budget vs actual and pacing", ["budget"])
+    section("Top conversion paths", ["paths"])
+    section("Alerts fired", ["alerts"])
+    section("30-day forecast", ["forecast"])
+    for name in [k for k in figs if k.startswith("trend_")]:
+        story.append(KeepTogether([_image(figs.pop(name), 22 * cm)]))
+    for fig in figs.values():  # anything left unused: close it
+        charts.plt.close(fig)
+    return story
+
+
+def write_pdf(report: Report, path: Path) -> Path:
+    _fonts()
+    doc = SimpleDocTemplate(
+        str(path), pagesize=PAGE, leftMargin=1.5 * cm, rightMargin=1.5 * cm,
+        topMargin=1.2 * cm, bottomMargin=1.2 * cm, title=report.meta.title,
+        author="Pulse", subject=f"{report.meta.kind} report {report.meta.period}",
+        invariant=1,
+    )
+
+    def footer(canvas: object, doc_: object) -> None:
+        regular, _ = _fonts()
+        canvas.saveState()  # type: ignore[attr-defined]
+        canvas.setFont(regular, 7)  # type: ignore[attr-defined]
+        canvas.drawString(  # type: ignore[attr-defined]
+            1.5 * cm, 0.7 * cm,
+            f"Pulse · {report.meta.title} · page {doc_.page}",  # type: ignore[attr-defined]
+        )
+        canvas.restoreState()  # type: ignore[attr-defined]
+
+    doc.build(build_story(report), onFirstPage=footer, onLaterPages=footer)
+    return path

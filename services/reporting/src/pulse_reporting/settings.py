@@ -1,0 +1,44 @@
+"""Reporting settings (env prefix ``PULSE_REPORTING_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ALL_FORMATS: tuple[str, ...] = ("md", "html", "pdf", "json", "csv")
+
+
+class ReportingSettings(BaseSettings):
+    """Where reports go, when they are scheduled, and how ClickHouse is read."""
+
+    model_config = SettingsConfigDict(env_prefix="PULSE_REPORTING_", extra="ignore")
+
+    output_dir: Path = Field(default=Path("reports"), description="Report files root.")
+    timezone: str = Field(default="UTC", description="Time zone of the schedules.")
+    clickhouse_user: str | None = Field(
+        default=None, description="Read-only ClickHouse user (None = PULSE_CLICKHOUSE_USER)."
+    )
+    clickhouse_password: SecretStr | None = None
+    port: int = 8005
+    model: str = Field(default="last_touch", description="Default attribution model.")
+    formats: tuple[str, ...] = ALL_FORMATS
+    schedule_enabled: bool = True
+    schedule_hour: int = Field(default=6, ge=0, le=23, description="Local hour of runs.")
+    path_model: str = Field(
+        default="linear", description="Credits of this model give the conversion paths."
+    )
+    path_milestone: str = "won"
+    base_url: str = Field(default="", description="Prefix for report links (ReportReady).")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)

@@ -1,0 +1,221 @@
+"""Reporting's ClickHouse access: reads KPI values, alerts, credits; records reports.
+
+Every value reaches ClickHouse as a server-side parameter. Reads use ``FINAL`` (all
+tables are ReplacingMergeTree) so numbers are exact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from pulse_reporting.domain.model import AlertRecord, KpiValue, PathRecord, TrendPoint
+from pulse_reporting.metrics import QUERY_SECONDS
+from pulse_shared.store import Row, Store
+
+REPORT_COLUMNS = (
+    "report_id", "report_kind", "period", "model", "format", "path", "size_bytes", "created_at",
+)
+
+_KPIS_SQL = """
+SELECT kpi, grain, period, dimension, dimension_value, value, unit
+FROM kpi_values FINAL
+WHERE grain = {grain:String}
+  AND period IN {periods:Array(String)}
+  AND period_start IN {starts:Array(Date)}
+"""
+
+_KPIS_BY_NAME_SQL = """
+SELECT kpi, grain, period, dimension, dimension_value, value, unit
+FROM kpi_values FINAL
+WHERE kpi IN {kpis:Array(String)}
+  AND grain IN {grains:Array(String)}
+  AND period IN {periods:Array(String)}
+"""
+
+_DAILY_SQL = """
+SELECT kpi, period_start AS day, value
+FROM kpi_values FINAL
+WHERE kpi IN {kpis:Array(String)}
+  AND grain = 'day'
+  AND dimension = 'all'
+  AND dimension_value = ''
+  AND period_start >= {start:Date}
+  AND period_start < {end:Date}
+ORDER BY kpi, day
+"""
+
+_ALERTS_SQL = """
+SELECT alert_id, rule, state, severity, kpi, labels, annotations, value, threshold,
+       starts_at, ends_at
+FROM alert_events FINAL
+WHERE state = 'firing'
+  AND toDate(starts_at) >= {start:Date}
+  AND toDate(starts_at) < {end:Date}
+ORDER BY starts_at, alert_id
+LIMIT {limit:UInt32}
+"""
+
+# Latest version per conversion (for one model), touches in time order, consecutive
+# repeats of a channel collapsed: "paid_search → email → direct".
+_PATHS_SQL = """
+SELECT path, count() AS conversions, sum(revenue) AS revenue
+FROM
+(
+    SELECT
+        conversion_id,
+        argMax(touches, version) AS latest,
+        argMax(rev, version) AS revenue,
+        arrayMap(t -> t.3, arraySort(latest)) AS channels,
+        arrayFilter((c, i) -> i = 1 OR c != channels[i - 1], channels,
+                    arrayEnumerate(channels)) AS path
+    FROM
+    (
+        SELECT conversion_id, version,
+               groupArray((touched_at, touchpoint_event_id, channel)) AS touches,
+               sum(credited_revenue) AS rev
+        FROM attribution_credits FINAL
+        WHERE model = {model:String}
+          AND milestone = {milestone:String}
+          AND converted_at >= {start:DateTime64(3, 'UTC')}
+          AND converted_at < {end:DateTime64(3, 'UTC')}
+        GROUP BY conversion_id, version
+    )
+    GROUP BY conversion_id
+)
+GROUP BY path
+ORDER BY conversions DESC, revenue DESC, path
+LIMIT {limit:UInt32}
+"""
+
+_LIST_REPORTS_SQL = """
+SELECT report_id, report_kind, period, model, format, path, size_bytes, created_at
+FROM reports FINAL
+ORDER BY created_at DESC, report_kind, period, format
+LIMIT {limit:UInt32}
+"""
+
+_PERIODS_SQL = """
+SELECT DISTINCT period, period_start
+FROM kpi_values FINAL
+WHERE grain = {grain:String} AND kpi = 'spend' AND dimension = 'all'
+ORDER BY period_start DESC
+LIMIT {limit:UInt32}
+"""
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+class ReportingStorage:
+    """Reads through ``store`` (read-only user); writes ``reports`` through ``writer``."""
+
+    def __init__(self, store: Store, writer: Store | None = None) -> None:
+        self.store = store
+        self.writer = writer if writer is not None else store
+
+    @contextmanager
+    def _timed(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            QUERY_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+    def _query(self, name: str, sql: str, params: Mapping[str, Any]) -> list[Row]:
+        with self._timed(name):
+            return self.store.query(sql, params)
+
+    def kpis(self, grain: str, periods: Sequence[tuple[str, dt.date]]) -> list[KpiValue]:
+        """Every KPI row (all dimensions) of ``grain`` for the (label, start) periods."""
+        rows = self._query(
+            "kpis",
+            _KPIS_SQL,
+            {
+                "grain": grain,
+                "periods": [p for p, _ in periods],
+                "starts": [s for _, s in periods],
+            },
+        )
+        return [KpiValue(**r) for r in rows]
+
+    def kpis_by_name(
+        self, kpis: Sequence[str], grains: Sequence[str], periods: Sequence[str]
+    ) -> list[KpiValue]:
+        rows = self._query(
+            "kpis_by_name",
+            _KPIS_BY_NAME_SQL,
+            {"kpis": list(kpis), "grains": list(grains), "periods": list(periods)},
+        )
+        return [KpiValue(**r) for r in rows]
+
+    def daily(
+        self, kpis: Sequence[str], start: dt.date, end: dt.date
+    ) -> dict[str, list[TrendPoint]]:
+        rows = self._query(
+            "daily", _DAILY_SQL, {"kpis": list(kpis), "start": start, "end": end}
+        )
+        out: dict[str, list[TrendPoint]] = {k: [] for k in kpis}
+        for r in rows:
+            out[r["kpi"]].append(TrendPoint(day=r["day"], value=r["value"]))
+        return out
+
+    def alerts(self, start: dt.date, end: dt.date, limit: int = 500) -> list[AlertRecord]:
+        rows = self._query(
+            "alerts", _ALERTS_SQL, {"start": start, "end": end, "limit": limit}
+        )
+        return [
+            AlertRecord(
+                alert_id=r["alert_id"],
+                rule=r["rule"],
+                state=r["state"],
+                severity=r["severity"],
+                kpi=r["kpi"],
+                labels=dict(r["labels"] or {}),
+                summary=(r["annotations"] or {}).get("summary", "")
+                or (r["annotations"] or {}).get("description", ""),
+                value=r["value"],
+                threshold=r["threshold"],
+                starts_at=r["starts_at"],
+                ends_at=r["ends_at"],
+            )
+            for r in rows
+        ]
+
+    def paths(
+        self, model: str, milestone: str, start: dt.date, end: dt.date, limit: int = 10
+    ) -> list[PathRecord]:
+        rows = self._query(
+            "paths",
+            _PATHS_SQL,
+            {
+                "model": model,
+                "milestone": milestone,
+                "start": _midnight(start),
+                "end": _midnight(end),
+                "limit": limit,
+            },
+        )
+        return [
+            PathRecord(
+                path=tuple(r["path"]),
+                conversions=int(r["conversions"]),
+                revenue=float(r["revenue"] or 0),
+            )
+            for r in rows
+        ]
+
+    def available_periods(self, grain: str, limit: int = 60) -> list[str]:
+        rows = self._query("periods", _PERIODS_SQL, {"grain": grain, "limit": limit})
+        return [r["period"] for r in rows]
+
+    def record_reports(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        with self._timed("record"):
+            self.writer.insert("reports", rows, REPORT_COLUMNS)
+
+    def list_reports(self, limit: int = 200) -> list[Row]:
+        return self._query("list_reports", _LIST_REPORTS_SQL, {"limit": limit})

@@ -1,0 +1,237 @@
+"""Dashboard served by the reporting service: overview, campaigns, report list, JSON API.
+
+Pages and API are built from the very same :class:`Report` the report files use, so the
+numbers on a page always equal the API's. Mounted on the service's FastStream ASGI app as
+exact-path routes (see :func:`dashboard_routes`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from pulse_reporting.domain.assemble import ATTRIBUTION_MODELS, assemble_report
+from pulse_reporting.domain.formatting import fmt_change, fmt_value
+from pulse_reporting.domain.model import Report
+from pulse_reporting.domain.periods import (
+    Period,
+    PeriodError,
+    ReportKind,
+    last_complete,
+    parse_period,
+)
+from pulse_reporting.generate import read_inputs
+from pulse_reporting.metrics import DASHBOARD_REQUESTS
+from pulse_reporting.render import charts
+from pulse_reporting.render.html import _css, _env
+from pulse_shared.logging import get_logger
+
+if TYPE_CHECKING:
+    from pulse_reporting.main import ReportingComponent
+
+log = get_logger(__name__)
+
+GRAINS = {"week": ReportKind.WEEKLY, "month": ReportKind.MONTHLY, "quarter": ReportKind.QUARTERLY}
+PATHS = (
+    "/", "/campaigns", "/reports", "/reports/file",
+    "/api/overview", "/api/campaigns", "/api/reports", "/api/periods",
+)
+CACHE_SECONDS = 30.0
+
+
+class BadRequest(ValueError):
+    pass
+
+
+class Dashboard:
+    def __init__(self, component: ReportingComponent) -> None:
+        self.component = component
+        self._cache: dict[tuple[str, str, str], tuple[float, Report]] = {}
+        self._chart_cache: dict[str, list[str]] = {}
+
+    # -- selection ---------------------------------------------------------------------
+    def periods(self, grain: str) -> list[str]:
+        kind = GRAINS[grain]
+        found = self.component.storage.available_periods(grain)
+        if not found:
+            today = dt.datetime.now(self.component.settings.zone).date()
+            found = [last_complete(kind, today).label]
+        return found
+
+    def select(self, request: Request) -> tuple[str, Period, str, list[str]]:
+        grain = request.query_params.get("grain", "month")
+        if grain not in GRAINS:
+            raise BadRequest(f"grain must be one of {', '.join(GRAINS)}")
+        model = request.query_params.get("model") or self.component.settings.model
+        if model not in ATTRIBUTION_MODELS:
+            raise BadRequest(f"unknown attribution model {model!r}")
+        periods = self.periods(grain)
+        text = request.query_params.get("period") or periods[0]
+        try:
+            period = parse_period(GRAINS[grain], text)
+        except PeriodError as exc:
+            raise BadRequest(str(exc)) from exc
+        if period.label not in periods:
+            periods = sorted([*periods, period.label], reverse=True)
+        return grain, period, model, periods
+
+    def report(self, period: Period, model: str) -> Report:
+        key = (period.kind.value, period.label, model)
+        hit = self._cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        settings = self.component.settings
+        inputs = read_inputs(
+            self.component.storage, period, model,
+            path_model=settings.path_model, path_milestone=settings.path_milestone,
+        )
+        report = assemble_report(inputs, dt.datetime.now(dt.UTC))
+        self._cache[key] = (time.monotonic(), report)
+        return report
+
+    def charts(self, report: Report) -> list[str]:
+        key = report.meta.report_id
+        if key not in self._chart_cache:
+            figs = [f for f in (charts.mrr_bridge_figure(report), charts.channel_figure(report))
+                    if f is not None]
+            figs += [f for _, f in charts.trend_figures(report)[:2]]
+            self._chart_cache = {key: [charts.to_svg(f) for f in figs]}
+        return self._chart_cache[key]
+
+    def reports(self) -> list[dict[str, Any]]:
+        return self.component.storage.list_reports()
+
+    def report_file(self, report_id: str, fmt: str) -> Path | None:
+        for row in self.reports():
+            if row["report_id"] == report_id and row["format"] == fmt:
+                path = Path(row["path"]).resolve()
+                root = self.component.output_dir.resolve()
+                if path.is_file() and path.is_relative_to(root):
+                    return path
+        return None
+
+
+def _page(template: str, **context: Any) -> HTMLResponse:
+    env = _env()
+    env.globals.update(fv=fmt_value, fc=fmt_change)
+    html = env.get_template(template).render(css=_css(), **context)
+    return HTMLResponse(html)
+
+
+def create_dashboard(component: ReportingComponent) -> Starlette:
+    dash = Dashboard(component)
+
+    async def selection(request: Request) -> tuple[str, Period, str, list[str], Report]:
+        grain, period, model, periods = await asyncio.to_thread(dash.select, request)
+        report = await asyncio.to_thread(dash.report, period, model)
+        return grain, period, model, periods, report
+
+    def context(page: str, grain: str, period: Period, model: str, periods: list[str]
+                ) -> dict[str, Any]:
+        return {
+            "page": page, "page_title": page.capitalize(), "grain": grain,
+            "period": period.label, "model": model, "periods": periods,
+            "grains": list(GRAINS), "models": list(ATTRIBUTION_MODELS), "selectors": True,
+            "query": f"grain={grain}&period={period.label}&model={model}",
+        }
+
+    def bad(exc: Exception, api: bool) -> Response:
+        if api:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return HTMLResponse(f"<!DOCTYPE html><title>Bad request</title><p>{exc}</p>",
+                            status_code=400)
+
+    async def overview(request: Request) -> Response:
+        DASHBOARD_REQUESTS.labels("overview").inc()
+        try:
+            grain, period, model, periods, report = await selection(request)
+        except BadRequest as exc:
+            return bad(exc, False)
+        svgs = await asyncio.to_thread(dash.charts, report)
+        return _page("dash_overview.html.j2", report=report, charts=svgs,
+                     **context("overview", grain, period, model, periods))
+
+    async def campaigns(request: Request) -> Response:
+        DASHBOARD_REQUESTS.labels("campaigns").inc()
+        try:
+            grain, period, model, periods, report = await selection(request)
+        except BadRequest as exc:
+            return bad(exc, False)
+        return _page("dash_campaigns.html.j2", report=report,
+                     **context("campaigns", grain, period, model, periods))
+
+    async def reports_page(request: Request) -> Response:
+        DASHBOARD_REQUESTS.labels("reports").inc()
+        rows = await asyncio.to_thread(dash.reports)
+        return _page("dash_reports.html.j2", reports=rows, page="reports",
+                     page_title="Reports", selectors=False, query="")
+
+    async def report_file(request: Request) -> Response:
+        DASHBOARD_REQUESTS.labels("report_file").inc()
+        path = await asyncio.to_thread(
+            dash.report_file, request.query_params.get("report_id", ""),
+            request.query_params.get("format", ""),
+        )
+        if path is None:
+            return JSONResponse({"error": "no such report file"}, status_code=404)
+        return FileResponse(path, filename=path.name)
+
+    async def api_overview(request: Request) -> Response:
+        DASHBOARD_REQUESTS.labels("api_overview").inc()
+        try:
+            *_, report = await selection(request)
+        except BadRequest as exc:
+            return bad(exc, True)
+        return JSONResponse(report.model_dump(
+            mode="json",
+            include={"meta", "headline", "mrr_bridge", "channels", "alerts", "trends",
+                     "forecast", "notes"},
+        ))
+
+    async def api_campaigns(request: Request) -> Response:
+        DASHBOARD_REQUESTS.labels("api_campaigns").inc()
+        try:
+            *_, report = await selection(request)
+        except BadRequest as exc:
+            return bad(exc, True)
+        return JSONResponse(report.model_dump(
+            mode="json",
+            include={"meta", "campaigns", "top_campaigns", "bottom_campaigns",
+                     "model_comparison"},
+        ))
+
+    async def api_reports(request: Request) -> Response:
+        DASHBOARD_REQUESTS.labels("api_reports").inc()
+        rows = await asyncio.to_thread(dash.reports)
+        return JSONResponse({"reports": [
+            {**r, "created_at": r["created_at"].isoformat()} for r in rows
+        ]})
+
+    async def api_periods(request: Request) -> Response:
+        DASHBOARD_REQUESTS.labels("api_periods").inc()
+        grain = request.query_params.get("grain", "month")
+        if grain not in GRAINS:
+            return bad(BadRequest(f"grain must be one of {', '.join(GRAINS)}"), True)
+        return JSONResponse({"grain": grain,
+                             "periods": await asyncio.to_thread(dash.periods, grain)})
+
+    return Starlette(routes=[
+        Route("/", overview), Route("/campaigns", campaigns), Route("/reports", reports_page),
+        Route("/reports/file", report_file), Route("/api/overview", api_overview),
+        Route("/api/campaigns", api_campaigns), Route("/api/reports", api_reports),
+        Route("/api/periods", api_periods),
+    ])
+
+
+def dashboard_routes(component: ReportingComponent) -> list[tuple[str, Any]]:
+    """Exact-path routes for ``create_service_app(extra_routes=...)``."""
+    app = create_dashboard(component)
+    return [(path, app) for path in PATHS]

@@ -1,0 +1,256 @@
+"""The component on the embedded store: grouping, outbox after a crash, timer, silences
+API, CLI list/silence/backtest, metrics."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+from pulse_shared.events import Alert, Event, Grain, KpiSnapshot
+from pulse_shared.store import Store
+from pulse_shared.topics import ALERTS, CAMPAIGN_ACTIONS, Topic
+from typer.testing import CliRunner
+
+from pulse_alerts import cli, storage
+from pulse_alerts.api import silences_asgi
+from pulse_alerts.domain.rules import load_rules
+from pulse_alerts.main import AlertsComponent, build
+from pulse_alerts.settings import AlertsSettings
+
+DAY = dt.date(2026, 11, 20)
+T0 = dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.UTC)
+
+
+class FakeBus:
+    """Records what would be published; can fail the next N publishes (broker down)."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.published: dict[str, list[Event]] = {}
+        self.fail = fail
+
+    async def publish(self, topic: Topic, events: Sequence[Event]) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise ConnectionError("broker unavailable")
+        self.published.setdefault(topic.name, []).extend(events)
+
+    async def publish_dead_letters(self, topic: Topic, letters: Sequence[Any]) -> None:
+        return None
+
+    def alerts(self) -> list[Alert]:
+        return [e for e in self.published.get(ALERTS.name, []) if isinstance(e, Alert)]
+
+
+class RecordingNotifier:
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[Alert]]] = []
+
+    async def send(self, group: str, alerts: Sequence[Alert]) -> bool:
+        self.calls.append((group, list(alerts)))
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def snap(kpi: str, value: float, channel: str, minute: int = 0) -> KpiSnapshot:
+    return KpiSnapshot(
+        kpi=kpi, grain=Grain.DAY, period=DAY.isoformat(), period_start=DAY,
+        dimension="channel", dimension_value=channel, value=value, unit="USD",
+        computed_at=T0 + dt.timedelta(minutes=minute),
+    )
+
+
+def make(store: Store, rules_yaml: str, bus: FakeBus, clock: Clock,
+         notifier: RecordingNotifier | None = None) -> AlertsComponent:
+    return build(
+        store, bus, AlertsSettings(tick_interval_s=3600), rules=load_rules(rules_yaml),  # type: ignore[arg-type]
+        notifiers=[notifier] if notifier else [], clock=clock,
+    )
+
+
+def unique() -> str:
+    return f"k{uuid.uuid4().hex[:10]}"
+
+
+async def test_simultaneous_alerts_are_grouped_and_actions_published(
+    embedded_store: Store,
+) -> None:
+    kpi = unique()
+    rules = (
+        f"rules:\n  - {{name: {kpi}_hi, type: threshold, kpi: {kpi}, op: above, threshold: 10,"
+        " group_by: [alertname], action: {action: shift_budget}}\n"
+    )
+    bus, clock, notifier = FakeBus(), Clock(), RecordingNotifier()
+    component = make(embedded_store, rules, bus, clock, notifier)
+    await component.consume([snap(kpi, 20, "paid_search"), snap(kpi, 30, "email"),
+                             snap(kpi, 1, "display")])
+    assert len(bus.alerts()) == 2
+    assert len(notifier.calls) == 1
+    group, members = notifier.calls[0]
+    assert group == f"alertname={kpi}_hi"
+    assert sorted(a.labels["channel"] for a in members) == ["email", "paid_search"]
+    actions = bus.published[CAMPAIGN_ACTIONS.name]
+    assert sorted(a.channel.value for a in actions) == ["email", "paid_search"]  # type: ignore[attr-defined]
+    firing = REGISTRY.get_sample_value(
+        "pulse_alerts_firing", {"rule": f"{kpi}_hi", "severity": "warning"}
+    )
+    assert firing == 2.0
+
+
+async def test_crash_before_publish_is_recovered_from_the_outbox(embedded_store: Store) -> None:
+    kpi = unique()
+    rules = f"rules:\n  - {{name: {kpi}_hi, type: threshold, kpi: {kpi}, op: above, threshold: 10}}\n"
+    clock = Clock()
+    broken = FakeBus(fail=1)
+    first = make(embedded_store, rules, broken, clock)
+    with pytest.raises(ConnectionError):
+        await first.consume([snap(kpi, 20, "paid_search")])
+    assert broken.alerts() == []
+    (pending,) = [r for r in storage.undelivered_events(embedded_store) if r["rule"] == f"{kpi}_hi"]
+
+    # "restart": a new component on the same store re-sends the stored notification once
+    bus = FakeBus()
+    restarted = make(embedded_store, rules, bus, clock)
+    await restarted.start()
+    await restarted.stop()
+    assert [a.alert_id for a in bus.alerts()] == [pending["alert_id"]]
+    # the redelivered snapshot batch (offsets were not committed) sends nothing new
+    await restarted.consume([snap(kpi, 20, "paid_search")])
+    assert len(bus.alerts()) == 1
+    assert not [r for r in storage.undelivered_events(embedded_store) if r["rule"] == f"{kpi}_hi"]
+
+
+async def test_restart_while_firing_sends_no_duplicate(embedded_store: Store) -> None:
+    kpi = unique()
+    rules = f"rules:\n  - {{name: {kpi}_hi, type: threshold, kpi: {kpi}, op: above, threshold: 10}}\n"
+    clock, bus = Clock(), FakeBus()
+    await make(embedded_store, rules, bus, clock).consume([snap(kpi, 20, "a")])
+    again = make(embedded_store, rules, bus, clock)
+    await again.start()
+    clock.now += dt.timedelta(minutes=5)
+    await again.consume([snap(kpi, 25, "a", minute=5)])
+    await again.tick()
+    await again.stop()
+    assert [a.state.value for a in bus.alerts()] == ["firing"]
+    clock.now += dt.timedelta(minutes=5)
+    await again.consume([snap(kpi, 1, "a", minute=10)])
+    assert [a.state.value for a in bus.alerts()] == ["firing", "resolved"]
+
+
+async def test_timer_fires_for_duration_and_respects_api_silences(embedded_store: Store) -> None:
+    kpi = unique()
+    rules = (
+        f"rules:\n  - {{name: {kpi}_hi, type: threshold, kpi: {kpi}, op: above, threshold: 10,"
+        " for: 10m}\n"
+    )
+    clock, bus = Clock(), FakeBus()
+    component = make(embedded_store, rules, bus, clock)
+    app = silences_asgi(component)
+    created = await call_asgi(
+        app, "POST", "/api/silences",
+        {"matchers": {"alertname": f"{kpi}_hi"}, "duration": "30m", "comment": "deploy"},
+    )
+    assert created[0] == 201 and created[1]["active"] is True
+    await component.consume([snap(kpi, 20, "a")])
+    clock.now += dt.timedelta(minutes=11)
+    assert await component.tick() == []  # firing now, but silenced
+    assert [s.status.value for s in component.engine.states.values()
+            if s.rule == f"{kpi}_hi"] == ["firing"]
+    status, listed = await call_asgi(app, "GET", "/api/silences")
+    assert status == 200 and created[1]["silence_id"] in [s["silence_id"] for s in listed]
+    status, _ = await call_asgi(app, "DELETE", f"/api/silences/{created[1]['silence_id']}")
+    assert status == 200
+    sent = await component.tick()
+    assert [a.state.value for a in sent] == ["firing"]
+    assert (await call_asgi(app, "DELETE", "/api/silences/nope"))[0] == 404
+    assert (await call_asgi(app, "POST", "/api/silences", {"matchers": {}}))[0] == 400
+
+
+async def call_asgi(app: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    payload = json.dumps(body).encode() if body is not None else b""
+    scope = {"type": "http", "method": method, "path": path, "query_string": b""}
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": payload, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    await app(scope, receive, send)
+    return messages[0]["status"], json.loads(messages[1]["body"])
+
+
+def test_cli_list_silence_and_backtest(embedded_store: Store, monkeypatch: pytest.MonkeyPatch,
+                                       tmp_path: Any) -> None:
+    monkeypatch.setattr(cli, "_store", lambda: embedded_store)
+    kpi = unique()
+    values = [50, 50, 150, 160, 170, 40, 40, 200, 30, 30]
+    embedded_store.insert(
+        "kpi_values",
+        [
+            {"kpi": kpi, "grain": "day", "period": (DAY + dt.timedelta(days=i)).isoformat(),
+             "period_start": DAY + dt.timedelta(days=i), "dimension": "channel",
+             "dimension_value": "paid_search", "value": float(v), "unit": "USD",
+             "computed_at": T0}
+            for i, v in enumerate(values)
+        ],
+        ["kpi", "grain", "period", "period_start", "dimension", "dimension_value", "value",
+         "unit", "computed_at"],
+    )
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(
+        f"rules:\n  - {{name: {kpi}_hi, type: threshold, kpi: {kpi}, grain: day,"
+        " dimension: channel, op: above, threshold: 100, for: 2, repeat_interval: 7d}\n"
+    )
+    runner = CliRunner()
+    result = runner.invoke(cli.app, ["test", f"{kpi}_hi", "--from", "2026-11-20", "--to",
+                                     "2026-11-29", "--rules", str(rules_file)])
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("2026")]
+    assert [ln.split()[:2] for ln in lines] == [
+        ["2026-11-24T00:00:00+00:00", "firing"],  # 2nd breaching day closes 11-23
+        ["2026-11-26T00:00:00+00:00", "resolved"],
+    ]  # the lone breach on 11-27 never fires with for: 2
+    assert "10 evaluation(s), 4 breaching, 1 firing notification(s)" in result.output
+
+    missing = runner.invoke(cli.app, ["test", "nope", "--from", "2026-11-20", "--to",
+                                      "2026-11-29", "--rules", str(rules_file)])
+    assert missing.exit_code == 1
+
+    added = runner.invoke(cli.app, ["silence", "add", f"alertname={kpi}_hi", "--for", "1h",
+                                    "--comment", "test"])
+    assert added.exit_code == 0, added.output
+    silence_id = added.output.split()[1]
+    listed = runner.invoke(cli.app, ["silence", "list"])
+    assert silence_id in listed.output and f"alertname={kpi}_hi" in listed.output
+    assert runner.invoke(cli.app, ["silence", "expire", silence_id]).exit_code == 0
+    assert silence_id not in runner.invoke(cli.app, ["silence", "list"]).output
+    assert runner.invoke(cli.app, ["silence", "add", "nonsense"]).exit_code == 2
+
+
+async def test_cli_list_shows_firing(embedded_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "_store", lambda: embedded_store)
+    kpi = unique()
+    rules = f"rules:\n  - {{name: {kpi}_hi, type: threshold, kpi: {kpi}, op: above, threshold: 10}}\n"
+    await make(embedded_store, rules, FakeBus(), Clock()).consume([snap(kpi, 20, "email")])
+    result = CliRunner().invoke(cli.app, ["list", "--state", "firing", "--json"])
+    assert result.exit_code == 0
+    mine = [json.loads(ln) for ln in result.output.splitlines() if kpi in ln]
+    assert [(m["rule"], m["state"], m["value"]) for m in mine] == [(f"{kpi}_hi", "firing", 20.0)]

@@ -1,0 +1,267 @@
+"""Lifecycle edges: for (count and duration), flapping, resolve, repeat, silences,
+stale input, actions, and restart from stored state in every state."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from pulse_alerts import storage
+from pulse_alerts.domain.engine import Engine, latest_per_series
+from pulse_alerts.domain.evaluate import evaluate
+from pulse_alerts.domain.lifecycle import Outcome
+from pulse_alerts.domain.model import Silence, Status
+from pulse_alerts.domain.rules import RuleSet, load_rules
+from pulse_shared.events import AlertState, Grain, KpiSnapshot
+from pulse_shared.store import Store
+
+T0 = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)
+DAY = dt.date(2026, 11, 25)
+
+
+def minutes(n: float) -> dt.datetime:
+    return T0 + dt.timedelta(minutes=n)
+
+
+def ruleset(extra: str = "", kpi: str = "spend", name: str = "r") -> RuleSet:
+    return load_rules(
+        f"rules:\n  - {{name: {name}, type: threshold, kpi: {kpi}, op: above,"
+        f" threshold: 100{extra}}}\n"
+    )
+
+
+def snap(value: float, at: float, day: dt.date = DAY, kpi: str = "spend",
+         channel: str = "paid_search") -> KpiSnapshot:
+    return KpiSnapshot(
+        kpi=kpi, grain=Grain.DAY, period=day.isoformat(), period_start=day,
+        dimension="channel", dimension_value=channel, value=value, unit="USD",
+        computed_at=minutes(at),
+    )
+
+
+def feed(engine: Engine, value: float, at: float, **kw: object) -> list[Outcome]:
+    s = snap(value, at, **kw)  # type: ignore[arg-type]
+    pairs = engine.plan([s])
+    observations = [(r, o) for r, sn in pairs if (o := evaluate(r, sn)) is not None]
+    outcomes = engine.apply(observations, minutes(at))
+    engine.commit(outcomes)
+    return outcomes
+
+
+def tick(engine: Engine, at: float) -> list[Outcome]:
+    outcomes = engine.tick(minutes(at))
+    engine.commit(outcomes)
+    return outcomes
+
+
+def sent(outcomes: list[Outcome]) -> list[str]:
+    return [a.state.value for o in outcomes for a in o.alerts]
+
+
+def only_state(engine: Engine) -> Status:
+    (state,) = engine.states.values()
+    return state.status
+
+
+def test_fire_resolve_and_fire_again_with_new_alert_id() -> None:
+    engine = Engine(ruleset())
+    first = feed(engine, 150, 0)
+    assert sent(first) == ["firing"] and only_state(engine) is Status.FIRING
+    assert sent(feed(engine, 160, 1)) == []
+    resolved = feed(engine, 50, 2)
+    assert sent(resolved) == ["resolved"]
+    alert = resolved[0].alerts[0]
+    assert alert.ends_at == minutes(2) and alert.starts_at == minutes(0)
+    assert sent(feed(engine, 40, 3)) == []
+    again = feed(engine, 170, 4)
+    assert sent(again) == ["firing"]
+    assert again[0].alerts[0].alert_id != first[0].alerts[0].alert_id
+    assert again[0].alerts[0].fingerprint == first[0].alerts[0].fingerprint
+
+
+def test_flapping_input_with_for_count_never_fires() -> None:
+    engine = Engine(ruleset(", for: 3"))
+    notifications: list[str] = []
+    for i, value in enumerate([150, 50, 150, 150, 50, 150, 50, 150, 150]):
+        notifications += sent(feed(engine, value, i))
+    assert notifications == []
+    assert only_state(engine) is Status.PENDING
+    assert sent(feed(engine, 150, 10)) == ["firing"]  # third in a row
+    assert sent(feed(engine, 150, 11)) == []
+
+
+def test_pending_that_clears_goes_inactive_without_notification() -> None:
+    engine = Engine(ruleset(", for: 2"))
+    assert sent(feed(engine, 150, 0)) == [] and only_state(engine) is Status.PENDING
+    assert sent(feed(engine, 50, 1)) == [] and only_state(engine) is Status.INACTIVE
+
+
+def test_for_duration_fires_on_the_timer() -> None:
+    engine = Engine(ruleset(", for: 10m"))
+    assert sent(feed(engine, 150, 0)) == []
+    assert sent(tick(engine, 5)) == [] and only_state(engine) is Status.PENDING
+    fired = tick(engine, 10)
+    assert sent(fired) == ["firing"] and fired[0].alerts[0].starts_at == minutes(10)
+    assert tick(engine, 11) == []
+
+
+def test_for_duration_restarts_after_a_clear() -> None:
+    engine = Engine(ruleset(", for: 10m"))
+    feed(engine, 150, 0)
+    feed(engine, 50, 6)
+    feed(engine, 150, 8)
+    assert sent(tick(engine, 12)) == []  # only 4 minutes since the new breach
+    assert sent(tick(engine, 18)) == ["firing"]
+
+
+def test_repeat_interval_on_timer_and_snapshots() -> None:
+    engine = Engine(ruleset(", repeat_interval: 1h"))
+    assert sent(feed(engine, 150, 0)) == ["firing"]
+    assert sent(tick(engine, 59)) == []
+    assert sent(tick(engine, 60)) == ["firing"]
+    assert sent(feed(engine, 150, 90)) == []
+    assert sent(feed(engine, 150, 121)) == ["firing"]
+    assert sent(feed(engine, 50, 122)) == ["resolved"]
+    assert tick(engine, 500) == []  # resolved alerts do not repeat
+
+
+def test_silence_holds_back_firing_until_it_expires() -> None:
+    engine = Engine(ruleset())
+    engine.silences = (
+        Silence("s1", {"alertname": "r", "channel": "paid_*"}, minutes(-1), minutes(30)),
+    )
+    assert sent(feed(engine, 150, 0)) == [] and only_state(engine) is Status.FIRING
+    assert sent(tick(engine, 29)) == []
+    assert sent(tick(engine, 30)) == ["firing"]  # silence expired, still firing
+    assert tick(engine, 31) == []
+
+
+def test_fired_and_resolved_within_a_silence_sends_nothing() -> None:
+    engine = Engine(ruleset())
+    engine.silences = (Silence("s1", {"alertname": "r"}, minutes(-1), minutes(30)),)
+    feed(engine, 150, 0)
+    feed(engine, 50, 5)
+    assert only_state(engine) is Status.RESOLVED
+    assert tick(engine, 40) == []
+
+
+def test_resolution_during_a_silence_is_sent_after_it() -> None:
+    engine = Engine(ruleset())
+    assert sent(feed(engine, 150, 0)) == ["firing"]
+    engine.silences = (Silence("s1", {"severity": "warn*"}, minutes(1), minutes(30)),)
+    assert sent(feed(engine, 50, 5)) == []
+    assert sent(tick(engine, 30)) == ["resolved"]
+
+
+def test_silence_not_matching_does_not_mute() -> None:
+    engine = Engine(ruleset())
+    engine.silences = (Silence("s1", {"channel": "email"}, minutes(-1), minutes(30)),)
+    assert sent(feed(engine, 150, 0)) == ["firing"]
+
+
+def test_stale_and_duplicate_snapshots_change_nothing() -> None:
+    engine = Engine(ruleset())
+    feed(engine, 150, 10)
+    assert feed(engine, 150, 10) == []  # identical snapshot (redelivery)
+    assert feed(engine, 10, 5) == []  # older computation of the same period
+    assert feed(engine, 10, 20, day=DAY - dt.timedelta(days=1)) == []  # older period
+    assert only_state(engine) is Status.FIRING
+    assert sent(feed(engine, 10, 30, day=DAY + dt.timedelta(days=1))) == ["resolved"]
+
+
+def test_latest_per_series_keeps_newest_period() -> None:
+    old, new = snap(500, 1, day=DAY - dt.timedelta(days=3)), snap(5, 0)
+    other = snap(7, 0, channel="email")
+    assert latest_per_series([new, old, other]) == [new, other]
+
+
+def test_one_snapshot_batch_with_history_sends_one_notification() -> None:
+    engine = Engine(ruleset())
+    history = [snap(150 if d % 2 else 50, d, day=DAY - dt.timedelta(days=10 - d))
+               for d in range(11)]
+    pairs = engine.plan(history)
+    assert len(pairs) == 1 and pairs[0][1].period_start == DAY
+
+
+def test_action_only_on_first_firing() -> None:
+    rules = ruleset(", repeat_interval: 1h, action: {action: pause_campaign, reason: 'x {value}'}")
+    engine = Engine(rules)
+    first = feed(engine, 150, 0)
+    assert [a.action for o in first for a in o.actions] == ["pause_campaign"]
+    action = first[0].actions[0]
+    assert action.source_alert == first[0].alerts[0].alert_id
+    assert action.reason == "x 150.0" and action.channel.value == "paid_search"
+    repeat = tick(engine, 61)
+    assert sent(repeat) == ["firing"] and repeat[0].actions == []
+
+
+def test_grouping_key_and_gauge_counts() -> None:
+    engine = Engine(ruleset(", group_by: [alertname, severity]"))
+    feed(engine, 150, 0, channel="a")
+    feed(engine, 150, 0, channel="b")
+    assert engine.counts() == {("firing", "r", "warning"): 2}
+
+
+# -- restart: state stored in ClickHouse, a new engine continues ----------------------------
+def restart(engine: Engine, store: Store, rules: RuleSet) -> Engine:
+    storage.save_states(store, engine.states.values())
+    fingerprints = set(engine.states)
+    loaded = {s.fingerprint: s for s in storage.load_states(store) if s.fingerprint in fingerprints}
+    assert loaded == engine.states
+    return Engine(rules, loaded)
+
+
+def test_restart_in_each_state(any_store: Store) -> None:
+    kpi = f"k{uuid.uuid4().hex[:8]}"
+
+    # firing: same breach after restart → no duplicate; resolution still sent once
+    rules = ruleset(kpi=kpi, name=f"{kpi}_a")
+    engine = Engine(rules)
+    assert sent(feed(engine, 150, 0, kpi=kpi)) == ["firing"]
+    engine = restart(engine, any_store, rules)
+    assert sent(feed(engine, 150, 1, kpi=kpi)) == []
+    assert tick(engine, 2) == []
+    assert sent(feed(engine, 50, 3, kpi=kpi)) == ["resolved"]
+
+    # resolved: nothing re-sent after restart
+    engine = restart(engine, any_store, rules)
+    assert tick(engine, 4) == [] and sent(feed(engine, 40, 5, kpi=kpi)) == []
+
+    # pending: the count of consecutive evaluations survives
+    rules_for = ruleset(", for: 3", kpi=kpi, name=f"{kpi}_b")
+    engine = Engine(rules_for)
+    feed(engine, 150, 0, kpi=kpi)
+    feed(engine, 150, 1, kpi=kpi)
+    engine = restart(engine, any_store, rules_for)
+    assert only_state(engine) is Status.PENDING
+    assert sent(feed(engine, 150, 2, kpi=kpi)) == ["firing"]
+
+    # inactive (pending that cleared): no notification on restart or after
+    engine = Engine(rules_for)
+    feed(engine, 150, 10, kpi=kpi)
+    feed(engine, 50, 11, kpi=kpi)
+    engine = restart(engine, any_store, rules_for)
+    assert only_state(engine) is Status.INACTIVE and tick(engine, 12) == []
+
+    # firing under a silence: the held-back notification is sent once it expires
+    rules_s = ruleset(kpi=kpi, name=f"{kpi}_c")
+    engine = Engine(rules_s)
+    engine.silences = (Silence("s", {"alertname": f"{kpi}_c"}, minutes(-1), minutes(10)),)
+    assert sent(feed(engine, 150, 0, kpi=kpi)) == []
+    engine = restart(engine, any_store, rules_s)
+    assert sent(tick(engine, 11)) == ["firing"]
+
+
+def test_alert_contents() -> None:
+    rules = load_rules(
+        "rules:\n  - {name: r, type: threshold, kpi: spend, op: above, threshold: 100,"
+        " severity: critical, labels: {team: growth},"
+        " annotations: {summary: '{dimension_value} at {value:.0f} > {threshold:.0f}'}}\n"
+    )
+    engine = Engine(rules)
+    (outcome,) = feed(engine, 150, 0)
+    (alert,) = outcome.alerts
+    assert alert.state is AlertState.FIRING and alert.severity.value == "critical"
+    assert alert.labels["team"] == "growth" and alert.kpi == "spend"
+    assert alert.annotations == {"summary": "paid_search at 150 > 100"}
+    assert alert.sent_at == minutes(0) and alert.value == 150.0

@@ -1,0 +1,155 @@
+"""Rules files: validation errors name file, rule and field; defaults and scope."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from pulse_alerts.cli import app
+from pulse_alerts.domain.durations import format_duration, parse_duration
+from pulse_alerts.domain.rules import (
+    BudgetRule,
+    ForecastRule,
+    RulesError,
+    ThresholdRule,
+    load_rules,
+)
+from pulse_alerts.main import default_rules_text
+from typer.testing import CliRunner
+
+VALID = """
+rules:
+  - name: spend_high
+    type: threshold
+    kpi: spend
+    grain: day
+    dimension: channel
+    dimension_value: "paid_*"
+    op: above
+    threshold: 100
+    for: 3
+    repeat_interval: 2h
+  - name: leads_drop
+    type: change
+    kpi: leads
+    direction: down
+    threshold_pct: 20
+    for: 15m
+"""
+
+
+def test_valid_file_parses_scope_for_and_repeat() -> None:
+    rules = load_rules(VALID, "rules.yaml")
+    spend = rules.by_name("spend_high")
+    assert isinstance(spend, ThresholdRule)
+    assert spend.for_.evaluations == 3 and spend.for_.duration == dt.timedelta(0)
+    assert spend.repeat_interval == dt.timedelta(hours=2)
+    assert spend.matches("spend", "day", "channel", "paid_search")
+    assert not spend.matches("spend", "day", "channel", "email")
+    assert not spend.matches("spend", "week", "channel", "paid_search")
+    leads = rules.by_name("leads_drop")
+    assert leads is not None and leads.for_.duration == dt.timedelta(minutes=15)
+    assert [r.name for r in rules.candidates("spend")] == ["spend_high"]
+
+
+def test_wildcard_kpi_rules_are_candidates_for_matching_kpis() -> None:
+    rules = load_rules(
+        "rules:\n  - {name: roas_low, type: threshold, kpi: 'roas*', op: below, threshold: 1}\n"
+    )
+    assert [r.name for r in rules.candidates("roas__linear")] == ["roas_low"]
+    assert rules.candidates("spend") == []
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        (
+            "rules:\n  - {name: a, type: threshold, kpi: spend, op: sideways, threshold: 1}\n",
+            "f.yaml: rule 'a' (#1): op: Input should be 'above' or 'below'",
+        ),
+        (
+            "rules:\n  - {name: a, type: thresold, kpi: spend}\n",
+            "f.yaml: rule 'a' (#1): type: must be one of threshold, change",
+        ),
+        (
+            "rules:\n  - {name: a, kpi: spend}\n",
+            "f.yaml: rule 'a' (#1): type: missing",
+        ),
+        (
+            "rules:\n  - {name: a, type: threshold, kpi: spend, op: above}\n",
+            "f.yaml: rule 'a' (#1): threshold: Field required",
+        ),
+        (
+            "rules:\n  - {name: b, type: threshold, op: above, threshold: 1, for: 5x}\n",
+            "f.yaml: rule 'b' (#1): for: Value error, invalid duration '5x'",
+        ),
+        (
+            "rules:\n  - {name: c, type: threshold, op: above, threshold: 1,"
+            " annotations: {summary: '{valu}'}}\n",
+            "f.yaml: rule 'c' (#1): annotations.summary: Value error, unknown template field",
+        ),
+        (
+            "rules:\n  - {name: d, type: forecast, op: above, threshold: 1, horizon: 60}\n",
+            "f.yaml: rule 'd' (#1): horizon: Input should be less than or equal to 30",
+        ),
+        (
+            "rules:\n  - {name: e, type: threshold, op: above, threshold: 1, colour: red}\n",
+            "f.yaml: rule 'e' (#1): colour: Extra inputs are not permitted",
+        ),
+        (
+            "rules:\n  - {name: x, type: threshold, op: above, threshold: 1}\n"
+            "  - {name: x, type: threshold, op: below, threshold: 1}\n",
+            "f.yaml: rule 'x' (#2): name: duplicate of rule #1",
+        ),
+        ("rules: [\n", "f.yaml: line"),
+        ("alerts: []\n", "f.yaml: top level must be a mapping with a 'rules' list"),
+    ],
+)
+def test_errors_name_file_rule_and_field(yaml_text: str, expected: str) -> None:
+    with pytest.raises(RulesError) as info:
+        load_rules(yaml_text, "f.yaml")
+    assert any(p.startswith(expected) for p in info.value.problems), info.value.problems
+
+
+def test_budget_and_forecast_defaults() -> None:
+    rules = load_rules(
+        "rules:\n"
+        "  - {name: pace, type: budget, mode: pacing}\n"
+        "  - {name: over, type: budget, mode: overspend}\n"
+        "  - {name: fc, type: forecast, kpi: spend, op: below, threshold: 5}\n"
+    )
+    pace, over, fc = rules.rules
+    assert isinstance(pace, BudgetRule) and pace.kpi == "projected_spend"
+    assert pace.grain is not None and pace.grain.value == "month"
+    assert isinstance(over, BudgetRule) and over.kpi == "spend_to_date"
+    assert isinstance(fc, ForecastRule) and fc.effective_bound == "lower"
+
+
+def test_default_rules_file_is_valid_and_covers_the_demo_threshold() -> None:
+    rules = load_rules(default_rules_text(), "default.yaml")
+    spend = rules.by_name("channel_daily_spend_high")
+    assert isinstance(spend, ThresholdRule) and spend.op == "above"
+    assert spend.matches("spend", "day", "channel", "paid_search")
+
+
+def test_durations() -> None:
+    assert parse_duration("1h30m") == dt.timedelta(minutes=90)
+    assert parse_duration(90) == dt.timedelta(seconds=90)
+    assert format_duration(dt.timedelta(days=1, minutes=5)) == "1d5m"
+    with pytest.raises(ValueError):
+        parse_duration("soon")
+
+
+def test_cli_rules_check(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(VALID)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  - {name: a, type: threshold, kpi: spend, op: above}\n")
+    runner = CliRunner()
+    ok = runner.invoke(app, ["rules", "check", str(good)])
+    assert ok.exit_code == 0
+    assert "2 rule(s) OK (1 change, 1 threshold)" in ok.output
+    failed = runner.invoke(app, ["rules", "check", str(bad)])
+    assert failed.exit_code == 1
+    assert f"{bad}: rule 'a' (#1): threshold: Field required" in failed.output

@@ -1,0 +1,254 @@
+"""Service flow on the in-memory bus and the embedded store: touches + conversions in,
+versioned credits written and published."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from faststream.kafka import TestKafkaBroker
+from pulse_attribution.main import AttributionComponent, build
+from pulse_attribution.settings import AttributionSettings
+from pulse_shared.bus import Bus, make_broker
+from pulse_shared.events import (
+    AttributionCredit,
+    Channel,
+    ConversionMilestone,
+    PipelineEvent,
+    PipelineStage,
+    Subscription,
+    SubscriptionEventType,
+    Touchpoint,
+    TouchType,
+)
+from pulse_shared.store import Store
+from pulse_shared.topics import CREDITS, PIPELINE, SUBSCRIPTIONS, TOUCHPOINTS
+
+T0 = dt.datetime(2026, 10, 1, 9, 0, tzinfo=dt.UTC)
+
+
+def contact(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+def touch(account: str, who: str, channel: Channel, at: dt.datetime) -> Touchpoint:
+    return Touchpoint(
+        event_id=f"t-{uuid.uuid4().hex[:12]}",
+        occurred_at=at,
+        account_id=account,
+        contact_id=contact(who),
+        channel=channel,
+        campaign_id=f"{channel.value}-c1",
+        touch_type=TouchType.WEB_VISIT,
+    )
+
+
+class Harness:
+    def __init__(self, component: AttributionComponent, bus: Bus) -> None:
+        self.component = component
+        self.bus = bus
+        self.published: list[AttributionCredit] = []
+
+
+@pytest.fixture
+async def harness(embedded_store: Store) -> AsyncIterator[Harness]:
+    broker = make_broker(None)
+    bus = Bus(broker, "attribution")
+    component = build(embedded_store, bus, AttributionSettings(recompute_interval_s=0))
+    broker.include_router(component.router)
+    h = Harness(component, bus)
+
+    @broker.subscriber(CREDITS.name)
+    async def collect(body: dict[str, Any]) -> None:
+        h.published.append(AttributionCredit.model_validate(body))
+
+    async with TestKafkaBroker(broker):
+        yield h
+
+
+def latest(store: Store, conversion_id: str, model: str) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in store.query(
+            "SELECT * FROM attribution_credits_latest WHERE conversion_id = {c:String} "
+            "AND model = {m:String} ORDER BY touched_at",
+            {"c": conversion_id, "m": model},
+        )
+    ]
+
+
+async def test_touch_then_conversion_gives_written_and_published_credit(
+    harness: Harness, embedded_store: Store
+) -> None:
+    account = f"acc-{uuid.uuid4().hex[:8]}"
+    t1 = touch(account, "ann", Channel.PAID_SEARCH, T0)
+    t2 = touch(account, "bob", Channel.EMAIL, T0 + dt.timedelta(days=2))
+    await harness.bus.publish(TOUCHPOINTS, [t1, t2])
+    won = PipelineEvent(
+        event_id=f"p-{uuid.uuid4().hex[:12]}",
+        occurred_at=T0 + dt.timedelta(days=10),
+        account_id=account,
+        stage=PipelineStage.WON,
+        amount=Decimal("1000"),
+    )
+    await harness.bus.publish(PIPELINE, [won])
+
+    rows = latest(embedded_store, won.event_id, "last_touch")
+    assert [(r["touchpoint_event_id"], r["credit"], r["credited_revenue"]) for r in rows] == [
+        (t2.event_id, 1.0, Decimal("1000"))
+    ]
+    assert rows[0]["milestone"] == "won" and rows[0]["version"] == 1
+    linear = latest(embedded_store, won.event_id, "linear")
+    assert [r["credited_revenue"] for r in linear] == [Decimal("500"), Decimal("500")]
+
+    published = [c for c in harness.published if c.conversion_id == won.event_id]
+    last = [c for c in published if c.model == "last_touch"]
+    assert len(last) == 1
+    assert last[0].touchpoint_event_id == t2.event_id
+    assert last[0].credited_revenue == Decimal("1000")
+    # Every rule model got credits for this conversion.
+    assert {c.model for c in published} >= {
+        "first_touch", "last_touch", "last_non_direct", "linear", "time_decay",
+        "position_based", "w_shaped", "full_path",
+    }
+
+
+async def test_subscription_started_is_worth_mrr_times_12(
+    harness: Harness, embedded_store: Store
+) -> None:
+    account = f"acc-{uuid.uuid4().hex[:8]}"
+    t1 = touch(account, "cid", Channel.WEBINAR, T0)
+    await harness.bus.publish(TOUCHPOINTS, [t1])
+    started = Subscription(
+        event_id=f"s-{uuid.uuid4().hex[:12]}",
+        occurred_at=T0 + dt.timedelta(days=1),
+        account_id=account,
+        event_type=SubscriptionEventType.SUBSCRIPTION_STARTED,
+        mrr=Decimal("250"),
+    )
+    upgraded = Subscription(
+        event_id=started.event_id + "u",
+        occurred_at=T0 + dt.timedelta(days=2),
+        account_id=account,
+        event_type=SubscriptionEventType.SUBSCRIPTION_UPGRADED,
+        mrr=Decimal("400"),
+    )
+    await harness.bus.publish(SUBSCRIPTIONS, [started, upgraded])
+    rows = latest(embedded_store, started.event_id, "first_touch")
+    assert [(r["milestone"], r["credited_revenue"]) for r in rows] == [
+        ("new_subscription", Decimal("3000"))
+    ]
+    assert latest(embedded_store, upgraded.event_id, "first_touch") == []
+
+
+async def test_late_touch_creates_new_version_and_redelivery_does_not(
+    harness: Harness, embedded_store: Store
+) -> None:
+    account = f"acc-{uuid.uuid4().hex[:8]}"
+    early = touch(account, "ann", Channel.DISPLAY, T0)
+    await harness.bus.publish(TOUCHPOINTS, [early])
+    lead = PipelineEvent(
+        event_id=f"p-{uuid.uuid4().hex[:12]}",
+        occurred_at=T0 + dt.timedelta(days=5),
+        account_id=account,
+        stage=PipelineStage.LEAD,
+    )
+    await harness.bus.publish(PIPELINE, [lead])
+    # Redelivery of the same conversion: credits unchanged, no new version.
+    await harness.bus.publish(PIPELINE, [lead])
+    assert [r["version"] for r in latest(embedded_store, lead.event_id, "last_touch")] == [1]
+
+    # A touch that happened before the lead but arrives after it (other contact).
+    late = touch(account, "bob", Channel.REFERRAL, T0 + dt.timedelta(days=3))
+    # And one after the conversion: outside its window, must not be credited.
+    after = touch(account, "bob", Channel.EMAIL, T0 + dt.timedelta(days=6))
+    await harness.bus.publish(TOUCHPOINTS, [late, after])
+
+    rows = latest(embedded_store, lead.event_id, "last_touch")
+    assert [(r["touchpoint_event_id"], r["version"]) for r in rows] == [(late.event_id, 2)]
+    # first_touch did not change, so it keeps version 1.
+    first = latest(embedded_store, lead.event_id, "first_touch")
+    assert [(r["touchpoint_event_id"], r["version"]) for r in first] == [(early.event_id, 1)]
+    linear = latest(embedded_store, lead.event_id, "linear")
+    assert sorted(r["touchpoint_event_id"] for r in linear) == sorted(
+        [early.event_id, late.event_id]
+    )
+    assert all(r["version"] == 2 for r in linear)
+    versions = {
+        c.version
+        for c in harness.published
+        if c.conversion_id == lead.event_id and c.model == "last_touch"
+    }
+    assert versions == {1, 2}
+
+
+async def test_conversion_before_its_touches(harness: Harness, embedded_store: Store) -> None:
+    account = f"acc-{uuid.uuid4().hex[:8]}"
+    opp = PipelineEvent(
+        event_id=f"p-{uuid.uuid4().hex[:12]}",
+        occurred_at=T0 + dt.timedelta(days=30),
+        account_id=account,
+        stage=PipelineStage.OPPORTUNITY,
+        amount=Decimal("5000"),
+    )
+    await harness.bus.publish(PIPELINE, [opp])
+    assert latest(embedded_store, opp.event_id, "last_touch") == []
+    t1 = touch(account, "ann", Channel.PAID_SOCIAL, T0)
+    old = touch(account, "ann", Channel.PAID_SOCIAL, T0 - dt.timedelta(days=70))  # > 90 d
+    await harness.bus.publish(TOUCHPOINTS, [t1, old])
+    rows = latest(embedded_store, opp.event_id, "first_touch")
+    assert [(r["touchpoint_event_id"], r["version"]) for r in rows] == [(t1.event_id, 1)]
+
+
+async def test_data_driven_recompute_stores_runs_and_versioned_credits(
+    harness: Harness, embedded_store: Store
+) -> None:
+    account_a = f"acc-{uuid.uuid4().hex[:8]}"
+    account_b = f"acc-{uuid.uuid4().hex[:8]}"
+    account_n = f"acc-{uuid.uuid4().hex[:8]}"
+    a1 = touch(account_a, "ann", Channel.PAID_SEARCH, T0)
+    a2 = touch(account_a, "bob", Channel.EMAIL, T0 + dt.timedelta(days=1))
+    b1 = touch(account_b, "cid", Channel.EMAIL, T0)
+    n1 = touch(account_n, "dan", Channel.DISPLAY, T0)
+    await harness.bus.publish(TOUCHPOINTS, [a1, a2, b1, n1])
+    won_a = PipelineEvent(
+        event_id=f"p-{uuid.uuid4().hex[:12]}", occurred_at=T0 + dt.timedelta(days=3),
+        account_id=account_a, stage=PipelineStage.WON, amount=Decimal("900"),
+    )
+    won_b = PipelineEvent(
+        event_id=f"p-{uuid.uuid4().hex[:12]}", occurred_at=T0 + dt.timedelta(days=3),
+        account_id=account_b, stage=PipelineStage.WON, amount=Decimal("100"),
+    )
+    await harness.bus.publish(PIPELINE, [won_a, won_b])
+
+    runs = await harness.component.recompute_data_driven(milestones=[ConversionMilestone.WON])
+    assert {(r.model, str(r.milestone)) for r in runs} == {("markov", "won"), ("shapley", "won")}
+    markov_a = latest(embedded_store, won_a.event_id, "markov")
+    assert sum(r["credit"] for r in markov_a) == pytest.approx(1.0)
+    assert sum(r["credited_revenue"] for r in markov_a) == Decimal("900")
+    assert {r["touchpoint_event_id"] for r in markov_a} <= {a1.event_id, a2.event_id}
+    # A one-channel journey gets everything under both data-driven models.
+    for model in ("markov", "shapley"):
+        rows = latest(embedded_store, won_b.event_id, model)
+        assert [(r["touchpoint_event_id"], r["credit"], r["version"]) for r in rows] == [
+            (b1.event_id, 1.0, 1)
+        ]
+    stored = harness.component.storage.model_runs("markov")
+    mine = [r for r in stored if r["run_id"] == max(s["run_id"] for s in stored)]
+    assert mine and '"order": 1' in mine[0]["parameters"]
+    channels = harness.component.storage.channel_results(mine[0]["run_id"])
+    assert {"email", "paid_search", "display"} <= {c["channel"] for c in channels}
+    assert all(c["removal_effect"] is not None and c["removal_effect"] >= 0 for c in channels)
+    published = {c.model for c in harness.published if c.conversion_id == won_b.event_id}
+    assert {"markov", "shapley"} <= published
+
+    # Nothing changed: a second run adds runs but no new credit versions.
+    before = len(harness.published)
+    await harness.component.recompute_data_driven(milestones=[ConversionMilestone.WON])
+    assert [c for c in harness.published[before:] if c.account_id in (account_a, account_b)] == []
+    assert max(r["version"] for r in harness.component.storage.model_runs("markov")) >= 2

@@ -1,0 +1,215 @@
+"""Grafana provisioning: dashboards are generated, their SQL runs on the migrated schema
+and their PromQL names only metrics that Pulse processes expose."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from deploy_support import (
+    ROOT,
+    metric_names,
+    migration_schema,
+    promql_metric_names,
+    referenced_tables,
+)
+
+GRAFANA = ROOT / "deploy" / "grafana"
+DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
+REQUIRED = {"pulse-executive.json", "pulse-campaigns.json", "pulse-operations.json"}
+
+
+def generator() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "generate_dashboards", GRAFANA / "generate_dashboards.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def all_panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in dashboard["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def sql_queries() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(id, sql, dashboard) for every ClickHouse panel target and query variable."""
+    for path in DASHBOARDS:
+        dash = load(path)
+        for panel in all_panels(dash):
+            for target in panel.get("targets", []):
+                if target["datasource"]["type"] == "grafana-clickhouse-datasource":
+                    yield f"{path.stem}:{panel['title']}:{target['refId']}", target["rawSql"], dash
+        for var in dash["templating"]["list"]:
+            if var["type"] == "query" and var["datasource"]["type"].endswith("clickhouse-datasource"):
+                yield f"{path.stem}:${var['name']}", var["query"], dash
+
+
+def promql_queries() -> Iterator[tuple[str, str]]:
+    for path in DASHBOARDS:
+        for panel in all_panels(load(path)):
+            for target in panel.get("targets", []):
+                if target["datasource"]["type"] == "prometheus":
+                    yield f"{path.stem}:{panel['title']}:{target['refId']}", target["expr"]
+
+
+SQL = list(sql_queries())
+PROMQL = list(promql_queries())
+
+# --- Grafana macro / variable expansion for running the SQL ------------------------
+FROM, TO = "2026-01-01 00:00:00", "2026-12-31 23:59:59"
+MACROS = {
+    r"\$__dateFilter\((\w+)\)": rf"\1 BETWEEN toDate('{FROM[:10]}') AND toDate('{TO[:10]}')",
+    r"\$__timeFilter\((\w+)\)": (
+        rf"\1 >= toDateTime('{FROM}', 'UTC') AND \1 <= toDateTime('{TO}', 'UTC')"
+    ),
+    r"\$__fromTime\b": f"toDateTime('{FROM}', 'UTC')",
+    r"\$__toTime\b": f"toDateTime('{TO}', 'UTC')",
+}
+
+
+def variable_values(dashboard: dict[str, Any]) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for var in dashboard["templating"]["list"]:
+        if var["type"] == "custom":
+            values[var["name"]] = [o["value"] for o in var["options"]]
+        else:  # query variables: any plausible value, the tables are empty anyway
+            values[var["name"]] = ["paid_search", "email"]
+    return values
+
+
+def expand(sql: str, dashboard: dict[str, Any], pick: int = 0) -> str:
+    for pattern, replacement in MACROS.items():
+        sql = re.sub(pattern, replacement, sql)
+    values = variable_values(dashboard)
+
+    def substitute(match: re.Match[str]) -> str:
+        name, fmt = match.group(1) or match.group(3), match.group(2)
+        options = values[name]
+        if fmt == "singlequote":
+            return ", ".join(f"'{v}'" for v in options)
+        assert fmt is None, f"unsupported variable format {fmt}"
+        return options[pick % len(options)]
+
+    sql = re.sub(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)", substitute, sql)
+    assert "$" not in sql, f"unexpanded macro or variable in: {sql}"
+    return sql
+
+
+# --- tests --------------------------------------------------------------------------
+def test_required_dashboards_exist_and_match_the_generator() -> None:
+    assert REQUIRED <= {p.name for p in DASHBOARDS}
+    rendered = generator().render()
+    assert set(rendered) == {p.name for p in DASHBOARDS}
+    for name, text in rendered.items():
+        assert (GRAFANA / "dashboards" / name).read_text() == text, (
+            f"{name} is stale: run .venv/bin/python deploy/grafana/generate_dashboards.py"
+        )
+
+
+def test_dashboards_have_unique_uids_and_panel_ids_on_a_valid_grid() -> None:
+    uids = [load(p)["uid"] for p in DASHBOARDS]
+    assert len(uids) == len(set(uids))
+    for path in DASHBOARDS:
+        panels = list(all_panels(load(path)))
+        ids = [p["id"] for p in panels]
+        assert len(ids) == len(set(ids)), path
+        for p in panels:
+            pos = p["gridPos"]
+            assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24, (path, p["title"])
+
+
+def test_panels_use_only_provisioned_data_sources() -> None:
+    provisioned = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "datasources.yml").read_text()
+    )["datasources"]
+    by_uid = {d["uid"]: d["type"] for d in provisioned}
+    assert set(by_uid.values()) == {"prometheus", "grafana-clickhouse-datasource"}
+    for path in DASHBOARDS:
+        for panel in all_panels(load(path)):
+            for target in panel.get("targets", []):
+                ds = target["datasource"]
+                assert by_uid.get(ds["uid"]) == ds["type"], (path.name, panel["title"])
+
+
+def test_executive_dashboard_has_kpi_tiles_mrr_bridge_and_roas_by_channel() -> None:
+    dash = load(GRAFANA / "dashboards" / "pulse-executive.json")
+    titles = {p["title"]: p for p in all_panels(dash)}
+    tiles = [p for p in titles.values() if p["type"] == "stat"]
+    assert len(tiles) >= 12
+    assert all("FROM kpi_values FINAL" in t["targets"][0]["rawSql"] for t in tiles)
+    assert "MRR bridge over the range" in titles
+    assert "ROAS by channel (latest period in range)" in titles
+    kpis_used = {
+        kpi for _, sql, d in SQL if d["uid"] == "pulse-executive"
+        for kpi in re.findall(r"kpi = '(\w+)'", sql)
+    }
+    assert {"mrr", "arr", "cac", "ltv_cac", "mrr_new", "mrr_churn", "spend"} <= kpis_used
+
+
+def test_operations_dashboard_covers_lag_throughput_errors_dlq_latency_alerts() -> None:
+    exprs = " ".join(e for i, e in PROMQL if i.startswith("pulse-operations"))
+    for metric in ("pulse_consumer_lag", "pulse_messages_consumed_total",
+                   "pulse_handler_errors_total", "pulse_messages_dead_lettered_total",
+                   "pulse_processing_latency_seconds_bucket", "pulse_alerts_firing"):
+        assert metric in exprs, metric
+    assert "ALERTS{" in exprs
+
+
+def test_sql_references_only_tables_from_the_migrations() -> None:
+    tables = set(migration_schema().tables)
+    assert SQL, "no ClickHouse queries found"
+    for ident, sql, _ in SQL:
+        assert referenced_tables(sql) <= tables, (ident, referenced_tables(sql) - tables)
+
+
+def test_kpi_names_in_sql_are_catalog_kpis() -> None:
+    """Literal KPI names must be ones the KPI service computes (ENGINEERING.md list)."""
+    catalog = {
+        "spend", "impressions", "clicks", "ctr", "leads", "mqls", "sqls", "opportunities",
+        "wins", "cpl", "cost_per_opportunity", "cac", "cac_payback_months",
+        "attributed_pipeline", "attributed_revenue", "roas", "marketing_roi", "mrr", "arr",
+        "mrr_new", "mrr_expansion", "mrr_contraction", "mrr_churn", "mrr_reactivation",
+        "mrr_net_new", "gross_mrr_churn_rate", "net_mrr_churn_rate", "nrr",
+        "logo_churn_rate", "paying_accounts", "arpa", "ltv", "ltv_cac", "budget",
+        "spend_to_date", "pacing", "projected_spend",
+    }
+    for ident, sql, _ in SQL:
+        if "kpi_values" not in sql:
+            continue
+        names = set(re.findall(r"kpi = '(\w+)'", sql))
+        for group in re.findall(r"kpi IN \(([^)]*)\)", sql):
+            names |= set(re.findall(r"'(\w+)'", group))
+        assert names <= catalog, (ident, names - catalog)
+
+
+@pytest.mark.parametrize("ident,sql,dashboard", SQL, ids=[i for i, _, _ in SQL])
+def test_sql_runs_against_the_migrated_schema(
+    ident: str, sql: str, dashboard: dict[str, Any], embedded_store: Any
+) -> None:
+    """Executing the query proves every table, column and function exists."""
+    variants = max(len(v) for v in variable_values(dashboard).values()) if dashboard[
+        "templating"]["list"] else 1
+    for pick in range(min(variants, 3)):
+        embedded_store.query(expand(sql, dashboard, pick))
+
+
+@pytest.mark.parametrize("ident,expr", PROMQL, ids=[i for i, _ in PROMQL])
+def test_promql_names_only_exposed_metrics(ident: str, expr: str) -> None:
+    used = promql_metric_names(expr)
+    missing = used - metric_names()
+    assert not missing, f"{ident}: unknown metrics {sorted(missing)}"
+    assert expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}")

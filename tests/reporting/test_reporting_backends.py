@@ -1,0 +1,148 @@
+"""Report numbers equal kpi_values (read with FINAL) on both store backends; the server
+backend is read through the read-only ``pulse_reader`` user."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from reporting_fixtures import (  # noqa: E402
+    alert,
+    insert_alerts,
+    insert_kpis,
+    kpi,
+    period_kpis,
+)
+
+from pulse_reporting.domain.periods import parse_period  # noqa: E402
+from pulse_reporting.generate import produce_report  # noqa: E402
+from pulse_reporting.storage import ReportingStorage  # noqa: E402
+from pulse_shared.store import ReadOnlyStoreError, Store  # noqa: E402
+
+MONTH = parse_period("monthly", "2034-05")
+NOW = dt.datetime(2034, 6, 1, 6, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def reader(any_store: Store, request: pytest.FixtureRequest) -> Store:
+    if any_store.backend == "server":
+        from pulse_shared.store.server import ServerStore
+
+        ch = request.getfixturevalue("clickhouse_server")
+        return ServerStore(ch.url, user=ch.reader_user, password=ch.reader_password,
+                           readonly=True)
+    from pulse_shared.store.embedded import EmbeddedStore
+
+    return EmbeddedStore(any_store.data_dir, readonly=True)  # type: ignore[attr-defined]
+
+
+def _seed(store: Store) -> None:
+    if store.query_value(
+        "SELECT count() FROM kpi_values WHERE period = {p:String}", {"p": MONTH.label}
+    ):
+        return
+    insert_kpis(store, period_kpis(MONTH, 1.1) + period_kpis(MONTH.previous(), 1.0))
+    # a superseded value: FINAL must pick the later computed_at (the 1.1 x 10,000 above)
+    insert_kpis(store, [kpi("spend", MONTH, 999.0,
+                            computed_at=dt.datetime(2029, 1, 1, tzinfo=dt.UTC))])
+    insert_alerts(store, [alert("bk-1", dt.datetime(2034, 5, 9, 10, tzinfo=dt.UTC))])
+
+
+def test_report_numbers_equal_kpi_values(
+    any_store: Store, reader: Store, tmp_path: Path
+) -> None:
+    _seed(any_store)
+    result = produce_report(
+        reader, "monthly", MONTH, formats=("json",), out_dir=tmp_path, model="linear",
+        writer=any_store, now=NOW,
+    )
+    data = json.loads(result.paths["json"].read_text())
+    truth = {
+        (r["kpi"], r["dimension"], r["dimension_value"]): r["value"]
+        for r in any_store.query(
+            "SELECT kpi, dimension, dimension_value, value FROM kpi_values FINAL "
+            "WHERE grain = 'month' AND period = {p:String}", {"p": MONTH.label},
+        )
+    }
+    assert truth[("spend", "all", "")] == pytest.approx(11000.0)
+    checked = 0
+    for tile in data["headline"]:
+        assert tile["value"] == truth.get((tile["kpi"], "all", "")), tile["kpi"]
+        checked += tile["value"] is not None
+    assert checked >= 12
+    for row in data["channels"]:
+        assert row["spend"] == truth[("spend", "channel", row["name"])]
+        assert row["attributed_revenue"] == truth[
+            ("attributed_revenue__linear", "channel", row["name"])]
+        assert row["roas"] == truth.get(("roas__linear", "channel", row["name"]))
+    assert [a["alert_id"] for a in data["alerts"]] == ["bk-1"]
+    recorded = any_store.query(
+        "SELECT format, model FROM reports FINAL WHERE report_id = {id:String}",
+        {"id": result.report_id},
+    )
+    assert recorded == [{"format": "json", "model": "linear"}]
+
+
+def test_reporting_reader_cannot_write(any_store: Store, reader: Store) -> None:
+    with pytest.raises(ReadOnlyStoreError):
+        ReportingStorage(reader).record_reports([{"report_id": "x"}])
+
+
+@pytest.mark.clickhouse
+def test_server_rejects_writes_from_the_reporting_user(clickhouse_server: object) -> None:
+    from pulse_shared.store import StoreError
+    from pulse_shared.store.server import ServerStore
+
+    ch = clickhouse_server
+    unflagged = ServerStore(ch.url, user=ch.reader_user, password=ch.reader_password)  # type: ignore[attr-defined]
+    with pytest.raises(StoreError):
+        unflagged.insert("reports", [{"report_id": "x", "report_kind": "weekly"}],
+                         ("report_id", "report_kind"))
+
+
+CREDIT_COLUMNS = (
+    "conversion_id", "milestone", "model", "version", "account_id", "touchpoint_event_id",
+    "channel", "campaign_id", "touched_at", "converted_at", "credit", "credited_revenue",
+    "currency",
+)
+
+
+def _credit(conv: str, version: int, touch: str, channel: str, day: int, rev: str,
+            model: str = "linear") -> dict[str, object]:
+    from decimal import Decimal
+
+    return {
+        "conversion_id": conv, "milestone": "won", "model": model, "version": version,
+        "account_id": f"acc-{conv}", "touchpoint_event_id": touch, "channel": channel,
+        "campaign_id": "", "touched_at": dt.datetime(2034, 5, day, tzinfo=dt.UTC),
+        "converted_at": dt.datetime(2034, 5, 20, tzinfo=dt.UTC), "credit": 0.5,
+        "credited_revenue": Decimal(rev), "currency": "USD",
+    }
+
+
+def test_top_conversion_paths_use_latest_credit_version(reader: Store, any_store: Store) -> None:
+    if not any_store.query_value(
+        "SELECT count() FROM attribution_credits WHERE conversion_id LIKE 'rp-%'"
+    ):
+        any_store.insert("attribution_credits", [
+            # rp-1 v1 (superseded): paid_search only; v2: paid_search → email → email
+            _credit("rp-1", 1, "t0", "paid_search", 1, "1000"),
+            _credit("rp-1", 2, "t1", "paid_search", 2, "400"),
+            _credit("rp-1", 2, "t2", "email", 3, "300"),
+            _credit("rp-1", 2, "t3", "email", 4, "300"),
+            _credit("rp-2", 1, "t4", "paid_search", 5, "250"),
+            _credit("rp-2", 1, "t5", "email", 6, "250"),
+            _credit("rp-3", 1, "t6", "direct", 7, "80"),
+            _credit("rp-3", 1, "t7", "direct", 7, "0", model="last_touch"),
+        ], CREDIT_COLUMNS)
+    paths = ReportingStorage(reader).paths("linear", "won", MONTH.start, MONTH.end)
+    assert [(p.path, p.conversions, p.revenue) for p in paths] == [
+        (("paid_search", "email"), 2, 1500.0),
+        (("direct",), 1, 80.0),
+    ]
