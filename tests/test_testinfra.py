@@ -11,6 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from clickhouse_connect.driver.exceptions import DatabaseError
 from conftest_servers import missing_server_markers
+
 from pulse_testinfra.clickhouse import ClickHouseServer
 from pulse_testinfra.kafka import KafkaBroker
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from faststream.kafka import KafkaBroker, KafkaMessage, TestKafkaBroker
+
 from pulse_ingest.service import IngestService
 from pulse_ingest.settings import ApiKey, IngestSettings, hash_api_key
 from pulse_shared.bus import Bus, make_broker

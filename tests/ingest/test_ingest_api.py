@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import KEYS, MemoryBus, ingest_settings
+
 from pulse_ingest.main import build_api
 from pulse_ingest.service import IngestService
 from pulse_shared.topics import BUDGETS, PIPELINE, SPEND, SUBSCRIPTIONS, TOUCHPOINTS
@@ -163,6 +164,7 @@ async def test_unsupported_content_type_is_415(client: httpx.AsyncClient) -> Non
 
 def test_demo_app_runs_on_the_in_memory_bus() -> None:
     from fastapi.testclient import TestClient
+
     from pulse_ingest.main import create_app
     from pulse_ingest.settings import IngestSettings
 

@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 
 import pytest
+
 from pulse_ingest.domain.generator import (
     CAMPAIGNS,
     SyntheticDataset,

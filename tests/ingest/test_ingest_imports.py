@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import KEYS, MemoryBus
+
 from pulse_ingest.domain.imports import IMPORTS, MappingError, map_export
 from pulse_ingest.domain.normalize import normalise_rows
 from pulse_ingest.main import build_api

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from conftest import KEYS, ingest_settings
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+
 from pulse_ingest.main import build_api
 from pulse_ingest.service import IngestService, ingest_file
 from pulse_shared.bus import Bus, make_broker
@@ -55,7 +56,7 @@ async def read_topic(bootstrap: str, topic: str, timeout: float = 10.0) -> list[
     try:
         partitions = consumer.partitions_for_topic(topic)
         if partitions is None:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in partitions]
         if not tps:
@@ -234,7 +235,7 @@ async def test_no_raw_pii_on_any_topic_for_every_format(live: Live, tmp_path: Pa
             for secret in secrets:
                 assert secret.lower() not in record.value.lower(), (topic.name, secret)
     assert seen > 0
-    ours = await events_with(live.bootstrap, TOUCHPOINTS.name, f"pii-")
+    ours = await events_with(live.bootstrap, TOUCHPOINTS.name, "pii-")
     ours = [e for e in ours if e["account_id"].endswith(RUN)]
     assert len(ours) == 6
     assert all(Touchpoint.model_validate(e).contact_id == ours[0]["contact_id"] for e in ours)

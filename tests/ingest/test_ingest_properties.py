@@ -10,6 +10,7 @@ from conftest import KEYS, SALT, ingest_settings
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from pulse_ingest.domain.normalize import ALIASES, KIND_TOPICS, KINDS, normalise_rows
 from pulse_ingest.main import build_api
 from pulse_ingest.service import IngestService

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import SALT, MemoryBus, ingest_settings
+
 from pulse_ingest.domain.normalize import normalise_row
 from pulse_ingest.service import BackpressureError, IngestService, ingest_file
 from pulse_ingest.settings import ConfigurationError, IngestSettings

@@ -12,18 +12,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from reporting_fixtures import (  # noqa: E402
+from pulse_reporting.domain.periods import parse_period
+from pulse_reporting.generate import produce_report
+from pulse_reporting.storage import ReportingStorage
+from pulse_shared.store import ReadOnlyStoreError, Store
+from reporting_fixtures import (
     alert,
     insert_alerts,
     insert_kpis,
     kpi,
     period_kpis,
 )
-
-from pulse_reporting.domain.periods import parse_period  # noqa: E402
-from pulse_reporting.generate import produce_report  # noqa: E402
-from pulse_reporting.storage import ReportingStorage  # noqa: E402
-from pulse_shared.store import ReadOnlyStoreError, Store  # noqa: E402
 
 MONTH = parse_period("monthly", "2034-05")
 NOW = dt.datetime(2034, 6, 1, 6, tzinfo=dt.UTC)

@@ -17,20 +17,19 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from reporting_fixtures import alert, period_kpis  # noqa: E402
-
-from pulse_reporting.domain.assemble import ReportInputs, assemble_report  # noqa: E402
-from pulse_reporting.domain.model import (  # noqa: E402
+from pulse_reporting.domain.assemble import ReportInputs, assemble_report
+from pulse_reporting.domain.model import (
     AlertRecord,
     KpiValue,
     PathRecord,
     Report,
     TrendPoint,
 )
-from pulse_reporting.domain.periods import parse_period  # noqa: E402
-from pulse_reporting.render.exports import render_json  # noqa: E402
-from pulse_reporting.render.html import render_html  # noqa: E402
-from pulse_reporting.render.markdown import render_markdown  # noqa: E402
+from pulse_reporting.domain.periods import parse_period
+from pulse_reporting.render.exports import render_json
+from pulse_reporting.render.html import render_html
+from pulse_reporting.render.markdown import render_markdown
+from reporting_fixtures import alert, period_kpis
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("PULSE_UPDATE_GOLDEN") == "1"

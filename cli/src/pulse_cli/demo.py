@@ -18,6 +18,9 @@ from pulse_shared.settings import common_settings
 # their journeys are complete (the late-touch path handles the other order in production).
 INGEST_ORDER = ("budgets", "spend", "touchpoints", "pipeline", "subscriptions")
 CHUNK = 2000
+# In process, "publishing" runs every downstream handler before it returns, so the ingest
+# back-pressure timeout (meant for a slow broker) must allow for the whole pipeline.
+IN_PROCESS_PUBLISH_TIMEOUT_S = 3600.0
 
 
 def previous_periods(today: dt.date) -> dict[str, str]:
@@ -59,7 +62,7 @@ async def run_demo(
     summary.add_column("step")
     summary.add_column("result", justify="right")
     async with open_pipeline() as pipeline:
-        ingest = IngestService(pipeline.bus, IngestSettings(demo=True))
+        ingest = IngestService(pipeline.bus, IngestSettings(demo=True, publish_timeout_s=IN_PROCESS_PUBLISH_TIMEOUT_S))
         with progress:
             for kind in INGEST_ORDER:
                 rows: list[dict[str, Any]] = [
@@ -80,14 +83,16 @@ async def run_demo(
                     pipeline.store, kind, period, formats=("md", "html"),
                     out_dir=reports_dir, bus=pipeline.bus,
                 )
-                paths.extend(str(p) for p in report.paths.values())
+                paths.extend(str(p.absolute()) for p in report.paths.values())
                 progress.advance(task)
         store = pipeline.store
         for table in ("touchpoints", "attribution_credits", "kpi_values", "alert_events"):
             count = store.query_value(f"SELECT count() FROM {table} FINAL")  # noqa: S608
             summary.add_row(f"rows in {table}", str(count))
-    summary.add_row("data directory", str(common_settings().data_dir.resolve()))
-    for path in paths:
-        summary.add_row("report", path)
+    summary.add_row("data directory", str(common_settings().data_dir.absolute()))
     summary.add_row("elapsed", f"{time.perf_counter() - started:.1f} s")
+    console.print(summary)
+    console.print("reports:")
+    for path in paths:
+        console.print(f"  {path}")
     return summary

@@ -132,6 +132,12 @@ async def _ingest_file(kind: str, file: Path, source: str, atomic: bool):  # typ
     if not settings.kafka_bootstrap and not ingest_settings.pii_salt.get_secret_value():
         # Embedded default: a random salt kept beside the local data, never a fixed one.
         ingest_settings = IngestSettings(pii_salt=local_salt(settings.data_dir))
+    if not settings.kafka_bootstrap:
+        from pulse_cli.demo import IN_PROCESS_PUBLISH_TIMEOUT_S
+
+        ingest_settings = ingest_settings.model_copy(
+            update={"publish_timeout_s": IN_PROCESS_PUBLISH_TIMEOUT_S}
+        )
     async with open_pipeline() as pipeline:
         service = IngestService(pipeline.bus, ingest_settings)
         with progress_bar() as progress:
@@ -169,11 +175,10 @@ def demo(
         console.print("demo runs on the embedded default: unset PULSE_KAFKA_BOOTSTRAP and "
                       "PULSE_CLICKHOUSE_URL")
         raise typer.Exit(code=2)
-    summary = asyncio.run(
+    asyncio.run(
         run_demo(days=days, accounts=accounts, seed=seed, reports_dir=reports_dir,
                  console=console, progress=progress_bar())
     )
-    console.print(summary)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def metrics_asgi_app() -> Callable[..., Any]:
 def metric_names() -> set[str]:
     """Every sample name this process can expose (for dashboard checks)."""
     names: set[str] = set()
-    for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001 - read-only use
+    for collector in list(REGISTRY._collector_to_names):
         for family in collector.collect():
             names.add(family.name)
             for sample in family.samples:

@@ -19,9 +19,10 @@ HealthCheck = Callable[[], Awaitable[bool]]
 def store_health(store: Store) -> HealthCheck:
     async def check() -> bool:
         try:
-            return await asyncio.to_thread(store.query_value, "SELECT 1") == 1
+            value = await asyncio.to_thread(store.query_value, "SELECT 1")
         except Exception:
             return False
+        return bool(value == 1)
 
     return check
 

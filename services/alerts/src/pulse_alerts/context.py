@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pulse_shared.events import KpiSnapshot
@@ -58,3 +59,19 @@ def fetch_context(
         related=related,
         forecaster=forecaster if isinstance(rule, ForecastRule) else None,
     )
+
+
+def prefetch_history(
+    store: Store, pairs: Sequence[tuple[RuleBase, KpiSnapshot]], cache: dict[tuple[Any, ...], Any]
+) -> None:
+    """Read the history of every series a batch needs in one query (fills ``cache``)."""
+    requests = {
+        (s.kpi, s.grain.value, s.dimension, s.dimension_value, s.period_start,
+         r.history_periods)
+        for r, s in pairs
+        if r.history_periods
+    }
+    if len(requests) < 2:
+        return
+    for req, values in storage.bulk_history(store, sorted(requests)).items():
+        cache[("h", *req)] = values

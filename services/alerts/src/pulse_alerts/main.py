@@ -19,7 +19,7 @@ from pulse_shared.streaming import BatchConsumer
 from pulse_shared.topics import ALERTS, CAMPAIGN_ACTIONS, KPI_SNAPSHOTS
 
 from pulse_alerts import storage
-from pulse_alerts.context import fetch_context
+from pulse_alerts.context import fetch_context, prefetch_history
 from pulse_alerts.domain.engine import Engine
 from pulse_alerts.domain.evaluate import Forecaster, evaluate, evaluate_freshness
 from pulse_alerts.domain.lifecycle import Outcome, group_key
@@ -183,6 +183,7 @@ class AlertsComponent:
         """Fetch each rule's context (history, related KPIs) and evaluate (off-loop)."""
         out: list[tuple[RuleBase, Observation]] = []
         cache: dict[tuple[Any, ...], Any] = {}
+        prefetch_history(self.store, pairs, cache)
         for rule, snap in pairs:
             ctx = fetch_context(self.store, rule, snap, cache, self.forecaster)
             obs = evaluate(rule, snap, ctx)

@@ -317,3 +317,37 @@ def last_ingested(store: Store, source: str) -> dt.datetime | None:
         return None
     last: dt.datetime = rows[0]["last"]
     return last
+
+
+HistoryRequest = tuple[str, str, str, str, dt.date, int]  # kpi, grain, dim, value, before, n
+
+
+def bulk_history(
+    store: Store, requests: Sequence[HistoryRequest]
+) -> dict[HistoryRequest, list[float | None]]:
+    """:func:`series_history` for many series in one query per grain (batch evaluation)."""
+    out: dict[HistoryRequest, list[float | None]] = {}
+    by_grain: dict[str, list[HistoryRequest]] = {}
+    for req in requests:
+        by_grain.setdefault(req[1], []).append(req)
+    for grain, reqs in by_grain.items():
+        since = min(_since(grain, r[4], r[5] + 1) for r in reqs)
+        rows = store.query(
+            "SELECT kpi, dimension, dimension_value, period_start, value FROM kpi_values FINAL "
+            "WHERE grain = {grain:String} AND kpi IN {kpis:Array(String)} "
+            "AND dimension IN {dims:Array(String)} AND dimension_value IN {dvs:Array(String)} "
+            "AND period_start < {before:Date} AND period_start >= {since:Date} "
+            "ORDER BY period_start",
+            {"grain": grain, "kpis": sorted({r[0] for r in reqs}),
+             "dims": sorted({r[2] for r in reqs}), "dvs": sorted({r[3] for r in reqs}),
+             "before": max(r[4] for r in reqs), "since": since},
+        )
+        series: dict[tuple[str, str, str], list[tuple[dt.date, float | None]]] = {}
+        for row in rows:
+            key = (row["kpi"], row["dimension"], row["dimension_value"])
+            series.setdefault(key, []).append((row["period_start"], row["value"]))
+        for req in reqs:
+            points = series.get((req[0], req[2], req[3]), [])
+            earlier = [v for d, v in points if d < req[4]]
+            out[req] = earlier[-req[5]:]
+    return out

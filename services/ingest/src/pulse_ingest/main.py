@@ -22,12 +22,6 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker, KafkaRouter
-from pulse_shared.bus import Bus, make_broker
-from pulse_shared.logging import configure_logging, get_logger
-from pulse_shared.metrics import metrics_asgi_app
-from pulse_shared.service import broker_health
-from pulse_shared.settings import common_settings
-from pulse_shared.store import Store
 
 from pulse_ingest import metrics
 from pulse_ingest.domain.imports import IMPORTS, MappingError
@@ -35,6 +29,12 @@ from pulse_ingest.domain.normalize import KINDS
 from pulse_ingest.domain.readers import BodyError, UnsupportedFormat, parse_body
 from pulse_ingest.service import BackpressureError, IngestResult, IngestService
 from pulse_ingest.settings import ApiKey, ConfigurationError, IngestSettings
+from pulse_shared.bus import Bus, make_broker
+from pulse_shared.logging import configure_logging, get_logger
+from pulse_shared.metrics import metrics_asgi_app
+from pulse_shared.service import broker_health
+from pulse_shared.settings import common_settings
+from pulse_shared.store import Store
 
 log = get_logger(__name__)
 SERVICE = "ingest"

@@ -14,10 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pulse_shared.bus import Bus
-from pulse_shared.events import Event
-from pulse_shared.logging import get_logger
-
 from pulse_ingest import metrics
 from pulse_ingest.domain.imports import map_export
 from pulse_ingest.domain.normalize import (
@@ -29,6 +25,9 @@ from pulse_ingest.domain.normalize import (
 )
 from pulse_ingest.domain.readers import read_rows
 from pulse_ingest.settings import IngestSettings
+from pulse_shared.bus import Bus
+from pulse_shared.events import Event
+from pulse_shared.logging import get_logger
 
 log = get_logger(__name__)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,10 +26,11 @@ async def _produce(
     kind: ReportKind, period: str | None, formats: list[str], model: str | None,
     out_dir: Path | None, quiet: bool,
 ) -> ReportResult:
-    from pulse_reporting.main import open_stores
     from pulse_shared.bus import Bus, make_broker
     from pulse_shared.schema.migrations import migrate
     from pulse_shared.settings import common_settings
+
+    from pulse_reporting.main import open_stores
 
     settings = ReportingSettings()
     common = common_settings()
@@ -91,17 +93,21 @@ def _command(
 
 
 _FORMAT_HELP = "Formats: md, html, pdf, json, csv or all (repeat or comma-separate)."
+Formats = Annotated[list[str], typer.Option("--format", "-f", help=_FORMAT_HELP)]
+Model = Annotated[str | None, typer.Option("--model", "-m", help="Attribution model.")]
+OutDir = Annotated[Path | None, typer.Option("--out-dir", "-o", help="Output directory.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
 @app.command()
 def weekly(
-    period: str | None = typer.Option(
-        None, "--period", "--week", "-p", help="ISO week, e.g. 2026-W45 (default: last week)."
-    ),
-    formats: list[str] = typer.Option([DEFAULT_FORMATS], "--format", "-f", help=_FORMAT_HELP),
-    model: str | None = typer.Option(None, "--model", "-m", help="Attribution model."),
-    out_dir: Path | None = typer.Option(None, "--out-dir", "-o", help="Output directory."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    period: Annotated[str | None, typer.Option(
+        "--period", "--week", "-p", help="ISO week, e.g. 2026-W45 (default: last week).")
+    ] = None,
+    formats: Formats = [DEFAULT_FORMATS],  # noqa: B006 - typer reads, never mutates
+    model: Model = None,
+    out_dir: OutDir = None,
+    quiet: Quiet = False,
 ) -> None:
     """Weekly report (ISO week)."""
     _command(ReportKind.WEEKLY, period, formats, model, out_dir, quiet)
@@ -109,13 +115,13 @@ def weekly(
 
 @app.command()
 def monthly(
-    period: str | None = typer.Option(
-        None, "--period", "--month", "-p", help="Month, e.g. 2026-10 (default: last month)."
-    ),
-    formats: list[str] = typer.Option([DEFAULT_FORMATS], "--format", "-f", help=_FORMAT_HELP),
-    model: str | None = typer.Option(None, "--model", "-m", help="Attribution model."),
-    out_dir: Path | None = typer.Option(None, "--out-dir", "-o", help="Output directory."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    period: Annotated[str | None, typer.Option(
+        "--period", "--month", "-p", help="Month, e.g. 2026-10 (default: last month).")
+    ] = None,
+    formats: Formats = [DEFAULT_FORMATS],  # noqa: B006
+    model: Model = None,
+    out_dir: OutDir = None,
+    quiet: Quiet = False,
 ) -> None:
     """Monthly strategic report."""
     _command(ReportKind.MONTHLY, period, formats, model, out_dir, quiet)
@@ -123,13 +129,13 @@ def monthly(
 
 @app.command()
 def quarterly(
-    period: str | None = typer.Option(
-        None, "--period", "--quarter", "-p", help="Quarter, e.g. 2026-Q3 (default: last one)."
-    ),
-    formats: list[str] = typer.Option([DEFAULT_FORMATS], "--format", "-f", help=_FORMAT_HELP),
-    model: str | None = typer.Option(None, "--model", "-m", help="Attribution model."),
-    out_dir: Path | None = typer.Option(None, "--out-dir", "-o", help="Output directory."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    period: Annotated[str | None, typer.Option(
+        "--period", "--quarter", "-p", help="Quarter, e.g. 2026-Q3 (default: last one).")
+    ] = None,
+    formats: Formats = [DEFAULT_FORMATS],  # noqa: B006
+    model: Model = None,
+    out_dir: OutDir = None,
+    quiet: Quiet = False,
 ) -> None:
     """Quarterly business review."""
     _command(ReportKind.QUARTERLY, period, formats, model, out_dir, quiet)

@@ -9,6 +9,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pulse_shared.bus import Bus
+from pulse_shared.events import ReportReady
+from pulse_shared.logging import get_logger
+from pulse_shared.store import Store
+from pulse_shared.topics import REPORT_READY
+
 from pulse_reporting.domain.assemble import (
     BUDGET_KPIS,
     DEFAULT_MODEL,
@@ -30,11 +36,6 @@ from pulse_reporting.render.exports import render_csv, render_json
 from pulse_reporting.render.markdown import render_markdown
 from pulse_reporting.settings import ALL_FORMATS
 from pulse_reporting.storage import ReportingStorage
-from pulse_shared.bus import Bus
-from pulse_shared.events import ReportReady
-from pulse_shared.logging import get_logger
-from pulse_shared.store import Store
-from pulse_shared.topics import REPORT_READY
 
 log = get_logger(__name__)
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pulse_shared.logging import get_logger
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -32,7 +33,6 @@ from pulse_reporting.generate import read_inputs
 from pulse_reporting.metrics import DASHBOARD_REQUESTS
 from pulse_reporting.render import charts
 from pulse_reporting.render.html import _css, _env
-from pulse_shared.logging import get_logger
 
 if TYPE_CHECKING:
     from pulse_reporting.main import ReportingComponent

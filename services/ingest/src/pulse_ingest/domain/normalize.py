@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from pulse_shared import topics
 from pulse_shared.events import (
     Channel,
@@ -33,7 +35,6 @@ from pulse_shared.events import (
 )
 from pulse_shared.privacy import hash_identifier, is_hashed
 from pulse_shared.topics import Topic
-from pydantic import ValidationError
 
 KIND_TOPICS: dict[str, Topic] = {
     "touchpoints": topics.TOUCHPOINTS,

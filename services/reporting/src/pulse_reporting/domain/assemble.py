@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from pulse_reporting.domain.forecast import forecast_series
 from pulse_reporting.domain.model import (
     AlertRecord,
     Better,
@@ -34,7 +35,6 @@ from pulse_reporting.domain.model import (
     Trend,
     TrendPoint,
 )
-from pulse_reporting.domain.forecast import forecast_series
 from pulse_reporting.domain.periods import Period
 from pulse_reporting.domain.recommend import recommend
 

@@ -5,6 +5,7 @@ Deterministic output: no timestamps in SVG metadata, fixed hash salt, fixed size
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ matplotlib.rcParams["svg.hashsalt"] = "pulse-reporting"
 matplotlib.rcParams["svg.fonttype"] = "none"
 matplotlib.rcParams["font.size"] = 9
 
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 GOOD, BAD, NEUTRAL, ACCENT, ACCENT2 = "#1a7f37", "#cf222e", "#6e7781", "#0969da", "#8250df"
+
+
+def _num(day: dt.date) -> float:
+    return float(mdates.date2num(day))  # type: ignore[no-untyped-call]
 
 
 def _money_axis(ax: object, fmt: Fmt = Fmt.MONEY) -> None:
@@ -97,19 +103,21 @@ def trend_figures(report: Report) -> list[tuple[str, Figure]]:
     out: list[tuple[str, Figure]] = []
     for trend in report.trends:
         fig, ax = plt.subplots(figsize=(7.5, 2.6))
-        days = [p.day for p in trend.points if p.value is not None]
+        days = [_num(p.day) for p in trend.points if p.value is not None]
         values = [p.value for p in trend.points if p.value is not None]
         ax.plot(days, values, color=ACCENT, linewidth=1.4, label="actual")
-        ax.axvspan(report.meta.period_start, report.meta.period_end, color=ACCENT, alpha=0.06)
+        ax.axvspan(_num(report.meta.period_start), _num(report.meta.period_end),
+                   color=ACCENT, alpha=0.06)
         forecast = forecasts.get(trend.kpi)
         if forecast is not None:
-            fdays = [p.day for p in forecast.points]
+            fdays = [_num(p.day) for p in forecast.points]
             ax.plot(fdays, [p.value for p in forecast.points], color=ACCENT2, linestyle="--",
                     linewidth=1.2, label="forecast")
             ax.fill_between(fdays, [p.lower for p in forecast.points],
                             [p.upper for p in forecast.points], color=ACCENT2, alpha=0.15,
                             label=f"{forecast.interval:.0%} interval")
         _money_axis(ax, trend.fmt)
+        ax.xaxis_date()
         ax.set_title(f"{trend.label} — daily, with 30-day forecast")
         ax.legend(frameon=False, fontsize=7, loc="upper left")
         ax.spines[["top", "right"]].set_visible(False)

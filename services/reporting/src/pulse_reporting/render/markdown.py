@@ -21,7 +21,7 @@ def _table(table: Table) -> list[str]:
         "|" + "|".join("---" if c.fmt is None else "---:" for c in table.columns) + "|",
     ]
     for row in table.rows:
-        lines.append("| " + " | ".join(_cell(v, c) for v, c in zip(row, table.columns)) + " |")
+        lines.append("| " + " | ".join(_cell(v, c) for v, c in zip(row, table.columns, strict=True)) + " |")
     return lines
 
 

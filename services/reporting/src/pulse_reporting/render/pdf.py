@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
@@ -173,7 +174,7 @@ def build_story(report: Report) -> list[Flowable]:
     for name in [k for k in figs if k.startswith("trend_")]:
         story.append(KeepTogether([_image(figs.pop(name), 22 * cm)]))
     for fig in figs.values():  # anything left unused: close it
-        charts.plt.close(fig)
+        plt.close(fig)
     return story
 
 
