@@ -70,7 +70,7 @@ def build_app(
     bootstrap: str, board: KpiBoard, group_id: str = "example-kpi-subscriber"
 ) -> tuple[FastStream, KafkaBroker]:
     """A FastStream app whose subscriber feeds ``board`` (validation by the KpiSnapshot model)."""
-    broker = KafkaBroker(bootstrap, client_id=group_id)
+    broker = KafkaBroker(bootstrap, client_id=group_id, logger=None)
 
     @broker.subscriber(KPI_SNAPSHOTS.name, group_id=group_id, auto_offset_reset="earliest")
     async def on_snapshot(snapshot: KpiSnapshot) -> None:

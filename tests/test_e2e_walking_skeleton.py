@@ -148,6 +148,15 @@ async def test_events_travel_ingest_to_report(kafka_broker, clickhouse_server, s
         assert rows[0]["channel"] == "paid_search"
         assert "example.com" not in rows[0]["contact_id"] and len(rows[0]["contact_id"]) == 64
 
+        # consumer lag is exported per service, topic and partition once a batch commits
+        from prometheus_client import REGISTRY
+
+        lag = [sample for metric in REGISTRY.collect() if metric.name == "pulse_consumer_lag"
+               for sample in metric.samples
+               if sample.labels["service"] == "attribution"
+               and sample.labels["topic"] == "marketing.touchpoints.v1"]
+        assert lag and all(sample.value >= 0 for sample in lag)
+
         # 2. the conversion gets last-touch credit for that touchpoint
         credits = await eventually(lambda: server_store.query(
             "SELECT touchpoint_event_id, credit, credited_revenue FROM attribution_credits FINAL "

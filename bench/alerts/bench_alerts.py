@@ -121,6 +121,7 @@ async def bench_latency(broker_factory: Any, store: Any, rules: RuleSet, samples
                         real: bool) -> dict[str, float]:
     """Publish one breaching snapshot at a time; time until its alert is consumed."""
     from faststream.kafka import TestKafkaBroker
+
     from pulse_alerts.main import build
     from pulse_alerts.settings import AlertsSettings
     from pulse_shared.bus import Bus
@@ -136,11 +137,15 @@ async def bench_latency(broker_factory: Any, store: Any, rules: RuleSet, samples
                       rules=ruleset, notifiers=[])
     broker.include_router(component.router)
     arrived: dict[str, float] = {}
+    waiters: dict[str, asyncio.Event] = {}
 
     @broker.subscriber(ALERTS.name, group_id=f"bench-{uuid.uuid4().hex[:6]}",
                        auto_offset_reset="latest")
     async def sink(body: dict[str, Any]) -> None:
-        arrived[body["labels"]["dimension_value"]] = time.perf_counter()
+        key = body["labels"]["dimension_value"]
+        arrived[key] = time.perf_counter()
+        if key in waiters:
+            waiters[key].set()
 
     producer = broker_factory("bench-kpi") if real else broker
     latencies: list[float] = []
@@ -157,11 +162,13 @@ async def bench_latency(broker_factory: Any, store: Any, rules: RuleSet, samples
                                period_start=DAY, dimension="channel", dimension_value=key,
                                value=100.0, unit="USD",
                                computed_at=dt.datetime.now(dt.UTC))
+            waiters[key] = asyncio.Event()
             sent = time.perf_counter()
             await pub.publish(KPI_SNAPSHOTS, [snap])
-            deadline = sent + 30
-            while key not in arrived and time.perf_counter() < deadline:
-                await asyncio.sleep(0.002)
+            try:
+                await asyncio.wait_for(waiters[key].wait(), 30)
+            except TimeoutError:
+                pass
             if key in arrived and i >= 3:  # first ones warm up
                 latencies.append(arrived[key] - sent)
             await asyncio.sleep(0.05)

@@ -11,9 +11,6 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from pulse_shared.events import Alert, Event, Grain, KpiSnapshot
-from pulse_shared.store import Store
-from pulse_shared.topics import ALERTS, CAMPAIGN_ACTIONS, Topic
 from typer.testing import CliRunner
 
 from pulse_alerts import cli, storage
@@ -21,6 +18,9 @@ from pulse_alerts.api import silences_asgi
 from pulse_alerts.domain.rules import load_rules
 from pulse_alerts.main import AlertsComponent, build
 from pulse_alerts.settings import AlertsSettings
+from pulse_shared.events import Alert, Event, Grain, KpiSnapshot
+from pulse_shared.store import Store
+from pulse_shared.topics import ALERTS, CAMPAIGN_ACTIONS, Topic
 
 DAY = dt.date(2026, 11, 20)
 T0 = dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.UTC)
@@ -174,7 +174,8 @@ async def test_timer_fires_for_duration_and_respects_api_silences(embedded_store
             if s.rule == f"{kpi}_hi"] == ["firing"]
     status, listed = await call_asgi(app, "GET", "/api/silences")
     assert status == 200 and created[1]["silence_id"] in [s["silence_id"] for s in listed]
-    status, _ = await call_asgi(app, "DELETE", f"/api/silences/{created[1]['silence_id']}")
+    status, _ = await call_asgi(app, "DELETE", "/api/silences",
+                                query=f"id={created[1]['silence_id']}")
     assert status == 200
     sent = await component.tick()
     assert [a.state.value for a in sent] == ["firing"]
@@ -182,9 +183,10 @@ async def test_timer_fires_for_duration_and_respects_api_silences(embedded_store
     assert (await call_asgi(app, "POST", "/api/silences", {"matchers": {}}))[0] == 400
 
 
-async def call_asgi(app: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+async def call_asgi(app: Any, method: str, path: str, body: Any = None,
+                    query: str = "") -> tuple[int, Any]:
     payload = json.dumps(body).encode() if body is not None else b""
-    scope = {"type": "http", "method": method, "path": path, "query_string": b""}
+    scope = {"type": "http", "method": method, "path": path, "query_string": query.encode()}
     messages: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+
 from pulse_shared.bus import Bus, make_broker
 from pulse_shared.events import Grain, KpiSnapshot
 from pulse_shared.topics import ALERTS, KPI_SNAPSHOTS, all_topic_names

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
 from pulse_alerts.domain.evaluate import (
     EvalContext,
     evaluate,

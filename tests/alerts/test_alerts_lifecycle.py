@@ -265,3 +265,24 @@ def test_alert_contents() -> None:
     assert alert.labels["team"] == "growth" and alert.kpi == "spend"
     assert alert.annotations == {"summary": "paid_search at 150 > 100"}
     assert alert.sent_at == minutes(0) and alert.value == 150.0
+
+
+def test_history_reads_single_and_bulk_agree(any_store: Store) -> None:
+    kpi = f"h{uuid.uuid4().hex[:8]}"
+    rows = [
+        {"kpi": kpi, "grain": "day", "period": (DAY - dt.timedelta(days=i)).isoformat(),
+         "period_start": DAY - dt.timedelta(days=i), "dimension": "channel",
+         "dimension_value": ch, "value": float(i) if i != 3 else None, "unit": "USD",
+         "computed_at": T0}
+        for i in range(0, 8) for ch in ("a", "b")
+    ]
+    any_store.insert("kpi_values", rows, list(rows[0]))
+    single = storage.series_history(any_store, kpi, "day", "channel", "a", DAY, 5)
+    assert single == [5.0, 4.0, None, 2.0, 1.0]  # oldest first, current day excluded
+    requests = [(kpi, "day", "channel", "a", DAY, 5), (kpi, "day", "channel", "b",
+                                                       DAY - dt.timedelta(days=5), 3)]
+    bulk = storage.bulk_history(any_store, requests)
+    assert bulk[requests[0]] == single
+    assert bulk[requests[1]] == [7.0, 6.0]
+    related = storage.related_values(any_store, [kpi], "day", "channel", "b", DAY, 3)
+    assert related == {kpi: [2.0, 1.0, 0.0]}

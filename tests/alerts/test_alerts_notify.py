@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
+
 from pulse_alerts.notify import EmailNotifier, WebhookNotifier, slack_payload
 from pulse_alerts.settings import AlertsSettings
 from pulse_shared.events import Alert, AlertState, Severity

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from faststream.kafka import TestKafkaBroker
+
 from pulse_alerts import storage
 from pulse_alerts.domain.model import Status
 from pulse_alerts.domain.rules import load_rules

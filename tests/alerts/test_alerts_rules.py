@@ -6,6 +6,8 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from pulse_alerts.cli import app
 from pulse_alerts.domain.durations import format_duration, parse_duration
 from pulse_alerts.domain.rules import (
@@ -16,7 +18,6 @@ from pulse_alerts.domain.rules import (
     load_rules,
 )
 from pulse_alerts.main import default_rules_text
-from typer.testing import CliRunner
 
 VALID = """
 rules:
@@ -126,11 +127,28 @@ def test_budget_and_forecast_defaults() -> None:
     assert isinstance(fc, ForecastRule) and fc.effective_bound == "lower"
 
 
-def test_default_rules_file_is_valid_and_covers_the_demo_threshold() -> None:
+def test_default_rules_file_is_valid_and_trips_on_demo_data() -> None:
+    from pulse_alerts.domain.evaluate import evaluate
+    from pulse_ingest.domain.generator import generate_dataset
+    from pulse_shared.events import Grain, KpiSnapshot
+
     rules = load_rules(default_rules_text(), "default.yaml")
-    spend = rules.by_name("channel_daily_spend_high")
+    spend = rules.by_name("daily_spend_high")
     assert isinstance(spend, ThresholdRule) and spend.op == "above"
-    assert spend.matches("spend", "day", "channel", "paid_search")
+    tuesday = dt.date(2026, 11, 24)
+    dataset = generate_dataset(seed=7, days=7, accounts=20, end=tuesday)
+    daily: dict[dt.date, float] = {}
+    for row in dataset.spend:
+        daily[row.date] = daily.get(row.date, 0.0) + float(row.amount)
+    breaching = {}
+    for day, total in daily.items():
+        obs = evaluate(spend, KpiSnapshot(
+            kpi="spend", grain=Grain.DAY, period=day.isoformat(), period_start=day,
+            dimension="all", value=total, unit="USD",
+            computed_at=dt.datetime(2026, 11, 25, tzinfo=dt.UTC)))
+        assert obs is not None
+        breaching[day.weekday() < 5] = breaching.get(day.weekday() < 5, set()) | {obs.breaching}
+    assert breaching == {True: {True}, False: {False}}  # every weekday trips, no weekend
 
 
 def test_durations() -> None:

@@ -272,8 +272,9 @@ def metric_names() -> frozenset[str]:
     metrics are read from the sources (``Counter("pulse_<svc>_...")`` …) so that a
     service whose wiring is not importable yet still contributes its names.
     """
-    import pulse_shared.metrics  # noqa: F401 - registers the shared collectors
     from prometheus_client import REGISTRY
+
+    import pulse_shared.metrics  # noqa: F401 - registers the shared collectors
 
     names: set[str] = set()
     for collector in list(REGISTRY._collector_to_names):

@@ -94,8 +94,9 @@ def test_migrate_job_runs_pulse_migrate_from_the_cli_image() -> None:
     assert entry.json_args() == ["pulse"]
     assert "pulse" in console_scripts("cli")
     # `pulse migrate` must be a command of the CLI.
-    from pulse_cli.main import app
     from typer.main import get_command
+
+    from pulse_cli.main import app
 
     assert "migrate" in get_command(app).commands  # type: ignore[attr-defined]
     assert env_of("migrate")["PULSE_CLICKHOUSE_USER"] == "pulse_writer"

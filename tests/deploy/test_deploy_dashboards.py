@@ -71,14 +71,6 @@ PROMQL = list(promql_queries())
 
 # --- Grafana macro / variable expansion for running the SQL ------------------------
 FROM, TO = "2026-01-01 00:00:00", "2026-12-31 23:59:59"
-MACROS = {
-    r"\$__dateFilter\((\w+)\)": rf"\1 BETWEEN toDate('{FROM[:10]}') AND toDate('{TO[:10]}')",
-    r"\$__timeFilter\((\w+)\)": (
-        rf"\1 >= toDateTime('{FROM}', 'UTC') AND \1 <= toDateTime('{TO}', 'UTC')"
-    ),
-    r"\$__fromTime\b": f"toDateTime('{FROM}', 'UTC')",
-    r"\$__toTime\b": f"toDateTime('{TO}', 'UTC')",
-}
 
 
 def variable_values(dashboard: dict[str, Any]) -> dict[str, list[str]]:
@@ -91,10 +83,29 @@ def variable_values(dashboard: dict[str, Any]) -> dict[str, list[str]]:
     return values
 
 
-def expand(sql: str, dashboard: dict[str, Any], pick: int = 0) -> str:
-    for pattern, replacement in MACROS.items():
+def expand(
+    sql: str,
+    dashboard: dict[str, Any],
+    pick: int = 0,
+    *,
+    time_range: tuple[str, str] = (FROM, TO),
+    chosen: dict[str, str] | None = None,
+) -> str:
+    """What Grafana sends: macros and ``$var`` / ``${var}`` / ``${var:singlequote}``."""
+    start, end = time_range
+    macros = {
+        r"\$__dateFilter\((\w+)\)": rf"\1 >= toDate('{start[:10]}') AND \1 <= toDate('{end[:10]}')",
+        r"\$__timeFilter\((\w+)\)": (
+            rf"\1 >= toDateTime('{start}', 'UTC') AND \1 <= toDateTime('{end}', 'UTC')"
+        ),
+        r"\$__fromTime\b": f"toDateTime('{start}', 'UTC')",
+        r"\$__toTime\b": f"toDateTime('{end}', 'UTC')",
+    }
+    for pattern, replacement in macros.items():
         sql = re.sub(pattern, replacement, sql)
     values = variable_values(dashboard)
+    for name, value in (chosen or {}).items():
+        values[name] = [value]
 
     def substitute(match: re.Match[str]) -> str:
         name, fmt = match.group(1) or match.group(3), match.group(2)
@@ -213,3 +224,80 @@ def test_promql_names_only_exposed_metrics(ident: str, expr: str) -> None:
     missing = used - metric_names()
     assert not missing, f"{ident}: unknown metrics {sorted(missing)}"
     assert expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}")
+
+
+# --- panels on data: the numbers a panel shows are the kpi_values the KPI service wrote --
+DATA_RANGE = ("2031-01-01 00:00:00", "2031-03-31 23:59:59")  # no other test writes 2031
+KPI_COLUMNS = ["kpi", "grain", "period", "period_start", "dimension", "dimension_value",
+               "value", "unit", "computed_at"]
+
+
+def panel_sql(dashboard_file: str, title: str) -> tuple[str, dict[str, Any]]:
+    dash = load(GRAFANA / "dashboards" / dashboard_file)
+    for panel in all_panels(dash):
+        if panel["title"] == title:
+            return panel["targets"][0]["rawSql"], dash
+    raise AssertionError(f"no panel {title!r} in {dashboard_file}")
+
+
+def kpi_row(kpi: str, week: int, value: float, *, dimension: str = "all",
+            dimension_value: str = "", computed: int = 0) -> dict[str, Any]:
+    import datetime as dt
+
+    start = dt.date.fromisocalendar(2031, week, 1)
+    return {
+        "kpi": kpi, "grain": "week", "period": f"2031-W{week:02d}", "period_start": start,
+        "dimension": dimension, "dimension_value": dimension_value, "value": value,
+        "unit": "usd",
+        "computed_at": dt.datetime(2031, 6, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=computed),
+    }
+
+
+@pytest.fixture(scope="module")
+def kpi_data(embedded_store: Any) -> Any:
+    rows = [
+        # two weeks of MRR movements; contraction/churn stored as positive amounts
+        *(kpi_row(k, w, v) for w in (2, 3) for k, v in (
+            ("mrr_new", 100.0), ("mrr_expansion", 50.0), ("mrr_reactivation", 10.0),
+            ("mrr_contraction", 20.0), ("mrr_churn", 30.0))),
+        kpi_row("mrr", 2, 1000.0), kpi_row("mrr", 3, 1110.0),
+        # a recomputation of week 3's MRR: FINAL must keep the newest computed_at
+        kpi_row("mrr", 3, 1125.0, computed=60),
+        # ROAS per channel, default model and linear
+        kpi_row("roas", 2, 1.5, dimension="channel", dimension_value="paid_search"),
+        kpi_row("roas", 3, 2.5, dimension="channel", dimension_value="paid_search"),
+        kpi_row("roas", 3, 0.8, dimension="channel", dimension_value="email"),
+        kpi_row("roas__linear", 3, 1.9, dimension="channel", dimension_value="paid_search"),
+    ]
+    embedded_store.insert("kpi_values", rows, KPI_COLUMNS)
+    return embedded_store
+
+
+def run_panel(store: Any, file: str, title: str, **chosen: str) -> list[dict[str, Any]]:
+    sql, dash = panel_sql(file, title)
+    return list(store.query(expand(sql, dash, time_range=DATA_RANGE,
+                                   chosen={"grain": "week", **chosen})))
+
+
+def test_mrr_bridge_sums_movements_with_losses_below_zero(kpi_data: Any) -> None:
+    rows = run_panel(kpi_data, "pulse-executive.json", "MRR bridge over the range")
+    assert [(r["step"], r["amount"]) for r in rows] == [
+        ("1 new", 200.0), ("2 expansion", 100.0), ("3 reactivation", 20.0),
+        ("4 contraction", -40.0), ("5 churn", -60.0),
+    ]
+    per_period = run_panel(kpi_data, "pulse-executive.json", "MRR movements per period")
+    assert len(per_period) == 2
+    assert per_period[0]["churn"] == -30.0 and per_period[0]["new"] == 100.0
+
+
+def test_mrr_tile_shows_the_latest_computation_of_each_period(kpi_data: Any) -> None:
+    rows = run_panel(kpi_data, "pulse-executive.json", "MRR")
+    assert [r["value"] for r in rows] == [1000.0, 1125.0]
+
+
+def test_roas_by_channel_takes_the_latest_period_and_follows_the_model(kpi_data: Any) -> None:
+    title = "ROAS by channel (latest period in range)"
+    rows = run_panel(kpi_data, "pulse-executive.json", title, model="last_touch")
+    assert [(r["channel"], r["roas"]) for r in rows] == [("paid_search", 2.5), ("email", 0.8)]
+    linear = run_panel(kpi_data, "pulse-executive.json", title, model="linear")
+    assert [(r["channel"], r["roas"]) for r in linear] == [("paid_search", 1.9)]

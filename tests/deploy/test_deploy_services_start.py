@@ -67,6 +67,22 @@ def service_env(svc: str, port: int, kafka: Any, clickhouse: Any, tmp: Path) -> 
     return env
 
 
+def listen_addresses(port: int) -> set[str]:
+    """Local addresses of LISTEN sockets on ``port`` (Linux /proc/net/tcp{,6})."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
 @pytest.fixture(scope="module")
 def topics(kafka_broker: Any) -> None:
     """What the compose kafka-init job does: every registry topic and its DLQ."""
@@ -120,6 +136,11 @@ def test_service_starts_and_answers_health_and_metrics(
             assert metrics.status_code == 200
             assert "text/plain" in metrics.headers["content-type"]
             assert "pulse_" in metrics.text
+        # In a container the port must be reachable from other containers: bound to all
+        # interfaces (0.0.0.0 or ::), not to loopback only.
+        if Path("/proc/net/tcp").exists():
+            addresses = listen_addresses(port)
+            assert addresses & {"00000000", "00000000000000000000000000000000"}, addresses
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -182,3 +182,24 @@ async def test_ingest_file_in_chunks_with_progress(
     assert b"jane" not in memory_bus.recorder.all_bytes().lower()
     atomic = await ingest_file(service, "touchpoints", path, chunk_size=3, atomic=True)
     assert atomic.accepted == 0 and atomic.rejected_rows == result.rejected_rows
+
+
+async def test_same_id_with_new_content_is_a_correction_not_a_duplicate(
+    service: IngestService, memory_bus: MemoryBus
+) -> None:
+    row = {"event_id": "sp-1", "date": "2026-11-01", "channel": "display", "amount": "10"}
+    assert (await service.ingest("spend", [row], source="t")).accepted == 1
+    assert (await service.ingest("spend", [row], source="t")).duplicates == 1
+    corrected = await service.ingest("spend", [dict(row, amount="12.5")], source="t")
+    assert (corrected.accepted, corrected.duplicates) == (1, 0)
+    assert [e["amount"] for e in memory_bus.recorder.events("marketing.spend.v1")] == ["10", "12.5"]
+
+
+def test_dedup_window_is_bounded() -> None:
+    from pulse_ingest.service import DedupWindow
+
+    window = DedupWindow(size=3)
+    window.add("spend", [(f"id{i}", i) for i in range(5)])
+    assert len(window) == 3
+    assert not window.seen("spend", "id0", 0) and window.seen("spend", "id4", 4)
+    assert not window.seen("spend", "id4", 99) and not window.seen("budgets", "id4", 4)

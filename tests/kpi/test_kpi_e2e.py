@@ -122,7 +122,7 @@ def expected_by_day(spends: list[Spend], subs: list[Subscription],
         running += new[day] + churn[day]
         out[("spend", day)] = float(spend[day])
         out[("leads", day)] = float(leads[day])
-        out[("cpl", day)] = float(spend[day] / leads[day]) if leads[day] else None
+        out[("cpl", day)] = round(float(spend[day] / leads[day]), 9) if leads[day] else None
         out[("mrr_new", day)] = float(new[day])
         out[("mrr_churn", day)] = float(churn[day])
         out[("mrr", day)] = float(running)

@@ -12,10 +12,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from pulse_reporting.domain.periods import parse_period
-from pulse_reporting.generate import produce_report
-from pulse_reporting.storage import ReportingStorage
-from pulse_shared.store import ReadOnlyStoreError, Store
 from reporting_fixtures import (
     alert,
     insert_alerts,
@@ -23,6 +19,11 @@ from reporting_fixtures import (
     kpi,
     period_kpis,
 )
+
+from pulse_reporting.domain.periods import parse_period
+from pulse_reporting.generate import produce_report
+from pulse_reporting.storage import ReportingStorage
+from pulse_shared.store import ReadOnlyStoreError, Store
 
 MONTH = parse_period("monthly", "2034-05")
 NOW = dt.datetime(2034, 6, 1, 6, tzinfo=dt.UTC)

@@ -11,11 +11,12 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from reporting_fixtures import insert_kpis, period_kpis
+
 from pulse_reporting.cli import app
 from pulse_reporting.domain.periods import parse_period
 from pulse_shared.settings import common_settings
 from pulse_shared.store import Store
-from reporting_fixtures import insert_kpis, period_kpis
 
 MONTH = parse_period("monthly", "2032-03")
 

@@ -20,6 +20,8 @@ import uvicorn
 sys.path.insert(0, str(Path(__file__).parent))
 
 from cdp import Browser, find_chromium
+from reporting_fixtures import alert, insert_alerts, insert_kpis, period_kpis
+
 from pulse_reporting.domain.periods import parse_period
 from pulse_reporting.generate import produce_report
 from pulse_reporting.main import ReportingComponent, build
@@ -27,7 +29,6 @@ from pulse_reporting.settings import ReportingSettings
 from pulse_reporting.web import create_dashboard
 from pulse_shared.bus import Bus, make_broker
 from pulse_shared.store import Store
-from reporting_fixtures import alert, insert_alerts, insert_kpis, period_kpis
 
 MONTH = parse_period("monthly", "2035-02")
 QUERY = "grain=month&period=2035-02&model=linear"

@@ -6,6 +6,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from pulse_reporting.domain.assemble import delta, kpi_name
 from pulse_reporting.domain.model import Better, Tone
 from pulse_reporting.domain.periods import (

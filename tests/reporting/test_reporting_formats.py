@@ -15,10 +15,11 @@ from PIL import Image, ImageStat
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from reporting_fixtures import insert_kpis, kpi, period_kpis
+
 from pulse_reporting.domain.periods import parse_period
 from pulse_reporting.generate import ReportResult, produce_report
 from pulse_shared.store import Store
-from reporting_fixtures import insert_kpis, kpi, period_kpis
 
 QUARTER = parse_period("quarterly", "2033-Q2")
 NOW = dt.datetime(2033, 7, 1, 6, tzinfo=dt.UTC)

@@ -11,10 +11,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from reporting_fixtures import alert, insert_alerts, insert_kpis, period_kpis
+
 from pulse_reporting.domain.periods import parse_period
 from pulse_reporting.generate import generate_report, produce_report
 from pulse_shared.store import Store
-from reporting_fixtures import alert, insert_alerts, insert_kpis, period_kpis
 
 WEEK = parse_period("weekly", "2031-W45")
 NOW = dt.datetime(2031, 11, 10, 6, 0, tzinfo=dt.UTC)

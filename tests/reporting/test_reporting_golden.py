@@ -17,6 +17,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from reporting_fixtures import alert, period_kpis
+
 from pulse_reporting.domain.assemble import ReportInputs, assemble_report
 from pulse_reporting.domain.model import (
     AlertRecord,
@@ -29,7 +31,6 @@ from pulse_reporting.domain.periods import parse_period
 from pulse_reporting.render.exports import render_json
 from pulse_reporting.render.html import render_html
 from pulse_reporting.render.markdown import render_markdown
-from reporting_fixtures import alert, period_kpis
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("PULSE_UPDATE_GOLDEN") == "1"

@@ -13,13 +13,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from reporting_fixtures import insert_kpis, period_kpis  # noqa: E402
+from reporting_fixtures import insert_kpis, period_kpis
 
-from pulse_reporting.domain.periods import parse_period  # noqa: E402
-from pulse_reporting.main import ReportingComponent  # noqa: E402
-from pulse_reporting.settings import ReportingSettings  # noqa: E402
-from pulse_shared.events import ReportReady  # noqa: E402
-from pulse_shared.store import Store  # noqa: E402
+from pulse_reporting.domain.periods import parse_period
+from pulse_reporting.main import ReportingComponent
+from pulse_reporting.settings import ReportingSettings
+from pulse_shared.events import ReportReady
+from pulse_shared.store import Store
 
 
 class RecordingBus:
@@ -37,8 +37,8 @@ async def test_schedule_catches_up_then_runs_when_due(
     bus = RecordingBus()
     settings = ReportingSettings(output_dir=tmp_path, timezone="America/New_York",
                                  formats=("md", "json"), schedule_hour=6)
-    # Thursday 2036-03-13 12:00 UTC: latest runs were Monday 03-10 (week 10 -> W10 is
-    # 03-03..03-09), 1 March (February) and 1 January (Q4 2035).
+    # Thursday 2036-03-13 12:00 UTC: the latest runs were Monday 03-10 (for W10,
+    # 03-03..03-09), 1 March (for February) and 1 January (for 2035-Q4).
     clock_now = dt.datetime(2036, 3, 13, 12, tzinfo=dt.UTC)
     component = ReportingComponent(embedded_store, bus, settings,  # type: ignore[arg-type]
                                    clock=lambda: clock_now)

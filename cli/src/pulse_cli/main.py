@@ -161,6 +161,43 @@ def local_salt(data_dir: Path) -> str:
 
 
 @app.command()
+def replay(
+    topic: Annotated[str, typer.Option(help="Topic to replay, e.g. marketing.touchpoints.v1.")],
+    since: Annotated[
+        dt.datetime, typer.Option("--from", help="Replay records from this time (UTC).")
+    ],
+) -> None:
+    """Rebuild ClickHouse tables from a topic (idempotent: tables dedupe on event ids)."""
+    settings = common_settings()
+    if not settings.kafka_bootstrap:
+        console.print("replay reads Kafka: set PULSE_KAFKA_BOOTSTRAP")
+        raise typer.Exit(code=2)
+    since_utc = since.replace(tzinfo=dt.UTC) if since.tzinfo is None else since
+    count = asyncio.run(_replay(settings.kafka_bootstrap, topic, since_utc))
+    console.print(f"replayed {count} record(s) of {topic}")
+
+
+async def _replay(bootstrap: str, topic: str, since: dt.datetime) -> int:
+    from pulse_cli.replay import batch_consumers, replay_topic
+    from pulse_cli.runtime import build_components
+    from pulse_shared.bus import make_broker
+
+    store = open_store()
+    broker = make_broker(bootstrap, client_id="pulse-replay")
+    await broker.connect()
+    try:
+        consumers = batch_consumers(build_components(store, broker, in_memory=False), topic)
+        with progress_bar() as progress:
+            task = progress.add_task(f"replay {topic}", total=None)
+            return await replay_topic(
+                bootstrap, topic, since, consumers,
+                on_batch=lambda n: progress.advance(task, n),
+            )
+    finally:
+        await broker.stop()
+
+
+@app.command()
 def demo(
     days: int = 120,
     accounts: int = 400,

@@ -27,6 +27,7 @@ from pulse_shared.events import DeadLetter, Event, FieldError
 from pulse_shared.logging import get_logger
 from pulse_shared.metrics import (
     BATCH_SIZE,
+    CONSUMER_LAG,
     HANDLER_ERRORS,
     MESSAGES_CONSUMED,
     MESSAGES_DEAD_LETTERED,
@@ -131,11 +132,34 @@ class BatchConsumer(Generic[E]):
                 self.service, self.topic.name, letter.errors[0].field if letter.errors else ""
             ).inc()
         await message.ack()
+        self._export_lag(message, records)
+        if getattr(message, "replayed", False):
+            return
         now_ms = time.time() * 1000
         for record in records:
             if record.timestamp:
                 PROCESSING_LATENCY_SECONDS.labels(self.service, self.topic.name).observe(
                     max(0.0, (now_ms - record.timestamp) / 1000)
+                )
+
+
+    def _export_lag(self, message: Any, records: Sequence[Any]) -> None:
+        """Consumer lag per partition: log end (high watermark) minus the next offset."""
+        consumer = getattr(message, "consumer", None)
+        highwater = getattr(consumer, "highwater", None)
+        if highwater is None:
+            return  # the in-memory bus has no log end
+        from aiokafka import TopicPartition
+
+        next_offsets: dict[tuple[str, int], int] = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            next_offsets[key] = max(next_offsets.get(key, 0), record.offset + 1)
+        for (topic, partition), next_offset in next_offsets.items():
+            end = highwater(TopicPartition(topic, partition))
+            if end is not None:
+                CONSUMER_LAG.labels(self.service, topic, str(partition)).set(
+                    max(0, end - next_offset)
                 )
 
 

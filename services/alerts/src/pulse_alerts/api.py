@@ -2,7 +2,7 @@
 
 ``GET`` lists silences (``?all=1`` includes expired ones); ``POST`` with JSON
 ``{"matchers": {"alertname": "x"}, "duration": "2h", "created_by": "", "comment": ""}``
-creates one; ``DELETE /api/silences/<id>`` expires one now.
+creates one; ``DELETE /api/silences?id=<id>`` expires one now.
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ def silences_asgi(component: AlertsComponent) -> Any:
         path = scope.get("path", "")
         store = component.store
         now = component.clock()
+        query = parse_qs(scope.get("query_string", b"").decode())
         try:
             if method == "GET":
-                query = parse_qs(scope.get("query_string", b"").decode())
                 active_at = None if query.get("all") else now
                 silences = await asyncio.to_thread(storage.load_silences, store, active_at)
                 await _respond(send, 200, [silence_json(s, now) for s in silences])
@@ -71,7 +71,7 @@ def silences_asgi(component: AlertsComponent) -> Any:
                 await component.reload_silences()
                 await _respond(send, 201, silence_json(silence, now))
             elif method == "DELETE":
-                silence_id = path.rstrip("/").rsplit("/", 1)[-1]
+                silence_id = (query.get("id") or [path.rstrip("/").rsplit("/", 1)[-1]])[0]
                 expired = await asyncio.to_thread(expire_silence, store, silence_id, now)
                 await component.reload_silences()
                 if expired is None:

@@ -5,9 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pulse_shared.events import Grain, KpiSnapshot
-from pulse_shared.store import Store
-
 from pulse_alerts import storage
 from pulse_alerts.context import fetch_context
 from pulse_alerts.domain.backtest import BacktestResult, as_of_period_end, replay
@@ -15,6 +12,8 @@ from pulse_alerts.domain.evaluate import evaluate
 from pulse_alerts.domain.model import Observation
 from pulse_alerts.domain.rules import CampaignStatusRule, FreshnessRule, RuleBase
 from pulse_alerts.main import default_forecaster
+from pulse_shared.events import Grain, KpiSnapshot
+from pulse_shared.store import Store
 
 
 def run_backtest(store: Store, rule: RuleBase, start: dt.date, end: dt.date) -> BacktestResult:

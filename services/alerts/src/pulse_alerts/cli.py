@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pulse_shared.store import Store
 
 from pulse_alerts.domain.rules import RulesError, load_rules
+from pulse_shared.store import Store
 
 app = typer.Typer(no_args_is_help=True, help="Alert rules, state and silences.")
 rules_app = typer.Typer(no_args_is_help=True, help="Alert rules files.")
@@ -55,14 +55,22 @@ def rules_check(
 @app.command("list")
 def list_alerts(
     state: Annotated[
-        str | None, typer.Option(help="pending, firing, resolved or inactive.")
+        str | None,
+        typer.Option(help="pending, firing, resolved, inactive or all (default: all but "
+                          "inactive)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines output.")] = False,
 ) -> None:
     """List alerts and their state (from ClickHouse)."""
     from pulse_alerts import storage
 
-    states = storage.load_states(_store(), [state] if state else None)
+    if state == "all":
+        wanted = None
+    elif state:
+        wanted = [state]
+    else:
+        wanted = ["pending", "firing", "resolved"]
+    states = storage.load_states(_store(), wanted)
     if as_json:
         for s in states:
             typer.echo(

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pulse_shared.events import KpiSnapshot
-from pulse_shared.store import Store
-
 from pulse_alerts import storage
 from pulse_alerts.domain.evaluate import EvalContext, Forecaster
 from pulse_alerts.domain.rules import BudgetRule, CampaignStatusRule, ForecastRule, RuleBase
+from pulse_shared.events import KpiSnapshot
+from pulse_shared.store import Store
 
 
 def fetch_context(

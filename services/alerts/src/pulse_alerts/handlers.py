@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
+
 from pulse_shared.streaming import batch_subscription
 from pulse_shared.topics import KPI_SNAPSHOTS
 

@@ -11,12 +11,6 @@ from importlib import resources
 from typing import Any
 
 from faststream.asgi import AsgiFastStream
-from pulse_shared.bus import Bus
-from pulse_shared.events import Alert, CampaignAction, KpiSnapshot
-from pulse_shared.logging import get_logger
-from pulse_shared.store import Store
-from pulse_shared.streaming import BatchConsumer
-from pulse_shared.topics import ALERTS, CAMPAIGN_ACTIONS, KPI_SNAPSHOTS
 
 from pulse_alerts import storage
 from pulse_alerts.context import fetch_context, prefetch_history
@@ -42,6 +36,12 @@ from pulse_alerts.metrics import (
 )
 from pulse_alerts.notify import Notifier, notifiers_from
 from pulse_alerts.settings import AlertsSettings
+from pulse_shared.bus import Bus
+from pulse_shared.events import Alert, CampaignAction, KpiSnapshot
+from pulse_shared.logging import get_logger
+from pulse_shared.store import Store
+from pulse_shared.streaming import BatchConsumer
+from pulse_shared.topics import ALERTS, CAMPAIGN_ACTIONS, KPI_SNAPSHOTS
 
 SERVICE = "alerts"
 log = get_logger(__name__)
@@ -222,7 +222,17 @@ class AlertsComponent:
                         alert, group_key(alert.labels, group_by), actions, delivered=False
                     )
                 )
-        states = [o.state for o in outcomes]
+        # Never-breached series stay in memory only: persisting them would write one row per
+        # series per evaluation for nothing a restart needs.
+        states = [
+            o.state
+            for o in outcomes
+            if o.state.status is not Status.INACTIVE
+            or (
+                (prev := self.engine.states.get(o.state.fingerprint)) is not None
+                and prev.status is not Status.INACTIVE
+            )
+        ]
 
         def persist() -> None:
             storage.save_events(self.store, rows)

@@ -14,11 +14,11 @@ from email.message import EmailMessage
 from typing import Any, Protocol
 
 import httpx
-from pulse_shared.events import Alert, AlertState
-from pulse_shared.logging import get_logger
 
 from pulse_alerts.metrics import NOTIFICATION_FAILURES, NOTIFICATIONS
 from pulse_alerts.settings import AlertsSettings
+from pulse_shared.events import Alert, AlertState
+from pulse_shared.logging import get_logger
 
 log = get_logger(__name__)
 

@@ -6,11 +6,10 @@ import datetime as dt
 import hashlib
 from collections.abc import Mapping
 
-from pulse_shared.store import Store
-
 from pulse_alerts import storage
 from pulse_alerts.domain.durations import parse_duration
 from pulse_alerts.domain.model import Silence
+from pulse_shared.store import Store
 
 
 def parse_matchers(items: list[str] | Mapping[str, str]) -> dict[str, str]:

@@ -7,10 +7,9 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pulse_alerts.domain.model import AlertStatus, Silence, Status
 from pulse_shared.events import Alert, CampaignAction, Severity
 from pulse_shared.store import Store
-
-from pulse_alerts.domain.model import AlertStatus, Silence, Status
 
 STATE_COLUMNS = (
     "fingerprint", "rule", "state", "severity", "kpi", "labels", "annotations", "value",

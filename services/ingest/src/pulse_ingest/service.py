@@ -88,7 +88,10 @@ class IngestResult:
 def fingerprint(event: Event) -> int:
     """Content fingerprint: same id + same content = duplicate; same id + new content =
     a correction, published so the ReplacingMergeTree tables keep the latest version."""
-    return hash(event.model_dump_json())
+    try:
+        return hash(tuple(event.__dict__.values()))
+    except TypeError:  # an unhashable field value (not in the input models)
+        return hash(event.model_dump_json())
 
 
 class DedupWindow:

@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
+from pydantic import TypeAdapter, WithJsonSchema
+
+from pulse_kpi.settings import GROUP_ID
 from pulse_shared.events import KpiSnapshot
 from pulse_shared.streaming import batch_subscription
 from pulse_shared.topics import KPI_SNAPSHOTS
 
-from pulse_kpi.settings import GROUP_ID
-
 if TYPE_CHECKING:
     from pulse_kpi.main import KpiComponent
+
+
+def inline_schema(tp: Any) -> dict[str, Any]:
+    """JSON schema of ``tp`` with ``$defs`` references inlined (self-contained payload)."""
+    schema = TypeAdapter(tp).json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)  # type: ignore[no-any-return]
 
 
 def build_router(component: KpiComponent) -> KafkaRouter:
@@ -27,6 +46,15 @@ def build_router(component: KpiComponent) -> KafkaRouter:
                 await c.handle(message)
 
             handle.__name__ = f"kpi_{c.topic.model.kind}"
+            # Documents the payload (AsyncAPI) without casting: BatchConsumer validates each
+            # record itself and dead-letters the invalid ones.
+            handle.__annotations__ = {
+                "body": Annotated[
+                    list[Any], WithJsonSchema(inline_schema(list[c.topic.model]))
+                ],
+                "message": KafkaMessage,
+                "return": None,
+            }
             return handle
 
         router.subscriber(

@@ -18,6 +18,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from pulse_kpi import metrics, storage
+from pulse_kpi.domain.compute import KpiValue, Params, compute, data_range
+from pulse_kpi.domain.facts import Scope
+from pulse_kpi.domain.mrr import movements
+from pulse_kpi.domain.periods import GRAINS, period_of
+from pulse_kpi.domain.snapshots import Throttle, changed, to_snapshot
+from pulse_kpi.handlers import build_router
+from pulse_kpi.settings import SERVICE, KpiSettings
 from pulse_shared.bus import Bus
 from pulse_shared.events import (
     AttributionCredit,
@@ -33,15 +41,6 @@ from pulse_shared.store import Store
 from pulse_shared.streaming import BatchConsumer
 from pulse_shared.topics import BUDGETS, CREDITS, KPI_SNAPSHOTS, PIPELINE, SPEND, SUBSCRIPTIONS
 from pulse_shared.writer import RowWriter
-
-from pulse_kpi import metrics, storage
-from pulse_kpi.domain.compute import KpiValue, Params, compute, data_range
-from pulse_kpi.domain.facts import Scope
-from pulse_kpi.domain.mrr import movements
-from pulse_kpi.domain.periods import GRAINS, period_of
-from pulse_kpi.domain.snapshots import Throttle, changed, to_snapshot
-from pulse_kpi.handlers import build_router
-from pulse_kpi.settings import SERVICE, KpiSettings
 
 log = get_logger(__name__)
 

@@ -11,9 +11,6 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from pulse_shared.events import Budget, Grain, PipelineEvent, Spend, Subscription
-from pulse_shared.store import Store
-
 from pulse_kpi.domain.catalog import STAGES
 from pulse_kpi.domain.compute import KpiValue
 from pulse_kpi.domain.facts import (
@@ -26,6 +23,8 @@ from pulse_kpi.domain.facts import (
     StageCount,
 )
 from pulse_kpi.domain.mrr import MrrEvent, MrrMovement
+from pulse_shared.events import Budget, Grain, PipelineEvent, Spend, Subscription
+from pulse_shared.store import Store
 
 SPEND_COLUMNS = (
     "event_id", "date", "channel", "campaign_id", "amount", "currency", "impressions", "clicks",

@@ -26,11 +26,10 @@ async def _produce(
     kind: ReportKind, period: str | None, formats: list[str], model: str | None,
     out_dir: Path | None, quiet: bool,
 ) -> ReportResult:
+    from pulse_reporting.main import open_stores
     from pulse_shared.bus import Bus, make_broker
     from pulse_shared.schema.migrations import migrate
     from pulse_shared.settings import common_settings
-
-    from pulse_reporting.main import open_stores
 
     settings = ReportingSettings()
     common = common_settings()

@@ -8,12 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from pulse_shared.bus import Bus
-from pulse_shared.events import ReportReady
-from pulse_shared.logging import get_logger
-from pulse_shared.store import Store
-from pulse_shared.topics import REPORT_READY
+from typing import TYPE_CHECKING
 
 from pulse_reporting.domain.assemble import (
     BUDGET_KPIS,
@@ -36,6 +31,14 @@ from pulse_reporting.render.exports import render_csv, render_json
 from pulse_reporting.render.markdown import render_markdown
 from pulse_reporting.settings import ALL_FORMATS
 from pulse_reporting.storage import ReportingStorage
+from pulse_shared.bus import Bus
+from pulse_shared.events import ReportReady
+from pulse_shared.logging import get_logger
+from pulse_shared.store import Store
+from pulse_shared.topics import REPORT_READY
+
+if TYPE_CHECKING:
+    from pulse_reporting.render.charts import RenderedChart
 
 log = get_logger(__name__)
 
@@ -183,7 +186,7 @@ def produce_report(
         raise ReportError(f"period {the_period} is not {kind.value}")
     now = now or dt.datetime.now(dt.UTC)
     storage = ReportingStorage(store, writer)
-    total = 6 + len(fmts) + 1
+    total = 7 + len(fmts) + 1
     counter = [0]
 
     def step(description: str) -> None:
@@ -204,10 +207,18 @@ def produce_report(
         timings["assemble"] = time.perf_counter() - t0
         directory = report_dir(Path(out_dir), kind.value, the_period.label, model)
         paths: dict[str, Path] = {}
+        rendered = None
+        if "html" in fmts or "pdf" in fmts:
+            step("Drawing charts")
+            t0 = time.perf_counter()
+            from pulse_reporting.render.charts import render_charts
+
+            rendered = render_charts(report, svg="html" in fmts, png="pdf" in fmts)
+            timings["charts"] = time.perf_counter() - t0
         for fmt in fmts:
             step(f"Rendering {fmt.upper()}")
             t0 = time.perf_counter()
-            paths[fmt] = _render(report, fmt, directory)
+            paths[fmt] = _render(report, fmt, directory, rendered)
             timings[f"render_{fmt}"] = time.perf_counter() - t0
             REPORT_FILES.labels(kind.value, fmt).inc()
         step("Recording report")
@@ -229,7 +240,9 @@ def produce_report(
     return ReportResult(report=report, paths=paths, seconds=seconds, timings=timings)
 
 
-def _render(report: Report, fmt: str, directory: Path) -> Path:
+def _render(
+    report: Report, fmt: str, directory: Path, rendered: list[RenderedChart] | None = None
+) -> Path:
     stem = f"pulse-{report.meta.kind}-{report.meta.period}"
     if fmt == "md":
         return _write(directory / f"{stem}.md", render_markdown(report))
@@ -243,13 +256,13 @@ def _render(report: Report, fmt: str, directory: Path) -> Path:
     if fmt == "html":
         from pulse_reporting.render.html import render_html
 
-        return _write(directory / f"{stem}.html", render_html(report))
+        return _write(directory / f"{stem}.html", render_html(report, rendered))
     if fmt == "pdf":
         from pulse_reporting.render.pdf import write_pdf
 
         path = directory / f"{stem}.pdf"
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_pdf(report, path)
+        write_pdf(report, path, rendered)
         return path
     raise ReportError(f"unknown format {fmt!r}")
 

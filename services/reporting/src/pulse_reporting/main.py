@@ -10,10 +10,6 @@ from pathlib import Path
 
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaRouter
-from pulse_shared.bus import Bus, make_broker
-from pulse_shared.logging import configure_logging, get_logger
-from pulse_shared.settings import PulseSettings, common_settings
-from pulse_shared.store import Store, open_store
 
 from pulse_reporting.domain.periods import Period, ReportKind
 from pulse_reporting.domain.schedule import ScheduledRun, due_runs, latest_runs
@@ -21,6 +17,10 @@ from pulse_reporting.generate import ReportResult, generate_report
 from pulse_reporting.handlers import build_router
 from pulse_reporting.settings import ReportingSettings
 from pulse_reporting.storage import ReportingStorage
+from pulse_shared.bus import Bus, make_broker
+from pulse_shared.logging import configure_logging, get_logger
+from pulse_shared.settings import PulseSettings, common_settings
+from pulse_shared.store import Store, open_store
 
 log = get_logger(__name__)
 

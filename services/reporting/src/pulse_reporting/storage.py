@@ -12,10 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from pulse_shared.store import Row, Store
-
 from pulse_reporting.domain.model import AlertRecord, KpiValue, PathRecord, TrendPoint
 from pulse_reporting.metrics import QUERY_SECONDS
+from pulse_shared.store import Row, Store
 
 REPORT_COLUMNS = (
     "report_id", "report_kind", "period", "model", "format", "path", "size_bytes", "created_at",

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pulse_shared.logging import get_logger
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -33,6 +32,7 @@ from pulse_reporting.generate import read_inputs
 from pulse_reporting.metrics import DASHBOARD_REQUESTS
 from pulse_reporting.render import charts
 from pulse_reporting.render.html import _css, _env
+from pulse_shared.logging import get_logger
 
 if TYPE_CHECKING:
     from pulse_reporting.main import ReportingComponent
@@ -100,10 +100,11 @@ class Dashboard:
     def charts(self, report: Report) -> list[str]:
         key = report.meta.report_id
         if key not in self._chart_cache:
-            figs = [f for f in (charts.mrr_bridge_figure(report), charts.channel_figure(report))
-                    if f is not None]
-            figs += [f for _, f in charts.trend_figures(report)[:2]]
-            self._chart_cache = {key: [charts.to_svg(f) for f in figs]}
+            wanted = ("mrr_bridge", "channels", "trend_")
+            self._chart_cache = {key: [
+                c.svg for c in charts.render_charts(report, png=False)
+                if c.svg is not None and c.name.startswith(wanted)
+            ][:4]}
         return self._chart_cache[key]
 
     def reports(self) -> list[dict[str, Any]]:

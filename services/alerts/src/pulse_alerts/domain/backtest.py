@@ -10,11 +10,10 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pulse_shared.events import Alert, Grain, KpiSnapshot
-
 from pulse_alerts.domain.lifecycle import step
 from pulse_alerts.domain.model import AlertStatus, Observation
 from pulse_alerts.domain.rules import RuleBase
+from pulse_shared.events import Alert, Grain, KpiSnapshot
 
 
 def period_end(grain: Grain, start: dt.date) -> dt.datetime:

@@ -11,11 +11,10 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from pulse_shared.events import KpiSnapshot
-
 from pulse_alerts.domain.lifecycle import Outcome, step, tick
 from pulse_alerts.domain.model import AlertStatus, Observation, Silence, Status, is_silenced
 from pulse_alerts.domain.rules import CampaignStatusRule, RuleBase, RuleSet
+from pulse_shared.events import KpiSnapshot
 
 SeriesKey = tuple[str, str, str, str]
 

@@ -12,8 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pulse_shared.events import KpiSnapshot
-
 from pulse_alerts.domain.model import Observation
 from pulse_alerts.domain.rules import (
     BudgetRule,
@@ -27,6 +25,7 @@ from pulse_alerts.domain.rules import (
     ZScoreRule,
 )
 from pulse_alerts.domain.templating import render
+from pulse_shared.events import KpiSnapshot
 
 # (values oldest→newest, horizon, level) → per step (mean, lower, upper)
 Forecaster = Callable[[Sequence[float], int, int], list[tuple[float, float, float]]]

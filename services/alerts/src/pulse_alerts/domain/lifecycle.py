@@ -14,11 +14,10 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass, field, replace
 
-from pulse_shared.events import Alert, AlertState, CampaignAction, Channel
-
 from pulse_alerts.domain.model import AlertStatus, Observation, Status
 from pulse_alerts.domain.rules import RuleBase
 from pulse_alerts.domain.templating import render
+from pulse_shared.events import Alert, AlertState, CampaignAction, Channel
 
 
 @dataclass(frozen=True)

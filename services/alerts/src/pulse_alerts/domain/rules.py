@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import yaml
-from pulse_shared.events import Grain, Severity
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -44,6 +43,7 @@ from pydantic import (
 
 from pulse_alerts.domain.durations import parse_duration
 from pulse_alerts.domain.templating import check_template
+from pulse_shared.events import Grain, Severity
 
 RuleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]

@@ -49,7 +49,7 @@ PLACEHOLDER_ID = "pending"
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-']+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 
 CONTACT_FIELDS = ("contact_id", "contact_email", "email", "contact")
-"""Where a touchpoint's contact may come from, first non-empty wins (hashed unless hashed)."""
+"""Where a touchpoint's contact comes from, in this priority (hashed unless already hashed)."""
 
 ALIASES: dict[str, dict[str, str]] = {
     "touchpoints": {
@@ -81,7 +81,6 @@ _ENUM_FIELDS: dict[str, tuple[str, ...]] = {
     "stage": tuple(s.value for s in PipelineStage),
 }
 _DATETIME_FIELDS = ("occurred_at",)
-_FREE_TEXT_SAFE = ("event_id", "contact_id")
 
 
 @dataclass(frozen=True)
@@ -164,38 +163,56 @@ def scrub_emails(value: str, salt: str) -> str:
     return EMAIL_RE.sub(lambda m: hash_identifier(m.group(0), salt), value)
 
 
+_CONTACT = "__contact__"
+
+
+def _targets(kind: str) -> dict[str, str]:
+    """Lower-case input key → model field (aliases resolved, contacts marked)."""
+    fields = KIND_TOPICS[kind].model.model_fields
+    targets = {name: name for name in fields if name != "kind"}
+    for alias, name in ALIASES.get(kind, {}).items():
+        targets.setdefault(alias, name)
+    if kind == "touchpoints":
+        for name in CONTACT_FIELDS:
+            targets[name] = _CONTACT
+    return targets
+
+
+_TARGETS: dict[str, dict[str, str]] = {kind: _targets(kind) for kind in KIND_TOPICS}
+
+
 def prepare_row(kind: str, row: Mapping[str, Any], salt: str) -> dict[str, Any]:
     """Map a raw row onto the kind's model fields (no validation yet)."""
-    model = topic_for(kind).model
-    fields = model.model_fields
-    aliases = ALIASES.get(kind, {})
+    targets = _TARGETS[kind]
     out: dict[str, Any] = {}
-    contact: Any = None
+    contacts: dict[str, Any] = {}
     for raw_key, value in row.items():
         if not isinstance(raw_key, str):
             continue
-        key = raw_key.strip().lower()
-        if kind == "touchpoints" and key in CONTACT_FIELDS:
-            if contact is None and value not in (None, ""):
-                contact = value
+        key = targets.get(raw_key)
+        if key is None:
+            normal = raw_key.strip().lower()
+            key = targets.get(normal)
+            if key is None:
+                continue  # unknown / free-text / personal fields are dropped
+        else:
+            normal = raw_key
+        if value is None or (isinstance(value, str) and (not value or value.isspace())):
             continue
-        key = aliases.get(key, key)
-        if key not in fields or key == "kind":
-            continue  # unknown / free-text / personal fields are dropped
-        if value is None or (isinstance(value, str) and value.strip() == ""):
+        if key == _CONTACT:
+            contacts.setdefault(normal, value)
             continue
         if key in _ENUM_FIELDS:
             value = _enum_value(key, value)
         elif key in _DATETIME_FIELDS:
             value = _datetime_value(value)
-        if isinstance(value, str) and key not in _FREE_TEXT_SAFE and "@" in value:
+        if isinstance(value, str) and "@" in value and key != "contact_id":
             value = scrub_emails(value, salt)
         out.setdefault(key, value)
-    if kind == "touchpoints" and contact is not None:
-        text = str(contact).strip()
+    if contacts:
+        raw = next(contacts[name] for name in CONTACT_FIELDS if name in contacts)
+        text = str(raw).strip()
         out["contact_id"] = text if is_hashed(text) else hash_identifier(text, salt)
-    if isinstance(out.get("event_id"), str) and "@" in out["event_id"]:
-        out["event_id"] = scrub_emails(out["event_id"], salt)
     return out
 
 

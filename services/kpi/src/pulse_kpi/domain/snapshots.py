@@ -7,9 +7,8 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from pulse_shared.events import KpiSnapshot
-
 from pulse_kpi.domain.compute import KpiValue
+from pulse_shared.events import KpiSnapshot
 
 _MISSING = object()
 

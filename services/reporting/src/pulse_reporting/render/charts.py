@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import matplotlib
@@ -153,16 +154,43 @@ def report_figures(report: Report) -> list[tuple[str, Figure]]:
     return figures
 
 
-def to_svg(fig: Figure) -> str:
+def to_svg(fig: Figure, close: bool = True) -> str:
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", metadata={"Date": None})
-    plt.close(fig)
+    if close:
+        plt.close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg"):]
 
 
-def to_png(fig: Figure, dpi: int = 150) -> bytes:
+def to_png(fig: Figure, dpi: int = 150, close: bool = True) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
-    plt.close(fig)
+    if close:
+        plt.close(fig)
     return buffer.getvalue()
+
+
+PDF_DPI = 100
+
+
+@dataclass(frozen=True)
+class RenderedChart:
+    name: str
+    svg: str | None
+    png: bytes | None
+
+
+def render_charts(report: Report, svg: bool = True, png: bool = True) -> list[RenderedChart]:
+    """Every chart drawn once and saved in the formats asked for (HTML: SVG, PDF: PNG)."""
+    out: list[RenderedChart] = []
+    for name, fig in report_figures(report):
+        try:
+            out.append(RenderedChart(
+                name,
+                to_svg(fig, close=False) if svg else None,
+                to_png(fig, PDF_DPI, close=False) if png else None,
+            ))
+        finally:
+            plt.close(fig)
+    return out

@@ -54,10 +54,11 @@ def _css() -> str:
     return resources.files("pulse_reporting").joinpath("templates/report.css").read_text()
 
 
-def sections(report: Report, with_charts: bool = True) -> list[Section]:
+def sections(
+    report: Report, rendered: list[charts.RenderedChart] | None = None
+) -> list[Section]:
     t = {table.name: table for table in report_tables(report)}
-    figs = dict(charts.report_figures(report)) if with_charts else {}
-    svg = {name: charts.to_svg(fig) for name, fig in figs.items()}
+    svg = {c.name: c.svg for c in rendered or [] if c.svg is not None}
     m = report.meta
     return [
         Section("mrr-bridge", "MRR bridge", [t["mrr_bridge"]], "No MRR data.",
@@ -78,12 +79,18 @@ def sections(report: Report, with_charts: bool = True) -> list[Section]:
     ]
 
 
-def render_html(report: Report, with_charts: bool = True) -> str:
+def render_html(
+    report: Report, rendered: list[charts.RenderedChart] | None = None,
+    with_charts: bool = True,
+) -> str:
+    """``rendered``: charts already drawn (shared with the PDF); drawn here when None."""
+    if rendered is None and with_charts:
+        rendered = charts.render_charts(report, png=False)
     template = _env().get_template("report.html.j2")
     return template.render(
         report=report,
         m=report.meta,
         css=_css(),
-        sections=sections(report, with_charts),
+        sections=sections(report, rendered if with_charts else None),
         recommendation_label=RECOMMENDATION_LABEL,
     )

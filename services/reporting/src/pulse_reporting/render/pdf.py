@@ -10,7 +10,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import matplotlib
-import matplotlib.pyplot as plt
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
@@ -67,8 +66,7 @@ def _styles() -> dict[str, ParagraphStyle]:
     }
 
 
-def _image(fig: object, width: float = 24 * cm) -> Image:
-    png = charts.to_png(fig, dpi=110)  # type: ignore[arg-type]
+def _image(png: bytes, width: float = 20 * cm) -> Image:
     img = Image(io.BytesIO(png))
     ratio = img.imageHeight / img.imageWidth
     img.drawWidth, img.drawHeight = width, width * ratio
@@ -125,11 +123,15 @@ def _headline(report: Report, styles: dict[str, ParagraphStyle]) -> Flowable:
     return table
 
 
-def build_story(report: Report) -> list[Flowable]:
+def build_story(
+    report: Report, rendered: list[charts.RenderedChart] | None = None
+) -> list[Flowable]:
     styles = _styles()
     m = report.meta
     t = {table.name: table for table in report_tables(report)}
-    figs = dict(charts.report_figures(report))
+    if rendered is None:
+        rendered = charts.render_charts(report, svg=False)
+    figs = {c.name: c.png for c in rendered if c.png is not None}
     story: list[Flowable] = [
         Paragraph(m.title, styles["title"]),
         Paragraph(
@@ -172,13 +174,13 @@ def build_story(report: Report) -> list[Flowable]:
     section("Alerts fired", ["alerts"])
     section("30-day forecast", ["forecast"])
     for name in [k for k in figs if k.startswith("trend_")]:
-        story.append(KeepTogether([_image(figs.pop(name), 22 * cm)]))
-    for fig in figs.values():  # anything left unused: close it
-        plt.close(fig)
+        story.append(KeepTogether([_image(figs.pop(name), 18 * cm)]))
     return story
 
 
-def write_pdf(report: Report, path: Path) -> Path:
+def write_pdf(
+    report: Report, path: Path, rendered: list[charts.RenderedChart] | None = None
+) -> Path:
     _fonts()
     doc = SimpleDocTemplate(
         str(path), pagesize=PAGE, leftMargin=1.5 * cm, rightMargin=1.5 * cm,
@@ -197,5 +199,5 @@ def write_pdf(report: Report, path: Path) -> Path:
         )
         canvas.restoreState()  # type: ignore[attr-defined]
 
-    doc.build(build_story(report), onFirstPage=footer, onLaterPages=footer)
+    doc.build(build_story(report, rendered), onFirstPage=footer, onLaterPages=footer)
     return path

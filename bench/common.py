@@ -1,0 +1,165 @@
+"""Helpers shared by the benchmark runner and the pipeline benchmark.
+
+- :func:`machine` describes the machine (CPU count and model, memory, Python, package and
+  server versions) so a result file says where it was measured.
+- :func:`write_results` stores a benchmark's figures as JSON under ``bench/results/``.
+- :func:`table` formats rows as a plain-text table; :func:`ratio` formats "x vs baseline".
+- :func:`peak_rss_mb` / :func:`rss_mb` read a process's memory from ``/proc``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+
+_PACKAGES = (
+    "faststream", "aiokafka", "clickhouse-connect", "chdb", "pydantic", "pydantic-core",
+    "orjson", "fastapi", "uvicorn",
+)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gb() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures were measured."""
+    info: dict[str, Any] = {
+        "hostname": platform.node(),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_model": _cpu_model(),
+        "memory_gb": _memory_gb(),
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "versions": {p: v for p in _PACKAGES if (v := _version(p))},
+    }
+    try:
+        from pulse_testinfra.kafka import kafka_version
+
+        info["versions"]["kafka"] = kafka_version()
+    except Exception:  # noqa: BLE001 - the description is best effort
+        pass
+    return info
+
+
+def write_results(name: str, data: Mapping[str, Any], directory: Path = RESULTS_DIR) -> Path:
+    """Write ``{name}-{utc stamp}.json`` and ``{name}-latest.json``; return the first."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    payload = {"name": name, "written_at": stamp, "machine": machine(), **data}
+    text = json.dumps(payload, indent=2, default=str, sort_keys=False)
+    path = directory / f"{name}-{stamp}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text + "\n")
+    tmp.replace(path)
+    (directory / f"{name}-latest.json").write_text(text + "\n")
+    return path
+
+
+def ratio(value: float | None, baseline: float | None, *, lower_is_better: bool = False) -> str:
+    """``"0.62x raw"``-style ratio text ('' when either side is missing)."""
+    if value is None or baseline in (None, 0):
+        return ""
+    assert baseline is not None
+    return f"{value / baseline:.2f}x"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A plain-text table with left-aligned text and right-aligned numbers."""
+    body = [[_cell(v) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in body:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    numeric = [
+        all(_is_number(row[i]) for row in body if i < len(row) and row[i]) for i in range(len(headers))
+    ]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(widths[i]) if numeric[i] else c.ljust(widths[i]) for i, c in enumerate(cells)
+        ).rstrip()
+
+    out = [line(headers), "  ".join("-" * w for w in widths)]
+    out.extend(line(row) for row in body)
+    return "\n".join(out)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.3g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace(",", "").rstrip("x%"))
+    except ValueError:
+        return False
+    return True
+
+
+def _proc_status_kb(pid: int | str, field: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def peak_rss_mb(pid: int | str = "self") -> float | None:
+    """Peak resident set size (VmHWM) of a live process, in MiB."""
+    kb = _proc_status_kb(pid, "VmHWM")
+    return None if kb is None else round(kb / 1024, 1)
+
+
+def rss_mb(pid: int | str = "self") -> float | None:
+    """Current resident set size (VmRSS), in MiB."""
+    kb = _proc_status_kb(pid, "VmRSS")
+    return None if kb is None else round(kb / 1024, 1)

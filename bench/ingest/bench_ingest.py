@@ -1,0 +1,214 @@
+"""Ingest benchmark: rows/s into a real Kafka broker, three ways, in the same run.
+
+1. raw aiokafka producer (baseline): pre-serialised touchpoint JSON, same producer
+   settings as Pulse (acks=all, idempotence, linger 5 ms, 1 MiB batches);
+2. the CLI path: ``ingest_file`` on an NDJSON file (read → normalise/hash/validate →
+   dedup window → ``Bus.publish``), chunks of 5,000 rows;
+3. the HTTP API: real uvicorn server on loopback, ``POST /v1/touchpoints`` with
+   NDJSON bodies of 5,000 rows, 4 concurrent clients.
+
+Each path sends its own fresh rows (nothing is a duplicate). Prints rows/s and the ratio
+of each path to the raw producer.
+
+    .venv/bin/python bench/ingest/bench_ingest.py                 # starts a Kafka broker
+    .venv/bin/python bench/ingest/bench_ingest.py --rows 20000
+    .venv/bin/python bench/ingest/bench_ingest.py --bootstrap 127.0.0.1:9092
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TOPIC = "marketing.touchpoints.v1"
+CHANNELS = ["paid_search", "paid_social", "email", "webinar", "organic_search", "display"]
+TYPES = ["ad_click", "ad_click", "email_open", "webinar", "web_visit", "ad_impression"]
+
+
+def raw_rows(n: int, tag: str) -> list[dict[str, Any]]:
+    """Rows as a client would send them: raw e-mails, some free text, no event ids."""
+    start = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+    rows = []
+    for i in range(n):
+        c = i % len(CHANNELS)
+        rows.append({
+            "occurred_at": (start + dt.timedelta(seconds=37 * i)).isoformat(),
+            "account_id": f"{tag}-acct-{i % 5000:05d}",
+            "email": f"person{i % 20000}@company{i % 5000}.example",
+            "first_name": "Bench",
+            "channel": CHANNELS[c],
+            "touch_type": TYPES[c],
+            "source": "google",
+            "medium": "cpc",
+            "campaign_id": f"camp-{i % 40}",
+            "utm_source": "google",
+            "utm_campaign": f"camp-{i % 40}",
+            "notes": "free text that ingest drops",
+        })
+    return rows
+
+
+def chunks(rows: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+async def bench_raw_producer(bootstrap: str, n: int) -> float:
+    from aiokafka import AIOKafkaProducer
+    from pulse_ingest.domain.normalize import normalise_rows
+
+    batch = normalise_rows("touchpoints", raw_rows(n, "raw"), "bench-salt")
+    payloads = [(e.account_id.encode(), e.to_json()) for e in batch.events]  # type: ignore[attr-defined]
+    producer = AIOKafkaProducer(  # the settings of pulse_shared.bus.make_broker
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
+        max_batch_size=1024 * 1024,
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(TOPIC, payloads[0][1], key=payloads[0][0])  # warm-up
+        started = time.perf_counter()
+        futures = [await producer.send(TOPIC, value, key=key) for key, value in payloads]
+        await asyncio.gather(*futures)
+        elapsed = time.perf_counter() - started
+    finally:
+        await producer.stop()
+    return n / elapsed
+
+
+def _service(bootstrap: str) -> tuple[Any, Any]:
+    from pulse_ingest.service import IngestService
+    from pulse_ingest.settings import IngestSettings
+    from pulse_shared.bus import Bus, make_broker
+
+    broker = make_broker(bootstrap, client_id="pulse-ingest-bench")
+    settings = IngestSettings(pii_salt="bench-salt", auth_required=False, max_rows=10_000,
+                              max_inflight_rows=100_000, publish_timeout_s=60)
+    return broker, IngestService(Bus(broker, "ingest"), settings)
+
+
+async def bench_file(bootstrap: str, n: int, folder: Path) -> float:
+    from pulse_ingest.service import ingest_file
+
+    path = folder / "touchpoints.ndjson"
+    with path.open("w") as fh:
+        for row in raw_rows(n, "file"):
+            fh.write(json.dumps(row) + "\n")
+    broker, service = _service(bootstrap)
+    await broker.start()
+    try:
+        await service.ingest("touchpoints", raw_rows(1, "warm-file"), "bench")
+        started = time.perf_counter()
+        result = await ingest_file(service, "touchpoints", path, chunk_size=5000)
+        elapsed = time.perf_counter() - started
+    finally:
+        await broker.stop()
+    assert result.accepted == n, (result.accepted, result.rejected[:3])
+    return n / elapsed
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def bench_http(bootstrap: str, n: int, concurrency: int = 4, body_rows: int = 5000) -> float:
+    import uvicorn
+    from pulse_ingest.main import build_api
+    from pulse_shared.service import broker_health
+
+    broker, service = _service(bootstrap)
+    await broker.start()
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(
+        build_api(service, health=broker_health(broker)), host="127.0.0.1", port=port,
+        log_level="warning", access_log=False, lifespan="off",
+    ))
+    task = asyncio.create_task(server.serve())
+    bodies = ["\n".join(json.dumps(r) for r in chunk)
+              for chunk in chunks(raw_rows(n, "http"), body_rows)]
+    headers = {"content-type": "application/x-ndjson"}
+    try:
+        while not server.started:
+            await asyncio.sleep(0.05)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+            warm = await http.post("/v1/touchpoints", json=raw_rows(1, "warm-http"))
+            warm.raise_for_status()
+            queue: asyncio.Queue[str] = asyncio.Queue()
+            for body in bodies:
+                queue.put_nowait(body)
+            accepted = 0
+
+            async def worker() -> None:
+                nonlocal accepted
+                while not queue.empty():
+                    body = queue.get_nowait()
+                    r = await http.post("/v1/touchpoints", content=body, headers=headers)
+                    r.raise_for_status()
+                    accepted += r.json()["accepted"]
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            elapsed = time.perf_counter() - started
+    finally:
+        server.should_exit = True
+        await task
+        await broker.stop()
+    assert accepted == n, accepted
+    return n / elapsed
+
+
+def bench_normalise(n: int) -> float:
+    from pulse_ingest.domain.normalize import normalise_rows
+
+    rows = raw_rows(n, "cpu")
+    started = time.perf_counter()
+    normalise_rows("touchpoints", rows, "bench-salt")
+    return n / (time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def kafka(bootstrap: str | None) -> Iterator[str]:
+    if bootstrap:
+        yield bootstrap
+        return
+    from pulse_testinfra.kafka import KafkaBroker
+
+    with KafkaBroker() as broker:
+        yield broker.bootstrap_servers
+
+
+async def main(argv: list[str]) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--bootstrap", default=None, help="existing broker (else one is started)")
+    args = parser.parse_args(argv)
+    n = args.rows
+    results: dict[str, float] = {}
+    with kafka(args.bootstrap) as bootstrap, tempfile.TemporaryDirectory() as tmp:
+        print(f"ingest benchmark: {n} touchpoints per path, broker {bootstrap}")
+        results["normalise only (CPU, no broker)"] = bench_normalise(n)
+        results["raw aiokafka producer (baseline)"] = await bench_raw_producer(bootstrap, n)
+        results["CLI path: ingest_file NDJSON"] = await bench_file(bootstrap, n, Path(tmp))
+        results["HTTP API: POST /v1/touchpoints NDJSON"] = await bench_http(bootstrap, n)
+    baseline = results["raw aiokafka producer (baseline)"]
+    print(f"{'path':<42}{'rows/s':>12}{'vs raw':>9}")
+    for name, rate in results.items():
+        print(f"{name:<42}{rate:>12,.0f}{rate / baseline:>8.2f}x")
+    return results
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))

@@ -1,0 +1,451 @@
+"""Pipeline benchmark: consume → ClickHouse throughput, latency and memory of ONE consumer.
+
+Starts its own Kafka broker and ClickHouse server (``pulse_testinfra``), then measures,
+each figure against a baseline taken in the same run:
+
+1. Throughput: N touchpoints pre-loaded on a 3-partition topic are read by
+   - a bare aiokafka consumer (``raw``: the limit, no decode/no write), and
+   - the attribution service's touchpoint path (``pipeline``: FastStream batch
+     subscriber → BatchConsumer validation/DLQ → touchpoint_row → RowWriter → ClickHouse
+     confirms → commit), each in its own process (``bench/pipeline/consumer.py``).
+   Ratio pipeline/raw, goal ≥ 50 % and ≥ 100k events/s. Sizes 1M and 10M show how time and
+   peak RSS grow (goal RSS < 300 MB). The full ``AttributionComponent`` consumer (adds a
+   per-batch conversions lookup) is measured at the smallest size too.
+2. Batch tuning: the pipeline at several ``max_records`` / fetch sizes.
+3. Latency touchpoint → ClickHouse row at sustained rates (1k and 10k events/s): each
+   event's send time vs the row's ``ingested_at`` (set by ClickHouse on insert);
+   baseline = a bare aiokafka consumer's send → receive latency on the same messages.
+
+    .venv/bin/python bench/pipeline/bench_pipeline.py            # full (1M/10M, 60 s)
+    .venv/bin/python bench/pipeline/bench_pipeline.py --quick    # 100k/200k, 5 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.common import REPO_ROOT, ratio, table, write_results
+
+PARTITIONS = 3
+CHANNELS = ("paid_search", "paid_social", "display", "email", "webinar", "content", "partner")
+TOUCH_TYPES = ("ad_click", "ad_impression", "email_open", "web_visit", "form_fill")
+CONTACTS = [hashlib.sha256(f"contact-{i}".encode()).hexdigest() for i in range(997)]
+
+#: Chosen consumer settings (see the tuning table; documented in bench/pipeline/README.md).
+DEFAULT_MAX_RECORDS = 5000
+DEFAULT_BATCH_TIMEOUT_MS = 100
+
+GOAL_RATIO = 0.5
+GOAL_EPS = 100_000
+GOAL_RSS_MB = 300.0
+
+
+def payload(i: int, prefix: str = "e") -> bytes:
+    """A valid Touchpoint JSON (unique event id ``{prefix}{i}``)."""
+    ch = CHANNELS[i % len(CHANNELS)]
+    c = i % 200
+    return (
+        f'{{"event_id":"{prefix}{i}","occurred_at":"2026-11-{1 + i % 28:02d}T'
+        f'{i % 24:02d}:{i % 60:02d}:{(i // 60) % 60:02d}Z","account_id":"acct-{i % 5000}",'
+        f'"contact_id":"{CONTACTS[i % len(CONTACTS)]}","channel":"{ch}","source":"google",'
+        f'"medium":"cpc","campaign_id":"cmp-{c}","touch_type":"{TOUCH_TYPES[i % 5]}",'
+        f'"utm_source":"google","utm_medium":"cpc","utm_campaign":"cmp-{c}","utm_term":"",'
+        f'"utm_content":"","cost":"0.{i % 10000:04d}","currency":"USD"}}'
+    ).encode()
+
+
+# -- producing ---------------------------------------------------------------------------
+
+
+async def produce_bulk(bootstrap: str, topic: str, n: int, prefix: str = "e") -> float:
+    """Load ``n`` touchpoints as fast as possible (round-robin partitions); returns s."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=1024 * 1024,
+        max_request_size=4 * 1024 * 1024,
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        batches = [producer.create_batch() for _ in range(PARTITIONS)]
+        pending: list[Any] = []
+        for i in range(n):
+            p = i % PARTITIONS
+            value = payload(i, prefix)
+            if batches[p].append(key=None, value=value, timestamp=None) is None:
+                pending.append(await producer.send_batch(batches[p], topic, partition=p))
+                batches[p] = producer.create_batch()
+                batches[p].append(key=None, value=value, timestamp=None)
+                if len(pending) > 32:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+        for p, batch in enumerate(batches):
+            if batch.record_count():
+                pending.append(await producer.send_batch(batch, topic, partition=p))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def produce_paced(
+    bootstrap: str, topic: str, rate: int, seconds: float, prefix: str
+) -> tuple[dict[int, float], float]:
+    """Send ``rate`` events/s for ``seconds``; returns send time (epoch s) per index."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=2)
+    await producer.start()
+    sent: dict[int, float] = {}
+    total = int(rate * seconds)
+    try:
+        started = time.monotonic()
+        i = 0
+        while i < total:
+            due = min(total, int((time.monotonic() - started) * rate) + 1)
+            while i < due:
+                sent[i] = time.time()
+                await producer.send(topic, payload(i, prefix), key=f"acct-{i % 5000}".encode())
+                i += 1
+            await asyncio.sleep(0.005)
+        await producer.flush()
+        achieved = total / (time.monotonic() - started)
+    finally:
+        await producer.stop()
+    return sent, achieved
+
+
+# -- consumer processes ------------------------------------------------------------------
+
+
+class Child:
+    """A ``bench.pipeline.consumer`` process; stdout carries JSON lines."""
+
+    def __init__(self, args: list[str], log_dir: Path, name: str) -> None:
+        self.log = log_dir / f"{name}.log"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.pipeline.consumer", *args],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=self.log.open("wb"),
+            text=True,
+        )
+
+    def _line(self) -> dict[str, Any] | None:
+        assert self.proc.stdout is not None
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                return None
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and ("ready" in data or "mode" in data):
+                return data
+
+    def wait_ready(self) -> None:
+        data = self._line()
+        if not data or not data.get("ready"):
+            raise RuntimeError(f"consumer did not start:\n{self.tail()}")
+
+    def result(self, timeout: float) -> dict[str, Any]:
+        try:
+            data = self._line()
+            self.proc.wait(timeout=timeout)
+        finally:
+            self.stop()
+        if not data or "mode" not in data:
+            raise RuntimeError(f"consumer gave no result:\n{self.tail()}")
+        return data
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+    def tail(self) -> str:
+        try:
+            return self.log.read_text()[-3000:]
+        except OSError:
+            return ""
+
+
+def consumer_args(
+    mode: str, bootstrap: str, ch_url: str, topic: str, expect: int, max_records: int,
+    timeout: float, extra: list[str] | None = None,
+) -> list[str]:
+    # One partition's share of a batch must fit in a fetch: ~420 B per event.
+    part_bytes = max(1024 * 1024, max_records * 600 // PARTITIONS)
+    return [
+        "--mode", mode, "--bootstrap", bootstrap, "--clickhouse", ch_url, "--topic", topic,
+        "--expect", str(expect), "--max-records", str(max_records), "--timeout", str(timeout),
+        "--max-partition-fetch-bytes", str(part_bytes),
+        "--batch-timeout-ms", str(DEFAULT_BATCH_TIMEOUT_MS), *(extra or []),
+    ]
+
+
+def run_consumer(
+    mode: str, servers: dict[str, str], topic: str, expect: int, max_records: int,
+    log_dir: Path, timeout: float, extra: list[str] | None = None,
+) -> dict[str, Any]:
+    child = Child(
+        consumer_args(mode, servers["kafka"], servers["clickhouse"], topic, expect,
+                      max_records, timeout, extra),
+        log_dir, f"{mode}-{topic}-{max_records}",
+    )
+    result = child.result(timeout + 60)
+    if extra and "--profile" in extra:
+        result["profile"] = child.tail()
+    return result
+
+
+# -- phases ------------------------------------------------------------------------------
+
+
+def throughput(
+    store: Any, servers: dict[str, str], sizes: list[int], log_dir: Path, profile: int
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for n in sizes:
+        topic = f"bench.touchpoints.{n}"
+        produce_s = asyncio.run(produce_bulk(servers["kafka"], topic, n))
+        timeout = max(120.0, n / 5000)
+        raw = run_consumer("raw", servers, topic, n, DEFAULT_MAX_RECORDS, log_dir, timeout)
+        store.command("TRUNCATE TABLE touchpoints")
+        extra = ["--profile", str(profile)] if profile else None
+        pipe = run_consumer(
+            "pipeline", servers, topic, n, DEFAULT_MAX_RECORDS, log_dir, timeout, extra
+        )
+        rows_final = store.query_value("SELECT count() FROM touchpoints FINAL")
+        rows_raw = store.query_value("SELECT count() FROM touchpoints")
+        row = {
+            "events": n, "produce_s": round(produce_s, 2),
+            "raw_events_per_s": raw["events_per_s"], "raw_s": raw["seconds"],
+            "raw_peak_rss_mb": raw["peak_rss_mb"],
+            "pipeline_events_per_s": pipe["events_per_s"], "pipeline_s": pipe["seconds"],
+            "pipeline_peak_rss_mb": pipe["peak_rss_mb"], "pipeline_batches": pipe.get("batches"),
+            "rows_final": rows_final, "rows_raw": rows_raw,
+        }
+        if pipe.get("profile"):
+            row["profile"] = pipe["profile"]
+        rows.append(row)
+        print(f"  throughput {n:>10,}: raw {raw['events_per_s'] or 0:>10,.0f}/s  pipeline "
+              f"{pipe['events_per_s'] or 0:>10,.0f}/s  rss {pipe['peak_rss_mb']} MB  "
+              f"rows {rows_final:,}", flush=True)
+    return rows
+
+
+def component_path(
+    store: Any, servers: dict[str, str], n: int, log_dir: Path
+) -> dict[str, Any]:
+    topic = f"bench.touchpoints.{n}"  # already loaded by the throughput phase
+    store.command("TRUNCATE TABLE touchpoints")
+    res = run_consumer("component", servers, topic, n, DEFAULT_MAX_RECORDS, log_dir,
+                       max(120.0, n / 2000))
+    print(f"  component  {n:>10,}: {res['events_per_s'] or 0:>10,.0f}/s", flush=True)
+    return res
+
+
+def tuning(
+    store: Any, servers: dict[str, str], n: int, values: list[int], log_dir: Path
+) -> list[dict[str, Any]]:
+    topic = f"bench.touchpoints.{n}"
+    rows = []
+    for max_records in values:
+        store.command("TRUNCATE TABLE touchpoints")
+        res = run_consumer("pipeline", servers, topic, n, max_records, log_dir,
+                           max(120.0, n / 5000))
+        rows.append({"max_records": max_records, "events_per_s": res["events_per_s"],
+                     "batches": res.get("batches"), "peak_rss_mb": res["peak_rss_mb"]})
+        print(f"  tuning max_records={max_records:>6}: {res['events_per_s'] or 0:>10,.0f}/s "
+              f"({res.get('batches')} batches, {res['peak_rss_mb']} MB)", flush=True)
+    return rows
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+    qs = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": qs[49], "p95": qs[94], "p99": qs[98], "max": max(values)}
+
+
+def latency(
+    store: Any, servers: dict[str, str], rate: int, seconds: float, log_dir: Path
+) -> dict[str, Any]:
+    topic = f"bench.latency.{rate}"
+    prefix = f"lat{rate}-"
+    total = int(rate * seconds)
+    store.command("TRUNCATE TABLE touchpoints")
+    timeout = seconds + 120
+    pipe = Child(consumer_args("pipeline", servers["kafka"], servers["clickhouse"], topic,
+                               total + 1, DEFAULT_MAX_RECORDS, timeout),
+                 log_dir, f"latency-pipeline-{rate}")
+    raw = Child(consumer_args("raw", servers["kafka"], servers["clickhouse"], topic, total + 1,
+                              DEFAULT_MAX_RECORDS, timeout, ["--latency"]),
+                log_dir, f"latency-raw-{rate}")
+    try:
+        pipe.wait_ready()
+        raw.wait_ready()
+        # Warm-up: one event must land before the clock starts (group joined, assigned).
+        asyncio.run(produce_bulk(servers["kafka"], topic, 1, prefix="warmup-"))
+        deadline = time.monotonic() + 60
+        while store.query_value("SELECT count() FROM touchpoints") < 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"warm-up event never landed:\n{pipe.tail()}")
+            time.sleep(0.1)
+        sent, achieved = asyncio.run(
+            produce_paced(servers["kafka"], topic, rate, seconds, prefix)
+        )
+        pipe_res = pipe.result(timeout)
+        raw_res = raw.result(timeout)
+    finally:
+        pipe.stop()
+        raw.stop()
+    rows = store.query(
+        "SELECT event_id, toUnixTimestamp64Milli(ingested_at) AS ms FROM touchpoints "
+        "WHERE startsWith(event_id, {p:String})",
+        {"p": prefix},
+    )
+    lat = [r["ms"] / 1000 - sent[int(r["event_id"][len(prefix):])] for r in rows]
+    found = len({r["event_id"] for r in rows})
+    pcts = {k: (v * 1000 if v is not None else None) for k, v in percentiles(lat).items()}
+    base = raw_res.get("latency_ms") or {}
+    print(f"  latency {rate:>6}/s x {seconds:.0f}s: p50 {pcts['p50'] or 0:.0f} ms  p95 "
+          f"{pcts['p95'] or 0:.0f} ms  p99 {pcts['p99'] or 0:.0f} ms  (raw p99 "
+          f"{base.get('p99') or 0:.0f} ms; {found}/{total} rows; sent {achieved:,.0f}/s)",
+          flush=True)
+    return {"rate": rate, "seconds": seconds, "achieved_rate": achieved, "events": total,
+            "rows_found": found, "pipeline_ms": pcts, "raw_ms": base,
+            "pipeline_peak_rss_mb": pipe_res.get("peak_rss_mb")}
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def summarise(results: dict[str, Any]) -> str:
+    rows: list[list[Any]] = []
+    for t in results["throughput"]:
+        n = t["events"]
+        r = (t["pipeline_events_per_s"] or 0) / (t["raw_events_per_s"] or 1)
+        rows.append([f"throughput {n:,} events (ev/s)", t["pipeline_events_per_s"],
+                     t["raw_events_per_s"], "raw aiokafka", f"{r:.2f}x",
+                     f">=0.50x & >=100k", "OK" if r >= GOAL_RATIO and
+                     (t["pipeline_events_per_s"] or 0) >= GOAL_EPS else "MISS"])
+        rows.append([f"peak RSS {n:,} events (MB)", t["pipeline_peak_rss_mb"],
+                     t["raw_peak_rss_mb"], "raw aiokafka",
+                     ratio(t["pipeline_peak_rss_mb"], t["raw_peak_rss_mb"]), "<300 MB",
+                     "OK" if (t["pipeline_peak_rss_mb"] or 1e9) < GOAL_RSS_MB else "MISS"])
+        rows.append([f"rows in ClickHouse FINAL / raw ({n:,})", t["rows_final"], n,
+                     "produced", ratio(t["rows_final"], n), "= produced",
+                     "OK" if t["rows_final"] == n else "MISS"])
+    tp = results["throughput"]
+    if len(tp) >= 2:
+        a, b = tp[0], tp[-1]
+        scale = b["events"] / a["events"]
+        rows.append([f"time growth {a['events']:,} -> {b['events']:,}",
+                     (b["pipeline_s"] or 0) / (a["pipeline_s"] or 1), scale,
+                     "linear", ratio((b["pipeline_s"] or 0) / (a["pipeline_s"] or 1), scale),
+                     "~linear", ""])
+        rows.append([f"RSS growth {a['events']:,} -> {b['events']:,}",
+                     (b["pipeline_peak_rss_mb"] or 0) / (a["pipeline_peak_rss_mb"] or 1), 1.0,
+                     "flat", "", "~flat", ""])
+    comp = results.get("component")
+    if comp:
+        base = tp[0]["pipeline_events_per_s"]
+        rows.append([f"full AttributionComponent {comp['events']:,} (ev/s)",
+                     comp["events_per_s"], base, "plain pipeline",
+                     ratio(comp["events_per_s"], base), "", ""])
+    for lt in results.get("latency", []):
+        for q in ("p50", "p95", "p99"):
+            rows.append([f"latency {lt['rate']:,}/s {q} (ms)", lt["pipeline_ms"][q],
+                         lt["raw_ms"].get(q), "raw consume", ratio(lt["pipeline_ms"][q],
+                                                                   lt["raw_ms"].get(q)), "", ""])
+        rows.append([f"latency {lt['rate']:,}/s rows landed", lt["rows_found"], lt["events"],
+                     "sent", ratio(lt["rows_found"], lt["events"]), "= sent",
+                     "OK" if lt["rows_found"] == lt["events"] else "MISS"])
+    for tu in results.get("tuning", []):
+        best = max((x["events_per_s"] or 0) for x in results["tuning"])
+        rows.append([f"tuning max_records={tu['max_records']} (ev/s)", tu["events_per_s"],
+                     best, "best", ratio(tu["events_per_s"], best), "", ""])
+    return table(["figure", "value", "baseline", "baseline is", "ratio", "goal", ""], rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="100k/200k events, 5 s latency")
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--rates", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--duration", type=float)
+    parser.add_argument("--tune", type=lambda s: [int(x) for x in s.split(",")],
+                        help="max_records values to compare (default: full mode only)")
+    parser.add_argument("--profile", type=int, default=0,
+                        help="cProfile the pipeline consumer, keep the top N functions")
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args(argv)
+    sizes = args.sizes or ([100_000, 200_000] if args.quick else [1_000_000, 10_000_000])
+    rates = args.rates or [1_000, 10_000]
+    duration = args.duration or (5.0 if args.quick else 60.0)
+    tune = args.tune if args.tune is not None else ([] if args.quick else [1000, 5000, 20000])
+
+    from pulse_shared.schema.migrations import migrate
+    from pulse_shared.store.server import ServerStore
+    from pulse_testinfra.clickhouse import ClickHouseServer
+    from pulse_testinfra.kafka import KafkaBroker
+
+    print(f"pipeline benchmark: sizes {sizes}, rates {rates} x {duration:.0f}s, "
+          f"tune {tune}", flush=True)
+    results: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "settings": {"max_records": DEFAULT_MAX_RECORDS,
+                     "batch_timeout_ms": DEFAULT_BATCH_TIMEOUT_MS, "partitions": PARTITIONS},
+    }
+    with tempfile.TemporaryDirectory(prefix="pulse-bench-") as tmp, \
+            KafkaBroker(Path(tmp) / "kafka", heap="1g") as kafka, \
+            ClickHouseServer(Path(tmp) / "clickhouse") as ch:
+        log_dir = Path(tmp) / "logs"
+        log_dir.mkdir()
+        servers = {"kafka": kafka.bootstrap_servers, "clickhouse": ch.url}
+        store = ServerStore(ch.url)
+        try:
+            migrate(store)
+            kafka.create_topics([f"bench.touchpoints.{n}" for n in sizes]
+                                + [f"bench.latency.{r}" for r in rates], PARTITIONS)
+            results["throughput"] = throughput(store, servers, sizes, log_dir, args.profile)
+            results["component"] = component_path(store, servers, sizes[0], log_dir)
+            if tune:
+                results["tuning"] = tuning(store, servers, sizes[0], tune, log_dir)
+            results["latency"] = [latency(store, servers, r, duration, log_dir) for r in rates]
+        finally:
+            store.close()
+    profiles = [t.pop("profile") for t in results["throughput"] if "profile" in t]
+    print()
+    print(summarise(results))
+    for text in profiles:
+        print("\nprofile of the pipeline consumer (top functions by own time):\n" + text)
+    if not args.no_save:
+        path = write_results("pipeline", results)
+        print(f"\nresults: {path.relative_to(REPO_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""One consumer process, as the benchmark measures it (run by ``bench_pipeline.py``).
+
+Modes:
+- ``raw``: a bare aiokafka consumer reading the topic (no decode, no write): the limit.
+- ``pipeline``: the attribution service's touchpoint path exactly as in production
+  (FastStream batch subscriber → ``BatchConsumer.handle`` → validation/dead-letter →
+  ``touchpoint_row`` → ``RowWriter.write("touchpoints")`` on a ``ServerStore`` → commit),
+  without the attribution component's per-batch late-touch lookup.
+- ``component``: the full ``AttributionComponent`` touchpoint consumer (adds the
+  per-batch ``conversions_of`` query and late-touch re-attribution).
+
+Prints one JSON line ``{"ready": true}`` once subscribed and one result line when
+``--expect`` events have been consumed and committed (or ``--timeout`` passed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import dataclasses
+import io
+import json
+import pstats
+import statistics
+import sys
+import time
+import uuid
+from typing import Any
+
+from bench.common import peak_rss_mb
+
+
+def emit(**fields: Any) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def fetch_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "max_partition_fetch_bytes": args.max_partition_fetch_bytes,
+        "fetch_max_bytes": args.fetch_max_bytes,
+        "fetch_max_wait_ms": args.fetch_max_wait_ms,
+    }
+
+
+async def run_raw(args: argparse.Namespace) -> dict[str, Any]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        args.topic,
+        bootstrap_servers=args.bootstrap,
+        group_id=args.group or f"bench-raw-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **fetch_options(args),
+    )
+    await consumer.start()
+    emit(ready=True)
+    count = 0
+    first: float | None = None
+    latencies: list[float] = []
+    deadline = time.monotonic() + args.timeout
+    try:
+        while count < args.expect and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=100, max_records=args.max_records)
+            for records in batches.values():
+                if records and first is None:
+                    first = time.perf_counter()
+                count += len(records)
+                if args.latency and records:
+                    now_ms = time.time() * 1000
+                    latencies.extend(now_ms - r.timestamp for r in records)
+        elapsed = time.perf_counter() - first if first else None
+        await consumer.commit()
+    finally:
+        await consumer.stop()
+    result: dict[str, Any] = {"events": count, "seconds": elapsed}
+    if latencies:
+        qs = statistics.quantiles(latencies, n=100, method="inclusive")
+        result["latency_ms"] = {"p50": qs[49], "p95": qs[94], "p99": qs[98],
+                                "max": max(latencies)}
+    return result
+
+
+async def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
+    from faststream.kafka import KafkaRouter
+    from pulse_attribution.settings import SERVICE, AttributionSettings
+    from pulse_attribution.storage import TOUCHPOINT_COLUMNS, touchpoint_row
+    from pulse_shared.bus import Bus, make_broker
+    from pulse_shared.events import Touchpoint
+    from pulse_shared.store.server import ServerStore
+    from pulse_shared.streaming import BatchConsumer, batch_subscription
+    from pulse_shared.topics import TOUCHPOINTS
+    from pulse_shared.writer import RowWriter
+
+    topic = dataclasses.replace(TOUCHPOINTS, name=args.topic)
+    broker = make_broker(args.bootstrap, client_id="bench-consumer")
+    bus = Bus(broker, SERVICE)
+    store = ServerStore(args.clickhouse)
+    writer = RowWriter(store, SERVICE)
+
+    if args.mode == "component":
+        from pulse_attribution.main import build
+
+        component = build(store, bus, AttributionSettings(recompute_interval_s=0))
+        consumer: BatchConsumer[Touchpoint] = component.touchpoints
+        consumer.topic = topic
+    else:
+
+        async def consume(events: list[Touchpoint]) -> None:
+            await writer.write(
+                "touchpoints", [touchpoint_row(e) for e in events], TOUCHPOINT_COLUMNS
+            )
+
+        consumer = BatchConsumer(SERVICE, topic, consume, bus)
+
+    done = asyncio.Event()
+    state: dict[str, Any] = {"count": 0, "first": None, "last": None, "batches": 0}
+    router = KafkaRouter()
+    options = {
+        **batch_subscription(args.group or f"bench-{uuid.uuid4().hex[:8]}", args.max_records),
+        "batch_timeout_ms": args.batch_timeout_ms,
+        **fetch_options(args),
+    }
+
+    @router.subscriber(args.topic, **options)  # type: ignore[untyped-decorator]
+    async def on_touchpoints(body: Any, message: Any) -> None:
+        if state["first"] is None:
+            state["first"] = time.perf_counter()
+        await consumer.handle(message)
+        raw = message.raw_message
+        state["count"] += len(raw) if isinstance(raw, list | tuple) else 1
+        state["batches"] += 1
+        state["last"] = time.perf_counter()
+        if state["count"] >= args.expect:
+            done.set()
+
+    broker.include_router(router)
+    await broker.start()
+    emit(ready=True)
+    try:
+        try:
+            await asyncio.wait_for(done.wait(), args.timeout)
+        except TimeoutError:
+            pass
+    finally:
+        await broker.stop()
+        store.close()
+    elapsed = state["last"] - state["first"] if state["first"] and state["last"] else None
+    return {"events": state["count"], "seconds": elapsed, "batches": state["batches"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mode", choices=["raw", "pipeline", "component"], required=True)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--clickhouse", default="")
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--group", default="")
+    parser.add_argument("--expect", type=int, required=True)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--max-records", type=int, default=5000)
+    parser.add_argument("--batch-timeout-ms", type=int, default=100)
+    parser.add_argument("--max-partition-fetch-bytes", type=int, default=1024 * 1024)
+    parser.add_argument("--fetch-max-bytes", type=int, default=50 * 1024 * 1024)
+    parser.add_argument("--fetch-max-wait-ms", type=int, default=500)
+    parser.add_argument("--latency", action="store_true",
+                        help="raw mode: send → receive latency from record timestamps")
+    parser.add_argument("--profile", type=int, default=0, help="print the top N functions")
+    args = parser.parse_args(argv)
+
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    from pulse_shared.logging import configure_logging
+
+    configure_logging("WARNING", True)
+    runner = run_raw if args.mode == "raw" else run_pipeline
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler:
+        profiler.enable()
+    result = asyncio.run(runner(args))
+    if profiler:
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.profile)
+        print(out.getvalue(), file=sys.stderr, flush=True)
+    seconds = result.get("seconds")
+    emit(
+        mode=args.mode,
+        **result,
+        events_per_s=(result["events"] / seconds) if seconds else None,
+        peak_rss_mb=peak_rss_mb(),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
