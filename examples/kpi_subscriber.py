@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
+
 from pulse_shared.events import KpiSnapshot
 from pulse_shared.topics import KPI_SNAPSHOTS
 

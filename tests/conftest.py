@@ -48,3 +48,13 @@ def any_store(request: pytest.FixtureRequest) -> Store:
     if request.param == "embedded":
         return request.getfixturevalue("embedded_store")  # type: ignore[no-any-return]
     return request.getfixturevalue("server_store")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def isolated_consumer_groups(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Gives this test's service consumers their own group ids on the shared broker."""
+    import uuid
+
+    prefix = f"test-{uuid.uuid4().hex[:8]}-"
+    monkeypatch.setenv("PULSE_CONSUMER_GROUP_PREFIX", prefix)
+    return prefix

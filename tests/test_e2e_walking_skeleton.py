@@ -73,7 +73,7 @@ class TopicTail:
 
 
 @pytest.fixture
-async def services(kafka_broker, clickhouse_server, server_store, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
+async def services(kafka_broker, clickhouse_server, server_store, isolated_consumer_groups, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
     from pulse_alerts.main import build as build_alerts
     from pulse_alerts.settings import AlertsSettings
     from pulse_attribution.main import build as build_attribution

@@ -167,6 +167,8 @@ class Child:
     def result(self, timeout: float) -> dict[str, Any]:
         try:
             data = self._line()
+            while data is not None and "mode" not in data:
+                data = self._line()
             self.proc.wait(timeout=timeout)
         finally:
             self.stop()

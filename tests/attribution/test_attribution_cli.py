@@ -7,8 +7,9 @@ import io
 from pathlib import Path
 
 import pytest
-from pulse_attribution.cli import app
 from typer.testing import CliRunner
+
+from pulse_attribution.cli import app
 
 runner = CliRunner()
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from pulse_attribution.domain.model import ALL_MODELS, RULE_MODELS
 from pulse_attribution.main import build
 from pulse_attribution.settings import AttributionSettings
@@ -32,8 +33,8 @@ from pulse_shared.topics import CREDITS, PIPELINE, SUBSCRIPTIONS, TOUCHPOINTS, a
 T0 = dt.datetime(2026, 8, 3, 8, 0, tzinfo=dt.UTC)
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 90.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def until(check: Callable[[], Awaitable[bool]], limit_s: float = 90.0) -> None:
+    deadline = asyncio.get_running_loop().time() + limit_s
     while not await check():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
@@ -136,8 +137,8 @@ async def test_multi_contact_accounts_all_models_and_late_touch(
         # Non-converting account has no credits.
         assert not [r for r in rows if r["touchpoint_event_id"] in {touches[7].event_id, touches[8].event_id}]
 
-        # Late touch: happened on day 3 (before the lead) but arrives now.
-        late = tp(a, "intern", Channel.REFERRAL, 3)
+        # Late touch: happened on day 5.5 (just before the lead) but arrives now.
+        late = tp(a, "intern", Channel.REFERRAL, 5.5)
         await bus.publish(TOUCHPOINTS, [late])
 
         async def late_touch_credited() -> bool:

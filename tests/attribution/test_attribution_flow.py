@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from faststream.kafka import TestKafkaBroker
+
 from pulse_attribution.main import AttributionComponent, build
 from pulse_attribution.settings import AttributionSettings
 from pulse_shared.bus import Bus, make_broker

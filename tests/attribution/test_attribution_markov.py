@@ -9,6 +9,7 @@ import random
 
 import numpy as np
 import pytest
+
 from pulse_attribution.domain.markov import markov_model
 from pulse_attribution.domain.paths import PathTable, heuristic_model
 from pulse_attribution.domain.shapley import exact_shapley, shapley_model

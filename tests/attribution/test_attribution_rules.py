@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+
 from pulse_attribution.domain.conversions import from_pipeline, from_subscription
 from pulse_attribution.domain.credits import split_revenue, versioned_credits
 from pulse_attribution.domain.journeys import affected_conversions, milestone_times

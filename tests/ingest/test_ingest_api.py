@@ -148,7 +148,7 @@ async def test_health_metrics_and_openapi(service: IngestService) -> None:
         await c.post("/v1/budgets", json=ROWS["budgets"], headers=FULL)
         health = await c.get("/health")
         assert health.status_code == 503 and health.json()["checks"]["kafka"] is False
-        text = (await c.get("/metrics/")).text
+        text = (await c.get("/metrics")).text
         assert 'pulse_ingest_rows_accepted_total{kind="budgets",source="full"}' in text
         assert "pulse_ingest_request_seconds_bucket" in text
         assert "pulse_ingest_publish_seconds_bucket" in text

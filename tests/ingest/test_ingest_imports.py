@@ -176,3 +176,24 @@ async def test_import_scope_and_errors(client: httpx.AsyncClient, memory_bus: Me
     assert r.json()["rejected"] == [{"index": 6, "field": "Customer ID",
                                      "reason": "required value missing"}]
     assert memory_bus.recorder.count() == 0
+
+
+async def test_import_file_helper(service: IngestService, memory_bus: MemoryBus) -> None:
+    from pulse_ingest.service import import_file
+
+    result = await import_file(service, "linkedin_ads", DATA / SAMPLES["linkedin_ads"])
+    assert (result.accepted, result.source, result.by_kind) == (4, "linkedin_ads", {"spend": 4})
+    assert len(memory_bus.recorder.events(SPEND.name)) == 4
+
+
+def test_cli_hash_key_and_sources() -> None:
+    from typer.testing import CliRunner
+
+    from pulse_ingest.cli import app
+    from pulse_ingest.settings import hash_api_key
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["hash-key", "s3cret"])
+    assert out.exit_code == 0 and out.stdout.strip() == hash_api_key("s3cret")
+    listed = runner.invoke(app, ["sources"])
+    assert all(name in listed.stdout for name in IMPORTS)

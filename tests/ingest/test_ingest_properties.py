@@ -126,3 +126,62 @@ def test_api_garbage_bodies_never_500(body: bytes, content_type: str, path: str)
     with http:
         r = http.post(path, content=body, headers={**HEADERS, "content-type": content_type})
     assert r.status_code in (200, 400, 413, 415, 422), (r.status_code, r.text)
+
+
+SAMPLE_FILES = {
+    "google_ads": "google_ads_campaign_report.csv",
+    "linkedin_ads": "linkedin_ads_campaign_export.csv",
+    "hubspot_contacts": "hubspot_contacts_export.csv",
+    "hubspot_deals": "hubspot_deals_export.csv",
+    "stripe_subscriptions": "stripe_subscriptions_export.csv",
+}
+cells = st.one_of(
+    st.text(max_size=12), emails,
+    st.sampled_from(["", "--", "2026-11-01", "11/31/2026", "2026-11-01 10:00", "1,234.50",
+                     "$12", "abc", "-5", "1e9", "canceled", "active", "trialing", "year",
+                     "month", "fortnight", "Closed Won", "Closed Lost", "PAID_SEARCH",
+                     "9001;9002", "Total: x"]),
+)
+
+
+def export_header(source: str) -> list[str]:
+    import csv
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "data" / SAMPLE_FILES[source]).read_text()
+    lines = list(csv.reader(text.splitlines()))
+    return max(lines, key=len)  # the header is the widest line of each sample
+
+
+@settings(max_examples=50, deadline=None)
+@given(data=st.data(), source=st.sampled_from(list(SAMPLE_FILES)))
+def test_imports_of_random_cells_never_raise_and_name_row_and_column(
+    data: st.DataObject, source: str
+) -> None:
+    import csv
+    import io
+
+    from pulse_ingest.domain.imports import map_export
+
+    header = export_header(source)
+    rows = data.draw(st.lists(st.lists(cells, min_size=len(header), max_size=len(header)),
+                              max_size=8))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    mapped = map_export(source, buffer.getvalue())
+    assert mapped.received <= len(rows)
+    for error in mapped.errors:
+        assert 0 <= error.index < max(mapped.received, 1)
+        assert error.field in header and error.reason
+    for kind, kind_rows in mapped.rows.items():
+        batch = normalise_rows(kind, kind_rows, SALT, indexes=mapped.indexes[kind])
+        for error in batch.errors:
+            assert 0 <= error.index < mapped.received and error.field and error.reason
+        for event in batch.events:
+            text = event.model_dump_json()
+            for row in rows:
+                for cell in row:
+                    if "@" in cell and "." in cell.split("@")[-1]:
+                        assert cell not in text

@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+
 from pulse_kpi.domain.catalog import BY_NAME, CATALOG
 from pulse_kpi.domain.compute import KpiValue, Params, compute, data_range, div, elapsed_fraction
 from pulse_kpi.domain.facts import (

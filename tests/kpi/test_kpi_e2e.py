@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+
 from pulse_kpi.main import KpiComponent, build
 from pulse_kpi.settings import KpiSettings
 from pulse_kpi.storage import KpiStorage

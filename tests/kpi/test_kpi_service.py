@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from faststream.kafka import TestKafkaBroker
+
 from pulse_kpi.main import build
 from pulse_kpi.settings import KpiSettings
 from pulse_kpi.storage import KpiStorage

@@ -30,6 +30,9 @@ class PulseSettings(BaseSettings):
     data_dir: Path = Field(
         default=Path("pulse-data"), description="Embedded chDB data directory."
     )
+    consumer_group_prefix: str = Field(
+        default="", description="Prefix of every consumer group id (e.g. 'staging-')."
+    )
     log_level: str = "INFO"
     log_json: bool = Field(default=True, description="JSON logs (services); text for CLI.")
 

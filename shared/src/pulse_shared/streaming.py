@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -163,12 +164,21 @@ class BatchConsumer(Generic[E]):
                 )
 
 
+def consumer_group(group_id: str) -> str:
+    """``group_id`` with ``PULSE_CONSUMER_GROUP_PREFIX`` in front.
+
+    The prefix lets a second deployment (staging, a test) share a cluster without sharing
+    committed offsets. Read at subscription time, not cached, so a test can set it.
+    """
+    return os.environ.get("PULSE_CONSUMER_GROUP_PREFIX", "") + group_id
+
+
 def batch_subscription(group_id: str, max_records: int = 5000) -> dict[str, Any]:
     """Subscriber options for a :class:`BatchConsumer` (manual commit, raw bodies)."""
     from faststream import AckPolicy
 
     return {
-        "group_id": group_id,
+        "group_id": consumer_group(group_id),
         "batch": True,
         "max_records": max_records,
         "batch_timeout_ms": 100,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,6 +52,11 @@ def fetch_context(
                 values.update(
                     storage.related_values(store, ["budget"], "month", "campaign", dv, month, 1)
                 )
+                before = snap.period_start - dt.timedelta(days=rule.days)
+                prior = storage.related_values(
+                    store, ["spend"], "day", "campaign", dv, before, rule.PRIOR_DAYS
+                )
+                values["prior_spend"] = prior["spend"]
             cache[key] = values
         related = cache[key]
     return EvalContext(

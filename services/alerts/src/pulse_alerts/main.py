@@ -19,6 +19,7 @@ from pulse_alerts.domain.evaluate import Forecaster, evaluate, evaluate_freshnes
 from pulse_alerts.domain.lifecycle import Outcome, group_key
 from pulse_alerts.domain.model import Observation, Status
 from pulse_alerts.domain.rules import (
+    CampaignStatusRule,
     FreshnessRule,
     RuleBase,
     RuleSet,
@@ -37,7 +38,7 @@ from pulse_alerts.metrics import (
 from pulse_alerts.notify import Notifier, notifiers_from
 from pulse_alerts.settings import AlertsSettings
 from pulse_shared.bus import Bus
-from pulse_shared.events import Alert, CampaignAction, KpiSnapshot
+from pulse_shared.events import Alert, CampaignAction, Grain, KpiSnapshot
 from pulse_shared.logging import get_logger
 from pulse_shared.store import Store
 from pulse_shared.streaming import BatchConsumer
@@ -171,7 +172,7 @@ class AlertsComponent:
             await self.reload_silences()
             await self._flush_outbox()
             now = now or self.clock()
-            fresh = await asyncio.to_thread(self._observe_freshness, now)
+            fresh = await asyncio.to_thread(self._observe_timer, now)
             first = self.engine.apply(fresh, now)
             sent = await self._emit(first)
             sent += await self._emit(self.engine.tick(now))
@@ -190,6 +191,39 @@ class AlertsComponent:
             EVALUATIONS.labels(getattr(rule, "type", "unknown")).inc()
             if obs is not None:
                 out.append((rule, obs))
+        return out
+
+    def _observe_timer(self, now: dt.datetime) -> list[tuple[RuleBase, Observation]]:
+        """Rules that must be checked even when no snapshot arrives."""
+        return [*self._observe_freshness(now), *self._observe_no_spend(now)]
+
+    def _observe_no_spend(self, now: dt.datetime) -> list[tuple[RuleBase, Observation]]:
+        """``campaign_status: no_spend``: a silent campaign publishes no snapshots, so the
+        timer looks at every recently active campaign (window ends yesterday)."""
+        rules = [
+            r for r in self.engine.rules.timer_rules
+            if isinstance(r, CampaignStatusRule) and r.condition == "no_spend"
+        ]
+        if not rules:
+            return []
+        until = now.date() - dt.timedelta(days=1)
+        horizon = max(r.days for r in rules) + CampaignStatusRule.PRIOR_DAYS
+        campaigns = storage.recent_campaigns(self.store, until, horizon)
+        cache: dict[tuple[Any, ...], Any] = {}
+        out: list[tuple[RuleBase, Observation]] = []
+        for campaign in campaigns:
+            snap = KpiSnapshot(
+                kpi="spend", grain=Grain.DAY, period=until.isoformat(), period_start=until,
+                dimension="campaign", dimension_value=campaign, value=None, unit="USD",
+                computed_at=now,
+            )
+            for rule in rules:
+                if not rule.matches("spend", "day", "campaign", campaign):
+                    continue
+                obs = evaluate(rule, snap, fetch_context(self.store, rule, snap, cache))
+                EVALUATIONS.labels("campaign_status").inc()
+                if obs is not None:
+                    out.append((rule, obs))
         return out
 
     def _observe_freshness(self, now: dt.datetime) -> list[tuple[RuleBase, Observation]]:

@@ -350,3 +350,18 @@ def bulk_history(
             earlier = [v for d, v in points if d < req[4]]
             out[req] = earlier[-req[5]:]
     return out
+
+
+def recent_campaigns(store: Store, until: dt.date, days: int) -> list[str]:
+    """Campaigns with daily spend or a budget this month in kpi_values, up to ``until``."""
+    rows = store.query(
+        "SELECT DISTINCT dimension_value AS campaign FROM kpi_values FINAL "
+        "WHERE dimension = 'campaign' AND dimension_value != '' AND ("
+        "(kpi = 'spend' AND grain = 'day' AND period_start > {since:Date} "
+        "AND period_start <= {until:Date} AND value > 0) OR "
+        "(kpi = 'budget' AND grain = 'month' AND period_start = {month:Date} AND value > 0)) "
+        "ORDER BY campaign",
+        {"since": until - dt.timedelta(days=days), "until": until,
+         "month": until.replace(day=1)},
+    )
+    return [r["campaign"] for r in rows]

@@ -22,9 +22,8 @@ def credits_command(
     account_id: Annotated[str | None, typer.Option(help="All conversions of an account.")] = None,
 ) -> None:
     """Print the latest-version credits (JSON lines) of a conversion or an account."""
-    from pulse_shared.store import open_store
-
     from pulse_attribution.storage import AttributionStorage
+    from pulse_shared.store import open_store
 
     if not conversion_id and not account_id:
         raise typer.BadParameter("give --conversion-id or --account-id")
@@ -99,13 +98,12 @@ def recompute_command(
 async def _recompute(
     models: list[str], milestones: list[Milestone] | None, order: int | None
 ) -> list[ModelRun]:
+    from pulse_attribution.main import build
+    from pulse_attribution.settings import SERVICE, AttributionSettings
     from pulse_shared.bus import Bus, make_broker
     from pulse_shared.schema.migrations import migrate
     from pulse_shared.settings import common_settings
     from pulse_shared.store import open_store
-
-    from pulse_attribution.main import build
-    from pulse_attribution.settings import SERVICE, AttributionSettings
 
     common = common_settings()
     store = open_store(common)

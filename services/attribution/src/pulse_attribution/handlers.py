@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
-from pulse_shared.streaming import batch_subscription
-from pulse_shared.topics import PIPELINE, SUBSCRIPTIONS, TOUCHPOINTS
 
 from pulse_attribution.settings import GROUP_ID
+from pulse_shared.streaming import batch_subscription
+from pulse_shared.topics import PIPELINE, SUBSCRIPTIONS, TOUCHPOINTS
 
 if TYPE_CHECKING:
     from pulse_attribution.main import AttributionComponent

@@ -13,16 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from faststream.asgi import AsgiFastStream
-from pulse_shared.bus import Bus, make_broker
-from pulse_shared.events import AttributionCredit, PipelineEvent, Subscription, Touchpoint
-from pulse_shared.logging import configure_logging, get_logger
-from pulse_shared.schema.migrations import migrate
-from pulse_shared.service import create_service_app
-from pulse_shared.settings import common_settings
-from pulse_shared.store import Store, open_store
-from pulse_shared.streaming import BatchConsumer
-from pulse_shared.topics import CREDITS, PIPELINE, SUBSCRIPTIONS, TOUCHPOINTS
-from pulse_shared.writer import RowWriter
 
 from pulse_attribution import metrics
 from pulse_attribution.domain.conversions import from_pipeline, from_subscription, touch_of
@@ -56,6 +46,16 @@ from pulse_attribution.storage import (
     credit_row,
     touchpoint_row,
 )
+from pulse_shared.bus import Bus, make_broker
+from pulse_shared.events import AttributionCredit, PipelineEvent, Subscription, Touchpoint
+from pulse_shared.logging import configure_logging, get_logger
+from pulse_shared.schema.migrations import migrate
+from pulse_shared.service import create_service_app
+from pulse_shared.settings import common_settings
+from pulse_shared.store import Store, open_store
+from pulse_shared.streaming import BatchConsumer
+from pulse_shared.topics import CREDITS, PIPELINE, SUBSCRIPTIONS, TOUCHPOINTS
+from pulse_shared.writer import RowWriter
 
 log = get_logger(__name__)
 

@@ -8,10 +8,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from pulse_attribution.domain.model import Conversion, Milestone, Touch
 from pulse_shared.events import AttributionCredit, Channel, Touchpoint
 from pulse_shared.store import Store
-
-from pulse_attribution.domain.model import Conversion, Milestone, Touch
 
 TOUCHPOINT_COLUMNS = (
     "event_id", "occurred_at", "account_id", "contact_id", "channel", "source", "medium",

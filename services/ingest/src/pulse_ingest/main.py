@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker, KafkaRouter
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from pulse_ingest import metrics
 from pulse_ingest.domain.imports import IMPORTS, MappingError
@@ -31,7 +32,6 @@ from pulse_ingest.service import BackpressureError, IngestResult, IngestService
 from pulse_ingest.settings import ApiKey, ConfigurationError, IngestSettings
 from pulse_shared.bus import Bus, make_broker
 from pulse_shared.logging import configure_logging, get_logger
-from pulse_shared.metrics import metrics_asgi_app
 from pulse_shared.service import broker_health
 from pulse_shared.settings import common_settings
 from pulse_shared.store import Store
@@ -236,7 +236,10 @@ def build_api(
             status_code=200 if kafka else 503,
         )
 
-    app.mount("/metrics", metrics_asgi_app())
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
     return app
 
 

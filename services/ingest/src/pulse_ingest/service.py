@@ -344,3 +344,19 @@ def _chunks(rows: Iterable[Any], size: int) -> Iterable[list[Any]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+async def import_file(
+    service: IngestService,
+    export: str,
+    path: Path | str,
+    source: str | None = None,
+    atomic: bool = False,
+) -> IngestResult:
+    """Import a CSV export file (``google_ads``, ``hubspot_contacts`` …; see README).
+
+    For a ``pulse ingest import SOURCE FILE`` command; ``source`` (the metrics label)
+    defaults to the export name.
+    """
+    text = await asyncio.to_thread(Path(path).read_text, encoding="utf-8-sig")
+    return await service.import_export(export, text, source or export, atomic=atomic)

@@ -55,7 +55,10 @@ def specification(broker: Any | None = None) -> AsyncAPI:
 
 
 def render(fmt: str = "json") -> str:
-    spec = specification().to_specification()
+    """The document as stable text (keys sorted) in ``json`` or ``yaml``."""
+    document = json.loads(specification().to_specification().to_json())
     if fmt == "yaml":
-        return str(spec.to_yaml())
-    return json.dumps(json.loads(spec.to_json()), indent=2, sort_keys=True) + "\n"
+        import yaml  # FastStream's YAML export needs PyYAML as well
+
+        return str(yaml.safe_dump(document, sort_keys=True, allow_unicode=True, width=100))
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"

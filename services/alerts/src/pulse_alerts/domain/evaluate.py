@@ -219,9 +219,12 @@ def _campaign_status(
         return None
     total_spend = sum(spend)
     if rule.condition == "no_spend":
+        # active = a budget this month, or spend in the week before the window
         budgets = related.get("budget") or ()
         budget = budgets[-1] if budgets else None
-        breaching = bool(budget) and total_spend <= rule.min_spend
+        prior = sum(v or 0.0 for v in (related.get("prior_spend") or ()))
+        active = bool(budget) or prior > 0
+        breaching = active and total_spend <= rule.min_spend
         threshold = rule.min_spend
     else:
         other = "clicks" if rule.condition == "spend_without_clicks" else "leads"

@@ -52,11 +52,16 @@ def is_stale(prev: AlertStatus, obs: Observation) -> bool:
 
 
 def for_satisfied(state: AlertStatus, rule: RuleBase, now: dt.datetime) -> bool:
+    return _for_met(state.consecutive, state.active_since, rule, now)
+
+
+def _for_met(
+    consecutive: int, active_since: dt.datetime | None, rule: RuleBase, now: dt.datetime
+) -> bool:
     spec = rule.for_
-    if state.consecutive < spec.evaluations:
+    if consecutive < spec.evaluations:
         return False
-    since = state.active_since or now
-    return now - since >= spec.duration
+    return now - (active_since or now) >= spec.duration
 
 
 def step(
@@ -70,37 +75,35 @@ def step(
     if prev is not None and is_stale(prev, obs):
         return Outcome(prev, changed=False)
     base = prev or initial_state(obs, rule)
-    annotations = {k: render(v, obs.context) for k, v in rule.annotations.items()}
-    state = replace(
-        base,
-        value=obs.value,
-        threshold=obs.threshold,
-        annotations=annotations,
-        period_start=obs.period_start or base.period_start,
-        as_of=obs.as_of,
-        severity=rule.severity,
-        updated_at=now,
-    )
+    changes: dict[str, object] = {
+        "value": obs.value,
+        "threshold": obs.threshold,
+        "annotations": {k: render(v, obs.context) for k, v in rule.annotations.items()},
+        "period_start": obs.period_start or base.period_start,
+        "as_of": obs.as_of,
+        "severity": rule.severity,
+        "updated_at": now,
+    }
+    status = base.status
     if obs.breaching:
-        if state.status in (Status.INACTIVE, Status.RESOLVED):
-            state = replace(
-                state,
-                status=Status.PENDING,
-                active_since=now,
-                consecutive=1,
-                fired_at=None,
-                resolved_at=None,
-            )
+        if status in (Status.INACTIVE, Status.RESOLVED):
+            status = Status.PENDING
+            consecutive = 1
+            active_since: dt.datetime | None = now
+            changes.update(fired_at=None, resolved_at=None)
         else:
-            state = replace(state, consecutive=state.consecutive + 1)
-        if state.status is Status.PENDING and for_satisfied(state, rule, now):
-            state = replace(state, status=Status.FIRING, fired_at=now)
-    elif state.status is Status.PENDING:
-        state = replace(state, status=Status.INACTIVE, active_since=None, consecutive=0)
-    elif state.status is Status.FIRING:
-        state = replace(state, status=Status.RESOLVED, resolved_at=now, consecutive=0)
+            consecutive = base.consecutive + 1
+            active_since = base.active_since
+        changes.update(status=status, consecutive=consecutive, active_since=active_since)
+        if status is Status.PENDING and _for_met(consecutive, active_since, rule, now):
+            changes.update(status=Status.FIRING, fired_at=now)
+    elif status is Status.PENDING:
+        changes.update(status=Status.INACTIVE, active_since=None, consecutive=0)
+    elif status is Status.FIRING:
+        changes.update(status=Status.RESOLVED, resolved_at=now, consecutive=0)
     else:
-        state = replace(state, consecutive=0)
+        changes.update(consecutive=0)
+    state = replace(base, **changes)  # type: ignore[arg-type]
     return _deliver(state, rule, now, silenced)
 
 

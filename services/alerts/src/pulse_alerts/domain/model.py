@@ -8,6 +8,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from pulse_shared.events import Severity
@@ -42,7 +43,7 @@ class Observation:
     period_start: dt.date | None = None
     context: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         return fingerprint_of(self.rule, self.labels)
 

@@ -26,7 +26,7 @@ import datetime as dt
 import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -238,6 +238,8 @@ class CampaignStatusRule(RuleBase):
         if self.kpi == "*":
             object.__setattr__(self, "kpi", "spend")
         return self
+
+    PRIOR_DAYS: ClassVar[int] = 7
 
     @property
     def needed_kpis(self) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from pulse_attribution.domain.model import Conversion, Milestone, Touch
 from pulse_shared.events import (
     PipelineEvent,
     PipelineStage,
@@ -11,8 +12,6 @@ from pulse_shared.events import (
     SubscriptionEventType,
     Touchpoint,
 )
-
-from pulse_attribution.domain.model import Conversion, Milestone, Touch
 
 _STAGE_MILESTONES: dict[PipelineStage, Milestone] = {
     PipelineStage.LEAD: Milestone.LEAD,

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from pulse_shared.events import AttributionCredit
-
 from pulse_attribution.domain.model import Conversion, TouchCredit
+from pulse_shared.events import AttributionCredit
 
 MONEY_QUANTUM = Decimal("0.0001")
 

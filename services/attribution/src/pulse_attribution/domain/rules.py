@@ -29,8 +29,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from pulse_shared.events import Channel
-
 from pulse_attribution.domain.model import (
     MILESTONE_RANK,
     RULE_MODELS,
@@ -39,6 +37,7 @@ from pulse_attribution.domain.model import (
     Touch,
     TouchCredit,
 )
+from pulse_shared.events import Channel
 
 DEFAULT_HALF_LIFE_DAYS = 7.0
 DEFAULT_LOOKBACK_DAYS = 90.0

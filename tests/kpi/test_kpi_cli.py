@@ -1,0 +1,154 @@
+"""``pulse kpi`` commands on the embedded store (no server), and the committed AsyncAPI doc."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pulse_kpi.asyncapi import render
+from pulse_kpi.cli import MRR_COLUMNS, app, catalog_markdown
+from pulse_kpi.domain.catalog import CATALOG
+from pulse_shared.settings import common_settings
+from pulse_shared.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+Y = 2095
+
+
+@pytest.fixture
+def cli_env(embedded_data_dir: Path, embedded_store: Store,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The CLI opens the session's embedded data dir (one chDB dir per process)."""
+    monkeypatch.setenv("PULSE_DATA_DIR", str(embedded_data_dir))
+    monkeypatch.delenv("PULSE_CLICKHOUSE_URL", raising=False)
+    common_settings.cache_clear()
+    yield
+    common_settings.cache_clear()
+
+
+def sub(event_id: str, account: str, when: dt.datetime, mrr: int, kind: str) -> dict[str, object]:
+    return {"event_id": event_id, "occurred_at": when, "account_id": account,
+            "event_type": kind, "mrr": Decimal(mrr), "currency": "USD", "plan": "p"}
+
+
+def ts(month: int, day: int) -> dt.datetime:
+    return dt.datetime(Y, month, day, 12, tzinfo=dt.UTC)
+
+
+ROWS = [
+    sub("cli-1", "cli-A", ts(1, 5), 100, "subscription_started"),
+    sub("cli-2", "cli-B", ts(1, 9), 200, "subscription_started"),
+    sub("cli-3", "cli-A", ts(2, 3), 150, "subscription_upgraded"),
+    sub("cli-4", "cli-A", ts(2, 20), 120, "subscription_downgraded"),
+    sub("cli-5", "cli-B", ts(2, 15), 0, "subscription_canceled"),
+    sub("cli-6", "cli-B", ts(3, 10), 80, "subscription_reactivated"),
+]
+COLUMNS = ["event_id", "occurred_at", "account_id", "event_type", "mrr", "currency", "plan"]
+
+
+def test_mrr_csv_exact_columns_and_values(cli_env: None, embedded_store: Store) -> None:
+    embedded_store.insert("subscriptions", ROWS, COLUMNS)
+    embedded_store.insert("subscriptions", ROWS[:2], COLUMNS)  # duplicates are harmless
+    base = Decimal(embedded_store.query_value(
+        "SELECT sum(m) FROM (SELECT argMax(mrr, (occurred_at, event_id)) AS m "
+        "FROM subscriptions FINAL WHERE occurred_at < {t:DateTime64(3, 'UTC')} "
+        "GROUP BY account_id)", {"t": ts(1, 1)}) or 0)
+    result = CliRunner().invoke(app, ["mrr", "--grain", "month", "--from", f"{Y}-01",
+                                      "--to", f"{Y}-04", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0] == ",".join(MRR_COLUMNS)
+    assert lines[0] == "period,new,expansion,contraction,churn,reactivation,net_new,ending_mrr"
+
+    def money(x: Decimal) -> str:
+        return f"{x:.2f}"
+
+    assert lines[1:] == [
+        f"{Y}-01,300.00,0.00,0.00,0.00,0.00,300.00,{money(base + 300)}",
+        f"{Y}-02,0.00,50.00,-30.00,-200.00,0.00,-180.00,{money(base + 120)}",
+        f"{Y}-03,0.00,0.00,0.00,0.00,80.00,80.00,{money(base + 200)}",
+        f"{Y}-04,0.00,0.00,0.00,0.00,0.00,0.00,{money(base + 200)}",
+    ]
+
+
+def test_show_and_list(cli_env: None, embedded_store: Store) -> None:
+    rows = [
+        {"kpi": "spend", "grain": "month", "period": f"{Y}-0{m}",
+         "period_start": dt.date(Y, m, 1), "dimension": "channel", "dimension_value": ch,
+         "value": float(10 * m), "unit": "USD",
+         "computed_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)}
+        for m in (1, 2) for ch in ("email", "display")
+    ]
+    embedded_store.insert("kpi_values", rows, list(rows[0]))
+    runner = CliRunner()
+    out = runner.invoke(app, ["show", "--grain", "month", "--from", f"{Y}-01", "--to",
+                              f"{Y}-02", "--by", "channel", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert {(r["period"], r["dimension_value"], r["value"]) for r in data} == {
+        (f"{Y}-01", "email", 10.0), (f"{Y}-01", "display", 10.0),
+        (f"{Y}-02", "email", 20.0), (f"{Y}-02", "display", 20.0),
+    }
+    csv_out = runner.invoke(app, ["show", "--grain", "month", "--from", f"{Y}-02", "--to",
+                                  f"{Y}-02", "--by", "channel", "--format", "csv"])
+    assert csv_out.output.splitlines()[0] == (
+        "kpi,grain,period,period_start,dimension,dimension_value,value,unit")
+    assert len(csv_out.output.strip().splitlines()) == 3
+    table = runner.invoke(app, ["show", "--grain", "month", "--from", f"{Y}-01", "--to",
+                                f"{Y}-02", "--by", "channel"])
+    assert table.exit_code == 0 and f"{Y}-02" in table.output and "email" in table.output
+    listed = runner.invoke(app, ["list", "--format", "json"])
+    names = {k["name"] for k in json.loads(listed.output)}
+    assert names == {k.name for k in CATALOG} and "ltv_cac" in names
+
+
+def test_committed_asyncapi_docs_are_up_to_date() -> None:
+    docs = ROOT / "docs" / "asyncapi"
+    assert (docs / "kpi.json").read_text() == render("json")
+    assert (docs / "kpi.yaml").read_text() == render("yaml")
+    assert (docs / "kpi-catalog.md").read_text() == catalog_markdown()
+    spec = json.loads(render("json"))
+    payload = spec["components"]["schemas"]["KpiSnapshot"]
+    assert {"kpi", "grain", "period", "value", "final", "schema_version"} <= set(
+        payload["properties"])
+    assert "kpi.snapshots.v1:publish" in spec["channels"]
+
+
+def test_mrr_with_no_server_on_a_fresh_data_dir(tmp_path: Path) -> None:
+    """A separate process (own chDB dir): ingest rows, then ``pulse kpi mrr``."""
+    script = f"""
+import datetime as dt
+from decimal import Decimal
+from pulse_shared.schema.migrations import migrate
+from pulse_shared.store import open_store
+store = open_store()
+migrate(store)
+t = lambda m, d: dt.datetime({Y}, m, d, tzinfo=dt.UTC)
+cols = {COLUMNS!r}
+store.insert("subscriptions", [
+    dict(event_id="a", occurred_at=t(1, 2), account_id="A", event_type="subscription_started",
+         mrr=Decimal(100), currency="USD", plan=""),
+    dict(event_id="b", occurred_at=t(2, 2), account_id="A", event_type="subscription_canceled",
+         mrr=Decimal(0), currency="USD", plan=""),
+], cols)
+from pulse_kpi.cli import app
+app(["mrr", "--grain", "quarter", "--from", "{Y}-01", "--to", "{Y}-06", "--format", "csv"])
+"""
+    env = {**os.environ, "PULSE_DATA_DIR": str(tmp_path / "data")}
+    env.pop("PULSE_CLICKHOUSE_URL", None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.splitlines() == [
+        "period,new,expansion,contraction,churn,reactivation,net_new,ending_mrr",
+        f"{Y}-Q1,100.00,0.00,0.00,-100.00,0.00,0.00,0.00",
+        f"{Y}-Q2,0.00,0.00,0.00,0.00,0.00,0.00,0.00",
+    ], done.stderr
