@@ -176,7 +176,7 @@ def start_service(bootstrap: str, ch_url: str, workdir: Path, extra: dict[str, s
         "PULSE_CLICKHOUSE_URL": ch_url,
         "PULSE_KPI_PORT": str(port),
         "PULSE_KPI_CLOSE_ENABLED": "false",
-        "PULSE_LOG_LEVEL": "WARNING",
+        "PULSE_LOG_LEVEL": os.environ.get("BENCH_KPI_LOG_LEVEL", "WARNING"),
         **extra,
     }
     log = (workdir / "kpi-service.log").open("wb")
@@ -211,9 +211,9 @@ async def bench(args: argparse.Namespace, bootstrap: str, ch_url: str, workdir: 
         await wait_health(port, proc)
         await ready.wait()
         # Warm-up: the consumer group joins and the first recompute happens.
-        warm = await run_rate(bootstrap, 50, 1.0, dt.date(2030, 1, 1), watcher)
-        results = []
         today = dt.datetime.now(dt.UTC).date()
+        warm = await run_rate(bootstrap, 50, 1.0, today - dt.timedelta(days=7), watcher)
+        results = []
         for i, rate in enumerate(args.rates):
             day = today - dt.timedelta(days=i)
             results.append(await run_rate(bootstrap, rate, args.seconds, day, watcher))
@@ -244,6 +244,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from pulse_testinfra.kafka import KafkaBroker
 
     workdir = Path(tempfile.mkdtemp(prefix="pulse-bench-kpi-"))
+    print(f"workdir: {workdir}", flush=True)
     with KafkaBroker(workdir / "kafka") as kafka, ClickHouseServer(workdir / "ch") as ch:
         kafka.create_topics(all_topic_names())
         store = ServerStore(ch.url)

@@ -402,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=int, default=0,
                         help="cProfile the pipeline consumer, keep the top N functions")
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--log-dir", type=Path, help="keep the consumer logs here")
     args = parser.parse_args(argv)
     sizes = args.sizes or ([100_000, 200_000] if args.quick else [1_000_000, 10_000_000])
     rates = args.rates or [1_000, 10_000]
@@ -423,8 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pulse-bench-") as tmp, \
             KafkaBroker(Path(tmp) / "kafka", heap="1g") as kafka, \
             ClickHouseServer(Path(tmp) / "clickhouse") as ch:
-        log_dir = Path(tmp) / "logs"
-        log_dir.mkdir()
+        log_dir = args.log_dir or Path(tmp) / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
         servers = {"kafka": kafka.bootstrap_servers, "clickhouse": ch.url}
         store = ServerStore(ch.url)
         try:

@@ -38,6 +38,9 @@ ATTRIBUTION_MODELS = (
 )
 MILESTONES = ("won", "new_subscription", "opportunity", "lead")
 GRAINS = ("week", "day", "month", "quarter")
+#: Lag per service × topic. max by partition first: after a rebalance a replica can keep
+#: exporting a partition it no longer owns, and summing replicas would double count it.
+LAG_BY_TOPIC = "sum by (service, topic) (max by (service, topic, partition) (pulse_consumer_lag))"
 MRR_MOVEMENTS = (
     "mrr_new", "mrr_expansion", "mrr_reactivation", "mrr_contraction", "mrr_churn",
 )
@@ -263,7 +266,9 @@ def executive() -> dict[str, Any]:
         ("CAC", "cac", "currencyUSD", "Sales & marketing spend / new customers.", False),
         ("LTV:CAC", "ltv_cac", "none", "≥ 3 is healthy.", False),
     ):
-        thresholds = [(None, "red"), (3, "green")] if kpi == "ltv_cac" else None
+        thresholds: list[tuple[float | None, str]] | None = (
+            [(None, "red"), (3.0, "green")] if kpi == "ltv_cac" else None
+        )
         panels.append(kpi_tile(lay, title, kpi, unit, desc, model_based=model_based,
                                decimals=2, thresholds=thresholds))
     for title, kpi, unit, desc in (
@@ -634,7 +639,8 @@ def operations() -> dict[str, Any]:
         description="Alerts service: KPI alert rules currently firing.",
     ))
     panels.append(panel(
-        lay, "stat", "Total consumer lag", [prom_target("sum(pulse_consumer_lag) or vector(0)")],
+        lay, "stat", "Total consumer lag", [prom_target(
+            "sum(max by (service, topic, partition) (pulse_consumer_lag)) or vector(0)")],
         w=4, h=4, options=STAT_OPTIONS,
         thresholds=[(None, "green"), (1000, "orange"), (10000, "red")],
     ))
@@ -648,7 +654,7 @@ def operations() -> dict[str, Any]:
     panels.append(lay.row("Kafka consumers"))
     panels.append(panel(
         lay, "timeseries", "Consumer lag by service and topic",
-        [prom_target("sum by (service, topic) (pulse_consumer_lag)", "{{service}} · {{topic}}")],
+        [prom_target(LAG_BY_TOPIC, "{{service}} · {{topic}}")],
         w=12, h=8, options=TS_LEGEND,
         description="Messages behind the log end. Sustained growth: scale the service "
                     "(max = partition count) or check ClickHouse writes.",

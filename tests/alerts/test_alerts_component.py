@@ -3,6 +3,7 @@ API, CLI list/silence/backtest, metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import uuid
@@ -101,6 +102,7 @@ async def test_simultaneous_alerts_are_grouped_and_actions_published(
     await component.consume([snap(kpi, 20, "paid_search"), snap(kpi, 30, "email"),
                              snap(kpi, 1, "display")])
     assert len(bus.alerts()) == 2
+    await component.drain()
     assert len(notifier.calls) == 1
     group, members = notifier.calls[0]
     assert group == f"alertname={kpi}_hi"
@@ -230,7 +232,7 @@ def test_cli_list_silence_and_backtest(embedded_store: Store, monkeypatch: pytes
         ["2026-11-24T00:00:00+00:00", "firing"],  # 2nd breaching day closes 11-23
         ["2026-11-26T00:00:00+00:00", "resolved"],
     ]  # the lone breach on 11-27 never fires with for: 2
-    assert "10 evaluation(s), 4 breaching, 1 firing notification(s)" in result.output
+    assert "10 evaluation(s), 4 breaching, fired 1x, resolved 1x, 0 repeat(s)" in result.output
 
     missing = runner.invoke(cli.app, ["test", "nope", "--from", "2026-11-20", "--to",
                                       "2026-11-29", "--rules", str(rules_file)])
@@ -256,3 +258,100 @@ async def test_cli_list_shows_firing(embedded_store: Store, monkeypatch: pytest.
     assert result.exit_code == 0
     mine = [json.loads(ln) for ln in result.output.splitlines() if kpi in ln]
     assert [(m["rule"], m["state"], m["value"]) for m in mine] == [(f"{kpi}_hi", "firing", 20.0)]
+
+
+def insert_campaign_spend(store: Store, campaign: str, values: dict[dt.date, float]) -> None:
+    store.insert(
+        "kpi_values",
+        [
+            {"kpi": "spend", "grain": "day", "period": d.isoformat(), "period_start": d,
+             "dimension": "campaign", "dimension_value": campaign, "value": v, "unit": "USD",
+             "computed_at": dt.datetime.now(dt.UTC)}
+            for d, v in values.items()
+        ],
+        ["kpi", "grain", "period", "period_start", "dimension", "dimension_value", "value",
+         "unit", "computed_at"],
+    )
+
+
+async def test_timer_detects_no_spend_on_an_active_campaign(embedded_store: Store) -> None:
+    campaign = f"cmp-{uuid.uuid4().hex[:8]}"
+    yesterday = T0.date() - dt.timedelta(days=1)
+    # spent every day of the week before, nothing in the last 3 days (no rows at all)
+    insert_campaign_spend(
+        embedded_store, campaign,
+        {yesterday - dt.timedelta(days=d): 100.0 for d in range(3, 10)},
+    )
+    rules = (
+        f"rules:\n  - {{name: {campaign}_silent, type: campaign_status, condition: no_spend,"
+        f" days: 3, dimension_value: '{campaign}', action: {{action: review_campaign}}}}\n"
+    )
+    clock, bus = Clock(), FakeBus()
+    component = make(embedded_store, rules, bus, clock)
+    sent = await component.tick()
+    assert [(a.state.value, a.labels["campaign"], a.value) for a in sent] == [
+        ("firing", campaign, 0.0)
+    ]
+    assert [a.campaign_id for a in bus.published[CAMPAIGN_ACTIONS.name]] == [campaign]  # type: ignore[attr-defined]
+    # spend resumes yesterday → resolved on the next tick
+    insert_campaign_spend(embedded_store, campaign, {yesterday: 80.0})
+    clock.now += dt.timedelta(minutes=1)
+    assert [a.state.value for a in await component.tick()] == ["resolved"]
+
+
+async def test_timer_evaluates_freshness(embedded_store: Store,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    name = unique()
+    last_seen = {"pipeline": T0 - dt.timedelta(minutes=90)}
+    monkeypatch.setattr(storage, "last_ingested", lambda store, source: last_seen.get(source))
+    rules = (
+        f"rules:\n  - {{name: {name}, type: freshness, source: pipeline, max_age: 1h,"
+        " annotations: {summary: 'no CRM data for {age_minutes:.0f} min'}}\n"
+    )
+    clock, bus = Clock(), FakeBus()
+    component = make(embedded_store, rules, bus, clock)
+    (alert,) = await component.tick()
+    assert alert.state.value == "firing" and alert.labels["source"] == "pipeline"
+    assert alert.annotations["summary"] == "no CRM data for 90 min"
+    assert await component.tick() == []
+    last_seen["pipeline"] = T0
+    clock.now += dt.timedelta(minutes=1)
+    assert [a.state.value for a in await component.tick()] == ["resolved"]
+
+
+def test_last_ingested_reads_raw_tables(any_store: Store) -> None:
+    for source in ("touchpoints", "spend", "subscriptions", "pipeline", "budgets"):
+        value = storage.last_ingested(any_store, source)
+        assert value is None or (value.tzinfo is not None and value <= dt.datetime.now(dt.UTC))
+
+
+class HangingNotifier(RecordingNotifier):
+    """A receiver that never answers (the process will be 'killed' meanwhile)."""
+
+    async def send(self, group: str, alerts: Sequence[Alert]) -> bool:
+        await asyncio.Event().wait()
+        return False
+
+
+async def test_crash_after_publish_before_webhook_resends_only_the_webhook(
+    embedded_store: Store,
+) -> None:
+    kpi = unique()
+    rules = f"rules:\n  - {{name: {kpi}_hi, type: threshold, kpi: {kpi}, op: above, threshold: 10}}\n"
+    clock, bus = Clock(), FakeBus()
+    first = make(embedded_store, rules, bus, clock, HangingNotifier())
+    await first.consume([snap(kpi, 20, "paid_search")])
+    assert len(bus.alerts()) == 1
+    assert first._worker is not None
+    first._worker.cancel()  # "killed" while the webhook call hangs
+
+    notifier = RecordingNotifier()
+    restarted = make(embedded_store, rules, bus, clock, notifier)
+    await restarted.start()
+    await restarted.drain()
+    await restarted.stop()
+    assert len(bus.alerts()) == 1  # not re-published on alerts.v1
+    assert [[a.alert_id for a in members] for _, members in notifier.calls] == [
+        [bus.alerts()[0].alert_id]
+    ]
+    assert not [r for r in storage.undelivered_events(embedded_store) if r["rule"] == f"{kpi}_hi"]

@@ -103,5 +103,5 @@ rules:
     assert state.value == 1600.0  # the later snapshot updated the value, no new alert
     events = storage.list_events(embedded_store, fingerprint=alert.fingerprint)
     assert [(e["alert_id"], e["state"], e["delivered"]) for e in events] == [
-        (alert.alert_id, "firing", 1)
+        (alert.alert_id, "firing", 2)
     ]

@@ -175,3 +175,15 @@ def test_uv_lock_contains_every_service_package() -> None:
     lock = tomllib.loads((ROOT / "uv.lock").read_text())
     locked = {p["name"] for p in lock["package"]}
     assert {f"pulse-{svc}" for svc in SERVICES} | {"pulse-cli"} <= locked
+
+
+def test_operations_doc_matches_the_compose_images_and_ports() -> None:
+    """docs/operations.md's table is what users read first: keep it in step."""
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    for name in INFRA:
+        image = services()[name]["image"]
+        assert f"`{image}`" in doc, f"docs/operations.md does not name {image}"
+    for svc in SERVICES:
+        row = next(line for line in doc.splitlines() if line.startswith(f"| {svc} |"))
+        assert f"| {PORTS[svc]} |" in row, row
+        assert f"services/{svc}/Dockerfile" in row and f"pulse-{svc}" in row, row

@@ -188,23 +188,41 @@ def test_sql_references_only_tables_from_the_migrations() -> None:
 
 
 def test_kpi_names_in_sql_are_catalog_kpis() -> None:
-    """Literal KPI names must be ones the KPI service computes (ENGINEERING.md list)."""
-    catalog = {
-        "spend", "impressions", "clicks", "ctr", "leads", "mqls", "sqls", "opportunities",
-        "wins", "cpl", "cost_per_opportunity", "cac", "cac_payback_months",
-        "attributed_pipeline", "attributed_revenue", "roas", "marketing_roi", "mrr", "arr",
-        "mrr_new", "mrr_expansion", "mrr_contraction", "mrr_churn", "mrr_reactivation",
-        "mrr_net_new", "gross_mrr_churn_rate", "net_mrr_churn_rate", "nrr",
-        "logo_churn_rate", "paying_accounts", "arpa", "ltv", "ltv_cac", "budget",
-        "spend_to_date", "pacing", "projected_spend",
-    }
+    """Literal KPI names must be ones the KPI service computes (pulse_kpi.catalog)."""
+    from pulse_kpi.catalog import BY_NAME
+
+    catalog = set(BY_NAME)
     for ident, sql, _ in SQL:
         if "kpi_values" not in sql:
             continue
         names = set(re.findall(r"kpi = '(\w+)'", sql))
         for group in re.findall(r"kpi IN \(([^)]*)\)", sql):
             names |= set(re.findall(r"'(\w+)'", group))
+        for prefix in re.findall(r"startsWith\(kpi, '(\w+)'\)", sql):
+            assert any(k.startswith(prefix) for k in catalog), (ident, prefix)
         assert names <= catalog, (ident, names - catalog)
+
+
+def test_model_variable_yields_catalog_kpi_names() -> None:
+    """``if('${model}' = 'last_touch', 'roas', concat('roas__', '${model}'))`` …"""
+    from pulse_kpi.catalog import BY_NAME, MODELS
+
+    for path in DASHBOARDS:
+        dash = load(path)
+        model_vars = [v for v in dash["templating"]["list"] if v["name"] == "model"]
+        if not model_vars:
+            continue
+        options = {o["value"] for o in model_vars[0]["options"]}
+        assert options == set(MODELS), path.name
+        bases = {
+            base for _, sql, d in SQL if d["uid"] == dash["uid"]
+            for base in re.findall(r"concat\('(\w+)__', '\$\{model\}'\)", sql)
+        }
+        assert bases, path.name
+        for base in bases:
+            assert base in BY_NAME
+            for model in options - {"last_touch"}:
+                assert f"{base}__{model}" in BY_NAME, (path.name, base, model)
 
 
 @pytest.mark.parametrize("ident,sql,dashboard", SQL, ids=[i for i, _, _ in SQL])

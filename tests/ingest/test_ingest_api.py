@@ -173,3 +173,15 @@ def test_demo_app_runs_on_the_in_memory_bus() -> None:
         r = http.post("/v1/budgets", json=ROWS["budgets"])
         assert r.status_code == 200 and r.json()["accepted"] == 1
         assert http.get("/health").status_code == 200
+
+
+async def test_openapi_examples_are_accepted(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    for kind in ROWS:
+        content = spec["paths"][f"/v1/{kind}"]["post"]["requestBody"]["content"]
+        for media, body in content.items():
+            example = body["example"]
+            payload = json.dumps(example) if media == "application/json" else example
+            r = await client.post(f"/v1/{kind}", content=payload,
+                                  headers={**FULL, "content-type": media})
+            assert r.status_code == 200, (kind, media, r.text)

@@ -203,3 +203,22 @@ def test_dedup_window_is_bounded() -> None:
     assert len(window) == 3
     assert not window.seen("spend", "id0", 0) and window.seen("spend", "id4", 4)
     assert not window.seen("spend", "id4", 99) and not window.seen("budgets", "id4", 4)
+
+
+async def test_generated_files_ingest_cleanly_and_idempotently(
+    tmp_path, service: IngestService, memory_bus: MemoryBus  # type: ignore[no-untyped-def]
+) -> None:
+    import datetime as dt
+
+    from pulse_ingest.domain.generator import generate_dataset, write_files
+
+    data = generate_dataset(seed=11, days=20, accounts=60, end=dt.date(2026, 11, 24))
+    paths = write_files(data, tmp_path, fmt="csv")
+    for kind, path in paths.items():
+        result = await ingest_file(service, kind, path, chunk_size=100)
+        assert result.rejected == [] and result.accepted == data.counts()[kind], kind
+        again = await ingest_file(service, kind, path, chunk_size=100)
+        assert (again.accepted, again.duplicates) == (0, data.counts()[kind])
+    published = memory_bus.recorder.events(TOUCHPOINTS.name)
+    assert [e["event_id"] for e in published] == [t.event_id for t in data.touchpoints]
+    assert published[0]["contact_id"] == data.touchpoints[0].contact_id  # already hashed

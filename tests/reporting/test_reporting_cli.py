@@ -61,3 +61,11 @@ def test_unknown_format_is_rejected(cli_env: Store, tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "unknown format 'docx'" in result.output
+
+
+def test_unknown_model_is_rejected(cli_env: Store, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["weekly", "--week", "2032-W10", "--model", "magic", "-o", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "unknown attribution model 'magic'" in result.output

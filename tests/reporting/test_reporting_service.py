@@ -66,7 +66,7 @@ async def test_start_and_stop_the_schedule(embedded_store: Store, tmp_path: Path
     settings = ReportingSettings(output_dir=tmp_path, formats=("json",))
     component = ReportingComponent(
         embedded_store, RecordingBus(), settings,  # type: ignore[arg-type]
-        clock=lambda: dt.datetime(2037, 1, 1, 5, tzinfo=dt.UTC), poll_seconds=0.01,
+        clock=lambda: dt.datetime(2037, 1, 1, 5, tzinfo=dt.UTC), poll_seconds=3600,
     )
     await component.start()
     assert component._task is not None and not component._task.done()
@@ -97,3 +97,21 @@ async def test_production_app_serves_health_metrics_and_dashboard(
             assert api.status_code == 200 and api.json()["grain"] == "week"
     finally:
         common_settings.cache_clear()
+
+
+async def test_in_process_pipelines_do_not_run_the_schedule(
+    embedded_store: Store, tmp_path: Path
+) -> None:
+    bus = RecordingBus()
+    bus.in_memory = True  # type: ignore[attr-defined]
+    component = ReportingComponent(embedded_store, bus,  # type: ignore[arg-type]
+                                   ReportingSettings(output_dir=tmp_path))
+    await component.start()
+    assert component._task is None
+    opted_in = ReportingComponent(
+        embedded_store, bus, ReportingSettings(output_dir=tmp_path, schedule_in_process=True),  # type: ignore[arg-type]
+        clock=lambda: dt.datetime(2037, 1, 1, 5, tzinfo=dt.UTC), poll_seconds=3600,
+    )
+    await opted_in.start()
+    assert opted_in._task is not None
+    await opted_in.stop()

@@ -57,12 +57,22 @@ def metrics_asgi_app() -> Callable[..., Any]:
     return make_asgi_app(registry=REGISTRY)
 
 
+_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "summary": ("_sum", "_count", "_created"),
+    "gauge": ("",),
+    "info": ("_info",),
+}
+
+
 def metric_names() -> set[str]:
-    """Every sample name this process can expose (for dashboard checks)."""
+    """Every series name this process can expose, including labelled metrics that have
+    not been observed yet (so dashboards and alert rules can be checked against it)."""
     names: set[str] = set()
-    for collector in list(REGISTRY._collector_to_names):
-        for family in collector.collect():
-            names.add(family.name)
-            for sample in family.samples:
-                names.add(sample.name)
+    for collector in list(REGISTRY._collector_to_names):  # read-only use of the registry
+        describe = getattr(collector, "describe", None)
+        for family in (describe() if describe else None) or collector.collect():
+            names.update(family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",)))
+            names.update(sample.name for sample in family.samples)
     return names

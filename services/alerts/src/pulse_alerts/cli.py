@@ -185,15 +185,21 @@ def backtest(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
+    fired = repeats = 0
     for alert in result.alerts:
         scope = alert.labels.get("dimension_value", "")
+        kind = alert.state.value
+        if kind == "firing" and alert.sent_at != alert.starts_at:
+            kind, repeats = "repeat", repeats + 1
+        elif kind == "firing":
+            fired += 1
         typer.echo(
-            f"{alert.sent_at.isoformat()}  {alert.state.value:<8} {scope:<20} "
+            f"{alert.sent_at.isoformat()}  {kind:<8} {scope:<20} "
             f"value={alert.value} threshold={alert.threshold}  "
             f"{alert.annotations.get('summary', '')}"
         )
-    fired = sum(1 for a in result.alerts if a.state.value == "firing")
+    resolved = sum(1 for a in result.alerts if a.state.value == "resolved")
     typer.echo(
         f"{rule.name}: {result.evaluations} evaluation(s), {result.breaching} breaching, "
-        f"{fired} firing notification(s) between {start} and {end}"
+        f"fired {fired}x, resolved {resolved}x, {repeats} repeat(s) between {start} and {end}"
     )

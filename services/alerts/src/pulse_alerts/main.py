@@ -103,6 +103,8 @@ class AlertsComponent:
         self._loaded = False
         self._outbox: list[dict[str, Any]] = []
         self._timer: asyncio.Task[None] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._notify_queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
         self._gauge_keys: set[tuple[str, str]] = set()
         RULES_LOADED.set(sum(1 for r in rules.rules if r.enabled))
 
@@ -122,6 +124,17 @@ class AlertsComponent:
             except asyncio.CancelledError:
                 pass
             self._timer = None
+        try:
+            await self.drain(timeout_s=10.0)
+        except TimeoutError:
+            log.warning("notifications_pending_at_stop", queued=self._notify_queue.qsize())
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+            self._worker = None
         for notifier in self.notifiers:
             await notifier.close()
 
@@ -286,37 +299,69 @@ class AlertsComponent:
         return sent
 
     async def _flush_outbox(self) -> list[Alert]:
-        """Publish undelivered notifications (same alert ids after a crash)."""
-        if not self._outbox:
-            return []
-        rows = list(self._outbox)
-        decoded = [storage.alert_from_event_row(r) for r in rows]
-        alerts = [a for a, _ in decoded]
-        actions: list[CampaignAction] = [x for _, acts in decoded for x in acts]
-        await self.bus.publish(ALERTS, alerts)
-        if actions:
-            await self.bus.publish(CAMPAIGN_ACTIONS, actions)
-        groups: dict[str, list[Alert]] = defaultdict(list)
-        for row, alert in zip(rows, alerts, strict=True):
-            groups[row["group_key"]].append(alert)
-        for group, members in groups.items():
-            for notifier in self.notifiers:
-                await notifier.send(group, members)
-        await asyncio.to_thread(storage.mark_delivered, self.store, rows)
-        sent_ids = {r["alert_id"] for r in rows}
-        self._outbox = [r for r in self._outbox if r["alert_id"] not in sent_ids]
-        for alert in alerts:
-            log.info(
-                "alert_sent",
-                alert_id=alert.alert_id,
-                rule=alert.rule,
-                state=alert.state.value,
-                severity=alert.severity.value,
-                fingerprint=alert.fingerprint,
-                value=alert.value,
-                threshold=alert.threshold,
-            )
+        """Publish undelivered notifications to Kafka (same alert ids after a crash), then
+        hand them to the notifier worker (webhook/e-mail) so a slow receiver never holds
+        up snapshot processing."""
+        to_publish = [r for r in self._outbox if r["delivered"] == storage.PENDING]
+        to_notify = [r for r in self._outbox if r["delivered"] == storage.PUBLISHED]
+        self._outbox = []
+        alerts: list[Alert] = []
+        if to_publish:
+            decoded = [storage.alert_from_event_row(r) for r in to_publish]
+            alerts = [a for a, _ in decoded]
+            actions: list[CampaignAction] = [x for _, acts in decoded for x in acts]
+            try:
+                await self.bus.publish(ALERTS, alerts)
+                if actions:
+                    await self.bus.publish(CAMPAIGN_ACTIONS, actions)
+            except BaseException:
+                self._outbox = to_publish + to_notify + self._outbox
+                raise
+            level = storage.PUBLISHED if self.notifiers else storage.NOTIFIED
+            await asyncio.to_thread(storage.mark_delivered, self.store, to_publish, level)
+            for alert in alerts:
+                log.info(
+                    "alert_sent",
+                    alert_id=alert.alert_id,
+                    rule=alert.rule,
+                    state=alert.state.value,
+                    severity=alert.severity.value,
+                    fingerprint=alert.fingerprint,
+                    value=alert.value,
+                    threshold=alert.threshold,
+                )
+            if self.notifiers:
+                to_notify.extend(to_publish)
+        if to_notify:
+            self._ensure_worker()
+            await self._notify_queue.put(to_notify)
         return alerts
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._notify_worker(), name="pulse-alerts-notify")
+
+    async def _notify_worker(self) -> None:
+        """Sends queued notifications in order, grouped per batch and group key."""
+        while True:
+            rows = await self._notify_queue.get()
+            try:
+                groups: dict[str, list[Alert]] = defaultdict(list)
+                for row in rows:
+                    groups[row["group_key"]].append(storage.alert_from_event_row(row)[0])
+                for group, members in groups.items():
+                    await asyncio.gather(*(n.send(group, members) for n in self.notifiers))
+                await asyncio.to_thread(
+                    storage.mark_delivered, self.store, rows, storage.NOTIFIED
+                )
+            except Exception as exc:  # never kill the worker; the rows stay for a restart
+                log.error("notify_failed", error=repr(exc), alerts=len(rows))
+            finally:
+                self._notify_queue.task_done()
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Wait until queued webhook/e-mail notifications have been attempted."""
+        await asyncio.wait_for(self._notify_queue.join(), timeout_s)
 
     def _update_gauges(self) -> None:
         counts = self.engine.counts()

@@ -24,6 +24,8 @@ EVENT_COLUMNS = (
 SILENCE_COLUMNS = (
     "silence_id", "matchers", "starts_at", "ends_at", "created_by", "comment", "updated_at",
 )
+# alert_events.delivered: outbox progress of one notification
+PENDING, PUBLISHED, NOTIFIED = 0, 1, 2  # nothing sent / on alerts.v1 / webhook+e-mail done
 FRESHNESS_TABLES = {
     "touchpoints": "touchpoints",
     "spend": "spend",
@@ -123,7 +125,7 @@ def event_row(
         "sent_at": alert.sent_at,
         "group_key": group,
         "actions": json.dumps([a.model_dump(mode="json") for a in actions]),
-        "delivered": 1 if delivered else 0,
+        "delivered": NOTIFIED if delivered else PENDING,
         "updated_at": updated_at or _utcnow(),
     }
 
@@ -133,15 +135,17 @@ def save_events(store: Store, rows: Sequence[dict[str, Any]]) -> None:
         store.insert("alert_events", rows, EVENT_COLUMNS)
 
 
-def mark_delivered(store: Store, rows: Sequence[dict[str, Any]]) -> None:
+def mark_delivered(store: Store, rows: Sequence[dict[str, Any]], level: int = NOTIFIED) -> None:
     now = _utcnow()
-    save_events(store, [{**r, "delivered": 1, "updated_at": now} for r in rows])
+    save_events(store, [{**r, "delivered": level, "updated_at": now} for r in rows])
 
 
 def undelivered_events(store: Store) -> list[dict[str, Any]]:
+    """Outbox rows not yet fully delivered (published and/or notified)."""
     return store.query(
         f"SELECT {', '.join(EVENT_COLUMNS)} FROM alert_events FINAL "  # noqa: S608
-        "WHERE delivered = 0 ORDER BY sent_at, alert_id"
+        "WHERE delivered < {done:UInt8} ORDER BY sent_at, alert_id",
+        {"done": NOTIFIED},
     )
 
 

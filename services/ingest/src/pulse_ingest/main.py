@@ -13,20 +13,22 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from faststream.kafka import KafkaBroker, KafkaRouter
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from pulse_ingest import metrics
 from pulse_ingest.domain.imports import IMPORTS, MappingError
-from pulse_ingest.domain.normalize import KINDS
+from pulse_ingest.domain.normalize import KIND_TOPICS, KINDS
 from pulse_ingest.domain.readers import BodyError, UnsupportedFormat, parse_body
 from pulse_ingest.service import BackpressureError, IngestResult, IngestService
 from pulse_ingest.settings import ApiKey, ConfigurationError, IngestSettings
@@ -97,8 +99,53 @@ def _result_response(result: IngestResult) -> JSONResponse:
     return JSONResponse(result.to_dict(), status_code=200 if result.ok else 422)
 
 
-def caller(request: Request) -> Caller:
-    """Authenticate the request's API key (``X-API-Key`` or ``Authorization: Bearer``)."""
+_API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False,
+                               description="Per-source API key (or Authorization: Bearer).")
+_BEARER = HTTPBearer(auto_error=False)
+
+
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "touchpoints": {"event_id": "tp-1", "occurred_at": "2026-11-20T10:00:00Z",
+                    "account_id": "acme", "contact_email": "jane@acme.example",
+                    "channel": "paid_search", "touch_type": "ad_click", "source": "google",
+                    "medium": "cpc", "campaign_id": "brand", "utm_campaign": "brand"},
+    "spend": {"date": "2026-11-20", "channel": "paid_search", "campaign_id": "brand",
+              "amount": "120.50", "currency": "USD", "impressions": 1000, "clicks": 40},
+    "subscriptions": {"occurred_at": "2026-11-20T10:00:00Z", "account_id": "acme",
+                      "event_type": "subscription_started", "mrr": "1490", "plan": "growth"},
+    "pipeline": {"occurred_at": "2026-11-20T10:00:00Z", "account_id": "acme",
+                 "stage": "opportunity", "amount": "17880"},
+    "budgets": {"month": "2026-12", "channel": "paid_social", "amount": "9000"},
+}
+
+
+def _request_body(kind: str) -> dict[str, Any]:
+    model = KIND_TOPICS[kind].model
+    fields = ", ".join(name for name in model.model_fields)
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {
+            "schema": {"type": "array", "maxItems": 10_000,
+                       "items": {"type": "object", "description": f"Fields: {fields}."}},
+            "example": [EXAMPLES[kind]],
+        },
+        "application/x-ndjson": {"schema": {"type": "string"},
+                                 "example": json.dumps(EXAMPLES[kind])},
+        "text/csv": {"schema": {"type": "string"},
+                     "example": ",".join(EXAMPLES[kind]) + "\n"
+                     + ",".join(str(v) for v in EXAMPLES[kind].values())},
+    }}}
+
+
+def caller(
+    request: Request,
+    _key: Annotated[str | None, Security(_API_KEY_HEADER)] = None,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+) -> Caller:
+    """Authenticate the request's API key (``X-API-Key`` or ``Authorization: Bearer``).
+
+    The two security parameters only document the schemes in OpenAPI; the header is
+    read here so that a missing key is a 401 with our body, not FastAPI's 403.
+    """
     settings: IngestSettings = request.app.state.settings
     presented = _presented_key(request)
     if settings.open_access and not presented:
@@ -199,7 +246,8 @@ def build_api(
             )
             return endpoint
 
-        app.post(f"/v1/{kind}", responses=responses, tags=["ingest"])(make(kind))
+        app.post(f"/v1/{kind}", responses=responses, tags=["ingest"],
+                 openapi_extra=_request_body(kind))(make(kind))
 
     import_responses = {**responses, 400: {"description": "Not a CSV export of that tool."},
                         404: {"description": "Unknown import source."}}

@@ -30,6 +30,7 @@ from pulse_shared.events import Event
 from pulse_shared.logging import get_logger
 
 log = get_logger(__name__)
+OFFLOAD_ROWS = 500
 
 
 class BackpressureError(RuntimeError):
@@ -173,8 +174,17 @@ class IngestService:
         """
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
-        batch = self.prepare(kind, rows, start_index)
+        batch = await self.prepare_async(kind, rows, start_index)
         return await self.commit([batch], source, kind=kind, received=len(rows), atomic=atomic)
+
+    async def prepare_async(
+        self, kind: str, rows: Sequence[Any], start_index: int = 0
+    ) -> NormalisedBatch:
+        """:meth:`prepare` off the event loop for big batches (keeps /health responsive
+        and lets other requests' publishes progress meanwhile)."""
+        if len(rows) < OFFLOAD_ROWS:
+            return self.prepare(kind, rows, start_index)
+        return await asyncio.to_thread(self.prepare, kind, rows, start_index)
 
     async def commit(
         self,
@@ -325,13 +335,31 @@ async def ingest_file(
         if on_progress:
             on_progress(result)
         return total.merge(result)
+    # Pipelined: chunk k is published while chunk k+1 is read and normalised (in a
+    # thread); commits stay strictly in file order.
     index = 0
-    for chunk in _chunks(rows, chunk_size):
-        result = await service.ingest(kind, chunk, source, start_index=index)
-        index += len(chunk)
-        total.merge(result)
-        if on_progress:
-            on_progress(result)
+    pending: asyncio.Task[IngestResult] | None = None
+    try:
+        for chunk in _chunks(rows, chunk_size):
+            batch = await service.prepare_async(kind, chunk, index)
+            index += len(chunk)
+            if pending is not None:
+                result = await pending
+                total.merge(result)
+                if on_progress:
+                    on_progress(result)
+            pending = asyncio.create_task(
+                service.commit([batch], source, kind=kind, received=len(chunk))
+            )
+        if pending is not None:
+            result = await pending
+            pending = None
+            total.merge(result)
+            if on_progress:
+                on_progress(result)
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
     return total
 
 

@@ -43,6 +43,8 @@ from pulse_shared.topics import BUDGETS, CREDITS, KPI_SNAPSHOTS, PIPELINE, SPEND
 from pulse_shared.writer import RowWriter
 
 log = get_logger(__name__)
+TOTALS: tuple[str, ...] = ("all",)
+BREAKDOWNS: tuple[str, ...] = ("channel", "campaign")
 
 
 def utc_now() -> dt.datetime:
@@ -77,6 +79,13 @@ class _Dirty:
     def empty(self) -> bool:
         return not (self.flow_days or self.mrr_from or self.funnel_days or self.budget_months)
 
+    def merge(self, other: _Dirty) -> None:
+        self.flow_days |= other.flow_days
+        self.funnel_days |= other.funnel_days
+        self.budget_months |= other.budget_months
+        if other.mrr_from is not None:
+            self.mark_mrr(other.mrr_from, other.mrr_to or other.mrr_from)
+
 
 class KpiComponent:
     """Consumers of the input topics plus the snapshot flusher and the daily close."""
@@ -100,11 +109,15 @@ class KpiComponent:
             gross_margin=Decimal(str(settings.gross_margin)),
             default_model=settings.default_model,
         )
-        self.throttle = Throttle(settings.snapshot_min_interval_s)
+        self.throttle = Throttle(
+            settings.snapshot_min_interval_s, settings.snapshot_dimension_min_interval_s
+        )
         self.known: dict[str, float | None] | None = None
         self.mrr_horizon: dt.date | None = None
-        self._dirty = _Dirty()
+        self._dirty = _Dirty()  # totals (dimension all), recomputed before each commit
+        self._dirty_dims = _Dirty()  # channel/campaign breakdowns, recomputed in background
         self._lock = asyncio.Lock()
+        self._dims_lock = asyncio.Lock()
         self._mrr_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self.snapshot_publisher: Any = None
@@ -119,7 +132,11 @@ class KpiComponent:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        await self._replay_pending()
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="kpi-flush"))
+        self._tasks.append(
+            asyncio.create_task(self._breakdown_loop(), name="kpi-breakdowns")
+        )
         if self.settings.close_enabled:
             self._tasks.append(asyncio.create_task(self._close_loop(), name="kpi-close"))
 
@@ -130,6 +147,7 @@ class KpiComponent:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.refresh_breakdowns()
         await self.flush(force=True)
 
     # ------------------------------------------------------------------ consumers
@@ -137,7 +155,9 @@ class KpiComponent:
         if not events:
             return
         await self.writer.write("spend", storage.spend_rows(events), storage.SPEND_COLUMNS)
-        self._dirty.flow_days.update(e.date for e in events)
+        days = {e.date for e in events}
+        await self._mark_breakdowns(flow_days=days)
+        self._dirty.flow_days.update(days)
         await self.refresh()
 
     async def consume_subscriptions(self, events: list[Subscription]) -> None:
@@ -167,14 +187,18 @@ class KpiComponent:
         if not events:
             return
         await self.writer.write("budgets", storage.budget_rows(events), storage.BUDGET_COLUMNS)
-        self._dirty.budget_months.update(e.month_start for e in events)
+        months = {e.month_start for e in events}
+        await self._mark_breakdowns(budget_months=months)
+        self._dirty.budget_months.update(months)
         await self.refresh()
 
     async def consume_credits(self, events: list[AttributionCredit]) -> None:
         """Attribution writes ``attribution_credits`` itself; we only recompute its days."""
         if not events:
             return
-        self._dirty.flow_days.update(e.converted_at.date() for e in events)
+        days = {e.converted_at.date() for e in events}
+        await self._mark_breakdowns(flow_days=days)
+        self._dirty.flow_days.update(days)
         await self.refresh()
 
     async def _reclassify(self, accounts: Sequence[str]) -> None:
@@ -192,21 +216,61 @@ class KpiComponent:
 
     # ------------------------------------------------------------------ recompute
     async def refresh(self) -> list[KpiValue]:
-        """Recompute what is dirty; returns the values that changed."""
-        async with self._lock:
-            if self._dirty.empty():
+        """Recompute dirty totals (dimension ``all``); returns the values that changed."""
+        return await self._refresh(self._dirty, self._lock, TOTALS, storage.FACT_PARTS)
+
+    async def refresh_breakdowns(self) -> list[KpiValue]:
+        """Recompute dirty channel/campaign breakdowns (background pass, also at stop)."""
+        started = utc_now()
+        changed_values = await self._refresh(
+            self._dirty_dims, self._dims_lock, BREAKDOWNS, storage.BREAKDOWN_PARTS
+        )
+        await asyncio.to_thread(self.storage.breakdowns_done, started)
+        return changed_values
+
+    async def _refresh(
+        self, pending: _Dirty, lock: asyncio.Lock, dims: tuple[str, ...],
+        parts: frozenset[str],
+    ) -> list[KpiValue]:
+        async with lock:
+            if pending.empty():
                 return []
-            dirty = self._dirty.take()
+            dirty = pending.take()
             try:
-                return await self._recompute(dirty)
+                return await self._recompute(dirty, dims, parts)
             except BaseException:
                 # Put the work back so a retry of the batch (or the next one) redoes it.
-                self._dirty.flow_days |= dirty.flow_days
-                self._dirty.funnel_days |= dirty.funnel_days
-                self._dirty.budget_months |= dirty.budget_months
-                if dirty.mrr_from is not None:
-                    self._dirty.mark_mrr(dirty.mrr_from, dirty.mrr_to or dirty.mrr_from)
+                pending.merge(dirty)
                 raise
+
+    async def _mark_breakdowns(
+        self, flow_days: set[dt.date] | None = None, budget_months: set[dt.date] | None = None
+    ) -> None:
+        """Remember (durably, before the commit) which breakdowns must be recomputed."""
+        flow_days, budget_months = flow_days or set(), budget_months or set()
+        await self.writer.write(
+            "kpi_pending",
+            storage.pending_rows(flow_days, budget_months, utc_now()),
+            storage.PENDING_COLUMNS,
+        )
+        self._dirty_dims.flow_days |= flow_days
+        self._dirty_dims.budget_months |= budget_months
+
+    async def _replay_pending(self) -> None:
+        """Breakdowns marked after the last completed pass (e.g. before a crash)."""
+        flow_days, budget_months = await asyncio.to_thread(self.storage.pending_since_done)
+        self._dirty_dims.flow_days |= flow_days
+        self._dirty_dims.budget_months |= budget_months
+        if flow_days or budget_months:
+            log.info("breakdowns_replayed", days=len(flow_days), months=len(budget_months))
+
+    async def _breakdown_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.breakdown_interval_s)
+            try:
+                await self.refresh_breakdowns()
+            except Exception as exc:  # the dirty set was restored; the next tick retries
+                log.warning("breakdown_refresh_failed", error=repr(exc))
 
     async def _load_known(self) -> dict[str, float | None]:
         if self.known is None:
@@ -223,7 +287,9 @@ class KpiComponent:
             self.mrr_horizon = max(days) if days else None
         return self.known
 
-    async def _recompute(self, dirty: _Dirty) -> list[KpiValue]:
+    async def _recompute(
+        self, dirty: _Dirty, dims: tuple[str, ...], parts: frozenset[str]
+    ) -> list[KpiValue]:
         started = time.perf_counter()
         known = await self._load_known()
         mrr_to = dirty.mrr_to
@@ -237,15 +303,19 @@ class KpiComponent:
             mrr_to=mrr_to,
             funnel_days=frozenset(dirty.funnel_days),
             budget_months=frozenset(dirty.budget_months),
+            dimensions=dims,
         )
         window = data_range(scope, self.params)
         if window is None:
             return []
-        facts = await asyncio.to_thread(self.storage.load_facts, *window)
+        facts = await asyncio.to_thread(self.storage.load_facts, *window, parts)
+        loaded = time.perf_counter()
         now = self.clock()
         values = compute(facts, scope, now.date(), self.params)
         diff = changed(values, known)
+        computed = time.perf_counter()
         metrics.VALUES_COMPUTED.inc(len(values))
+        published = 0
         if diff:
             await self.writer.write(
                 "kpi_values", storage.kpi_rows(diff, now), storage.KPI_COLUMNS
@@ -253,7 +323,12 @@ class KpiComponent:
             for v in diff:
                 known[v.key] = v.value
             metrics.VALUES_CHANGED.inc(len(diff))
-            await self._publish(self.throttle.offer(diff, time.monotonic()), now)
+            written = time.perf_counter()
+            published = len(
+                await self._publish(self.throttle.offer(diff, time.monotonic()), now)
+            )
+        else:
+            written = time.perf_counter()
         if mrr_to is not None:
             self.mrr_horizon = max(mrr_to, self.mrr_horizon or mrr_to)
         metrics.SNAPSHOTS_PENDING.set(len(self.throttle.pending))
@@ -261,8 +336,11 @@ class KpiComponent:
         metrics.RECOMPUTE_SECONDS.observe(elapsed)
         metrics.LAST_RECOMPUTE.set(time.time())
         log.info(
-            "kpis_recomputed", computed=len(values), changed=len(diff),
+            "kpis_recomputed", dims=",".join(dims), computed=len(values), changed=len(diff), published=published,
             window=f"{window[0]}..{window[1]}", seconds=round(elapsed, 4),
+            load_s=round(loaded - started, 4), compute_s=round(computed - loaded, 4),
+            write_s=round(written - computed, 4),
+            publish_s=round(time.perf_counter() - written, 4),
         )
         return diff
 
@@ -302,8 +380,11 @@ class KpiComponent:
         closed period has its end-of-period value even without events that day.
         """
         self._dirty.mark_mrr(day, day)
-        self._dirty.budget_months.add(period_of(day, Grain.MONTH).start)
+        month = period_of(day, Grain.MONTH).start
+        self._dirty.budget_months.add(month)
+        await self._mark_breakdowns(budget_months={month})
         await self.refresh()
+        await self.refresh_breakdowns()
         closed = [
             (g, period_of(day, g).start) for g in GRAINS
             if period_of(day, g).end == day + dt.timedelta(days=1)

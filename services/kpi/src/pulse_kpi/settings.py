@@ -24,7 +24,16 @@ class KpiSettings(BaseSettings):
         default="last_touch", description="Attribution model of the un-suffixed KPIs."
     )
     snapshot_min_interval_s: float = Field(
-        default=0.5, ge=0, description="At most one snapshot per KPI key per this many s."
+        default=0.5, ge=0, description="At most one snapshot per total (dimension all) KPI "
+        "key per this many seconds."
+    )
+    snapshot_dimension_min_interval_s: float = Field(
+        default=2.0, ge=0, description="At most one snapshot per channel/campaign KPI key per "
+        "this many seconds (they are far more numerous)."
+    )
+    breakdown_interval_s: float = Field(
+        default=1.0, gt=0, description="How often channel/campaign breakdowns are recomputed "
+        "(totals are recomputed with every batch, before its commit)."
     )
     flush_interval_s: float = Field(
         default=0.1, gt=0, description="How often deferred (rate-limited) snapshots are sent."

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -86,6 +87,24 @@ def kpi_rows(values: Iterable[KpiValue], computed_at: dt.datetime) -> list[dict[
     ]
 
 
+#: Every part of :class:`Facts`; channel/campaign breakdowns need only the first three.
+FACT_PARTS = frozenset({"spend", "stages", "credits", "mrr", "budgets", "funnel"})
+BREAKDOWN_PARTS = frozenset({"spend", "credits", "budgets"})
+_POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="kpi-load")
+
+
+PENDING_COLUMNS = ("kind", "day", "marked_at")
+BREAKDOWNS_DONE = "breakdowns_done"
+
+
+def pending_rows(
+    flow_days: Iterable[dt.date], budget_months: Iterable[dt.date], at: dt.datetime
+) -> list[dict[str, Any]]:
+    return [{"kind": "flow", "day": d, "marked_at": at} for d in sorted(flow_days)] + [
+        {"kind": "budget", "day": m, "marked_at": at} for m in sorted(budget_months)
+    ]
+
+
 def _dec(value: Any) -> Decimal:
     return Decimal(0) if value is None else Decimal(value)
 
@@ -125,11 +144,55 @@ class KpiStorage:
         )
         return {r["day"] for r in rows}
 
+    # ------------------------------------------------------------------ breakdown markers
+    def breakdowns_done(self, started: dt.datetime) -> None:
+        self.store.insert(
+            "kpi_state", [{"name": BREAKDOWNS_DONE, "at": started}], ["name", "at"]
+        )
+
+    def pending_since_done(self) -> tuple[set[dt.date], set[dt.date]]:
+        rows = self.store.query(
+            "SELECT kind, day FROM kpi_pending FINAL WHERE marked_at >= "
+            "(SELECT max(at) FROM kpi_state FINAL WHERE name = {name:String})",
+            {"name": BREAKDOWNS_DONE},
+        )
+        flow = {r["day"] for r in rows if r["kind"] == "flow"}
+        budget = {r["day"] for r in rows if r["kind"] == "budget"}
+        return flow, budget
+
     # ------------------------------------------------------------------ facts
-    def load_facts(self, start: dt.date, end: dt.date) -> Facts:
-        """Facts for the half-open day range ``[start, end)``."""
+    def load_facts(
+        self, start: dt.date, end: dt.date, parts: frozenset[str] = FACT_PARTS
+    ) -> Facts:
+        """Facts for the half-open day range ``[start, end)`` (only ``parts`` are loaded).
+
+        On the server the queries run concurrently (the HTTP client is thread-safe).
+        """
         p = {"start": start, "end": end}
-        spend = [
+        loaders = {
+            "spend": self._spend, "stages": self._stages, "credits": self._credits,
+            "mrr": self._mrr, "budgets": self._budgets, "funnel": self._funnel,
+        }
+        wanted = [name for name in loaders if name in parts]
+        if self.store.backend == "server" and len(wanted) > 1:
+            futures = {name: _POOL.submit(loaders[name], p) for name in wanted}
+            results = {name: f.result() for name, f in futures.items()}
+        else:
+            results = {name: loaders[name](p) for name in wanted}
+        opening, mrr_days = results.get("mrr", ((Decimal(0), 0), []))
+        return Facts(
+            spend=results.get("spend", []),
+            stages=results.get("stages", []),
+            credits=results.get("credits", []),
+            mrr_days=mrr_days,
+            mrr_opening=opening[0],
+            paying_opening=opening[1],
+            budgets=results.get("budgets", []),
+            funnel=results.get("funnel", []),
+        )
+
+    def _spend(self, p: dict[str, Any]) -> list[SpendRow]:
+        return [
             SpendRow(r["day"], r["channel"], r["campaign_id"], _dec(r["amount"]),
                      int(r["impressions"]), int(r["clicks"]))
             for r in self.store.query(
@@ -140,7 +203,9 @@ class KpiStorage:
                 p,
             )
         ]
-        stages = [
+
+    def _stages(self, p: dict[str, Any]) -> list[StageCount]:
+        return [
             StageCount(r["day"], r["stage"], int(r["n"]))
             for r in self.store.query(
                 "SELECT toDate(occurred_at) AS day, stage, count() AS n "
@@ -150,7 +215,9 @@ class KpiStorage:
                 p,
             )
         ]
-        credits = [
+
+    def _credits(self, p: dict[str, Any]) -> list[CreditRow]:
+        return [
             CreditRow(r["day"], r["model"], r["milestone"], r["channel"], r["campaign_id"],
                       float(r["credit"]), _dec(r["revenue"]))
             for r in self.store.query(
@@ -166,7 +233,9 @@ class KpiStorage:
                 p,
             )
         ]
-        mrr_days = [
+
+    def _mrr(self, p: dict[str, Any]) -> tuple[tuple[Decimal, int], list[MrrDay]]:
+        days = [
             MrrDay(
                 r["day"], _dec(r["new"]), _dec(r["expansion"]), _dec(r["contraction"]),
                 _dec(r["churn"]), _dec(r["reactivation"]), int(r["paying_delta"]),
@@ -192,7 +261,11 @@ class KpiStorage:
             "FROM kpi_mrr_movements FINAL WHERE toDate(occurred_at) < {start:Date}",
             p,
         )
-        budgets = [
+        first = opening[0] if opening else {"mrr": None, "paying": None}
+        return (_dec(first["mrr"]), int(first["paying"] or 0)), days
+
+    def _budgets(self, p: dict[str, Any]) -> list[BudgetRow]:
+        return [
             BudgetRow(r["month"], r["channel"], r["campaign_id"], _dec(r["amount"]))
             for r in self.store.query(
                 "SELECT month, channel, campaign_id, amount FROM budgets FINAL "
@@ -200,10 +273,12 @@ class KpiStorage:
                 p,
             )
         ]
+
+    def _funnel(self, p: dict[str, Any]) -> list[AccountStages]:
         stage_cols = ", ".join(
             f"minIfOrNull(occurred_at, stage = '{s}') AS `{s}`" for s in STAGES
         )
-        funnel = [
+        return [
             AccountStages(
                 r["account_id"], {s: r[s] for s in STAGES if r[s] is not None}
             )
@@ -215,16 +290,6 @@ class KpiStorage:
                 p,
             )
         ]
-        return Facts(
-            spend=spend,
-            stages=stages,
-            credits=credits,
-            mrr_days=mrr_days,
-            mrr_opening=_dec(opening[0]["mrr"]) if opening else Decimal(0),
-            paying_opening=int(opening[0]["paying"] or 0) if opening else 0,
-            budgets=budgets,
-            funnel=funnel,
-        )
 
     # ------------------------------------------------------------------ kpi_values
     def kpi_values(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pulse_reporting.domain.assemble import (
+    ATTRIBUTION_MODELS,
     BUDGET_KPIS,
     DEFAULT_MODEL,
     HISTORY_DAYS,
@@ -38,7 +39,7 @@ from pulse_shared.store import Store
 from pulse_shared.topics import REPORT_READY
 
 if TYPE_CHECKING:
-    from pulse_reporting.render.charts import RenderedChart
+    from pulse_reporting.render.drawing import Chart
 
 log = get_logger(__name__)
 
@@ -181,6 +182,10 @@ def produce_report(
     started = time.perf_counter()
     kind = ReportKind(kind)
     fmts = normalise_formats(formats)
+    if model not in ATTRIBUTION_MODELS:
+        raise ReportError(
+            f"unknown attribution model {model!r}; choose from {', '.join(ATTRIBUTION_MODELS)}"
+        )
     the_period = parse_period(kind, period) if isinstance(period, str) else period
     if the_period.kind is not kind:
         raise ReportError(f"period {the_period} is not {kind.value}")
@@ -211,9 +216,9 @@ def produce_report(
         if "html" in fmts or "pdf" in fmts:
             step("Drawing charts")
             t0 = time.perf_counter()
-            from pulse_reporting.render.charts import render_charts
+            from pulse_reporting.render.drawing import report_charts
 
-            rendered = render_charts(report, svg="html" in fmts, png="pdf" in fmts)
+            rendered = report_charts(report)
             timings["charts"] = time.perf_counter() - t0
         for fmt in fmts:
             step(f"Rendering {fmt.upper()}")
@@ -241,7 +246,7 @@ def produce_report(
 
 
 def _render(
-    report: Report, fmt: str, directory: Path, rendered: list[RenderedChart] | None = None
+    report: Report, fmt: str, directory: Path, rendered: list[Chart] | None = None
 ) -> Path:
     stem = f"pulse-{report.meta.kind}-{report.meta.period}"
     if fmt == "md":

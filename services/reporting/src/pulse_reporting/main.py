@@ -115,8 +115,18 @@ class ReportingComponent:
                 log.exception("schedule_check_failed")
             await asyncio.sleep(self.poll_seconds)
 
+    @property
+    def schedule_active(self) -> bool:
+        in_process = bool(getattr(self.bus, "in_memory", False))
+        return self.settings.schedule_enabled and (
+            not in_process or self.settings.schedule_in_process
+        )
+
     async def start(self) -> None:
-        if self.settings.schedule_enabled and self._task is None:
+        if not self.schedule_active:
+            log.info("reporting_schedule_disabled", enabled=self.settings.schedule_enabled)
+            return
+        if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="pulse-reporting-schedule")
             log.info("reporting_schedule_started", timezone=self.settings.timezone,
                      hour=self.settings.schedule_hour)

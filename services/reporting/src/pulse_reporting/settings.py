@@ -26,6 +26,11 @@ class ReportingSettings(BaseSettings):
     model: str = Field(default="last_touch", description="Default attribution model.")
     formats: tuple[str, ...] = ALL_FORMATS
     schedule_enabled: bool = True
+    schedule_in_process: bool = Field(
+        default=False,
+        description="Also run the schedule in short-lived in-process (embedded CLI) "
+        "pipelines; off by default there, `pulse report` produces on demand.",
+    )
     schedule_hour: int = Field(default=6, ge=0, le=23, description="Local hour of runs.")
     path_model: str = Field(
         default="linear", description="Credits of this model give the conversion paths."

@@ -30,7 +30,7 @@ from pulse_reporting.domain.periods import (
 )
 from pulse_reporting.generate import read_inputs
 from pulse_reporting.metrics import DASHBOARD_REQUESTS
-from pulse_reporting.render import charts
+from pulse_reporting.render.drawing import report_charts
 from pulse_reporting.render.html import _css, _env
 from pulse_shared.logging import get_logger
 
@@ -102,8 +102,7 @@ class Dashboard:
         if key not in self._chart_cache:
             wanted = ("mrr_bridge", "channels", "trend_")
             self._chart_cache = {key: [
-                c.svg for c in charts.render_charts(report, png=False)
-                if c.svg is not None and c.name.startswith(wanted)
+                c.svg() for c in report_charts(report) if c.name.startswith(wanted)
             ][:4]}
         return self._chart_cache[key]
 

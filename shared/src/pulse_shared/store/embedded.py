@@ -61,7 +61,13 @@ class EmbeddedStore(Store):
 
     def __init__(self, data_dir: Path | str, readonly: bool = False) -> None:
         super().__init__(readonly=readonly)
-        import chdb  # imported lazily: the server backend never needs it
+        try:
+            import chdb  # imported lazily: the server backend never needs it
+        except ImportError as exc:  # service images are built without the extra
+            raise StoreError(
+                "the embedded store needs chDB: install pulse-shared[embedded], "
+                "or set PULSE_CLICKHOUSE_URL to use a ClickHouse server"
+            ) from exc
 
         self.data_dir = Path(data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)

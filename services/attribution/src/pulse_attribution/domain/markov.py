@@ -70,7 +70,15 @@ def state_codes(table: PathTable, order: int) -> tuple[IntArray, IntArray]:
         if j < n_touch:
             shifted[j:] = table.codes[: n_touch - j] + 1
         key += np.where(pos >= j, shifted, 0) * base**j
-    unique_keys, state_of = np.unique(key, return_inverse=True)
+    if base**order <= 1 << 24:
+        # Small key space: factorise with a presence table instead of sorting.
+        present = np.zeros(base**order, dtype=bool)
+        present[key] = True
+        unique_keys = np.flatnonzero(present).astype(np.int64)
+        position = np.cumsum(present) - 1
+        state_of = position[key]
+    else:
+        unique_keys, state_of = np.unique(key, return_inverse=True)
     digits = np.stack(
         [(unique_keys // base**j) % base - 1 for j in range(order)], axis=1
     ).astype(np.int64)
@@ -112,8 +120,12 @@ def estimate_chain(table: PathTable, order: int = 1) -> MarkovChain:
         ]
     )
     w = np.concatenate([weight, touch_weight[not_last], table.conversions, table.nulls])
-    counts = sp.csr_matrix(sp.coo_matrix((w, (src, dst)), shape=(n + 1, n + 3)))
-    out = np.asarray(counts.sum(axis=1)).ravel()
+    if (n + 1) * (n + 3) <= 1 << 24:
+        dense = np.bincount(src * (n + 3) + dst, weights=w, minlength=(n + 1) * (n + 3))
+        counts = sp.csr_matrix(dense.reshape(n + 1, n + 3))
+    else:
+        counts = sp.csr_matrix(sp.coo_matrix((w, (src, dst)), shape=(n + 1, n + 3)))
+    out = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
     inv = np.divide(1.0, out, out=np.zeros_like(out), where=out > 0)
     probs = sp.csr_matrix(sp.diags(inv) @ counts)
     # Reorder so that start is the last transient index (it already is: index n).

@@ -80,11 +80,11 @@ class PathTable:
         if not len(conv) == len(null) == len(value) == len(paths):
             raise ValueError("paths, conversions, nulls and values differ in length")
         lengths = np.fromiter((p.count(sep) + 1 for p in paths), np.int64, len(paths))
-        tokens = sep.join(paths).split(sep) if len(paths) else []
         index: dict[str, int] = {}
-        codes = np.fromiter(
-            (index.setdefault(t.strip(), len(index)) for t in tokens), np.int64, len(tokens)
-        )
+        parts = [
+            _factorise(paths[i : i + _CHUNK], sep, index) for i in range(0, len(paths), _CHUNK)
+        ]
+        codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         # A path that is empty (or only blanks) is one blank token: drop it.
         blank = index.get("")
         keep = np.ones(len(paths), dtype=bool)
@@ -92,6 +92,22 @@ class PathTable:
             starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
             keep = ~((lengths == 1) & (codes[starts] == blank))
         return _finish(index, codes, lengths, conv, null, value, keep)
+
+
+_CHUNK = 32768
+
+
+def _factorise(paths: Sequence[str], sep: str, index: dict[str, int]) -> IntArray:
+    """Channel codes of a chunk of paths (C-level string passes; bounded memory)."""
+    joined = sep.join([p.strip() for p in paths])
+    # ChannelAttribution's ' > ' separators: drop the single blanks without per-token work.
+    joined = joined.replace(" " + sep, sep).replace(sep + " ", sep)
+    tokens = joined.split(sep)
+    if any(t != t.strip() for t in dict.fromkeys(tokens)):
+        tokens = list(map(str.strip, tokens))
+    for name in dict.fromkeys(tokens):
+        index.setdefault(name, len(index))
+    return np.fromiter(map(index.__getitem__, tokens), np.int64, len(tokens))
 
 
 def _finish(

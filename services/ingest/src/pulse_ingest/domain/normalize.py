@@ -187,17 +187,20 @@ def prepare_row(kind: str, row: Mapping[str, Any], salt: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     contacts: dict[str, Any] = {}
     for raw_key, value in row.items():
-        if not isinstance(raw_key, str):
-            continue
         key = targets.get(raw_key)
         if key is None:
+            if not isinstance(raw_key, str):
+                continue
             normal = raw_key.strip().lower()
             key = targets.get(normal)
             if key is None:
                 continue  # unknown / free-text / personal fields are dropped
         else:
             normal = raw_key
-        if value is None or (isinstance(value, str) and (not value or value.isspace())):
+        if value is None:
+            continue
+        is_text = type(value) is str
+        if is_text and (not value or value.isspace()):
             continue
         if key == _CONTACT:
             contacts.setdefault(normal, value)
@@ -206,7 +209,7 @@ def prepare_row(kind: str, row: Mapping[str, Any], salt: str) -> dict[str, Any]:
             value = _enum_value(key, value)
         elif key in _DATETIME_FIELDS:
             value = _datetime_value(value)
-        if isinstance(value, str) and "@" in value and key != "contact_id":
+        if isinstance(value, str) and "@" in value:
             value = scrub_emails(value, salt)
         out.setdefault(key, value)
     if contacts:

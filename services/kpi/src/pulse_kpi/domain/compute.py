@@ -407,9 +407,10 @@ def compute(facts: Facts, scope: Scope, as_of: dt.date, p: Params = Params()) ->
 
     models = sorted({c.model for c in facts.credits} | {p.default_model})
     buckets = _flows(facts, wanted, dims)
+    totals = "all" in dims
     series = MrrSeries(facts.mrr_days, facts.mrr_opening, facts.paying_opening)
-    funnel = funnel_values(facts, wanted)
-    for grain in GRAINS:
+    funnel = funnel_values(facts, wanted) if totals else {}
+    for grain in GRAINS if totals else ():
         for period in sorted(wanted[grain]):
             flow = buckets.get((grain, period, "all", "")) or _Flow()
             values = _flow_values(flow, "all", models, p)
@@ -417,7 +418,7 @@ def compute(facts: Facts, scope: Scope, as_of: dt.date, p: Params = Params()) ->
             values.update(funnel[(grain, period)])
             emit(grain, period, "all", "", values)
     for (grain, period, dim, value), flow in sorted(buckets.items(), key=lambda kv: kv[0]):
-        if dim != "all" and period in flow_wanted[grain]:
+        if dim != "all" and dim in dims and period in flow_wanted[grain]:
             emit(grain, period, dim, value, _flow_values(flow, dim, models, p))
     budget_periods: set[Period] = set()
     for grain in BUDGET_GRAINS:

@@ -107,6 +107,7 @@ class Scope:
     mrr_to: dt.date | None = None
     funnel_days: frozenset[dt.date] = frozenset()
     budget_months: frozenset[dt.date] = frozenset()
+    #: Which dimensions to emit: totals (``all``) and/or breakdowns (channel, campaign).
     dimensions: tuple[str, ...] = field(default=("all", "channel", "campaign"))
 
     def is_empty(self) -> bool:

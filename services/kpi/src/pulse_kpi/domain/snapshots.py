@@ -40,18 +40,28 @@ def to_snapshot(value: KpiValue, computed_at: dt.datetime, final: bool = False) 
 
 @dataclass
 class Throttle:
-    """Per-key rate limit; ``now`` is a monotonic clock reading in seconds."""
+    """Per-key rate limit; ``now`` is a monotonic clock reading in seconds.
+
+    Totals (dimension ``all``) use ``min_interval``; channel and campaign keys, which are
+    far more numerous, use ``dimension_min_interval`` (same as ``min_interval`` if None).
+    """
 
     min_interval: float
+    dimension_min_interval: float | None = None
     last_sent: dict[str, float] = field(default_factory=dict)
     pending: dict[str, KpiValue] = field(default_factory=dict)
+
+    def interval(self, value: KpiValue) -> float:
+        if value.dimension == "all" or self.dimension_min_interval is None:
+            return self.min_interval
+        return self.dimension_min_interval
 
     def offer(self, values: Iterable[KpiValue], now: float) -> list[KpiValue]:
         """Values to publish now; the rest wait in ``pending`` (latest value per key)."""
         ready: list[KpiValue] = []
         for v in values:
             last = self.last_sent.get(v.key)
-            if last is None or now - last >= self.min_interval:
+            if last is None or now - last >= self.interval(v):
                 self.pending.pop(v.key, None)
                 self.last_sent[v.key] = now
                 ready.append(v)
@@ -63,7 +73,7 @@ class Throttle:
         """Pending values whose key may be published again."""
         ready = [
             v for k, v in self.pending.items()
-            if now - self.last_sent.get(k, float("-inf")) >= self.min_interval
+            if now - self.last_sent.get(k, float("-inf")) >= self.interval(v)
         ]
         for v in ready:
             del self.pending[v.key]
@@ -74,4 +84,4 @@ class Throttle:
         """Earliest time a pending value becomes publishable (``None`` if nothing waits)."""
         if not self.pending:
             return None
-        return min(self.last_sent.get(k, 0.0) + self.min_interval for k in self.pending)
+        return min(self.last_sent.get(k, 0.0) + self.interval(v) for k, v in self.pending.items())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pulse_reporting.domain.formatting import fmt_value
 from pulse_reporting.domain.model import DimensionRow, Fmt, Report
 
 Cell = str | float | int | None
@@ -228,3 +229,24 @@ def report_tables(report: Report) -> list[Table]:
         )
     )
     return tables
+
+
+def forecast_display_table(report: Report) -> Table:
+    """The forecast with per-KPI formatting (money, counts) for human-readable outputs."""
+    columns = (
+        Column("label", "KPI"),
+        Column("total", "Next 30 days"),
+        Column("range", "Interval"),
+        Column("method", "Method"),
+    )
+    rows = tuple(
+        (
+            f.label + (" (day 30)" if f.aggregate == "last" else " (30-day total)"),
+            fmt_value(f.total, f.fmt),
+            f"{fmt_value(f.total_lower, f.fmt)} – {fmt_value(f.total_upper, f.fmt)} "
+            f"({f.interval * 100:.0f}%)",
+            f.method,
+        )
+        for f in report.forecast
+    )
+    return Table("forecast", "30-day forecast", columns, rows)

@@ -10,8 +10,14 @@ import jinja2
 
 from pulse_reporting.domain.formatting import MISSING, fmt_change, fmt_value
 from pulse_reporting.domain.model import RECOMMENDATION_LABEL, Report
-from pulse_reporting.domain.tables import Cell, Column, Table, report_tables
-from pulse_reporting.render import charts
+from pulse_reporting.domain.tables import (
+    Cell,
+    Column,
+    Table,
+    forecast_display_table,
+    report_tables,
+)
+from pulse_reporting.render.drawing import Chart, report_charts
 
 
 @dataclass
@@ -54,11 +60,9 @@ def _css() -> str:
     return resources.files("pulse_reporting").joinpath("templates/report.css").read_text()
 
 
-def sections(
-    report: Report, rendered: list[charts.RenderedChart] | None = None
-) -> list[Section]:
+def sections(report: Report, rendered: list[Chart] | None = None) -> list[Section]:
     t = {table.name: table for table in report_tables(report)}
-    svg = {c.name: c.svg for c in rendered or [] if c.svg is not None}
+    svg = {c.name: c.svg() for c in rendered or []}
     m = report.meta
     return [
         Section("mrr-bridge", "MRR bridge", [t["mrr_bridge"]], "No MRR data.",
@@ -74,18 +78,18 @@ def sections(
         Section("budget", "Budget vs actual and pacing", [t["budget"]], "No budgets."),
         Section("paths", "Top conversion paths", [t["paths"]], "No conversions in the period."),
         Section("alerts", "Alerts fired", [t["alerts"]], "No alerts fired in the period."),
-        Section("forecast", "30-day forecast", [t["forecast"]], "Not enough history.",
+        Section("forecast", "30-day forecast", [forecast_display_table(report)],
+                "Not enough history.",
                 extra_charts=[v for k, v in svg.items() if k.startswith("trend_")]),
     ]
 
 
 def render_html(
-    report: Report, rendered: list[charts.RenderedChart] | None = None,
-    with_charts: bool = True,
+    report: Report, rendered: list[Chart] | None = None, with_charts: bool = True
 ) -> str:
     """``rendered``: charts already drawn (shared with the PDF); drawn here when None."""
     if rendered is None and with_charts:
-        rendered = charts.render_charts(report, png=False)
+        rendered = report_charts(report)
     template = _env().get_template("report.html.j2")
     return template.render(
         report=report,

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pulse_reporting.domain.formatting import MISSING, TONE_EMOJI, fmt_change, fmt_value
 from pulse_reporting.domain.model import RECOMMENDATION_LABEL, Report, Tone
-from pulse_reporting.domain.tables import Cell, Column, Table, report_tables
+from pulse_reporting.domain.tables import (
+    Cell,
+    Column,
+    Table,
+    forecast_display_table,
+    report_tables,
+)
 
 
 def _cell(value: Cell, column: Column) -> str:
@@ -79,7 +85,7 @@ def render_markdown(report: Report) -> str:
     lines += _section("Budget vs actual", tables["budget"], "No budgets.")
     lines += _section("Top conversion paths", tables["paths"], "No conversions in the period.")
     lines += _section("Alerts fired", tables["alerts"], "No alerts fired in the period.")
-    lines += _section("30-day forecast", _forecast_table(report), "Not enough history.")
+    lines += _section("30-day forecast", forecast_display_table(report), "Not enough history.")
     lines += ["", "## Recommendations", "", f"_{RECOMMENDATION_LABEL}._", ""]
     if report.recommendations:
         for r in report.recommendations:
@@ -87,23 +93,3 @@ def render_markdown(report: Report) -> str:
     else:
         lines.append("_No recommendations this period._")
     return "\n".join(lines) + "\n"
-
-
-def _forecast_table(report: Report) -> Table:
-    columns = (
-        Column("label", "KPI"),
-        Column("total", "Next 30 days"),
-        Column("range", "Interval"),
-        Column("method", "Method"),
-    )
-    rows = tuple(
-        (
-            f.label,
-            fmt_value(f.total, f.fmt),
-            f"{fmt_value(f.total_lower, f.fmt)} – {fmt_value(f.total_upper, f.fmt)} "
-            f"({f.interval * 100:.0f}%)",
-            f.method,
-        )
-        for f in report.forecast
-    )
-    return Table("forecast", "30-day forecast", columns, rows)

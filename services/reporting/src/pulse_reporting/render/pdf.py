@@ -5,11 +5,10 @@ Uses the DejaVu fonts shipped with matplotlib so arrows and dashes render everyw
 
 from __future__ import annotations
 
-import io
+import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
-import matplotlib
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
@@ -17,7 +16,6 @@ from reportlab.lib.units import cm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import (
-    Image,
     KeepTogether,
     PageBreak,
     Paragraph,
@@ -31,8 +29,8 @@ from reportlab.platypus.flowables import Flowable
 from pulse_reporting.domain.formatting import TONE_COLOURS, fmt_change, fmt_value
 from pulse_reporting.domain.model import RECOMMENDATION_LABEL, Report, Tone
 from pulse_reporting.domain.tables import Table as DataTable
-from pulse_reporting.domain.tables import report_tables
-from pulse_reporting.render import charts
+from pulse_reporting.domain.tables import forecast_display_table, report_tables
+from pulse_reporting.render.drawing import Chart, report_charts
 from pulse_reporting.render.html import cell
 
 PAGE = landscape(A4)
@@ -41,11 +39,13 @@ FONT, BOLD = "PulseSans", "PulseSans-Bold"
 
 @lru_cache(maxsize=1)
 def _fonts() -> tuple[str, str]:
-    ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    spec = importlib.util.find_spec("matplotlib")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    ttf = Path(locations[0] if locations else ".") / "mpl-data" / "fonts" / "ttf"
     try:
         pdfmetrics.registerFont(TTFont(FONT, str(ttf / "DejaVuSans.ttf")))
         pdfmetrics.registerFont(TTFont(BOLD, str(ttf / "DejaVuSans-Bold.ttf")))
-    except Exception:  # pragma: no cover - matplotlib always ships DejaVu
+    except Exception:  # no matplotlib: the core fonts (no arrows) still work
         return "Helvetica", "Helvetica-Bold"
     return FONT, BOLD
 
@@ -64,13 +64,6 @@ def _styles() -> dict[str, ParagraphStyle]:
         "note": ParagraphStyle("n", parent=base["BodyText"], fontName=regular, fontSize=9,
                                backColor=colors.HexColor("#ddf4ff"), borderPadding=4),
     }
-
-
-def _image(png: bytes, width: float = 20 * cm) -> Image:
-    img = Image(io.BytesIO(png))
-    ratio = img.imageHeight / img.imageWidth
-    img.drawWidth, img.drawHeight = width, width * ratio
-    return img
 
 
 def _table(data: DataTable, styles: dict[str, ParagraphStyle]) -> Flowable:
@@ -123,15 +116,14 @@ def _headline(report: Report, styles: dict[str, ParagraphStyle]) -> Flowable:
     return table
 
 
-def build_story(
-    report: Report, rendered: list[charts.RenderedChart] | None = None
-) -> list[Flowable]:
+def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flowable]:
     styles = _styles()
     m = report.meta
     t = {table.name: table for table in report_tables(report)}
+    t["forecast"] = forecast_display_table(report)
     if rendered is None:
-        rendered = charts.render_charts(report, svg=False)
-    figs = {c.name: c.png for c in rendered if c.png is not None}
+        rendered = report_charts(report)
+    figs = {c.name: c.drawing for c in rendered}
     story: list[Flowable] = [
         Paragraph(m.title, styles["title"]),
         Paragraph(
@@ -155,7 +147,7 @@ def build_story(
     def section(title: str, names: list[str], chart: str | None = None) -> None:
         parts: list[Flowable] = [Paragraph(title, styles["h2"])]
         if chart and chart in figs:
-            parts.append(_image(figs.pop(chart)))
+            parts.append(figs.pop(chart))
         story.append(KeepTogether(parts))
         for name in names:
             data = t[name]
@@ -174,13 +166,11 @@ def build_story(
     section("Alerts fired", ["alerts"])
     section("30-day forecast", ["forecast"])
     for name in [k for k in figs if k.startswith("trend_")]:
-        story.append(KeepTogether([_image(figs.pop(name), 18 * cm)]))
+        story.append(KeepTogether([figs.pop(name)]))
     return story
 
 
-def write_pdf(
-    report: Report, path: Path, rendered: list[charts.RenderedChart] | None = None
-) -> Path:
+def write_pdf(report: Report, path: Path, rendered: list[Chart] | None = None) -> Path:
     _fonts()
     doc = SimpleDocTemplate(
         str(path), pagesize=PAGE, leftMargin=1.5 * cm, rightMargin=1.5 * cm,

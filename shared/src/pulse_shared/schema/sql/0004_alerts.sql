@@ -25,7 +25,8 @@ ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY fingerprint;
 
 -- Every notification (one row per alert transition or repeat); also the outbox:
--- delivered = 0 rows are re-sent (same alert_id) after a crash.
+-- delivered: 0 = not sent, 1 = on alerts.v1, 2 = webhook/e-mail done too; rows below 2
+-- are re-sent after a crash (same alert_id).
 CREATE TABLE IF NOT EXISTS alert_events
 (
     alert_id     String,
