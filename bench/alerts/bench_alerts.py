@@ -4,6 +4,8 @@ breaching KPI snapshot being published to its alert being on ``alerts.v1``.
     .venv/bin/python bench/alerts/bench_alerts.py            # in-memory bus + embedded chDB
     .venv/bin/python bench/alerts/bench_alerts.py --real     # real Kafka + ClickHouse server
 
+Results go to ``bench/results/alerts-*.json`` (``--no-save`` to skip).
+
 Goal (issue 6): p95 snapshot → alert < 2 s.
 """
 
@@ -23,6 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):  # run as a script: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.common import table, write_results
 from pulse_alerts.domain.engine import Engine
 from pulse_alerts.domain.evaluate import EvalContext, evaluate
 from pulse_alerts.domain.rules import RuleSet, load_rules
@@ -33,6 +39,7 @@ CHANNELS = ["paid_search", "paid_social", "display", "email", "webinar", "conten
             "partner", "events", "affiliate", "referral"]
 KPIS = [f"bench_kpi_{i:02d}" for i in range(25)]
 DAY = dt.date(2026, 11, 25)
+GOAL_P95_S = 2.0
 
 
 def make_rules(n: int, seed: int = 1) -> RuleSet:
@@ -202,6 +209,7 @@ async def main(argv: list[str]) -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--real", action="store_true", help="real Kafka + ClickHouse server")
+    parser.add_argument("--no-save", action="store_true", help="do not write bench/results")
     args = parser.parse_args(argv)
 
     from pulse_shared.bus import make_broker
@@ -249,6 +257,16 @@ async def main(argv: list[str]) -> None:
         for server in reversed(servers):
             server.close()
     print(json.dumps(results, indent=2))
+    lat, comp, eng = results["latency"], results["component"], results["engine"]
+    print(f"\nAlerts with {args.rules} rules ({results['mode']}; goal p95 < {GOAL_P95_S} s)")
+    print(table(
+        ["engine snapshots/s", "component snapshots/s", "p50 s", "p95 s", "max s", "goal"],
+        [[round(eng["snapshots_per_s"]), round(comp["snapshots_per_s"]),
+          round(lat["p50_s"], 3), round(lat["p95_s"], 3), round(lat["max_s"], 3),
+          "yes" if lat["p95_s"] < GOAL_P95_S else "NO"]],
+    ))
+    if not args.no_save:
+        print(f"results: {write_results('alerts', {'goal_p95_s': GOAL_P95_S, **results})}")
 
 
 if __name__ == "__main__":

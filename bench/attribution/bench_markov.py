@@ -47,17 +47,25 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child_pulse(path: str, order: int) -> dict[str, Any]:
     started = time.perf_counter()
     from pulse_attribution.domain.markov import markov_model
     from pulse_attribution.pathfile import read_path_file
 
-    imported = time.perf_counter()
+    imported, cpu0 = time.perf_counter(), _cpu()
     table = read_path_file(path)
     read = time.perf_counter()
     result = markov_model(table, order)
-    done = time.perf_counter()
+    done, cpu1 = time.perf_counter(), _cpu()
     return {
+        "cpu_read_model_s": cpu1 - cpu0,
         "import_s": imported - started,
         "read_s": read - imported,
         "model_s": done - read,
@@ -86,7 +94,7 @@ def child_ca(path: str, order: int) -> dict[str, Any]:
 
     with contextlib.redirect_stdout(io.StringIO()):
         import ChannelAttribution as ca  # type: ignore[import-not-found]
-    imported = time.perf_counter()
+    imported, cpu0 = time.perf_counter(), _cpu()
     with open(path) as handle:
         sep = ";" if handle.readline().count(";") else ","
     frame = pd.read_csv(path, sep=sep)
@@ -97,12 +105,13 @@ def child_ca(path: str, order: int) -> dict[str, Any]:
             var_null="total_null", order=order, sep=">", ncore=1, out_more=True,
             verbose=False, flg_pro=False,
         )
-    done = time.perf_counter()
+    done, cpu1 = time.perf_counter(), _cpu()
     result = out["result"]
     effects = out["removal_effects"]
     re_col = [c for c in effects.columns if c != "channel_name"][0]
     re_by = dict(zip(effects["channel_name"], effects[re_col], strict=True))
     return {
+        "cpu_read_model_s": cpu1 - cpu0,
         "import_s": imported - started,
         "read_s": read - imported,
         "model_s": done - read,
@@ -256,10 +265,11 @@ def main() -> None:
         rows.append([
             name, round(data["wall_s"], 3), round(data["read_s"], 3),
             round(data["model_s"], 3), round(data["read_s"] + data["model_s"], 3),
-            round(data["peak_rss_mb"], 1),
+            round(data["cpu_read_model_s"], 3), round(data["peak_rss_mb"], 1),
         ])
     print()
-    print(table(["tool", "process wall s", "read s", "model s", "read+model s", "peak RSS MB"], rows))
+    print(table(["tool", "process wall s", "read s", "model s", "read+model s", "read+model CPU s",
+                 "peak RSS MB"], rows))
     summary: dict[str, Any] = {
         "paths_file": str(args.paths),
         "order": args.order,
@@ -284,6 +294,7 @@ def main() -> None:
             "model_time": pulse["model_s"] / ca["model_s"],
             "read_plus_model_time": (pulse["read_s"] + pulse["model_s"]) / (ca["read_s"] + ca["model_s"]),
             "process_wall_time": pulse["wall_s"] / ca["wall_s"],
+            "read_plus_model_cpu": pulse["cpu_read_model_s"] / ca["cpu_read_model_s"],
             "peak_rss": pulse["peak_rss_mb"] / ca["peak_rss_mb"],
         }
         summary.update({
@@ -295,6 +306,7 @@ def main() -> None:
             "ratios pulse/ChannelAttribution: "
             f"model time {ratio(pulse['model_s'], ca['model_s'])}, "
             f"read+model {ratio(pulse['read_s'] + pulse['model_s'], ca['read_s'] + ca['model_s'])}, "
+            f"read+model CPU {ratio(pulse['cpu_read_model_s'], ca['cpu_read_model_s'])}, "
             f"process wall {ratio(pulse['wall_s'], ca['wall_s'])}, "
             f"peak RSS {ratio(pulse['peak_rss_mb'], ca['peak_rss_mb'])}"
         )

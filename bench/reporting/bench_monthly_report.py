@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         migrate(admin)
         print(f"generating {args.touchpoints:,} touchpoints …", file=sys.stderr)
         gen = generate(admin, args.touchpoints, args.accounts)
-        sizes = {t: admin.query_value(f"SELECT count() FROM {t}")  # noqa: S608 - constant
+        sizes = {t: admin.query_value(f"SELECT count() FROM {t}")
                  for t in ("touchpoints", "attribution_credits", "kpi_values", "alert_events")}
         reader = ServerStore(url, user=args.reader_user, password=args.reader_password,
                              readonly=True)

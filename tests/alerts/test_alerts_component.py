@@ -355,3 +355,47 @@ async def test_crash_after_publish_before_webhook_resends_only_the_webhook(
         [bus.alerts()[0].alert_id]
     ]
     assert not [r for r in storage.undelivered_events(embedded_store) if r["rule"] == f"{kpi}_hi"]
+
+
+def insert_kpi(store: Store, kpi: str, grain: str, dimension: str, value_of: str,
+               values: dict[dt.date, float], period_of: Any = None) -> None:
+    store.insert(
+        "kpi_values",
+        [
+            {"kpi": kpi, "grain": grain, "period": period_of(d) if period_of else d.isoformat(),
+             "period_start": d, "dimension": dimension, "dimension_value": value_of,
+             "value": v, "unit": "USD", "computed_at": T0}
+            for d, v in values.items()
+        ],
+        ["kpi", "grain", "period", "period_start", "dimension", "dimension_value", "value",
+         "unit", "computed_at"],
+    )
+
+
+async def test_history_and_budget_rules_read_kpi_values(embedded_store: Store) -> None:
+    kpi = unique()
+    history = {DAY - dt.timedelta(days=d): 100.0 + (d % 3) for d in range(1, 15)}
+    insert_kpi(embedded_store, kpi, "day", "channel", "email", history)
+    month = DAY.replace(day=1)
+    insert_kpi(embedded_store, "budget", "month", "channel", f"{kpi}-ch", {month: 1000.0},
+               period_of=lambda d: d.strftime("%Y-%m"))
+    rules = (
+        "rules:\n"
+        f"  - {{name: {kpi}_z, type: zscore, kpi: {kpi}, window: 14, threshold: 3,"
+        " direction: up}\n"
+        f"  - {{name: {kpi}_chg, type: change, kpi: {kpi}, threshold_pct: 50}}\n"
+        f"  - {{name: {kpi}_budget, type: budget, mode: pacing, channel: '{kpi}-ch',"
+        " tolerance_pct: 10}\n"
+    )
+    bus = FakeBus()
+    component = make(embedded_store, rules, bus, Clock())
+    projected = KpiSnapshot(
+        kpi="projected_spend", grain=Grain.MONTH, period=month.strftime("%Y-%m"),
+        period_start=month, dimension="channel", dimension_value=f"{kpi}-ch", value=1200.0,
+        unit="USD", computed_at=T0,
+    )
+    await component.consume([snap(kpi, 180.0, "email"), projected])
+    fired = {a.rule: a for a in bus.alerts()}
+    assert set(fired) == {f"{kpi}_z", f"{kpi}_chg", f"{kpi}_budget"}
+    assert fired[f"{kpi}_chg"].value == 180.0
+    assert fired[f"{kpi}_budget"].threshold == pytest.approx(1100.0)

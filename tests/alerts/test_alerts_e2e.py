@@ -102,7 +102,7 @@ class ServiceProcess:
 
 async def test_breach_one_alert_one_webhook_and_no_duplicate_after_kill(
     kafka_broker: Any, clickhouse_server: Any, server_store: Any, webhook: WebhookSink,
-    tmp_path: Path,
+    tmp_path: Path, isolated_consumer_groups: str,
 ) -> None:
     await kafka_broker.create_topics_async(all_topic_names())
     kpi = f"e2e_spend_{uuid.uuid4().hex[:8]}"

@@ -171,3 +171,36 @@ def test_cli_rules_check(tmp_path: Path) -> None:
     failed = runner.invoke(app, ["rules", "check", str(bad)])
     assert failed.exit_code == 1
     assert f"{bad}: rule 'a' (#1): threshold: Field required" in failed.output
+
+
+def test_channel_and_campaign_shorthand_scope() -> None:
+    rules = load_rules(
+        "rules:\n"
+        "  - {name: a, type: threshold, kpi: spend, channel: 'paid_*', op: above, threshold: 1}\n"
+        "  - {name: b, type: threshold, kpi: spend, campaign: 'gads-*', op: above, threshold: 1}\n"
+    )
+    a, b = rules.rules
+    assert (a.dimension, a.dimension_value) == ("channel", "paid_*")
+    assert a.matches("spend", "day", "channel", "paid_social")
+    assert not a.matches("spend", "day", "campaign", "paid_social")
+    assert b.matches("spend", "week", "campaign", "gads-brand")
+    with pytest.raises(RulesError) as info:
+        load_rules("rules:\n  - {name: c, type: threshold, channel: x, campaign: y,"
+                   " op: above, threshold: 1}\n", "f.yaml")
+    assert info.value.problems == [
+        "f.yaml: rule 'c' (#1): (rule): Value error, set either channel or campaign, not both"
+    ]
+
+
+def test_backtest_period_ends() -> None:
+    from pulse_alerts.domain.backtest import period_end
+    from pulse_shared.events import Grain
+
+    def end(grain: Grain, day: dt.date) -> dt.date:
+        return period_end(grain, day).date()
+
+    assert end(Grain.DAY, dt.date(2026, 12, 31)) == dt.date(2027, 1, 1)
+    assert end(Grain.WEEK, dt.date(2026, 11, 23)) == dt.date(2026, 11, 30)
+    assert end(Grain.MONTH, dt.date(2026, 2, 1)) == dt.date(2026, 3, 1)
+    assert end(Grain.QUARTER, dt.date(2026, 10, 1)) == dt.date(2027, 1, 1)
+    assert end(Grain.QUARTER, dt.date(2026, 7, 1)) == dt.date(2026, 10, 1)

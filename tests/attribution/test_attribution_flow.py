@@ -3,6 +3,7 @@ versioned credits written and published."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import uuid
@@ -253,3 +254,45 @@ async def test_data_driven_recompute_stores_runs_and_versioned_credits(
     await harness.component.recompute_data_driven(milestones=[ConversionMilestone.WON])
     assert [c for c in harness.published[before:] if c.account_id in (account_a, account_b)] == []
     assert max(r["version"] for r in harness.component.storage.model_runs("markov")) >= 2
+
+
+async def test_scheduled_recompute_runs_and_stops(embedded_store: Store) -> None:
+    broker = make_broker(None)
+    settings = AttributionSettings(recompute_interval_s=0.05, recompute_initial_delay_s=0)
+    component = build(embedded_store, Bus(broker, "attribution"), settings)
+    broker.include_router(component.router)
+    account = f"acc-{uuid.uuid4().hex[:8]}"
+    async with TestKafkaBroker(broker):
+        await component.bus.publish(TOUCHPOINTS, [touch(account, "ann", Channel.EVENTS, T0)])
+        won = PipelineEvent(
+            event_id=f"p-{uuid.uuid4().hex[:12]}", occurred_at=T0 + dt.timedelta(days=1),
+            account_id=account, stage=PipelineStage.WON, amount=Decimal("10"),
+        )
+        await component.bus.publish(PIPELINE, [won])
+        before = len(component.storage.model_runs("markov"))
+        await component.start()
+        try:
+            for _ in range(200):
+                if latest(embedded_store, won.event_id, "markov"):
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await component.stop()
+        assert [r["credit"] for r in latest(embedded_store, won.event_id, "markov")] == [1.0]
+        assert len(component.storage.model_runs("markov")) > before
+        assert component._schedule is None
+
+
+def test_metrics_are_registered() -> None:
+    from pulse_shared.metrics import metric_names
+
+    names = metric_names()
+    expected = {
+        "pulse_attribution_conversions_total",
+        "pulse_attribution_credits_written_total",
+        "pulse_attribution_credit_versions_total",
+        "pulse_attribution_recompute_seconds_bucket",
+        "pulse_attribution_model_run_seconds_bucket",
+        "pulse_attribution_model_runs_total",
+    }
+    assert expected - names == set()

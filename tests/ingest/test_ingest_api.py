@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -162,6 +162,17 @@ async def test_unsupported_content_type_is_415(client: httpx.AsyncClient) -> Non
     assert r.status_code == 415
 
 
+@pytest.fixture
+def no_kafka_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from pulse_shared.settings import common_settings
+
+    monkeypatch.delenv("PULSE_KAFKA_BOOTSTRAP", raising=False)
+    common_settings.cache_clear()
+    yield
+    common_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("no_kafka_env")
 def test_demo_app_runs_on_the_in_memory_bus() -> None:
     from fastapi.testclient import TestClient
 
@@ -185,3 +196,26 @@ async def test_openapi_examples_are_accepted(client: httpx.AsyncClient) -> None:
             r = await client.post(f"/v1/{kind}", content=payload,
                                   headers={**FULL, "content-type": media})
             assert r.status_code == 200, (kind, media, r.text)
+
+
+@pytest.mark.usefixtures("no_kafka_env")
+def test_create_app_refuses_unsafe_configuration() -> None:
+    from pulse_ingest.main import create_app
+    from pulse_ingest.settings import ConfigurationError, IngestSettings
+    from pulse_shared.bus import make_broker
+
+    with pytest.raises(ConfigurationError, match="PII_SALT"):
+        create_app(IngestSettings(pii_salt=""), broker=make_broker(None))
+    with pytest.raises(ConfigurationError, match="KAFKA_BOOTSTRAP"):
+        create_app(IngestSettings(pii_salt="s"))
+
+
+async def test_build_gives_a_component_around_the_service(memory_bus: MemoryBus) -> None:
+    from pulse_ingest.main import build
+
+    component = build(None, memory_bus.bus, ingest_settings())
+    assert component.name == "ingest" and component.router is not None
+    await component.start()
+    result = await component.service.ingest("budgets", ROWS["budgets"], source="t")
+    await component.stop()
+    assert result.accepted == 1

@@ -94,3 +94,30 @@ def test_schedule_in_time_zone() -> None:
     }
     latest = {r.kind.value: r.period.label for r in latest_runs(now, zone, 6)}
     assert latest == {"weekly": "2026-W44", "monthly": "2026-10", "quarterly": "2026-Q3"}
+
+
+def _campaign_report(roas: dict[str, float], spend: float = 100.0) -> object:
+    from pulse_reporting.domain.assemble import ReportInputs, assemble_report
+    from pulse_reporting.domain.model import KpiValue
+
+    period = parse_period("monthly", "2031-01")
+    rows = []
+    for name, value in roas.items():
+        rows += [
+            KpiValue(kpi="spend", grain="month", period="2031-01", dimension="campaign",
+                     dimension_value=name, value=spend),
+            KpiValue(kpi="roas", grain="month", period="2031-01", dimension="campaign",
+                     dimension_value=name, value=value),
+        ]
+    return assemble_report(ReportInputs(period=period, model="last_touch", kpis=rows),
+                           dt.datetime(2031, 2, 1, tzinfo=dt.UTC))
+
+
+def test_top_campaigns_need_a_positive_roas() -> None:
+    report = _campaign_report({"a": 0.0, "b": 3.0, "c": 0.5, "d": 0.0})
+    assert [c.name for c in report.top_campaigns] == ["b", "c"]  # type: ignore[attr-defined]
+    assert [c.name for c in report.bottom_campaigns] == ["a", "d"]  # type: ignore[attr-defined]
+    reviews = [r for r in report.recommendations  # type: ignore[attr-defined]
+               if r.action == "review_campaign"]
+    assert [r.numbers["roas"] for r in reviews] == [0.0, 0.0]
+    assert all("manual review" in r.label for r in reviews)

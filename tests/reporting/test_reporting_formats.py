@@ -69,6 +69,7 @@ def test_json_and_csv_carry_the_same_numbers(quarterly: ReportResult) -> None:
     assert float(rows["paid_search"]["spend"]) == 9000.0
     assert float(rows["paid_search"]["attributed_revenue"]) == 45000.0
     expected = {"headline", "mrr_bridge", "channels", "campaigns", "top_campaigns",
+                "model_comparison_roas",
                 "bottom_campaigns", "model_comparison", "funnel", "budget", "paths", "alerts",
                 "forecast", "recommendations"}
     assert {p.stem for p in quarterly.paths["csv"].glob("*.csv")} == expected

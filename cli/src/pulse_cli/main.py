@@ -160,6 +160,20 @@ def local_salt(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+@app.command(name="config-reference")
+def config_reference(
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Print the configuration reference (every environment variable of every service)."""
+    from pulse_cli.config_reference import render
+
+    text = render()
+    if output:
+        output.write_text(text)
+    else:
+        typer.echo(text)
+
+
 @app.command()
 def replay(
     topic: Annotated[str, typer.Option(help="Topic to replay, e.g. marketing.touchpoints.v1.")],

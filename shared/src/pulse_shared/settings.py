@@ -24,16 +24,18 @@ class PulseSettings(BaseSettings):
     clickhouse_url: str | None = Field(
         default=None, description="ClickHouse HTTP URL; unset = embedded chDB."
     )
-    clickhouse_user: str = "default"
-    clickhouse_password: SecretStr = SecretStr("")
-    clickhouse_database: str = "default"
+    clickhouse_user: str = Field(default="default", description="ClickHouse user.")
+    clickhouse_password: SecretStr = Field(
+        default=SecretStr(""), description="ClickHouse password."
+    )
+    clickhouse_database: str = Field(default="default", description="ClickHouse database.")
     data_dir: Path = Field(
         default=Path("pulse-data"), description="Embedded chDB data directory."
     )
     consumer_group_prefix: str = Field(
         default="", description="Prefix of every consumer group id (e.g. 'staging-')."
     )
-    log_level: str = "INFO"
+    log_level: str = Field(default="INFO", description="Log level (DEBUG, INFO, WARNING…).")
     log_json: bool = Field(default=True, description="JSON logs (services); text for CLI.")
 
     @property

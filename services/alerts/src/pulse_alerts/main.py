@@ -45,6 +45,7 @@ from pulse_shared.streaming import BatchConsumer
 from pulse_shared.topics import ALERTS, CAMPAIGN_ACTIONS, KPI_SNAPSHOTS
 
 SERVICE = "alerts"
+SILENCE_REFRESH_S = 10.0
 log = get_logger(__name__)
 Clock = Callable[[], dt.datetime]
 
@@ -106,6 +107,7 @@ class AlertsComponent:
         self._worker: asyncio.Task[None] | None = None
         self._notify_queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
         self._gauge_keys: set[tuple[str, str]] = set()
+        self._silences_loaded_at = 0.0
         RULES_LOADED.set(sum(1 for r in rules.rules if r.enabled))
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -161,6 +163,7 @@ class AlertsComponent:
         now = self.clock()
         silences = await asyncio.to_thread(storage.load_silences, self.store, now)
         self.engine.silences = tuple(silences)
+        self._silences_loaded_at = time.monotonic()
 
     # -- processing -----------------------------------------------------------------------
     async def consume(self, snapshots: list[KpiSnapshot]) -> None:
@@ -168,6 +171,8 @@ class AlertsComponent:
         started = time.perf_counter()
         async with self._lock:
             await self._ensure_loaded()
+            if time.monotonic() - self._silences_loaded_at > SILENCE_REFRESH_S:
+                await self.reload_silences()  # e.g. created by the CLI in another process
             await self._flush_outbox()
             pairs = self.engine.plan(snapshots)
             if not pairs:
@@ -289,8 +294,18 @@ class AlertsComponent:
         for outcome in outcomes:
             prev = self.engine.states.get(outcome.state.fingerprint)
             if prev is None or prev.status is not outcome.state.status:
-                TRANSITIONS.labels(outcome.state.status.value).inc()
-                if outcome.state.status in (Status.FIRING, Status.RESOLVED) and not outcome.alerts:
+                if prev is not None or outcome.state.status is not Status.INACTIVE:
+                    TRANSITIONS.labels(outcome.state.status.value).inc()
+                    log.info(
+                        "alert_transition",
+                        fingerprint=outcome.state.fingerprint,
+                        rule=outcome.state.rule,
+                        previous=prev.status.value if prev else None,
+                        state=outcome.state.status.value,
+                        value=outcome.state.value,
+                        notified=bool(outcome.alerts),
+                    )
+                if outcome.state.status is Status.FIRING and not outcome.alerts:
                     SILENCED.inc()
         self.engine.commit(outcomes)
         self._update_gauges()

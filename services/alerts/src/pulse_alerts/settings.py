@@ -14,7 +14,7 @@ class AlertsSettings(BaseSettings):
     rules_file: Path | None = Field(
         default=None, description="YAML rules file; unset = the rules shipped in the package."
     )
-    port: int = 8084
+    port: int = 8003
     tick_interval_s: float = Field(
         default=30.0, gt=0, description="Timer evaluation (freshness, `for`, repeats)."
     )

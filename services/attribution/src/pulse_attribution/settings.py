@@ -20,7 +20,7 @@ SERVICE = "attribution"
 class AttributionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PULSE_ATTRIBUTION_", extra="ignore")
 
-    port: int = Field(default=8002, description="HTTP port for /health and /metrics.")
+    port: int = Field(default=8001, description="HTTP port for /health and /metrics.")
     lookback_days: float = Field(default=90.0, gt=0, description="Default lookback window.")
     lookback_days_by_milestone: dict[Milestone, float] = Field(
         default_factory=dict,

@@ -203,9 +203,11 @@ def build_api(
         response = await call_next(request)
         route = request.scope.get("route")
         endpoint = getattr(route, "path", None) or "other"
-        metrics.REQUEST_SECONDS.labels(endpoint, str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
+        elapsed = time.perf_counter() - started
+        metrics.REQUEST_SECONDS.labels(endpoint, str(response.status_code)).observe(elapsed)
+        if endpoint.startswith("/v1/"):
+            log.info("request", method=request.method, path=request.url.path,
+                     status=response.status_code, ms=round(elapsed * 1000, 1))
         return response
 
     async def ingest_kind(kind: str, request: Request, atomic: bool, who: Caller) -> JSONResponse:

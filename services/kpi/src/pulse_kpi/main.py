@@ -221,6 +221,8 @@ class KpiComponent:
 
     async def refresh_breakdowns(self) -> list[KpiValue]:
         """Recompute dirty channel/campaign breakdowns (background pass, also at stop)."""
+        if self._dirty_dims.empty():
+            return []
         started = utc_now()
         changed_values = await self._refresh(
             self._dirty_dims, self._dims_lock, BREAKDOWNS, storage.BREAKDOWN_PARTS

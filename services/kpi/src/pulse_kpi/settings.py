@@ -16,7 +16,7 @@ SERVICE = "kpi"
 class KpiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PULSE_KPI_", extra="ignore")
 
-    port: int = Field(default=8003, description="HTTP port for /health, /metrics, /asyncapi.")
+    port: int = Field(default=8002, description="HTTP port for /health, /metrics, /asyncapi.")
     gross_margin: float = Field(
         default=0.8, gt=0, le=1, description="Gross margin used by LTV and CAC payback."
     )

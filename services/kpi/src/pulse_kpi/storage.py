@@ -94,6 +94,7 @@ _POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="kpi-load")
 
 
 PENDING_COLUMNS = ("kind", "day", "marked_at")
+ACCOUNT_CHUNK = 500
 BREAKDOWNS_DONE = "breakdowns_done"
 
 
@@ -116,11 +117,23 @@ class KpiStorage:
         self.store = store
 
     # ------------------------------------------------------------------ MRR movements
+    def _chunked(self, sql: str, accounts: Sequence[str]) -> list[dict[str, Any]]:
+        """Run ``sql`` (with an ``{accounts:Array(String)}`` parameter) over account chunks.
+
+        Parameters travel as HTTP form fields, which the server caps in size.
+        """
+        chunks = [list(accounts[i : i + ACCOUNT_CHUNK])
+                  for i in range(0, len(accounts), ACCOUNT_CHUNK)]
+        if self.store.backend == "server" and len(chunks) > 1:
+            futures = [_POOL.submit(self.store.query, sql, {"accounts": c}) for c in chunks]
+            return [row for f in futures for row in f.result()]
+        return [row for c in chunks for row in self.store.query(sql, {"accounts": c})]
+
     def subscription_history(self, accounts: Sequence[str]) -> list[MrrEvent]:
-        rows = self.store.query(
+        rows = self._chunked(
             "SELECT event_id, account_id, occurred_at, mrr FROM subscriptions FINAL "
             "WHERE account_id IN {accounts:Array(String)}",
-            {"accounts": list(accounts)},
+            accounts,
         )
         return [
             MrrEvent(r["event_id"], r["account_id"], r["occurred_at"], _dec(r["mrr"]))
@@ -137,10 +150,10 @@ class KpiStorage:
         return day if isinstance(day, dt.date) else None
 
     def account_stage_days(self, accounts: Sequence[str]) -> set[dt.date]:
-        rows = self.store.query(
+        rows = self._chunked(
             "SELECT DISTINCT toDate(occurred_at) AS day FROM pipeline_events FINAL "
             "WHERE account_id IN {accounts:Array(String)}",
-            {"accounts": list(accounts)},
+            accounts,
         )
         return {r["day"] for r in rows}
 

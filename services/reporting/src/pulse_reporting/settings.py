@@ -22,7 +22,7 @@ class ReportingSettings(BaseSettings):
         default=None, description="Read-only ClickHouse user (None = PULSE_CLICKHOUSE_USER)."
     )
     clickhouse_password: SecretStr | None = None
-    port: int = 8005
+    port: int = 8004
     model: str = Field(default="last_touch", description="Default attribution model.")
     formats: tuple[str, ...] = ALL_FORMATS
     schedule_enabled: bool = True

@@ -19,7 +19,6 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from pulse_reporting.domain.assemble import ATTRIBUTION_MODELS, assemble_report
-from pulse_reporting.domain.formatting import fmt_change, fmt_value
 from pulse_reporting.domain.model import Report
 from pulse_reporting.domain.periods import (
     Period,
@@ -120,9 +119,7 @@ class Dashboard:
 
 
 def _page(template: str, **context: Any) -> HTMLResponse:
-    env = _env()
-    env.globals.update(fv=fmt_value, fc=fmt_change)
-    html = env.get_template(template).render(css=_css(), **context)
+    html = _env().get_template(template).render(css=_css(), **context)
     return HTMLResponse(html)
 
 

@@ -114,6 +114,27 @@ class RuleBase(BaseModel):
     annotations: dict[str, Template] = Field(default_factory=dict)
     group_by: list[str] = Field(default_factory=lambda: ["alertname"])
     action: ActionSpec | None = None
+    channel: str | None = Field(
+        default=None, description="Shorthand: dimension channel + dimension_value pattern."
+    )
+    campaign: str | None = Field(
+        default=None, description="Shorthand: dimension campaign + dimension_value pattern."
+    )
+
+    @model_validator(mode="after")
+    def _shorthand_scope(self) -> RuleBase:
+        given = [(d, p) for d, p in (("channel", self.channel), ("campaign", self.campaign))
+                 if p is not None]
+        if not given:
+            return self
+        if len(given) > 1:
+            raise ValueError("set either channel or campaign, not both")
+        dimension, pattern = given[0]
+        if self.dimension not in ("*", dimension) or self.dimension_value != "*":
+            raise ValueError(f"{dimension} conflicts with dimension/dimension_value")
+        object.__setattr__(self, "dimension", dimension)
+        object.__setattr__(self, "dimension_value", pattern)
+        return self
 
     @field_validator("labels")
     @classmethod
@@ -317,6 +338,7 @@ class RuleSet:
     source: str = "<memory>"
     _by_kpi: dict[str, list[RuleBase]] = field(init=False, repr=False, compare=False)
     _wildcard: tuple[RuleBase, ...] = field(init=False, repr=False, compare=False)
+    _by_name: dict[str, RuleBase] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_kpi: dict[str, list[RuleBase]] = {}
@@ -334,9 +356,10 @@ class RuleSet:
                         by_kpi.setdefault(kpi, []).append(rule)
         object.__setattr__(self, "_by_kpi", by_kpi)
         object.__setattr__(self, "_wildcard", tuple(wildcard))
+        object.__setattr__(self, "_by_name", {r.name: r for r in self.rules})
 
     def by_name(self, name: str) -> RuleBase | None:
-        return next((r for r in self.rules if r.name == name), None)
+        return self._by_name.get(name)
 
     def candidates(self, kpi: str) -> list[RuleBase]:
         found: list[RuleBase] = list(self._by_kpi.get(kpi, ()))

@@ -79,12 +79,12 @@ class PathTable:
         )
         if not len(conv) == len(null) == len(value) == len(paths):
             raise ValueError("paths, conversions, nulls and values differ in length")
-        lengths = np.fromiter((p.count(sep) + 1 for p in paths), np.int64, len(paths))
         index: dict[str, int] = {}
         parts = [
             _factorise(paths[i : i + _CHUNK], sep, index) for i in range(0, len(paths), _CHUNK)
         ]
-        codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        codes = np.concatenate([c for c, _ in parts]) if parts else np.zeros(0, np.int64)
+        lengths = np.concatenate([n for _, n in parts]) if parts else np.zeros(0, np.int64)
         # A path that is empty (or only blanks) is one blank token: drop it.
         blank = index.get("")
         keep = np.ones(len(paths), dtype=bool)
@@ -97,17 +97,38 @@ class PathTable:
 _CHUNK = 32768
 
 
-def _factorise(paths: Sequence[str], sep: str, index: dict[str, int]) -> IntArray:
-    """Channel codes of a chunk of paths (C-level string passes; bounded memory)."""
-    joined = sep.join([p.strip() for p in paths])
-    # ChannelAttribution's ' > ' separators: drop the single blanks without per-token work.
-    joined = joined.replace(" " + sep, sep).replace(sep + " ", sep)
-    tokens = joined.split(sep)
-    if any(t != t.strip() for t in dict.fromkeys(tokens)):
+_BOUNDARY = "\x00"
+
+
+def _factorise(paths: Sequence[str], sep: str, index: dict[str, int]) -> tuple[IntArray, IntArray]:
+    """Channel codes and path lengths of a chunk of paths.
+
+    Only C-level string passes (join, split, dict, map) and numpy: paths are joined with a
+    boundary token between them, split once, factorised through ``index`` and the
+    boundaries turned into lengths.
+    """
+    spaced = f" {sep} "
+    joined = f"{spaced}{_BOUNDARY}{spaced}".join([p.strip() for p in paths])
+    # ChannelAttribution's own ' > ' separators split directly, without per-token work.
+    if joined.count(sep) == joined.count(spaced):
+        tokens = joined.split(spaced)
+    else:
+        tokens = joined.split(sep)
+    names = dict.fromkeys(tokens)
+    if any(t != t.strip() for t in names):
         tokens = list(map(str.strip, tokens))
-    for name in dict.fromkeys(tokens):
-        index.setdefault(name, len(index))
-    return np.fromiter(map(index.__getitem__, tokens), np.int64, len(tokens))
+        names = dict.fromkeys(tokens)
+    local = {name: i for i, name in enumerate(names)}
+    raw = np.fromiter(map(local.__getitem__, tokens), np.int64, len(tokens))
+    boundary = local.get(_BOUNDARY, -1)
+    is_boundary = raw == boundary
+    path_of = np.cumsum(is_boundary)[~is_boundary]
+    lengths = np.bincount(path_of, minlength=len(paths)).astype(np.int64)
+    to_global = np.array(
+        [index.setdefault(name, len(index)) if name != _BOUNDARY else -1 for name in names],
+        dtype=np.int64,
+    )
+    return to_global[raw[~is_boundary]], lengths
 
 
 def _finish(

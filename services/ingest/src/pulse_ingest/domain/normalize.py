@@ -127,8 +127,11 @@ def _slug(value: str) -> str:
     return re.sub(r"[\s\-/]+", "_", value.strip().lower())
 
 
+_ENUM_SETS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in _ENUM_FIELDS.items()}
+
+
 def _enum_value(name: str, value: Any) -> Any:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or value in _ENUM_SETS[name]:
         return value
     slug = _slug(value)
     if name == "channel" and slug not in _ENUM_FIELDS["channel"]:

@@ -244,7 +244,7 @@ def _top_bottom(campaigns: list[DimensionRow]) -> tuple[list[DimensionRow], list
         (c for c in campaigns if c.roas is not None and (c.spend or 0.0) > _EPSILON),
         key=lambda c: (-(c.roas or 0.0), c.name),
     )
-    top = ranked[:TOP_N]
+    top = [c for c in ranked if (c.roas or 0.0) > _EPSILON][:TOP_N]
     rest = [c for c in ranked if c not in top]
     bottom = sorted(rest, key=lambda c: ((c.roas or 0.0), c.name))[:TOP_N]
     return top, bottom

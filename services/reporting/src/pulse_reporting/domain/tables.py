@@ -124,6 +124,17 @@ def report_tables(report: Report) -> list[Table]:
     )
     tables.append(
         Table(
+            "model_comparison_roas",
+            "ROAS by model",
+            (
+                Column("name", "Channel"),
+                *(Column(f"roas_{m}", m, Fmt.RATIO) for m in mc.models),
+            ),
+            tuple((r.name, *(r.roas.get(m) for m in mc.models)) for r in mc.rows),
+        )
+    )
+    tables.append(
+        Table(
             "funnel",
             "Funnel",
             (

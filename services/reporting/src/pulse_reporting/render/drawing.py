@@ -151,7 +151,8 @@ def channels(report: Report) -> Drawing | None:
             if value:
                 d.add(Rect(x + j * w, f.y(0), w, f.y(value) - f.y(0), fillColor=colour,
                            strokeColor=None))
-        _label(d, x + w, f.y0 - 11, r.name[:16], 6.5)
+        stagger = 9 if len(rows) > 6 and i % 2 else 0  # keep long names from colliding
+        _label(d, x + w, f.y0 - 11 - stagger, r.name[:16], 6.5)
     for k, (text, colour) in enumerate((("Spend", GREY), ("Attributed revenue", ACCENT))):
         lx = f.x1 - 150 + k * 55
         d.add(Rect(lx, HEIGHT - 36, 7, 7, fillColor=colour, strokeColor=None))

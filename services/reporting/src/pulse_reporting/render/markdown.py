@@ -76,6 +76,8 @@ def render_markdown(report: Report) -> str:
     lines += _section(
         "Attribution model comparison", tables["model_comparison"], "No per-model KPIs."
     )
+    if tables["model_comparison_roas"].rows and report.model_comparison.models:
+        lines += ["", "ROAS by model:", ""] + _table(tables["model_comparison_roas"])
     lines += _section(f"Campaigns — {m.model}", tables["campaigns"], "No campaign KPIs.")
     lines += _section("Top campaigns (ROAS)", tables["top_campaigns"], "No campaigns with spend.")
     lines += _section(

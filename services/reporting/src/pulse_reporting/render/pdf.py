@@ -158,7 +158,7 @@ def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flo
 
     section("MRR bridge", ["mrr_bridge"], "mrr_bridge")
     section(f"Channels — {m.model}", ["channels"], "channels")
-    section("Attribution model comparison", ["model_comparison"])
+    section("Attribution model comparison", ["model_comparison", "model_comparison_roas"])
     section(f"Campaigns — {m.model}", ["campaigns", "top_campaigns", "bottom_campaigns"])
     section("Funnel", ["funnel"], "funnel")
     section("Budget vs actual and pacing", ["budget"])
