@@ -3,7 +3,9 @@ KPI snapshot that reflects it being published on ``kpi.snapshots.v1``.
 
 Starts its own Kafka broker and ClickHouse server (``pulse_testinfra``) and the KPI service
 as a separate process (``pulse-kpi``, production wiring), then publishes a 50/50 mix of
-spend events and new subscriptions at a fixed rate (1k and 10k events/s). An event is
+spend events and new subscriptions at a fixed rate (1k and 10k events/s). Times are wall
+clock: the event's send time in this process vs the snapshot record's Kafka CreateTime (set
+by the KPI service's producer when it published the snapshot). An event is
 "reflected" by the first snapshot of its KPI key (``spend`` or ``mrr_new``, day, all) whose
 value reaches the running total including that event (both KPIs only grow).
 
@@ -49,7 +51,7 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 class Watcher:
-    """Receives snapshots; per watched key, the (receive time, value) series."""
+    """Receives snapshots; per watched key, the (publish time, value) series."""
 
     def __init__(self) -> None:
         self.series: dict[str, tuple[list[float], list[float]]] = {}
@@ -64,7 +66,7 @@ class Watcher:
         values.append(float(s["value"]))
 
     def reflected_at(self, key: str, total: float) -> float | None:
-        """Receive time of the first snapshot of ``key`` whose value reached ``total``."""
+        """Publish time of the first snapshot of ``key`` whose value reached ``total``."""
         times, values = self.series.get(key, ([], []))
         # Values only grow, so the series is sorted (ties keep receive order).
         i = bisect.bisect_left(values, total - 1e-6)
@@ -110,7 +112,7 @@ async def run_rate(bootstrap: str, rate: int, seconds: float, day: dt.date,
                 })
                 topic, key, kpi = "billing.subscriptions.v1", account, mrr_key
             totals[kpi] += amount
-            sent.append((time.perf_counter(), kpi, float(totals[kpi])))
+            sent.append((time.time(), kpi, float(totals[kpi])))
             await producer.send(topic, body, key=key.encode())
             i += 1
         target = started + (i / rate)
@@ -156,10 +158,10 @@ async def consume_snapshots(bootstrap: str, watcher: Watcher, ready: asyncio.Eve
         ready.set()
         while True:
             batch = await consumer.getmany(timeout_ms=50)
-            now = time.perf_counter()
             for records in batch.values():
                 for r in records:
-                    watcher.add(r.value, now)
+                    # The record's CreateTime: when the KPI service published the snapshot.
+                    watcher.add(r.value, r.timestamp / 1000)
     finally:
         await consumer.stop()
 

@@ -232,7 +232,8 @@ def throughput(
         timeout = max(120.0, n / 5000)
         raw = run_consumer("raw", servers, topic, n, DEFAULT_MAX_RECORDS, log_dir, timeout)
         store.command("TRUNCATE TABLE touchpoints")
-        extra = ["--profile", str(profile)] if profile else None
+        extra = (["--profile", str(profile)] if profile else []) + (
+            ["--trace"] if os.environ.get("BENCH_TRACE") else [])
         pipe = run_consumer(
             "pipeline", servers, topic, n, DEFAULT_MAX_RECORDS, log_dir, timeout, extra
         )
@@ -244,6 +245,7 @@ def throughput(
             "raw_peak_rss_mb": raw["peak_rss_mb"],
             "pipeline_events_per_s": pipe["events_per_s"], "pipeline_s": pipe["seconds"],
             "pipeline_peak_rss_mb": pipe["peak_rss_mb"], "pipeline_batches": pipe.get("batches"),
+            "pipeline_steady_events_per_s": pipe.get("steady_events_per_s"),
             "rows_final": rows_final, "rows_raw": rows_raw,
         }
         if pipe.get("profile"):
@@ -339,6 +341,52 @@ def latency(
             "pipeline_peak_rss_mb": pipe_res.get("peak_rss_mb")}
 
 
+def stages(store: Any, n: int = 20_000) -> list[dict[str, Any]]:
+    """Per-event cost of each step of the pipeline path, and of cheaper alternatives."""
+    from pulse_attribution.storage import TOUCHPOINT_COLUMNS, touchpoint_row
+    from pulse_shared.events import Touchpoint
+    from pulse_shared.store.base import to_insertable
+    from pydantic import TypeAdapter
+
+    msgs = [payload(i, "stage-") for i in range(n)]
+    cols = list(TOUCHPOINT_COLUMNS)
+    client = store._client  # noqa: SLF001 - measuring the driver itself
+    out: list[dict[str, Any]] = []
+
+    def timed(name: str, fn: Any, current: bool) -> Any:
+        started = time.perf_counter()
+        value = fn()
+        us = (time.perf_counter() - started) / n * 1e6
+        out.append({"step": name, "us_per_event": round(us, 2), "current": current,
+                    "events_per_s_alone": round(1e6 / us) if us else None})
+        return value
+
+    events = timed("decode: Touchpoint.model_validate_json per record",
+                   lambda: [Touchpoint.model_validate_json(m) for m in msgs], True)
+    adapter = TypeAdapter(list[Touchpoint])
+    timed("alt decode: TypeAdapter(list).validate_json of the batch",
+          lambda: adapter.validate_json(b"[" + b",".join(msgs) + b"]"), False)
+    rows = timed("row: touchpoint_row (model_dump)", lambda: [touchpoint_row(e) for e in events],
+                 True)
+    timed("alt row: getattr per column",
+          lambda: [[getattr(e, c) for c in cols] for e in events], False)
+    data = timed("to_insertable per cell (ServerStore.insert)",
+                 lambda: [[to_insertable(r.get(c)) for c in cols] for r in rows], True)
+    store.command("TRUNCATE TABLE touchpoints")
+    timed("insert: clickhouse-connect row-oriented (5k batches)",
+          lambda: [client.insert("touchpoints", data[i:i + 5000], column_names=cols)
+                   for i in range(0, n, 5000)], True)
+    store.command("TRUNCATE TABLE touchpoints")
+    timed("alt insert: raw JSONEachRow bytes (server-side parsing)",
+          lambda: [client.raw_insert("touchpoints", cols, b"\n".join(msgs[i:i + 5000]),
+                                     fmt="JSONEachRow") for i in range(0, n, 5000)], False)
+    store.command("TRUNCATE TABLE touchpoints")
+    for row in out:
+        print(f"  stage {row['us_per_event']:>7.2f} us/event  {'  ' if row['current'] else '* '}"
+              f"{row['step']}", flush=True)
+    return out
+
+
 # -- report ------------------------------------------------------------------------------
 
 
@@ -351,6 +399,9 @@ def summarise(results: dict[str, Any]) -> str:
                      t["raw_events_per_s"], "raw aiokafka", f"{r:.2f}x",
                      f">=0.50x & >=100k", "OK" if r >= GOAL_RATIO and
                      (t["pipeline_events_per_s"] or 0) >= GOAL_EPS else "MISS"])
+        rows.append([f"  steady state, w/o 1st batch (ev/s)", t["pipeline_steady_events_per_s"],
+                     t["raw_events_per_s"], "raw aiokafka",
+                     ratio(t["pipeline_steady_events_per_s"], t["raw_events_per_s"]), "", ""])
         rows.append([f"peak RSS {n:,} events (MB)", t["pipeline_peak_rss_mb"],
                      t["raw_peak_rss_mb"], "raw aiokafka",
                      ratio(t["pipeline_peak_rss_mb"], t["raw_peak_rss_mb"]), "<300 MB",
@@ -387,17 +438,26 @@ def summarise(results: dict[str, Any]) -> str:
         best = max((x["events_per_s"] or 0) for x in results["tuning"])
         rows.append([f"tuning max_records={tu['max_records']} (ev/s)", tu["events_per_s"],
                      best, "best", ratio(tu["events_per_s"], best), "", ""])
-    return table(["figure", "value", "baseline", "baseline is", "ratio", "goal", ""], rows)
+    text = table(["figure", "value", "baseline", "baseline is", "ratio", "goal", ""], rows)
+    if results.get("stages"):
+        current = sum(x["us_per_event"] for x in results["stages"] if x["current"])
+        text += "\n\nper-event cost of the pipeline steps (one core; * = alternative):\n"
+        text += table(["step", "us/event", "share of current path"], [
+            [("  " if x["current"] else "* ") + x["step"], x["us_per_event"],
+             f"{x['us_per_event'] / current:.0%}" if x["current"] else ""]
+            for x in results["stages"]])
+        text += f"\ncurrent path total {current:.1f} us/event = {1e6 / current:,.0f} events/s per core"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="100k/200k events, 5 s latency")
-    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")])
-    parser.add_argument("--rates", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",") if x])
+    parser.add_argument("--rates", type=lambda s: [int(x) for x in s.split(",") if x])
     parser.add_argument("--duration", type=float)
-    parser.add_argument("--tune", type=lambda s: [int(x) for x in s.split(",")],
+    parser.add_argument("--tune", type=lambda s: [int(x) for x in s.split(",") if x],
                         help="max_records values to compare (default: full mode only)")
     parser.add_argument("--profile", type=int, default=0,
                         help="cProfile the pipeline consumer, keep the top N functions")
@@ -405,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-dir", type=Path, help="keep the consumer logs here")
     args = parser.parse_args(argv)
     sizes = args.sizes or ([100_000, 200_000] if args.quick else [1_000_000, 10_000_000])
-    rates = args.rates or [1_000, 10_000]
+    rates = args.rates if args.rates is not None else [1_000, 10_000]
     duration = args.duration or (5.0 if args.quick else 60.0)
     tune = args.tune if args.tune is not None else ([] if args.quick else [1000, 5000, 20000])
 
@@ -432,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
             migrate(store)
             kafka.create_topics([f"bench.touchpoints.{n}" for n in sizes]
                                 + [f"bench.latency.{r}" for r in rates], PARTITIONS)
+            results["stages"] = stages(store)
             results["throughput"] = throughput(store, servers, sizes, log_dir, args.profile)
             results["component"] = component_path(store, servers, sizes[0], log_dir)
             if tune:

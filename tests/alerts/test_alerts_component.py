@@ -384,6 +384,8 @@ async def test_history_and_budget_rules_read_kpi_values(embedded_store: Store) -
         f"  - {{name: {kpi}_z, type: zscore, kpi: {kpi}, window: 14, threshold: 3,"
         " direction: up}\n"
         f"  - {{name: {kpi}_chg, type: change, kpi: {kpi}, threshold_pct: 50}}\n"
+        f"  - {{name: {kpi}_fc, type: forecast, kpi: {kpi}, op: above, threshold: 130,"
+        " horizon: 7, window: 15, min_periods: 7}\n"
         f"  - {{name: {kpi}_budget, type: budget, mode: pacing, channel: '{kpi}-ch',"
         " tolerance_pct: 10}\n"
     )
@@ -396,6 +398,8 @@ async def test_history_and_budget_rules_read_kpi_values(embedded_store: Store) -
     )
     await component.consume([snap(kpi, 180.0, "email"), projected])
     fired = {a.rule: a for a in bus.alerts()}
-    assert set(fired) == {f"{kpi}_z", f"{kpi}_chg", f"{kpi}_budget"}
+    assert set(fired) == {f"{kpi}_z", f"{kpi}_chg", f"{kpi}_budget", f"{kpi}_fc"}
+    fc = fired[f"{kpi}_fc"]  # upper 90 % bound of the AutoETS forecast after the spike
+    assert fc.value is not None and fc.value > 130 and fc.threshold == 130
     assert fired[f"{kpi}_chg"].value == 180.0
     assert fired[f"{kpi}_budget"].threshold == pytest.approx(1100.0)

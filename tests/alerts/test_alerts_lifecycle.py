@@ -286,3 +286,20 @@ def test_history_reads_single_and_bulk_agree(any_store: Store) -> None:
     assert bulk[requests[1]] == [7.0, 6.0]
     related = storage.related_values(any_store, [kpi], "day", "channel", "b", DAY, 3)
     assert related == {kpi: [2.0, 1.0, 0.0]}
+
+
+def test_series_that_stops_reporting_is_resolved_after_stale_after() -> None:
+    engine = Engine(ruleset(", grain: day, repeat_interval: 7d"))
+    assert sent(feed(engine, 150, 0)) == ["firing"]
+    assert tick(engine, 60 * 47) == []  # 2 days is the day-grain default
+    resolved = tick(engine, 60 * 48 + 1)
+    assert sent(resolved) == ["resolved"] and only_state(engine) is Status.RESOLVED
+    assert tick(engine, 60 * 72) == []
+
+
+def test_stale_pending_goes_inactive_and_explicit_stale_after() -> None:
+    engine = Engine(ruleset(", for: 3, stale_after: 30m"))
+    feed(engine, 150, 0)
+    assert tick(engine, 31) != [] and only_state(engine) is Status.INACTIVE
+    rules = ruleset()
+    assert rules.rules[0].effective_stale_after == dt.timedelta(days=93)

@@ -171,3 +171,56 @@ async def test_multi_contact_accounts_all_models_and_late_touch(
 
         await until(published_everything)
         await component.stop()
+
+
+@pytest.mark.clickhouse
+async def test_cli_recompute_and_credits_on_the_server(
+    server_store: Store, clickhouse_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from pulse_attribution.cli import app
+    from pulse_shared.settings import common_settings
+
+    broker = make_broker(None)
+    component = build(server_store, Bus(broker, "attribution"), AttributionSettings())
+    account = f"cli-{uuid.uuid4().hex[:8]}"
+    touch = tp(account, "ann", Channel.PARTNER, 0)
+    won = stage(account, PipelineStage.WON, 2, "777")
+    await component.consume_touchpoints([touch])
+    from pulse_attribution.domain.conversions import from_pipeline
+
+    conversion = from_pipeline(won)
+    assert conversion is not None
+    await asyncio.to_thread(
+        server_store.insert,
+        "conversions",
+        [{
+            "conversion_id": conversion.conversion_id, "account_id": account,
+            "milestone": "won", "converted_at": conversion.converted_at,
+            "revenue": conversion.revenue, "currency": "USD",
+        }],
+        ["conversion_id", "account_id", "milestone", "converted_at", "revenue", "currency"],
+    )
+    monkeypatch.setenv("PULSE_CLICKHOUSE_URL", clickhouse_server.url)
+    monkeypatch.delenv("PULSE_KAFKA_BOOTSTRAP", raising=False)
+    common_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        result = await asyncio.to_thread(
+            runner.invoke, app, ["recompute", "--model", "markov", "--milestone", "won"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "markov" in result.output and "won" in result.output
+        shown = await asyncio.to_thread(runner.invoke, app, ["credits", "--account-id", account])
+        assert shown.exit_code == 0, shown.output
+        assert '"model": "markov"' in shown.output and touch.event_id in shown.output
+        assert '"credited_revenue": "777' in shown.output
+        # Production wiring builds against the same settings (in-process bus, server store).
+        from faststream.asgi import AsgiFastStream
+
+        from pulse_attribution.main import create_app
+
+        assert isinstance(await asyncio.to_thread(create_app), AsgiFastStream)
+    finally:
+        common_settings.cache_clear()

@@ -296,3 +296,29 @@ def test_metrics_are_registered() -> None:
         "pulse_attribution_model_runs_total",
     }
     assert expected - names == set()
+
+
+async def test_lookback_is_configurable_per_milestone(embedded_store: Store) -> None:
+    broker = make_broker(None)
+    settings = AttributionSettings(
+        recompute_interval_s=0, lookback_days_by_milestone={ConversionMilestone.LEAD: 5}
+    )
+    component = build(embedded_store, Bus(broker, "attribution"), settings)
+    broker.include_router(component.router)
+    account = f"acc-{uuid.uuid4().hex[:8]}"
+    old = touch(account, "ann", Channel.EMAIL, T0)
+    async with TestKafkaBroker(broker):
+        await component.bus.publish(TOUCHPOINTS, [old])
+        lead = PipelineEvent(
+            event_id=f"p-{uuid.uuid4().hex[:12]}", occurred_at=T0 + dt.timedelta(days=10),
+            account_id=account, stage=PipelineStage.LEAD,
+        )
+        opp = PipelineEvent(
+            event_id=f"p-{uuid.uuid4().hex[:12]}", occurred_at=T0 + dt.timedelta(days=10),
+            account_id=account, stage=PipelineStage.OPPORTUNITY, amount=Decimal("5"),
+        )
+        await component.bus.publish(PIPELINE, [lead, opp])
+    assert latest(embedded_store, lead.event_id, "linear") == []  # 10 d > 5 d lookback
+    assert [r["touchpoint_event_id"] for r in latest(embedded_store, opp.event_id, "linear")] == [
+        old.event_id
+    ]

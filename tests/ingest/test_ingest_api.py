@@ -96,7 +96,7 @@ async def test_atomic_publishes_nothing_on_any_error(
 async def test_bad_body_is_400_not_500(client: httpx.AsyncClient) -> None:
     r = await client.post("/v1/spend", content=b"{not json", headers={**FULL, "content-type": "application/json"})
     assert r.status_code == 400
-    r = await client.post("/v1/spend", content=b"\xff\xfe", headers={**FULL, "content-type": "text/csv"})
+    r = await client.post("/v1/spend", content=b"a,b\n\xc3\x28", headers={**FULL, "content-type": "text/csv"})
     assert r.status_code == 400
     r = await client.post("/v1/spend", content=b"42", headers={**FULL, "content-type": "application/json"})
     assert r.status_code == 400
@@ -219,3 +219,24 @@ async def test_build_gives_a_component_around_the_service(memory_bus: MemoryBus)
     result = await component.service.ingest("budgets", ROWS["budgets"], source="t")
     await component.stop()
     assert result.accepted == 1
+
+
+@pytest.mark.usefixtures("no_kafka_env")
+def test_app_starts_without_kafka_and_answers_503() -> None:
+    import socket
+
+    from fastapi.testclient import TestClient
+    from pulse_ingest.main import create_app
+    from pulse_ingest.settings import IngestSettings
+    from pulse_shared.bus import make_broker
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(IngestSettings(pii_salt="s", auth_required=False, connect_retry_s=0.2,
+                                    retry_after_s=2),
+                     broker=make_broker(f"127.0.0.1:{port}"))
+    with TestClient(app) as http:
+        r = http.post("/v1/budgets", json=ROWS["budgets"])
+        assert r.status_code == 503 and r.headers["retry-after"] == "2"
+        assert http.get("/health").status_code == 503

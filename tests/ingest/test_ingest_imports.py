@@ -197,3 +197,29 @@ def test_cli_hash_key_and_sources() -> None:
     assert out.exit_code == 0 and out.stdout.strip() == hash_api_key("s3cret")
     listed = runner.invoke(app, ["sources"])
     assert all(name in listed.stdout for name in IMPORTS)
+
+
+def test_tsv_and_semicolon_exports_are_read() -> None:
+    text = sample("google_ads")
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(text)))
+    for delimiter in ("\t", ";"):
+        buffer = io.StringIO()
+        csv.writer(buffer, delimiter=delimiter).writerows(rows)
+        mapped = map_export("google_ads", buffer.getvalue())
+        assert mapped.errors == [] and len(mapped.rows["spend"]) == 9, delimiter
+        assert mapped.rows["spend"][1]["amount"] == "1540.77"
+
+
+async def test_utf16_excel_export_and_semicolon_csv_body(
+    client: httpx.AsyncClient, memory_bus: MemoryBus
+) -> None:
+    headers = {"X-API-Key": KEYS["full"][0], "content-type": "text/csv"}
+    body = sample("linkedin_ads").encode("utf-16")  # with BOM
+    r = await client.post("/v1/import/linkedin_ads", content=body, headers=headers)
+    assert r.status_code == 200 and r.json()["accepted"] == 4, r.text
+    r = await client.post("/v1/budgets", content="month;channel;amount\n2026-12;email;500\n",
+                          headers=headers)
+    assert r.status_code == 200 and r.json()["accepted"] == 1, r.text

@@ -40,6 +40,7 @@ async def test_touchpoint_is_hashed_normalised_and_published(
 ) -> None:
     result = await service.ingest("touchpoints", [touch()], source="test")
     assert (result.accepted, result.duplicates, result.rejected) == (1, 0, [])
+    assert result.to_dict()["ignored_fields"] == ["first_name", "last_name", "notes", "phone"]
     [event] = memory_bus.recorder.events(TOUCHPOINTS.name)
     assert event["contact_id"] == hash_identifier("jane.doe@acme.com", SALT)
     assert event["channel"] == "paid_search"

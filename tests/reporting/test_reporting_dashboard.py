@@ -1,5 +1,6 @@
-"""Dashboard: JSON API behaviour, and the pages in a real headless Chromium (numbers on the
-page equal the API's, no console errors, one screenshot per page)."""
+"""Dashboard: JSON API behaviour, and the pages in a real headless Chromium driven by Selenium
+through Debian's chromedriver (numbers on the page equal the API's, no console errors, the
+model selector reloads the view, one screenshot per page)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import datetime as dt
 import os
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -16,10 +18,14 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from cdp import Browser, find_chromium
 from reporting_fixtures import alert, insert_alerts, insert_kpis, period_kpis
 
 from pulse_reporting.domain.periods import parse_period
@@ -32,6 +38,20 @@ from pulse_shared.store import Store
 
 MONTH = parse_period("monthly", "2035-02")
 QUERY = "grain=month&period=2035-02&model=linear"
+
+# Debian's Chromium and its matching chromedriver (`make system-deps` installs them). The
+# driver path is given explicitly so Selenium Manager never tries to download anything.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+INSTALL_BROWSER = (
+    "apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver"
+)
+CHROMIUM_ARGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+    "--window-size=1280,1800",
+)
 
 
 @pytest.fixture(scope="module")
@@ -94,32 +114,68 @@ def test_report_list_and_download(base_url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = find_chromium()
-    assert executable, "chromium missing: apt-get install -y chromium"
-    b = Browser(executable)
-    yield b
-    b.close()
+def browser() -> Iterator[webdriver.Chrome]:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
+    if missing:
+        pytest.fail(f"dashboard browser test needs {', '.join(missing)} (Debian packages "
+                    f"chromium + chromium-driver); install with: {INSTALL_BROWSER} "
+                    "(or `make system-deps`)", pytrace=False)
+    with tempfile.TemporaryDirectory(prefix="pulse-chromium-") as profile:
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(CHROMIUM)
+        for arg in CHROMIUM_ARGS:
+            options.add_argument(arg)
+        options.add_argument(f"--user-data-dir={profile}")
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)),
+                                  options=options)
+        try:
+            driver.set_page_load_timeout(30)
+            yield driver
+        finally:
+            driver.quit()
 
 
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     configured = os.environ.get("PULSE_SCREENSHOT_DIR")
-    return Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
+    path = Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
-def _numbers(browser: Browser, selector: str, attr: str) -> dict[str, Any]:
-    return browser.evaluate(  # type: ignore[no-any-return]
-        f"""Object.fromEntries([...document.querySelectorAll('{selector}')].map(
+def goto(driver: webdriver.Chrome, url: str) -> None:
+    """Navigate and wait for the load event; drops log entries of earlier pages first."""
+    driver.get_log("browser")  # type: ignore[no-untyped-call]
+    driver.get(url)
+
+
+def console_errors(driver: webdriver.Chrome) -> list[str]:
+    """SEVERE browser-log entries (console.error, uncaught exceptions, failed loads) since
+    the last navigation through ``goto``."""
+    return [f"{e.get('source', '')}: {e['message']}" for e in driver.get_log("browser")  # type: ignore[no-untyped-call]
+            if e["level"] == "SEVERE"]
+
+
+def screenshot(driver: webdriver.Chrome, path: Path) -> Path:
+    assert driver.save_screenshot(str(path)), f"screenshot not written: {path}"
+    return path
+
+
+def _numbers(driver: webdriver.Chrome, selector: str, attr: str) -> dict[str, Any]:
+    return driver.execute_script(  # type: ignore[no-any-return]
+        f"""return Object.fromEntries([...document.querySelectorAll('{selector}')].map(
             e => [e.closest('[{attr}]').getAttribute('{attr}') + '/' +
                   (e.dataset.field || 'value'),
                   e.dataset.value === '' ? null : Number(e.dataset.value)]))"""
     )
 
 
-def test_overview_page_in_chromium(base_url: str, browser: Browser, screenshots: Path) -> None:
-    browser.goto(f"{base_url}/?{QUERY}")
-    assert browser.console_errors() == []
+def test_overview_page_in_chromium(
+    base_url: str, browser: webdriver.Chrome, screenshots: Path
+) -> None:
+    goto(browser, f"{base_url}/?{QUERY}")
+    assert console_errors(browser) == []
     api = httpx.get(f"{base_url}/api/overview?{QUERY}", timeout=30).json()
     page_tiles = _numbers(browser, "[data-kpi] .value", "data-kpi")
     assert page_tiles == {f"{t['kpi']}/value": t["value"] for t in api["headline"]}
@@ -128,42 +184,46 @@ def test_overview_page_in_chromium(base_url: str, browser: Browser, screenshots:
         f"{c['name']}/{f}": c[f] for c in api["channels"]
         for f in ("spend", "attributed_revenue", "roas", "attributed_pipeline", "cac")
     }
-    assert browser.evaluate("document.querySelectorAll('figure.chart svg').length") >= 2
-    assert browser.evaluate("document.querySelector('#model').value") == "linear"
-    shot = browser.screenshot(screenshots / "dashboard-overview.png")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "figure.chart svg")) >= 2
+    assert Select(browser.find_element(By.ID, "model")).first_selected_option.get_attribute(
+        "value") == "linear"
+    shot = screenshot(browser, screenshots / "dashboard-overview.png")
     assert shot.stat().st_size > 20_000
 
 
-def test_selectors_change_the_view(base_url: str, browser: Browser) -> None:
-    browser.goto(f"{base_url}/?{QUERY}")
-    browser.evaluate("""(() => { const m = document.querySelector('#model');
-        m.value = 'last_touch'; m.dispatchEvent(new Event('change')); })()""")
-    browser.wait_event("Page.loadEventFired")
-    assert "model=last_touch" in browser.evaluate("location.search")
+def test_selectors_change_the_view(base_url: str, browser: webdriver.Chrome) -> None:
+    goto(browser, f"{base_url}/?{QUERY}")
+    old_body = browser.find_element(By.TAG_NAME, "body")
+    Select(browser.find_element(By.ID, "model")).select_by_value("last_touch")
+    wait = WebDriverWait(browser, 30)
+    wait.until(expected_conditions.staleness_of(old_body))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+    assert "model=last_touch" in browser.execute_script("return location.search")
+    assert Select(browser.find_element(By.ID, "model")).first_selected_option.get_attribute(
+        "value") == "last_touch"
     tiles = _numbers(browser, "[data-kpi] .value", "data-kpi")
     assert tiles["attributed_revenue/value"] == 40000.0 * 1.3
-    assert browser.console_errors() == []
+    assert console_errors(browser) == []
 
 
 def test_campaign_and_report_pages_in_chromium(
-    base_url: str, browser: Browser, screenshots: Path
+    base_url: str, browser: webdriver.Chrome, screenshots: Path
 ) -> None:
-    browser.goto(f"{base_url}/campaigns?{QUERY}")
-    assert browser.console_errors() == []
+    goto(browser, f"{base_url}/campaigns?{QUERY}")
+    assert console_errors(browser) == []
     api = httpx.get(f"{base_url}/api/campaigns?{QUERY}", timeout=30).json()
     page = _numbers(browser, "#campaigns tr[data-campaign] td[data-field]", "data-campaign")
     assert page == {
         f"{c['name']}/{f}": c[f] for c in api["campaigns"]
         for f in ("spend", "attributed_revenue", "roas", "leads", "wins")
     }
-    browser.screenshot(screenshots / "dashboard-campaigns.png")
+    screenshot(browser, screenshots / "dashboard-campaigns.png")
 
-    browser.goto(f"{base_url}/reports")
-    assert browser.console_errors() == []
-    links = browser.evaluate(
-        "[...document.querySelectorAll('#reports a')].map(a => a.getAttribute('href'))"
-    )
-    assert any("format=html" in href for href in links)
-    browser.screenshot(screenshots / "dashboard-reports.png")
+    goto(browser, f"{base_url}/reports")
+    assert console_errors(browser) == []
+    links = [a.get_attribute("href") for a in
+             browser.find_elements(By.CSS_SELECTOR, "#reports a")]
+    assert any("format=html" in (href or "") for href in links)
+    screenshot(browser, screenshots / "dashboard-reports.png")
     assert {p.name for p in screenshots.glob("dashboard-*.png")} >= {
         "dashboard-overview.png", "dashboard-campaigns.png", "dashboard-reports.png"}

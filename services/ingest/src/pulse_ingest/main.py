@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pulse_ingest import metrics
 from pulse_ingest.domain.imports import IMPORTS, MappingError
 from pulse_ingest.domain.normalize import KIND_TOPICS, KINDS
-from pulse_ingest.domain.readers import BodyError, UnsupportedFormat, parse_body
+from pulse_ingest.domain.readers import BodyError, UnsupportedFormat, decode_text, parse_body
 from pulse_ingest.service import BackpressureError, IngestResult, IngestService
 from pulse_ingest.settings import ApiKey, ConfigurationError, IngestSettings
 from pulse_shared.bus import Bus, make_broker
@@ -266,9 +268,9 @@ def build_api(
         who.require(csv_import.kinds)
         body = await _read_body(request, settings.max_body_bytes)
         try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            return JSONResponse({"detail": "body is not UTF-8"}, status_code=400)
+            text = decode_text(body)
+        except BodyError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=400)
         if text.count("\n") > settings.max_rows + 50:
             raise HttpError(413, f"more than {settings.max_rows} rows per request")
         try:
@@ -340,13 +342,36 @@ def create_app(settings: IngestSettings | None = None, broker: KafkaBroker | Non
             async with TestKafkaBroker(kafka):
                 yield
             return
-        await kafka.start()
+        connecting: asyncio.Task[None] | None = None
+        try:
+            await kafka.start()
+        except Exception as exc:  # keep serving: 503 + /health degraded until connected
+            log.warning("kafka_unavailable_at_startup", error=repr(exc))
+            await kafka.stop()
+            connecting = asyncio.create_task(_connect_until_ready(kafka, settings))
         try:
             yield
         finally:
+            if connecting is not None:
+                connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await connecting
             await kafka.stop()
 
     return build_api(service, settings, health=broker_health(kafka), lifespan=lifespan)
+
+
+async def _connect_until_ready(broker: KafkaBroker, settings: IngestSettings) -> None:
+    while True:
+        await asyncio.sleep(settings.connect_retry_s)
+        try:
+            await broker.start()
+        except Exception as exc:
+            log.warning("kafka_connect_retry", error=repr(exc))
+            await broker.stop()
+            continue
+        log.info("kafka_connected")
+        return
 
 
 def run() -> None:

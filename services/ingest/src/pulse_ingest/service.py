@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pulse_ingest import metrics
-from pulse_ingest.domain.imports import map_export
+from pulse_ingest.domain.imports import MappedRows, map_export
 from pulse_ingest.domain.normalize import (
     KINDS,
     NormalisedBatch,
@@ -23,7 +23,7 @@ from pulse_ingest.domain.normalize import (
     normalise_rows,
     topic_for,
 )
-from pulse_ingest.domain.readers import read_rows
+from pulse_ingest.domain.readers import decode_text, read_rows
 from pulse_ingest.settings import IngestSettings
 from pulse_shared.bus import Bus
 from pulse_shared.events import Event
@@ -54,6 +54,7 @@ class IngestResult:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     atomic: bool = False
     by_kind: dict[str, int] = field(default_factory=dict)
+    ignored_fields: set[str] = field(default_factory=set)
 
     @property
     def rejected_rows(self) -> int:
@@ -70,6 +71,7 @@ class IngestResult:
         self.rejected.extend(other.rejected)
         for kind, n in other.by_kind.items():
             self.by_kind[kind] = self.by_kind.get(kind, 0) + n
+        self.ignored_fields |= other.ignored_fields
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,6 +85,7 @@ class IngestResult:
             "rejected": self.rejected,
             "atomic": self.atomic,
             "by_kind": self.by_kind,
+            "ignored_fields": sorted(self.ignored_fields),
         }
 
 
@@ -147,15 +150,20 @@ class IngestService:
         Raises :class:`~pulse_ingest.domain.imports.MappingError` when the text is not
         such an export. Row indexes in errors are the export's data rows (0-based).
         """
+        mapped, batches = await asyncio.to_thread(self.prepare_export, export, text)
+        return await self.commit(
+            batches, source, kind=f"import:{export}", received=mapped.received,
+            atomic=atomic, extra_errors=mapped.errors,
+        )
+
+    def prepare_export(self, export: str, text: str) -> tuple[MappedRows, list[NormalisedBatch]]:
+        """Map and validate a CSV export (pure, no I/O)."""
         mapped = map_export(export, text)
         batches = [
             normalise_rows(kind, rows, self.salt, indexes=mapped.indexes[kind])
             for kind, rows in mapped.rows.items()
         ]
-        return await self.commit(
-            batches, source, kind=f"import:{export}", received=mapped.received,
-            atomic=atomic, extra_errors=mapped.errors,
-        )
+        return mapped, batches
 
     # -- publishing -----------------------------------------------------------------------
 
@@ -205,6 +213,7 @@ class IngestService:
             received=received,
             rejected=[e.as_dict() for e in errors],
             atomic=atomic,
+            ignored_fields={name for b in batches for name in b.ignored},
         )
         if atomic and errors:
             for b in batches:
@@ -386,5 +395,5 @@ async def import_file(
     For a ``pulse ingest import SOURCE FILE`` command; ``source`` (the metrics label)
     defaults to the export name.
     """
-    text = await asyncio.to_thread(Path(path).read_text, encoding="utf-8-sig")
+    text = decode_text(await asyncio.to_thread(Path(path).read_bytes))
     return await service.import_export(export, text, source or export, atomic=atomic)

@@ -62,6 +62,9 @@ class IngestSettings(BaseSettings):
     )
     publish_timeout_s: float = Field(default=10.0, gt=0, description="503 after this.")
     retry_after_s: int = Field(default=5, ge=1)
+    connect_retry_s: float = Field(
+        default=2.0, gt=0, description="Retry interval when Kafka is down at startup."
+    )
     dedup_window: int = Field(default=100_000, ge=0, description="Event ids remembered per kind.")
     host: str = "0.0.0.0"
     port: int = 8000

@@ -45,6 +45,7 @@ from pulse_shared.writer import RowWriter
 log = get_logger(__name__)
 TOTALS: tuple[str, ...] = ("all",)
 BREAKDOWNS: tuple[str, ...] = ("channel", "campaign")
+PUBLISH_CHUNK = 200
 
 
 def utc_now() -> dt.datetime:
@@ -154,9 +155,11 @@ class KpiComponent:
     async def consume_spend(self, events: list[Spend]) -> None:
         if not events:
             return
-        await self.writer.write("spend", storage.spend_rows(events), storage.SPEND_COLUMNS)
         days = {e.date for e in events}
-        await self._mark_breakdowns(flow_days=days)
+        await asyncio.gather(
+            self.writer.write("spend", storage.spend_rows(events), storage.SPEND_COLUMNS),
+            self._mark_breakdowns(flow_days=days),
+        )
         self._dirty.flow_days.update(days)
         await self.refresh()
 
@@ -186,9 +189,11 @@ class KpiComponent:
     async def consume_budgets(self, events: list[Budget]) -> None:
         if not events:
             return
-        await self.writer.write("budgets", storage.budget_rows(events), storage.BUDGET_COLUMNS)
         months = {e.month_start for e in events}
-        await self._mark_breakdowns(budget_months=months)
+        await asyncio.gather(
+            self.writer.write("budgets", storage.budget_rows(events), storage.BUDGET_COLUMNS),
+            self._mark_breakdowns(budget_months=months),
+        )
         self._dirty.budget_months.update(months)
         await self.refresh()
 
@@ -313,24 +318,26 @@ class KpiComponent:
         facts = await asyncio.to_thread(self.storage.load_facts, *window, parts)
         loaded = time.perf_counter()
         now = self.clock()
-        values = compute(facts, scope, now.date(), self.params)
+        # Pure CPU work off the event loop, so consumers and publishing keep moving.
+        values = await asyncio.to_thread(compute, facts, scope, now.date(), self.params)
         diff = changed(values, known)
         computed = time.perf_counter()
         metrics.VALUES_COMPUTED.inc(len(values))
         published = 0
         if diff:
-            await self.writer.write(
-                "kpi_values", storage.kpi_rows(diff, now), storage.KPI_COLUMNS
+            # kpi_values (the source of truth) and the snapshots are written concurrently;
+            # ``known`` is only updated once both succeeded, so a failure redoes both.
+            ready = self.throttle.offer(diff, time.monotonic())
+            _, snapshots = await asyncio.gather(
+                self.writer.write(
+                    "kpi_values", storage.kpi_rows(diff, now), storage.KPI_COLUMNS
+                ),
+                self._publish(ready, now),
             )
+            published = len(snapshots)
             for v in diff:
                 known[v.key] = v.value
             metrics.VALUES_CHANGED.inc(len(diff))
-            written = time.perf_counter()
-            published = len(
-                await self._publish(self.throttle.offer(diff, time.monotonic()), now)
-            )
-        else:
-            written = time.perf_counter()
         if mrr_to is not None:
             self.mrr_horizon = max(mrr_to, self.mrr_horizon or mrr_to)
         metrics.SNAPSHOTS_PENDING.set(len(self.throttle.pending))
@@ -341,8 +348,7 @@ class KpiComponent:
             "kpis_recomputed", dims=",".join(dims), computed=len(values), changed=len(diff), published=published,
             window=f"{window[0]}..{window[1]}", seconds=round(elapsed, 4),
             load_s=round(loaded - started, 4), compute_s=round(computed - loaded, 4),
-            write_s=round(written - computed, 4),
-            publish_s=round(time.perf_counter() - written, 4),
+            write_publish_s=round(time.perf_counter() - computed, 4),
         )
         return diff
 
@@ -350,9 +356,13 @@ class KpiComponent:
         self, values: Sequence[KpiValue], computed_at: dt.datetime, final: bool = False
     ) -> list[KpiSnapshot]:
         snapshots = [to_snapshot(v, computed_at, final) for v in values]
-        if snapshots:
-            await self.bus.publish(KPI_SNAPSHOTS, snapshots)
-            metrics.SNAPSHOTS_PUBLISHED.labels(str(final).lower()).inc(len(snapshots))
+        # Totals first, and in chunks that let other coroutines run in between.
+        snapshots.sort(key=lambda s: s.dimension != "all")
+        for i in range(0, len(snapshots), PUBLISH_CHUNK):
+            chunk = snapshots[i : i + PUBLISH_CHUNK]
+            await self.bus.publish(KPI_SNAPSHOTS, chunk)
+            metrics.SNAPSHOTS_PUBLISHED.labels(str(final).lower()).inc(len(chunk))
+            await asyncio.sleep(0)
         return snapshots
 
     async def flush(self, force: bool = False) -> int:

@@ -24,7 +24,7 @@ class KpiSettings(BaseSettings):
         default="last_touch", description="Attribution model of the un-suffixed KPIs."
     )
     snapshot_min_interval_s: float = Field(
-        default=0.5, ge=0, description="At most one snapshot per total (dimension all) KPI "
+        default=0.25, ge=0, description="At most one snapshot per total (dimension all) KPI "
         "key per this many seconds."
     )
     snapshot_dimension_min_interval_s: float = Field(
@@ -36,7 +36,7 @@ class KpiSettings(BaseSettings):
         "(totals are recomputed with every batch, before its commit)."
     )
     flush_interval_s: float = Field(
-        default=0.1, gt=0, description="How often deferred (rate-limited) snapshots are sent."
+        default=0.05, gt=0, description="How often deferred (rate-limited) snapshots are sent."
     )
     close_enabled: bool = Field(
         default=True, description="Publish daily closes (final=True) after midnight UTC."

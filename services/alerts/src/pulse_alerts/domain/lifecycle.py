@@ -110,9 +110,25 @@ def step(
 def tick(
     state: AlertStatus, rule: RuleBase, now: dt.datetime, silenced: bool = False
 ) -> Outcome:
-    """Timer evaluation: duration-based ``for``, repeat interval, silence expiry."""
+    """Timer evaluation: duration-based ``for``, repeat interval, silence expiry, and
+    resolution of alerts whose series stopped reporting (``stale_after``)."""
     ticked = state
-    if state.status is Status.PENDING and for_satisfied(state, rule, now):
+    stale_after = rule.effective_stale_after
+    stale = (
+        stale_after is not None
+        and state.as_of is not None
+        and state.status in (Status.PENDING, Status.FIRING)
+        and now - state.as_of > stale_after
+    )
+    if stale and state.status is Status.PENDING:
+        ticked = replace(
+            state, status=Status.INACTIVE, active_since=None, consecutive=0, updated_at=now
+        )
+    elif stale:  # the series stopped reporting (campaign ended, KPI dropped): resolve
+        ticked = replace(
+            state, status=Status.RESOLVED, resolved_at=now, consecutive=0, updated_at=now
+        )
+    elif state.status is Status.PENDING and for_satisfied(state, rule, now):
         ticked = replace(state, status=Status.FIRING, fired_at=now, updated_at=now)
     outcome = _deliver(ticked, rule, now, silenced)
     if ticked is state and not outcome.alerts:

@@ -114,6 +114,11 @@ class RuleBase(BaseModel):
     annotations: dict[str, Template] = Field(default_factory=dict)
     group_by: list[str] = Field(default_factory=lambda: ["alertname"])
     action: ActionSpec | None = None
+    stale_after: Duration | None = Field(
+        default=None,
+        description="Resolve a pending/firing alert whose series got no snapshot for this "
+        "long (default by grain: day 2d, week 8d, month 32d, quarter 93d).",
+    )
     channel: str | None = Field(
         default=None, description="Shorthand: dimension channel + dimension_value pattern."
     )
@@ -150,6 +155,16 @@ class RuleBase(BaseModel):
         if value <= dt.timedelta(0):
             raise ValueError("repeat_interval must be positive")
         return value
+
+    @property
+    def effective_stale_after(self) -> dt.timedelta | None:
+        """None for rules the timer re-evaluates itself (freshness, campaign status)."""
+        if self.stale_after is not None:
+            return self.stale_after
+        if isinstance(self, FreshnessRule | CampaignStatusRule):
+            return None
+        days = {"day": 2, "week": 8, "month": 32, "quarter": 93}
+        return dt.timedelta(days=days[self.grain.value] if self.grain else 93)
 
     # -- scope ------------------------------------------------------------------------
     def matches(self, kpi: str, grain: str, dimension: str, dimension_value: str) -> bool:

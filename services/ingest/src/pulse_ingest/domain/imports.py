@@ -130,13 +130,22 @@ def parse_date(value: str, column: str) -> dt.date:
     return parse_datetime(value, column).date()
 
 
+def _delimiter(text: str) -> str:
+    """``,`` unless the lines have more ``;`` or tabs (European Excel, TSV exports)."""
+    sample = "\n".join(text.splitlines()[:20])
+    counts = {d: sample.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > counts[","] else ","
+
+
 def read_export(text: str, header_columns: Sequence[Sequence[str]]) -> list[dict[str, str]]:
     """Rows of an export, skipping report preambles (title/date-range lines) and totals.
 
     The header is the first line containing, for each entry of ``header_columns``, one of
     its alternatives.
     """
-    lines = list(csv.reader(io.StringIO(text.lstrip("\ufeff"), newline="")))
+    text = text.lstrip("\ufeff")
+    lines = list(csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text)))
     for position, line in enumerate(lines):
         keys = {_key(cell) for cell in line}
         if all(any(_key(alt) in keys for alt in alts) for alts in header_columns):

@@ -110,6 +110,7 @@ class NormalisedBatch:
     events: list[Event] = field(default_factory=list)
     indexes: list[int] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    ignored: set[str] = field(default_factory=set)
 
     @property
     def rejected_rows(self) -> int:
@@ -184,8 +185,15 @@ def _targets(kind: str) -> dict[str, str]:
 _TARGETS: dict[str, dict[str, str]] = {kind: _targets(kind) for kind in KIND_TOPICS}
 
 
-def prepare_row(kind: str, row: Mapping[str, Any], salt: str) -> dict[str, Any]:
-    """Map a raw row onto the kind's model fields (no validation yet)."""
+MAX_IGNORED_REPORTED = 50
+
+
+def prepare_row(
+    kind: str, row: Mapping[str, Any], salt: str, ignored: set[str] | None = None
+) -> dict[str, Any]:
+    """Map a raw row onto the kind's model fields (no validation yet).
+
+    Names of dropped input fields are added to ``ignored`` (values never are)."""
     targets = _TARGETS[kind]
     out: dict[str, Any] = {}
     contacts: dict[str, Any] = {}
@@ -196,8 +204,10 @@ def prepare_row(kind: str, row: Mapping[str, Any], salt: str) -> dict[str, Any]:
                 continue
             normal = raw_key.strip().lower()
             key = targets.get(normal)
-            if key is None:
-                continue  # unknown / free-text / personal fields are dropped
+            if key is None:  # unknown / free-text / personal fields are dropped
+                if ignored is not None and len(ignored) < MAX_IGNORED_REPORTED:
+                    ignored.add(scrub_emails(normal, salt)[:64])
+                continue
         else:
             normal = raw_key
         if value is None:
@@ -230,7 +240,9 @@ def _errors(index: int, exc: ValidationError) -> list[RowError]:
     return errors
 
 
-def normalise_row(kind: str, row: Any, salt: str, index: int = 0) -> Event | list[RowError]:
+def normalise_row(
+    kind: str, row: Any, salt: str, index: int = 0, ignored: set[str] | None = None
+) -> Event | list[RowError]:
     """One raw row → an event, or the list of its field errors."""
     if isinstance(row, InvalidRow):
         return [RowError(index, "(row)", row.reason)]
@@ -238,7 +250,7 @@ def normalise_row(kind: str, row: Any, salt: str, index: int = 0) -> Event | lis
         return [RowError(index, "(row)", f"expected an object, got {type(row).__name__}")]
     model = topic_for(kind).model
     try:
-        prepared = prepare_row(kind, row, salt)
+        prepared = prepare_row(kind, row, salt, ignored)
     except (TypeError, ValueError) as exc:  # defensive: exotic values
         return [RowError(index, "(row)", str(exc))]
     client_id = prepared.get("event_id")
@@ -271,7 +283,7 @@ def normalise_rows(
     batch = NormalisedBatch(kind=kind)
     for offset, row in enumerate(rows):
         index = indexes[offset] if indexes is not None else start_index + offset
-        result = normalise_row(kind, row, salt, index)
+        result = normalise_row(kind, row, salt, index, batch.ignored)
         if isinstance(result, list):
             batch.errors.extend(result)
         else:

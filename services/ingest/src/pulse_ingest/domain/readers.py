@@ -82,11 +82,32 @@ def _ndjson_rows(lines: Iterable[str]) -> Iterator[Any]:
             yield InvalidRow(f"line {number}: invalid JSON ({exc.args[0] if exc.args else exc})")
 
 
-def _csv_rows(handle: Iterable[str]) -> Iterator[dict[str, Any]]:
-    reader = csv.DictReader(handle)
+def _csv_rows(handle: Iterable[str], delimiter: str = ",") -> Iterator[dict[str, Any]]:
+    reader = csv.DictReader(handle, delimiter=delimiter)
     for row in reader:
         # columns beyond the header land under the key None: drop them
         yield {k.lstrip("\ufeff"): v for k, v in row.items() if isinstance(k, str)}
+
+
+def sniff_delimiter(text: str) -> str:
+    """``,`` unless the header line has more ``;`` or tabs (Excel in some locales, TSV)."""
+    header = next((line for line in text.splitlines()[:20] if line.strip()), "")
+    counts = {d: header.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > counts[","] else ","
+
+
+def decode_text(body: bytes) -> str:
+    """UTF-8 (BOM optional) or UTF-16 with a BOM (Excel "Unicode text" exports)."""
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return body.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise BodyError(f"body is not valid UTF-16: {exc}") from None
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BodyError(f"body is not UTF-8: {exc}") from None
 
 
 def parse_text(text: str, fmt: Format) -> list[Any]:
@@ -98,16 +119,12 @@ def parse_text(text: str, fmt: Format) -> list[Any]:
             raise BodyError(f"invalid JSON: {exc}") from None
     if fmt == "ndjson":
         return list(_ndjson_rows(text.splitlines()))
-    return list(_csv_rows(io.StringIO(text.lstrip("\ufeff"), newline="")))
+    text = text.lstrip("\ufeff")
+    return list(_csv_rows(io.StringIO(text, newline=""), sniff_delimiter(text)))
 
 
 def parse_body(body: bytes, content_type: str | None) -> list[Any]:
-    fmt = format_of_content_type(content_type)
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BodyError(f"body is not UTF-8: {exc}") from None
-    return parse_text(text, fmt)
+    return parse_text(decode_text(body), format_of_content_type(content_type))
 
 
 def read_rows(path: Path | str, fmt: Format | None = None) -> Iterator[Any]:
@@ -125,7 +142,9 @@ def read_rows(path: Path | str, fmt: Format | None = None) -> Iterator[Any]:
         if fmt == "ndjson":
             yield from _ndjson_rows(fh)
         else:
-            yield from _csv_rows(fh)
+            delimiter = sniff_delimiter("".join(fh.readline() for _ in range(2)))
+            fh.seek(0)
+            yield from _csv_rows(fh, delimiter)
 
 
 def count_rows(path: Path | str, fmt: Format | None = None) -> int:
