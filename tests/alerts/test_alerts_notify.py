@@ -111,85 +111,24 @@ async def test_webhook_unreachable_is_retried_and_reported() -> None:
     await notifier.close()
 
 
-class MiniSmtpServer:
-    """Minimal RFC 5321 receiver (EHLO/MAIL/RCPT/DATA/QUIT), used when aiosmtpd is absent."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, list[str], str]] = []
-        self.server: asyncio.Server | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._session, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self.server:
-            self.server.close()
-            await self.server.wait_closed()
-
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        def reply(line: str) -> None:
-            writer.write(f"{line}\r\n".encode())
-
-        reply("220 localhost test SMTP")
-        sender, rcpts = "", []
-        while line := (await reader.readline()).decode().rstrip("\r\n"):
-            verb = line.split(" ", 1)[0].upper()
-            if verb in ("EHLO", "HELO"):
-                reply("250 localhost")
-            elif verb == "MAIL":
-                sender = line.split(":", 1)[1].strip().strip("<>")
-                reply("250 OK")
-            elif verb == "RCPT":
-                rcpts.append(line.split(":", 1)[1].strip().strip("<>"))
-                reply("250 OK")
-            elif verb == "DATA":
-                reply("354 end with .")
-                await writer.drain()
-                data = await reader.readuntil(b"\r\n.\r\n")
-                self.received.append((sender, rcpts, data[:-5].decode()))
-                sender, rcpts = "", []
-                reply("250 OK")
-            elif verb == "QUIT":
-                reply("221 bye")
-                await writer.drain()
-                break
-            else:
-                reply("250 OK")
-            await writer.drain()
-        writer.close()
-
-
 async def test_email_via_local_smtp_server() -> None:
-    received: list[tuple[str, list[str], str]]
-    try:
-        from aiosmtpd.controller import Controller
-    except ImportError:  # the dev group of pulse-alerts may not be installed
-        Controller = None
-    if Controller is not None:
-        received = []
+    from aiosmtpd.controller import Controller
 
-        class Handler:
-            async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-                received.append(
-                    (envelope.mail_from, list(envelope.rcpt_tos), envelope.content.decode())
-                )
-                return "250 OK"
+    received: list[tuple[str, list[str], str]] = []
 
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-        controller.start()
-        stop = controller.stop
-    else:
-        mini = MiniSmtpServer()
-        await mini.start()
-        port, received = mini.port, mini.received
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+            received.append(
+                (envelope.mail_from, list(envelope.rcpt_tos), envelope.content.decode())
+            )
+            return "250 OK"
 
-        def stop() -> None:
-            mini.server.close()  # type: ignore[union-attr]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    stop = controller.stop
 
     try:
         settings = AlertsSettings(

@@ -322,3 +322,34 @@ async def test_lookback_is_configurable_per_milestone(embedded_store: Store) -> 
     assert [r["touchpoint_event_id"] for r in latest(embedded_store, opp.event_id, "linear")] == [
         old.event_id
     ]
+
+
+async def test_failed_credit_write_is_retried_and_still_published(
+    harness: Harness, embedded_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = f"acc-{uuid.uuid4().hex[:8]}"
+    t1 = touch(account, "ann", Channel.PARTNER, T0)
+    await harness.bus.publish(TOUCHPOINTS, [t1])
+    original = harness.component.writer.write
+    failures = []
+
+    async def flaky(table: str, rows: Any, columns: Any) -> None:
+        if table == "attribution_credits" and not failures:
+            failures.append(table)
+            raise RuntimeError("clickhouse hiccup")
+        await original(table, rows, columns)
+
+    monkeypatch.setattr(harness.component.writer, "write", flaky)
+    won = PipelineEvent(
+        event_id=f"p-{uuid.uuid4().hex[:12]}", occurred_at=T0 + dt.timedelta(days=1),
+        account_id=account, stage=PipelineStage.WON, amount=Decimal("42"),
+    )
+    await harness.bus.publish(PIPELINE, [won])
+    assert failures == ["attribution_credits"]
+    rows = latest(embedded_store, won.event_id, "last_touch")
+    assert [(r["touchpoint_event_id"], r["version"]) for r in rows] == [(t1.event_id, 1)]
+    published = [
+        c for c in harness.published if c.conversion_id == won.event_id and c.model == "last_touch"
+    ]
+    # At least once, always the same version.
+    assert len(published) >= 1 and {c.version for c in published} == {1}

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import KEYS, MemoryBus, ingest_settings
+from ingest_support import KEYS, MemoryBus, ingest_settings
 
 from pulse_ingest.main import build_api
 from pulse_ingest.service import IngestService
@@ -226,6 +226,7 @@ def test_app_starts_without_kafka_and_answers_503() -> None:
     import socket
 
     from fastapi.testclient import TestClient
+
     from pulse_ingest.main import create_app
     from pulse_ingest.settings import IngestSettings
     from pulse_shared.bus import make_broker

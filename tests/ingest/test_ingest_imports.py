@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import KEYS, MemoryBus
+from ingest_support import KEYS, MemoryBus
 
 from pulse_ingest.domain.imports import IMPORTS, MappingError, map_export
 from pulse_ingest.domain.normalize import normalise_rows

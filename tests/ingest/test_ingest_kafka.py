@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from conftest import KEYS, ingest_settings
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from ingest_support import KEYS, ingest_settings
 
 from pulse_ingest.main import build_api
 from pulse_ingest.service import IngestService, ingest_file

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import KEYS, ingest_settings
 from faststream.kafka import TestKafkaBroker
+from ingest_support import KEYS, ingest_settings
 
 from pulse_ingest.main import build_api
 from pulse_ingest.service import IngestService, ingest_file

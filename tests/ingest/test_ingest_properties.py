@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import KEYS, SALT, ingest_settings
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ingest_support import KEYS, SALT, ingest_settings
 
 from pulse_ingest.domain.normalize import ALIASES, KIND_TOPICS, KINDS, normalise_rows
 from pulse_ingest.main import build_api

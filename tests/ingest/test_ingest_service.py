@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import SALT, MemoryBus, ingest_settings
+from ingest_support import SALT, MemoryBus, ingest_settings
 
 from pulse_ingest.domain.normalize import normalise_row
 from pulse_ingest.service import BackpressureError, IngestService, ingest_file

@@ -37,7 +37,8 @@ async def running(
     bus = Bus(broker, "kpi", in_memory=True)
     options: dict[str, Any] = {"snapshot_min_interval_s": 0,
                                "snapshot_dimension_min_interval_s": 0,
-                               "close_enabled": False, "breakdown_interval_s": 3600}
+                               "close_enabled": False, "breakdown_interval_s": 3600,
+                               "snapshot_horizon_days": 0}
     options.update(overrides)
     component = build(store, bus, KpiSettings(**options))
     component.clock = lambda: dt.datetime(year, 12, 31, 12, tzinfo=dt.UTC)

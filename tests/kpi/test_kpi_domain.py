@@ -20,7 +20,7 @@ from pulse_kpi.domain.facts import (
 )
 from pulse_kpi.domain.mrr import MovementKind, MrrEvent, daily, movements, mrr_report
 from pulse_kpi.domain.periods import parse_period, period_of, periods_between
-from pulse_kpi.domain.snapshots import Throttle, changed
+from pulse_kpi.domain.snapshots import Throttle, changed, live
 from pulse_shared.events import Grain
 
 D = dt.date
@@ -339,3 +339,15 @@ def test_catalog_covers_every_computed_kpi() -> None:
 def test_data_range_looks_back_for_ltv() -> None:
     rng = data_range(Scope(flow_days=frozenset({D(2030, 6, 2)})), Params())
     assert rng == (D(2029, 10, 1), D(2030, 7, 1))  # quarter Q2 minus 6 months … Q2 end
+
+
+def test_live_skips_backfilled_periods() -> None:
+    def v(grain: Grain, start: D) -> KpiValue:
+        return KpiValue("spend", grain, "x", start, "all", "", 1.0, "USD")
+
+    old_day, old_month = v(Grain.DAY, D(2030, 1, 5)), v(Grain.MONTH, D(2030, 1, 1))
+    quarter, today = v(Grain.QUARTER, D(2030, 1, 1)), v(Grain.DAY, D(2030, 3, 20))
+    values = [old_day, old_month, quarter, today]
+    assert live(values, D(2030, 3, 20), horizon_days=62) == [old_month, quarter, today]
+    assert live(values, D(2030, 4, 20), horizon_days=62) == [quarter, today]
+    assert live(values, D(2030, 3, 20), horizon_days=0) == values

@@ -124,7 +124,10 @@ class BatchConsumer(Generic[E]):
                     error=repr(exc),
                 )
                 if attempt == self.retry.attempts:
-                    await message.nack()
+                    # Rewind to the batch start so it is redelivered, never skipped. The
+                    # in-memory bus hands batches over as a list and has no offsets.
+                    if not isinstance(raw, list):
+                        await message.nack()
                     raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry.max_delay_s)

@@ -23,11 +23,12 @@ from pulse_attribution.domain.datadriven import (
     assemble_journeys,
     run_id,
     run_model,
+    weighted_touch_credits,
 )
 from pulse_attribution.domain.journeys import affected_conversions, milestone_times
 from pulse_attribution.domain.model import (
+    ALL_MODELS,
     DATA_DRIVEN_MODELS,
-    RULE_MODELS,
     Conversion,
     Milestone,
     Touch,
@@ -150,10 +151,12 @@ class AttributionComponent:
         async with self._credit_lock:
             started = time.perf_counter()
             credits = await asyncio.to_thread(self._compute_rule_credits, conversions)
+            # Publish first: the table is what marks a version as done, so a failure
+            # between the two re-publishes on retry instead of never publishing.
+            await self.bus.publish(CREDITS, credits)
             await self.writer.write(
                 "attribution_credits", [credit_row(c) for c in credits], CREDIT_COLUMNS
             )
-            await self.bus.publish(CREDITS, credits)
             metrics.RECOMPUTE_SECONDS.observe(time.perf_counter() - started)
         versions = {(c.conversion_id, c.model, c.version) for c in credits}
         metrics.CREDIT_VERSIONS.labels(reason).inc(len(versions))
@@ -180,7 +183,8 @@ class AttributionComponent:
         account_conversions: dict[str, list[Conversion]] = defaultdict(list)
         for known in self.storage.conversions_of(accounts):
             account_conversions[known.account_id].append(known)
-        latest = self.storage.latest_credits([c.conversion_id for c in unique], RULE_MODELS)
+        latest = self.storage.latest_credits([c.conversion_id for c in unique], ALL_MODELS)
+        run_weights = self.storage.latest_channel_weights()
         events: list[AttributionCredit] = []
         for conversion in unique:
             journey = journey_window(
@@ -197,9 +201,15 @@ class AttributionComponent:
                     conversion, account_conversions[conversion.account_id]
                 ),
             )
+            # Data-driven models: the latest run's channel weights applied to this journey
+            # (the next scheduled run refreshes the weights themselves).
+            for model in DATA_DRIVEN_MODELS:
+                weights = run_weights.get((model, conversion.milestone))
+                if weights:
+                    model_credits[model] = weighted_touch_credits(journey, weights)
             previous = {
                 model: latest[(conversion.conversion_id, model)]
-                for model in RULE_MODELS
+                for model in ALL_MODELS
                 if (conversion.conversion_id, model) in latest
             }
             events.extend(versioned_credits(conversion, model_credits, previous))
@@ -221,18 +231,28 @@ class AttributionComponent:
         async with self._run_lock:
             started_at = dt.datetime.now(dt.UTC)
             started = time.perf_counter()
-            runs, rows, credits = await asyncio.to_thread(
-                self._compute_runs, list(models), milestones, order, started_at
-            )
-            await self.writer.write("attribution_model_runs", rows["runs"], RUN_COLUMNS)
+            try:
+                runs, rows = await asyncio.to_thread(
+                    self._compute_runs, list(models), milestones, order, started_at
+                )
+            except Exception:
+                for model in models:
+                    metrics.MODEL_RUNS.labels(model, "error").inc()
+                raise
+            # Versions are assigned under the same lock as rule-model credits (which also
+            # apply the latest run's weights to new conversions and late touches).
+            async with self._credit_lock:
+                credits = await asyncio.to_thread(self._version_run_credits, runs)
+                if publish:
+                    await self.bus.publish(CREDITS, credits)
+                await self.writer.write(
+                    "attribution_credits", [credit_row(c) for c in credits], CREDIT_COLUMNS
+                )
+            # The run rows go last: they make the new weights visible to the consumers.
             await self.writer.write(
                 "attribution_channel_results", rows["channels"], CHANNEL_RESULT_COLUMNS
             )
-            await self.writer.write(
-                "attribution_credits", [credit_row(c) for c in credits], CREDIT_COLUMNS
-            )
-            if publish:
-                await self.bus.publish(CREDITS, credits)
+            await self.writer.write("attribution_model_runs", rows["runs"], RUN_COLUMNS)
         elapsed = time.perf_counter() - started
         for run in runs:
             metrics.MODEL_RUNS.labels(run.model, "ok").inc()
@@ -257,12 +277,11 @@ class AttributionComponent:
         milestones: list[Milestone],
         order: int | None,
         started_at: dt.datetime,
-    ) -> tuple[list[ModelRun], dict[str, list[dict[str, Any]]], list[AttributionCredit]]:
+    ) -> tuple[list[ModelRun], dict[str, list[dict[str, Any]]]]:
         touches = self.storage.all_touches()
         conversions = self.storage.all_conversions()
         runs: list[ModelRun] = []
         rows: dict[str, list[dict[str, Any]]] = {"runs": [], "channels": []}
-        credits: list[AttributionCredit] = []
         for milestone in milestones:
             lookback = self.settings.lookback_for(milestone)
             journeys = assemble_journeys(touches, conversions, milestone, lookback)
@@ -319,19 +338,24 @@ class AttributionComponent:
                             "computed_at": finished_at,
                         }
                     )
-                latest = self.storage.latest_credits(
-                    [c.conversion_id for c, _ in run.conversion_credits], [model]
-                )
-                for conversion, touch_credits in run.conversion_credits:
-                    previous = latest.get((conversion.conversion_id, model))
-                    credits.extend(
-                        versioned_credits(
-                            conversion,
-                            {model: touch_credits},
-                            {model: previous} if previous else {},
-                        )
+        return runs, rows
+
+    def _version_run_credits(self, runs: Sequence[ModelRun]) -> list[AttributionCredit]:
+        credits: list[AttributionCredit] = []
+        for run in runs:
+            latest = self.storage.latest_credits(
+                [c.conversion_id for c, _ in run.conversion_credits], [run.model]
+            )
+            for conversion, touch_credits in run.conversion_credits:
+                previous = latest.get((conversion.conversion_id, run.model))
+                credits.extend(
+                    versioned_credits(
+                        conversion,
+                        {run.model: touch_credits},
+                        {run.model: previous} if previous else {},
                     )
-        return runs, rows, credits
+                )
+        return credits
 
 
 def build(

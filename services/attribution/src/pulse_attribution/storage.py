@@ -200,3 +200,15 @@ class AttributionStorage:
             "ORDER BY channel",
             {"run": run_id},
         )
+
+    def latest_channel_weights(self) -> dict[tuple[str, Milestone], dict[str, float]]:
+        """Channel shares of the latest run per (model, milestone)."""
+        rows = self.store.query(
+            "SELECT model, milestone, channel, share FROM attribution_channel_results FINAL "
+            "WHERE run_id IN (SELECT argMax(run_id, version) FROM attribution_model_runs "
+            "FINAL GROUP BY model, milestone)"
+        )
+        out: dict[tuple[str, Milestone], dict[str, float]] = defaultdict(dict)
+        for row in rows:
+            out[(row["model"], Milestone(row["milestone"]))][row["channel"]] = float(row["share"])
+        return dict(out)

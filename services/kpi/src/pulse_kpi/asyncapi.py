@@ -44,12 +44,14 @@ def description() -> str:
 def specification(broker: Any | None = None) -> AsyncAPI:
     """AsyncAPI of the KPI router (a throw-away in-memory broker unless one is given)."""
     if broker is None:
+        from pulse_kpi.handlers import add_snapshot_publisher
         from pulse_kpi.main import KpiComponent
         from pulse_kpi.settings import SERVICE, KpiSettings
         from pulse_shared.bus import Bus, make_broker
 
         broker = make_broker(DOC_BOOTSTRAP)  # never connected: documentation only
         component = KpiComponent(None, Bus(broker, SERVICE), KpiSettings())  # type: ignore[arg-type]
+        add_snapshot_publisher(component.router)
         broker.include_router(component.router)
     return AsyncAPI(broker, title=TITLE, version=VERSION, description=description())
 

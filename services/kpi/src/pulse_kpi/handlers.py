@@ -17,6 +17,29 @@ if TYPE_CHECKING:
     from pulse_kpi.main import KpiComponent
 
 
+def add_snapshot_publisher(router: KafkaRouter) -> Any:
+    """Declare the ``kpi.snapshots.v1`` publisher (AsyncAPI documentation only).
+
+    Snapshots are sent through :class:`pulse_shared.bus.Bus`; this declaration documents
+    them. It is added in production wiring and for the committed document, not in
+    :func:`build_router`: FastStream's in-memory test broker turns every declared publisher
+    into a fake subscriber, which would cost the embedded pipeline a handler call per
+    snapshot.
+    """
+    return router.publisher(
+        KPI_SNAPSHOTS.name,
+        title=f"{KPI_SNAPSHOTS.name}:publish",
+        description=(
+            "One KpiSnapshot per KPI × grain × dimension × period when its value changes "
+            "(at most once per PULSE_KPI_SNAPSHOT_MIN_INTERVAL_S per total key and "
+            "PULSE_KPI_SNAPSHOT_DIMENSION_MIN_INTERVAL_S per channel/campaign key), plus "
+            "daily closes (final=true) of the periods that ended. Key: the KPI name. "
+            "schema_version 1."
+        ),
+        schema=KpiSnapshot,
+    )
+
+
 def inline_schema(tp: Any) -> dict[str, Any]:
     """JSON schema of ``tp`` with ``$defs`` references inlined (self-contained payload)."""
     schema = TypeAdapter(tp).json_schema()
@@ -36,7 +59,7 @@ def inline_schema(tp: Any) -> dict[str, Any]:
 
 
 def build_router(component: KpiComponent) -> KafkaRouter:
-    """One batch subscriber per input topic (group ``pulse-kpi``) and the snapshot publisher."""
+    """One batch subscriber per input topic (group ``pulse-kpi``)."""
     router = KafkaRouter()
     options = batch_subscription(GROUP_ID, component.settings.max_records)
     for consumer in component.consumers:
@@ -63,14 +86,4 @@ def build_router(component: KpiComponent) -> KafkaRouter:
             title=f"{consumer.topic.name}:kpi",
             description=f"KPI service consumes {consumer.topic.description}",
         )(make(consumer))
-    component.snapshot_publisher = router.publisher(
-        KPI_SNAPSHOTS.name,
-        title=f"{KPI_SNAPSHOTS.name}:publish",
-        description=(
-            "One KpiSnapshot per KPI × grain × dimension × period when its value changes "
-            "(at most once per PULSE_KPI_SNAPSHOT_MIN_INTERVAL_S per key), plus daily closes "
-            "(final=true) of the periods that ended. Key: the KPI name. schema_version 1."
-        ),
-        schema=KpiSnapshot,
-    )
     return router

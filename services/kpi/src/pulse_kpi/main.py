@@ -23,8 +23,8 @@ from pulse_kpi.domain.compute import KpiValue, Params, compute, data_range
 from pulse_kpi.domain.facts import Scope
 from pulse_kpi.domain.mrr import movements
 from pulse_kpi.domain.periods import GRAINS, period_of
-from pulse_kpi.domain.snapshots import Throttle, changed, to_snapshot
-from pulse_kpi.handlers import build_router
+from pulse_kpi.domain.snapshots import Throttle, changed, live, to_snapshot
+from pulse_kpi.handlers import add_snapshot_publisher, build_router
 from pulse_kpi.settings import SERVICE, KpiSettings
 from pulse_shared.bus import Bus
 from pulse_shared.events import (
@@ -121,7 +121,6 @@ class KpiComponent:
         self._dims_lock = asyncio.Lock()
         self._mrr_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
-        self.snapshot_publisher: Any = None
         self.consumers: list[BatchConsumer[Any]] = [
             BatchConsumer(SERVICE, SPEND, self.consume_spend, bus),
             BatchConsumer(SERVICE, SUBSCRIPTIONS, self.consume_subscriptions, bus),
@@ -327,7 +326,8 @@ class KpiComponent:
         if diff:
             # kpi_values (the source of truth) and the snapshots are written concurrently;
             # ``known`` is only updated once both succeeded, so a failure redoes both.
-            ready = self.throttle.offer(diff, time.monotonic())
+            recent = live(diff, now.date(), self.settings.snapshot_horizon_days)
+            ready = self.throttle.offer(recent, time.monotonic())
             _, snapshots = await asyncio.gather(
                 self.writer.write(
                     "kpi_values", storage.kpi_rows(diff, now), storage.KPI_COLUMNS
@@ -447,6 +447,7 @@ def create_app(settings: KpiSettings | None = None) -> Any:
     broker = make_broker(common.kafka_bootstrap, client_id="pulse-kpi")
     store = open_store(common)
     component = build(store, Bus(broker, SERVICE), settings)
+    add_snapshot_publisher(component.router)
     broker.include_router(component.router)
 
     async def on_startup() -> None:

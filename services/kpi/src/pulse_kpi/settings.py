@@ -31,6 +31,10 @@ class KpiSettings(BaseSettings):
         default=2.0, ge=0, description="At most one snapshot per channel/campaign KPI key per "
         "this many seconds (they are far more numerous)."
     )
+    snapshot_horizon_days: int = Field(
+        default=62, ge=0, description="Changes of periods that ended more than this many "
+        "days ago (backfills) are stored but not published as snapshots; 0 = publish all."
+    )
     breakdown_interval_s: float = Field(
         default=1.0, gt=0, description="How often channel/campaign breakdowns are recomputed "
         "(totals are recomputed with every batch, before its commit)."

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pulse_kpi.domain.compute import KpiValue
+from pulse_kpi.domain.periods import period_of
 from pulse_shared.events import KpiSnapshot
 
 _MISSING = object()
@@ -21,6 +22,18 @@ def changed(values: Iterable[KpiValue], known: Mapping[str, float | None]) -> li
         if previous is _MISSING or previous != v.value:
             out.append(v)
     return out
+
+
+def live(values: Iterable[KpiValue], as_of: dt.date, horizon_days: int) -> list[KpiValue]:
+    """Values of periods that ended less than ``horizon_days`` before ``as_of`` (0 = all).
+
+    Older periods (a historical backfill) are still stored in ``kpi_values`` but not
+    announced one message at a time.
+    """
+    if horizon_days <= 0:
+        return list(values)
+    cutoff = as_of - dt.timedelta(days=horizon_days)
+    return [v for v in values if period_of(v.period_start, v.grain).end > cutoff]
 
 
 def to_snapshot(value: KpiValue, computed_at: dt.datetime, final: bool = False) -> KpiSnapshot:

@@ -1,0 +1,113 @@
+"""The consumer strategy: dead-letter → consume → commit, and never commit a failed batch."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pulse_shared.events import DeadLetter, Event, Spend
+from pulse_shared.streaming import BatchConsumer, RetryPolicy
+from pulse_shared.topics import SPEND, Topic
+
+
+@dataclass
+class Record:
+    value: bytes
+    offset: int
+    topic: str = SPEND.name
+    partition: int = 0
+    key: bytes | None = b"k"
+    timestamp: int = 0
+
+
+@dataclass
+class Batch:
+    """A FastStream batch message as seen by a handler: records plus ack/nack."""
+
+    raw_message: Any
+    calls: list[str] = field(default_factory=list)
+
+    async def ack(self) -> None:
+        self.calls.append("ack")
+
+    async def nack(self) -> None:
+        self.calls.append("nack")
+
+
+class RecordingBus:
+    def __init__(self) -> None:
+        self.dead: list[DeadLetter] = []
+
+    async def publish_dead_letters(self, topic: Topic, letters: list[DeadLetter]) -> None:
+        self.dead.extend(letters)
+
+
+GOOD = Spend(event_id="s1", date=dt.date(2026, 11, 2), channel="email", amount="10",  # type: ignore[arg-type]
+             campaign_id="c").to_json()
+
+
+async def test_invalid_records_go_to_the_dead_letter_topic_and_the_rest_is_committed() -> None:
+    consumed: list[list[Event]] = []
+
+    async def consume(events: list[Event]) -> None:
+        consumed.append(events)
+
+    bus = RecordingBus()
+    consumer = BatchConsumer("test", SPEND, consume, bus)  # type: ignore[arg-type]
+    bad = b'{"event_id": "s2", "date": "2026-11-02", "channel": "email", "amount": -5}'
+    batch = Batch((Record(GOOD, 10), Record(bad, 11), Record(b"not json", 12)))
+    await consumer.handle(batch)
+
+    assert [e.event_id for e in consumed[0]] == ["s1"]  # type: ignore[attr-defined]
+    assert [(d.offset, d.source_topic) for d in bus.dead] == [(11, SPEND.name), (12, SPEND.name)]
+    assert {e.field for e in bus.dead[0].errors} == {"amount"}
+    assert bus.dead[0].payload == bad.decode() and bus.dead[0].consumer == "test"
+    assert batch.calls == ["ack"]
+
+
+async def test_a_batch_that_keeps_failing_is_rewound_not_committed() -> None:
+    attempts = 0
+
+    async def consume(events: list[Event]) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise ConnectionError("clickhouse down")
+
+    consumer = BatchConsumer("test", SPEND, consume, RecordingBus(),  # type: ignore[arg-type]
+                             retry=RetryPolicy(attempts=3, first_delay_s=0, max_delay_s=0))
+    batch = Batch((Record(GOOD, 1),))
+    with pytest.raises(ConnectionError):
+        await consumer.handle(batch)
+    assert attempts == 3
+    assert batch.calls == ["nack"]
+
+
+async def test_a_transient_failure_is_retried_then_committed_once() -> None:
+    attempts = 0
+
+    async def consume(events: list[Event]) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise ConnectionError("blip")
+
+    consumer = BatchConsumer("test", SPEND, consume, RecordingBus(),  # type: ignore[arg-type]
+                             retry=RetryPolicy(attempts=3, first_delay_s=0, max_delay_s=0))
+    batch = Batch((Record(GOOD, 1),))
+    await consumer.handle(batch)
+    assert attempts == 2 and batch.calls == ["ack"]
+
+
+async def test_in_memory_batches_fail_loudly_without_rewinding() -> None:
+    async def consume(events: list[Event]) -> None:
+        raise ValueError("bug")
+
+    consumer = BatchConsumer("test", SPEND, consume, RecordingBus(),  # type: ignore[arg-type]
+                             retry=RetryPolicy(attempts=1))
+    batch = Batch([Record(GOOD, 1)])  # the in-memory bus passes a list: no offsets to rewind
+    with pytest.raises(ValueError, match="bug"):
+        await consumer.handle(batch)
+    assert batch.calls == []
