@@ -5,7 +5,10 @@
 2. the CLI path: ``ingest_file`` on an NDJSON file (read → normalise/hash/validate →
    dedup window → ``Bus.publish``), chunks of 5,000 rows;
 3. the HTTP API: real uvicorn server on loopback, ``POST /v1/touchpoints`` with
-   NDJSON bodies of 5,000 rows, 4 concurrent clients.
+   NDJSON bodies of 5,000 rows, 4 concurrent clients;
+4. the ``pulse ingest touchpoints FILE`` command as a subprocess (start-up included).
+
+Also shown: normalisation alone (CPU) and ``Bus.publish`` of pre-validated events.
 
 Each path sends its own fresh rows (nothing is a duplicate). Prints rows/s and the ratio
 of each path to the raw producer.
@@ -22,6 +25,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import re
 import socket
 import sys
 import tempfile
@@ -145,6 +149,32 @@ async def bench_file(bootstrap: str, n: int, folder: Path) -> float:
     return n / elapsed
 
 
+def bench_cli_process(bootstrap: str, n: int, folder: Path) -> float | None:
+    """The real ``pulse ingest touchpoints FILE`` command (process start-up included)."""
+    import os
+    import shutil
+    import subprocess
+
+    pulse = shutil.which("pulse", path=str(Path(sys.executable).parent))
+    if pulse is None:
+        return None
+    path = folder / "cli.ndjson"
+    with path.open("w") as fh:
+        for row in raw_rows(n, f"cli{time.time_ns()}"):
+            fh.write(json.dumps(row) + "\n")
+    env = {**os.environ, "PULSE_KAFKA_BOOTSTRAP": bootstrap, "PULSE_INGEST_PII_SALT": "bench",
+           "PULSE_LOG_LEVEL": "WARNING", "PULSE_DATA_DIR": str(folder / "pulse-data")}
+    started = time.perf_counter()
+    done = subprocess.run([pulse, "ingest", "touchpoints", str(path)], env=env,
+                          capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)  # rich colours
+    if done.returncode != 0 or f"accepted {n}" not in plain:
+        print(f"pulse ingest failed ({done.returncode}): {done.stdout[-300:]} {done.stderr[-300:]}")
+        return None
+    return n / elapsed
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -241,6 +271,9 @@ async def main(argv: list[str]) -> dict[str, Any]:
             keep("Bus.publish only (validated events)", await bench_bus(bootstrap, n))
             keep("CLI path: ingest_file NDJSON", await bench_file(bootstrap, n, Path(tmp)))
             keep("HTTP API: POST /v1/touchpoints NDJSON", await bench_http(bootstrap, n))
+            cli = await asyncio.to_thread(bench_cli_process, bootstrap, n, Path(tmp))
+            if cli is not None:
+                keep("`pulse ingest` command (incl. start-up)", cli)
     baseline = results["raw aiokafka producer (baseline)"]
     print(table(["path", "rows/s", "vs raw producer"],
                 [[name, round(rate), f"{rate / baseline:.2f}x"] for name, rate in results.items()]))

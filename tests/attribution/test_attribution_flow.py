@@ -255,6 +255,25 @@ async def test_data_driven_recompute_stores_runs_and_versioned_credits(
     assert [c for c in harness.published[before:] if c.account_id in (account_a, account_b)] == []
     assert max(r["version"] for r in harness.component.storage.model_runs("markov")) >= 2
 
+    # A late touch re-credits the conversion under the latest run's weights right away,
+    # and a new conversion gets data-driven credits without waiting for the next run.
+    late = touch(account_b, "eve", Channel.PAID_SEARCH, T0 + dt.timedelta(days=1))
+    await harness.bus.publish(TOUCHPOINTS, [late])
+    rows = latest(embedded_store, won_b.event_id, "markov")
+    assert {r["touchpoint_event_id"] for r in rows} == {b1.event_id, late.event_id}
+    assert {r["version"] for r in rows} == {2}
+    assert sum(r["credit"] for r in rows) == pytest.approx(1.0)
+    account_c = f"acc-{uuid.uuid4().hex[:8]}"
+    c1 = touch(account_c, "fay", Channel.EMAIL, T0)
+    await harness.bus.publish(TOUCHPOINTS, [c1])
+    won_c = PipelineEvent(
+        event_id=f"p-{uuid.uuid4().hex[:12]}", occurred_at=T0 + dt.timedelta(days=2),
+        account_id=account_c, stage=PipelineStage.WON, amount=Decimal("50"),
+    )
+    await harness.bus.publish(PIPELINE, [won_c])
+    for model in ("markov", "shapley"):
+        assert [r["credit"] for r in latest(embedded_store, won_c.event_id, model)] == [1.0]
+
 
 async def test_scheduled_recompute_runs_and_stops(embedded_store: Store) -> None:
     broker = make_broker(None)
@@ -273,7 +292,7 @@ async def test_scheduled_recompute_runs_and_stops(embedded_store: Store) -> None
         await component.start()
         try:
             for _ in range(200):
-                if latest(embedded_store, won.event_id, "markov"):
+                if len(component.storage.model_runs("markov")) > before:
                     break
                 await asyncio.sleep(0.05)
         finally:
@@ -353,3 +372,32 @@ async def test_failed_credit_write_is_retried_and_still_published(
     ]
     # At least once, always the same version.
     assert len(published) >= 1 and {c.version for c in published} == {1}
+
+
+async def test_lead_arriving_after_its_opportunity_moves_w_shaped_roles(
+    harness: Harness, embedded_store: Store
+) -> None:
+    account = f"acc-{uuid.uuid4().hex[:8]}"
+    ts = [touch(account, "ann", Channel.EMAIL, T0 + dt.timedelta(days=d)) for d in (0, 1, 2, 3)]
+    await harness.bus.publish(TOUCHPOINTS, ts)
+    opp = PipelineEvent(
+        event_id=f"p-{uuid.uuid4().hex[:12]}", occurred_at=T0 + dt.timedelta(days=3.5),
+        account_id=account, stage=PipelineStage.OPPORTUNITY, amount=Decimal("100"),
+    )
+    await harness.bus.publish(PIPELINE, [opp])
+    # Without a recorded lead, the lead role falls on the opportunity's last touch.
+    before = {r["touchpoint_event_id"]: r["credit"] for r in latest(embedded_store, opp.event_id, "w_shaped")}
+    assert before[ts[3].event_id] == pytest.approx(0.6)
+    lead = PipelineEvent(
+        event_id=f"p-{uuid.uuid4().hex[:12]}", occurred_at=T0 + dt.timedelta(days=1.5),
+        account_id=account, stage=PipelineStage.LEAD,
+    )
+    await harness.bus.publish(PIPELINE, [lead])
+    rows = latest(embedded_store, opp.event_id, "w_shaped")
+    after = {r["touchpoint_event_id"]: r["credit"] for r in rows}
+    assert after == pytest.approx(
+        {ts[0].event_id: 0.3, ts[1].event_id: 0.3, ts[2].event_id: 0.1, ts[3].event_id: 0.3}
+    )
+    assert {r["version"] for r in rows} == {2}
+    # Models without milestone roles are untouched.
+    assert {r["version"] for r in latest(embedded_store, opp.event_id, "linear")} == {1}

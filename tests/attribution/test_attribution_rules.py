@@ -256,3 +256,17 @@ def test_versioned_credits_only_for_changes() -> None:
     assert {e.model for e in changed} == set(RULE_MODELS) - {"first_touch", "last_non_direct"}
     assert {e.version for e in changed} == {2}
     assert sum(e.credited_revenue for e in changed if e.model == "linear") == Decimal("100")
+
+
+def test_dependent_conversions_are_later_higher_milestones_of_the_account() -> None:
+    from pulse_attribution.domain.journeys import dependent_conversions
+
+    lead = Conversion("l", "acc", Milestone.LEAD, day(5), Decimal(0))
+    opp = Conversion("o", "acc", Milestone.OPPORTUNITY, day(6), Decimal(0))
+    won = Conversion("w", "acc", Milestone.WON, day(9), Decimal(0))
+    earlier_opp = Conversion("o0", "acc", Milestone.OPPORTUNITY, day(1), Decimal(0))
+    other = Conversion("x", "other", Milestone.WON, day(9), Decimal(0))
+    known = [lead, opp, won, earlier_opp, other]
+    assert {c.conversion_id for c in dependent_conversions(known, [lead])} == {"o", "w"}
+    assert {c.conversion_id for c in dependent_conversions(known, [opp])} == {"w"}
+    assert dependent_conversions(known, [won]) == []

@@ -7,6 +7,7 @@ import json
 import time
 from collections import Counter, defaultdict
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -103,7 +104,7 @@ def test_mrr_follows_event_types(dataset: SyntheticDataset) -> None:
 def test_channels_differ_in_cost_and_accounts_have_several_contacts(
     dataset: SyntheticDataset,
 ) -> None:
-    spend = defaultdict(Decimal)
+    spend: defaultdict[str, Decimal] = defaultdict(Decimal)
     clicks: Counter[str] = Counter()
     for s in dataset.spend:
         spend[s.channel.value] += s.amount
@@ -119,7 +120,7 @@ def test_channels_differ_in_cost_and_accounts_have_several_contacts(
 
 
 @pytest.mark.parametrize("fmt", ["ndjson", "json", "csv"])
-def test_write_files_round_trip(tmp_path, fmt: str) -> None:  # type: ignore[no-untyped-def]
+def test_write_files_round_trip(tmp_path: Path, fmt: str) -> None:
     data = generate_dataset(seed=3, days=10, accounts=30, end=END)
     paths = write_files(data, tmp_path, fmt=fmt)  # type: ignore[arg-type]
     assert set(paths) == {"touchpoints", "spend", "subscriptions", "pipeline", "budgets"}

@@ -107,7 +107,7 @@ async def live(kafka_broker: Any) -> AsyncIterator[Live]:
 
 
 def rows_for(kind: str, marker: str) -> list[dict[str, Any]]:
-    return {
+    rows: dict[str, list[dict[str, Any]]] = {
         "touchpoints": [{"occurred_at": "2026-11-20T10:00:00Z", "account_id": marker,
                          "contact_email": f"{marker}@pii.example", "channel": "email",
                          "touch_type": "email_click"}],
@@ -119,7 +119,8 @@ def rows_for(kind: str, marker: str) -> list[dict[str, Any]]:
                       "stage": "lead"}],
         "budgets": [{"month": "2026-12", "channel": "display", "campaign_id": marker,
                      "amount": 1000}],
-    }[kind]
+    }
+    return rows[kind]
 
 
 async def test_each_endpoint_publishes_keyed_events(live: Live) -> None:
@@ -266,7 +267,7 @@ async def test_invalid_messages_from_other_producers_go_to_the_dead_letter_topic
     broker = make_broker(live.bootstrap, client_id="pulse-ingest-dlq-test")
     consumer = BatchConsumer("ingest-dlq-test", TOUCHPOINTS, consume, Bus(broker, "ingest"))
 
-    @broker.subscriber(TOUCHPOINTS.name, **batch_subscription(f"pulse-ingest-dlq-{RUN}"))
+    @broker.subscriber(TOUCHPOINTS.name, **batch_subscription(f"pulse-ingest-dlq-{RUN}"))  # type: ignore[untyped-decorator]
     async def handle_batch(body: Any, message: KafkaMessage) -> None:
         await consumer.handle(message)
 

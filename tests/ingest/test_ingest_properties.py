@@ -53,7 +53,7 @@ def rows_of(draw: st.DrawFn, kind: str) -> list[Any]:
 kinds = st.sampled_from(KINDS)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(data=st.data(), kind=kinds)
 def test_normalise_never_raises_and_every_row_is_accounted_for(data: st.DataObject, kind: str) -> None:
     rows = data.draw(rows_of(kind))
@@ -84,7 +84,7 @@ def client() -> tuple[TestClient, FakeBus]:
 HEADERS = {"X-API-Key": KEYS["full"][0]}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), kind=kinds, atomic=st.booleans())
 def test_api_rows_never_500_and_rejections_name_row_and_field(
     data: st.DataObject, kind: str, atomic: bool
@@ -113,7 +113,7 @@ def test_api_rows_never_500_and_rejections_name_row_and_field(
                     assert value.encode() not in published
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, database=None)
 @given(
     body=st.binary(max_size=300) | st.text(max_size=300).map(str.encode),
     content_type=st.sampled_from(["application/json", "application/x-ndjson", "text/csv",
@@ -153,7 +153,7 @@ def export_header(source: str) -> list[str]:
     return max(lines, key=len)  # the header is the widest line of each sample
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, database=None)
 @given(data=st.data(), source=st.sampled_from(list(SAMPLE_FILES)))
 def test_imports_of_random_cells_never_raise_and_name_row_and_column(
     data: st.DataObject, source: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,7 +157,7 @@ async def test_inflight_limit_refuses_concurrent_overflow() -> None:
 
 @pytest.mark.parametrize("suffix", [".ndjson", ".json", ".csv"])
 async def test_ingest_file_in_chunks_with_progress(
-    tmp_path, suffix: str, service: IngestService, memory_bus: MemoryBus  # type: ignore[no-untyped-def]
+    tmp_path: Path, suffix: str, service: IngestService, memory_bus: MemoryBus
 ) -> None:
     rows = [touch(event_id=f"f{i}", account_id=f"acc{i % 3}") for i in range(7)]
     rows[4]["touch_type"] = "smoke_signal"
@@ -207,7 +208,7 @@ def test_dedup_window_is_bounded() -> None:
 
 
 async def test_generated_files_ingest_cleanly_and_idempotently(
-    tmp_path, service: IngestService, memory_bus: MemoryBus  # type: ignore[no-untyped-def]
+    tmp_path: Path, service: IngestService, memory_bus: MemoryBus
 ) -> None:
     import datetime as dt
 

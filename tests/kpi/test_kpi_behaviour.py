@@ -18,7 +18,9 @@ from pulse_kpi.settings import KpiSettings
 from pulse_kpi.storage import KpiStorage
 from pulse_shared.bus import Bus, make_broker
 from pulse_shared.events import (
+    AttributionCredit,
     Channel,
+    ConversionMilestone,
     KpiSnapshot,
     Spend,
     Subscription,
@@ -26,7 +28,7 @@ from pulse_shared.events import (
 )
 from pulse_shared.settings import common_settings
 from pulse_shared.store import Store
-from pulse_shared.topics import KPI_SNAPSHOTS, SPEND, SUBSCRIPTIONS
+from pulse_shared.topics import CREDITS, KPI_SNAPSHOTS, SPEND, SUBSCRIPTIONS
 
 
 @asynccontextmanager
@@ -179,3 +181,29 @@ async def test_app_serves_asyncapi_and_health(
     assert doc.status_code == 200
     assert "kpi.snapshots.v1" in doc.text
     assert "pulse_kpi_recompute_seconds" in metrics.text
+
+
+async def test_superseded_credit_version_moves_revenue_between_channels(
+    embedded_store: Store,
+) -> None:
+    y = 2087
+    at = dt.datetime(y, 5, 5, 12, tzinfo=dt.UTC)
+
+    def credit(version: int, channel: Channel, revenue: int) -> AttributionCredit:
+        return AttributionCredit(
+            conversion_id="sv-c", milestone=ConversionMilestone.WON, model="last_touch",
+            account_id="sv-a", touchpoint_event_id=f"sv-t{version}", channel=channel,
+            touched_at=at, converted_at=at, credit=1.0, credited_revenue=Decimal(revenue),
+            version=version,
+        )
+
+    async with running(embedded_store, y) as (component, bus, _received):
+        for c in (credit(1, Channel.EMAIL, 100), credit(2, Channel.DISPLAY, 300)):
+            row = c.model_dump()
+            embedded_store.insert("attribution_credits", [row], list(row))
+            await bus.publish(CREDITS, [c])
+            await component.refresh_breakdowns()
+    kpis = {k: v for k, (v, _) in stored(embedded_store, y).items()}
+    assert kpis[f"attributed_revenue|day|all||{y}-05-05"] == 300
+    assert kpis[f"attributed_revenue|day|channel|display|{y}-05-05"] == 300
+    assert kpis[f"attributed_revenue|month|channel|email|{y}-05"] == 0  # not stale 100

@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -25,7 +25,11 @@ from pulse_attribution.domain.datadriven import (
     run_model,
     weighted_touch_credits,
 )
-from pulse_attribution.domain.journeys import affected_conversions, milestone_times
+from pulse_attribution.domain.journeys import (
+    affected_conversions,
+    dependent_conversions,
+    milestone_times,
+)
 from pulse_attribution.domain.model import (
     ALL_MODELS,
     DATA_DRIVEN_MODELS,
@@ -141,6 +145,14 @@ class AttributionComponent:
         for conversion in conversions:
             metrics.CONVERSIONS.labels(str(conversion.milestone)).inc()
         await self.attribute(conversions, reason="conversion")
+        # An out-of-order milestone (a lead arriving after its opportunity) moves the
+        # W-shaped / full-path roles of the account's later, higher milestones.
+        known = await asyncio.to_thread(
+            self.storage.conversions_of, sorted({c.account_id for c in conversions})
+        )
+        later = dependent_conversions(known, conversions)
+        if later:
+            await self.attribute(later, reason="late_milestone")
 
     # -- rule-based credits --------------------------------------------------------------
 
@@ -160,8 +172,8 @@ class AttributionComponent:
             metrics.RECOMPUTE_SECONDS.observe(time.perf_counter() - started)
         versions = {(c.conversion_id, c.model, c.version) for c in credits}
         metrics.CREDIT_VERSIONS.labels(reason).inc(len(versions))
-        for credit in credits:
-            metrics.CREDITS_WRITTEN.labels(credit.model).inc()
+        for model, count in Counter(c.model for c in credits).items():
+            metrics.CREDITS_WRITTEN.labels(model).inc(count)
         log.info(
             "credits_computed",
             reason=reason,
@@ -258,8 +270,8 @@ class AttributionComponent:
             metrics.MODEL_RUNS.labels(run.model, "ok").inc()
             metrics.MODEL_RUN_SECONDS.labels(run.model).observe(elapsed / max(len(runs), 1))
             metrics.LAST_MODEL_RUN.labels(run.model).set(time.time())
-        for credit in credits:
-            metrics.CREDITS_WRITTEN.labels(credit.model).inc()
+        for model, count in Counter(c.model for c in credits).items():
+            metrics.CREDITS_WRITTEN.labels(model).inc(count)
         metrics.CREDIT_VERSIONS.labels("model_run").inc(
             len({(c.conversion_id, c.model, c.version) for c in credits})
         )

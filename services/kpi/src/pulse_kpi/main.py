@@ -114,6 +114,8 @@ class KpiComponent:
             settings.snapshot_min_interval_s, settings.snapshot_dimension_min_interval_s
         )
         self.known: dict[str, float | None] | None = None
+        #: (grain, period start) → breakdown (dimension, value) pairs with stored values.
+        self.members: dict[tuple[str, dt.date], set[tuple[str, str]]] = {}
         self.mrr_horizon: dt.date | None = None
         self._dirty = _Dirty()  # totals (dimension all), recomputed before each commit
         self._dirty_dims = _Dirty()  # channel/campaign breakdowns, recomputed in background
@@ -286,6 +288,11 @@ class KpiComponent:
                     r["value"]
                 for r in rows
             }
+            for r in rows:
+                if r["dimension"] != "all":
+                    self.members.setdefault((r["grain"], r["period_start"]), set()).add(
+                        (r["dimension"], r["dimension_value"])
+                    )
             days = [
                 r["period_start"] for r in rows
                 if r["kpi"] == "mrr" and r["grain"] == "day" and r["dimension"] == "all"
@@ -310,6 +317,7 @@ class KpiComponent:
             funnel_days=frozenset(dirty.funnel_days),
             budget_months=frozenset(dirty.budget_months),
             dimensions=dims,
+            known_members=self._members_of(dirty.flow_days) if dims != TOTALS else frozenset(),
         )
         window = data_range(scope, self.params)
         if window is None:
@@ -337,6 +345,10 @@ class KpiComponent:
             published = len(snapshots)
             for v in diff:
                 known[v.key] = v.value
+                if v.dimension != "all":
+                    self.members.setdefault((str(v.grain), v.period_start), set()).add(
+                        (v.dimension, v.dimension_value)
+                    )
             metrics.VALUES_CHANGED.inc(len(diff))
         if mrr_to is not None:
             self.mrr_horizon = max(mrr_to, self.mrr_horizon or mrr_to)
@@ -351,6 +363,14 @@ class KpiComponent:
             write_publish_s=round(time.perf_counter() - computed, 4),
         )
         return diff
+
+    def _members_of(self, days: set[dt.date]) -> frozenset[tuple[str, dt.date, str, str]]:
+        starts = {(str(g), period_of(d, g).start) for d in days for g in GRAINS}
+        return frozenset(
+            (grain, start, dim, value)
+            for grain, start in starts
+            for dim, value in self.members.get((grain, start), ())
+        )
 
     async def _publish(
         self, values: Sequence[KpiValue], computed_at: dt.datetime, final: bool = False

@@ -7,7 +7,7 @@ deduplicate on event ids; every read that must be exact uses ``FINAL``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
@@ -181,15 +181,15 @@ class KpiStorage:
 
         On the server the queries run concurrently (the HTTP client is thread-safe).
         """
-        p = {"start": start, "end": end}
-        loaders = {
+        p: dict[str, Any] = {"start": start, "end": end}
+        loaders: dict[str, Callable[[dict[str, Any]], Any]] = {
             "spend": self._spend, "stages": self._stages, "credits": self._credits,
             "mrr": self._mrr, "budgets": self._budgets, "funnel": self._funnel,
         }
         wanted = [name for name in loaders if name in parts]
         if self.store.backend == "server" and len(wanted) > 1:
             futures = {name: _POOL.submit(loaders[name], p) for name in wanted}
-            results = {name: f.result() for name, f in futures.items()}
+            results: dict[str, Any] = {name: f.result() for name, f in futures.items()}
         else:
             results = {name: loaders[name](p) for name in wanted}
         opening, mrr_days = results.get("mrr", ((Decimal(0), 0), []))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 
-from pulse_attribution.domain.model import Conversion, Milestone, Touch
+from pulse_attribution.domain.model import MILESTONE_RANK, Conversion, Milestone, Touch
 
 LookbackFor = Callable[[Milestone], float]
 
@@ -46,3 +46,24 @@ def milestone_times(
         if current is None or other.converted_at < current:
             times[other.milestone] = other.converted_at
     return times
+
+
+def dependent_conversions(
+    known: Iterable[Conversion], new: Sequence[Conversion]
+) -> list[Conversion]:
+    """Already-known conversions whose milestone roles a new conversion can move: same
+    account, higher milestone, at or after it (excluding the new ones themselves)."""
+    new_ids = {c.conversion_id for c in new}
+    out: dict[str, Conversion] = {}
+    for conversion in known:
+        if conversion.conversion_id in new_ids:
+            continue
+        for added in new:
+            if (
+                added.account_id == conversion.account_id
+                and MILESTONE_RANK[conversion.milestone] > MILESTONE_RANK[added.milestone]
+                and conversion.converted_at >= added.converted_at
+            ):
+                out[conversion.conversion_id] = conversion
+                break
+    return list(out.values())

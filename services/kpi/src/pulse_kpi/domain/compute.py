@@ -407,6 +407,11 @@ def compute(facts: Facts, scope: Scope, as_of: dt.date, p: Params = Params()) ->
 
     models = sorted({c.model for c in facts.credits} | {p.default_model})
     buckets = _flows(facts, wanted, dims)
+    for grain_name, start, dim, member in scope.known_members:
+        grain = Grain(grain_name)
+        period = period_of(start, grain)
+        if dim in dims and period in flow_wanted[grain]:
+            buckets.setdefault((grain, period, dim, member), _Flow())
     totals = "all" in dims
     series = MrrSeries(facts.mrr_days, facts.mrr_opening, facts.paying_opening)
     funnel = funnel_values(facts, wanted) if totals else {}

@@ -109,6 +109,10 @@ class Scope:
     budget_months: frozenset[dt.date] = frozenset()
     #: Which dimensions to emit: totals (``all``) and/or breakdowns (channel, campaign).
     dimensions: tuple[str, ...] = field(default=("all", "channel", "campaign"))
+    #: (grain, period start, dimension, value) breakdowns that had values before: they are
+    #: recomputed even when no fact supports them any more (e.g. a newer credit version
+    #: moved the credit to another channel), so they drop to 0 instead of going stale.
+    known_members: frozenset[tuple[str, dt.date, str, str]] = frozenset()
 
     def is_empty(self) -> bool:
         return not (self.flow_days or self.mrr_from or self.funnel_days or self.budget_months)
