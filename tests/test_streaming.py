@@ -111,3 +111,21 @@ async def test_in_memory_batches_fail_loudly_without_rewinding() -> None:
     with pytest.raises(ValueError, match="bug"):
         await consumer.handle(batch)
     assert batch.calls == []
+
+
+async def test_foreign_raw_email_is_dead_lettered_without_the_address() -> None:
+    async def consume(events: list[Event]) -> None:
+        assert events == [], "nothing valid in this batch"
+
+    from pulse_shared.topics import TOUCHPOINTS
+
+    bus = RecordingBus()
+    consumer = BatchConsumer("test", TOUCHPOINTS, consume, bus)  # type: ignore[arg-type]
+    foreign = (b'{"event_id": "t1", "occurred_at": "2026-11-02T10:00:00Z", "account_id": "A",'
+               b' "contact_id": "jane.doe@example.com", "channel": "email",'
+               b' "touch_type": "email_click", "utm_content": "hi bob@example.org"}')
+    await consumer.handle(Batch((Record(foreign, 5, topic=TOUCHPOINTS.name),)))
+    (letter,) = bus.dead
+    assert "example.com" not in letter.payload and "example.org" not in letter.payload
+    assert "[redacted-email]" in letter.payload
+    assert {e.field for e in letter.errors} == {"contact_id", "utm_content"}

@@ -223,3 +223,15 @@ async def test_utf16_excel_export_and_semicolon_csv_body(
     r = await client.post("/v1/budgets", content="month;channel;amount\n2026-12;email;500\n",
                           headers=headers)
     assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+
+
+async def test_import_larger_than_max_rows_is_413(memory_bus: MemoryBus) -> None:
+    from ingest_support import ingest_settings
+
+    svc = IngestService(memory_bus.bus, ingest_settings(max_rows=3))
+    transport = httpx.ASGITransport(app=build_api(svc))
+    async with httpx.AsyncClient(transport=transport, base_url="http://i") as c:
+        r = await c.post("/v1/import/google_ads", content=sample("google_ads"),
+                         headers={"X-API-Key": KEYS["full"][0], "content-type": "text/csv"})
+    assert r.status_code == 413
+    assert memory_bus.recorder.count() == 0

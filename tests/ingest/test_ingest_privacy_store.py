@@ -2,7 +2,8 @@
 
 Rows carrying personal data are sent through every ingest entry point (JSON, NDJSON and
 CSV bodies, the CLI file path for each file format, the CSV imports) into the real
-consumers of the attribution and KPI services (in-memory bus, embedded chDB). Then every
+consumers of the attribution and KPI services (in-memory bus; embedded chDB and the real
+ClickHouse server). Then every
 String column of every table is searched for the personal values.
 """
 
@@ -58,14 +59,15 @@ def tables_containing(store: Store, needles: list[str]) -> list[str]:
     return found
 
 
-async def test_no_raw_pii_reaches_clickhouse(embedded_store: Store, tmp_path: Path) -> None:
+async def test_no_raw_pii_reaches_clickhouse(any_store: Store, tmp_path: Path) -> None:
+    """Runs on both backends: embedded chDB and the real ClickHouse server."""
     from pulse_attribution.main import build as build_attribution
     from pulse_kpi.main import build as build_kpi
 
     broker = make_broker(None, client_id="pulse-ingest-privacy")
     components: list[Any] = [
-        build_attribution(embedded_store, Bus(broker, "attribution", in_memory=True)),
-        build_kpi(embedded_store, Bus(broker, "kpi", in_memory=True)),
+        build_attribution(any_store, Bus(broker, "attribution", in_memory=True)),
+        build_kpi(any_store, Bus(broker, "kpi", in_memory=True)),
     ]
     for component in components:
         broker.include_router(component.router)
@@ -118,16 +120,16 @@ async def test_no_raw_pii_reaches_clickhouse(embedded_store: Store, tmp_path: Pa
         finally:
             for component in reversed(components):
                 await component.stop()
-    stored = embedded_store.query(
+    stored = any_store.query(
         "SELECT account_id, contact_id FROM touchpoints FINAL WHERE account_id LIKE {p:String}",
         {"p": f"%-{RUN}"},
     )
     assert len(stored) == 6  # the data did arrive
     assert len({r["contact_id"] for r in stored}) == 1 and len(stored[0]["contact_id"]) == 64
-    hubspot = embedded_store.query_value(
+    hubspot = any_store.query_value(
         "SELECT count() FROM touchpoints FINAL WHERE account_id = 'hubspot-company-9001'")
     assert hubspot >= 2
     needles = [email, name, phone, "yolanda.", "Lovelace", "Babbage", "ada.lovelace@",
                "grace@cobol", "7946 0958", "Sam Seller", "Katherine"]
-    assert tables_containing(embedded_store, [f"-{RUN}"]) != []  # the scan does find data
-    assert tables_containing(embedded_store, needles) == []
+    assert tables_containing(any_store, [f"-{RUN}"]) != []  # the scan does find data
+    assert tables_containing(any_store, needles) == []

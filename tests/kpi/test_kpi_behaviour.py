@@ -81,10 +81,12 @@ async def test_redelivery_leaves_kpis_and_snapshots_unchanged(embedded_store: St
     async with running(embedded_store, y) as (component, bus, received):
         await bus.publish(SPEND, events)
         await component.refresh_breakdowns()
+        await component.flush(force=True)  # breakdown snapshots are paced by the flusher
         before, published = stored(embedded_store, y), len(received)
         await bus.publish(SPEND, events)  # the same batch again (e.g. after a crash)
         await bus.publish(SPEND, list(reversed(events[:3])))
         await component.refresh_breakdowns()
+        await component.flush(force=True)
         assert stored(embedded_store, y) == before  # values and computed_at untouched
         assert len(received) == published
     assert before[f"spend|day|all||{y}-02-01"][0] == 10 + 30 + 50

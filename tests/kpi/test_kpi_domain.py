@@ -351,3 +351,19 @@ def test_live_skips_backfilled_periods() -> None:
     assert live(values, D(2030, 3, 20), horizon_days=62) == [old_month, quarter, today]
     assert live(values, D(2030, 4, 20), horizon_days=62) == [quarter, today]
     assert live(values, D(2030, 3, 20), horizon_days=0) == values
+
+
+def test_throttle_defers_and_paces_breakdowns() -> None:
+    def v(dim: str, value: str) -> KpiValue:
+        return KpiValue("spend", Grain.DAY, "2030-01-01", D(2030, 1, 1), dim, value, 1.0, "USD")
+
+    throttle = Throttle(min_interval=0.25, dimension_min_interval=2.0)
+    campaigns = [v("campaign", f"c{i}") for i in range(5)]
+    assert throttle.offer(campaigns, now=1.0, defer=True) == []  # all wait for the flusher
+    total = v("all", "")
+    assert throttle.offer([total], now=1.0) == [total]
+    first = throttle.due(now=1.0, limit=2)
+    assert len(first) == 2 and len(throttle.pending) == 3  # paced: 2 per tick
+    assert len(throttle.due(now=1.05, limit=10)) == 3
+    assert throttle.offer([v("campaign", "c0")], now=2.0) == []  # 2 s per breakdown key
+    assert throttle.due(now=3.0) == [v("campaign", "c0")]

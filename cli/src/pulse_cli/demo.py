@@ -62,7 +62,12 @@ async def run_demo(
     summary.add_column("step")
     summary.add_column("result", justify="right")
     async with open_pipeline() as pipeline:
-        ingest = IngestService(pipeline.bus, IngestSettings(demo=True, publish_timeout_s=IN_PROCESS_PUBLISH_TIMEOUT_S))
+        store = pipeline.store
+        assert store is not None, "the demo runs in process"
+        ingest = IngestService(
+            pipeline.bus,
+            IngestSettings(demo=True, publish_timeout_s=IN_PROCESS_PUBLISH_TIMEOUT_S),
+        )
         with progress:
             for kind in INGEST_ORDER:
                 rows: list[dict[str, Any]] = [
@@ -80,12 +85,11 @@ async def run_demo(
             paths: list[str] = []
             for kind, period in periods.items():
                 report = await generate_report(
-                    pipeline.store, kind, period, formats=("md", "html"),
+                    store, kind, period, formats=("md", "html"),
                     out_dir=reports_dir, bus=pipeline.bus,
                 )
                 paths.extend(str(p.absolute()) for p in report.paths.values())
                 progress.advance(task)
-        store = pipeline.store
         for table in ("touchpoints", "attribution_credits", "kpi_values", "alert_events"):
             count = store.query_value(f"SELECT count() FROM {table} FINAL")  # noqa: S608
             summary.add_row(f"rows in {table}", str(count))

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -94,6 +95,20 @@ def _yesterday() -> dt.date:
     return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 
+def _report_ingest(label: str, result: Any) -> None:
+    """Summary of an ingest run; exit code 1 when any row was rejected."""
+    console.print(
+        f"{label}: accepted {result.accepted}, rejected {result.rejected_rows}, "
+        f"duplicates {result.duplicates}"
+    )
+    for error in result.rejected[:20]:
+        console.print(f"  row {error['index']}: {error['field']}: {error['reason']}")
+    if len(result.rejected) > 20:
+        console.print(f"  … {len(result.rejected) - 20} more errors")
+    if result.rejected:
+        raise typer.Exit(code=1)
+
+
 def _ingest_command(kind: str) -> None:
     def command(
         file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
@@ -101,17 +116,7 @@ def _ingest_command(kind: str) -> None:
         atomic: Annotated[bool, typer.Option(help="Reject the whole file on any error.")]
         = False,
     ) -> None:
-        result = asyncio.run(_ingest_file(kind, file, source, atomic))
-        console.print(
-            f"{kind}: accepted {result.accepted}, rejected {len(result.rejected)}, "
-            f"duplicates {result.duplicates}"
-        )
-        for error in result.rejected[:20]:
-            console.print(f"  row {error['index']}: {error['field']}: {error['reason']}")
-        if len(result.rejected) > 20:
-            console.print(f"  … {len(result.rejected) - 20} more rejected rows")
-        if result.rejected:
-            raise typer.Exit(code=1)
+        _report_ingest(kind, asyncio.run(_ingest_file(kind, file, source, atomic)))
 
     command.__doc__ = f"Ingest {kind} from FILE (JSON array, NDJSON or CSV)."
     ingest_app.command(name=kind)(command)
@@ -121,31 +126,56 @@ for _kind in EVENT_KINDS:
     _ingest_command(_kind)
 
 
-async def _ingest_file(kind: str, file: Path, source: str, atomic: bool):  # type: ignore[no-untyped-def]
-    from pulse_cli.runtime import open_pipeline
-    from pulse_ingest.domain.readers import count_rows
-    from pulse_ingest.service import IngestService, ingest_file
+@ingest_app.command(name="import")
+def ingest_import(
+    export: Annotated[str, typer.Argument(help="google_ads, linkedin_ads, hubspot_contacts, "
+                                               "hubspot_deals or stripe_subscriptions.")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    atomic: Annotated[bool, typer.Option(help="Reject the whole file on any error.")] = False,
+) -> None:
+    """Import a CSV export of a marketing, CRM or billing tool (mappings: ingest README)."""
+    _report_ingest(export, asyncio.run(_import_file(export, file, atomic)))
+
+
+def _cli_ingest_settings() -> Any:
     from pulse_ingest.settings import IngestSettings
 
     settings = common_settings()
     ingest_settings = IngestSettings()
-    if not settings.kafka_bootstrap and not ingest_settings.pii_salt.get_secret_value():
-        # Embedded default: a random salt kept beside the local data, never a fixed one.
-        ingest_settings = IngestSettings(pii_salt=local_salt(settings.data_dir))
-    if not settings.kafka_bootstrap:
-        from pulse_cli.demo import IN_PROCESS_PUBLISH_TIMEOUT_S
+    if settings.kafka_bootstrap:
+        return ingest_settings
+    from pulse_cli.demo import IN_PROCESS_PUBLISH_TIMEOUT_S
 
-        ingest_settings = ingest_settings.model_copy(
-            update={"publish_timeout_s": IN_PROCESS_PUBLISH_TIMEOUT_S}
-        )
+    update: dict[str, Any] = {"publish_timeout_s": IN_PROCESS_PUBLISH_TIMEOUT_S}
+    if not ingest_settings.pii_salt.get_secret_value():
+        # Embedded default: a random salt kept beside the local data, never a fixed one.
+        update["pii_salt"] = SecretStr(local_salt(settings.data_dir))
+    return ingest_settings.model_copy(update=update)
+
+
+async def _ingest_file(kind: str, file: Path, source: str, atomic: bool) -> Any:
+    from pulse_cli.runtime import open_pipeline
+    from pulse_ingest.domain.readers import count_rows
+    from pulse_ingest.service import IngestService, ingest_file
+
     async with open_pipeline() as pipeline:
-        service = IngestService(pipeline.bus, ingest_settings)
+        service = IngestService(pipeline.bus, _cli_ingest_settings())
         with progress_bar() as progress:
             task = progress.add_task(f"ingest {kind}", total=count_rows(file))
             return await ingest_file(
                 service, kind, file, source=source, atomic=atomic,
                 on_progress=lambda chunk: progress.advance(task, chunk.received),
             )
+
+
+async def _import_file(export: str, file: Path, atomic: bool) -> Any:
+    from pulse_cli.runtime import open_pipeline
+    from pulse_ingest.service import IngestService, import_file
+
+    async with open_pipeline() as pipeline:
+        service = IngestService(pipeline.bus, _cli_ingest_settings())
+        with console.status(f"importing {export}"):
+            return await import_file(service, export, file, atomic=atomic)
 
 
 def local_salt(data_dir: Path) -> str:

@@ -44,7 +44,7 @@ def build_components(store: Store, broker: KafkaBroker, in_memory: bool) -> list
 class Pipeline:
     """What a CLI command gets: a store, and a bus to publish ingested events on."""
 
-    store: Store
+    store: Store | None  # None when publishing to Kafka: services own the writes
     bus: Bus
     in_process: bool
     components: list[Component] = field(default_factory=list)
@@ -54,15 +54,15 @@ class Pipeline:
 async def open_pipeline(settings: PulseSettings | None = None) -> AsyncIterator[Pipeline]:
     """In-process pipeline when no Kafka is configured; else a publisher to Kafka."""
     settings = settings or common_settings()
-    store = open_store(settings)
     if settings.kafka_bootstrap:
         broker = make_broker(settings.kafka_bootstrap, client_id="pulse-cli")
         await broker.connect()
         try:
-            yield Pipeline(store=store, bus=Bus(broker, "ingest"), in_process=False)
+            yield Pipeline(store=None, bus=Bus(broker, "ingest"), in_process=False)
         finally:
             await broker.stop()
         return
+    store = open_store(settings)
     migrate(store)
     broker = make_broker(None, client_id="pulse-embedded")
     components = build_components(store, broker, in_memory=True)

@@ -23,6 +23,8 @@ from pydantic import (
     field_validator,
 )
 
+from pulse_shared.privacy import contains_email
+
 SCHEMA_VERSION = 1
 
 
@@ -45,10 +47,21 @@ Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class Event(BaseModel):
-    """Base of every bus message: frozen, unknown fields rejected, stable JSON."""
+    """Base of every bus message: frozen, unknown fields rejected, stable JSON.
+
+    No text field may carry an e-mail address: identifiers travel as salted hashes, so a
+    raw address from any producer is rejected (and dead-lettered, redacted) on the bus.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
     kind: ClassVar[str] = "event"
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_raw_email(cls, value: Any) -> Any:
+        if isinstance(value, str) and contains_email(value):
+            raise ValueError("looks like a raw e-mail address; send a salted hash instead")
+        return value
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()

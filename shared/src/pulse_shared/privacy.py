@@ -7,6 +7,8 @@ import hmac
 import re
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+REDACTED_EMAIL = "[redacted-email]"
 
 
 def hash_identifier(raw: str, salt: str) -> str:
@@ -22,3 +24,12 @@ def hash_identifier(raw: str, salt: str) -> str:
 
 def is_hashed(value: str) -> bool:
     return bool(_SHA256_HEX.match(value))
+
+
+def contains_email(text: str) -> bool:
+    return "@" in text and EMAIL.search(text) is not None
+
+
+def redact_emails(text: str) -> str:
+    """Replace e-mail addresses, e.g. in a dead letter's copy of a foreign payload."""
+    return EMAIL.sub(REDACTED_EMAIL, text) if "@" in text else text

@@ -34,6 +34,7 @@ from pulse_shared.metrics import (
     MESSAGES_DEAD_LETTERED,
     PROCESSING_LATENCY_SECONDS,
 )
+from pulse_shared.privacy import redact_emails
 from pulse_shared.topics import Topic
 
 E = TypeVar("E", bound=Event)
@@ -92,7 +93,10 @@ class BatchConsumer(Generic[E]):
                         partition=record.partition,
                         offset=record.offset,
                         key=key,
-                        payload=record.value or b"",
+                        # Foreign producers may send raw PII; the DLQ never repeats it.
+                        payload=redact_emails(
+                            (record.value or b"").decode("utf-8", "replace")
+                        ),
                         reason="; ".join(f"{e.field}: {e.reason}" for e in errors),
                         errors=errors,
                         consumer=self.service,

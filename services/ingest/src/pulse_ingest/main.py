@@ -32,7 +32,7 @@ from pulse_ingest import metrics
 from pulse_ingest.domain.imports import IMPORTS, MappingError
 from pulse_ingest.domain.normalize import KIND_TOPICS, KINDS
 from pulse_ingest.domain.readers import BodyError, UnsupportedFormat, decode_text, parse_body
-from pulse_ingest.service import BackpressureError, IngestResult, IngestService
+from pulse_ingest.service import BackpressureError, IngestResult, IngestService, TooManyRows
 from pulse_ingest.settings import ApiKey, ConfigurationError, IngestSettings
 from pulse_shared.bus import Bus, make_broker
 from pulse_shared.logging import configure_logging, get_logger
@@ -274,9 +274,13 @@ def build_api(
         if text.count("\n") > settings.max_rows + 50:
             raise HttpError(413, f"more than {settings.max_rows} rows per request")
         try:
-            result = await service.import_export(source, text, who.source, atomic=atomic)
+            result = await service.import_export(
+                source, text, who.source, atomic=atomic, max_rows=settings.max_rows
+            )
         except MappingError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=400)
+        except TooManyRows as exc:
+            raise HttpError(413, str(exc)) from None
         return _result_response(result)
 
     @app.get("/health", tags=["ops"])

@@ -42,6 +42,10 @@ class BackpressureError(RuntimeError):
         self.retry_after = retry_after
 
 
+class TooManyRows(ValueError):
+    """More rows than one request may carry (HTTP 413)."""
+
+
 @dataclass
 class IngestResult:
     """Outcome of one ingest call (or of a whole file, see :meth:`merge`)."""
@@ -143,7 +147,12 @@ class IngestService:
         return normalise_rows(kind, list(rows), self.salt, start_index)
 
     async def import_export(
-        self, export: str, text: str, source: str, atomic: bool = False
+        self,
+        export: str,
+        text: str,
+        source: str,
+        atomic: bool = False,
+        max_rows: int | None = None,
     ) -> IngestResult:
         """Map a CSV export (``google_ads``, ``hubspot_contacts`` …) and publish it.
 
@@ -151,6 +160,8 @@ class IngestService:
         such an export. Row indexes in errors are the export's data rows (0-based).
         """
         mapped, batches = await asyncio.to_thread(self.prepare_export, export, text)
+        if max_rows is not None and mapped.received > max_rows:
+            raise TooManyRows(f"{mapped.received} rows; at most {max_rows} per request")
         return await self.commit(
             batches, source, kind=f"import:{export}", received=mapped.received,
             atomic=atomic, extra_errors=mapped.errors,

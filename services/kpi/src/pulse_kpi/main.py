@@ -117,6 +117,8 @@ class KpiComponent:
         #: (grain, period start) → breakdown (dimension, value) pairs with stored values.
         self.members: dict[tuple[str, dt.date], set[tuple[str, str]]] = {}
         self.mrr_horizon: dt.date | None = None
+        #: Last day with a subscription event (read once, then advanced by consumed events).
+        self.last_subscription_day: dt.date | None = None
         self._dirty = _Dirty()  # totals (dimension all), recomputed before each commit
         self._dirty_dims = _Dirty()  # channel/campaign breakdowns, recomputed in background
         self._lock = asyncio.Lock()
@@ -172,6 +174,8 @@ class KpiComponent:
         )
         await self._reclassify(sorted({e.account_id for e in events}))
         days = [e.occurred_at.date() for e in events]
+        if self.last_subscription_day is not None:
+            self.last_subscription_day = max(self.last_subscription_day, max(days))
         self._dirty.mark_mrr(min(days), max(days))
         await self.refresh()
 
@@ -307,8 +311,14 @@ class KpiComponent:
         known = await self._load_known()
         mrr_to = dirty.mrr_to
         if dirty.mrr_from is not None:
-            last = await asyncio.to_thread(self.storage.last_subscription_day)
-            candidates = [d for d in (mrr_to, last, self.mrr_horizon) if d is not None]
+            if self.last_subscription_day is None:
+                self.last_subscription_day = await asyncio.to_thread(
+                    self.storage.last_subscription_day
+                )
+            candidates = [
+                d for d in (mrr_to, self.last_subscription_day, self.mrr_horizon)
+                if d is not None
+            ]
             mrr_to = max(candidates)
         scope = Scope(
             flow_days=frozenset(dirty.flow_days),
@@ -335,7 +345,8 @@ class KpiComponent:
             # kpi_values (the source of truth) and the snapshots are written concurrently;
             # ``known`` is only updated once both succeeded, so a failure redoes both.
             recent = live(diff, now.date(), self.settings.snapshot_horizon_days)
-            ready = self.throttle.offer(recent, time.monotonic())
+            # Totals go out now; the numerous breakdowns are paced by the flush loop.
+            ready = self.throttle.offer(recent, time.monotonic(), defer=dims != TOTALS)
             _, snapshots = await asyncio.gather(
                 self.writer.write(
                     "kpi_values", storage.kpi_rows(diff, now), storage.KPI_COLUMNS
@@ -391,7 +402,9 @@ class KpiComponent:
             due = list(self.throttle.pending.values())
             self.throttle.pending.clear()
         else:
-            due = self.throttle.due(time.monotonic())
+            due = self.throttle.due(
+                time.monotonic(), limit=self.settings.max_snapshots_per_flush
+            )
         await self._publish(due, self.clock())
         metrics.SNAPSHOTS_PENDING.set(len(self.throttle.pending))
         return len(due)

@@ -42,6 +42,10 @@ class KpiSettings(BaseSettings):
     flush_interval_s: float = Field(
         default=0.05, gt=0, description="How often deferred (rate-limited) snapshots are sent."
     )
+    max_snapshots_per_flush: int = Field(
+        default=500, ge=1, description="Pacing of deferred snapshots: at most this many per "
+        "flush tick (channel/campaign bursts must not starve the totals)."
+    )
     close_enabled: bool = Field(
         default=True, description="Publish daily closes (final=True) after midnight UTC."
     )

@@ -94,7 +94,7 @@ _POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="kpi-load")
 
 
 PENDING_COLUMNS = ("kind", "day", "marked_at")
-ACCOUNT_CHUNK = 500
+ACCOUNT_CHUNK = 2000  # ~60 kB of ids: well under http_max_field_value_size (128 kB)
 BREAKDOWNS_DONE = "breakdowns_done"
 
 

@@ -69,12 +69,17 @@ class Throttle:
             return self.min_interval
         return self.dimension_min_interval
 
-    def offer(self, values: Iterable[KpiValue], now: float) -> list[KpiValue]:
-        """Values to publish now; the rest wait in ``pending`` (latest value per key)."""
+    def offer(
+        self, values: Iterable[KpiValue], now: float, defer: bool = False
+    ) -> list[KpiValue]:
+        """Values to publish now; the rest wait in ``pending`` (latest value per key).
+
+        ``defer`` sends everything through ``pending`` (published by :meth:`due`, paced).
+        """
         ready: list[KpiValue] = []
         for v in values:
             last = self.last_sent.get(v.key)
-            if last is None or now - last >= self.interval(v):
+            if not defer and (last is None or now - last >= self.interval(v)):
                 self.pending.pop(v.key, None)
                 self.last_sent[v.key] = now
                 ready.append(v)
@@ -82,12 +87,15 @@ class Throttle:
                 self.pending[v.key] = v
         return ready
 
-    def due(self, now: float) -> list[KpiValue]:
-        """Pending values whose key may be published again."""
+    def due(self, now: float, limit: int | None = None) -> list[KpiValue]:
+        """Pending values whose key may be published again (at most ``limit``, totals first)."""
         ready = [
             v for k, v in self.pending.items()
             if now - self.last_sent.get(k, float("-inf")) >= self.interval(v)
         ]
+        if limit is not None and len(ready) > limit:
+            ready.sort(key=lambda v: v.dimension != "all")
+            ready = ready[:limit]
         for v in ready:
             del self.pending[v.key]
             self.last_sent[v.key] = now
