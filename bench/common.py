@@ -73,7 +73,7 @@ def machine() -> dict[str, Any]:
         from pulse_testinfra.kafka import kafka_version
 
         info["versions"]["kafka"] = kafka_version()
-    except Exception:  # noqa: BLE001 - the description is best effort
+    except Exception:
         pass
     return info
 

@@ -58,3 +58,48 @@ def isolated_consumer_groups(monkeypatch: pytest.MonkeyPatch) -> str:
     prefix = f"test-{uuid.uuid4().hex[:8]}-"
     monkeypatch.setenv("PULSE_CONSUMER_GROUP_PREFIX", prefix)
     return prefix
+
+
+async def _truncate_topics(bootstrap: str, topics: list[str]) -> None:
+    """Delete every record now on ``topics`` (log start := log end)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await admin.start()
+    await consumer.start()
+    try:
+        described = await admin.describe_topics(topics)
+        partitions = [TopicPartition(d["topic"], p["partition"])
+                      for d in described for p in d.get("partitions", [])]
+        ends = await consumer.end_offsets(partitions)
+        await admin.delete_records(
+            {tp: RecordsToDelete(before_offset=end) for tp, end in ends.items() if end > 0}
+        )
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+@pytest.fixture(autouse=True)
+def _kafka_test_isolation(request: pytest.FixtureRequest) -> None:
+    """Each test on the shared broker starts on empty topics with its own consumer groups.
+
+    Services subscribe with ``auto_offset_reset=earliest`` (right for production), so
+    without this a test's new consumer group would first replay every earlier test's
+    events; and groups shared across tests would rebalance against stale members.
+    """
+    if "kafka_broker" not in request.fixturenames or not request.node.get_closest_marker(
+        "kafka"
+    ):
+        return
+    import asyncio
+
+    from pulse_shared.topics import all_topic_names
+
+    broker = request.getfixturevalue("kafka_broker")
+    names = all_topic_names()
+    broker.create_topics(names)
+    asyncio.run(_truncate_topics(broker.bootstrap_servers, names))
+    request.getfixturevalue("isolated_consumer_groups")

@@ -48,6 +48,7 @@ CONTACTS = [hashlib.sha256(f"contact-{i}".encode()).hexdigest() for i in range(9
 #: Chosen consumer settings (see the tuning table; documented in bench/pipeline/README.md).
 DEFAULT_MAX_RECORDS = 5000
 DEFAULT_BATCH_TIMEOUT_MS = 100
+FETCH_MAX_WAIT_MS = 500  # aiokafka's default; --fetch-max-wait-ms overrides
 
 GOAL_RATIO = 0.5
 GOAL_EPS = 100_000
@@ -200,7 +201,8 @@ def consumer_args(
         "--mode", mode, "--bootstrap", bootstrap, "--clickhouse", ch_url, "--topic", topic,
         "--expect", str(expect), "--max-records", str(max_records), "--timeout", str(timeout),
         "--max-partition-fetch-bytes", str(part_bytes),
-        "--batch-timeout-ms", str(DEFAULT_BATCH_TIMEOUT_MS), *(extra or []),
+        "--batch-timeout-ms", str(DEFAULT_BATCH_TIMEOUT_MS),
+        "--fetch-max-wait-ms", str(FETCH_MAX_WAIT_MS), *(extra or []),
     ]
 
 
@@ -343,14 +345,15 @@ def latency(
 
 def stages(store: Any, n: int = 20_000) -> list[dict[str, Any]]:
     """Per-event cost of each step of the pipeline path, and of cheaper alternatives."""
+    from pydantic import TypeAdapter
+
     from pulse_attribution.storage import TOUCHPOINT_COLUMNS, touchpoint_row
     from pulse_shared.events import Touchpoint
     from pulse_shared.store.base import to_insertable
-    from pydantic import TypeAdapter
 
     msgs = [payload(i, "stage-") for i in range(n)]
     cols = list(TOUCHPOINT_COLUMNS)
-    client = store._client  # noqa: SLF001 - measuring the driver itself
+    client = store._client
     out: list[dict[str, Any]] = []
 
     def timed(name: str, fn: Any, current: bool) -> Any:
@@ -397,9 +400,9 @@ def summarise(results: dict[str, Any]) -> str:
         r = (t["pipeline_events_per_s"] or 0) / (t["raw_events_per_s"] or 1)
         rows.append([f"throughput {n:,} events (ev/s)", t["pipeline_events_per_s"],
                      t["raw_events_per_s"], "raw aiokafka", f"{r:.2f}x",
-                     f">=0.50x & >=100k", "OK" if r >= GOAL_RATIO and
+                     ">=0.50x & >=100k", "OK" if r >= GOAL_RATIO and
                      (t["pipeline_events_per_s"] or 0) >= GOAL_EPS else "MISS"])
-        rows.append([f"  steady state, w/o 1st batch (ev/s)", t["pipeline_steady_events_per_s"],
+        rows.append(["  steady state, w/o 1st batch (ev/s)", t["pipeline_steady_events_per_s"],
                      t["raw_events_per_s"], "raw aiokafka",
                      ratio(t["pipeline_steady_events_per_s"], t["raw_events_per_s"]), "", ""])
         rows.append([f"peak RSS {n:,} events (MB)", t["pipeline_peak_rss_mb"],
@@ -451,6 +454,7 @@ def summarise(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global FETCH_MAX_WAIT_MS  # noqa: PLW0603
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="100k/200k events, 5 s latency")
@@ -461,9 +465,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="max_records values to compare (default: full mode only)")
     parser.add_argument("--profile", type=int, default=0,
                         help="cProfile the pipeline consumer, keep the top N functions")
+    parser.add_argument("--fetch-max-wait-ms", type=int, default=500)
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument("--log-dir", type=Path, help="keep the consumer logs here")
     args = parser.parse_args(argv)
+    FETCH_MAX_WAIT_MS = args.fetch_max_wait_ms
     sizes = args.sizes or ([100_000, 200_000] if args.quick else [1_000_000, 10_000_000])
     rates = args.rates if args.rates is not None else [1_000, 10_000]
     duration = args.duration or (5.0 if args.quick else 60.0)

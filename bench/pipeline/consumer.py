@@ -86,6 +86,7 @@ async def run_raw(args: argparse.Namespace) -> dict[str, Any]:
 
 async def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     from faststream.kafka import KafkaRouter
+
     from pulse_attribution.settings import SERVICE, AttributionSettings
     from pulse_attribution.storage import TOUCHPOINT_COLUMNS, touchpoint_row
     from pulse_shared.bus import Bus, make_broker

@@ -18,6 +18,7 @@ from typing import Any
 
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
+
 from pulse_attribution.main import build
 from pulse_attribution.settings import GROUP_ID, SERVICE, AttributionSettings
 from pulse_shared.bus import Bus, make_broker

@@ -14,7 +14,6 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
-import os
 import random
 import signal
 import subprocess
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from pulse_shared.events import Channel, Touchpoint, TouchType
 from pulse_shared.schema.migrations import migrate
 from pulse_shared.store.server import ServerStore
@@ -148,7 +148,7 @@ async def produce(
                     try:
                         futures.append((event, await producer.send(
                             TOUCHPOINTS.name, event.to_json(), key=TOUCHPOINTS.key_of(event))))
-                    except Exception:  # noqa: BLE001 - broker away: retry below
+                    except Exception:
                         futures.append((event, None))
                 failed = []
                 for event, future in futures:
@@ -156,7 +156,7 @@ async def produce(
                         if future is None:
                             raise RuntimeError("send failed")
                         await future
-                    except Exception:  # noqa: BLE001
+                    except Exception:
                         failed.append(event)
                 if failed:
                     resends += len(failed)
@@ -200,7 +200,7 @@ def count(store: ServerStore, prefix: str, final: bool = True) -> int:
     for _ in range(50):  # the server may be restarting
         try:
             return int(store.query_value(sql.format(f="FINAL" if final else ""), {"p": prefix}))
-        except Exception:  # noqa: BLE001
+        except Exception:
             time.sleep(0.2)
     raise RuntimeError("ClickHouse unreachable")
 
@@ -287,7 +287,8 @@ async def test_sigkill_consumer_ten_times_loses_and_duplicates_nothing(
         if consumer is not None:
             consumer.stop()
     print(f"raw rows in ClickHouse at each SIGKILL: {kills} (produced {len(produced)})")
-    assert len(kills) == 10 and kills == sorted(kills) and kills[-1] < len(produced), kills
+    # every incarnation wrote rows before it was killed, while the load was still running
+    assert len(kills) == 10 and kills == sorted(kills) and kills[-1] <= len(produced), kills
     assert_exact(fault_store, prefix, produced, record_property, "sigkill")
 
 
@@ -405,4 +406,40 @@ async def test_poison_messages_go_to_dlq_and_good_ones_land(
         assert consumer.alive(), consumer.tail()
     finally:
         await producer.stop()
+        consumer.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (shared): a timestamp whose UTC conversion overflows (e.g. "
+    "'9999-12-31T23:59:59-05:00') makes pulse_shared.events._to_utc raise OverflowError, "
+    "which is not a ValidationError: BatchConsumer.decode lets it escape handle() before "
+    "the retry/nack logic, so the whole batch is neither dead-lettered nor rewound and the "
+    "next commit skips it (good events in it are lost). Fix: _to_utc raises ValueError on "
+    "OverflowError, and decode() dead-letters any exception of one record.",
+)
+async def test_out_of_range_timestamp_is_dead_lettered_not_losing_its_batch(
+    fault_kafka: KafkaBroker, fault_clickhouse: ClickHouseServer, fault_store: ServerStore,
+    tmp_path: Path,
+) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    prefix = f"overflow-{uuid.uuid4().hex[:6]}-"
+    good = [touchpoint(prefix, i) for i in range(200)]
+    bad = json.loads(good[0].to_json())
+    bad.update(event_id=f"{prefix}bad", occurred_at="9999-12-31T23:59:59-05:00")
+    producer = AIOKafkaProducer(bootstrap_servers=fault_kafka.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for i, event in enumerate(good):  # one partition, so poison and good share batches
+            await producer.send(TOUCHPOINTS.name, event.to_json(), partition=0)
+            if i == 100:
+                await producer.send(TOUCHPOINTS.name, json.dumps(bad).encode(), partition=0)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    consumer = Consumer(fault_kafka, fault_clickhouse, tmp_path / "consumer.log")
+    try:
+        await wait_rows(fault_store, prefix, len(good), 15, consumer)
+    finally:
         consumer.stop()

@@ -21,6 +21,7 @@ from pulse_shared.events import (
     AttributionCredit,
     Channel,
     ConversionMilestone,
+    DeadLetter,
     KpiSnapshot,
     Spend,
     Subscription,
@@ -33,7 +34,8 @@ from pulse_shared.topics import CREDITS, KPI_SNAPSHOTS, SPEND, SUBSCRIPTIONS
 
 @asynccontextmanager
 async def running(
-    store: Store, year: int, stop: bool = True, **overrides: Any
+    store: Store, year: int, stop: bool = True, dead: list[DeadLetter] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[tuple[KpiComponent, Bus, list[KpiSnapshot]]]:
     broker = make_broker(None)
     bus = Bus(broker, "kpi", in_memory=True)
@@ -50,6 +52,12 @@ async def running(
     @broker.subscriber(KPI_SNAPSHOTS.name)
     async def sink(snapshot: KpiSnapshot) -> None:
         received.append(snapshot)
+
+    if dead is not None:
+
+        @broker.subscriber(SPEND.dead_letter)
+        async def dlq(letter: DeadLetter) -> None:
+            dead.append(letter)
 
     async with TestKafkaBroker(broker):
         await component.start()
@@ -209,3 +217,21 @@ async def test_superseded_credit_version_moves_revenue_between_channels(
     assert kpis[f"attributed_revenue|day|all||{y}-05-05"] == 300
     assert kpis[f"attributed_revenue|day|channel|display|{y}-05-05"] == 300
     assert kpis[f"attributed_revenue|month|channel|email|{y}-05"] == 0  # not stale 100
+
+
+async def test_invalid_records_are_dead_lettered_and_the_rest_counted(
+    embedded_store: Store,
+) -> None:
+    y = 2085
+    day = dt.date(y, 8, 8)
+    dead: list[DeadLetter] = []
+    async with running(embedded_store, y, dead=dead) as (_, bus, _received):
+        good = spend(1, day, 12)
+        await bus.broker.publish_batch(
+            good.to_json(), b'{"event_id": "bad", "amount": -1}', b"not json",
+            topic=SPEND.name,
+        )
+    assert stored(embedded_store, y)[f"spend|day|all||{day}"][0] == 12
+    assert len(dead) == 2
+    assert all(letter.consumer == "kpi" and letter.source_topic == SPEND.name for letter in dead)
+    assert {letter.payload for letter in dead} == {'{"event_id": "bad", "amount": -1}', "not json"}

@@ -152,3 +152,28 @@ app(["mrr", "--grain", "quarter", "--from", "{Y}-01", "--to", "{Y}-06", "--forma
         f"{Y}-Q1,100.00,0.00,0.00,-100.00,0.00,0.00,0.00",
         f"{Y}-Q2,0.00,0.00,0.00,0.00,0.00,0.00,0.00",
     ], done.stderr
+
+
+def test_recompute_backfills_from_raw_tables(cli_env: None, embedded_store: Store) -> None:
+    y = 2086
+    day = dt.date(y, 1, 15)
+    embedded_store.insert("spend", [
+        {"event_id": "rc-1", "date": day, "channel": "email", "campaign_id": "rc",
+         "amount": Decimal(40), "currency": "USD", "impressions": 0, "clicks": 0}],
+        ["event_id", "date", "channel", "campaign_id", "amount", "currency", "impressions",
+         "clicks"])
+    embedded_store.insert("subscriptions", [
+        sub("rc-m1", "rc-A", dt.datetime(y, 1, 20, tzinfo=dt.UTC), 90, "subscription_started")],
+        COLUMNS)
+    result = CliRunner().invoke(app, ["recompute", "--from", f"{y}-01", "--to", f"{y}-01"])
+    assert result.exit_code == 0, result.output
+    rows = embedded_store.query(
+        "SELECT kpi, dimension, dimension_value, period, value FROM kpi_values FINAL "
+        "WHERE period_start >= {a:Date} AND period_start < {b:Date}",
+        {"a": dt.date(y, 1, 1), "b": dt.date(y, 2, 1)})
+    v = {(r["kpi"], r["dimension"], r["dimension_value"], r["period"]): r["value"] for r in rows}
+    assert v[("spend", "all", "", f"{y}-01")] == 40
+    assert v[("spend", "campaign", "rc", str(day))] == 40
+    assert v[("mrr_new", "all", "", f"{y}-01")] == 90
+    again = CliRunner().invoke(app, ["recompute", "--from", f"{y}-01", "--to", f"{y}-01"])
+    assert "0 KPI values changed" in again.output  # idempotent

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -153,3 +154,26 @@ def test_fuzz_ingest_raw_bodies_never_5xx() -> None:
     with http:
         one()
     assert seen["bodies"] >= 2000, seen
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (shared/ingest): an aware timestamp whose UTC conversion leaves year 1..9999 "
+    "(e.g. '9999-12-31T23:59:59-05:00') makes pulse_shared.events._to_utc raise "
+    "OverflowError (not a ValueError), so the ingest API answers 500 instead of a 422 "
+    "naming the row and field. Fix in _to_utc: catch OverflowError, raise ValueError. "
+    "Then drop this marker and add these values to `tricky` above.",
+)
+@pytest.mark.parametrize("kind,row", [
+    ("touchpoints", {"occurred_at": "9999-12-31T23:59:59-05:00", "account_id": "a",
+                     "contact_email": "x@y.com", "channel": "email", "touch_type": "ad_click"}),
+    ("pipeline", {"occurred_at": "0001-01-01T00:00:00+05:00", "account_id": "a",
+                  "stage": "won", "amount": "1"}),
+])
+def test_out_of_range_timestamps_are_422_not_500(kind: str, row: dict[str, Any]) -> None:
+    http, bus = api()
+    with http:
+        r = http.post(f"/v1/{kind}", json=[row], headers=HEADERS)
+    assert r.status_code == 422, (r.status_code, r.text[:300])
+    assert r.json()["rejected"][0]["field"] == "occurred_at"
+    assert bus.published == []

@@ -18,13 +18,13 @@ from typing import Any
 
 import httpx
 import pytest
-from pulse_testinfra.clickhouse import ClickHouseServer
-from pulse_testinfra.kafka import KafkaBroker
 
 from pulse_shared.bus import Bus, make_broker
 from pulse_shared.schema.migrations import migrate
 from pulse_shared.store.server import ServerStore
 from pulse_shared.topics import all_topic_names
+from pulse_testinfra.clickhouse import ClickHouseServer
+from pulse_testinfra.kafka import KafkaBroker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.timeout(240)]
 

@@ -214,3 +214,20 @@ def asyncapi(
     (target / "kpi.yaml").write_text(render("yaml"))
     (target / "kpi-catalog.md").write_text(catalog_markdown())
     typer.echo(f"wrote {target}/kpi.json, kpi.yaml, kpi-catalog.md")
+
+
+@app.command("recompute")
+def recompute(
+    start: Annotated[str, typer.Option("--from", help="First period, e.g. 2026-01")],
+    end: Annotated[str, typer.Option("--to", help="Last period (inclusive), e.g. 2026-10")],
+) -> None:
+    """Recompute every KPI of a range from the raw tables (after a bulk load or a change of
+    definitions). Only changed values are written; no snapshots are published."""
+    import asyncio
+
+    from pulse_kpi.main import recompute_range
+
+    first, last = parse_period(start).start, parse_period(end).end
+    with _store() as store:
+        changed = asyncio.run(recompute_range(store, first, last))
+    typer.echo(f"recomputed {first}..{last}: {changed} KPI values changed")

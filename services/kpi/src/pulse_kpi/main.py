@@ -117,6 +117,8 @@ class KpiComponent:
         #: (grain, period start) → breakdown (dimension, value) pairs with stored values.
         self.members: dict[tuple[str, dt.date], set[tuple[str, str]]] = {}
         self.mrr_horizon: dt.date | None = None
+        #: Offline recomputation of a range: stock KPIs are not carried beyond this day.
+        self.mrr_cap: dt.date | None = None
         #: Last day with a subscription event (read once, then advanced by consumed events).
         self.last_subscription_day: dt.date | None = None
         self._dirty = _Dirty()  # totals (dimension all), recomputed before each commit
@@ -151,7 +153,10 @@ class KpiComponent:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        await self.refresh_breakdowns()
+        try:
+            await self.refresh_breakdowns()
+        except Exception as exc:  # replayed from kpi_pending at the next start
+            log.warning("final_breakdown_refresh_failed", error=repr(exc))
         await self.flush(force=True)
 
     # ------------------------------------------------------------------ consumers
@@ -218,7 +223,8 @@ class KpiComponent:
             moves = movements(history)
             await self.writer.write(
                 "kpi_mrr_movements",
-                storage.movement_rows(moves, self.clock()),
+                # A technical version (wall clock), not business time: the latest wins.
+                storage.movement_rows(moves, utc_now()),
                 storage.MOVEMENT_COLUMNS,
             )
         for move in moves:
@@ -320,6 +326,8 @@ class KpiComponent:
                 if d is not None
             ]
             mrr_to = max(candidates)
+            if self.mrr_cap is not None:
+                mrr_to = min(mrr_to, max(self.mrr_cap, dirty.mrr_from))
         scope = Scope(
             flow_days=frozenset(dirty.flow_days),
             mrr_from=dirty.mrr_from,
@@ -425,9 +433,10 @@ class KpiComponent:
         closed period has its end-of-period value even without events that day.
         """
         self._dirty.mark_mrr(day, day)
-        month = period_of(day, Grain.MONTH).start
-        self._dirty.budget_months.add(month)
-        await self._mark_breakdowns(budget_months={month})
+        # Pacing depends on the day: refresh the closed month and the one now running.
+        months = {period_of(d, Grain.MONTH).start for d in (day, day + dt.timedelta(days=1))}
+        self._dirty.budget_months |= months
+        await self._mark_breakdowns(budget_months=months)
         await self.refresh()
         await self.refresh_breakdowns()
         closed = [
@@ -501,3 +510,39 @@ def run() -> None:
 
     settings = KpiSettings()
     uvicorn.run(create_app(settings), host="0.0.0.0", port=settings.port)
+
+
+class _SilentBus(Bus):
+    """A bus that publishes nothing (offline recomputation)."""
+
+    async def publish(self, topic: Any, events: Sequence[Any]) -> None:
+        return None
+
+
+async def recompute_range(store: Store, first: dt.date, end: dt.date) -> int:
+    """Recompute MRR movements and every KPI of the days ``[first, end)`` from raw tables."""
+    from pulse_shared.bus import make_broker
+
+    component = build(
+        store, _SilentBus(make_broker(None), SERVICE), KpiSettings(close_enabled=False)
+    )
+    accounts = [
+        r["account_id"]
+        for r in await asyncio.to_thread(
+            store.query, "SELECT DISTINCT account_id FROM subscriptions"
+        )
+    ]
+    if accounts:
+        await component._reclassify(accounts)
+    days = {first + dt.timedelta(days=i) for i in range((end - first).days)}
+    last = end - dt.timedelta(days=1)
+    component.mrr_cap = last
+    months = {period_of(d, Grain.MONTH).start for d in days}
+    for dirty in (component._dirty, component._dirty_dims):
+        dirty.flow_days |= days
+        dirty.budget_months |= months
+    component._dirty.funnel_days |= days
+    component._dirty.mark_mrr(first, last)
+    changed_values = await component.refresh()
+    changed_values += await component.refresh_breakdowns()
+    return len(changed_values)
