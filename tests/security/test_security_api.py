@@ -187,12 +187,6 @@ def test_dashboard_filters_treat_injection_as_data(dashboard: Any, embedded_stor
     assert all(after[t] >= before[t] for t in before), "a filter deleted rows"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (reporting): pulse_reporting.web.create_dashboard.bad() formats the "
-    "exception text, which quotes the user's `period`/`grain`/`model`, into HTML unescaped "
-    "(reflected XSS). Fix: html.escape(str(exc)) there. Remove this marker then.",
-)
 def test_dashboard_html_pages_do_not_reflect_markup(dashboard: Any) -> None:
     script = "<script>alert(1)</script>"
     for path in ("/", "/campaigns"):

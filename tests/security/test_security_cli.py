@@ -106,13 +106,6 @@ def test_cli_filters_treat_injection_strings_as_data(cli_env: Path, server_store
     run_all(cli_env, server_store, commands)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (kpi, alerts CLIs): an invalid --from/--to ends in an unhandled ValueError "
-    "traceback (pulse kpi show/mrr: 'not a period'; pulse alerts test: 'Invalid isoformat "
-    "string') instead of a usage error (typer.BadParameter, exit 2). No SQL is reached. "
-    "Fix: parse the options in a typer callback/try-except raising typer.BadParameter.",
-)
 def test_cli_period_filters_reject_injection_strings_cleanly(
     cli_env: Path, server_store: Store
 ) -> None:

@@ -148,6 +148,14 @@ def silence_expire(silence_id: str) -> None:
     typer.echo(f"silence {silence_id} expired")
 
 
+def _day(text: str, option: str) -> dt.date:
+    """Parse a --from/--to day; a bad value is a usage error (exit 2), not a crash."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r} is not a YYYY-MM-DD day", param_hint=option) from exc
+
+
 @app.command("test")
 def backtest(
     rule_name: Annotated[str, typer.Argument(metavar="RULE", help="Rule name.")],
@@ -176,7 +184,7 @@ def backtest(
         names = ", ".join(r.name for r in ruleset.rules)
         typer.echo(f"no rule {rule_name!r} in {ruleset.source} (rules: {names})", err=True)
         raise typer.Exit(code=1)
-    start, end = dt.date.fromisoformat(date_from), dt.date.fromisoformat(date_to)
+    start, end = _day(date_from, "--from"), _day(date_to, "--to")
     if end < start:
         typer.echo("--to is before --from", err=True)
         raise typer.Exit(code=2)

@@ -19,7 +19,7 @@ import typer
 
 from pulse_kpi.domain.catalog import CATALOG
 from pulse_kpi.domain.mrr import MrrEvent, movements, mrr_report
-from pulse_kpi.domain.periods import parse_period, periods_between
+from pulse_kpi.domain.periods import Period, parse_period, periods_between
 from pulse_shared.events import Grain
 from pulse_shared.store import Store
 
@@ -90,6 +90,14 @@ def _emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: Format, t
     Console().print(table)
 
 
+def _period(text: str, option: str, grain: Grain | None = None) -> Period:
+    """Parse a --from/--to period; a bad value is a usage error (exit 2), not a crash."""
+    try:
+        return parse_period(text, grain)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from exc
+
+
 @app.command("list")
 def list_kpis(
     fmt: Annotated[Format, typer.Option("--format", help="table, csv or json")] = Format.TABLE,
@@ -119,8 +127,8 @@ def show(
     """KPI values from ``kpi_values`` (one row per KPI × dimension value × period)."""
     from pulse_kpi.storage import KpiStorage
 
-    first = parse_period(start, grain).start if start else None
-    last = parse_period(end, grain).end if end else None
+    first = _period(start, "--from", grain).start if start else None
+    last = _period(end, "--to", grain).end if end else None
     with _store() as store:
         rows = KpiStorage(store).kpi_values(grain, first, last, str(by), kpi)
     if fmt != Format.TABLE:
@@ -159,8 +167,8 @@ def mrr(
     if not start and not days:
         _emit([], MRR_COLUMNS, fmt, "MRR movements")
         return
-    first = parse_period(start, grain).start if start else min(days)
-    last = parse_period(end, grain).start if end else max(days)
+    first = _period(start, "--from", grain).start if start else min(days)
+    last = _period(end, "--to", grain).start if end else max(days)
     periods = [(p.label, p.start, p.end) for p in periods_between(first, last, grain)]
     report = mrr_report(moves, periods)
     out = [
@@ -227,7 +235,7 @@ def recompute(
 
     from pulse_kpi.main import recompute_range
 
-    first, last = parse_period(start).start, parse_period(end).end
+    first, last = _period(start, "--from").start, _period(end, "--to").end
     with _store() as store:
         changed = asyncio.run(recompute_range(store, first, last))
     typer.echo(f"recomputed {first}..{last}: {changed} KPI values changed")

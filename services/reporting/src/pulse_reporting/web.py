@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import html
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,8 +41,14 @@ log = get_logger(__name__)
 
 GRAINS = {"week": ReportKind.WEEKLY, "month": ReportKind.MONTHLY, "quarter": ReportKind.QUARTERLY}
 PATHS = (
-    "/", "/campaigns", "/reports", "/reports/file",
-    "/api/overview", "/api/campaigns", "/api/reports", "/api/periods",
+    "/",
+    "/campaigns",
+    "/reports",
+    "/reports/file",
+    "/api/overview",
+    "/api/campaigns",
+    "/api/reports",
+    "/api/periods",
 )
 CACHE_SECONDS = 30.0
 
@@ -89,8 +96,11 @@ class Dashboard:
             return hit[1]
         settings = self.component.settings
         inputs = read_inputs(
-            self.component.storage, period, model,
-            path_model=settings.path_model, path_milestone=settings.path_milestone,
+            self.component.storage,
+            period,
+            model,
+            path_model=settings.path_model,
+            path_milestone=settings.path_milestone,
         )
         report = assemble_report(inputs, dt.datetime.now(dt.UTC))
         self._cache[key] = (time.monotonic(), report)
@@ -100,9 +110,9 @@ class Dashboard:
         key = report.meta.report_id
         if key not in self._chart_cache:
             wanted = ("mrr_bridge", "channels", "trend_")
-            self._chart_cache = {key: [
-                c.svg() for c in report_charts(report) if c.name.startswith(wanted)
-            ][:4]}
+            self._chart_cache = {
+                key: [c.svg() for c in report_charts(report) if c.name.startswith(wanted)][:4]
+            }
         return self._chart_cache[key]
 
     def reports(self) -> list[dict[str, Any]]:
@@ -131,20 +141,30 @@ def create_dashboard(component: ReportingComponent) -> Starlette:
         report = await asyncio.to_thread(dash.report, period, model)
         return grain, period, model, periods, report
 
-    def context(page: str, grain: str, period: Period, model: str, periods: list[str]
-                ) -> dict[str, Any]:
+    def context(
+        page: str, grain: str, period: Period, model: str, periods: list[str]
+    ) -> dict[str, Any]:
         return {
-            "page": page, "page_title": page.capitalize(), "grain": grain,
-            "period": period.label, "model": model, "periods": periods,
-            "grains": list(GRAINS), "models": list(ATTRIBUTION_MODELS), "selectors": True,
+            "page": page,
+            "page_title": page.capitalize(),
+            "grain": grain,
+            "period": period.label,
+            "model": model,
+            "periods": periods,
+            "grains": list(GRAINS),
+            "models": list(ATTRIBUTION_MODELS),
+            "selectors": True,
             "query": f"grain={grain}&period={period.label}&model={model}",
         }
 
     def bad(exc: Exception, api: bool) -> Response:
         if api:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return HTMLResponse(f"<!DOCTYPE html><title>Bad request</title><p>{exc}</p>",
-                            status_code=400)
+        # The message quotes the user's input: escape it (no reflected markup).
+        return HTMLResponse(
+            f"<!DOCTYPE html><title>Bad request</title><p>{html.escape(str(exc))}</p>",
+            status_code=400,
+        )
 
     async def overview(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("overview").inc()
@@ -153,8 +173,12 @@ def create_dashboard(component: ReportingComponent) -> Starlette:
         except BadRequest as exc:
             return bad(exc, False)
         svgs = await asyncio.to_thread(dash.charts, report)
-        return _page("dash_overview.html.j2", report=report, charts=svgs,
-                     **context("overview", grain, period, model, periods))
+        return _page(
+            "dash_overview.html.j2",
+            report=report,
+            charts=svgs,
+            **context("overview", grain, period, model, periods),
+        )
 
     async def campaigns(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("campaigns").inc()
@@ -162,19 +186,29 @@ def create_dashboard(component: ReportingComponent) -> Starlette:
             grain, period, model, periods, report = await selection(request)
         except BadRequest as exc:
             return bad(exc, False)
-        return _page("dash_campaigns.html.j2", report=report,
-                     **context("campaigns", grain, period, model, periods))
+        return _page(
+            "dash_campaigns.html.j2",
+            report=report,
+            **context("campaigns", grain, period, model, periods),
+        )
 
     async def reports_page(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("reports").inc()
         rows = await asyncio.to_thread(dash.reports)
-        return _page("dash_reports.html.j2", reports=rows, page="reports",
-                     page_title="Reports", selectors=False, query="")
+        return _page(
+            "dash_reports.html.j2",
+            reports=rows,
+            page="reports",
+            page_title="Reports",
+            selectors=False,
+            query="",
+        )
 
     async def report_file(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("report_file").inc()
         path = await asyncio.to_thread(
-            dash.report_file, request.query_params.get("report_id", ""),
+            dash.report_file,
+            request.query_params.get("report_id", ""),
             request.query_params.get("format", ""),
         )
         if path is None:
@@ -187,11 +221,21 @@ def create_dashboard(component: ReportingComponent) -> Starlette:
             *_, report = await selection(request)
         except BadRequest as exc:
             return bad(exc, True)
-        return JSONResponse(report.model_dump(
-            mode="json",
-            include={"meta", "headline", "mrr_bridge", "channels", "alerts", "trends",
-                     "forecast", "notes"},
-        ))
+        return JSONResponse(
+            report.model_dump(
+                mode="json",
+                include={
+                    "meta",
+                    "headline",
+                    "mrr_bridge",
+                    "channels",
+                    "alerts",
+                    "trends",
+                    "forecast",
+                    "notes",
+                },
+            )
+        )
 
     async def api_campaigns(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("api_campaigns").inc()
@@ -199,33 +243,47 @@ def create_dashboard(component: ReportingComponent) -> Starlette:
             *_, report = await selection(request)
         except BadRequest as exc:
             return bad(exc, True)
-        return JSONResponse(report.model_dump(
-            mode="json",
-            include={"meta", "campaigns", "top_campaigns", "bottom_campaigns",
-                     "model_comparison"},
-        ))
+        return JSONResponse(
+            report.model_dump(
+                mode="json",
+                include={
+                    "meta",
+                    "campaigns",
+                    "top_campaigns",
+                    "bottom_campaigns",
+                    "model_comparison",
+                },
+            )
+        )
 
     async def api_reports(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("api_reports").inc()
         rows = await asyncio.to_thread(dash.reports)
-        return JSONResponse({"reports": [
-            {**r, "created_at": r["created_at"].isoformat()} for r in rows
-        ]})
+        return JSONResponse(
+            {"reports": [{**r, "created_at": r["created_at"].isoformat()} for r in rows]}
+        )
 
     async def api_periods(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("api_periods").inc()
         grain = request.query_params.get("grain", "month")
         if grain not in GRAINS:
             return bad(BadRequest(f"grain must be one of {', '.join(GRAINS)}"), True)
-        return JSONResponse({"grain": grain,
-                             "periods": await asyncio.to_thread(dash.periods, grain)})
+        return JSONResponse(
+            {"grain": grain, "periods": await asyncio.to_thread(dash.periods, grain)}
+        )
 
-    return Starlette(routes=[
-        Route("/", overview), Route("/campaigns", campaigns), Route("/reports", reports_page),
-        Route("/reports/file", report_file), Route("/api/overview", api_overview),
-        Route("/api/campaigns", api_campaigns), Route("/api/reports", api_reports),
-        Route("/api/periods", api_periods),
-    ])
+    return Starlette(
+        routes=[
+            Route("/", overview),
+            Route("/campaigns", campaigns),
+            Route("/reports", reports_page),
+            Route("/reports/file", report_file),
+            Route("/api/overview", api_overview),
+            Route("/api/campaigns", api_campaigns),
+            Route("/api/reports", api_reports),
+            Route("/api/periods", api_periods),
+        ]
+    )
 
 
 def dashboard_routes(component: ReportingComponent) -> list[tuple[str, Any]]:
