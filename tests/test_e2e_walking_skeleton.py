@@ -151,10 +151,13 @@ async def test_events_travel_ingest_to_report(kafka_broker, clickhouse_server, s
         # consumer lag is exported per service, topic and partition once a batch commits
         from prometheus_client import REGISTRY
 
-        lag = [sample for metric in REGISTRY.collect() if metric.name == "pulse_consumer_lag"
-               for sample in metric.samples
-               if sample.labels["service"] == "attribution"
-               and sample.labels["topic"] == "marketing.touchpoints.v1"]
+        def lag_samples() -> list[Any]:
+            return [sample for metric in REGISTRY.collect() if metric.name == "pulse_consumer_lag"
+                    for sample in metric.samples
+                    if sample.labels["service"] == "attribution"
+                    and sample.labels["topic"] == "marketing.touchpoints.v1"]
+
+        lag = await eventually(lag_samples, timeout=30)  # exported right after the commit
         assert lag and all(sample.value >= 0 for sample in lag)
 
         # 2. the conversion gets last-touch credit for that touchpoint

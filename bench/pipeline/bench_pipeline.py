@@ -454,7 +454,7 @@ def summarise(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global FETCH_MAX_WAIT_MS  # noqa: PLW0603
+    global FETCH_MAX_WAIT_MS
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="100k/200k events, 5 s latency")

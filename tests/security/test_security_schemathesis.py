@@ -4,6 +4,9 @@ response conforms to the documented status codes and schemas. Bounded examples."
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from typing import Any
 
 import schemathesis
@@ -31,6 +34,25 @@ APP = build_api(IngestService(FakeBus(), IngestSettings(  # type: ignore[arg-typ
     max_rows=200, publish_timeout_s=5.0,
 )))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+
+
+@schemathesis.serializer("application/x-ndjson")
+def _ndjson(ctx: Any, value: Any) -> bytes:
+    items = value if isinstance(value, list) else [value]
+    return "\n".join(json.dumps(v, default=str) for v in items).encode()
+
+
+@schemathesis.serializer("text/csv")
+def _csv(ctx: Any, value: Any) -> bytes:
+    items = value if isinstance(value, list) else [value]
+    rows = [v if isinstance(v, dict) else {"value": v} for v in items]
+    columns = list(dict.fromkeys(k for r in rows for k in r)) or ["value"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows({k: json.dumps(v) if isinstance(v, dict | list) else v
+                      for k, v in r.items()} for r in rows)
+    return out.getvalue().encode()
 
 
 @schema.parametrize()

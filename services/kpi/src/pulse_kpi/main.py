@@ -88,6 +88,10 @@ class _Dirty:
             self.mark_mrr(other.mrr_from, other.mrr_to or other.mrr_from)
 
 
+class CreditsNotYetVisible(RuntimeError):
+    """Credits were announced on the topic before attribution's write became visible."""
+
+
 class KpiComponent:
     """Consumers of the input topics plus the snapshot flusher and the daily close."""
 
@@ -208,9 +212,18 @@ class KpiComponent:
         await self.refresh()
 
     async def consume_credits(self, events: list[AttributionCredit]) -> None:
-        """Attribution writes ``attribution_credits`` itself; we only recompute its days."""
+        """Attribution writes ``attribution_credits`` itself; we only recompute its days.
+
+        Attribution publishes a version just before writing it, so first make sure every
+        announced version is readable; if not, raising makes BatchConsumer retry the batch
+        (with backoff) instead of computing KPIs from credits that are not there yet.
+        """
         if not events:
             return
+        keys = sorted({(e.conversion_id, e.model, e.version) for e in events})
+        missing = await asyncio.to_thread(self.storage.missing_credit_versions, keys)
+        if missing:
+            raise CreditsNotYetVisible(f"{missing} announced credit version(s) not yet stored")
         days = {e.converted_at.date() for e in events}
         await self._mark_breakdowns(flow_days=days)
         self._dirty.flow_days.update(days)

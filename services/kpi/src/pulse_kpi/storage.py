@@ -158,6 +158,26 @@ class KpiStorage:
         return {r["day"] for r in rows}
 
     # ------------------------------------------------------------------ breakdown markers
+    def missing_credit_versions(self, keys: Sequence[tuple[str, str, int]]) -> int:
+        """How many announced (conversion, model, version) credits are not yet readable."""
+        if len(keys) > ACCOUNT_CHUNK:  # keep the HTTP query parameters small
+            return sum(
+                self.missing_credit_versions(keys[i : i + ACCOUNT_CHUNK])
+                for i in range(0, len(keys), ACCOUNT_CHUNK)
+            )
+        if not keys:
+            return 0
+        found = self.store.query_value(
+            "SELECT count() FROM (SELECT DISTINCT conversion_id, model, version "
+            "FROM attribution_credits WHERE (conversion_id, model, version) IN "
+            "(SELECT tupleElement(k, 1), tupleElement(k, 2), tupleElement(k, 3) "
+            "FROM (SELECT arrayJoin(arrayZip({ids:Array(String)}, {models:Array(String)}, "
+            "{versions:Array(UInt32)})) AS k)))",
+            {"ids": [k[0] for k in keys], "models": [k[1] for k in keys],
+             "versions": [k[2] for k in keys]},
+        )
+        return len(keys) - int(found or 0)
+
     def breakdowns_done(self, started: dt.datetime) -> None:
         self.store.insert(
             "kpi_state", [{"name": BREAKDOWNS_DONE, "at": started}], ["name", "at"]
