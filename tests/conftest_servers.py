@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable, Iterator, Mapping
 
 import pytest
+
 from pulse_testinfra.clickhouse import ClickHouseServer
 from pulse_testinfra.kafka import KafkaBroker
 
