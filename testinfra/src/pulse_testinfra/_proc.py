@@ -8,6 +8,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,7 +16,8 @@ import sys
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
 T = TypeVar("T")
 
@@ -144,3 +146,64 @@ def run_coro_sync(factory: Callable[[], Coroutine[Any, Any, T]], timeout: float 
     """
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, factory()).result(timeout=timeout)
+
+
+class ManagedServer:
+    """Lifecycle shared by the launchers: one child process, a workdir, restartable.
+
+    Subclasses set ``_proc``, ``workdir`` and ``_owns_workdir`` and implement ``start``.
+    """
+
+    stop_timeout: float = 30.0
+    _proc: subprocess.Popen[bytes] | None
+    workdir: Path
+    _owns_workdir: bool
+
+    def start(self) -> Self:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self, timeout: float | None = None) -> int | None:
+        """Graceful shutdown (SIGTERM, SIGKILL after ``timeout``); keeps data and ports."""
+        proc, self._proc = self._proc, None
+        return terminate(proc, self.stop_timeout if timeout is None else timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the server, as in a crash; data and ports are kept."""
+        proc, self._proc = self._proc, None
+        kill(proc)
+
+    def restart(self, *, hard: bool = False) -> Self:
+        """Stop (or SIGKILL with ``hard=True``) and start on the same ports and data."""
+        if hard:
+            self.kill()
+        else:
+            self.stop()
+        return self.start()
+
+    def close(self) -> None:
+        """Stop and remove the workdir if this object created it."""
+        self.stop()
+        if self._owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

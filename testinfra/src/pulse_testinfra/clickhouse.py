@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
@@ -36,12 +34,12 @@ import httpx
 
 from pulse_testinfra._proc import (
     LOOPBACK,
+    ManagedServer,
     ServerStartError,
     free_ports,
     kill,
     spawn,
     tail,
-    terminate,
 )
 
 if TYPE_CHECKING:
@@ -99,7 +97,7 @@ _USERS_XML = """<clickhouse>
 """
 
 
-class ClickHouseServer:
+class ClickHouseServer(ManagedServer):
     """A ClickHouse server in a child process, listening on loopback.
 
     Args:
@@ -110,6 +108,8 @@ class ClickHouseServer:
             and ``pulse_writer``.
         startup_timeout: seconds to wait for ``/ping`` and a first query.
     """
+
+    stop_timeout = 15.0
 
     default_user = "default"
     reader_user = "pulse_reader"
@@ -165,12 +165,6 @@ class ClickHouseServer:
     def log_path(self) -> Path:
         return self.workdir / "server.log"
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -249,45 +243,6 @@ class ClickHouseServer:
                         return
                     last_error = f"ping {ping.status_code}, query {who.status_code}: {who.text}"
                 time.sleep(0.05)
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        """Graceful shutdown (SIGTERM, SIGKILL after ``timeout``); keeps data and ports."""
-        proc, self._proc = self._proc, None
-        return terminate(proc, timeout)
-
-    def kill(self) -> None:
-        """SIGKILL the server (a crash); data and ports are kept."""
-        proc, self._proc = self._proc, None
-        kill(proc)
-
-    def restart(self, *, hard: bool = False) -> ClickHouseServer:
-        """Stop (or SIGKILL with ``hard=True``) and start on the same ports and data."""
-        if hard:
-            self.kill()
-        else:
-            self.stop()
-        return self.start()
-
-    def close(self) -> None:
-        """Stop and remove the workdir if this object created it."""
-        self.stop()
-        if self._owns_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> ClickHouseServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "running" if self.is_running() else "stopped"

@@ -31,10 +31,10 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 
 from pulse_testinfra._proc import (
     LOOPBACK,
+    ManagedServer,
     ServerStartError,
     free_ports,
     kill,
@@ -42,7 +42,6 @@ from pulse_testinfra._proc import (
     run_coro_sync,
     spawn,
     tail,
-    terminate,
 )
 from pulse_testinfra.paths import cache_dir, repo_root
 
@@ -150,7 +149,7 @@ def _random_cluster_id() -> str:
             return cid
 
 
-class KafkaBroker:
+class KafkaBroker(ManagedServer):
     """One Kafka 4 process acting as broker and KRaft controller on loopback.
 
     Args:
@@ -163,6 +162,8 @@ class KafkaBroker:
         extra_properties: more ``server.properties`` entries (override the defaults).
         jars: folder of broker jars; :func:`fetch_jars` (resolving if needed) when omitted.
     """
+
+    stop_timeout = 30.0
 
     def __init__(
         self,
@@ -219,12 +220,6 @@ class KafkaBroker:
         """The JVM's stdout/stderr."""
         return self.workdir / "logs" / "stdout.log"
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     # -- configuration -------------------------------------------------------------
 
@@ -376,45 +371,6 @@ class KafkaBroker:
             return list(cluster.get("brokers") or [])
         finally:
             await admin.close()
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """Graceful shutdown (SIGTERM, SIGKILL after ``timeout``); keeps data and ports."""
-        proc, self._proc = self._proc, None
-        return terminate(proc, timeout)
-
-    def kill(self) -> None:
-        """Hard-kill the broker (SIGKILL), as in a crash; data and ports are kept."""
-        proc, self._proc = self._proc, None
-        kill(proc)
-
-    def restart(self, *, hard: bool = False) -> KafkaBroker:
-        """Stop (or with ``hard=True`` SIGKILL) and start again on the same ports and data."""
-        if hard:
-            self.kill()
-        else:
-            self.stop()
-        return self.start()
-
-    def close(self) -> None:
-        """Stop and remove the workdir if this object created it."""
-        self.stop()
-        if self._owns_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> KafkaBroker:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "running" if self.is_running() else "stopped"
