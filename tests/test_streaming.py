@@ -129,3 +129,27 @@ async def test_foreign_raw_email_is_dead_lettered_without_the_address() -> None:
     assert "example.com" not in letter.payload and "example.org" not in letter.payload
     assert "[redacted-email]" in letter.payload
     assert {e.field for e in letter.errors} == {"contact_id", "utm_content"}
+
+
+def test_a_record_holding_two_values_cannot_shift_the_batch() -> None:
+    async def consume(events: list[Event]) -> None:
+        return None
+
+    consumer = BatchConsumer("test", SPEND, consume, RecordingBus())  # type: ignore[arg-type]
+    two = GOOD + b"," + GOOD.replace(b'"s1"', b'"s9"')
+    events, letters = consumer.decode([Record(two, 1), Record(GOOD, 2)])
+    assert [e.event_id for e in events] == ["s1"]  # type: ignore[attr-defined]
+    assert [d.offset for d in letters] == [1]
+
+
+def test_an_out_of_range_timestamp_is_a_dead_letter_not_a_crash() -> None:
+    async def consume(events: list[Event]) -> None:
+        return None
+
+    from pulse_shared.topics import SUBSCRIPTIONS
+
+    consumer = BatchConsumer("test", SUBSCRIPTIONS, consume, RecordingBus())  # type: ignore[arg-type]
+    bad = (b'{"event_id": "x", "occurred_at": "9999-12-31T23:59:59-05:00", "account_id": "A",'
+           b' "event_type": "subscription_started", "mrr": "10"}')
+    events, letters = consumer.decode([Record(bad, 3, topic=SUBSCRIPTIONS.name)])
+    assert events == [] and letters[0].errors[0].field == "occurred_at"

@@ -409,15 +409,6 @@ async def test_poison_messages_go_to_dlq_and_good_ones_land(
         consumer.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (shared): a timestamp whose UTC conversion overflows (e.g. "
-    "'9999-12-31T23:59:59-05:00') makes pulse_shared.events._to_utc raise OverflowError, "
-    "which is not a ValidationError: BatchConsumer.decode lets it escape handle() before "
-    "the retry/nack logic, so the whole batch is neither dead-lettered nor rewound and the "
-    "next commit skips it (good events in it are lost). Fix: _to_utc raises ValueError on "
-    "OverflowError, and decode() dead-letters any exception of one record.",
-)
 async def test_out_of_range_timestamp_is_dead_lettered_not_losing_its_batch(
     fault_kafka: KafkaBroker, fault_clickhouse: ClickHouseServer, fault_store: ServerStore,
     tmp_path: Path,

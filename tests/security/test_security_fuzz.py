@@ -156,14 +156,6 @@ def test_fuzz_ingest_raw_bodies_never_5xx() -> None:
     assert seen["bodies"] >= 2000, seen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (shared/ingest): an aware timestamp whose UTC conversion leaves year 1..9999 "
-    "(e.g. '9999-12-31T23:59:59-05:00') makes pulse_shared.events._to_utc raise "
-    "OverflowError (not a ValueError), so the ingest API answers 500 instead of a 422 "
-    "naming the row and field. Fix in _to_utc: catch OverflowError, raise ValueError. "
-    "Then drop this marker and add these values to `tricky` above.",
-)
 @pytest.mark.parametrize("kind,row", [
     ("touchpoints", {"occurred_at": "9999-12-31T23:59:59-05:00", "account_id": "a",
                      "contact_email": "x@y.com", "channel": "email", "touch_type": "ad_click"}),

@@ -29,7 +29,10 @@ SCHEMA_VERSION = 1
 
 
 def _to_utc(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError as exc:  # e.g. 9999-12-31T23:59:59-05:00 leaves year 9999
+        raise ValueError("timestamp out of range once converted to UTC") from exc
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from pulse_shared.bus import Bus
 from pulse_shared.events import DeadLetter, Event, FieldError
@@ -75,35 +75,48 @@ class BatchConsumer(Generic[E]):
         self.consume = consume
         self.bus = bus
         self.retry = retry or RetryPolicy()
+        self._batch_adapter: TypeAdapter[list[E]] = TypeAdapter(list[topic.model])  # type: ignore[name-defined]
 
     def decode(self, records: Sequence[Any]) -> tuple[list[E], list[DeadLetter]]:
         """Pure: records → valid events and dead letters (nothing is dropped silently)."""
+        values = [record.value for record in records]
+        if all(isinstance(v, bytes) and v.strip() for v in values):
+            # Fast path: one validation of the whole batch as a JSON array. Any failure (or
+            # a record that is not exactly one JSON value) falls back to per-record checks.
+            try:
+                batch = self._batch_adapter.validate_json(b"[" + b",".join(values) + b"]")
+            except Exception:
+                batch = None
+            if batch is not None and len(batch) == len(records):
+                return batch, []
         events: list[E] = []
         letters: list[DeadLetter] = []
         now = dt.datetime.now(dt.UTC)
         for record in records:
-            key = record.key.decode("utf-8", "replace") if record.key else None
             try:
                 events.append(self.topic.model.model_validate_json(record.value))  # type: ignore[arg-type]
             except ValidationError as exc:
-                errors = field_errors(exc)
-                letters.append(
-                    DeadLetter(
-                        source_topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        key=key,
-                        # Foreign producers may send raw PII; the DLQ never repeats it.
-                        payload=redact_emails(
-                            (record.value or b"").decode("utf-8", "replace")
-                        ),
-                        reason="; ".join(f"{e.field}: {e.reason}" for e in errors),
-                        errors=errors,
-                        consumer=self.service,
-                        failed_at=now,
-                    )
-                )
+                letters.append(self._dead_letter(record, field_errors(exc), now))
+            except Exception as exc:  # never let one record take its batch down
+                errors = [FieldError(field="(record)", reason=repr(exc))]
+                letters.append(self._dead_letter(record, errors, now))
         return events, letters
+
+    def _dead_letter(
+        self, record: Any, errors: list[FieldError], now: dt.datetime
+    ) -> DeadLetter:
+        return DeadLetter(
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key.decode("utf-8", "replace") if record.key else None,
+            # Foreign producers may send raw PII; the DLQ never repeats it.
+            payload=redact_emails((record.value or b"").decode("utf-8", "replace")),
+            reason="; ".join(f"{e.field}: {e.reason}" for e in errors),
+            errors=errors,
+            consumer=self.service,
+            failed_at=now,
+        )
 
     async def handle(self, message: Any) -> None:
         """Process one FastStream batch message and commit it (or rewind it)."""
@@ -113,9 +126,12 @@ class BatchConsumer(Generic[E]):
         BATCH_SIZE.labels(self.service, self.topic.name).observe(len(records))
         events, letters = self.decode(records)
         delay = self.retry.first_delay_s
+        pending_letters = letters
         for attempt in range(1, self.retry.attempts + 1):
             try:
-                await self.bus.publish_dead_letters(self.topic, letters)
+                # Dead letters are sent once: a retry of `consume` does not repeat them.
+                await self.bus.publish_dead_letters(self.topic, pending_letters)
+                pending_letters = []
                 await self.consume(events)
                 break
             except Exception as exc:
