@@ -256,6 +256,9 @@ def test_versioned_credits_only_for_changes() -> None:
     assert {e.model for e in changed} == set(RULE_MODELS) - {"first_touch", "last_non_direct"}
     assert {e.version for e in changed} == {2}
     assert sum(e.credited_revenue for e in changed if e.model == "linear") == Decimal("100")
+    # A re-send (repairing a crash between write and publish) keeps the current versions.
+    resent = versioned_credits(c, first, latest, include_unchanged=True)
+    assert {e.version for e in resent} == {1} and resent == events
 
 
 def test_dependent_conversions_are_later_higher_milestones_of_the_account() -> None:

@@ -163,12 +163,13 @@ class AttributionComponent:
         async with self._credit_lock:
             started = time.perf_counter()
             credits = await asyncio.to_thread(self._compute_rule_credits, conversions)
-            # Publish first: the table is what marks a version as done, so a failure
-            # between the two re-publishes on retry instead of never publishing.
-            await self.bus.publish(CREDITS, credits)
+            # Write, then publish: a consumer of the topic (KPI) reads the table when the
+            # event arrives. Unchanged credits are re-sent under their current version, so
+            # a crash between the write and the publish is repaired by the redelivery.
             await self.writer.write(
                 "attribution_credits", [credit_row(c) for c in credits], CREDIT_COLUMNS
             )
+            await self.bus.publish(CREDITS, credits)
             metrics.RECOMPUTE_SECONDS.observe(time.perf_counter() - started)
         versions = {(c.conversion_id, c.model, c.version) for c in credits}
         metrics.CREDIT_VERSIONS.labels(reason).inc(len(versions))
@@ -224,7 +225,9 @@ class AttributionComponent:
                 for model in ALL_MODELS
                 if (conversion.conversion_id, model) in latest
             }
-            events.extend(versioned_credits(conversion, model_credits, previous))
+            events.extend(
+                versioned_credits(conversion, model_credits, previous, include_unchanged=True)
+            )
         return events
 
 
@@ -255,11 +258,12 @@ class AttributionComponent:
             # apply the latest run's weights to new conversions and late touches).
             async with self._credit_lock:
                 credits = await asyncio.to_thread(self._version_run_credits, runs)
-                if publish:
-                    await self.bus.publish(CREDITS, credits)
+                # Written before published (consumers read the table on arrival).
                 await self.writer.write(
                     "attribution_credits", [credit_row(c) for c in credits], CREDIT_COLUMNS
                 )
+                if publish:
+                    await self.bus.publish(CREDITS, credits)
             # The run rows go last: they make the new weights visible to the consumers.
             await self.writer.write(
                 "attribution_channel_results", rows["channels"], CHANNEL_RESULT_COLUMNS

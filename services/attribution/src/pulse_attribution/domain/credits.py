@@ -60,12 +60,16 @@ def versioned_credits(
     conversion: Conversion,
     model_credits: dict[str, list[TouchCredit]],
     latest: dict[str, tuple[int, list[tuple[str, float]]]],
+    *,
+    include_unchanged: bool = False,
 ) -> list[AttributionCredit]:
     """Credit events for the models whose credits differ from their latest version.
 
     A model whose credits are unchanged (redelivery, a touch that moves nothing) gets no
-    new version; a changed one gets ``latest + 1`` (1 for the first computation). Empty
-    credit lists (no touch in the window yet) produce nothing.
+    new version; a changed one gets ``latest + 1`` (1 for the first computation). With
+    ``include_unchanged`` an unchanged model is returned again under its current version
+    (an idempotent re-send). Empty credit lists (no touch in the window yet) produce
+    nothing.
     """
     events: list[AttributionCredit] = []
     for model, credits in model_credits.items():
@@ -75,6 +79,8 @@ def versioned_credits(
         if previous is not None and signature(previous[1]) == signature(
             [(c.touch.event_id, c.credit) for c in credits]
         ):
+            if include_unchanged:
+                events.extend(credit_events(conversion, model, credits, previous[0]))
             continue
         version = previous[0] + 1 if previous is not None else 1
         events.extend(credit_events(conversion, model, credits, version))
