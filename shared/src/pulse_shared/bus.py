@@ -47,43 +47,40 @@ class Bus:
 
     async def publish(self, topic: Topic, events: Sequence[Event]) -> None:
         """Publish and wait until the broker has every message (acks=all)."""
-        if not events:
-            return
-        if self.in_memory:
-            await self.broker.publish_batch(
-                *(event.to_json() for event in events), topic=topic.name
-            )
-            MESSAGES_PUBLISHED.labels(self.service, topic.name).inc(len(events))
-            return
-        pending: list[Any] = []
-        for event in events:
-            result = await self.broker.publish(
-                event.to_json(),
-                topic=topic.name,
-                key=topic.key_of(event),
-                headers={"content-type": "application/json", "pulse-kind": topic.model.kind},
-                no_confirm=True,
-            )
-            if inspect.isawaitable(result):
-                pending.append(result)
-        if pending:
-            await asyncio.gather(*pending)
-        MESSAGES_PUBLISHED.labels(self.service, topic.name).inc(len(events))
+        await self._send(
+            topic.name,
+            [(event.to_json(), topic.key_of(event)) for event in events],
+            topic.model.kind,
+        )
 
     async def publish_dead_letters(self, topic: Topic, letters: Sequence[DeadLetter]) -> None:
-        if not letters:
+        await self._send(
+            topic.dead_letter,
+            [
+                (letter.model_dump_json().encode(), letter.key.encode() if letter.key else None)
+                for letter in letters
+            ],
+            "dead_letter",
+        )
+
+    async def _send(
+        self, topic_name: str, messages: Sequence[tuple[bytes, bytes | None]], kind: str
+    ) -> None:
+        if not messages:
             return
-        pending: list[Any] = []
-        for letter in letters:
-            result = await self.broker.publish(
-                letter.model_dump_json().encode(),
-                topic=topic.dead_letter,
-                key=letter.key.encode() if letter.key else None,
-                headers={"content-type": "application/json", "pulse-kind": "dead_letter"},
-                no_confirm=True,
-            )
-            if inspect.isawaitable(result):
-                pending.append(result)
-        if pending:
-            await asyncio.gather(*pending)
-        MESSAGES_PUBLISHED.labels(self.service, topic.dead_letter).inc(len(letters))
+        if self.in_memory:
+            await self.broker.publish_batch(*(body for body, _ in messages), topic=topic_name)
+        else:
+            # Send everything, then wait for all acknowledgements: the producer batches
+            # per partition instead of one round trip per message.
+            pending: list[Any] = []
+            headers = {"content-type": "application/json", "pulse-kind": kind}
+            for body, key in messages:
+                result = await self.broker.publish(
+                    body, topic=topic_name, key=key, headers=headers, no_confirm=True
+                )
+                if inspect.isawaitable(result):
+                    pending.append(result)
+            if pending:
+                await asyncio.gather(*pending)
+        MESSAGES_PUBLISHED.labels(self.service, topic_name).inc(len(messages))
