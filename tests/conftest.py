@@ -29,6 +29,9 @@ def embedded_store(embedded_data_dir: Path) -> Iterator[Store]:
     store = EmbeddedStore(embedded_data_dir)
     migrate(store)
     yield store
+    from pulse_shared.store.embedded import close_all_embedded
+
+    close_all_embedded()
 
 
 @pytest.fixture(scope="session")
@@ -103,3 +106,27 @@ def _kafka_test_isolation(request: pytest.FixtureRequest) -> None:
     broker.create_topics(names)
     asyncio.run(_truncate_topics(broker.bootstrap_servers, names))
     request.getfixturevalue("isolated_consumer_groups")
+
+
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave without running interpreter finalisation once pytest has reported.
+
+    chDB's native static destructors can crash at interpreter exit (seen as a segfault
+    after "Exception in global_context->shutdown()"), which would turn a green run red.
+    Everything is reported and closed by now, so exit with pytest's own status.
+    """
+    import os
+    import sys
+
+    if _EXIT_STATUS and "chdb" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])

@@ -262,5 +262,29 @@ def demo(
     )
 
 
+def run() -> None:
+    """Console entry point: the Typer app, then a clean exit.
+
+    chDB's native static destructors can crash at interpreter exit; once the command is
+    done the embedded store is closed and the process leaves with the command's status.
+    """
+    import os
+    import sys
+
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    if "chdb" in sys.modules:
+        from pulse_shared.store.embedded import close_all_embedded
+
+        close_all_embedded()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    app()
+    run()
