@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 Row = dict[str, Any]
@@ -86,6 +85,4 @@ def to_insertable(value: Any) -> Any:
         return str(value)  # StrEnum → plain str
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    if isinstance(value, Decimal | int | float | dt.date) or value is None:
-        return value
-    return value
+    return value  # Decimal, int, float, date and None go through as they are
