@@ -2,12 +2,16 @@
 
 Modes:
 - ``raw``: a bare aiokafka consumer reading the topic (no decode, no write): the limit.
-- ``pipeline``: the attribution service's touchpoint path exactly as in production
-  (FastStream batch subscriber → ``BatchConsumer.handle`` → validation/dead-letter →
-  ``touchpoint_row`` → ``RowWriter.write("touchpoints")`` on a ``ServerStore`` → commit),
-  without the attribution component's per-batch late-touch lookup.
-- ``component``: the full ``AttributionComponent`` touchpoint consumer (adds the
-  per-batch ``conversions_of`` query and late-touch re-attribution).
+- ``subscriber``: the FastStream batch subscriber with a handler that only acks (no
+  validation, no write): the framework's own cost, between ``raw`` and ``pipeline``.
+- ``pipeline``: the attribution service's touchpoint consumer exactly as in production
+  (``AttributionComponent.touchpoints``: FastStream batch subscriber →
+  ``BatchConsumer.handle`` → canonical fast path (raw JSON lines checked and converted
+  by ClickHouse) or, for batches that are not canonical, per-record pydantic validation
+  and dead-lettering → ``touchpoints`` on a ``ServerStore`` → the per-batch
+  ``conversions_of`` late-touch lookup → commit).
+- ``validated``: the same consumer without the canonical fast path (every record decoded
+  by pydantic, rows inserted by clickhouse-connect): the path of non-canonical batches.
 
 Prints one JSON line ``{"ready": true}`` once subscribed and one result line when
 ``--expect`` events have been consumed and committed (or ``--timeout`` passed).
@@ -88,34 +92,31 @@ async def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     from faststream.kafka import KafkaRouter
 
     from pulse_attribution.settings import SERVICE, AttributionSettings
-    from pulse_attribution.storage import TOUCHPOINT_COLUMNS, touchpoint_row
     from pulse_shared.bus import Bus, make_broker
-    from pulse_shared.events import Touchpoint
     from pulse_shared.store.server import ServerStore
-    from pulse_shared.streaming import BatchConsumer, batch_subscription
+    from pulse_shared.streaming import batch_subscription
     from pulse_shared.topics import TOUCHPOINTS
-    from pulse_shared.writer import RowWriter
 
     topic = dataclasses.replace(TOUCHPOINTS, name=args.topic)
     broker = make_broker(args.bootstrap, client_id="bench-consumer")
     bus = Bus(broker, SERVICE)
     store = ServerStore(args.clickhouse)
-    writer = RowWriter(store, SERVICE)
 
-    if args.mode == "component":
+    if args.mode == "subscriber":
+
+        class _AckOnly:
+            async def handle(self, message: Any) -> None:
+                await message.ack()
+
+        consumer: Any = _AckOnly()
+    else:
         from pulse_attribution.main import build
 
         component = build(store, bus, AttributionSettings(recompute_interval_s=0))
-        consumer: BatchConsumer[Touchpoint] = component.touchpoints
+        consumer = component.touchpoints
         consumer.topic = topic
-    else:
-
-        async def consume(events: list[Touchpoint]) -> None:
-            await writer.write(
-                "touchpoints", [touchpoint_row(e) for e in events], TOUCHPOINT_COLUMNS
-            )
-
-        consumer = BatchConsumer(SERVICE, topic, consume, bus)
+        if args.mode == "validated":
+            consumer.consume_canonical = None
 
     done = asyncio.Event()
     state: dict[str, Any] = {
@@ -172,7 +173,7 @@ async def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mode", choices=["raw", "pipeline", "component"], required=True)
+    parser.add_argument("--mode", choices=["raw", "subscriber", "pipeline", "validated"], required=True)
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--clickhouse", default="")
     parser.add_argument("--topic", required=True)

@@ -401,3 +401,37 @@ async def test_lead_arriving_after_its_opportunity_moves_w_shaped_roles(
     assert {r["version"] for r in rows} == {2}
     # Models without milestone roles are untouched.
     assert {r["version"] for r in latest(embedded_store, opp.event_id, "linear")} == {1}
+
+
+async def test_canonical_batches_skip_decoding_and_odd_ones_fall_back(
+    harness: Harness, embedded_store: Store
+) -> None:
+    from pulse_shared.metrics import CANONICAL_BATCHES
+
+    def batches(outcome: str) -> float:
+        return CANONICAL_BATCHES.labels("attribution", TOUCHPOINTS.name, outcome)._value.get()
+
+    account = f"acc-{uuid.uuid4().hex[:8]}"
+    hits, fallbacks = batches("hit"), batches("fallback")
+    canonical = [touch(account, f"c{i}", Channel.EMAIL, T0) for i in range(3)]
+    await harness.bus.broker.publish_batch(*(e.to_json() for e in canonical),
+                                           topic=TOUCHPOINTS.name)
+    assert (batches("hit"), batches("fallback")) == (hits + 1, fallbacks)
+
+    # Valid but not canonical (sub-millisecond time) next to a broken record: the batch
+    # is validated record by record; valid ones land, the broken one is dead-lettered.
+    odd = touch(account, "odd", Channel.EMAIL, T0 + dt.timedelta(microseconds=1))
+    plain = touch(account, "plain", Channel.EMAIL, T0)
+    await harness.bus.broker.publish_batch(
+        plain.to_json(), odd.to_json(), b'{"event_id": "broken"}', topic=TOUCHPOINTS.name
+    )
+    assert (batches("hit"), batches("fallback")) == (hits + 1, fallbacks + 1)
+    stored = {
+        r["event_id"]: r["occurred_at"]
+        for r in embedded_store.query(
+            "SELECT event_id, occurred_at FROM touchpoints FINAL WHERE account_id = {a:String}",
+            {"a": account},
+        )
+    }
+    assert set(stored) == {e.event_id for e in [*canonical, odd, plain]}
+    assert stored[canonical[0].event_id] == T0

@@ -37,13 +37,20 @@ BATCH_SIZE = Histogram(
 )
 PROCESSING_LATENCY_SECONDS = Histogram(
     "pulse_processing_latency_seconds",
-    "From the Kafka record timestamp to the batch being committed.",
+    "From the Kafka record timestamp to the batch being committed (up to 100 sampled "
+    "records per batch).",
     ["service", "topic"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 CONSUMER_LAG = Gauge(
     "pulse_consumer_lag", "Messages behind the log end, per partition.",
     ["service", "topic", "partition"],
+)
+CANONICAL_BATCHES = Counter(
+    "pulse_canonical_batches_total",
+    "Batches offered to the canonical fast path: written raw (hit) or validated record by "
+    "record instead (fallback).",
+    ["service", "topic", "outcome"],
 )
 HANDLER_ERRORS = Counter(
     "pulse_handler_errors_total",

@@ -7,8 +7,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pulse_shared.canonical import CanonicalInsert
 from pulse_shared.metrics import BATCH_WRITE_SECONDS, ROWS_WRITTEN
-from pulse_shared.store import Store
+from pulse_shared.store import Store, StoreError
 
 
 class RowWriter:
@@ -27,3 +28,22 @@ class RowWriter:
         await asyncio.to_thread(self.store.insert, table, rows, columns)
         BATCH_WRITE_SECONDS.labels(self.service, table).observe(time.perf_counter() - started)
         ROWS_WRITTEN.labels(self.service, table).inc(len(rows))
+
+    async def write_canonical(self, spec: CanonicalInsert, lines: bytes, count: int) -> bool:
+        """Insert ``count`` canonical records, ``spec.lines(values)`` (see
+        :mod:`pulse_shared.canonical`).
+
+        Returns False, having written nothing, when the batch is not entirely canonical
+        (the caller then validates record by record). ClickHouse being unreachable also
+        returns False: the caller's regular path raises it and retries with backoff.
+        """
+        started = time.perf_counter()
+        try:
+            await asyncio.to_thread(self.store.insert_canonical, spec, lines)
+        except StoreError:
+            return False
+        BATCH_WRITE_SECONDS.labels(self.service, spec.table).observe(
+            time.perf_counter() - started
+        )
+        ROWS_WRITTEN.labels(self.service, spec.table).inc(count)
+        return True

@@ -46,12 +46,14 @@ from pulse_attribution.storage import (
     CREDIT_COLUMNS,
     RUN_COLUMNS,
     TOUCHPOINT_COLUMNS,
+    TOUCHPOINTS_CANONICAL,
     AttributionStorage,
     conversion_row,
     credit_row,
     touchpoint_row,
 )
 from pulse_shared.bus import Bus, make_broker
+from pulse_shared.canonical import field_values
 from pulse_shared.events import AttributionCredit, PipelineEvent, Subscription, Touchpoint
 from pulse_shared.logging import configure_logging, get_logger
 from pulse_shared.schema.migrations import migrate
@@ -77,7 +79,8 @@ class AttributionComponent:
         self.storage = AttributionStorage(store)
         self.writer = RowWriter(store, SERVICE)
         self.touchpoints: BatchConsumer[Touchpoint] = BatchConsumer(
-            SERVICE, TOUCHPOINTS, self.consume_touchpoints, bus
+            SERVICE, TOUCHPOINTS, self.consume_touchpoints, bus,
+            consume_canonical=self.consume_canonical_touchpoints,
         )
         self.pipeline: BatchConsumer[PipelineEvent] = BatchConsumer(
             SERVICE, PIPELINE, self.consume_pipeline, bus
@@ -122,10 +125,44 @@ class AttributionComponent:
         await self.writer.write(
             "touchpoints", [touchpoint_row(e) for e in events], TOUCHPOINT_COLUMNS
         )
+        existing = await asyncio.to_thread(
+            self.storage.conversions_of, sorted({e.account_id for e in events})
+        )
+        await self._late_touches(existing, events)
+
+    async def consume_canonical_touchpoints(self, values: list[bytes]) -> bool:
+        """Fast path: canonical touchpoint JSON straight to ClickHouse, no decoding.
+
+        Only touches of accounts that already have conversions (late touches, few) are
+        decoded, to re-attribute those conversions.
+        """
+        lines = TOUCHPOINTS_CANONICAL.lines(values)
+        if lines is None:
+            return False
+        accounts = field_values(lines, "account_id")  # one per record, in order
+        # The conversions lookup does not depend on the insert: run both at once.
+        written, existing = await asyncio.gather(
+            self.writer.write_canonical(TOUCHPOINTS_CANONICAL, lines, len(values)),
+            asyncio.to_thread(self.storage.conversions_of, sorted(set(accounts))),
+        )
+        if not written:
+            return False
+        if existing:
+            converted = {c.account_id for c in existing}
+            touched = [
+                Touchpoint.model_validate_json(value)
+                for value, account in zip(values, accounts, strict=True)
+                if account in converted
+            ]
+            await self._late_touches(existing, touched)
+        return True
+
+    async def _late_touches(
+        self, existing: Sequence[Conversion], events: Sequence[Touchpoint]
+    ) -> None:
         by_account: dict[str, list[Touch]] = defaultdict(list)
         for event in events:
             by_account[event.account_id].append(touch_of(event))
-        existing = await asyncio.to_thread(self.storage.conversions_of, list(by_account))
         affected = affected_conversions(existing, by_account, self.settings.lookback_for)
         if affected:
             await self.attribute(affected, reason="late_touch")

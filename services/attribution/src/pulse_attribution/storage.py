@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from pulse_attribution.domain.model import Conversion, Milestone, Touch
+from pulse_shared.canonical import canonical_insert
 from pulse_shared.events import AttributionCredit, Channel, Touchpoint
 from pulse_shared.store import Store
 
@@ -17,6 +18,9 @@ TOUCHPOINT_COLUMNS = (
     "campaign_id", "touch_type", "utm_source", "utm_medium", "utm_campaign", "utm_term",
     "utm_content", "cost", "currency",
 )
+#: Canonical touchpoint JSON goes straight into ``touchpoints`` (same columns, checked).
+TOUCHPOINTS_CANONICAL = canonical_insert(Touchpoint, "touchpoints")
+assert TOUCHPOINTS_CANONICAL.column_names == TOUCHPOINT_COLUMNS
 CONVERSION_COLUMNS = (
     "conversion_id", "account_id", "milestone", "converted_at", "revenue", "currency",
 )

@@ -24,8 +24,8 @@ class KpiSettings(BaseSettings):
         default="last_touch", description="Attribution model of the un-suffixed KPIs."
     )
     snapshot_min_interval_s: float = Field(
-        default=0.25, ge=0, description="At most one snapshot per total (dimension all) KPI "
-        "key per this many seconds."
+        default=0.1, ge=0, description="At most one snapshot per total (dimension all) KPI "
+        "key per this many seconds (bounds the freshness added by rate limiting)."
     )
     snapshot_dimension_min_interval_s: float = Field(
         default=2.0, ge=0, description="At most one snapshot per channel/campaign KPI key per "
@@ -40,7 +40,7 @@ class KpiSettings(BaseSettings):
         "(totals are recomputed with every batch, before its commit)."
     )
     flush_interval_s: float = Field(
-        default=0.05, gt=0, description="How often deferred (rate-limited) snapshots are sent."
+        default=0.02, gt=0, description="How often deferred (rate-limited) snapshots are sent."
     )
     max_snapshots_per_flush: int = Field(
         default=500, ge=1, description="Pacing of deferred snapshots: at most this many per "

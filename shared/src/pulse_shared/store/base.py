@@ -9,7 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pulse_shared.canonical import CanonicalInsert
 
 Row = dict[str, Any]
 
@@ -62,6 +65,13 @@ class Store(ABC):
         self, table: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
     ) -> None:
         """Insert rows (dicts keyed by column) in one batch; returns once confirmed."""
+
+    @abstractmethod
+    def insert_canonical(self, spec: CanonicalInsert, lines: bytes) -> None:
+        """Insert canonical JSON lines through ``spec``'s checked ``INSERT … SELECT``.
+
+        All or nothing: raises :class:`StoreError` if any line fails the conditions.
+        """
 
     def query_value(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         rows = self.query(sql, parameters)

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from pulse_shared.canonical import INSERT_SETTINGS, CanonicalInsert, sql_string
 from pulse_shared.store.base import Row, Store, StoreError, normalise_value
 
 # chDB allows one open database per process; every EmbeddedStore on the same directory
@@ -53,6 +54,9 @@ def _param_text(value: Any) -> Any:
             for v in value
         )
         return f"[{inner}]"
+    if isinstance(value, str):  # escaped form: a raw newline or backslash would not survive
+        return (value.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+                .replace("\r", "\\r"))
     return str(value)
 
 
@@ -122,6 +126,14 @@ class EmbeddedStore(Store):
             "TabSeparated",
             None,
         )
+
+    def insert_canonical(self, spec: CanonicalInsert, lines: bytes) -> None:
+        self._check_writable()
+        # chDB has no request body for input(): the lines go in as one String parameter.
+        source = f"format(JSONEachRow, {sql_string(spec.structure)}, {{lines:String}})"
+        settings = ", ".join(f"{k} = {v}" for k, v in INSERT_SETTINGS.items())
+        self._run(f"{spec.sql(source)} SETTINGS {settings}", "TabSeparated",
+                  {"lines": lines.decode()})
 
     def close(self) -> None:
         # The process-wide connection stays open for other stores on the same directory.

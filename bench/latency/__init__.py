@@ -1,0 +1,1 @@
+"""End-to-end latency benchmark (conversion → credits, breach → alert)."""

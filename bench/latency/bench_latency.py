@@ -1,0 +1,948 @@
+"""End-to-end latency at sustained load: conversion → credits and KPI breach → alert.
+
+Both paths are measured against the raw Kafka round trip measured in the same run.
+
+Starts its own Kafka 4 broker and ClickHouse server (``pulse_testinfra``) and the three
+services as separate processes with production wiring (``pulse-attribution``,
+``pulse-kpi``, ``pulse-alerts``; default settings except the two timers noted below), then
+sends a paced mix of events at R events/s (1k and 10k) for 60 s (5 s with ``--quick``):
+
+- background, ~98 % touchpoints (5,000 accounts that never convert) and ~2 % spend of 20
+  ordinary campaigns (far below any threshold);
+- every 100 ms one *measured conversion* and one *measured breach*, each unambiguous:
+
+  1. conversion → credits: 3 touchpoints of a fresh account are sent 1 s before its
+     conversion, alternately a ``won`` pipeline event (``crm.pipeline.v1``) and a
+     ``subscription_started`` (``billing.subscriptions.v1``). Latency = Kafka CreateTime
+     of the first ``attribution.credits.v1`` record of that conversion (set by the
+     attribution service's producer) − the conversion's send time here.
+  2. breach → alert: a static threshold rule ``bench_latency_campaign_ctr_low`` (daily CTR
+     of a ``latp-*`` campaign below 5 %, added to the shipped default rules through
+     ``PULSE_ALERTS_RULES_FILE``) over a pool of 150 probe campaigns created before the
+     runs at CTR 6 %. A breach is one spend event with impressions but no clicks that
+     drops a ready campaign's CTR to 4 %. Path: spend → KPI service (campaign breakdown)
+     → ``kpi.snapshots.v1`` → alerts service → ``alerts.v1``. Latency = CreateTime of
+     the rule's first ``firing`` alert for that campaign after the send − the send time
+     (also split at the CTR snapshot: spend → snapshot, snapshot → alert). Once the
+     firing alert is seen, a recovery event (clicks, CTR back to 6 %) resolves it; the
+     campaign is ready again 2.1 s after its ``resolved`` alert (the KPI service sends at
+     most one snapshot per campaign KPI per 2 s). So a campaign has at most one probe in
+     flight, and the number of campaigns stays constant: a *new* campaign per probe
+     would add 184 snapshots each (46 KPIs × 4 grains), 1.8k/s at 10 probes/s, and the
+     benchmark would measure its own load. A slot without a ready campaign sends no
+     probe; those are counted (``skipped``).
+
+Baseline (same run, same messages): a bare aiokafka consumer in its own process reading
+the four input topics (no decode, no write) — receive time − record CreateTime of every
+event sent during the run. Every figure is printed with its ratio to that baseline.
+Samples that never arrive within the drain time are counted as missing, not dropped.
+Per run the JSON also holds the consumer-group lag when sending stopped, the time the
+services then needed to catch up, and how many conversions were stored before their
+touches (those get their first credits through the late-touch path).
+
+Timers switched off, as bench/kpi does for the daily close: the attribution service's
+hourly data-driven recompute (``PULSE_ATTRIBUTION_RECOMPUTE_INTERVAL_S=0``; its first run
+would land 60 s after start, in the middle of a run) and the KPI daily close.
+
+    .venv/bin/python bench/latency/bench_latency.py              # 1k and 10k events/s, 60 s
+    .venv/bin/python bench/latency/bench_latency.py --quick      # 5 s each
+    .venv/bin/python bench/latency/bench_latency.py --rates 2000 --seconds 20
+
+No goal numbers (issue: report p50/p95/p99). Results: ``bench/results/latency-*.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import IO, Any
+
+if __package__ in (None, ""):  # run as a script: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import orjson
+
+from bench.common import REPO_ROOT, ratio, table, write_results
+
+TOUCHPOINTS = "marketing.touchpoints.v1"
+SPEND = "marketing.spend.v1"
+PIPELINE = "crm.pipeline.v1"
+SUBSCRIPTIONS = "billing.subscriptions.v1"
+CREDITS = "attribution.credits.v1"
+SNAPSHOTS = "kpi.snapshots.v1"
+ALERTS = "alerts.v1"
+INPUT_TOPICS = (TOUCHPOINTS, SPEND, PIPELINE, SUBSCRIPTIONS)
+#: Consumer groups of the services and the topics each reads (for the lag figures).
+GROUPS: dict[str, tuple[str, ...]] = {
+    "pulse-attribution": (TOUCHPOINTS, PIPELINE, SUBSCRIPTIONS),
+    "pulse-kpi": (SPEND, SUBSCRIPTIONS, PIPELINE, "marketing.budgets.v1", CREDITS),
+    "pulse-alerts": (SNAPSHOTS,),
+}
+PARTITIONS = 3
+
+SAMPLE_INTERVAL_S = 0.1  # one measured conversion and one measured breach per interval
+TOUCH_LEAD_S = 1.0  # a converting account's touches go out this long before its conversion
+TOUCHES_PER_CONVERSION = 3
+BG_SPEND_EVERY = 50  # every 50th background event is spend (2 %), the rest touchpoints
+BG_ACCOUNTS = 5000
+BG_CAMPAIGNS = 20
+BENCH_RULE = "bench_latency_campaign_ctr_low"
+PROBE_PREFIX = "latp-"
+PROBE_CAMPAIGNS = 150
+CTR_THRESHOLD = 0.05  # the rule: daily CTR of a probe campaign below 5 %
+CTR_LOW, CTR_HIGH = 4, 6  # % after a breach / after a recovery
+THROTTLE_GUARD_S = 2.1  # KPI default: at most one snapshot per campaign KPI per 2 s
+CHANNELS = ("paid_search", "paid_social", "display", "email", "webinar", "content", "partner")
+TOUCH_TYPES = ("ad_click", "ad_impression", "email_open", "web_visit", "form_fill")
+CONTACTS = [hashlib.sha256(f"bench-contact-{i}".encode()).hexdigest() for i in range(257)]
+SERVICES = ("attribution", "kpi", "alerts")
+
+
+# -- statistics ----------------------------------------------------------------------------
+
+
+def percentiles_ms(values: Sequence[float]) -> dict[str, float | None]:
+    """p50/p95/p99/max/mean of latencies given in ms (inclusive quantiles)."""
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+    if len(values) == 1:
+        v = float(values[0])
+        return {"p50": v, "p95": v, "p99": v, "max": v, "mean": v}
+    qs = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": qs[49], "p95": qs[94], "p99": qs[98], "max": max(values),
+            "mean": statistics.fmean(values)}
+
+
+def rounded(stats: dict[str, float | None]) -> dict[str, float | None]:
+    return {k: (round(v, 1) if v is not None else None) for k, v in stats.items()}
+
+
+# -- what was sent and what arrived ---------------------------------------------------------
+
+
+def first_after(times: Sequence[float], t0: float) -> float | None:
+    """Earliest time at or after ``t0`` (CreateTime has ms resolution: 1 ms slack)."""
+    return min((t for t in times if t >= t0 - 0.001), default=None)
+
+
+@dataclass
+class Book:
+    """Send times of measured events and CreateTimes (s) of what they caused."""
+
+    conversions: dict[str, tuple[str, float]] = field(default_factory=dict)  # id → kind, t
+    credit_at: dict[str, float] = field(default_factory=dict)  # conversion id → first
+    #: probe campaign → CreateTimes of the bench rule's firing / resolved alerts
+    fired: dict[str, list[float]] = field(default_factory=dict)
+    resolved: dict[str, list[float]] = field(default_factory=dict)
+    #: probe campaign → (CreateTime, value) of its daily CTR snapshots
+    ctr: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    credit_records: int = 0
+    snapshots: Counter[str] = field(default_factory=Counter)  # per dimension
+    alerts_by_rule: Counter[str] = field(default_factory=Counter)
+
+    def low_ctr_after(self, campaign: str, t0: float) -> float | None:
+        return first_after([t for t, v in self.ctr.get(campaign, ()) if v < CTR_THRESHOLD], t0)
+
+    def on_credit(self, value: bytes, created: float) -> None:
+        self.credit_records += 1
+        cid = orjson.loads(value)["conversion_id"]
+        if cid not in self.credit_at or created < self.credit_at[cid]:
+            self.credit_at[cid] = created
+
+    def on_snapshot(self, value: bytes, created: float) -> None:
+        # Cheap byte tests first: thousands of snapshots a second, few of them ours.
+        self.snapshots["campaign" if b'"dimension":"campaign"' in value else "other"] += 1
+        if b'"' + PROBE_PREFIX.encode() not in value or b'"kpi":"ctr"' not in value:
+            return
+        s = orjson.loads(value)
+        if s["grain"] == "day" and s["dimension"] == "campaign" and s["value"] is not None:
+            self.ctr.setdefault(s["dimension_value"], []).append((created, s["value"]))
+
+    def on_alert(self, value: bytes, created: float) -> None:
+        body = orjson.loads(value)
+        self.alerts_by_rule[f"{body['rule']}:{body['state']}"] += 1
+        if body["rule"] != BENCH_RULE:
+            return
+        campaign = body.get("labels", {}).get("campaign", "")
+        target = self.fired if body["state"] == "firing" else self.resolved
+        target.setdefault(campaign, []).append(created)
+
+    def pending(self, conversions: Sequence[str], probes: Sequence[Probe]) -> tuple[int, int]:
+        return (sum(1 for c in conversions if c not in self.credit_at),
+                sum(1 for p in probes
+                    if first_after(self.fired.get(p.campaign, ()), p.sent_at) is None))
+
+
+async def watch(bootstrap: str, topic: str, on_record: Any, ready: asyncio.Event) -> None:
+    """Read ``topic`` from its end; hand each record's value and CreateTime (s) over."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="latest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await wait_assigned(consumer, [topic])
+        await consumer.seek_to_end()
+        for tp in consumer.assignment():
+            await consumer.position(tp)
+        ready.set()
+        while True:
+            batch = await consumer.getmany(timeout_ms=50)
+            for records in batch.values():
+                for r in records:
+                    on_record(r.value, r.timestamp / 1000)
+    finally:
+        await consumer.stop()
+
+
+async def wait_assigned(consumer: Any, topics: Sequence[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while {tp.topic for tp in consumer.assignment()} != set(topics):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no partitions assigned for {topics}")
+        await asyncio.sleep(0.05)
+
+
+# -- load generation ------------------------------------------------------------------------
+
+
+@dataclass
+class RunPlan:
+    tag: str  # unique per run: keys and ids of measured events start with it
+    rate: int
+    seconds: float
+
+
+@dataclass
+class ProbeCampaign:
+    """One campaign of the breach pool; CTR = clicks / impressions of the day."""
+
+    name: str
+    channel: str
+    impressions: int = 10_000
+    clicks: int = 600  # 6 %
+    phase: str = "new"  # new → ready → breached → recovering → ready …
+    last_sent: float = 0.0  # send time (epoch s) of its last event
+
+
+@dataclass
+class Probe:
+    campaign: str
+    sent_at: float
+
+
+def probe_pool() -> list[ProbeCampaign]:
+    return [ProbeCampaign(f"{PROBE_PREFIX}{i:03d}", CHANNELS[i % len(CHANNELS)])
+            for i in range(PROBE_CAMPAIGNS)]
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Generator:
+    """Builds and sends the events of one run (payloads as the ingest service emits them)."""
+
+    def __init__(self, producer: Any, plan: RunPlan, book: Book,
+                 pool: list[ProbeCampaign]) -> None:
+        self.producer = producer
+        self.plan = plan
+        self.book = book
+        self.pool = pool
+        self.rng = random.Random(plan.tag)
+        now = dt.datetime.now(dt.UTC)
+        self.today = now.date().isoformat()
+        self.bg_occurred = _iso(now - dt.timedelta(hours=1))
+        self.counts: Counter[str] = Counter()
+        self.conversion_ids: list[str] = []
+        self.probes: list[Probe] = []
+        self.skipped = 0
+        self.probe_events = 0
+
+    async def _send(self, topic: str, key: str, body: bytes) -> float:
+        sent = time.time()
+        await self.producer.send(topic, body, key=key.encode())
+        self.counts[topic] += 1
+        return sent
+
+    async def background(self, j: int) -> None:
+        tag = self.plan.tag
+        if j % BG_SPEND_EVERY == BG_SPEND_EVERY - 1:
+            k = j % BG_CAMPAIGNS
+            campaign = f"bg-{CHANNELS[k % len(CHANNELS)]}-{k}"
+            body = (
+                f'{{"event_id":"bs-{tag}-{j}","date":"{self.today}",'
+                f'"channel":"{CHANNELS[k % len(CHANNELS)]}","campaign_id":"{campaign}",'
+                f'"amount":"{self.rng.randint(100, 5000) / 100:.2f}","impressions":100,'
+                f'"clicks":3}}'
+            ).encode()
+            await self._send(SPEND, campaign, body)
+            return
+        account = f"bg-{j % BG_ACCOUNTS}"
+        ch = CHANNELS[j % len(CHANNELS)]
+        body = (
+            f'{{"event_id":"bt-{tag}-{j}","occurred_at":"{self.bg_occurred}",'
+            f'"account_id":"{account}","contact_id":"{CONTACTS[j % len(CONTACTS)]}",'
+            f'"channel":"{ch}","source":"google","medium":"cpc","campaign_id":"bg-{ch}",'
+            f'"touch_type":"{TOUCH_TYPES[j % len(TOUCH_TYPES)]}","cost":"0.25",'
+            f'"currency":"USD"}}'
+        ).encode()
+        await self._send(TOUCHPOINTS, account, body)
+
+    async def touches(self, s: int) -> None:
+        """The journey of the account converting at slot ``s + lead``."""
+        account = f"la-{self.plan.tag}-{s}"
+        now = dt.datetime.now(dt.UTC)
+        for k in range(TOUCHES_PER_CONVERSION):
+            ch = CHANNELS[(s + k) % len(CHANNELS)]
+            occurred = _iso(now - dt.timedelta(minutes=10 * (TOUCHES_PER_CONVERSION - k)))
+            body = (
+                f'{{"event_id":"lt-{self.plan.tag}-{s}-{k}","occurred_at":"{occurred}",'
+                f'"account_id":"{account}","contact_id":"{CONTACTS[(s + k) % len(CONTACTS)]}",'
+                f'"channel":"{ch}","source":"bench","medium":"cpc",'
+                f'"campaign_id":"lc-{ch}","touch_type":"{TOUCH_TYPES[k % len(TOUCH_TYPES)]}",'
+                f'"currency":"USD"}}'
+            ).encode()
+            await self._send(TOUCHPOINTS, account, body)
+
+    async def conversion(self, s: int) -> None:
+        account = f"la-{self.plan.tag}-{s}"
+        cid = f"lc-{self.plan.tag}-{s}"
+        occurred = _iso(dt.datetime.now(dt.UTC))
+        if s % 2 == 0:
+            kind, topic = "pipeline_won", PIPELINE
+            body = (
+                f'{{"event_id":"{cid}","occurred_at":"{occurred}","account_id":"{account}",'
+                f'"stage":"won","amount":"12000.00","currency":"USD"}}'
+            ).encode()
+        else:
+            kind, topic = "subscription_started", SUBSCRIPTIONS
+            body = (
+                f'{{"event_id":"{cid}","occurred_at":"{occurred}","account_id":"{account}",'
+                f'"event_type":"subscription_started","mrr":"990.00","currency":"USD"}}'
+            ).encode()
+        self.book.conversions[cid] = (kind, await self._send(topic, account, body))
+        self.conversion_ids.append(cid)
+
+    async def probe_event(self, c: ProbeCampaign, impressions: int, clicks: int) -> float:
+        """A spend event of a probe campaign adding ``impressions`` and ``clicks``."""
+        self.probe_events += 1
+        c.impressions += impressions
+        c.clicks += clicks
+        body = (
+            f'{{"event_id":"lp-{self.plan.tag}-{self.probe_events}","date":"{self.today}",'
+            f'"channel":"{c.channel}","campaign_id":"{c.name}","amount":"1.00",'
+            f'"impressions":{impressions},"clicks":{clicks}}}'
+        ).encode()
+        c.last_sent = await self._send(SPEND, c.name, body)
+        return c.last_sent
+
+    async def create_pool(self) -> None:
+        """The first event of every probe campaign (CTR 6 %), before any measurement."""
+        for c in self.pool:
+            impressions, clicks = c.impressions, c.clicks
+            c.impressions = c.clicks = 0
+            await self.probe_event(c, impressions, clicks)
+
+    async def breach(self) -> None:
+        """Advance the pool, then drop one ready campaign's CTR below the threshold."""
+        now = time.time()
+        for c in self.pool:
+            if c.phase == "breached" and first_after(self.book.fired.get(c.name, ()),
+                                                     c.last_sent) is not None:
+                # Back above: CTR_HIGH % of the impressions (not measured).
+                target = -(-c.impressions * CTR_HIGH // 100)
+                await self.probe_event(c, 0, max(1, target - c.clicks))
+                c.phase = "recovering"
+            elif c.phase == "recovering":
+                done = first_after(self.book.resolved.get(c.name, ()), c.last_sent)
+                if done is not None and now - done >= THROTTLE_GUARD_S:
+                    c.phase = "ready"
+        ready = [c for c in self.pool if c.phase == "ready"]
+        if not ready:
+            self.skipped += 1
+            return
+        c = min(ready, key=lambda x: x.last_sent)  # the longest-idle one
+        target = c.clicks * 100 // CTR_LOW  # impressions for CTR_LOW %
+        sent = await self.probe_event(c, max(1, target - c.impressions), 0)
+        c.phase = "breached"
+        self.probes.append(Probe(c.name, sent))
+
+    async def run(self) -> dict[str, Any]:
+        """Send ``rate × seconds`` events (measured ones included) on a 100 ms slot clock."""
+        rate, seconds = self.plan.rate, self.plan.seconds
+        slots = max(1, int(round(seconds / SAMPLE_INTERVAL_S)))
+        lead = int(round(TOUCH_LEAD_S / SAMPLE_INTERVAL_S))
+        total = int(rate * seconds)
+        sent = bg = slot = 0
+        started = time.monotonic()
+        while slot < slots or sent < total:
+            elapsed = time.monotonic() - started
+            while slot < slots and slot * SAMPLE_INTERVAL_S <= elapsed:
+                before = sum(self.counts.values())
+                if slot < slots - lead:
+                    await self.touches(slot)
+                if slot >= lead:
+                    await self.conversion(slot - lead)
+                await self.breach()
+                sent += sum(self.counts.values()) - before
+                slot += 1
+            due = min(total, int(elapsed * rate))
+            while sent < due:
+                await self.background(bg)
+                bg += 1
+                sent += 1
+            await asyncio.sleep(0.004)
+        await self.producer.flush()
+        elapsed = time.monotonic() - started
+        return {"events": sent, "seconds": round(elapsed, 2),
+                "rate_achieved": round(sent / elapsed, 1), "by_topic": dict(self.counts),
+                "slots": slots}
+
+
+# -- baseline: bare consumer in its own process -----------------------------------------------
+
+
+async def raw_consumer(bootstrap: str, topics: Sequence[str]) -> None:
+    """Child mode: print ``{"ready": true}``, read until told the expected count on stdin
+    (and that many arrived, or 20 s passed), then print the send → receive latencies."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="latest", enable_auto_commit=False,
+                                max_partition_fetch_bytes=4 * 1024 * 1024)
+    await consumer.start()
+    latencies: list[float] = []
+    count = 0
+    try:
+        await wait_assigned(consumer, topics)
+        await consumer.seek_to_end()
+        for tp in consumer.assignment():
+            await consumer.position(tp)
+        print(json.dumps({"ready": True}), flush=True)
+        loop = asyncio.get_running_loop()
+        expect_line = loop.run_in_executor(None, sys.stdin.readline)
+        expected: int | None = None
+        deadline = float("inf")
+        while expected is None or (count < expected and time.monotonic() < deadline):
+            batch = await consumer.getmany(timeout_ms=100)
+            now_ms = time.time() * 1000
+            for records in batch.values():
+                count += len(records)
+                latencies.extend(now_ms - r.timestamp for r in records)
+            if expected is None and expect_line.done():
+                expected = int(expect_line.result().strip() or 0)
+                deadline = time.monotonic() + 20
+    finally:
+        await consumer.stop()
+    print(json.dumps({"records": count, "latency_ms": rounded(percentiles_ms(latencies))}),
+          flush=True)
+
+
+class RawBaseline:
+    """Parent side of one baseline consumer process (one per run)."""
+
+    def __init__(self, bootstrap: str, log: Path) -> None:
+        self.bootstrap = bootstrap
+        self.log = log
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+        with self.log.open("ab") as err:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, str(Path(__file__).resolve()), "--raw-consumer",
+                "--bootstrap", self.bootstrap, cwd=REPO_ROOT, env=env,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err,
+            )
+        line = await asyncio.wait_for(self._line(), 60)
+        if not line.get("ready"):
+            raise RuntimeError(f"baseline consumer did not start; see {self.log}")
+
+    async def _line(self) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        while True:
+            raw = await self.proc.stdout.readline()
+            if not raw:
+                return {}
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                return data
+
+    async def result(self, expected: int) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(f"{expected}\n".encode())
+        await self.proc.stdin.drain()
+        data = await asyncio.wait_for(self._line(), 60)
+        await self.stop()
+        return data
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+# -- services -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_rules(path: Path) -> None:
+    """The shipped default rules plus the benchmark's per-campaign CTR threshold."""
+    import yaml
+
+    text = resources.files("pulse_alerts.rules").joinpath("default.yaml").read_text()
+    data = yaml.safe_load(text)
+    data["rules"].append({
+        "name": BENCH_RULE, "type": "threshold",
+        "description": "Benchmark: daily CTR of a latency-probe campaign below 5 %.",
+        "kpi": "ctr", "grain": "day", "dimension": "campaign",
+        "dimension_value": f"{PROBE_PREFIX}*", "op": "below", "threshold": CTR_THRESHOLD,
+        "severity": "warning", "labels": {"team": "bench"},
+    })
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+    log_file: IO[bytes]
+
+
+def start_services(bootstrap: str, ch_url: str, workdir: Path) -> list[Service]:
+    rules = workdir / "alert-rules.yaml"
+    write_rules(rules)
+    common = {
+        **os.environ,
+        "PULSE_KAFKA_BOOTSTRAP": bootstrap,
+        "PULSE_CLICKHOUSE_URL": ch_url,
+        "PULSE_LOG_LEVEL": os.environ.get("BENCH_LATENCY_LOG_LEVEL", "WARNING"),
+    }
+    extra = {
+        "attribution": {"PULSE_ATTRIBUTION_RECOMPUTE_INTERVAL_S": "0"},
+        "kpi": {"PULSE_KPI_CLOSE_ENABLED": "false"},
+        "alerts": {"PULSE_ALERTS_RULES_FILE": str(rules)},
+    }
+    services: list[Service] = []
+    for name in SERVICES:
+        port = free_port()
+        env = {**common, f"PULSE_{name.upper()}_PORT": str(port), **extra[name]}
+        log = workdir / f"{name}-service.log"
+        log_file = log.open("wb")
+        proc = subprocess.Popen([str(REPO_ROOT / ".venv" / "bin" / f"pulse-{name}")], env=env,
+                                stdout=log_file, stderr=subprocess.STDOUT)
+        services.append(Service(name, port, proc, log, log_file))
+    return services
+
+
+def stop_services(services: Sequence[Service]) -> dict[str, int | None]:
+    for s in services:
+        if s.proc.poll() is None:
+            s.proc.terminate()
+    codes: dict[str, int | None] = {}
+    for s in services:
+        try:
+            codes[s.name] = s.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            s.proc.kill()
+            codes[s.name] = s.proc.wait(timeout=10)
+        s.log_file.close()
+    return codes
+
+
+async def wait_healthy(services: Sequence[Service], timeout: float = 120) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        for s in services:
+            while True:
+                if s.proc.poll() is not None:
+                    raise RuntimeError(f"pulse-{s.name} exited; see {s.log}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"pulse-{s.name} not healthy in time; see {s.log}")
+                try:
+                    if (await client.get(f"http://127.0.0.1:{s.port}/health")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.25)
+
+
+def dead(services: Sequence[Service]) -> list[str]:
+    return [f"pulse-{s.name} (exit {s.proc.returncode})" for s in services
+            if s.proc.poll() is not None]
+
+
+# -- consumer lag ---------------------------------------------------------------------------
+
+
+class Lag:
+    """Unprocessed records per service consumer group (log end − committed offset)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self.ends = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+
+    async def start(self) -> None:
+        await self.admin.start()
+        await self.ends.start()
+
+    async def stop(self) -> None:
+        await self.ends.stop()
+        await self.admin.close()
+
+    async def measure(self) -> dict[str, int]:
+        from aiokafka import TopicPartition
+
+        out: dict[str, int] = {}
+        for group, topics in GROUPS.items():
+            tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+            committed = await self.admin.list_consumer_group_offsets(group, partitions=tps)
+            ends = await self.ends.end_offsets(tps)
+            out[group] = sum(
+                max(0, ends[tp] - max(0, committed[tp].offset if tp in committed else 0))
+                for tp in tps
+            )
+        return out
+
+    async def wait_zero(self, since: float, timeout: float) -> tuple[float | None, dict[str, int]]:
+        """Seconds from ``since`` (monotonic) until every group has caught up (None when
+        not within ``timeout`` from now) and the last lag seen."""
+        started = time.monotonic()
+        while True:
+            lag = await self.measure()
+            if not any(lag.values()):
+                return round(time.monotonic() - since, 2), lag
+            if time.monotonic() - started > timeout:
+                return None, lag
+            await asyncio.sleep(0.25)
+
+
+# -- one run --------------------------------------------------------------------------------
+
+
+async def wait_arrivals(book: Book, conversions: Sequence[str], probes: Sequence[Probe],
+                        timeout: float, services: Sequence[Service], label: str) -> None:
+    started = time.monotonic()
+    last_print = started
+    while True:
+        missing_c, missing_b = book.pending(conversions, probes)
+        now = time.monotonic()
+        if not (missing_c or missing_b) or now - started > timeout:
+            return
+        if dead(services):
+            print(f"  {label}: service died: {', '.join(dead(services))}", flush=True)
+            return
+        if now - last_print > 10:
+            print(f"  {label}: waiting for {missing_c} credits / {missing_b} alerts "
+                  f"({now - started:.0f} s)", flush=True)
+            last_print = now
+        await asyncio.sleep(0.1)
+
+
+def conversions_before_touches(store: Any, tag: str) -> dict[str, int]:
+    """Measured conversions stored before (some of) their touches: their first credits
+    came through the late-touch path (diagnostic)."""
+    rows = store.query(
+        "SELECT countIf(t.ti > c.ci) AS late, count() AS n FROM "
+        "(SELECT account_id, min(ingested_at) AS ci FROM conversions "
+        " WHERE startsWith(account_id, {p:String}) GROUP BY account_id) AS c "
+        "INNER JOIN (SELECT account_id, max(ingested_at) AS ti FROM touchpoints "
+        " WHERE startsWith(account_id, {p:String}) GROUP BY account_id) AS t "
+        "ON c.account_id = t.account_id",
+        {"p": f"la-{tag}-"},
+    )
+    row = rows[0] if rows else {"late": 0, "n": 0}
+    return {"late": int(row["late"]), "stored": int(row["n"])}
+
+
+async def run_once(bootstrap: str, producer: Any, plan: RunPlan, book: Book,
+                   pool: list[ProbeCampaign], services: Sequence[Service], lag: Lag,
+                   store: Any, workdir: Path, drain: float,
+                   baseline: bool = True) -> dict[str, Any]:
+    raw = RawBaseline(bootstrap, workdir / f"raw-{plan.tag}.log")
+    if baseline:
+        await raw.start()
+    load_before = os.getloadavg()
+    snapshots_before = book.snapshots.copy()
+    try:
+        gen = Generator(producer, plan, book, pool)
+        sent = await gen.run()
+        stopped = time.monotonic()
+        lag_at_end = await lag.measure()
+        raw_res = await raw.result(sent["events"]) if baseline else {}
+    finally:
+        await raw.stop()
+    await wait_arrivals(book, gen.conversion_ids, gen.probes, drain, services,
+                        f"{plan.rate}/s")
+    samples_in_s = round(time.monotonic() - stopped, 2)
+    catch_up_s, lag_after = await lag.wait_zero(stopped, drain)
+    late = await asyncio.to_thread(conversions_before_touches, store, plan.tag)
+
+    conv: dict[str, list[float]] = {"all": []}
+    for cid in gen.conversion_ids:
+        kind, t0 = book.conversions[cid]
+        if cid in book.credit_at:
+            ms = (book.credit_at[cid] - t0) * 1000
+            conv["all"].append(ms)
+            conv.setdefault(kind, []).append(ms)
+    kinds = Counter(book.conversions[c][0] for c in gen.conversion_ids)
+    # Breach path, whole and split at the KPI snapshot: spend sent → snapshot → alert.
+    alerts: list[float] = []
+    to_snapshot: list[float] = []
+    snapshot_to_alert: list[float] = []
+    for p in gen.probes:
+        fired = first_after(book.fired.get(p.campaign, ()), p.sent_at)
+        low = book.low_ctr_after(p.campaign, p.sent_at)
+        if fired is not None:
+            alerts.append((fired - p.sent_at) * 1000)
+        if low is not None:
+            to_snapshot.append((low - p.sent_at) * 1000)
+        if fired is not None and low is not None:
+            snapshot_to_alert.append((fired - low) * 1000)
+    result = {
+        "rate_target": plan.rate, "seconds": plan.seconds, **sent,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "baseline_raw": {"records": raw_res.get("records"),
+                         "latency_ms": raw_res.get("latency_ms", {})},
+        "conversion_to_credit": {
+            "sent": len(gen.conversion_ids), "measured": len(conv["all"]),
+            "missing": len(gen.conversion_ids) - len(conv["all"]),
+            "latency_ms": rounded(percentiles_ms(conv["all"])),
+            "by_kind": {k: {"sent": kinds[k], "measured": len(conv.get(k, [])),
+                            "latency_ms": rounded(percentiles_ms(conv.get(k, [])))}
+                        for k in sorted(kinds)},
+            "stored_before_their_touches": late,
+        },
+        "breach_to_alert": {
+            "slots": sent["slots"], "skipped_no_ready_campaign": gen.skipped,
+            "sent": len(gen.probes), "measured": len(alerts),
+            "missing": len(gen.probes) - len(alerts),
+            "latency_ms": rounded(percentiles_ms(alerts)),
+            "spend_to_snapshot": {"measured": len(to_snapshot),
+                                  "latency_ms": rounded(percentiles_ms(to_snapshot))},
+            "snapshot_to_alert": {"measured": len(snapshot_to_alert),
+                                  "latency_ms": rounded(percentiles_ms(snapshot_to_alert))},
+        },
+        "snapshots_published": dict(book.snapshots - snapshots_before),
+        "lag_when_sending_stopped": lag_at_end,
+        # Both from the moment sending stopped (None: not within the drain time).
+        "samples_in_after_s": samples_in_s,
+        "caught_up_after_s": catch_up_s,
+        "lag_after_drain": lag_after,
+    }
+    return result
+
+
+def summary_line(r: dict[str, Any]) -> str:
+    c, b = r["conversion_to_credit"], r["breach_to_alert"]
+    base = r["baseline_raw"]["latency_ms"].get("p99")
+    return (f"  {r['rate_target']}/s x {r['seconds']:g} s: sent {r['events']:,} "
+            f"({r['rate_achieved']:,.0f}/s); credit p99 {c['latency_ms']['p99']} ms "
+            f"({c['measured']}/{c['sent']}), alert p99 {b['latency_ms']['p99']} ms "
+            f"({b['measured']}/{b['sent']}), raw p99 {base} ms; lag at stop "
+            f"{r['lag_when_sending_stopped']}, caught up after {r['caught_up_after_s']} s")
+
+
+async def create_pool(producer: Any, pool: list[ProbeCampaign], book: Book,
+                      services: Sequence[Service], timeout: float = 180) -> None:
+    """Create the probe campaigns (CTR 6 %) and wait for each one's CTR snapshot."""
+    gen = Generator(producer, RunPlan("pool", 0, 0.0), book, pool)
+    await gen.create_pool()
+    await producer.flush()
+    deadline = time.monotonic() + timeout
+    while True:
+        waiting = [c for c in pool if not book.ctr.get(c.name)]
+        if not waiting:
+            break
+        if time.monotonic() > deadline or dead(services):
+            raise RuntimeError(f"{len(waiting)} probe campaigns never got a CTR snapshot "
+                               f"({', '.join(dead(services)) or 'timeout'})")
+        await asyncio.sleep(0.2)
+    for c in pool:
+        c.phase = "ready"
+
+
+async def bench(args: argparse.Namespace, bootstrap: str, store: Any,
+                services: Sequence[Service], workdir: Path) -> dict[str, Any]:
+    from aiokafka import AIOKafkaProducer
+
+    book = Book()
+    ready = [asyncio.Event(), asyncio.Event(), asyncio.Event()]
+    watchers = [
+        asyncio.create_task(watch(bootstrap, CREDITS, book.on_credit, ready[0])),
+        asyncio.create_task(watch(bootstrap, ALERTS, book.on_alert, ready[1])),
+        asyncio.create_task(watch(bootstrap, SNAPSHOTS, book.on_snapshot, ready[2])),
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=2,
+                                max_batch_size=256 * 1024)
+    lag = Lag(bootstrap)
+    try:
+        await producer.start()
+        await lag.start()
+        started = time.monotonic()
+        await wait_healthy(services)
+        for event in ready:
+            await asyncio.wait_for(event.wait(), 60)
+        print(f"services healthy after {time.monotonic() - started:.1f} s", flush=True)
+        pool = probe_pool()
+        await create_pool(producer, pool, book, services)
+        print(f"{len(pool)} probe campaigns ready after {time.monotonic() - started:.0f} s",
+              flush=True)
+        # Warm-up: consumer groups join, first queries and imports; not part of the results.
+        warm = await run_once(bootstrap, producer, RunPlan("warm", 200, 3.0), book, pool,
+                              services, lag, store, workdir, drain=180.0, baseline=False)
+        print(f"warm-up done ({warm['conversion_to_credit']['measured']} credits, "
+              f"{warm['breach_to_alert']['measured']} alerts; "
+              f"{time.monotonic() - started:.0f} s since start)", flush=True)
+        runs = []
+        for i, rate in enumerate(args.rates):
+            res = await run_once(bootstrap, producer, RunPlan(f"{i}-{rate}", rate, args.seconds),
+                                 book, pool, services, lag, store, workdir, args.drain)
+            runs.append(res)
+            print(summary_line(res), flush=True)
+        return {"warmup": warm, "runs": runs, "credit_records": book.credit_records,
+                "alerts_by_rule": dict(book.alerts_by_rule)}
+    finally:
+        for task in watchers:
+            task.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        await lag.stop()
+        await producer.stop()
+
+
+def table_rows(runs: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    for r in runs:
+        base = r["baseline_raw"]["latency_ms"]
+
+        def row(path: str, sent: Any, measured: Any, stats: dict[str, Any],
+                r: dict[str, Any] = r, base: dict[str, Any] = base) -> list[Any]:
+            missing = sent - measured if sent is not None and measured is not None else None
+            return [r["rate_target"], path, sent, measured, missing,
+                    stats.get("p50"), stats.get("p95"), stats.get("p99"), stats.get("max"),
+                    *(ratio(stats.get(q), base.get(q)) for q in ("p50", "p95", "p99"))]
+
+        rows.append(row("raw Kafka send→receive (baseline)", r["events"],
+                        r["baseline_raw"]["records"], base))
+        c = r["conversion_to_credit"]
+        rows.append(row("conversion → first credit", c["sent"], c["measured"],
+                        c["latency_ms"]))
+        for kind, k in c["by_kind"].items():
+            rows.append(row(f"  of which {kind}", k["sent"], k["measured"], k["latency_ms"]))
+        b = r["breach_to_alert"]
+        rows.append(row("CTR breach → alert", b["sent"], b["measured"], b["latency_ms"]))
+        hop = b["spend_to_snapshot"]
+        rows.append(row("  hop 1: spend → CTR snapshot", b["sent"], hop["measured"],
+                        hop["latency_ms"]))
+        rows.append(row("  hop 2: CTR snapshot → alert", hop["measured"],
+                        b["snapshot_to_alert"]["measured"],
+                        b["snapshot_to_alert"]["latency_ms"]))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--raw-consumer"]:  # child process of RawBaseline
+        child = argparse.ArgumentParser()
+        child.add_argument("--raw-consumer", action="store_true")
+        child.add_argument("--bootstrap", required=True)
+        cargs = child.parse_args(argv)
+        asyncio.run(raw_consumer(cargs.bootstrap, INPUT_TOPICS))
+        return {}
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="5 s per rate instead of 60 s")
+    parser.add_argument("--seconds", type=float, default=None, help="seconds per rate")
+    parser.add_argument("--rates", type=int, nargs="+", default=[1000, 10000],
+                        help="total events/s (default 1000 10000)")
+    parser.add_argument("--drain", type=float, default=None,
+                        help="max seconds to wait for outstanding samples after a run "
+                             "(default 60, quick 30)")
+    parser.add_argument("--no-save", action="store_true", help="do not write bench/results")
+    args = parser.parse_args(argv)
+    args.seconds = args.seconds or (5.0 if args.quick else 60.0)
+    args.drain = args.drain or (30.0 if args.quick else 60.0)
+
+    from pulse_shared.schema.migrations import migrate
+    from pulse_shared.store.server import ServerStore
+    from pulse_shared.topics import all_topic_names
+    from pulse_testinfra.clickhouse import ClickHouseServer
+    from pulse_testinfra.kafka import KafkaBroker
+
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="pulse-bench-latency-"))
+    print(f"logs: {workdir}", flush=True)
+    with KafkaBroker() as kafka, ClickHouseServer() as ch:
+        kafka.create_topics(all_topic_names(), partitions=PARTITIONS)
+        store = ServerStore(ch.url)
+        try:
+            migrate(store)  # once, before three services would race to do it
+            services = start_services(kafka.bootstrap_servers, ch.url, workdir)
+            try:
+                out = asyncio.run(bench(args, kafka.bootstrap_servers, store, services,
+                                        workdir))
+            finally:
+                out_codes = stop_services(services)
+        finally:
+            store.close()
+    out["service_exit_codes"] = out_codes
+    out["total_seconds"] = round(time.monotonic() - started, 1)
+    print(f"\nEnd-to-end latency at sustained load ({args.seconds:g} s per rate; ratio = "
+          "figure / raw Kafka send→receive of the same run's input events)")
+    print(table(["rate/s", "path", "sent", "measured", "missing", "p50 ms", "p95 ms",
+                 "p99 ms", "max ms", "p50 x raw", "p95 x raw", "p99 x raw"],
+                table_rows(out["runs"])))
+    for r in out["runs"]:
+        late = r["conversion_to_credit"]["stored_before_their_touches"]
+        b = r["breach_to_alert"]
+        print(f"{r['rate_target']}/s: achieved {r['rate_achieved']:,.0f}/s; consumer lag when "
+              f"sending stopped {r['lag_when_sending_stopped']}; caught up after "
+              f"{r['caught_up_after_s']} s; {late['late']}/{late['stored']} conversions "
+              f"stored before their touches (credited via late touch); "
+              f"{b['skipped_no_ready_campaign']}/{b['slots']} breach slots skipped (no ready "
+              f"probe campaign); snapshots published {r['snapshots_published']}")
+    print(f"total time {out['total_seconds']:.0f} s")
+    if not args.no_save:
+        path = write_results("latency", {
+            "seconds_per_rate": args.seconds, "sample_interval_s": SAMPLE_INTERVAL_S,
+            "touch_lead_s": TOUCH_LEAD_S, "probe_campaigns": PROBE_CAMPAIGNS,
+            "ctr_threshold": CTR_THRESHOLD, **out,
+        })
+        print(f"results: {path.relative_to(REPO_ROOT)}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
