@@ -1,54 +1,43 @@
 """End-to-end latency at sustained load: conversion → credits and KPI breach → alert.
 
-Both paths are measured against the raw Kafka round trip measured in the same run.
-
 Starts its own Kafka 4 broker and ClickHouse server (``pulse_testinfra``) and the three
 services as separate processes with production wiring (``pulse-attribution``,
-``pulse-kpi``, ``pulse-alerts``; default settings except the two timers noted below), then
-sends a paced mix of events at R events/s (1k and 10k) for 60 s (5 s with ``--quick``):
+``pulse-kpi``, ``pulse-alerts``: default settings, shipped alert rules plus one benchmark
+rule; only the attribution hourly data-driven recompute and the KPI daily close are off,
+as bench/kpi does), then sends R events/s (1k and 10k) for 60 s (5 s with ``--quick``):
+~98 % touchpoints of 5,000 accounts that never convert, ~2 % spend of 20 ordinary
+campaigns, and every 100 ms one measured conversion and one measured breach:
 
-- background, ~98 % touchpoints (5,000 accounts that never convert) and ~2 % spend of 20
-  ordinary campaigns (far below any threshold);
-- every 100 ms one *measured conversion* and one *measured breach*, each unambiguous:
+1. conversion → credits: 3 touchpoints of a fresh account go out 1 s before its
+   conversion (alternately a ``won`` pipeline event and a ``subscription_started``).
+   Latency = CreateTime of the first ``attribution.credits.v1`` record of that conversion
+   (set by the attribution service's producer) − the conversion's send time.
+2. breach → alert: rule ``bench_latency_campaign_ctr_low`` (daily CTR of a ``latp-*``
+   campaign below 5 %) over a pool of 150 probe campaigns created at CTR 6 % before the
+   runs. A breach = one spend event with impressions and no clicks that drops a ready
+   campaign to 4 %; path spend → KPI service → ``kpi.snapshots.v1`` → alerts service →
+   ``alerts.v1``. Latency = CreateTime of the first ``firing`` alert of that campaign
+   after the send − the send time, also split at the CTR snapshot. After the alert a
+   recovery event (CTR 6 %) resolves it; the campaign is ready again 2.1 s after the
+   ``resolved`` alert (KPI throttle: one snapshot per campaign KPI per 2 s). One probe
+   per campaign in flight, so samples are unambiguous and the number of campaigns stays
+   constant (a new campaign per probe would add 184 snapshots each: see README). Slots
+   without a ready campaign send no probe and are counted as skipped.
 
-  1. conversion → credits: 3 touchpoints of a fresh account are sent 1 s before its
-     conversion, alternately a ``won`` pipeline event (``crm.pipeline.v1``) and a
-     ``subscription_started`` (``billing.subscriptions.v1``). Latency = Kafka CreateTime
-     of the first ``attribution.credits.v1`` record of that conversion (set by the
-     attribution service's producer) − the conversion's send time here.
-  2. breach → alert: a static threshold rule ``bench_latency_campaign_ctr_low`` (daily CTR
-     of a ``latp-*`` campaign below 5 %, added to the shipped default rules through
-     ``PULSE_ALERTS_RULES_FILE``) over a pool of 150 probe campaigns created before the
-     runs at CTR 6 %. A breach is one spend event with impressions but no clicks that
-     drops a ready campaign's CTR to 4 %. Path: spend → KPI service (campaign breakdown)
-     → ``kpi.snapshots.v1`` → alerts service → ``alerts.v1``. Latency = CreateTime of
-     the rule's first ``firing`` alert for that campaign after the send − the send time
-     (also split at the CTR snapshot: spend → snapshot, snapshot → alert). Once the
-     firing alert is seen, a recovery event (clicks, CTR back to 6 %) resolves it; the
-     campaign is ready again 2.1 s after its ``resolved`` alert (the KPI service sends at
-     most one snapshot per campaign KPI per 2 s). So a campaign has at most one probe in
-     flight, and the number of campaigns stays constant: a *new* campaign per probe
-     would add 184 snapshots each (46 KPIs × 4 grains), 1.8k/s at 10 probes/s, and the
-     benchmark would measure its own load. A slot without a ready campaign sends no
-     probe; those are counted (``skipped``).
-
-Baseline (same run, same messages): a bare aiokafka consumer in its own process reading
-the four input topics (no decode, no write) — receive time − record CreateTime of every
-event sent during the run. Every figure is printed with its ratio to that baseline.
-Samples that never arrive within the drain time are counted as missing, not dropped.
-Per run the JSON also holds the consumer-group lag when sending stopped, the time the
-services then needed to catch up, and how many conversions were stored before their
-touches (those get their first credits through the late-touch path).
-
-Timers switched off, as bench/kpi does for the daily close: the attribution service's
-hourly data-driven recompute (``PULSE_ATTRIBUTION_RECOMPUTE_INTERVAL_S=0``; its first run
-would land 60 s after start, in the middle of a run) and the KPI daily close.
+Baseline, same run and same messages: a bare aiokafka consumer in its own process on the
+four input topics (no decode, no write): receive time − CreateTime. Every figure is
+printed with its ratio to it. Samples that do not arrive within the drain time count as
+missing. The JSON adds per run: consumer-group lag when sending stopped and the time to
+catch up, snapshots published, p50 per third of the run (a growing backlog shows as a
+rising trend), conversions stored before their touches (credited via the late-touch
+path), and every sample.
 
     .venv/bin/python bench/latency/bench_latency.py              # 1k and 10k events/s, 60 s
     .venv/bin/python bench/latency/bench_latency.py --quick      # 5 s each
     .venv/bin/python bench/latency/bench_latency.py --rates 2000 --seconds 20
+    .venv/bin/python bench/latency/bench_latency.py --only-bench-rule   # A/B: no shipped rules
 
-No goal numbers (issue: report p50/p95/p99). Results: ``bench/results/latency-*.json``.
+No goals given (the issue asks for p50/p95/p99). Results: ``bench/results/latency-*.json``.
 """
 
 from __future__ import annotations
@@ -107,6 +96,7 @@ PROBE_PREFIX = "latp-"
 PROBE_CAMPAIGNS = 150
 CTR_THRESHOLD = 0.05  # the rule: daily CTR of a probe campaign below 5 %
 CTR_LOW, CTR_HIGH = 4, 6  # % after a breach / after a recovery
+POOL_IMPRESSIONS, POOL_CLICKS = 10_000, 600  # a probe campaign's first event: CTR 6 %
 THROTTLE_GUARD_S = 2.1  # KPI default: at most one snapshot per campaign KPI per 2 s
 CHANNELS = ("paid_search", "paid_social", "display", "email", "webinar", "content", "partner")
 TOUCH_TYPES = ("ad_click", "ad_impression", "email_open", "web_visit", "form_fill")
@@ -131,6 +121,20 @@ def percentiles_ms(values: Sequence[float]) -> dict[str, float | None]:
 
 def rounded(stats: dict[str, float | None]) -> dict[str, float | None]:
     return {k: (round(v, 1) if v is not None else None) for k, v in stats.items()}
+
+
+def summary(samples: Sequence[tuple[float, float]], start: float) -> dict[str, Any]:
+    """Percentiles of (send time, latency ms) samples, the p50 of each third of the run
+    (a growing backlog shows as a rising trend) and the samples themselves."""
+    ordered = sorted(samples)
+    n = len(ordered)
+    thirds = [ordered[i * n // 3:(i + 1) * n // 3] for i in range(3)]
+    return {
+        "latency_ms": rounded(percentiles_ms([ms for _, ms in ordered])),
+        "p50_by_third_ms": [rounded(percentiles_ms([ms for _, ms in t]))["p50"]
+                            for t in thirds],
+        "samples": [[round(t - start, 2), round(ms, 1)] for t, ms in ordered],
+    }
 
 
 # -- what was sent and what arrived ---------------------------------------------------------
@@ -235,8 +239,8 @@ class ProbeCampaign:
 
     name: str
     channel: str
-    impressions: int = 10_000
-    clicks: int = 600  # 6 %
+    impressions: int = 0  # today's totals, as the KPI service will see them
+    clicks: int = 0
     phase: str = "new"  # new → ready → breached → recovering → ready …
     last_sent: float = 0.0  # send time (epoch s) of its last event
 
@@ -257,7 +261,7 @@ def _iso(t: dt.datetime) -> str:
 
 
 class Generator:
-    """Builds and sends the events of one run (payloads as the ingest service emits them)."""
+    """Builds and sends the events of one run (valid JSON of the input topics' models)."""
 
     def __init__(self, producer: Any, plan: RunPlan, book: Book,
                  pool: list[ProbeCampaign]) -> None:
@@ -272,6 +276,7 @@ class Generator:
         self.counts: Counter[str] = Counter()
         self.conversion_ids: list[str] = []
         self.probes: list[Probe] = []
+        self.started_at = time.time()
         self.skipped = 0
         self.probe_events = 0
 
@@ -356,9 +361,7 @@ class Generator:
     async def create_pool(self) -> None:
         """The first event of every probe campaign (CTR 6 %), before any measurement."""
         for c in self.pool:
-            impressions, clicks = c.impressions, c.clicks
-            c.impressions = c.clicks = 0
-            await self.probe_event(c, impressions, clicks)
+            await self.probe_event(c, POOL_IMPRESSIONS, POOL_CLICKS)
 
     async def breach(self) -> None:
         """Advance the pool, then drop one ready campaign's CTR below the threshold."""
@@ -391,6 +394,7 @@ class Generator:
         lead = int(round(TOUCH_LEAD_S / SAMPLE_INTERVAL_S))
         total = int(rate * seconds)
         sent = bg = slot = 0
+        self.started_at = time.time()
         started = time.monotonic()
         while slot < slots or sent < total:
             elapsed = time.monotonic() - started
@@ -512,12 +516,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_rules(path: Path) -> None:
-    """The shipped default rules plus the benchmark's per-campaign CTR threshold."""
+def write_rules(path: Path, only_bench_rule: bool = False) -> None:
+    """The shipped default rules (unless ``only_bench_rule``) plus the benchmark's
+    per-campaign CTR threshold."""
     import yaml
 
     text = resources.files("pulse_alerts.rules").joinpath("default.yaml").read_text()
     data = yaml.safe_load(text)
+    if only_bench_rule:
+        data["rules"] = []
     data["rules"].append({
         "name": BENCH_RULE, "type": "threshold",
         "description": "Benchmark: daily CTR of a latency-probe campaign below 5 %.",
@@ -537,9 +544,10 @@ class Service:
     log_file: IO[bytes]
 
 
-def start_services(bootstrap: str, ch_url: str, workdir: Path) -> list[Service]:
+def start_services(bootstrap: str, ch_url: str, workdir: Path,
+                   only_bench_rule: bool = False) -> list[Service]:
     rules = workdir / "alert-rules.yaml"
-    write_rules(rules)
+    write_rules(rules, only_bench_rule)
     common = {
         **os.environ,
         "PULSE_KAFKA_BOOTSTRAP": bootstrap,
@@ -711,27 +719,28 @@ async def run_once(bootstrap: str, producer: Any, plan: RunPlan, book: Book,
     catch_up_s, lag_after = await lag.wait_zero(stopped, drain)
     late = await asyncio.to_thread(conversions_before_touches, store, plan.tag)
 
-    conv: dict[str, list[float]] = {"all": []}
+    start = gen.started_at
+    conv: dict[str, list[tuple[float, float]]] = {"all": []}
     for cid in gen.conversion_ids:
         kind, t0 = book.conversions[cid]
         if cid in book.credit_at:
-            ms = (book.credit_at[cid] - t0) * 1000
-            conv["all"].append(ms)
-            conv.setdefault(kind, []).append(ms)
+            sample = (t0, (book.credit_at[cid] - t0) * 1000)
+            conv["all"].append(sample)
+            conv.setdefault(kind, []).append(sample)
     kinds = Counter(book.conversions[c][0] for c in gen.conversion_ids)
     # Breach path, whole and split at the KPI snapshot: spend sent → snapshot → alert.
-    alerts: list[float] = []
-    to_snapshot: list[float] = []
-    snapshot_to_alert: list[float] = []
+    alerts: list[tuple[float, float]] = []
+    to_snapshot: list[tuple[float, float]] = []
+    snapshot_to_alert: list[tuple[float, float]] = []
     for p in gen.probes:
         fired = first_after(book.fired.get(p.campaign, ()), p.sent_at)
         low = book.low_ctr_after(p.campaign, p.sent_at)
         if fired is not None:
-            alerts.append((fired - p.sent_at) * 1000)
+            alerts.append((p.sent_at, (fired - p.sent_at) * 1000))
         if low is not None:
-            to_snapshot.append((low - p.sent_at) * 1000)
+            to_snapshot.append((p.sent_at, (low - p.sent_at) * 1000))
         if fired is not None and low is not None:
-            snapshot_to_alert.append((fired - low) * 1000)
+            snapshot_to_alert.append((p.sent_at, (fired - low) * 1000))
     result = {
         "rate_target": plan.rate, "seconds": plan.seconds, **sent,
         "load_average_before": [round(x, 2) for x in load_before],
@@ -740,9 +749,10 @@ async def run_once(bootstrap: str, producer: Any, plan: RunPlan, book: Book,
         "conversion_to_credit": {
             "sent": len(gen.conversion_ids), "measured": len(conv["all"]),
             "missing": len(gen.conversion_ids) - len(conv["all"]),
-            "latency_ms": rounded(percentiles_ms(conv["all"])),
+            **summary(conv["all"], start),
             "by_kind": {k: {"sent": kinds[k], "measured": len(conv.get(k, [])),
-                            "latency_ms": rounded(percentiles_ms(conv.get(k, [])))}
+                            "latency_ms": rounded(percentiles_ms([ms for _, ms in
+                                                                  conv.get(k, [])]))}
                         for k in sorted(kinds)},
             "stored_before_their_touches": late,
         },
@@ -750,11 +760,10 @@ async def run_once(bootstrap: str, producer: Any, plan: RunPlan, book: Book,
             "slots": sent["slots"], "skipped_no_ready_campaign": gen.skipped,
             "sent": len(gen.probes), "measured": len(alerts),
             "missing": len(gen.probes) - len(alerts),
-            "latency_ms": rounded(percentiles_ms(alerts)),
-            "spend_to_snapshot": {"measured": len(to_snapshot),
-                                  "latency_ms": rounded(percentiles_ms(to_snapshot))},
+            **summary(alerts, start),
+            "spend_to_snapshot": {"measured": len(to_snapshot), **summary(to_snapshot, start)},
             "snapshot_to_alert": {"measured": len(snapshot_to_alert),
-                                  "latency_ms": rounded(percentiles_ms(snapshot_to_alert))},
+                                  **summary(snapshot_to_alert, start)},
         },
         "snapshots_published": dict(book.snapshots - snapshots_before),
         "lag_when_sending_stopped": lag_at_end,
@@ -890,6 +899,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--drain", type=float, default=None,
                         help="max seconds to wait for outstanding samples after a run "
                              "(default 60, quick 30)")
+    parser.add_argument("--only-bench-rule", action="store_true",
+                        help="alerts service without the shipped default rules (A/B)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results")
     args = parser.parse_args(argv)
     args.seconds = args.seconds or (5.0 if args.quick else 60.0)
@@ -909,7 +920,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         store = ServerStore(ch.url)
         try:
             migrate(store)  # once, before three services would race to do it
-            services = start_services(kafka.bootstrap_servers, ch.url, workdir)
+            services = start_services(kafka.bootstrap_servers, ch.url, workdir,
+                                      args.only_bench_rule)
             try:
                 out = asyncio.run(bench(args, kafka.bootstrap_servers, store, services,
                                         workdir))
@@ -925,18 +937,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                  "p99 ms", "max ms", "p50 x raw", "p95 x raw", "p99 x raw"],
                 table_rows(out["runs"])))
     for r in out["runs"]:
-        late = r["conversion_to_credit"]["stored_before_their_touches"]
-        b = r["breach_to_alert"]
-        print(f"{r['rate_target']}/s: achieved {r['rate_achieved']:,.0f}/s; consumer lag when "
-              f"sending stopped {r['lag_when_sending_stopped']}; caught up after "
-              f"{r['caught_up_after_s']} s; {late['late']}/{late['stored']} conversions "
-              f"stored before their touches (credited via late touch); "
-              f"{b['skipped_no_ready_campaign']}/{b['slots']} breach slots skipped (no ready "
-              f"probe campaign); snapshots published {r['snapshots_published']}")
+        c, b = r["conversion_to_credit"], r["breach_to_alert"]
+        late = c["stored_before_their_touches"]
+        print(f"{r['rate_target']}/s (achieved {r['rate_achieved']:,.0f}/s):\n"
+              f"  p50 by third of the run: credit {c['p50_by_third_ms']} ms, alert "
+              f"{b['p50_by_third_ms']} ms (snapshot → alert "
+              f"{b['snapshot_to_alert']['p50_by_third_ms']} ms)\n"
+              f"  consumer lag when sending stopped {r['lag_when_sending_stopped']}, caught "
+              f"up after {r['caught_up_after_s']} s; snapshots published "
+              f"{r['snapshots_published']}\n"
+              f"  {late['late']}/{late['stored']} conversions stored before their touches "
+              f"(credited via late touch); {b['skipped_no_ready_campaign']}/{b['slots']} "
+              "breach slots skipped (no ready probe campaign)")
     print(f"total time {out['total_seconds']:.0f} s")
     if not args.no_save:
         path = write_results("latency", {
-            "seconds_per_rate": args.seconds, "sample_interval_s": SAMPLE_INTERVAL_S,
+            "seconds_per_rate": args.seconds, "only_bench_rule": args.only_bench_rule,
+            "sample_interval_s": SAMPLE_INTERVAL_S,
             "touch_lead_s": TOUCH_LEAD_S, "probe_campaigns": PROBE_CAMPAIGNS,
             "ctr_threshold": CTR_THRESHOLD, **out,
         })

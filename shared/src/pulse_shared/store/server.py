@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlparse
 
@@ -12,10 +11,6 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from pulse_shared.canonical import INSERT_SETTINGS, CanonicalInsert, sql_string
 from pulse_shared.store.base import Row, Store, StoreError, normalise_value, to_insertable
-
-#: Canonical batches larger than this are inserted as two concurrent requests.
-CANONICAL_SPLIT_BYTES = 256 * 1024
-_INSERT_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ch-insert")
 
 
 class ServerStore(Store):
@@ -79,23 +74,8 @@ class ServerStore(Store):
         self._check_writable()
         # The lines travel as the request body; input() reads them on the server.
         sql = spec.sql(f"input({sql_string(spec.structure)})") + " FORMAT JSONEachRow"
-        # One insert is parsed by one server thread; large batches go as two concurrent
-        # requests (while the consumer waits, its core is free for the second one).
-        # All-or-nothing still holds for the caller: if either fails it falls back and
-        # rewrites the batch, and the ReplacingMergeTree absorbs the repeated rows.
-        middle = lines.find(b"\n", len(lines) // 2) if len(lines) > CANONICAL_SPLIT_BYTES else -1
-        parts = [lines] if middle < 0 else [lines[:middle], lines[middle + 1 :]]
         try:
-            if len(parts) == 1:
-                self._client.command(sql, data=lines, settings=INSERT_SETTINGS)
-                return
-            futures = [
-                _INSERT_POOL.submit(self._client.command, sql, data=part,
-                                    settings=INSERT_SETTINGS)
-                for part in parts
-            ]
-            for future in futures:
-                future.result()
+            self._client.command(sql, data=lines, settings=INSERT_SETTINGS)
         except ClickHouseError as exc:
             raise StoreError(str(exc)) from exc
 
