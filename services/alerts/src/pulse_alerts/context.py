@@ -32,38 +32,44 @@ def fetch_context(
                 store, snap.kpi, grain, dim, dv, snap.period_start, rule.history_periods
             )
         history = cache[key]
-    if isinstance(rule, BudgetRule):
-        key = ("r", ("budget",), grain, dim, dv, snap.period_start, 1)
-        if key not in cache:
-            cache[key] = storage.related_values(
-                store, ["budget"], grain, dim, dv, snap.period_start, 1
-            )
-        related = cache[key]
-    elif isinstance(rule, CampaignStatusRule):
-        kpis = rule.needed_kpis
-        key = ("r", kpis, dv, snap.period_start, rule.days)
-        if key not in cache:
-            values = storage.related_values(
-                store, [k for k in kpis if k != "budget"], "day", "campaign", dv,
-                snap.period_start, rule.days,
-            )
-            if "budget" in kpis:
-                month = snap.period_start.replace(day=1)
-                values.update(
-                    storage.related_values(store, ["budget"], "month", "campaign", dv, month, 1)
-                )
-                before = snap.period_start - dt.timedelta(days=rule.days)
-                prior = storage.related_values(
-                    store, ["spend"], "day", "campaign", dv, before, rule.PRIOR_DAYS
-                )
-                values["prior_spend"] = prior["spend"]
-            cache[key] = values
-        related = cache[key]
+    requests = related_requests(rule, snap)
+    if requests:
+        missing = [r for r in requests if ("r", *r) not in cache]
+        if missing:
+            for req, values in storage.bulk_related(store, missing).items():
+                cache[("r", *req)] = values
+        found = [cache[("r", *req)] for req in requests]
+        related = dict(found[0])
+        if len(found) == 3:  # a campaign rule with budget: + budget, + prior days' spend
+            related.update(found[1])
+            related["prior_spend"] = found[2]["spend"]
     return EvalContext(
         history=history,
         related=related,
         forecaster=forecaster if isinstance(rule, ForecastRule) else None,
     )
+
+
+def related_requests(rule: RuleBase, snap: KpiSnapshot) -> list[storage.RelatedRequest]:
+    """The related-KPI reads ``rule`` needs for ``snap`` (see :func:`fetch_context`)."""
+    grain, dim, dv = snap.grain.value, snap.dimension, snap.dimension_value
+    if isinstance(rule, BudgetRule):
+        return [(("budget",), grain, dim, dv, snap.period_start, 1)]
+    if not isinstance(rule, CampaignStatusRule):
+        return []
+    kpis = tuple(rule.needed_kpis)
+    requests: list[storage.RelatedRequest] = [
+        (tuple(k for k in kpis if k != "budget"), "day", "campaign", dv, snap.period_start,
+         rule.days)
+    ]
+    if "budget" in kpis:
+        before = snap.period_start - dt.timedelta(days=rule.days)
+        requests += [
+            (("budget",), "month", "campaign", dv, snap.period_start.replace(day=1), 1),
+            # Spend of the days before the window (``prior_spend`` for the rule).
+            (("spend",), "day", "campaign", dv, before, rule.PRIOR_DAYS),
+        ]
+    return requests
 
 
 def prefetch_history(
@@ -80,3 +86,14 @@ def prefetch_history(
         return
     for req, values in storage.bulk_history(store, sorted(requests)).items():
         cache[("h", *req)] = values
+
+
+def prefetch_related(
+    store: Store, pairs: Sequence[tuple[RuleBase, KpiSnapshot]], cache: dict[tuple[Any, ...], Any]
+) -> None:
+    """Read the related KPIs of every rule and snapshot of a batch at once (fills ``cache``)."""
+    requests = sorted({req for r, s in pairs for req in related_requests(r, s)})
+    if len(requests) < 2:
+        return
+    for req, values in storage.bulk_related(store, requests).items():
+        cache[("r", *req)] = values

@@ -13,7 +13,7 @@ from typing import Any
 from faststream.asgi import AsgiFastStream
 
 from pulse_alerts import storage
-from pulse_alerts.context import fetch_context, prefetch_history
+from pulse_alerts.context import fetch_context, prefetch_history, prefetch_related
 from pulse_alerts.domain.engine import Engine
 from pulse_alerts.domain.evaluate import Forecaster, evaluate, evaluate_freshness
 from pulse_alerts.domain.lifecycle import Outcome, group_key
@@ -203,6 +203,7 @@ class AlertsComponent:
         out: list[tuple[RuleBase, Observation]] = []
         cache: dict[tuple[Any, ...], Any] = {}
         prefetch_history(self.store, pairs, cache)
+        prefetch_related(self.store, pairs, cache)
         for rule, snap in pairs:
             ctx = fetch_context(self.store, rule, snap, cache, self.forecaster)
             obs = evaluate(rule, snap, ctx)
