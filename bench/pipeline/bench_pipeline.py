@@ -39,6 +39,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.common import REPO_ROOT, ratio, table, write_results
+from pulse_attribution.settings import AttributionSettings
 
 PARTITIONS = 3
 CHANNELS = ("paid_search", "paid_social", "display", "email", "webinar", "content", "partner")
@@ -46,7 +47,7 @@ TOUCH_TYPES = ("ad_click", "ad_impression", "email_open", "web_visit", "form_fil
 CONTACTS = [hashlib.sha256(f"contact-{i}".encode()).hexdigest() for i in range(997)]
 
 #: Chosen consumer settings (see the tuning table; documented in bench/pipeline/README.md).
-DEFAULT_MAX_RECORDS = 5000
+DEFAULT_MAX_RECORDS = AttributionSettings().max_records  # the service's own default
 DEFAULT_BATCH_TIMEOUT_MS = 100
 FETCH_MAX_WAIT_MS = 500  # aiokafka's default; --fetch-max-wait-ms overrides
 
@@ -498,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.sizes or ([100_000, 200_000] if args.quick else [1_000_000, 10_000_000])
     rates = args.rates if args.rates is not None else [1_000, 10_000]
     duration = args.duration or (5.0 if args.quick else 60.0)
-    tune = args.tune if args.tune is not None else ([] if args.quick else [1000, 5000, 20000])
+    tune = args.tune if args.tune is not None else ([] if args.quick else [1000, 5000, 20000, 50000])
 
     from pulse_shared.schema.migrations import migrate
     from pulse_shared.store.server import ServerStore

@@ -18,6 +18,7 @@ to the batch start (nack) and raises, so the batch is redelivered, never skipped
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import os
 import time
@@ -127,6 +128,14 @@ class BatchConsumer(Generic[E]):
 
     async def handle(self, message: Any) -> None:
         """Process one FastStream batch message and commit it (or rewind it)."""
+        # FastStream keeps the message in a context variable, and every timer scheduled
+        # while handling (aiokafka's 40 s request timeouts on commits and publishes)
+        # captures the current context: each batch stayed referenced for ~40 s (peak RSS
+        # 549 MB with 20k-record batches, 115 MB once handled in a fresh context).
+        # Cancelling this coroutine cancels the task it awaits.
+        await asyncio.create_task(self._handle(message), context=contextvars.Context())
+
+    async def _handle(self, message: Any) -> None:
         raw = message.raw_message
         records: Sequence[Any] = raw if isinstance(raw, list | tuple) else [raw]
         MESSAGES_CONSUMED.labels(self.service, self.topic.name).inc(len(records))
@@ -226,6 +235,9 @@ def batch_subscription(group_id: str, max_records: int = 5000) -> dict[str, Any]
         "batch": True,
         "max_records": max_records,
         "batch_timeout_ms": 100,
+        # One partition's share of a full batch fits one fetch (~420 B per touchpoint; the
+        # 1 MiB default capped batches near 2.4k records per partition).
+        "max_partition_fetch_bytes": max(1 << 20, max_records * 600 // 3),
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.MANUAL,
         "decoder": raw_body_decoder,

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def build_router(component: AttributionComponent) -> KafkaRouter:
     router = KafkaRouter()
-    options = batch_subscription(GROUP_ID)
+    options = batch_subscription(GROUP_ID, component.settings.max_records)
 
     @router.subscriber(TOUCHPOINTS.name, **options)  # type: ignore[untyped-decorator]
     async def on_touchpoints(body: Any, message: KafkaMessage) -> None:

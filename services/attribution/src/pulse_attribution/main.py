@@ -139,14 +139,13 @@ class AttributionComponent:
         lines = TOUCHPOINTS_CANONICAL.lines(values)
         if lines is None:
             return False
-        accounts = field_values(lines, "account_id")  # one per record, in order
-        # The conversions lookup does not depend on the insert: run both at once.
-        written, existing = await asyncio.gather(
-            self.writer.write_canonical(TOUCHPOINTS_CANONICAL, lines, len(values)),
-            asyncio.to_thread(self.storage.conversions_of, sorted(set(accounts))),
-        )
-        if not written:
+        if not await self.writer.write_canonical(TOUCHPOINTS_CANONICAL, lines, len(values)):
             return False
+        accounts = field_values(lines, "account_id")  # one per record, in order
+        # Look conversions up only once the touches are stored: the conversion consumer
+        # stores a conversion before reading touches, so one of the two always sees the
+        # other (a concurrent lookup could miss a conversion whose read missed these).
+        existing = await asyncio.to_thread(self.storage.conversions_of, sorted(set(accounts)))
         if existing:
             converted = {c.account_id for c in existing}
             touched = [

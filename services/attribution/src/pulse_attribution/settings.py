@@ -21,6 +21,10 @@ class AttributionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PULSE_ATTRIBUTION_", extra="ignore")
 
     port: int = Field(default=8001, description="HTTP port for /health and /metrics.")
+    max_records: int = Field(
+        default=20000, ge=1, description="Records per consumed batch (bench/pipeline: "
+        "20000 gives ~100k touchpoints/s at ~210 MB peak RSS; 5000 ~64k/s at ~130 MB)."
+    )
     lookback_days: float = Field(default=90.0, gt=0, description="Default lookback window.")
     lookback_days_by_milestone: dict[Milestone, float] = Field(
         default_factory=dict,
