@@ -40,6 +40,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 
 from bench.common import REPO_ROOT, ratio, table, write_results
 from pulse_attribution.settings import AttributionSettings
+from pulse_shared.streaming import partition_fetch_bytes
 
 PARTITIONS = 3
 CHANNELS = ("paid_search", "paid_social", "display", "email", "webinar", "content", "partner")
@@ -196,8 +197,8 @@ def consumer_args(
     mode: str, bootstrap: str, ch_url: str, topic: str, expect: int, max_records: int,
     timeout: float, extra: list[str] | None = None,
 ) -> list[str]:
-    # One partition's share of a batch must fit in a fetch: ~420 B per event.
-    part_bytes = max(1024 * 1024, max_records * 600 // PARTITIONS)
+    # The services' own fetch size (raw and pipeline consumers get the same).
+    part_bytes = partition_fetch_bytes(max_records, PARTITIONS)
     return [
         "--mode", mode, "--bootstrap", bootstrap, "--clickhouse", ch_url, "--topic", topic,
         "--expect", str(expect), "--max-records", str(max_records), "--timeout", str(timeout),

@@ -18,6 +18,7 @@ falls back to per-record pydantic validation, which dead-letters the bad records
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import types
 import typing
@@ -211,8 +212,12 @@ def field_values(lines: bytes, name: str) -> list[str]:
     Canonical lines contain no escapes, so ``"name":"`` can only be that key, and every
     record has it exactly once.
     """
-    pattern = re.compile(b'"' + re.escape(name.encode()) + b'":"([^"]*)"')
-    return [v.decode() for v in pattern.findall(lines)]
+    return [v.decode() for v in _field_pattern(name).findall(lines)]
+
+
+@functools.cache
+def _field_pattern(name: str) -> re.Pattern[bytes]:
+    return re.compile(b'"' + re.escape(name.encode()) + b'":"([^"]*)"')
 
 
 def canonical_insert(model: type[BaseModel], table: str) -> CanonicalInsert:

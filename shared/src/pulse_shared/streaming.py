@@ -140,24 +140,24 @@ class BatchConsumer(Generic[E]):
         records: Sequence[Any] = raw if isinstance(raw, list | tuple) else [raw]
         MESSAGES_CONSUMED.labels(self.service, self.topic.name).inc(len(records))
         BATCH_SIZE.labels(self.service, self.topic.name).observe(len(records))
-        canonical = self.consume_canonical is not None
+        consume_canonical = self.consume_canonical
         events: list[E] = []
         letters: list[DeadLetter] = []
-        if not canonical:
+        if consume_canonical is None:
             events, letters = self.decode(records)
         delay = self.retry.first_delay_s
         pending_letters = letters
         for attempt in range(1, self.retry.attempts + 1):
             try:
-                if canonical and self.consume_canonical is not None:
+                if consume_canonical is not None:
                     # Retried as a whole (the insert is idempotent) until it says no.
-                    written = await self.consume_canonical([r.value for r in records])
+                    written = await consume_canonical([r.value for r in records])
                     CANONICAL_BATCHES.labels(
                         self.service, self.topic.name, "hit" if written else "fallback"
                     ).inc()
                     if written:
                         break
-                    canonical = False
+                    consume_canonical = None  # record by record from now on
                     events, letters = self.decode(records)
                     pending_letters = letters
                 # Dead letters are sent once: a retry of `consume` does not repeat them.
@@ -196,7 +196,6 @@ class BatchConsumer(Generic[E]):
                 if record.timestamp:
                     histogram.observe(max(0.0, (now_ms - record.timestamp) / 1000))
 
-
     def _export_lag(self, message: Any, records: Sequence[Any]) -> None:
         """Consumer lag per partition: log end (high watermark) minus the next offset."""
         consumer = getattr(message, "consumer", None)
@@ -226,6 +225,13 @@ def consumer_group(group_id: str) -> str:
     return os.environ.get("PULSE_CONSUMER_GROUP_PREFIX", "") + group_id
 
 
+def partition_fetch_bytes(max_records: int, partitions: int = 3) -> int:
+    """Fetch size per partition so that one partition's share of a full batch fits one
+    fetch (~420 B per touchpoint; the 1 MiB default capped batches near 2.4k records per
+    partition). ``partitions`` is the test broker's default; more only fetch extra."""
+    return max(1 << 20, max_records * 600 // partitions)
+
+
 def batch_subscription(group_id: str, max_records: int = 5000) -> dict[str, Any]:
     """Subscriber options for a :class:`BatchConsumer` (manual commit, raw bodies)."""
     from faststream import AckPolicy
@@ -235,9 +241,7 @@ def batch_subscription(group_id: str, max_records: int = 5000) -> dict[str, Any]
         "batch": True,
         "max_records": max_records,
         "batch_timeout_ms": 100,
-        # One partition's share of a full batch fits one fetch (~420 B per touchpoint; the
-        # 1 MiB default capped batches near 2.4k records per partition).
-        "max_partition_fetch_bytes": max(1 << 20, max_records * 600 // 3),
+        "max_partition_fetch_bytes": partition_fetch_bytes(max_records),
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.MANUAL,
         "decoder": raw_body_decoder,
