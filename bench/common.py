@@ -159,6 +159,15 @@ def peak_rss_mb(pid: int | str = "self") -> float | None:
     return None if kb is None else round(kb / 1024, 1)
 
 
+def cpu_seconds(pid: int | str = "self") -> float | None:
+    """CPU time (user + system, all threads) a live process has used so far, in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def rss_mb(pid: int | str = "self") -> float | None:
     """Current resident set size (VmRSS), in MiB."""
     kb = _proc_status_kb(pid, "VmRSS")

@@ -38,7 +38,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import REPO_ROOT, ratio, table, write_results
+from bench.common import REPO_ROOT, cpu_seconds, ratio, table, write_results
 from pulse_attribution.settings import AttributionSettings
 from pulse_shared.streaming import partition_fetch_bytes
 
@@ -209,15 +209,23 @@ def consumer_args(
 
 
 def run_consumer(
-    mode: str, servers: dict[str, str], topic: str, expect: int, max_records: int,
+    mode: str, servers: dict[str, Any], topic: str, expect: int, max_records: int,
     log_dir: Path, timeout: float, extra: list[str] | None = None,
 ) -> dict[str, Any]:
+    pids: dict[str, int] = servers.get("pids", {})
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     child = Child(
         consumer_args(mode, servers["kafka"], servers["clickhouse"], topic, expect,
                       max_records, timeout, extra),
         log_dir, f"{mode}-{topic}-{max_records}",
     )
     result = child.result(timeout + 60)
+    # CPU the broker and the ClickHouse server spent while this consumer ran (they serve
+    # nothing else meanwhile); the consumer reports its own from first batch to last.
+    result["server_cpu_s"] = {
+        name: (after - before[name]) if after is not None and before[name] is not None
+        else None for name, pid in pids.items() for after in [cpu_seconds(pid)]
+    }
     if extra and "--profile" in extra:
         result["profile"] = child.tail()
     return result
@@ -227,7 +235,7 @@ def run_consumer(
 
 
 def throughput(
-    store: Any, servers: dict[str, str], sizes: list[int], log_dir: Path, profile: int
+    store: Any, servers: dict[str, Any], sizes: list[int], log_dir: Path, profile: int
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for n in sizes:
@@ -255,6 +263,8 @@ def throughput(
             "pipeline_peak_rss_mb": pipe["peak_rss_mb"], "pipeline_batches": pipe.get("batches"),
             "pipeline_steady_events_per_s": pipe.get("steady_events_per_s"),
             "rows_final": rows_final, "rows_raw": rows_raw,
+            "cpu_us_per_event": {mode: cpu_per_event(res, n) for mode, res in
+                                 (("raw", raw), ("subscriber", sub), ("pipeline", pipe))},
         }
         if pipe.get("profile"):
             row["profile"] = pipe["profile"]
@@ -266,8 +276,40 @@ def throughput(
     return rows
 
 
+def cpu_per_event(result: dict[str, Any], events: int) -> dict[str, float | None]:
+    """µs of CPU per event in the consumer, the ClickHouse server and the broker."""
+    out: dict[str, float | None] = {"consumer": None}
+    if result.get("cpu_s") is not None:
+        out["consumer"] = round(result["cpu_s"] / events * 1e6, 2)
+    for name, seconds in (result.get("server_cpu_s") or {}).items():
+        out[name] = None if seconds is None else round(seconds / events * 1e6, 2)
+    known = [v for v in out.values() if v is not None]
+    out["total"] = round(sum(known), 2) if len(known) == len(out) else None
+    return out
+
+
+def cpu_budget(t: dict[str, Any], cores: int) -> list[list[Any]]:
+    """Rows: CPU per event by process, and the cores the pipeline needs at 0.5x raw."""
+    cpu = t.get("cpu_us_per_event") or {}
+    rows: list[list[Any]] = []
+    for mode in ("raw", "subscriber", "pipeline"):
+        c = cpu.get(mode) or {}
+        parts = ", ".join(f"{k} {v}" for k, v in c.items() if k != "total" and v is not None)
+        rows.append([f"  CPU us/event, {mode} ({parts})", c.get("total"),
+                     (cpu.get("raw") or {}).get("total"), "raw aiokafka",
+                     ratio(c.get("total"), (cpu.get("raw") or {}).get("total")), "", ""])
+    pipe_total = (cpu.get("pipeline") or {}).get("total")
+    if pipe_total and t["raw_events_per_s"]:
+        target = GOAL_RATIO * t["raw_events_per_s"]
+        needed = pipe_total * target / 1e6
+        rows.append([f"  cores the pipeline needs at 0.5x raw ({target:,.0f} ev/s)",
+                     round(needed, 2), cores, "cores here", ratio(needed, cores),
+                     "<= cores", "OK" if needed <= cores else "MISS"])
+    return rows
+
+
 def validated_path(
-    store: Any, servers: dict[str, str], n: int, log_dir: Path
+    store: Any, servers: dict[str, Any], n: int, log_dir: Path
 ) -> dict[str, Any]:
     """The same consumer with every record validated by pydantic (no canonical path)."""
     topic = f"bench.touchpoints.{n}"  # already loaded by the throughput phase
@@ -281,7 +323,7 @@ def validated_path(
 
 
 def tuning(
-    store: Any, servers: dict[str, str], n: int, values: list[int], log_dir: Path
+    store: Any, servers: dict[str, Any], n: int, values: list[int], log_dir: Path
 ) -> list[dict[str, Any]]:
     topic = f"bench.touchpoints.{n}"
     rows = []
@@ -304,7 +346,7 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
 
 
 def latency(
-    store: Any, servers: dict[str, str], rate: int, seconds: float, log_dir: Path
+    store: Any, servers: dict[str, Any], rate: int, seconds: float, log_dir: Path
 ) -> dict[str, Any]:
     topic = f"bench.latency.{rate}"
     prefix = f"lat{rate}-"
@@ -353,39 +395,53 @@ def latency(
             "pipeline_peak_rss_mb": pipe_res.get("peak_rss_mb")}
 
 
-def stages(store: Any, n: int = 20_000) -> list[dict[str, Any]]:
-    """Per-event cost of each step of the pipeline path, and of cheaper alternatives."""
+def stages(
+    store: Any, batch: int = DEFAULT_MAX_RECORDS, batches: int = 3, server_pid: int | None = None
+) -> list[dict[str, Any]]:
+    """Per-event cost of each step of the pipeline path, and of cheaper alternatives
+    (wall time, and the ClickHouse server's CPU time when its pid is known)."""
     from pydantic import TypeAdapter
 
     from pulse_attribution.storage import TOUCHPOINT_COLUMNS, touchpoint_row
     from pulse_shared.events import Touchpoint
     from pulse_shared.store.base import to_insertable
 
+    n = batch * batches
     msgs = [payload(i, "stage-") for i in range(n)]
     cols = list(TOUCHPOINT_COLUMNS)
     client = store._client
     out: list[dict[str, Any]] = []
 
     def timed(name: str, fn: Any, current: bool) -> Any:
+        cpu_before = cpu_seconds(server_pid) if server_pid else None
         started = time.perf_counter()
         value = fn()
         us = (time.perf_counter() - started) / n * 1e6
+        cpu_after = cpu_seconds(server_pid) if server_pid else None
+        server_us = None
+        if cpu_before is not None and cpu_after is not None:
+            server_us = round((cpu_after - cpu_before) / n * 1e6, 2)
         out.append({"step": name, "us_per_event": round(us, 2), "current": current,
+                    "server_cpu_us_per_event": server_us,
                     "events_per_s_alone": round(1e6 / us) if us else None})
         return value
 
-    from pulse_attribution.storage import TOUCHPOINTS_CANONICAL
-    from pulse_shared.canonical import field_values
+    from pulse_attribution.storage import TOUCHPOINTS_CANONICAL, AttributionStorage
+    from pulse_shared.canonical import INSERT_SETTINGS, field_values
 
     spec = TOUCHPOINTS_CANONICAL
-    chunks = [msgs[i:i + 5000] for i in range(0, n, 5000)]
+    size = f"{batch // 1000}k batches"
+    chunks = [msgs[i:i + batch] for i in range(0, n, batch)]
     store.command("TRUNCATE TABLE touchpoints")
     lines = timed("canonical: lines() (whole-batch byte checks)",
                   lambda: [spec.lines(c) for c in chunks], True)
-    timed("canonical: field_values(account_id) for the late-touch lookup",
-          lambda: [field_values(b, "account_id") for b in lines], True)
-    timed("canonical: checked INSERT ... SELECT FROM input() (server parses, 5k batches)",
+    accounts = timed("canonical: field_values(account_id) for the late-touch lookup",
+                     lambda: [field_values(b, "account_id") for b in lines], True)
+    timed(f"canonical: checked INSERT ... SELECT FROM input() (server parses, {size})",
           lambda: [store.insert_canonical(spec, b) for b in lines], True)
+    lookup = AttributionStorage(store).conversions_of
+    timed(f"canonical: conversions_of(accounts of the batch) late-touch lookup ({size})",
+          lambda: [lookup(sorted(set(a))) for a in accounts], True)
     store.command("TRUNCATE TABLE touchpoints")
     events = timed("validated: Touchpoint.model_validate_json per record",
                    lambda: [Touchpoint.model_validate_json(m) for m in msgs], False)
@@ -396,19 +452,22 @@ def stages(store: Any, n: int = 20_000) -> list[dict[str, Any]]:
                  lambda: [touchpoint_row(e) for e in events], False)
     data = timed("validated: to_insertable per cell (ServerStore.insert)",
                  lambda: [[to_insertable(r.get(c)) for c in cols] for r in rows], False)
-    timed("validated: clickhouse-connect row-oriented insert (5k batches)",
-          lambda: [client.insert("touchpoints", data[i:i + 5000], column_names=cols)
-                   for i in range(0, n, 5000)], False)
+    timed(f"validated: clickhouse-connect row-oriented insert ({size})",
+          lambda: [client.insert("touchpoints", data[i:i + batch], column_names=cols)
+                   for i in range(0, n, batch)], False)
     store.command("TRUNCATE TABLE touchpoints")
-    timed("reference: unchecked raw JSONEachRow insert (server parses, no checks)",
-          lambda: [client.raw_insert("touchpoints", cols, b"\n".join(msgs[i:i + 5000]),
-                                     fmt="JSONEachRow",
-                                     settings={"date_time_input_format": "best_effort"})
-                   for i in range(0, n, 5000)], False)
+    # The floor for any write of these rows: ClickHouse parses and stores them, no checks.
+    plain = {**INSERT_SETTINGS, "date_time_input_format": "best_effort"}
+    timed(f"reference: unchecked raw JSONEachRow insert (server parses, no checks, {size})",
+          lambda: [client.raw_insert("touchpoints", cols, b"\n".join(msgs[i:i + batch]),
+                                     fmt="JSONEachRow", settings=plain)
+                   for i in range(0, n, batch)], False)
     store.command("TRUNCATE TABLE touchpoints")
     for row in out:
-        print(f"  stage {row['us_per_event']:>7.2f} us/event  {'  ' if row['current'] else '* '}"
-              f"{row['step']}", flush=True)
+        server = row["server_cpu_us_per_event"]
+        print(f"  stage {row['us_per_event']:>7.2f} us/event"
+              f"{'' if server is None else f' (server CPU {server:.2f})':>20}  "
+              f"{'  ' if row['current'] else '* '}{row['step']}", flush=True)
     return out
 
 
@@ -434,6 +493,7 @@ def summarise(results: dict[str, Any]) -> str:
         rows.append([f"rows in ClickHouse FINAL / raw ({n:,})", t["rows_final"], n,
                      "produced", ratio(t["rows_final"], n), "= produced",
                      "OK" if t["rows_final"] == n else "MISS"])
+        rows.extend(cpu_budget(t, results.get("cores") or os.cpu_count() or 1))
     tp = results["throughput"]
     if len(tp) >= 2:
         a, b = tp[0], tp[-1]
@@ -472,8 +532,9 @@ def summarise(results: dict[str, Any]) -> str:
     if results.get("stages"):
         current = sum(x["us_per_event"] for x in results["stages"] if x["current"])
         text += "\n\nper-event wall time of each step, in-process (* = not on the canonical path):\n"
-        text += table(["step", "us/event", "share of current path"], [
+        text += table(["step", "us/event", "server CPU us/event", "share of current path"], [
             [("  " if x["current"] else "* ") + x["step"], x["us_per_event"],
+             x.get("server_cpu_us_per_event"),
              f"{x['us_per_event'] / current:.0%}" if x["current"] else ""]
             for x in results["stages"]])
         text += f"\ncurrent path total {current:.1f} us/event = {1e6 / current:,.0f} events/s per core"
@@ -519,13 +580,18 @@ def main(argv: list[str] | None = None) -> int:
             ClickHouseServer(Path(tmp) / "clickhouse") as ch:
         log_dir = args.log_dir or Path(tmp) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        servers = {"kafka": kafka.bootstrap_servers, "clickhouse": ch.url}
+        servers: dict[str, Any] = {
+            "kafka": kafka.bootstrap_servers, "clickhouse": ch.url,
+            "pids": {"clickhouse": ch.pid, "broker": kafka.pid},
+        }
+        results["cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else os.cpu_count()
         store = ServerStore(ch.url)
         try:
             migrate(store)
             kafka.create_topics([f"bench.touchpoints.{n}" for n in sizes]
                                 + [f"bench.latency.{r}" for r in rates], PARTITIONS)
-            results["stages"] = stages(store)
+            results["stages"] = stages(store, server_pid=ch.pid)
             results["throughput"] = throughput(store, servers, sizes, log_dir, args.profile)
             results["validated"] = validated_path(store, servers, sizes[0], log_dir)
             if tune:

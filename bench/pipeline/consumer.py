@@ -64,6 +64,7 @@ async def run_raw(args: argparse.Namespace) -> dict[str, Any]:
     emit(ready=True)
     count = 0
     first: float | None = None
+    cpu_first = 0.0
     latencies: list[float] = []
     deadline = time.monotonic() + args.timeout
     try:
@@ -72,15 +73,17 @@ async def run_raw(args: argparse.Namespace) -> dict[str, Any]:
             for records in batches.values():
                 if records and first is None:
                     first = time.perf_counter()
+                    cpu_first = time.process_time()
                 count += len(records)
                 if args.latency and records:
                     now_ms = time.time() * 1000
                     latencies.extend(now_ms - r.timestamp for r in records)
         elapsed = time.perf_counter() - first if first else None
+        cpu_s = time.process_time() - cpu_first if first else None
         await consumer.commit()
     finally:
         await consumer.stop()
-    result: dict[str, Any] = {"events": count, "seconds": elapsed}
+    result: dict[str, Any] = {"events": count, "seconds": elapsed, "cpu_s": cpu_s}
     if latencies:
         qs = statistics.quantiles(latencies, n=100, method="inclusive")
         result["latency_ms"] = {"p50": qs[49], "p95": qs[94], "p99": qs[98],
@@ -135,6 +138,7 @@ async def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         if state["first"] is None:
             state["first"] = started
+            state["cpu_first"] = time.process_time()
         await consumer.handle(message)
         raw = message.raw_message
         size = len(raw) if isinstance(raw, list | tuple) else 1
@@ -148,6 +152,7 @@ async def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
                   file=sys.stderr, flush=True)
         state["batches"] += 1
         state["last"] = time.perf_counter()
+        state["cpu_last"] = time.process_time()
         if state["count"] >= args.expect:
             done.set()
 
@@ -167,8 +172,9 @@ async def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     if state["last"] and state["first_batch_end"] and state["last"] > state["first_batch_end"]:
         # Without the first batch (connection set-up, lazy imports, first insert).
         steady = (state["count"] - state["first_batch"]) / (state["last"] - state["first_batch_end"])
+    cpu_s = state["cpu_last"] - state["cpu_first"] if state["first"] and state["last"] else None
     return {"events": state["count"], "seconds": elapsed, "batches": state["batches"],
-            "steady_events_per_s": steady}
+            "steady_events_per_s": steady, "cpu_s": cpu_s}
 
 
 def main(argv: list[str] | None = None) -> int:
