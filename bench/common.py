@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import importlib.metadata
 import json
 import os
 import platform
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,12 +58,19 @@ def _version(package: str) -> str | None:
         return None
 
 
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity), else the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def machine() -> dict[str, Any]:
     """Where the figures were measured."""
     info: dict[str, Any] = {
         "hostname": platform.node(),
         "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_affinity": usable_cores(),
         "cpu_model": _cpu_model(),
         "memory_gb": _memory_gb(),
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
@@ -172,3 +181,22 @@ def rss_mb(pid: int | str = "self") -> float | None:
     """Current resident set size (VmRSS), in MiB."""
     kb = _proc_status_kb(pid, "VmRSS")
     return None if kb is None else round(kb / 1024, 1)
+
+
+async def wait_healthy(name: str, port: int, proc: Any, log: Any, deadline: float) -> None:
+    """Poll ``http://127.0.0.1:{port}/health`` until 200; fail if ``proc`` exits or
+    ``deadline`` (``time.monotonic()``) passes. ``log`` is named in the error."""
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited; see {log}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not healthy in time; see {log}")
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)

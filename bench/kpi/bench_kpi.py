@@ -37,7 +37,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 
 import orjson
 
-from bench.common import REPO_ROOT, table, write_results
+from bench.common import REPO_ROOT, table, wait_healthy, write_results
 
 GOAL_P95_S = 1.0
 CHANNELS = ("paid_search", "paid_social", "display", "email", "webinar", "content", "partner")
@@ -197,30 +197,14 @@ def start_service(bootstrap: str, ch_url: str, workdir: Path, extra: dict[str, s
     return proc, port
 
 
-async def wait_health(port: int, proc: Any, timeout: float = 60) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError("pulse-kpi exited; see kpi-service.log")
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError("pulse-kpi not healthy in time")
-
-
 async def bench(args: argparse.Namespace, bootstrap: str, ch_url: str, workdir: Path) -> dict:
     proc, port = start_service(bootstrap, ch_url, workdir, {})
     watcher = Watcher()
     ready = asyncio.Event()
     task = asyncio.create_task(consume_snapshots(bootstrap, watcher, ready))
     try:
-        await wait_health(port, proc)
+        await wait_healthy("pulse-kpi", port, proc, "kpi-service.log",
+                           time.monotonic() + 60)
         await ready.wait()
         # Warm-up: the consumer group joins and the first recompute happens.
         today = dt.datetime.now(dt.UTC).date()

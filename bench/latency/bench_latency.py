@@ -67,7 +67,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 
 import orjson
 
-from bench.common import REPO_ROOT, ratio, table, write_results
+from bench.common import REPO_ROOT, ratio, table, wait_healthy, write_results
 
 TOUCHPOINTS = "marketing.touchpoints.v1"
 SPEND = "marketing.spend.v1"
@@ -260,6 +260,18 @@ def _iso(t: dt.datetime) -> str:
     return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def touch_json(event_id: str, occurred: str, account: str, contact: str, channel: str,
+               source: str, campaign: str, touch_type: str, cost: str | None = None) -> bytes:
+    """A touchpoint as a producer outside Pulse sends it (no UTM fields: not canonical)."""
+    cost_field = f'"cost":"{cost}",' if cost is not None else ""
+    return (
+        f'{{"event_id":"{event_id}","occurred_at":"{occurred}","account_id":"{account}",'
+        f'"contact_id":"{contact}","channel":"{channel}","source":"{source}","medium":"cpc",'
+        f'"campaign_id":"{campaign}","touch_type":"{touch_type}",{cost_field}'
+        f'"currency":"USD"}}'
+    ).encode()
+
+
 class Generator:
     """Builds and sends the events of one run (valid JSON of the input topics' models)."""
 
@@ -301,13 +313,9 @@ class Generator:
             return
         account = f"bg-{j % BG_ACCOUNTS}"
         ch = CHANNELS[j % len(CHANNELS)]
-        body = (
-            f'{{"event_id":"bt-{tag}-{j}","occurred_at":"{self.bg_occurred}",'
-            f'"account_id":"{account}","contact_id":"{CONTACTS[j % len(CONTACTS)]}",'
-            f'"channel":"{ch}","source":"google","medium":"cpc","campaign_id":"bg-{ch}",'
-            f'"touch_type":"{TOUCH_TYPES[j % len(TOUCH_TYPES)]}","cost":"0.25",'
-            f'"currency":"USD"}}'
-        ).encode()
+        body = touch_json(f"bt-{tag}-{j}", self.bg_occurred, account, CONTACTS[j % len(CONTACTS)],
+                          ch, "google", f"bg-{ch}", TOUCH_TYPES[j % len(TOUCH_TYPES)],
+                          cost="0.25")
         await self._send(TOUCHPOINTS, account, body)
 
     async def touches(self, s: int) -> None:
@@ -317,13 +325,9 @@ class Generator:
         for k in range(TOUCHES_PER_CONVERSION):
             ch = CHANNELS[(s + k) % len(CHANNELS)]
             occurred = _iso(now - dt.timedelta(minutes=10 * (TOUCHES_PER_CONVERSION - k)))
-            body = (
-                f'{{"event_id":"lt-{self.plan.tag}-{s}-{k}","occurred_at":"{occurred}",'
-                f'"account_id":"{account}","contact_id":"{CONTACTS[(s + k) % len(CONTACTS)]}",'
-                f'"channel":"{ch}","source":"bench","medium":"cpc",'
-                f'"campaign_id":"lc-{ch}","touch_type":"{TOUCH_TYPES[k % len(TOUCH_TYPES)]}",'
-                f'"currency":"USD"}}'
-            ).encode()
+            body = touch_json(f"lt-{self.plan.tag}-{s}-{k}", occurred, account,
+                              CONTACTS[(s + k) % len(CONTACTS)], ch, "bench", f"lc-{ch}",
+                              TOUCH_TYPES[k % len(TOUCH_TYPES)])
             await self._send(TOUCHPOINTS, account, body)
 
     async def conversion(self, s: int) -> None:
@@ -586,23 +590,10 @@ def stop_services(services: Sequence[Service]) -> dict[str, int | None]:
     return codes
 
 
-async def wait_healthy(services: Sequence[Service], timeout: float = 120) -> None:
-    import httpx
-
+async def wait_all_healthy(services: Sequence[Service], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        for s in services:
-            while True:
-                if s.proc.poll() is not None:
-                    raise RuntimeError(f"pulse-{s.name} exited; see {s.log}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"pulse-{s.name} not healthy in time; see {s.log}")
-                try:
-                    if (await client.get(f"http://127.0.0.1:{s.port}/health")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.25)
+    for s in services:
+        await wait_healthy(f"pulse-{s.name}", s.port, s.proc, s.log, deadline)
 
 
 def dead(services: Sequence[Service]) -> list[str]:
@@ -822,7 +813,7 @@ async def bench(args: argparse.Namespace, bootstrap: str, store: Any,
         await producer.start()
         await lag.start()
         started = time.monotonic()
-        await wait_healthy(services)
+        await wait_all_healthy(services)
         for event in ready:
             await asyncio.wait_for(event.wait(), 60)
         print(f"services healthy after {time.monotonic() - started:.1f} s", flush=True)

@@ -38,7 +38,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import REPO_ROOT, cpu_seconds, ratio, table, write_results
+from bench.common import REPO_ROOT, cpu_seconds, ratio, table, usable_cores, write_results
 from pulse_attribution.settings import AttributionSettings
 from pulse_shared.streaming import partition_fetch_bytes
 
@@ -213,7 +213,7 @@ def run_consumer(
     log_dir: Path, timeout: float, extra: list[str] | None = None,
 ) -> dict[str, Any]:
     pids: dict[str, int] = servers.get("pids", {})
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     child = Child(
         consumer_args(mode, servers["kafka"], servers["clickhouse"], topic, expect,
                       max_records, timeout, extra),
@@ -222,10 +222,12 @@ def run_consumer(
     result = child.result(timeout + 60)
     # CPU the broker and the ClickHouse server spent while this consumer ran (they serve
     # nothing else meanwhile); the consumer reports its own from first batch to last.
-    result["server_cpu_s"] = {
-        name: (after - before[name]) if after is not None and before[name] is not None
-        else None for name, pid in pids.items() for after in [cpu_seconds(pid)]
-    }
+    result["server_cpu_s"] = {}
+    for name, pid in pids.items():
+        before, after = cpu_before[name], cpu_seconds(pid)
+        result["server_cpu_s"][name] = (
+            None if before is None or after is None else after - before
+        )
     if extra and "--profile" in extra:
         result["profile"] = child.tail()
     return result
@@ -402,7 +404,13 @@ def stages(
     (wall time, and the ClickHouse server's CPU time when its pid is known)."""
     from pydantic import TypeAdapter
 
-    from pulse_attribution.storage import TOUCHPOINT_COLUMNS, touchpoint_row
+    from pulse_attribution.storage import (
+        TOUCHPOINT_COLUMNS,
+        TOUCHPOINTS_CANONICAL,
+        AttributionStorage,
+        touchpoint_row,
+    )
+    from pulse_shared.canonical import INSERT_SETTINGS, field_values
     from pulse_shared.events import Touchpoint
     from pulse_shared.store.base import to_insertable
 
@@ -425,9 +433,6 @@ def stages(
                     "server_cpu_us_per_event": server_us,
                     "events_per_s_alone": round(1e6 / us) if us else None})
         return value
-
-    from pulse_attribution.storage import TOUCHPOINTS_CANONICAL, AttributionStorage
-    from pulse_shared.canonical import INSERT_SETTINGS, field_values
 
     spec = TOUCHPOINTS_CANONICAL
     size = f"{batch // 1000}k batches"
@@ -493,7 +498,7 @@ def summarise(results: dict[str, Any]) -> str:
         rows.append([f"rows in ClickHouse FINAL / raw ({n:,})", t["rows_final"], n,
                      "produced", ratio(t["rows_final"], n), "= produced",
                      "OK" if t["rows_final"] == n else "MISS"])
-        rows.extend(cpu_budget(t, results.get("cores") or os.cpu_count() or 1))
+        rows.extend(cpu_budget(t, results["cores"]))
     tp = results["throughput"]
     if len(tp) >= 2:
         a, b = tp[0], tp[-1]
@@ -584,8 +589,7 @@ def main(argv: list[str] | None = None) -> int:
             "kafka": kafka.bootstrap_servers, "clickhouse": ch.url,
             "pids": {"clickhouse": ch.pid, "broker": kafka.pid},
         }
-        results["cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-            else os.cpu_count()
+        results["cores"] = usable_cores()
         store = ServerStore(ch.url)
         try:
             migrate(store)

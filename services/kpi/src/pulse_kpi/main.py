@@ -214,9 +214,11 @@ class KpiComponent:
     async def consume_credits(self, events: list[AttributionCredit]) -> None:
         """Attribution writes ``attribution_credits`` itself; we only recompute its days.
 
-        Attribution publishes a version just before writing it, so first make sure every
-        announced version is readable; if not, raising makes BatchConsumer retry the batch
-        (with backoff) instead of computing KPIs from credits that are not there yet.
+        Attribution writes a version before publishing it, but a read may still not see it
+        (a replica behind the one written to, or an event from an older attribution that
+        published first), so first make sure every announced version is readable; if not,
+        raising makes BatchConsumer retry the batch (with backoff) instead of computing
+        KPIs from credits that are not there yet.
         """
         if not events:
             return
