@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from pulse_alerts import storage
 from pulse_alerts.domain.evaluate import EvalContext, Forecaster
 from pulse_alerts.domain.rules import BudgetRule, CampaignStatusRule, ForecastRule, RuleBase
 from pulse_shared.events import KpiSnapshot
 from pulse_shared.store import Store
+
+
+class RelatedRead(NamedTuple):
+    """One read of related KPIs and where its series go in ``EvalContext.related``."""
+
+    request: storage.RelatedRequest
+    # None: each KPI's series under the KPI's own name; a name: the request's only KPI
+    # under that name (prior days' spend must not overwrite the window's spend).
+    into: str | None = None
 
 
 def fetch_context(
@@ -32,17 +41,18 @@ def fetch_context(
                 store, snap.kpi, grain, dim, dv, snap.period_start, rule.history_periods
             )
         history = cache[key]
-    requests = related_requests(rule, snap)
-    if requests:
-        missing = [r for r in requests if ("r", *r) not in cache]
-        if missing:
-            for req, values in storage.bulk_related(store, missing).items():
-                cache[("r", *req)] = values
-        found = [cache[("r", *req)] for req in requests]
-        related = dict(found[0])
-        if len(found) == 3:  # a campaign rule with budget: + budget, + prior days' spend
-            related.update(found[1])
-            related["prior_spend"] = found[2]["spend"]
+    reads = related_reads(rule, snap)
+    missing = [r.request for r in reads if ("r", *r.request) not in cache]
+    if missing:
+        for req, values in storage.bulk_related(store, missing).items():
+            cache[("r", *req)] = values
+    for read in reads:
+        series = cache[("r", *read.request)]
+        if read.into is None:
+            related.update(series)
+        else:
+            (kpi,) = read.request[0]
+            related[read.into] = series[kpi]
     return EvalContext(
         history=history,
         related=related,
@@ -50,26 +60,26 @@ def fetch_context(
     )
 
 
-def related_requests(rule: RuleBase, snap: KpiSnapshot) -> list[storage.RelatedRequest]:
+def related_reads(rule: RuleBase, snap: KpiSnapshot) -> list[RelatedRead]:
     """The related-KPI reads ``rule`` needs for ``snap`` (see :func:`fetch_context`)."""
     grain, dim, dv = snap.grain.value, snap.dimension, snap.dimension_value
     if isinstance(rule, BudgetRule):
-        return [(("budget",), grain, dim, dv, snap.period_start, 1)]
+        return [RelatedRead((("budget",), grain, dim, dv, snap.period_start, 1))]
     if not isinstance(rule, CampaignStatusRule):
         return []
     kpis = tuple(rule.needed_kpis)
-    requests: list[storage.RelatedRequest] = [
+    reads = [RelatedRead(
         (tuple(k for k in kpis if k != "budget"), "day", "campaign", dv, snap.period_start,
-         rule.days)
-    ]
+         rule.days))]
     if "budget" in kpis:
         before = snap.period_start - dt.timedelta(days=rule.days)
-        requests += [
-            (("budget",), "month", "campaign", dv, snap.period_start.replace(day=1), 1),
-            # Spend of the days before the window (``prior_spend`` for the rule).
-            (("spend",), "day", "campaign", dv, before, rule.PRIOR_DAYS),
+        reads += [
+            RelatedRead((("budget",), "month", "campaign", dv, snap.period_start.replace(day=1),
+                         1)),
+            RelatedRead((("spend",), "day", "campaign", dv, before, rule.PRIOR_DAYS),
+                        into="prior_spend"),
         ]
-    return requests
+    return reads
 
 
 def prefetch_history(
@@ -92,7 +102,7 @@ def prefetch_related(
     store: Store, pairs: Sequence[tuple[RuleBase, KpiSnapshot]], cache: dict[tuple[Any, ...], Any]
 ) -> None:
     """Read the related KPIs of every rule and snapshot of a batch at once (fills ``cache``)."""
-    requests = sorted({req for r, s in pairs for req in related_requests(r, s)})
+    requests = sorted({read.request for r, s in pairs for read in related_reads(r, s)})
     if len(requests) < 2:
         return
     for req, values in storage.bulk_related(store, requests).items():
