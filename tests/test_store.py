@@ -83,6 +83,12 @@ class StoreContract:
         )
         assert rows == [{"id": keys[1]}]
 
+    def test_string_parameters_with_escapes_arrive_unchanged(self, store: Store) -> None:
+        texts = ["back\\slash", "it's", "new\nline", "tab\tand\rreturn", "plain"]
+        for text in texts:
+            assert store.query_value("SELECT {v:String}", {"v": text}) == text
+        assert store.query_value("SELECT {v:Array(String)}", {"v": texts}) == texts
+
     def test_bad_sql_raises_store_error(self, store: Store) -> None:
         with pytest.raises(StoreError):
             store.query("SELECT * FROM table_that_does_not_exist")

@@ -35,8 +35,8 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def _param_text(value: Any) -> Any:
-    """chDB takes parameter values as text in ClickHouse's escaped-value form."""
+def _value_text(value: Any) -> str:
+    """A scalar as text ClickHouse parses: datetimes in UTC without zone, enums by value."""
     if isinstance(value, dt.datetime):
         aware = value.astimezone(dt.UTC) if value.tzinfo else value
         return aware.strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -46,18 +46,24 @@ def _param_text(value: Any) -> Any:
         return str(value.value)
     if isinstance(value, bool):
         return "1" if value else "0"
+    return str(value)
+
+
+def _param_text(value: Any) -> str:
+    """chDB takes parameter values as text in ClickHouse's escaped-value form."""
     if isinstance(value, list | tuple):
+        # Array elements are parsed as literals: text-like ones quoted, and escaped only
+        # by the quoting (escaping them for a scalar first would double their backslashes).
         inner = ",".join(
-            "'" + str(_param_text(v)).replace("\\", "\\\\").replace("'", "\\'") + "'"
-            if isinstance(v, str | Enum | dt.date)
-            else str(_param_text(v))
+            sql_string(_value_text(v)) if isinstance(v, str | Enum | dt.date) else _param_text(v)
             for v in value
         )
         return f"[{inner}]"
+    text = _value_text(value)
     if isinstance(value, str):  # escaped form: a raw newline or backslash would not survive
-        return (value.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+        return (text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
                 .replace("\r", "\\r"))
-    return str(value)
+    return text
 
 
 class EmbeddedStore(Store):
