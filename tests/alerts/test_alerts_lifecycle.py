@@ -284,14 +284,14 @@ def test_history_reads_single_and_bulk_agree(any_store: Store) -> None:
     bulk = storage.bulk_history(any_store, requests)
     assert bulk[requests[0]] == single
     assert bulk[requests[1]] == [7.0, 6.0]
-    related = storage.related_values(any_store, [kpi], "day", "channel", "b", DAY, 3)
-    assert related == {kpi: [2.0, 1.0, 0.0]}
+    one = ((kpi,), "day", "channel", "b", DAY, 3)
+    assert storage.bulk_related(any_store, [one]) == {one: {kpi: [2.0, 1.0, 0.0]}}
     # Many related reads in one query give what each read alone gives (gaps stay None).
     reads = [((kpi,), "day", "channel", "a", DAY - dt.timedelta(days=1), 4),
              ((kpi,), "day", "channel", "b", DAY + dt.timedelta(days=2), 5),
              ((kpi, "other"), "day", "channel", "a", DAY, 2)]
     together = storage.bulk_related(any_store, reads)
-    assert together == {r: storage.related_values(any_store, *r) for r in reads}
+    assert together == {r: storage.bulk_related(any_store, [r])[r] for r in reads}
     assert together[reads[0]] == {kpi: [4.0, None, 2.0, 1.0]}
     assert together[reads[1]] == {kpi: [2.0, 1.0, 0.0, None, None]}
 

@@ -42,10 +42,7 @@ def fetch_context(
             )
         history = cache[key]
     reads = related_reads(rule, snap)
-    missing = [r.request for r in reads if ("r", *r.request) not in cache]
-    if missing:
-        for req, values in storage.bulk_related(store, missing).items():
-            cache[("r", *req)] = values
+    _read_related(store, [r.request for r in reads if ("r", *r.request) not in cache], cache)
     for read in reads:
         series = cache[("r", *read.request)]
         if read.into is None:
@@ -103,7 +100,13 @@ def prefetch_related(
 ) -> None:
     """Read the related KPIs of every rule and snapshot of a batch at once (fills ``cache``)."""
     requests = sorted({read.request for r, s in pairs for read in related_reads(r, s)})
-    if len(requests) < 2:
-        return
-    for req, values in storage.bulk_related(store, requests).items():
-        cache[("r", *req)] = values
+    if len(requests) >= 2:  # a single one is read by fetch_context as it goes
+        _read_related(store, requests, cache)
+
+
+def _read_related(
+    store: Store, requests: Sequence[storage.RelatedRequest], cache: dict[tuple[Any, ...], Any]
+) -> None:
+    if requests:
+        for req, values in storage.bulk_related(store, requests).items():
+            cache[("r", *req)] = values

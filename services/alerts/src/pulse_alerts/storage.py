@@ -241,29 +241,17 @@ def series_history(
     return [r["value"] for r in reversed(rows)]
 
 
-#: (kpis, grain, dimension, dimension_value, until, periods) of :func:`related_values`.
+#: (kpis, grain, dimension, dimension_value, until, periods): for each KPI, the last
+#: ``periods`` values up to and including ``until``; see :func:`bulk_related`.
 RelatedRequest = tuple[tuple[str, ...], str, str, str, dt.date, int]
-
-
-def related_values(
-    store: Store,
-    kpis: Sequence[str],
-    grain: str,
-    dimension: str,
-    dimension_value: str,
-    until: dt.date,
-    periods: int,
-) -> dict[str, list[float | None]]:
-    """For each KPI, the last ``periods`` values up to and including ``until`` (oldest
-    first); day grain gaps are filled with ``None`` so positions mean days."""
-    request = (tuple(kpis), grain, dimension, dimension_value, until, periods)
-    return bulk_related(store, [request])[request]
 
 
 def bulk_related(
     store: Store, requests: Sequence[RelatedRequest]
 ) -> dict[RelatedRequest, dict[str, list[float | None]]]:
-    """:func:`related_values` of many requests in one query per grain and dimension.
+    """For each request and each of its KPIs, the last ``periods`` values up to and
+    including ``until`` (oldest first; day grain gaps are ``None``, so positions mean days),
+    in one query per grain and dimension for all requests.
 
     Campaign rules need several KPIs of every campaign in a batch; one query each made a
     batch of campaign snapshots take ~0.8 s (the alerts service fell behind the KPIs).
@@ -298,7 +286,8 @@ def bulk_related(
             }
             if grain == "day":
                 days = [until - dt.timedelta(days=i) for i in range(periods - 1, -1, -1)]
-                out[req] = {k: [dict(points).get(d) for d in days] for k, points in window.items()}
+                by_day = {k: dict(points) for k, points in window.items()}
+                out[req] = {k: [values.get(d) for d in days] for k, values in by_day.items()}
             else:
                 out[req] = {k: [v for _, v in points][-periods:] for k, points in window.items()}
     return out
