@@ -15,6 +15,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -56,6 +57,18 @@ def _version(package: str) -> str | None:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float | None]:
+    """p50/p95/p99 (inclusive quantiles), max and mean of ``values``, in their unit."""
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+    if len(values) == 1:
+        v = float(values[0])
+        return {"p50": v, "p95": v, "p99": v, "max": v, "mean": v}
+    qs = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": qs[49], "p95": qs[94], "p99": qs[98], "max": max(values),
+            "mean": statistics.fmean(values)}
 
 
 def usable_cores() -> int:

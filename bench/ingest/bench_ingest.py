@@ -26,7 +26,6 @@ import contextlib
 import datetime as dt
 import json
 import re
-import socket
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.common import table, write_results
+from pulse_testinfra import free_port
 
 TOPIC = "marketing.touchpoints.v1"
 CHANNELS = ["paid_search", "paid_social", "email", "webinar", "organic_search", "display"]
@@ -175,11 +175,6 @@ def bench_cli_process(bootstrap: str, n: int, folder: Path) -> float | None:
     return n / elapsed
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 async def bench_http(bootstrap: str, n: int, concurrency: int = 4, body_rows: int = 5000) -> float:
     import uvicorn
@@ -189,7 +184,7 @@ async def bench_http(bootstrap: str, n: int, concurrency: int = 4, body_rows: in
 
     broker, service = _service(bootstrap)
     await broker.start()
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(
         build_api(service, health=broker_health(broker)), host="127.0.0.1", port=port,
         log_level="warning", access_log=False, lifespan="off",

@@ -49,8 +49,6 @@ import hashlib
 import json
 import os
 import random
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,7 +65,8 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 
 import orjson
 
-from bench.common import REPO_ROOT, ratio, table, wait_healthy, write_results
+from bench.common import REPO_ROOT, percentiles, ratio, table, wait_healthy, write_results
+from pulse_testinfra import free_port
 
 TOUCHPOINTS = "marketing.touchpoints.v1"
 SPEND = "marketing.spend.v1"
@@ -107,18 +106,6 @@ SERVICES = ("attribution", "kpi", "alerts")
 # -- statistics ----------------------------------------------------------------------------
 
 
-def percentiles_ms(values: Sequence[float]) -> dict[str, float | None]:
-    """p50/p95/p99/max/mean of latencies given in ms (inclusive quantiles)."""
-    if not values:
-        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
-    if len(values) == 1:
-        v = float(values[0])
-        return {"p50": v, "p95": v, "p99": v, "max": v, "mean": v}
-    qs = statistics.quantiles(values, n=100, method="inclusive")
-    return {"p50": qs[49], "p95": qs[94], "p99": qs[98], "max": max(values),
-            "mean": statistics.fmean(values)}
-
-
 def rounded(stats: dict[str, float | None]) -> dict[str, float | None]:
     return {k: (round(v, 1) if v is not None else None) for k, v in stats.items()}
 
@@ -130,8 +117,8 @@ def summary(samples: Sequence[tuple[float, float]], start: float) -> dict[str, A
     n = len(ordered)
     thirds = [ordered[i * n // 3:(i + 1) * n // 3] for i in range(3)]
     return {
-        "latency_ms": rounded(percentiles_ms([ms for _, ms in ordered])),
-        "p50_by_third_ms": [rounded(percentiles_ms([ms for _, ms in t]))["p50"]
+        "latency_ms": rounded(percentiles([ms for _, ms in ordered])),
+        "p50_by_third_ms": [rounded(percentiles([ms for _, ms in t]))["p50"]
                             for t in thirds],
         "samples": [[round(t - start, 2), round(ms, 1)] for t, ms in ordered],
     }
@@ -201,10 +188,7 @@ async def watch(bootstrap: str, topic: str, on_record: Any, ready: asyncio.Event
                                 auto_offset_reset="latest", enable_auto_commit=False)
     await consumer.start()
     try:
-        await wait_assigned(consumer, [topic])
-        await consumer.seek_to_end()
-        for tp in consumer.assignment():
-            await consumer.position(tp)
+        await start_at_end(consumer, [topic])
         ready.set()
         while True:
             batch = await consumer.getmany(timeout_ms=50)
@@ -215,12 +199,17 @@ async def watch(bootstrap: str, topic: str, on_record: Any, ready: asyncio.Event
         await consumer.stop()
 
 
-async def wait_assigned(consumer: Any, topics: Sequence[str], timeout: float = 30) -> None:
+async def start_at_end(consumer: Any, topics: Sequence[str], timeout: float = 30) -> None:
+    """Wait for ``topics``' partitions, then fix the position at their current end (only
+    what is sent from now on is read, even if the first fetch comes late)."""
     deadline = time.monotonic() + timeout
     while {tp.topic for tp in consumer.assignment()} != set(topics):
         if time.monotonic() > deadline:
             raise RuntimeError(f"no partitions assigned for {topics}")
         await asyncio.sleep(0.05)
+    await consumer.seek_to_end()
+    for tp in consumer.assignment():
+        await consumer.position(tp)
 
 
 # -- load generation ------------------------------------------------------------------------
@@ -439,10 +428,7 @@ async def raw_consumer(bootstrap: str, topics: Sequence[str]) -> None:
     latencies: list[float] = []
     count = 0
     try:
-        await wait_assigned(consumer, topics)
-        await consumer.seek_to_end()
-        for tp in consumer.assignment():
-            await consumer.position(tp)
+        await start_at_end(consumer, topics)
         print(json.dumps({"ready": True}), flush=True)
         loop = asyncio.get_running_loop()
         expect_line = loop.run_in_executor(None, sys.stdin.readline)
@@ -459,7 +445,7 @@ async def raw_consumer(bootstrap: str, topics: Sequence[str]) -> None:
                 deadline = time.monotonic() + 20
     finally:
         await consumer.stop()
-    print(json.dumps({"records": count, "latency_ms": rounded(percentiles_ms(latencies))}),
+    print(json.dumps({"records": count, "latency_ms": rounded(percentiles(latencies))}),
           flush=True)
 
 
@@ -513,11 +499,6 @@ class RawBaseline:
 
 # -- services -------------------------------------------------------------------------------
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_rules(path: Path, only_bench_rule: bool = False) -> None:
@@ -742,7 +723,7 @@ async def run_once(bootstrap: str, producer: Any, plan: RunPlan, book: Book,
             "missing": len(gen.conversion_ids) - len(conv["all"]),
             **summary(conv["all"], start),
             "by_kind": {k: {"sent": kinds[k], "measured": len(conv.get(k, [])),
-                            "latency_ms": rounded(percentiles_ms([ms for _, ms in
+                            "latency_ms": rounded(percentiles([ms for _, ms in
                                                                   conv.get(k, [])]))}
                         for k in sorted(kinds)},
             "stored_before_their_touches": late,

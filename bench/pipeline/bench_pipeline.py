@@ -27,7 +27,6 @@ import asyncio
 import hashlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,15 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import REPO_ROOT, cpu_seconds, ratio, table, usable_cores, write_results
+from bench.common import (
+    REPO_ROOT,
+    cpu_seconds,
+    percentiles,
+    ratio,
+    table,
+    usable_cores,
+    write_results,
+)
 from pulse_attribution.settings import AttributionSettings
 from pulse_shared.streaming import partition_fetch_bytes
 
@@ -293,13 +300,13 @@ def cpu_per_event(result: dict[str, Any], events: int) -> dict[str, float | None
 def cpu_budget(t: dict[str, Any], cores: int) -> list[list[Any]]:
     """Rows: CPU per event by process, and the cores the pipeline needs at 0.5x raw."""
     cpu = t.get("cpu_us_per_event") or {}
+    raw_total = (cpu.get("raw") or {}).get("total")
     rows: list[list[Any]] = []
     for mode in ("raw", "subscriber", "pipeline"):
         c = cpu.get(mode) or {}
         parts = ", ".join(f"{k} {v}" for k, v in c.items() if k != "total" and v is not None)
-        rows.append([f"  CPU us/event, {mode} ({parts})", c.get("total"),
-                     (cpu.get("raw") or {}).get("total"), "raw aiokafka",
-                     ratio(c.get("total"), (cpu.get("raw") or {}).get("total")), "", ""])
+        rows.append([f"  CPU us/event, {mode} ({parts})", c.get("total"), raw_total,
+                     "raw aiokafka", ratio(c.get("total"), raw_total), "", ""])
     pipe_total = (cpu.get("pipeline") or {}).get("total")
     if pipe_total and t["raw_events_per_s"]:
         target = GOAL_RATIO * t["raw_events_per_s"]
@@ -338,13 +345,6 @@ def tuning(
         print(f"  tuning max_records={max_records:>6}: {res['events_per_s'] or 0:>10,.0f}/s "
               f"({res.get('batches')} batches, {res['peak_rss_mb']} MB)", flush=True)
     return rows
-
-
-def percentiles(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p95": None, "p99": None, "max": None}
-    qs = statistics.quantiles(values, n=100, method="inclusive")
-    return {"p50": qs[49], "p95": qs[94], "p99": qs[98], "max": max(values)}
 
 
 def latency(

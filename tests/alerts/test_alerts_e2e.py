@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -23,6 +22,7 @@ from aiokafka import AIOKafkaConsumer
 from pulse_shared.bus import Bus, make_broker
 from pulse_shared.events import Grain, KpiSnapshot
 from pulse_shared.topics import ALERTS, KPI_SNAPSHOTS, all_topic_names
+from pulse_testinfra import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.timeout(240)]
 VENV_BIN = Path(sys.executable).parent
@@ -65,11 +65,6 @@ async def webhook() -> AsyncIterator[WebhookSink]:
     server.close()
     await server.wait_closed()
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ServiceProcess:

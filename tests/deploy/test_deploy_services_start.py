@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,13 +16,9 @@ import httpx
 import pytest
 from deploy_support import ROOT, SERVICES, compose, parse_dockerfile
 
+from pulse_testinfra import free_port
+
 STARTUP_TIMEOUT_S = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def container_command(svc: str) -> list[str]:

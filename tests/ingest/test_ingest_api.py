@@ -223,17 +223,14 @@ async def test_build_gives_a_component_around_the_service(memory_bus: MemoryBus)
 
 @pytest.mark.usefixtures("no_kafka_env")
 def test_app_starts_without_kafka_and_answers_503() -> None:
-    import socket
-
     from fastapi.testclient import TestClient
 
     from pulse_ingest.main import create_app
     from pulse_ingest.settings import IngestSettings
     from pulse_shared.bus import make_broker
+    from pulse_testinfra import free_port
 
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     app = create_app(IngestSettings(pii_salt="s", auth_required=False, connect_retry_s=0.2,
                                     retry_after_s=2),
                      broker=make_broker(f"127.0.0.1:{port}"))

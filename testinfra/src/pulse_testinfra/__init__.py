@@ -2,6 +2,7 @@
 
 - :class:`pulse_testinfra.kafka.KafkaBroker`: Apache Kafka 4 (KRaft), jars from Maven Central.
 - :class:`pulse_testinfra.clickhouse.ClickHouseServer`: ClickHouse from the chdb wheel.
+- :func:`free_port`: a free loopback port (for services the tests and benchmarks start).
 
 Submodules are imported lazily so that ``import pulse_testinfra`` stays cheap.
 """
@@ -11,10 +12,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pulse_testinfra._proc import free_port
     from pulse_testinfra.clickhouse import ClickHouseServer
     from pulse_testinfra.kafka import KafkaBroker
 
-__all__ = ["ClickHouseServer", "KafkaBroker"]
+__all__ = ["ClickHouseServer", "KafkaBroker", "free_port"]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,4 +28,8 @@ def __getattr__(name: str) -> Any:
         from pulse_testinfra.clickhouse import ClickHouseServer
 
         return ClickHouseServer
+    if name == "free_port":
+        from pulse_testinfra._proc import free_port
+
+        return free_port
     raise AttributeError(name)

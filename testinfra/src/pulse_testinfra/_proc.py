@@ -29,6 +29,11 @@ class ServerStartError(RuntimeError):
     """A server did not become ready; the message carries the tail of its logs."""
 
 
+def free_port(host: str = LOOPBACK) -> int:
+    """A port that was free on ``host`` a moment ago."""
+    return free_ports(1, host)[0]
+
+
 def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
     """Return ``count`` distinct ports that were free on ``host`` a moment ago."""
     sockets: list[socket.socket] = []
