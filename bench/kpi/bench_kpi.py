@@ -23,7 +23,6 @@ import bisect
 import datetime as dt
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,17 +36,10 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 
 import orjson
 
-from bench.common import REPO_ROOT, table, wait_healthy, write_results
+from bench.common import REPO_ROOT, percentiles, table, wait_healthy, write_results
 
 GOAL_P95_S = 1.0
 CHANNELS = ("paid_search", "paid_social", "display", "email", "webinar", "content", "partner")
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 class Watcher:
@@ -135,6 +127,7 @@ async def run_rate(bootstrap: str, rate: int, seconds: float, day: dt.date,
         t - t0 for t0, k, total in sent if (t := watcher.reflected_at(k, total)) is not None
     ]
     missing = len(sent) - len(latencies)
+    stats, transport = percentiles(latencies), percentiles(watcher.transport)
     return {
         "rate_target": rate,
         "events": len(sent),
@@ -142,13 +135,9 @@ async def run_rate(bootstrap: str, rate: int, seconds: float, day: dt.date,
         "reflected": len(latencies),
         "missing": missing,
         "snapshots_seen": sum(len(t) for t, _ in watcher.series.values()),
-        "p50_s": percentile(latencies, 0.50),
-        "p95_s": percentile(latencies, 0.95),
-        "p99_s": percentile(latencies, 0.99),
-        "max_s": max(latencies) if latencies else None,
-        "mean_s": statistics.fmean(latencies) if latencies else None,
-        "baseline_transport_p50_s": percentile(watcher.transport, 0.50),
-        "baseline_transport_p95_s": percentile(watcher.transport, 0.95),
+        **{f"{q}_s": stats[q] for q in ("p50", "p95", "p99", "max", "mean")},
+        "baseline_transport_p50_s": transport["p50"],
+        "baseline_transport_p95_s": transport["p95"],
     }
 
 
