@@ -406,10 +406,11 @@ async def test_lead_arriving_after_its_opportunity_moves_w_shaped_roles(
 async def test_canonical_batches_skip_decoding_and_odd_ones_fall_back(
     harness: Harness, embedded_store: Store
 ) -> None:
-    from pulse_shared.metrics import CANONICAL_BATCHES
+    from prometheus_client import REGISTRY
 
     def batches(outcome: str) -> float:
-        return CANONICAL_BATCHES.labels("attribution", TOUCHPOINTS.name, outcome)._value.get()
+        return REGISTRY.get_sample_value("pulse_canonical_batches_total", {
+            "service": "attribution", "topic": TOUCHPOINTS.name, "outcome": outcome}) or 0.0
 
     account = f"acc-{uuid.uuid4().hex[:8]}"
     hits, fallbacks = batches("hit"), batches("fallback")
