@@ -26,8 +26,7 @@ class RowWriter:
             return
         started = time.perf_counter()
         await asyncio.to_thread(self.store.insert, table, rows, columns)
-        BATCH_WRITE_SECONDS.labels(self.service, table).observe(time.perf_counter() - started)
-        ROWS_WRITTEN.labels(self.service, table).inc(len(rows))
+        self._confirmed(table, started, len(rows))
 
     async def write_canonical(self, spec: CanonicalInsert, lines: bytes, count: int) -> bool:
         """Insert ``count`` canonical records, ``spec.lines(values)`` (see
@@ -42,8 +41,9 @@ class RowWriter:
             await asyncio.to_thread(self.store.insert_canonical, spec, lines)
         except StoreError:
             return False
-        BATCH_WRITE_SECONDS.labels(self.service, spec.table).observe(
-            time.perf_counter() - started
-        )
-        ROWS_WRITTEN.labels(self.service, spec.table).inc(count)
+        self._confirmed(spec.table, started, count)
         return True
+
+    def _confirmed(self, table: str, started: float, rows: int) -> None:
+        BATCH_WRITE_SECONDS.labels(self.service, table).observe(time.perf_counter() - started)
+        ROWS_WRITTEN.labels(self.service, table).inc(rows)
