@@ -128,6 +128,19 @@ def test_row_errors_name_export_row_and_column() -> None:
     mapped = map_export("google_ads", text)
     assert [(e.index, e.field) for e in mapped.errors] == [(1, "Day"), (2, "Cost"), (3, "Campaign")]
     assert len(mapped.rows["spend"]) == 1
+    # A column read under one of several names is named as this export spells it.
+    aliased = {
+        "google_ads": ("Date,Campaign,Cost,Impr.\n,A,1,1\n2026-11-01,A,1,:\n",
+                       [(0, "Date"), (1, "Impr.")]),
+        "linkedin_ads": ("Day,Campaign,Amount Spent\n2026-11-01,A,x\n", [(0, "Amount Spent")]),
+        "hubspot_deals": ("Deal ID,Deal Stage,Created Date,Company ID\n7,x,,1\n8,x,2026-11-01,\n",
+                          [(0, "Created Date"), (1, "Company ID")]),
+        "hubspot_contacts": ("Record ID,Created Date,Company ID\n,2026-11-01,\n1,,5\n2,2026-11-01,\n",
+                             [(0, "Record ID"), (1, "Created Date"), (2, "Company ID")]),
+    }
+    for source, (text, expected) in aliased.items():
+        errors = map_export(source, text).errors
+        assert [(e.index, e.field) for e in errors] == expected, (source, errors)
     with pytest.raises(MappingError):
         map_export("google_ads", "foo,bar\n1,2\n")
     with pytest.raises(MappingError):

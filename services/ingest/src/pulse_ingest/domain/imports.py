@@ -57,18 +57,29 @@ class Row:
         self.cells = {_key(k): (v or "").strip() for k, v in cells.items()}
         self.names = {_key(k): k for k in cells}
 
-    def get(self, *columns: str) -> str:
-        for column in columns:
-            value = self.cells.get(_key(column), "")
+    def cell(self, *columns: str) -> tuple[str, str]:
+        """The value of the first of ``columns`` (aliases) that has one, and that column's
+        name as the export spells it; when none has a value, the first one the export
+        has (else the first alias), so an error names a column the user can find."""
+        present = [self.names[_key(c)] for c in columns if _key(c) in self.cells]
+        for column in present:
+            value = self.cells[_key(column)]
             if value and value not in ("--", " --", "—"):
-                return value
-        return ""
+                return value, column
+        return "", present[0] if present else columns[0]
+
+    def required(self, *columns: str) -> tuple[str, str]:
+        """:meth:`cell`, raising a row problem on that column when there is no value."""
+        value, column = self.cell(*columns)
+        if not value:
+            raise _RowProblem(column, "required value missing")
+        return value, column
+
+    def get(self, *columns: str) -> str:
+        return self.cell(*columns)[0]
 
     def require(self, *columns: str) -> str:
-        value = self.get(*columns)
-        if not value:
-            raise _RowProblem(columns[0], "required value missing")
-        return value
+        return self.required(*columns)[0]
 
     def has(self, column: str) -> bool:
         return _key(column) in self.cells
@@ -130,6 +141,12 @@ def parse_date(value: str, column: str) -> dt.date:
     return parse_datetime(value, column).date()
 
 
+def _when(row: Row, *columns: str) -> dt.datetime | None:
+    """The date/time of the first of ``columns`` with a value, else None."""
+    value, column = row.cell(*columns)
+    return parse_datetime(value, column) if value else None
+
+
 def _delimiter(text: str) -> str:
     """``,`` unless the lines have more ``;`` or tabs (European Excel, TSV exports)."""
     sample = "\n".join(text.splitlines()[:20])
@@ -186,7 +203,7 @@ def map_google_ads(text: str) -> MappedRows:
     rows = read_export(text, [("Day", "Date"), ("Campaign",), ("Cost",)])
 
     def one(row: Row) -> list[tuple[str, dict[str, Any]]]:
-        day = parse_date(row.require("Day", "Date"), "Day")
+        day = parse_date(*row.required("Day", "Date"))
         campaign = row.get("Campaign ID") or slug(row.require("Campaign"))
         channel = GOOGLE_CAMPAIGN_TYPES.get(row.get("Campaign type").lower(), "paid_search")
         return [("spend", {
@@ -194,9 +211,9 @@ def map_google_ads(text: str) -> MappedRows:
             "date": day.isoformat(),
             "channel": channel,
             "campaign_id": campaign,
-            "amount": str(parse_decimal(row.get("Cost"), "Cost", Decimal(0))),
-            "impressions": parse_int(row.get("Impr.", "Impressions"), "Impressions"),
-            "clicks": parse_int(row.get("Clicks"), "Clicks"),
+            "amount": str(parse_decimal(*row.cell("Cost"), Decimal(0))),
+            "impressions": parse_int(*row.cell("Impr.", "Impressions")),
+            "clicks": parse_int(*row.cell("Clicks")),
             "currency": row.get("Currency code", "Currency") or "USD",
         })]
 
@@ -217,17 +234,17 @@ def map_linkedin_ads(text: str) -> MappedRows:
     )
 
     def one(row: Row) -> list[tuple[str, dict[str, Any]]]:
-        day = parse_date(row.require("Start Date (in UTC)", "Date", "Day"), "Start Date (in UTC)")
+        day = parse_date(*row.required("Start Date (in UTC)", "Date", "Day"))
         campaign = row.get("Campaign ID") or slug(row.require("Campaign Name", "Campaign"))
         return [("spend", {
             "event_id": f"linkedin_ads:{campaign}:{day.isoformat()}",
             "date": day.isoformat(),
             "channel": "paid_social",
             "campaign_id": campaign,
-            "amount": str(parse_decimal(row.get("Total Spent", "Amount Spent", "Spend"),
-                                        "Total Spent", Decimal(0))),
-            "impressions": parse_int(row.get("Impressions"), "Impressions"),
-            "clicks": parse_int(row.get("Clicks"), "Clicks"),
+            "amount": str(parse_decimal(*row.cell("Total Spent", "Amount Spent", "Spend"),
+                                        Decimal(0))),
+            "impressions": parse_int(*row.cell("Impressions")),
+            "clicks": parse_int(*row.cell("Clicks")),
             "currency": row.get("Currency") or "USD",
         })]
 
@@ -259,13 +276,15 @@ HUBSPOT_STAGE_DATES: tuple[tuple[str, str], ...] = (
 
 
 def _hubspot_account(row: Row, email: str) -> str:
-    company = row.get("Associated Company ID", "Associated Company IDs", "Company ID",
-                      "Associated Company IDs (Primary)")
+    company, column = row.cell("Associated Company ID", "Associated Company IDs", "Company ID",
+                               "Associated Company IDs (Primary)")
     if company:
         return "hubspot-company-" + company.split(";")[0].strip()
     if "@" in email:
         return "domain-" + email.rsplit("@", 1)[1].lower()
-    raise _RowProblem("Associated Company ID", "no company id and no e-mail domain")
+    if not row.has(column):  # the export has no company column: the e-mail is at fault
+        column = row.cell("Email", "Record ID", "Contact ID")[1]
+    raise _RowProblem(column, "no company id and no e-mail domain")
 
 
 def map_hubspot_contacts(text: str) -> MappedRows:
@@ -290,17 +309,18 @@ def map_hubspot_contacts(text: str) -> MappedRows:
             email = row.get("Email")
             record = row.get("Record ID", "Contact ID")
             if not email and not record:
-                raise _RowProblem("Email", "neither Email nor Record ID given")
+                raise _RowProblem(row.cell("Email", "Record ID", "Contact ID")[1],
+                                  "neither Email nor Record ID given")
             account = _hubspot_account(row, email)
-            created = parse_datetime(row.require("Create Date", "Created Date"), "Create Date")
+            created = parse_datetime(*row.required("Create Date", "Created Date"))
             source = row.get("Original Source", "Original source")
             channel = HUBSPOT_SOURCES.get(source.lower().replace("_", " "),
                                           HUBSPOT_SOURCES.get(source.lower(), "other"))
             stages: list[tuple[str, dt.datetime]] = []
             for column, stage in HUBSPOT_STAGE_DATES:
-                value = row.get(column)
-                if value:
-                    stages.append((stage, parse_datetime(value, column)))
+                when = _when(row, column)
+                if when is not None:
+                    stages.append((stage, when))
         except _RowProblem as problem:
             out.errors.append(RowError(index, problem.column, problem.reason))
             continue
@@ -340,14 +360,12 @@ def map_hubspot_deals(text: str) -> MappedRows:
 
     def one(row: Row) -> list[tuple[str, dict[str, Any]]]:
         record = row.require("Record ID", "Deal ID")
-        company = row.get("Associated Company IDs", "Associated Company ID", "Company ID",
-                          "Associated Company IDs (Primary)")
-        if not company:
-            raise _RowProblem("Associated Company IDs", "required value missing")
+        company = row.require("Associated Company IDs", "Associated Company ID", "Company ID",
+                              "Associated Company IDs (Primary)")
         account = "hubspot-company-" + company.split(";")[0].strip()
-        created = parse_datetime(row.require("Create Date", "Created Date"), "Create Date")
-        amount_text = row.get("Amount")
-        amount = str(parse_decimal(amount_text, "Amount")) if amount_text else None
+        created = parse_datetime(*row.required("Create Date", "Created Date"))
+        amount_text, amount_column = row.cell("Amount")
+        amount = str(parse_decimal(amount_text, amount_column)) if amount_text else None
         currency = row.get("Currency", "Deal currency code") or "USD"
         base = {"account_id": account, "amount": amount, "currency": currency}
         out = [("pipeline", {**base, "event_id": f"hubspot:deal:{record}:opportunity",
@@ -355,7 +373,7 @@ def map_hubspot_deals(text: str) -> MappedRows:
         stage = row.require("Deal Stage").lower()
         closed = "won" if "closed won" in stage else "lost" if "closed lost" in stage else None
         if closed:
-            close = parse_datetime(row.require("Close Date"), "Close Date")
+            close = parse_datetime(*row.required("Close Date"))
             out.append(("pipeline", {**base, "event_id": f"hubspot:deal:{record}:{closed}",
                                      "occurred_at": close.isoformat(), "stage": closed}))
         return out
@@ -437,9 +455,7 @@ def map_stripe_subscriptions(text: str) -> MappedRows:
     return out
 
 
-def _when(row: Row, *columns: str) -> dt.datetime | None:
-    value = row.get(*columns)
-    return parse_datetime(value, columns[0]) if value else None
+_STRIPE_START = ("Start (UTC)", "Start Date (UTC)", "Created (UTC)", "Created")
 
 
 def _stripe_changes(row: Row, index: int) -> tuple[str, list[_Change]]:
@@ -450,20 +466,20 @@ def _stripe_changes(row: Row, index: int) -> tuple[str, list[_Change]]:
     interval = (row.get("Interval") or "month").lower()
     if interval not in MONTHLY_FACTOR:
         raise _RowProblem("Interval", f"unknown interval {interval!r}")
-    count = parse_decimal(row.get("Interval Count"), "Interval Count", Decimal(1)) or Decimal(1)
-    quantity = parse_decimal(row.get("Quantity"), "Quantity", Decimal(1))
-    amount = parse_decimal(row.require("Amount"), "Amount")
+    count = parse_decimal(*row.cell("Interval Count"), Decimal(1)) or Decimal(1)
+    quantity = parse_decimal(*row.cell("Quantity"), Decimal(1))
+    amount = parse_decimal(*row.required("Amount"))
     mrr = (amount * quantity * MONTHLY_FACTOR[interval] / count).quantize(Decimal("0.01"))
     plan = row.get("Plan", "Plan Name", "Price", "Product")[:256]
     currency = row.get("Currency") or "USD"
     trial_start = _when(row, "Trial Start (UTC)", "Trial Start")
     trial_end = _when(row, "Trial End (UTC)", "Trial End")
-    start = _when(row, "Start (UTC)", "Start Date (UTC)", "Created (UTC)", "Created")
+    start = _when(row, *_STRIPE_START)
     ended = _when(row, "Ended At (UTC)", "Ended At") or _when(
         row, "Canceled At (UTC)", "Canceled At"
     )
     if start is None and trial_start is None:
-        raise _RowProblem("Start (UTC)", "required value missing")
+        raise _RowProblem(row.cell(*_STRIPE_START)[1], "required value missing")
     changes: list[_Change] = []
     paid_start: dt.datetime | None = None
     if trial_start is not None:
