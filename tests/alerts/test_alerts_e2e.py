@@ -129,8 +129,10 @@ async def test_breach_one_alert_one_webhook_and_no_duplicate_after_kill(
 
     producer = make_broker(kafka_broker.bootstrap_servers, client_id="e2e-kpi")
     bus = Bus(producer, "kpi")
-    day = dt.date(2026, 11, 25)
-    computed = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
+    # The data is today's: the service runs on the wall clock, and its timer resolves a
+    # day-grain alert whose data is older than the rule's stale_after (2 days).
+    computed = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)).replace(microsecond=0)
+    day = computed.date()
 
     def snapshot(value: float, minutes: int) -> KpiSnapshot:
         return KpiSnapshot(
