@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 VENV := .venv
 
-.PHONY: bootstrap kafka-jars system-deps demo test lint typecheck bench clean
+.PHONY: bootstrap kafka-jars system-deps demo test test-clock-ahead lint typecheck bench clean
 
 bootstrap:
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -17,10 +17,11 @@ bootstrap:
 kafka-jars:
 	@bash scripts/kafka/fetch-jars.sh
 
-# Debian packages the tests use: Chromium + chromedriver (dashboard test), poppler (PDF).
-SYSTEM_PACKAGES := chromium chromium-driver poppler-utils
+# Debian packages the tests use: Chromium + chromedriver (dashboard test), poppler (PDF),
+# libfaketime (the alerts and KPI suites run again with the clock a year ahead).
+SYSTEM_PACKAGES := chromium chromium-driver poppler-utils faketime
 system-deps:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v pdftoppm >/dev/null || \
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v pdftoppm >/dev/null && command -v faketime >/dev/null || \
 	  { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
 	    $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; }
 
@@ -33,6 +34,16 @@ lint: bootstrap
 
 test: bootstrap kafka-jars system-deps lint
 	$(VENV)/bin/pytest
+	@$(MAKE) --no-print-directory test-clock-ahead
+
+# The alerts and KPI suites again with every process's clock (pytest, Kafka, ClickHouse)
+# moved a year ahead: a test that hard-codes "now" or a date near today fails here.
+# libfaketime shifts the wall clock; file times come from the kernel, which lets
+# tests/test_clock_ahead.py prove the shift took effect.
+LIBFAKETIME = $(firstword $(wildcard /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1))
+test-clock-ahead: bootstrap kafka-jars system-deps
+	LD_PRELOAD=$(LIBFAKETIME) FAKETIME=+365d PULSE_EXPECT_CLOCK_AHEAD_DAYS=365 \
+	  $(VENV)/bin/pytest -p no:cacheprovider tests/test_clock_ahead.py tests/alerts tests/kpi
 
 bench: bootstrap kafka-jars
 	$(VENV)/bin/python -m bench

@@ -4,6 +4,7 @@ the stored row is the row the pydantic path stores (generated records, both back
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -19,8 +20,17 @@ from pulse_shared.canonical import (
     UnsupportedModel,
     canonical_insert,
     field_values,
+    forbidden_class,
 )
-from pulse_shared.events import Channel, Spend, Touchpoint, TouchType
+from pulse_shared.events import (
+    Channel,
+    Spend,
+    Touchpoint,
+    TouchType,
+    event_window,
+    is_forbidden_char,
+)
+from pulse_shared.settings import common_settings
 from pulse_shared.store import Store, StoreError
 
 CONTACT = "ab" * 32
@@ -105,7 +115,7 @@ def test_canonical_records_land_like_pydantic_ones(twin_tables: Any) -> None:
     records = [touchpoint(event_id=f"ok-{i}", cost=None if i % 2 else Decimal(i)).to_json()
                for i in range(20)]
     records.append(touchpoint(event_id="naive-ms", occurred_at=dt.datetime(
-        2028, 2, 29, 0, 0, tzinfo=dt.UTC)).to_json())  # leap day
+        2024, 2, 29, 0, 0, tzinfo=dt.UTC)).to_json())  # leap day
     for record in records:
         assert check_sound(store, spec, pyd_table, record), record
 
@@ -182,7 +192,9 @@ def test_models_the_conditions_cannot_mirror_are_refused() -> None:
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     campaign=TEXT, term=TEXT,
-    at=st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2100, 1, 1),
+    # Around the plausibility window: 1995 to two days ahead of now.
+    at=st.datetimes(min_value=dt.datetime(1995, 1, 1),
+                    max_value=dt.datetime.now() + dt.timedelta(days=2),
                     timezones=st.just(dt.UTC)),
     cost=st.one_of(st.none(), st.decimals(min_value=0, max_value=10**6, places=4)),
 )
@@ -198,3 +210,74 @@ def test_generated_valid_touchpoints_round_trip(
     plain = all(s.isascii() and s.isalnum() for s in (campaign, term) if s)
     if plain and at.microsecond % 1000 == 0:
         assert accepted  # the fast path is not vacuous: ordinary events take it
+
+
+#: Characters pydantic refuses in identifiers and labels, raw in the JSON (model_dump_json
+#: writes them unescaped, so they reach the canonical path's conditions).
+INVISIBLE = ["\u202e", "\u200b", "\u200d", "\u2060", "\ufeff", "\x7f", "\x85", "\u00ad",
+             "\u2028", "\ue000", "\U000e0041", "\ufdd0", "\uffff", "\U0010ffff"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE, ids=lambda c: f"U+{ord(c):04X}")
+def test_invisible_characters_never_take_the_fast_path(twin_tables: Any, char: str) -> None:
+    store, spec, pyd_table = twin_tables
+    base = touchpoint(event_id=f"inv-{ord(char):x}").to_json()
+    for old in (b'"account_id":"acct-1"', b'"campaign_id":"Spring Sale 2026"'):
+        key, value = old.split(b":", 1)
+        record = base.replace(old, key + b":" + value[:3] + char.encode() + value[3:], 1)
+        with pytest.raises(ValidationError, match="invisible"):
+            Touchpoint.model_validate_json(record)
+        assert not check_sound(store, spec, pyd_table, record), record
+
+
+def test_visible_non_ascii_text_takes_the_fast_path(twin_tables: Any) -> None:
+    store, spec, pyd_table = twin_tables
+    # (Edge characters are printable ASCII in canonical form: nothing for strip() to do.)
+    for i, name in enumerate(["Summer Été à Zürich", "Q1 春季促销 CN", "launch 🚀 now",
+                              "a\u00a0b", "ex\u0301x"]):
+        record = touchpoint(event_id=f"vis-{i}", campaign_id=name).to_json()
+        assert check_sound(store, spec, pyd_table, record), name
+
+
+def test_out_of_window_times_never_take_the_fast_path(twin_tables: Any) -> None:
+    """The canonical format admits years 1900-2299; the model's window is narrower."""
+    store, spec, pyd_table = twin_tables
+    window = event_window()
+    late = window.latest + dt.timedelta(minutes=1)
+    base = touchpoint(event_id="win").to_json()
+    for i, at in enumerate(["1999-12-31T23:59:59.999Z", "1900-01-01T00:00:00Z",
+                            late.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                            "2299-12-31T23:59:59Z"]):
+        record = base.replace(b"2026-03-31T23:59:59.123000Z", at.encode(), 1).replace(
+            b'"event_id":"win"', f'"event_id":"win-{i}"'.encode(), 1)
+        with pytest.raises(ValidationError, match="occurred_at"):
+            Touchpoint.model_validate_json(record)
+        assert not check_sound(store, spec, pyd_table, record), at
+    # Both ends of the window are inside it, on both paths.
+    recent = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).replace(microsecond=0)
+    for i, at in enumerate([window.earliest, recent]):
+        record = touchpoint(event_id=f"edge-{i}", occurred_at=at).to_json()
+        assert check_sound(store, spec, pyd_table, record), at
+
+
+def test_window_bounds_are_those_of_the_moment_of_the_insert() -> None:
+    spec = canonical_insert(Touchpoint, "touchpoints")
+    then = dt.datetime(2031, 5, 6, 7, 8, 9, 987654, tzinfo=dt.UTC)
+    sql = spec.sql("input()", now=then)
+    latest = then + common_settings().max_future_skew
+    earliest = common_settings().earliest_event_date
+    assert f"substring(occurred_at, 1, 19) < '{latest:%Y-%m-%dT%H:%M:%S}'" in sql
+    assert f"substring(occurred_at, 1, 19) >= '{earliest}T00:00:00'" in sql
+
+
+def test_forbidden_class_is_exactly_what_pydantic_refuses() -> None:
+    """The class is built from a partial scan; a full scan of every code point agrees."""
+    # RE2 \x{HEX} escapes → Python \UXXXXXXXX escapes, same class.
+    python_class = re.sub(r"\\x\{([0-9A-F]+)\}",
+                          lambda m: f"\\U{int(m.group(1), 16):08X}", forbidden_class())
+    pattern = re.compile(python_class)
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:  # cannot occur in UTF-8 input
+            continue
+        char = chr(code)
+        assert bool(pattern.match(char)) == is_forbidden_char(char), hex(code)

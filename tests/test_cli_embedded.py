@@ -67,7 +67,7 @@ def test_bad_rows_are_named_and_the_rest_is_kept(tmp_path: Path) -> None:
     result = run(tmp_path, "ingest", "spend", str(file))
     assert result.returncode == 1
     assert "accepted 2, rejected 1" in result.stderr
-    assert "row 1: amount:" in result.stderr
+    assert f"error: {file} row 2: amount:" in result.stderr  # data rows counted from 1
     shown = run(tmp_path, "kpi", "show", "--grain", "month", "--from", "2026-02", "--to",
                 "2026-02", "--format", "json")
     assert shown.returncode == 0, shown.stderr

@@ -132,7 +132,7 @@ async def test_events_travel_ingest_to_report(kafka_broker, clickhouse_server, s
         "event_type": "subscription_started", "mrr": "1250.00", "currency": "USD", "plan": "pro",
     }
     ingest_broker = make_broker(bootstrap, client_id="pulse-ingest")
-    app = create_app(IngestSettings(pii_salt="e2e-salt", auth_required=False), broker=ingest_broker)
+    app = create_app(IngestSettings(pii_salt="e2e-salt-0123456789", auth_required=False), broker=ingest_broker)
     await ingest_broker.start()
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as http:
@@ -169,9 +169,15 @@ async def test_events_travel_ingest_to_report(kafka_broker, clickhouse_server, s
         assert float(credits[0]["credited_revenue"]) == pytest.approx(1250.0 * 12)
 
         # 3. a daily KPI row and its snapshot on kpi.snapshots.v1
-        mrr = await eventually(lambda: server_store.query_value(
-            "SELECT value FROM kpi_values FINAL WHERE kpi = 'mrr' AND grain = 'day' "
-            "AND dimension = 'all' AND period_start = {d:Date}", {"d": day}))
+        # Other tests' accounts share the server, so the day's MRR may already have a value:
+        # wait for one that includes this account's 1,250.
+        def day_mrr() -> float:
+            value = server_store.query_value(
+                "SELECT value FROM kpi_values FINAL WHERE kpi = 'mrr' AND grain = 'day' "
+                "AND dimension = 'all' AND period_start = {d:Date}", {"d": day})
+            return float(value or 0.0)
+
+        mrr = await eventually(lambda: day_mrr() >= 1250.0 and day_mrr())
         assert mrr >= 1250.0
         snapshot = await eventually(lambda: [
             m for m in snapshots.messages

@@ -3,47 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
+from streaming_support import Batch, Record, RecordingBus
 
-from pulse_shared.events import DeadLetter, Event, Spend
+from pulse_shared.events import Event, Spend
 from pulse_shared.streaming import BatchConsumer, RetryPolicy
-from pulse_shared.topics import SPEND, Topic
-
-
-@dataclass
-class Record:
-    value: bytes
-    offset: int
-    topic: str = SPEND.name
-    partition: int = 0
-    key: bytes | None = b"k"
-    timestamp: int = 0
-
-
-@dataclass
-class Batch:
-    """A FastStream batch message as seen by a handler: records plus ack/nack."""
-
-    raw_message: Any
-    calls: list[str] = field(default_factory=list)
-
-    async def ack(self) -> None:
-        self.calls.append("ack")
-
-    async def nack(self) -> None:
-        self.calls.append("nack")
-
-
-class RecordingBus:
-    def __init__(self) -> None:
-        self.dead: list[DeadLetter] = []
-
-    async def publish_dead_letters(self, topic: Topic, letters: list[DeadLetter]) -> None:
-        self.dead.extend(letters)
-
+from pulse_shared.topics import SPEND
 
 GOOD = Spend(event_id="s1", date=dt.date(2026, 11, 2), channel="email", amount="10",  # type: ignore[arg-type]
              campaign_id="c").to_json()

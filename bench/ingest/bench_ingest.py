@@ -124,7 +124,7 @@ def _service(bootstrap: str) -> tuple[Any, Any]:
     from pulse_shared.bus import Bus, make_broker
 
     broker = make_broker(bootstrap, client_id="pulse-ingest-bench")
-    settings = IngestSettings(pii_salt="bench-salt", auth_required=False, max_rows=10_000,
+    settings = IngestSettings(pii_salt="bench-salt-0123456789", auth_required=False, max_rows=10_000,
                               max_inflight_rows=100_000, publish_timeout_s=60)
     return broker, IngestService(Bus(broker, "ingest"), settings)
 
@@ -162,7 +162,7 @@ def bench_cli_process(bootstrap: str, n: int, folder: Path) -> float | None:
     with path.open("w") as fh:
         for row in raw_rows(n, f"cli{time.time_ns()}"):
             fh.write(json.dumps(row) + "\n")
-    env = {**os.environ, "PULSE_KAFKA_BOOTSTRAP": bootstrap, "PULSE_INGEST_PII_SALT": "bench",
+    env = {**os.environ, "PULSE_KAFKA_BOOTSTRAP": bootstrap, "PULSE_INGEST_PII_SALT": "bench-salt-0123456789",
            "PULSE_LOG_LEVEL": "WARNING", "PULSE_DATA_DIR": str(folder / "pulse-data")}
     started = time.perf_counter()
     done = subprocess.run([pulse, "ingest", "touchpoints", str(path)], env=env,

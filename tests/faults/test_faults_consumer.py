@@ -15,8 +15,6 @@ import datetime as dt
 import hashlib
 import json
 import random
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fault_process import ChildProcess
 
 from pulse_shared.events import Channel, Touchpoint, TouchType
 from pulse_shared.schema.migrations import migrate
@@ -90,35 +89,13 @@ def touchpoint(prefix: str, i: int) -> Touchpoint:
     )
 
 
-class Consumer:
+class Consumer(ChildProcess):
     """One consumer process (the attribution touchpoint consumer)."""
 
     def __init__(self, kafka: KafkaBroker, ch: ClickHouseServer, log: Path) -> None:
-        self.log = log
-        self.proc = subprocess.Popen(
-            [sys.executable, str(RUNNER), kafka.bootstrap_servers, ch.url, "500"],
-            stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        super().__init__(
+            [sys.executable, str(RUNNER), kafka.bootstrap_servers, ch.url, "500"], log
         )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
 
 
 async def produce(

@@ -207,7 +207,7 @@ def test_create_app_refuses_unsafe_configuration() -> None:
     with pytest.raises(ConfigurationError, match="PII_SALT"):
         create_app(IngestSettings(pii_salt=""), broker=make_broker(None))
     with pytest.raises(ConfigurationError, match="KAFKA_BOOTSTRAP"):
-        create_app(IngestSettings(pii_salt="s"))
+        create_app(IngestSettings(pii_salt="test-salt-0123456789"))
 
 
 async def test_build_gives_a_component_around_the_service(memory_bus: MemoryBus) -> None:
@@ -231,8 +231,8 @@ def test_app_starts_without_kafka_and_answers_503() -> None:
     from pulse_testinfra import free_port
 
     port = free_port()  # a port nobody listens on
-    app = create_app(IngestSettings(pii_salt="s", auth_required=False, connect_retry_s=0.2,
-                                    retry_after_s=2),
+    app = create_app(IngestSettings(pii_salt="test-salt-0123456789", auth_required=False,
+                                    connect_retry_s=0.2, retry_after_s=2),
                      broker=make_broker(f"127.0.0.1:{port}"))
     with TestClient(app) as http:
         r = http.post("/v1/budgets", json=ROWS["budgets"])

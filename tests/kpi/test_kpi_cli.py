@@ -21,7 +21,7 @@ from pulse_shared.settings import common_settings
 from pulse_shared.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
-Y = 2095
+Y = 2011
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ app(["mrr", "--grain", "quarter", "--from", "{Y}-01", "--to", "{Y}-06", "--forma
 
 
 def test_recompute_backfills_from_raw_tables(cli_env: None, embedded_store: Store) -> None:
-    y = 2086
+    y = 2002
     day = dt.date(y, 1, 15)
     embedded_store.insert("spend", [
         {"event_id": "rc-1", "date": day, "channel": "email", "campaign_id": "rc",

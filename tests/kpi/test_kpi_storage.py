@@ -20,7 +20,7 @@ from pulse_kpi.storage import (
 )
 from pulse_shared.store import Store
 
-Y = 2088
+Y = 2004
 D = dt.date(Y, 7, 1)
 T = dt.datetime(Y, 7, 1, 10, tzinfo=dt.UTC)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pulse_alerts.cli import app as alerts_app
 from pulse_attribution.cli import app as attribution_app
+from pulse_cli.errors import PulseGroup, UserError, debug_state, env_debug
+from pulse_ingest.domain.imports import IMPORTS
 from pulse_kpi.cli import app as kpi_app
 from pulse_reporting.cli import app as report_app
 from pulse_shared.logging import configure_logging
@@ -29,6 +33,8 @@ app = typer.Typer(
     name="pulse",
     help="Pulse: marketing analytics on Kafka and ClickHouse.",
     no_args_is_help=True,
+    cls=PulseGroup,  # one line per error, exit codes (pulse_cli.errors)
+    pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
 )
 ingest_app = typer.Typer(help="Validate and publish events from a JSON/NDJSON/CSV file.")
@@ -43,10 +49,21 @@ EVENT_KINDS = ("touchpoints", "spend", "subscriptions", "pipeline", "budgets")
 
 
 @app.callback()
-def _setup() -> None:
+def _setup(
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show the Python traceback of an error (also PULSE_DEBUG=1).")] = False,
+) -> None:
+    debug_state.enabled = debug or env_debug()
     settings = common_settings()
-    configure_logging(settings.log_level if settings.log_level != "INFO" else "WARNING",
-                      json=False)
+    # Errors reach the user as one line each (pulse_cli.errors); the services' warnings
+    # (a retried batch …) only with --debug or an explicit PULSE_LOG_LEVEL.
+    default = "INFO" if debug_state.enabled else "CRITICAL"
+    level = settings.log_level if settings.log_level != "INFO" else default
+    configure_logging(level, json=False)
+    # Libraries set their own logger levels (clickhouse_connect puts urllib3 at WARNING
+    # on import): filter at the handlers, which every record goes through.
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level.upper())
 
 
 def progress_bar() -> Progress:
@@ -95,20 +112,6 @@ def _yesterday() -> dt.date:
     return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 
-def _report_ingest(label: str, result: Any) -> None:
-    """Summary of an ingest run; exit code 1 when any row was rejected."""
-    console.print(
-        f"{label}: accepted {result.accepted}, rejected {result.rejected_rows}, "
-        f"duplicates {result.duplicates}"
-    )
-    for error in result.rejected[:20]:
-        console.print(f"  row {error['index']}: {error['field']}: {error['reason']}")
-    if len(result.rejected) > 20:
-        console.print(f"  … {len(result.rejected) - 20} more errors")
-    if result.rejected:
-        raise typer.Exit(code=1)
-
-
 def _ingest_command(kind: str) -> None:
     def command(
         file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
@@ -116,9 +119,16 @@ def _ingest_command(kind: str) -> None:
         atomic: Annotated[bool, typer.Option(help="Reject the whole file on any error.")]
         = False,
     ) -> None:
-        _report_ingest(kind, asyncio.run(_ingest_file(kind, file, source, atomic)))
+        from pulse_cli.ingesting import check_file, report
 
-    command.__doc__ = f"Ingest {kind} from FILE (JSON array, NDJSON or CSV)."
+        rows = check_file(kind, file)
+        result, unmatched = asyncio.run(_ingest_file(kind, file, rows, source, atomic))
+        report(kind, file, result, unmatched)
+
+    command.__doc__ = (
+        f"Ingest {kind} from FILE (JSON array, NDJSON or CSV). Invalid rows are reported "
+        "one line each (rows counted from 1) and the others are stored; exit 1 if any."
+    )
     ingest_app.command(name=kind)(command)
 
 
@@ -126,15 +136,23 @@ for _kind in EVENT_KINDS:
     _ingest_command(_kind)
 
 
+# The export names are static: a Choice, so an unknown one is a usage error (exit 2)
+# listing the valid names.
+ExportName = StrEnum("ExportName", {name: name for name in IMPORTS})  # type: ignore[misc]
+
+
 @ingest_app.command(name="import")
 def ingest_import(
-    export: Annotated[str, typer.Argument(help="google_ads, linkedin_ads, hubspot_contacts, "
-                                               "hubspot_deals or stripe_subscriptions.")],
+    export: Annotated[ExportName, typer.Argument(
+        metavar="EXPORT", help=f"The tool's export: {', '.join(IMPORTS)}.")],
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     atomic: Annotated[bool, typer.Option(help="Reject the whole file on any error.")] = False,
 ) -> None:
     """Import a CSV export of a marketing, CRM or billing tool (mappings: ingest README)."""
-    _report_ingest(export, asyncio.run(_import_file(export, file, atomic)))
+    from pulse_cli.ingesting import report
+
+    result, unmatched = asyncio.run(_import_file(str(export), file, atomic))
+    report(str(export), file, result, unmatched)
 
 
 def _cli_ingest_settings() -> Any:
@@ -153,29 +171,39 @@ def _cli_ingest_settings() -> Any:
     return ingest_settings.model_copy(update=update)
 
 
-async def _ingest_file(kind: str, file: Path, source: str, atomic: bool) -> Any:
+async def _ingest_file(
+    kind: str, file: Path, rows: int, source: str, atomic: bool
+) -> tuple[Any, list[Any]]:
+    from pulse_cli.ingesting import CliIngestService
     from pulse_cli.runtime import open_pipeline
-    from pulse_ingest.domain.readers import count_rows
-    from pulse_ingest.service import IngestService, ingest_file
+    from pulse_ingest.service import ingest_file
 
     async with open_pipeline() as pipeline:
-        service = IngestService(pipeline.bus, _cli_ingest_settings())
+        service = CliIngestService(pipeline, _cli_ingest_settings())
         with progress_bar() as progress:
-            task = progress.add_task(f"ingest {kind}", total=count_rows(file))
-            return await ingest_file(
+            task = progress.add_task(f"ingest {kind}", total=rows)
+            result = await ingest_file(
                 service, kind, file, source=source, atomic=atomic,
                 on_progress=lambda chunk: progress.advance(task, chunk.received),
             )
+        return result, service.unmatched
 
 
-async def _import_file(export: str, file: Path, atomic: bool) -> Any:
+async def _import_file(export: str, file: Path, atomic: bool) -> tuple[Any, list[Any]]:
+    from pulse_cli.ingesting import CliIngestService
     from pulse_cli.runtime import open_pipeline
-    from pulse_ingest.service import IngestService, import_file
+    from pulse_ingest.domain.imports import MappingError
+    from pulse_ingest.domain.readers import BodyError
+    from pulse_ingest.service import import_file
 
     async with open_pipeline() as pipeline:
-        service = IngestService(pipeline.bus, _cli_ingest_settings())
+        service = CliIngestService(pipeline, _cli_ingest_settings())
         with console.status(f"importing {export}"):
-            return await import_file(service, export, file, atomic=atomic)
+            try:
+                result = await import_file(service, export, file, atomic=atomic)
+            except (MappingError, BodyError) as exc:
+                raise UserError(f"{file}: not a {export} export: {exc}") from exc
+        return result, service.unmatched
 
 
 def local_salt(data_dir: Path) -> str:
@@ -239,6 +267,51 @@ async def _replay(bootstrap: str, topic: str, since: dt.datetime) -> int:
             )
     finally:
         await broker.stop()
+
+
+class ForecastGrain(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+
+
+class ForecastFormat(StrEnum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
+@app.command()
+def forecast(
+    kpi: Annotated[str, typer.Argument(help="KPI name from `pulse kpi list`.")],
+    grain: Annotated[ForecastGrain, typer.Option(help="day or week")] = ForecastGrain.DAY,
+    horizon: Annotated[int, typer.Option(min=7, max=30, help="Periods ahead (7..30).")] = 14,
+    dimension: Annotated[
+        str | None, typer.Option(help="channel=VALUE or campaign=VALUE (default: total).")
+    ] = None,
+    level: Annotated[int, typer.Option(min=50, max=99, help="Interval level, %.")] = 80,
+    fmt: Annotated[ForecastFormat, typer.Option("--format")] = ForecastFormat.TABLE,
+    output: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+    backtest: Annotated[bool, typer.Option(
+        "--backtest", help="Rolling-origin coverage and MAPE vs seasonal naive instead.")] = False,
+) -> None:
+    """Forecast a KPI (AutoETS or seasonal naive, weekly season) with intervals."""
+    from pulse_cli.forecast import parse_dimension, run_forecast
+    from pulse_kpi.cli import _store, kpi_choices
+    from pulse_kpi.domain.catalog import BY_NAME
+
+    if kpi not in BY_NAME:
+        raise typer.BadParameter(
+            f"unknown KPI {kpi!r}; valid: {', '.join(kpi_choices())}", param_hint="KPI"
+        )
+    dim, member = parse_dimension(dimension)
+    with _store() as store:
+        text = run_forecast(
+            store, kpi, grain.value, horizon, dim, member, level, fmt.value, backtest
+        )
+    if output is not None:
+        output.write_text(text)
+    else:
+        typer.echo(text, nl=False)
 
 
 @app.command()

@@ -4,24 +4,95 @@ publisher into a real Kafka broker when one is configured.
 The in-process pipeline includes every service's production router in one FastStream
 broker wrapped in ``TestKafkaBroker`` (FastStream's in-memory transport), so events go
 through exactly the handlers that run in production, into embedded chDB.
+
+In process, "publishing" runs every downstream consumer before it returns. Each consumer
+isolates the records ClickHouse refuses and dead-letters them (``BatchConsumer``, as in
+production); the pipeline subscribes to every ``<topic>.dlq`` and records each dead letter
+as a :class:`Refusal`, so the CLI can name every input row that did not make it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
-from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka import KafkaBroker, KafkaRouter, TestKafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 
 from pulse_shared.bus import Bus, make_broker
 from pulse_shared.component import Component
+from pulse_shared.events import DeadLetter
 from pulse_shared.logging import get_logger
 from pulse_shared.schema.migrations import migrate
 from pulse_shared.settings import PulseSettings, common_settings
 from pulse_shared.store import Store, open_store
+from pulse_shared.streaming import BatchConsumer, RetryPolicy, raw_body_decoder
+from pulse_shared.topics import ALL_TOPICS, Topic
 
 log = get_logger(__name__)
+
+# In process there is no outage to wait out: refused records are isolated at once, and an
+# embedded store that fails twice in a row is broken, which the command then reports.
+IN_PROCESS_RETRY = RetryPolicy(attempts=2, first_delay_s=0.05, max_delay_s=0.05)
+MAX_REFUSALS_KEPT = 10_000
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An event the in-process pipeline did not store: dead-lettered by ``consumer``."""
+
+    topic: str
+    event_id: str | None
+    field: str
+    reason: str
+    consumer: str | None = None
+
+
+def dead_letter_refusal(letter: DeadLetter) -> Refusal:
+    try:
+        payload = json.loads(letter.payload)
+    except ValueError:
+        payload = None
+    event_id = payload.get("event_id") if isinstance(payload, dict) else None
+    first = letter.errors[0].field if letter.errors else "(record)"
+    return Refusal(letter.source_topic, str(event_id) if event_id else None, first,
+                   letter.reason, consumer=letter.consumer)
+
+
+def dead_letter_router(topics: Iterable[Topic], refusals: list[Refusal]) -> KafkaRouter:
+    """Subscribers of every ``<topic>.dlq`` that record what the consumers dead-lettered."""
+    router = KafkaRouter()
+    for topic in topics:
+
+        async def collect(body: Any, message: KafkaMessage) -> None:
+            raw = message.raw_message
+            for record in raw if isinstance(raw, list | tuple) else [raw]:
+                if len(refusals) >= MAX_REFUSALS_KEPT:
+                    return
+                try:
+                    refusals.append(dead_letter_refusal(
+                        DeadLetter.model_validate_json(record.value)))
+                except ValueError:  # not a dead letter after all: keep what we can
+                    refusals.append(Refusal(record.topic, None, "(record)",
+                                            "unreadable dead letter"))
+
+        collect.__name__ = f"cli_dead_letters_{topic.model.kind}"
+        router.subscriber(topic.dead_letter, batch=True, group_id="pulse-cli-dead-letters",
+                          decoder=raw_body_decoder)(collect)
+    return router
+
+
+def batch_consumers_of(components: Iterable[Component]) -> list[BatchConsumer[Any]]:
+    """Every BatchConsumer the components hold (attributes or lists of them)."""
+    found: list[BatchConsumer[Any]] = []
+    for component in components:
+        for value in vars(component).values():
+            candidates = value if isinstance(value, list | tuple) else [value]
+            found.extend(c for c in candidates if isinstance(c, BatchConsumer))
+    return found
 
 
 def build_components(store: Store, broker: KafkaBroker, in_memory: bool) -> list[Component]:
@@ -48,6 +119,13 @@ class Pipeline:
     bus: Bus
     in_process: bool
     components: list[Component] = field(default_factory=list)
+    # In process only: events the pipeline refused or dead-lettered, oldest first.
+    refusals: list[Refusal] = field(default_factory=list)
+
+    def take_refusals(self) -> list[Refusal]:
+        taken = list(self.refusals)
+        self.refusals.clear()
+        return taken
 
 
 @asynccontextmanager
@@ -56,8 +134,8 @@ async def open_pipeline(settings: PulseSettings | None = None) -> AsyncIterator[
     settings = settings or common_settings()
     if settings.kafka_bootstrap:
         broker = make_broker(settings.kafka_bootstrap, client_id="pulse-cli")
-        await broker.connect()
         try:
+            await broker.connect()
             yield Pipeline(store=None, bus=Bus(broker, "ingest"), in_process=False)
         finally:
             await broker.stop()
@@ -66,8 +144,12 @@ async def open_pipeline(settings: PulseSettings | None = None) -> AsyncIterator[
     migrate(store)
     broker = make_broker(None, client_id="pulse-embedded")
     components = build_components(store, broker, in_memory=True)
+    for consumer in batch_consumers_of(components):
+        consumer.retry = IN_PROCESS_RETRY
+    refusals: list[Refusal] = []
     for component in components:
         broker.include_router(component.router)
+    broker.include_router(dead_letter_router(ALL_TOPICS, refusals))
     async with TestKafkaBroker(broker):
         for component in components:
             await component.start()
@@ -77,6 +159,7 @@ async def open_pipeline(settings: PulseSettings | None = None) -> AsyncIterator[
                 bus=Bus(broker, "ingest", in_memory=True),
                 in_process=True,
                 components=components,
+                refusals=refusals,
             )
         finally:
             for component in reversed(components):

@@ -7,7 +7,12 @@ as strings). For those, a batch can go to ClickHouse as raw JSON lines: an ``INS
 SELECT … FROM input(…)`` parses them server side and ``throwIf`` aborts the whole insert
 unless every row passes conditions *derived from the model* — a deliberately conservative
 subset of what pydantic accepts (no ``@`` at all instead of "no e-mail address", no edge
-whitespace instead of stripping it, no JSON escapes, all fields present).
+whitespace instead of stripping it, no JSON escapes, all fields present). The model's own
+checks are mirrored exactly where they are not a formatting question: the characters
+:func:`~pulse_shared.events.visible` forbids (one character class built from the same
+predicate), and the :class:`~pulse_shared.events.InWindow` time window, whose bounds are
+computed when the statement is built, just before the insert (a later pydantic validation
+only sees a later, wider window).
 
 Soundness (tested with generated inputs): whenever the canonical insert succeeds, pydantic
 accepts every record and the stored rows equal the rows the pydantic path stores. When it
@@ -28,7 +33,16 @@ from enum import Enum
 from typing import Any
 
 from annotated_types import Ge
-from pydantic import AwareDatetime, BaseModel, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, StringConstraints
+
+from pulse_shared.events import (
+    VISIBLE_ALLOW,
+    EventWindow,
+    InWindow,
+    event_window,
+    is_forbidden_char,
+    to_utc,
+)
 
 #: Model-level validators whose effect the conditions below reproduce conservatively.
 KNOWN_MODEL_VALIDATORS = frozenset({"_no_raw_email"})
@@ -75,6 +89,54 @@ class CanonicalColumn:
     input_type: str  # type in the input() structure
     select: str  # expression producing the table column from the input column
     conditions: tuple[str, ...]
+    window: str | None = None  # InWindow horizon, checked against the window of the insert
+    visible_allow: str | None = None  # no forbidden character but these (VISIBLE_ALLOW)
+    nullable: bool = False
+
+    def window_condition(self, window: EventWindow) -> str:
+        """The value lies in ``window`` (for the column's horizon), as pydantic checks it.
+
+        Compared as text, which costs a fraction of parsing again: the patterns above
+        already fixed the layout (``YYYY-MM-DD``, ``YYYY-MM-DDTHH:MM:SS[.fff]Z``), in which
+        text order is time order up to the second. A fraction only makes a time later, so
+        the earliest bound (a midnight) holds on the whole seconds; the latest is taken
+        strictly below its whole second, which refuses (to the pydantic path) at most the
+        last second of the window, never admits a time past it.
+        """
+        latest = window.latest if self.window == "event" else window.latest_planned
+        if "DateTime64" in self.select:
+            value = f"substring({self.name}, 1, 19)"
+            low = sql_string(window.earliest.strftime("%Y-%m-%dT%H:%M:%S"))
+            cond = (f"{value} >= {low} AND "
+                    f"{value} < {sql_string(latest.strftime('%Y-%m-%dT%H:%M:%S'))}")
+        else:
+            cond = (f"{self.name} >= {sql_string(window.earliest.date().isoformat())} AND "
+                    f"{self.name} <= {sql_string(latest.date().isoformat())}")
+        return f"({self.name} IS NULL OR ({cond}))" if self.nullable else cond
+
+
+@functools.cache
+def forbidden_class(allow: str = "") -> str:
+    """An RE2 character class matching every :func:`is_forbidden_char` not in ``allow``.
+
+    Scanned from the same predicate pydantic uses. Outside planes 0, 1 and 14 the only
+    forbidden code points are the noncharacters U+xFFFE/U+xFFFF and planes 15-16 (private
+    use), so those are added whole instead of scanned (tests compare with a full scan).
+    Surrogates are left out: they cannot occur in valid UTF-8 (``lines`` checks it) and RE2
+    refuses them in a class.
+    """
+    codes = [c for plane in (0, 1, 14) for c in range(plane << 16, (plane + 1) << 16)
+             if not 0xD800 <= c <= 0xDFFF and chr(c) not in allow and is_forbidden_char(chr(c))]
+    codes += [(plane << 16) | low for plane in range(2, 14) for low in (0xFFFE, 0xFFFF)]
+    codes += range(0xF0000, 0x110000)
+    ranges: list[list[int]] = []
+    for code in sorted(codes):
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    parts = (f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges)
+    return "[" + "".join(parts) + "]"
 
 
 def _metadata(annotation: Any, metadata: list[Any]) -> tuple[Any, list[Any], bool]:
@@ -120,9 +182,14 @@ def _string_conditions(name: str, constraints: list[StringConstraints]) -> list[
 
 def _column(name: str, field: Any) -> CanonicalColumn:
     base, meta, nullable = _metadata(field.annotation, field.metadata)
-    known_validators = [m for m in meta if type(m).__name__ == "AfterValidator"]
-    if any(getattr(v.func, "__name__", "") != "_to_utc" for v in known_validators):
+    validators = [m.func for m in meta if isinstance(m, AfterValidator)]
+    if any(v is not to_utc and v not in VISIBLE_ALLOW and not isinstance(v, InWindow)
+           for v in validators):
         raise UnsupportedModel(f"{name}: custom validator")
+    window = next((v.horizon for v in validators if isinstance(v, InWindow)), None)
+    visible = next((VISIBLE_ALLOW[v] for v in validators if v in VISIBLE_ALLOW), None)
+    if visible is not None and base is not str or window is not None and base is str:
+        raise UnsupportedModel(f"{name}: validator on an unexpected type")
     conds: list[str]
     input_type = "String"
     select = name
@@ -131,7 +198,7 @@ def _column(name: str, field: Any) -> CanonicalColumn:
         conds = [f"{name} IN ({values})"]
     elif base is str:
         conds = _string_conditions(name, [m for m in meta if isinstance(m, StringConstraints)])
-    elif base in (AwareDatetime, dt.datetime) and known_validators:
+    elif base in (AwareDatetime, dt.datetime) and to_utc in validators:
         # Only UTC 'Z' timestamps; the date must survive parsing (no 30 February).
         conds = [
             f"match({name}, {sql_string(_DATETIME)})",
@@ -159,7 +226,7 @@ def _column(name: str, field: Any) -> CanonicalColumn:
         conds = [f"({name} IS NULL OR ({' AND '.join(conds)}))"]
         select = f"if({name} IS NULL, NULL, {select})"
     # No alias: WHERE must see the input column, not the converted one of the same name.
-    return CanonicalColumn(name, input_type, select, tuple(conds))
+    return CanonicalColumn(name, input_type, select, tuple(conds), window, visible, nullable)
 
 
 @dataclass(frozen=True)
@@ -179,15 +246,35 @@ class CanonicalInsert:
     def structure(self) -> str:
         return ", ".join(f"{c.name} {c.input_type}" for c in self.columns)
 
-    def sql(self, source: str) -> str:
-        """``INSERT … SELECT`` from ``source`` (``input(…)`` or ``format(…)``)."""
-        condition = " AND ".join(cond for c in self.columns for cond in c.conditions)
-        # Built from the model's field names and constraints only; data never enters SQL.
+    def sql(self, source: str, now: dt.datetime | None = None) -> str:
+        """``INSERT … SELECT`` from ``source`` (``input(…)`` or ``format(…)``), with the
+        time window as of ``now`` (default: the wall clock)."""
+        conditions = [cond for c in self.columns for cond in c.conditions]
+        conditions += self._visible_conditions()
+        window = event_window(now)
+        conditions += [c.window_condition(window) for c in self.columns if c.window]
+        condition = " AND ".join(conditions)
+        # Built from the model's field names and constraints and the clock's window
+        # bounds only; data never enters SQL.
         return (
             f"INSERT INTO {self.table} ({', '.join(self.column_names)}) "  # noqa: S608
             f"SELECT {', '.join(c.select for c in self.columns)} FROM {source} "
             f"WHERE throwIf(NOT ({condition}), 'record not in canonical form') = 0"
         )
+
+    def _visible_conditions(self) -> list[str]:
+        """One ``match`` per allowed-character set over the concatenated columns (a
+        character cannot straddle two valid UTF-8 strings, so this is per column)."""
+        groups: dict[str, list[CanonicalColumn]] = {}
+        for column in self.columns:
+            if column.visible_allow is not None:
+                groups.setdefault(column.visible_allow, []).append(column)
+        conditions = []
+        for allow, columns in groups.items():
+            names = [f"ifNull({c.name}, '')" if c.nullable else c.name for c in columns]
+            text = names[0] if len(names) == 1 else f"concat({', '.join(names)})"
+            conditions.append(f"NOT match({text}, {sql_string(forbidden_class(allow))})")
+        return conditions
 
     def lines(self, values: list[Any]) -> bytes | None:
         """The batch as JSON lines if it can try the canonical path, else ``None``.

@@ -3,15 +3,26 @@
 Every message on the bus is one of these pydantic models serialised as JSON. Models are
 frozen, reject unknown fields, keep money as ``Decimal`` and timestamps as timezone-aware
 UTC datetimes, so a consumer never has to guess units or zones.
+
+Every field uses one of the bounded types below, which mirror the ClickHouse columns the
+events land in: a value a column cannot hold (or an implausible time, or an invisible
+character in an identifier) is a validation error located at the field, so ingest answers
+422 naming it and a consumer dead-letters a record produced straight to a topic — it never
+reaches ClickHouse to be refused there forever. tests/test_event_bounds.py checks every field
+of every model against the column it lands in.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -24,29 +35,239 @@ from pydantic import (
 )
 
 from pulse_shared.privacy import contains_email
+from pulse_shared.settings import common_settings
 
 SCHEMA_VERSION = 1
 
+# -- Plausibility windows of times and dates ----------------------------------------------
 
-def _to_utc(value: dt.datetime) -> dt.datetime:
+
+@dataclass(frozen=True)
+class EventWindow:
+    """Times and dates an event may carry, as of one moment (bounds inclusive, UTC)."""
+
+    earliest: dt.datetime  # PULSE_EARLIEST_EVENT_DATE, midnight UTC
+    latest: dt.datetime  # now + PULSE_MAX_FUTURE_SKEW: when something happened
+    latest_planned: dt.datetime  # now + PULSE_MAX_PLAN_AHEAD: a budgeted / planned period
+
+
+def event_window(now: dt.datetime | None = None) -> EventWindow:
+    """The window as of ``now`` (default: the wall clock), from the common settings."""
+    settings = common_settings()
+    now = dt.datetime.now(dt.UTC) if now is None else now.astimezone(dt.UTC)
+    earliest = settings.earliest_event_date
+    return EventWindow(
+        earliest=dt.datetime(earliest.year, earliest.month, earliest.day, tzinfo=dt.UTC),
+        latest=now + settings.max_future_skew,
+        latest_planned=now + settings.max_plan_ahead,
+    )
+
+
+DateT = TypeVar("DateT", dt.datetime, dt.date, str)
+
+
+class InWindow:
+    """Validator: the time, date or ``YYYY-MM`` month lies in the :func:`event_window`.
+
+    ``horizon`` says how far ahead it may be: ``"event"`` for something that happened
+    (a few hours of clock skew or time zone), ``"plan"`` for a planned period (a budget
+    month, the start of a KPI period that budgets reach into). The window is computed at
+    validation time, so it moves with the clock.
+    """
+
+    __slots__ = ("horizon",)
+
+    def __init__(self, horizon: Literal["event", "plan"]) -> None:
+        self.horizon = horizon
+
+    def __repr__(self) -> str:
+        return f"InWindow({self.horizon!r})"
+
+    def __call__(self, value: DateT) -> DateT:
+        # Hot path (every event): no window object, one clock read, cached bounds.
+        settings = common_settings()
+        ahead = settings.max_future_skew if self.horizon == "event" else settings.max_plan_ahead
+        earliest = settings.earliest_event_date
+        if isinstance(value, dt.datetime):
+            if _midnight(earliest) <= value <= dt.datetime.now(dt.UTC) + ahead:
+                return value
+        elif isinstance(value, dt.date):
+            if earliest <= value <= (dt.datetime.now(dt.UTC) + ahead).date():
+                return value
+        else:  # a Month, already matched against its pattern
+            start = dt.date(int(value[:4]), int(value[5:7]), 1)
+            if earliest.replace(day=1) <= start <= (dt.datetime.now(dt.UTC) + ahead).date():
+                return value
+        raise ValueError(self._reason(value))
+
+    def _reason(self, value: DateT) -> str:
+        window = event_window()
+        shown = _show(value)
+        # ISO text with 4-digit years sorts like time (a month is a prefix of a date).
+        if shown < _show(window.earliest)[: len(shown)]:
+            return (f"{shown} is before {window.earliest.date().isoformat()}, the earliest "
+                    "accepted date (PULSE_EARLIEST_EVENT_DATE)")
+        latest = window.latest if self.horizon == "event" else window.latest_planned
+        setting = "PULSE_MAX_FUTURE_SKEW" if self.horizon == "event" else "PULSE_MAX_PLAN_AHEAD"
+        return (f"{shown} is more than {_days(latest - dt.datetime.now(dt.UTC))} ahead of "
+                f"now ({setting})")
+
+
+@functools.lru_cache(maxsize=8)
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def _show(value: dt.date | str) -> str:
+    if isinstance(value, dt.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _days(delta: dt.timedelta) -> str:
+    days = round(delta.total_seconds() / 86400, 1)
+    return f"{days:g} day" + ("" if days == 1 else "s")
+
+
+#: What DateTime64 columns hold (the 3-digit ones to the millisecond).
+DATETIME64_MIN = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+DATETIME64_MAX = dt.datetime(2299, 12, 31, 23, 59, 59, 999000, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class InRange:
+    """Validator: a time between fixed bounds (those of the column it is stored in)."""
+
+    low: dt.datetime
+    high: dt.datetime
+
+    def __call__(self, value: dt.datetime) -> dt.datetime:
+        if not self.low <= value <= self.high:
+            raise ValueError(
+                f"{_show(value)} is outside {_show(self.low)} … {_show(self.high)}, the "
+                "range a ClickHouse DateTime64 column holds"
+            )
+        return value
+
+
+def to_utc(value: dt.datetime) -> dt.datetime:
     try:
         return value.astimezone(dt.UTC)
     except OverflowError as exc:  # e.g. 9999-12-31T23:59:59-05:00 leaves year 9999
         raise ValueError("timestamp out of range once converted to UTC") from exc
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-Identifier = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)
+# -- Visible text --------------------------------------------------------------------------
+
+#: Unicode categories that never belong in an identifier or label: controls (NUL …),
+#: formatting characters (bidi overrides such as U+202E, zero-width U+200B…U+200F, U+2060,
+#: U+FEFF, tags), surrogates, private use, and the line / paragraph separators. Unassigned
+#: code points (Cn) are allowed: Python's Unicode tables lag behind new emoji and scripts.
+FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
+def is_forbidden_char(char: str) -> bool:
+    """A control, invisible or formatting character, or a Unicode noncharacter."""
+    code = ord(char)
+    return (
+        unicodedata.category(char) in FORBIDDEN_CATEGORIES
+        or 0xFDD0 <= code <= 0xFDEF
+        or code & 0xFFFE == 0xFFFE  # U+FFFE, U+FFFF, U+1FFFE, … (noncharacters)
+    )
+
+
+def visible(value: str) -> str:
+    """Validator: no :func:`is_forbidden_char` in the string."""
+    # C-speed fast path: isprintable() is False for every Cc/Cf/Cs/Co/Cn/Z* but " ".
+    return value if value.isprintable() else _check_visible(value, "")
+
+
+def visible_text(value: str) -> str:
+    """Validator: like :func:`visible`, but tabs and line breaks are fine."""
+    return value if value.isprintable() else _check_visible(value, "\t\n\r")
+
+
+#: The characters each visibility validator lets through (the canonical path mirrors them).
+VISIBLE_ALLOW: dict[Callable[[str], str], str] = {visible: "", visible_text: "\t\n\r"}
+
+
+def _check_visible(value: str, allow: str) -> str:
+    for char in value:
+        if char not in allow and is_forbidden_char(char):
+            category = unicodedata.category(char)
+            name = unicodedata.name(char, "control" if category == "Cc" else category)
+            raise ValueError(
+                f"contains U+{ord(char):04X} ({name}), an invisible, control or "
+                "formatting character"
+            )
+    return value
+
+
+# -- Bounded types: one per kind of ClickHouse column --------------------------------------
+
+#: DateTime64(3, 'UTC') columns: aware, converted to UTC, within the event window.
+EventTime = Annotated[AwareDatetime, AfterValidator(to_utc), AfterValidator(InWindow("event"))]
+#: Date columns holding a day something happened.
+EventDate = Annotated[dt.date, AfterValidator(InWindow("event"))]
+#: Date columns holding the first day of a period that may be planned ahead.
+PlannedDate = Annotated[dt.date, AfterValidator(InWindow("plan"))]
+#: Budget months ``YYYY-MM`` (stored as the month's first day in a Date column).
+Month = Annotated[
+    str,
+    StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$"),
+    AfterValidator(InWindow("plan")),
 ]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)]
+#: DateTime64 columns holding a moment Pulse's own services stamp (computed_at, sent_at …)
+#: from their clock — which a test may set to any fixed time — so only the column's range
+#: applies, not the plausibility window: a stored alert or report is never refused later.
+StampTime = Annotated[
+    AwareDatetime,
+    AfterValidator(to_utc),
+    AfterValidator(InRange(DATETIME64_MIN, DATETIME64_MAX)),
+]
+#: Time stamps outside event tables (dead letters): any aware time, converted to UTC.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(to_utc)]
+
+#: String / LowCardinality(String) columns: ids and names, trimmed, visible characters only.
+Identifier = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+    AfterValidator(visible),
+]
+Label = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=256), AfterValidator(visible)
+]
+#: Free text (rendered alert annotations, reasons): tabs and line breaks allowed.
+Text = Annotated[str, StringConstraints(max_length=4096), AfterValidator(visible_text)]
+#: A file path or URL.
+PathOrUrl = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=4096),
+    AfterValidator(visible),
+]
 Currency = Annotated[
     str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")
 ]
-Money = Annotated[Decimal, Field(max_digits=18, decimal_places=4, allow_inf_nan=False)]
-NonNegativeMoney = Annotated[Money, Field(ge=0)]
-Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+#: Decimal(18, 4) columns: at most 14 whole digits and 4 places (more would be rounded).
+MONEY_DIGITS, MONEY_PLACES = 18, 4
+Money = Annotated[
+    Decimal, Field(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, allow_inf_nan=False)
+]
+NonNegativeMoney = Annotated[Money, Field(ge=0)]
+
+UINT32_MAX = 2**32 - 1
+#: Row versions in UInt32 columns, starting at 1.
+Version = Annotated[int, Field(ge=1, le=UINT32_MAX)]
+#: Counters in UInt64 columns, capped at 2**53 - 1: exact as a JSON number in any consumer
+#: (a JavaScript dashboard, a float parser), and a sum of thousands of them still fits the
+#: UInt64 that ClickHouse sums into (it would wrap around silently).
+COUNT_MAX = 2**53 - 1
+Count = Annotated[int, Field(ge=0, le=COUNT_MAX)]
+#: Float64 columns: finite only (JSON has no inf/NaN; a non-finite KPI is ``None``).
+Float64 = Annotated[float, Field(allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
 class Event(BaseModel):
@@ -117,7 +338,7 @@ class Touchpoint(Event):
 
     kind: ClassVar[str] = "touchpoint"
     event_id: Identifier = Field(description="Client-given id, else a content hash.")
-    occurred_at: UtcDatetime = Field(description="When the interaction happened (UTC).")
+    occurred_at: EventTime = Field(description="When the interaction happened (UTC).")
     account_id: Identifier = Field(description="B2B account the contact belongs to.")
     contact_id: Sha256Hex = Field(description="Salted SHA-256 of the contact identifier.")
     channel: Channel = Field(description="Normalised marketing channel.")
@@ -139,13 +360,13 @@ class Spend(Event):
 
     kind: ClassVar[str] = "spend"
     event_id: Identifier
-    date: dt.date = Field(description="Day the money was spent (account time zone = UTC).")
+    date: EventDate = Field(description="Day the money was spent (account time zone = UTC).")
     channel: Channel
     campaign_id: Label = ""
     amount: NonNegativeMoney
     currency: Currency = "USD"
-    impressions: int = Field(default=0, ge=0)
-    clicks: int = Field(default=0, ge=0)
+    impressions: Count = 0
+    clicks: Count = 0
 
 
 class SubscriptionEventType(StrEnum):
@@ -162,7 +383,7 @@ class Subscription(Event):
 
     kind: ClassVar[str] = "subscription"
     event_id: Identifier
-    occurred_at: UtcDatetime
+    occurred_at: EventTime
     account_id: Identifier
     event_type: SubscriptionEventType
     mrr: NonNegativeMoney = Field(description="Account MRR after the event.")
@@ -184,7 +405,7 @@ class PipelineEvent(Event):
 
     kind: ClassVar[str] = "pipeline"
     event_id: Identifier
-    occurred_at: UtcDatetime
+    occurred_at: EventTime
     account_id: Identifier
     stage: PipelineStage
     amount: NonNegativeMoney | None = Field(default=None, description="Deal amount, if any.")
@@ -226,12 +447,12 @@ class AttributionCredit(Event):
     touchpoint_event_id: Identifier
     channel: Channel
     campaign_id: Label = ""
-    touched_at: UtcDatetime
-    converted_at: UtcDatetime
-    credit: float = Field(ge=0.0, le=1.0, description="Fraction of the conversion.")
+    touched_at: EventTime
+    converted_at: EventTime
+    credit: Fraction = Field(description="Fraction of the conversion.")
     credited_revenue: Money = Field(description="credit × conversion revenue.")
     currency: Currency = "USD"
-    version: int = Field(ge=1, description="Higher versions supersede lower ones.")
+    version: Version = Field(description="Higher versions supersede lower ones.")
 
 
 class Grain(StrEnum):
@@ -248,14 +469,15 @@ class KpiSnapshot(Event):
     kpi: Identifier
     grain: Grain
     period: Identifier = Field(description="2026-11-25, 2026-W48, 2026-11 or 2026-Q4.")
-    period_start: dt.date
+    period_start: PlannedDate = Field(description="First day of the period; budgets reach "
+                                      "into planned months.")
     dimension: Identifier = Field(default="all", description="all, channel or campaign.")
     dimension_value: Label = ""
-    value: float | None
+    value: Float64 | None
     unit: Identifier
-    computed_at: UtcDatetime
+    computed_at: StampTime
     final: bool = Field(default=False, description="True for the daily close of a period.")
-    schema_version: int = SCHEMA_VERSION
+    schema_version: Version = SCHEMA_VERSION
 
     @property
     def key(self) -> str:
@@ -284,13 +506,13 @@ class Alert(Event):
     state: AlertState
     severity: Severity
     kpi: Identifier
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    value: float | None
-    threshold: float | None
-    starts_at: UtcDatetime
-    ends_at: UtcDatetime | None = None
-    sent_at: UtcDatetime
+    labels: dict[Identifier, Label] = Field(default_factory=dict)
+    annotations: dict[Identifier, Text] = Field(default_factory=dict)
+    value: Float64 | None
+    threshold: Float64 | None
+    starts_at: StampTime
+    ends_at: StampTime | None = None
+    sent_at: StampTime
 
 
 class CampaignAction(Event):
@@ -301,9 +523,9 @@ class CampaignAction(Event):
     action: Identifier = Field(description="e.g. pause_campaign, shift_budget.")
     channel: Channel
     campaign_id: Label = ""
-    reason: Label
+    reason: Text
     source_alert: Identifier | None = None
-    created_at: UtcDatetime
+    created_at: StampTime
 
 
 class ReportReady(Event):
@@ -313,8 +535,8 @@ class ReportReady(Event):
     report_id: Identifier
     report_kind: Identifier = Field(description="weekly, monthly or quarterly.")
     period: Identifier
-    paths: dict[str, str] = Field(description="format → file path or URL.")
-    created_at: UtcDatetime
+    paths: dict[Identifier, PathOrUrl] = Field(description="format → file path or URL.")
+    created_at: StampTime
 
 
 class FieldError(BaseModel):

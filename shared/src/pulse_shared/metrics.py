@@ -6,10 +6,14 @@ Metric names here are referenced by the Grafana dashboards and Prometheus alert 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+from weakref import WeakSet
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, make_asgi_app
+from prometheus_client import REGISTRY, Counter, Histogram, make_asgi_app
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 MESSAGES_CONSUMED = Counter(
     "pulse_messages_consumed_total", "Messages read from Kafka.", ["service", "topic"]
@@ -42,10 +46,75 @@ PROCESSING_LATENCY_SECONDS = Histogram(
     ["service", "topic"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
-CONSUMER_LAG = Gauge(
-    "pulse_consumer_lag", "Messages behind the log end, per partition.",
-    ["service", "topic", "partition"],
-)
+
+class ConsumerStats(Protocol):
+    """What a Kafka consumer reports at each scrape (see :class:`ConsumerCollector`)."""
+
+    service: str
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Messages behind the log end per (topic, partition) of the current assignment."""
+
+    def stalled_seconds(self) -> float:
+        """Seconds behind the log end without a commit (0 when caught up)."""
+
+
+class ConsumerCollector(Collector):
+    """``pulse_consumer_lag`` and ``pulse_consumer_stalled_seconds``, computed at scrape time
+    from each live consumer's assignment, log end and committed point.
+
+    Computed on scrape rather than set after each batch: a consumer stuck on a batch (or
+    with nothing to read on a partition) still has a current series for every partition it
+    owns, and a partition lost in a rebalance stops being exported.
+    """
+
+    def __init__(self) -> None:
+        self.sources: WeakSet[ConsumerStats] = WeakSet()
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "pulse_consumer_lag",
+                "Messages behind the log end (not yet committed), per partition.",
+                labels=["service", "topic", "partition"],
+            ),
+            GaugeMetricFamily(
+                "pulse_consumer_stalled_seconds",
+                "Seconds a consumer has been behind the log end without committing "
+                "(0 when caught up); /health turns 503 past PULSE_CONSUMER_STALL_AFTER_S.",
+                labels=["service", "topic"],
+            ),
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        lag_family, stalled_family = self._families()
+        lags: dict[tuple[str, str, str], int] = {}
+        stalled: dict[tuple[str, str], float] = {}
+        for source in list(self.sources):
+            try:
+                lag = source.lag()
+                seconds = source.stalled_seconds()
+            except Exception:  # a scrape must never fail because of one consumer
+                continue
+            for (topic, partition), value in lag.items():
+                key = (source.service, topic, str(partition))
+                lags[key] = max(lags.get(key, 0), value)
+            for topic in {topic for topic, _ in lag}:
+                key2 = (source.service, topic)
+                stalled[key2] = max(stalled.get(key2, 0.0), seconds)
+        for labels, value in sorted(lags.items()):
+            lag_family.add_metric(list(labels), value)
+        for labels2, seconds in sorted(stalled.items()):
+            stalled_family.add_metric(list(labels2), seconds)
+        yield lag_family
+        yield stalled_family
+
+
+CONSUMERS = ConsumerCollector()
+REGISTRY.register(CONSUMERS)
 CANONICAL_BATCHES = Counter(
     "pulse_canonical_batches_total",
     "Batches offered to the canonical fast path: written raw (hit) or validated record by "
@@ -54,7 +123,12 @@ CANONICAL_BATCHES = Counter(
 )
 HANDLER_ERRORS = Counter(
     "pulse_handler_errors_total",
-    "Batches that failed and will be redelivered (nothing committed).",
+    "Failed attempts to process a batch (retried in place; nothing committed meanwhile).",
+    ["service", "topic"],
+)
+BATCH_SPLITS = Counter(
+    "pulse_batch_splits_total",
+    "Batches (or halves) split because ClickHouse refused some of their records.",
     ["service", "topic"],
 )
 

@@ -11,7 +11,9 @@ from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker
 
 from pulse_shared.metrics import metrics_asgi_app
+from pulse_shared.settings import common_settings
 from pulse_shared.store import Store
+from pulse_shared.streaming import BatchConsumer
 
 HealthCheck = Callable[[], Awaitable[bool]]
 
@@ -37,21 +39,55 @@ def broker_health(broker: KafkaBroker, timeout: float = 2.0) -> HealthCheck:
     return check
 
 
-def health_asgi(service: str, checks: dict[str, HealthCheck]) -> Any:
-    """``GET /health`` → 200 with each dependency's status, 503 if any is down."""
+def stalled_consumers(
+    consumers: Sequence[BatchConsumer[Any]], after_s: float
+) -> list[dict[str, Any]]:
+    """Consumers behind the log end that have not committed for more than ``after_s``."""
+    return [s for c in consumers if (s := c.stalled(after_s)) is not None]
+
+
+def health_asgi(
+    service: str,
+    checks: dict[str, HealthCheck],
+    consumers: Sequence[BatchConsumer[Any]] = (),
+    stall_after_s: float | None = None,
+) -> Any:
+    """``GET /health`` → 200 with each dependency's status, 503 if any is down or if a
+    consumer is stalled (behind the log end without a commit for ``stall_after_s``; the
+    body's ``stalled`` list names the topics)."""
+    after_s = stall_after_s if stall_after_s is not None else (
+        common_settings().consumer_stall_after_s
+    )
 
     @get(include_in_schema=False)
     async def health(scope: Any) -> AsgiResponse:
         results = {name: await check() for name, check in checks.items()}
+        stalled = stalled_consumers(consumers, after_s)
+        if consumers:
+            results["consumers"] = not stalled
         healthy = all(results.values())
-        body = json.dumps(
-            {"service": service, "status": "ok" if healthy else "degraded", "checks": results}
-        ).encode()
+        payload: dict[str, Any] = {
+            "service": service, "status": "ok" if healthy else "degraded", "checks": results,
+        }
+        if stalled:
+            payload["stalled"] = stalled
         return AsgiResponse(
-            body, 200 if healthy else 503, headers={"content-type": "application/json"}
+            json.dumps(payload).encode(), 200 if healthy else 503,
+            headers={"content-type": "application/json"},
         )
 
     return health
+
+
+def watch_subscribers(broker: KafkaBroker, consumers: Sequence[BatchConsumer[Any]]) -> None:
+    """Give each consumer the Kafka consumer of its topic's subscriber, so its lag and
+    stalls are reported from the first poll (not only once a batch has arrived)."""
+    for subscriber in broker.subscribers:
+        kafka = getattr(subscriber, "consumer", None)
+        topics = set(getattr(subscriber, "topic_names", None) or ())
+        for consumer in consumers:
+            if consumer.topic.name in topics:
+                consumer.attach(kafka)
 
 
 def create_service_app(
@@ -59,22 +95,33 @@ def create_service_app(
     broker: KafkaBroker,
     store: Store,
     *,
+    consumers: Sequence[BatchConsumer[Any]] = (),
     on_startup: Sequence[Callable[..., Any]] = (),
     after_startup: Sequence[Callable[..., Any]] = (),
     on_shutdown: Sequence[Callable[..., Any]] = (),
     extra_routes: Sequence[tuple[str, Any]] = (),
+    stall_after_s: float | None = None,
 ) -> AsgiFastStream:
-    """The FastStream ASGI application a service container runs under uvicorn."""
+    """The FastStream ASGI application a service container runs under uvicorn.
+
+    ``consumers`` are the service's :class:`BatchConsumer` objects: ``/health`` reports
+    503 while one of them is stalled for more than ``stall_after_s`` (default
+    ``PULSE_CONSUMER_STALL_AFTER_S``).
+    """
     checks = {"kafka": broker_health(broker), "clickhouse": store_health(store)}
+
+    async def watch() -> None:
+        watch_subscribers(broker, consumers)
+
     return AsgiFastStream(
         broker,
         asgi_routes=[
-            ("/health", health_asgi(service, checks)),
+            ("/health", health_asgi(service, checks, consumers, stall_after_s)),
             ("/metrics", metrics_asgi_app()),
             *extra_routes,
         ],
         on_startup=on_startup,
-        after_startup=after_startup,
+        after_startup=[*after_startup, watch],
         on_shutdown=on_shutdown,
         asyncapi_path="/asyncapi",
     )

@@ -6,10 +6,11 @@ reads the common ones through :func:`common_settings`.
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,8 +36,43 @@ class PulseSettings(BaseSettings):
     consumer_group_prefix: str = Field(
         default="", description="Prefix of every consumer group id (e.g. 'staging-')."
     )
+    consumer_stall_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A consumer behind the log end that has not committed for this long "
+        "makes /health answer 503 naming its topics.",
+    )
     log_level: str = Field(default="INFO", description="Log level (DEBUG, INFO, WARNING…).")
     log_json: bool = Field(default=True, description="JSON logs (services); text for CLI.")
+    # Plausibility windows of event times and dates (pulse_shared.events), relative to the
+    # moment of validation. Every service validates with the same window, so a record
+    # ingest accepted is accepted downstream too (the upper bounds only grow with time).
+    earliest_event_date: dt.date = Field(
+        default=dt.date(2000, 1, 1),
+        ge=dt.date(1970, 1, 1),  # ClickHouse Date starts on 1970-01-01
+        description="Event times and dates before this day (UTC) are validation errors.",
+    )
+    max_future_skew: dt.timedelta = Field(
+        default=dt.timedelta(days=1),
+        ge=dt.timedelta(0),
+        le=dt.timedelta(days=31),
+        description="How far ahead of now an event time or date may be (clock skew, "
+        "time zones); ISO 8601 duration, e.g. P1D or PT12H.",
+    )
+    max_plan_ahead: dt.timedelta = Field(
+        default=dt.timedelta(days=460),
+        ge=dt.timedelta(0),
+        le=dt.timedelta(days=3660),
+        description="How far ahead of now a planned period may start (budget month, KPI "
+        "period start); 460 days lets all of next year be budgeted from 1 October.",
+    )
+
+    @model_validator(mode="after")
+    def _plan_covers_skew(self) -> PulseSettings:
+        if self.max_plan_ahead < self.max_future_skew:
+            raise ValueError("PULSE_MAX_PLAN_AHEAD must not be shorter than "
+                             "PULSE_MAX_FUTURE_SKEW")
+        return self
 
     @property
     def embedded(self) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pulse_shared.canonical import CanonicalInsert
 from pulse_shared.metrics import BATCH_WRITE_SECONDS, ROWS_WRITTEN
-from pulse_shared.store import Store, StoreError
+from pulse_shared.store import Store, StoreError, StoreUnavailable
 
 
 class RowWriter:
@@ -33,12 +33,15 @@ class RowWriter:
         :mod:`pulse_shared.canonical`).
 
         Returns False, having written nothing, when the batch is not entirely canonical
-        (the caller then validates record by record). ClickHouse being unreachable also
-        returns False: the caller's regular path raises it and retries with backoff.
+        or ClickHouse refuses some of it (the caller then validates record by record and
+        isolates the refused records). ClickHouse being unavailable raises
+        :class:`StoreUnavailable`, so the fast path is retried rather than abandoned.
         """
         started = time.perf_counter()
         try:
             await asyncio.to_thread(self.store.insert_canonical, spec, lines)
+        except StoreUnavailable:
+            raise
         except StoreError:
             return False
         self._confirmed(spec.table, started, count)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,8 @@ import typer
 from pulse_alerts.domain.rules import RulesError, load_rules
 from pulse_shared.store import Store
 
-app = typer.Typer(no_args_is_help=True, help="Alert rules, state and silences.")
+app = typer.Typer(no_args_is_help=True, help="Alert rules, state and silences.",
+                  pretty_exceptions_enable=False)
 rules_app = typer.Typer(no_args_is_help=True, help="Alert rules files.")
 silence_app = typer.Typer(no_args_is_help=True, help="Mute notifications for a while.")
 app.add_typer(rules_app, name="rules")
@@ -52,10 +54,20 @@ def rules_check(
     typer.echo(f"{file}: {len(ruleset.rules)} rule(s) OK ({summary})")
 
 
+class StateFilter(StrEnum):
+    """Alert states ``alerts list`` can filter on (a Choice: unknown ones exit 2)."""
+
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
+    INACTIVE = "inactive"
+    ALL = "all"
+
+
 @app.command("list")
 def list_alerts(
     state: Annotated[
-        str | None,
+        StateFilter | None,
         typer.Option(help="pending, firing, resolved, inactive or all (default: all but "
                           "inactive)."),
     ] = None,
@@ -64,13 +76,18 @@ def list_alerts(
     """List alerts and their state (from ClickHouse)."""
     from pulse_alerts import storage
 
-    if state == "all":
+    if state == StateFilter.ALL:
         wanted = None
     elif state:
-        wanted = [state]
+        wanted = [state.value]
     else:
         wanted = ["pending", "firing", "resolved"]
     states = storage.load_states(_store(), wanted)
+    if not states:
+        # Nothing in that state is a valid answer: say so on stderr, exit 0.
+        typer.echo(f"no {state.value if state and state != StateFilter.ALL else ''} alerts"
+                   .replace("  ", " "), err=True)
+        return
     if as_json:
         for s in states:
             typer.echo(
@@ -85,9 +102,6 @@ def list_alerts(
                     }
                 )
             )
-        return
-    if not states:
-        typer.echo("no alerts")
         return
     for s in states:
         scope = s.labels.get("dimension_value") or s.labels.get("source", "")

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from pulse_attribution.domain.datadriven import ModelRun
     from pulse_attribution.domain.model import Milestone
 
-app = typer.Typer(help="Multi-touch attribution: credits, data-driven runs, path files.")
+app = typer.Typer(help="Multi-touch attribution: credits, data-driven runs, path files.",
+                  pretty_exceptions_enable=False)
 
 
 @app.command("credits")
@@ -23,15 +24,24 @@ def credits_command(
 ) -> None:
     """Print the latest-version credits (JSON lines) of a conversion or an account."""
     from pulse_attribution.storage import AttributionStorage
+    from pulse_shared.schema.migrations import migrate
     from pulse_shared.store import open_store
 
     if not conversion_id and not account_id:
         raise typer.BadParameter("give --conversion-id or --account-id")
     with open_store() as store:
-        for row in AttributionStorage(store).credits_latest(
+        if store.backend == "embedded":
+            migrate(store)  # idempotent; lets the command run on a fresh data dir
+        rows = AttributionStorage(store).credits_latest(
             conversion_id=conversion_id, account_id=account_id
-        ):
-            typer.echo(json.dumps(row, default=str))
+        )
+    if not rows:
+        # No credits is a valid answer (nothing converted yet): say so, exit 0.
+        what = f"conversion {conversion_id}" if conversion_id else f"account {account_id}"
+        typer.echo(f"no credits for {what}", err=True)
+        return
+    for row in rows:
+        typer.echo(json.dumps(row, default=str))
 
 
 @app.command("paths")

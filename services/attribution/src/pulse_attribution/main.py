@@ -430,6 +430,7 @@ def create_app(settings: AttributionSettings | None = None) -> AsgiFastStream:
         SERVICE,
         broker,
         store,
+        consumers=[component.touchpoints, component.pipeline, component.subscriptions],
         after_startup=[component.start],
         on_shutdown=[component.stop],
     )

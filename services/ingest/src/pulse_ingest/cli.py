@@ -15,7 +15,8 @@ import typer
 from pulse_ingest.domain.imports import IMPORTS
 from pulse_ingest.settings import hash_api_key
 
-app = typer.Typer(help="Ingest service utilities.", no_args_is_help=True)
+app = typer.Typer(help="Ingest service utilities.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
 
 
 @app.command("hash-key")

@@ -8,6 +8,11 @@
   Stripe (see README for the column mappings).
 * 401 missing/unknown API key, 403 kind outside the key's scope, 413 too large,
   503 + ``Retry-After`` when the broker is slow or down.
+* Limits are enforced while the body arrives and while it is parsed (in a worker thread,
+  so ``/health`` stays responsive): bytes (413 as soon as more than ``max_body_bytes``
+  arrive), rows (413 at the first row over ``max_rows``), nesting depth (``max_depth``)
+  and CSV cell size (``max_csv_field_chars``) → 422 naming the row (and column); more
+  than ``max_row_errors`` unparsable NDJSON lines → 422 listing them, rest not read.
 * ``/health`` (broker connectivity), ``/metrics`` (Prometheus).
 """
 
@@ -31,7 +36,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pulse_ingest import metrics
 from pulse_ingest.domain.imports import IMPORTS, MappingError
 from pulse_ingest.domain.normalize import KIND_TOPICS, KINDS
-from pulse_ingest.domain.readers import BodyError, UnsupportedFormat, decode_text, parse_body
+from pulse_ingest.domain.readers import (
+    BodyError,
+    RowLimitExceeded,
+    UnreadableRows,
+    UnsupportedFormat,
+    decode_text,
+    format_of_content_type,
+)
 from pulse_ingest.service import BackpressureError, IngestResult, IngestService, TooManyRows
 from pulse_ingest.settings import ApiKey, ConfigurationError, IngestSettings
 from pulse_shared.bus import Bus, make_broker
@@ -83,18 +95,33 @@ def _presented_key(request: Request) -> str | None:
     return None
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int) -> bytearray:
+    """The request body, refused (413) as soon as it is known to exceed ``limit`` bytes:
+    from ``Content-Length`` before reading, else while streaming (never buffering more
+    than ``limit`` plus one chunk)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise HttpError(413, f"body larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
+        raise HttpError(413, _too_large(limit, f"Content-Length is {int(declared):,}"))
+    body = bytearray()
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HttpError(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        if len(body) + len(chunk) > limit:
+            raise HttpError(413, _too_large(limit, "more arrived"))
+        body += chunk
+    return body
+
+
+def _too_large(limit: int, what: str) -> str:
+    return f"request body larger than {limit:,} bytes ({what}); send smaller batches"
+
+
+def _unreadable_response(exc: UnreadableRows, kind: str, who: Caller, atomic: bool) -> JSONResponse:
+    """422 for a body that could not be read past a row: nothing was published."""
+    result = IngestResult(kind=kind, source=who.source, received=exc.rows_read,
+                          rejected=[e.as_dict() for e in exc.errors], atomic=atomic)
+    metrics.ROWS_REJECTED.labels(kind, who.source).inc(max(result.rejected_rows, 1))
+    log.info("ingest_unreadable", kind=kind, source=who.source, detail=exc.detail)
+    return JSONResponse({"detail": exc.detail, **result.to_dict(),
+                         "unchecked_lines": exc.unchecked_lines}, status_code=422)
 
 
 def _result_response(result: IngestResult) -> JSONResponse:
@@ -214,14 +241,21 @@ def build_api(
 
     async def ingest_kind(kind: str, request: Request, atomic: bool, who: Caller) -> JSONResponse:
         who.require([kind])
+        content_type = request.headers.get("content-type")
+        try:
+            format_of_content_type(content_type)  # 415 before reading the body
+        except UnsupportedFormat as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=415)
         body = await _read_body(request, settings.max_body_bytes)
         try:
-            rows = parse_body(body, request.headers.get("content-type"))
+            rows = await service.read_body(body, content_type)
+        except RowLimitExceeded as exc:
+            raise HttpError(413, str(exc)) from None
+        except UnreadableRows as exc:
+            return _unreadable_response(exc, kind, who, atomic)
         except BodyError as exc:
-            status = 415 if isinstance(exc, UnsupportedFormat) else 400
-            return JSONResponse({"detail": str(exc)}, status_code=status)
-        if len(rows) > settings.max_rows:
-            raise HttpError(413, f"{len(rows)} rows; at most {settings.max_rows} per request")
+            return JSONResponse({"detail": str(exc)}, status_code=400)
+        del body  # the rows are all that is needed from here on
         result = await service.ingest(kind, rows, who.source, atomic=atomic)
         return _result_response(result)
 
@@ -231,8 +265,10 @@ def build_api(
         415: {"description": "Content type is not JSON, NDJSON or CSV."},
         401: {"description": "Missing or unknown API key."},
         403: {"description": "API key not allowed to send this kind."},
-        413: {"description": "Too many rows or bytes."},
-        422: {"description": f"Row-level errors, e.g. {ROW_ERROR_EXAMPLE}."},
+        413: {"description": "Too many rows or bytes (checked while reading)."},
+        422: {"description": f"Row-level errors, e.g. {ROW_ERROR_EXAMPLE}; or a row that "
+              "cannot be read past (nested too deep, CSV cell too long, too many "
+              "unparsable lines): nothing published."},
         503: {"description": "Broker slow or down; retry after Retry-After seconds."},
     }
     for kind in KINDS:
@@ -268,9 +304,10 @@ def build_api(
         who.require(csv_import.kinds)
         body = await _read_body(request, settings.max_body_bytes)
         try:
-            text = decode_text(body)
+            text = await asyncio.to_thread(decode_text, body)
         except BodyError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=400)
+        del body
         if text.count("\n") > settings.max_rows + 50:
             raise HttpError(413, f"more than {settings.max_rows} rows per request")
         try:
@@ -281,6 +318,8 @@ def build_api(
             return JSONResponse({"detail": str(exc)}, status_code=400)
         except TooManyRows as exc:
             raise HttpError(413, str(exc)) from None
+        except UnreadableRows as exc:
+            return _unreadable_response(exc, f"import:{source}", who, atomic)
         return _result_response(result)
 
     @app.get("/health", tags=["ops"])

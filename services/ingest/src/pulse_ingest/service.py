@@ -7,6 +7,7 @@ window → ``Bus.publish`` (acks=all) → :class:`IngestResult`.
 from __future__ import annotations
 
 import asyncio
+import csv
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -23,7 +24,15 @@ from pulse_ingest.domain.normalize import (
     normalise_rows,
     topic_for,
 )
-from pulse_ingest.domain.readers import decode_text, read_rows
+from pulse_ingest.domain.readers import (
+    Format,
+    ReadLimits,
+    UnreadableRows,
+    decode_text,
+    format_of_content_type,
+    iter_body,
+    read_rows,
+)
 from pulse_ingest.settings import IngestSettings
 from pulse_shared.bus import Bus
 from pulse_shared.events import Event
@@ -31,6 +40,8 @@ from pulse_shared.logging import get_logger
 
 log = get_logger(__name__)
 OFFLOAD_ROWS = 500
+PROGRESS_ROWS = 1000
+YIELD_ROWS = 50
 
 
 class BackpressureError(RuntimeError):
@@ -139,6 +150,53 @@ class IngestService:
         self.settings.validate_kinds()
         self.window = DedupWindow(self.settings.dedup_window)
         self._inflight = 0
+        # The csv module's cell limit is process-wide (CSV bodies and exports alike).
+        csv.field_size_limit(self.settings.max_csv_field_chars)
+        self.read_progress: Callable[[int], None] | None = None
+        """Called from the reading thread with the rows read so far (0 at the start, then
+        every :data:`PROGRESS_ROWS`); lets tests observe a read in flight."""
+
+    @property
+    def read_limits(self) -> ReadLimits:
+        """Bounds of one request body (rows, nesting depth, CSV cell size, parse errors)."""
+        s = self.settings
+        return ReadLimits(max_rows=s.max_rows, max_depth=s.max_depth,
+                          max_field_chars=s.max_csv_field_chars,
+                          max_row_errors=s.max_row_errors)
+
+    @property
+    def file_limits(self) -> ReadLimits:
+        """Bounds of a file given to the CLI: no row limit, every row error reported."""
+        s = self.settings
+        return ReadLimits(max_depth=s.max_depth, max_field_chars=s.max_csv_field_chars)
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def read_body(self, body: bytes | bytearray, content_type: str | None) -> list[Any]:
+        """Rows of a request body, read in a worker thread so that the event loop keeps
+        serving (``/health``, other requests) while a big body is parsed.
+
+        Raises the :mod:`~pulse_ingest.domain.readers` errors: ``UnsupportedFormat``,
+        ``RowLimitExceeded`` (at the first row over ``max_rows``), ``UnreadableRows``,
+        ``BodyError``."""
+        fmt = format_of_content_type(content_type)
+        return await asyncio.to_thread(self._read_rows, body, fmt)
+
+    def _read_rows(self, body: bytes | bytearray, fmt: Format) -> list[Any]:
+        progress = self.read_progress
+        rows: list[Any] = []
+        if progress is not None:
+            progress(0)
+        for row in iter_body(body, fmt, self.read_limits):
+            rows.append(row)
+            if len(rows) % YIELD_ROWS == 0:
+                # Hand the GIL to the event loop now and then: a thread that only parses
+                # would otherwise keep it for whole switch intervals (5 ms) at a time, and
+                # each of the loop's many short waits for it adds up on /health.
+                time.sleep(0)
+                if progress is not None and len(rows) % PROGRESS_ROWS == 0:
+                    progress(len(rows))
+        return rows
 
     # -- pure part ------------------------------------------------------------------------
 
@@ -159,7 +217,14 @@ class IngestService:
         Raises :class:`~pulse_ingest.domain.imports.MappingError` when the text is not
         such an export. Row indexes in errors are the export's data rows (0-based).
         """
-        mapped, batches = await asyncio.to_thread(self.prepare_export, export, text)
+        try:
+            mapped, batches = await asyncio.to_thread(self.prepare_export, export, text)
+        except csv.Error as exc:
+            detail = str(exc)
+            if "field larger than field limit" in detail:
+                detail = f"a cell is longer than {self.settings.max_csv_field_chars} characters"
+            raise UnreadableRows(f"unreadable CSV export: {detail}; nothing was published",
+                                 [], 0) from None
         if max_rows is not None and mapped.received > max_rows:
             raise TooManyRows(f"{mapped.received} rows; at most {max_rows} per request")
         return await self.commit(
@@ -337,7 +402,7 @@ async def ingest_file(
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
     total = IngestResult(kind=kind, source=source, atomic=atomic)
-    rows = read_rows(path)
+    rows = read_rows(path, limits=service.file_limits)
     if atomic:
         batches: list[NormalisedBatch] = []
         index = 0

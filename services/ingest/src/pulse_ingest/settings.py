@@ -22,6 +22,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pulse_ingest.domain.normalize import KINDS
 
 DEMO_SALT = "pulse-demo-salt-not-secret"
+#: A shorter salt (or one of blanks) is guessable: contact hashes could be reversed by
+#: hashing candidate addresses. ``openssl rand -hex 32`` gives a good one.
+MIN_SALT_LENGTH = 16
 
 
 class ConfigurationError(RuntimeError):
@@ -48,7 +51,8 @@ class IngestSettings(BaseSettings):
 
     pii_salt: SecretStr = Field(
         default=SecretStr(""),
-        description="Salt for hashing contact identifiers; required unless demo.",
+        description="Salt for hashing contact identifiers (at least 16 characters besides "
+        "surrounding blanks, e.g. `openssl rand -hex 32`); required unless demo.",
     )
     api_keys: list[ApiKey] = Field(default_factory=list)
     auth_required: bool = Field(
@@ -56,7 +60,22 @@ class IngestSettings(BaseSettings):
     )
     demo: bool = Field(default=False, description="Demo mode: demo salt, no auth.")
     max_rows: int = Field(default=10_000, ge=1, description="Rows per request (413 above).")
-    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024,
+        description="Request body size; 413 as soon as more arrives (checked while reading).",
+    )
+    max_depth: int = Field(
+        default=32, ge=2, le=500,
+        description="Nesting depth of a JSON row; deeper rows are rejected (422).",
+    )
+    max_csv_field_chars: int = Field(
+        default=64 * 1024, ge=1024,
+        description="Characters in one CSV cell; a longer cell rejects the request (422).",
+    )
+    max_row_errors: int = Field(
+        default=100, ge=1,
+        description="Unparsable NDJSON lines after which reading stops (422, nothing published).",
+    )
     max_inflight_rows: int = Field(
         default=50_000, ge=1, description="Rows being published at once; 503 above."
     )
@@ -70,15 +89,22 @@ class IngestSettings(BaseSettings):
     port: int = 8000
 
     def salt(self) -> str:
-        """The PII salt; refuses to run without one outside the demo."""
+        """The PII salt; refuses to run without a real one (the demo has its own)."""
         value = self.pii_salt.get_secret_value()
-        if value:
-            return value
-        if self.demo:
-            return DEMO_SALT
-        raise ConfigurationError(
-            "PULSE_INGEST_PII_SALT is required (set PULSE_INGEST_DEMO=true for the demo)"
-        )
+        if not value:
+            if self.demo:
+                return DEMO_SALT
+            raise ConfigurationError(
+                "PULSE_INGEST_PII_SALT is required (set PULSE_INGEST_DEMO=true for the demo)"
+            )
+        length = len(value.strip())
+        if length < MIN_SALT_LENGTH:
+            raise ConfigurationError(
+                f"PULSE_INGEST_PII_SALT is too weak: {length} characters besides surrounding "
+                f"blanks, at least {MIN_SALT_LENGTH} needed (e.g. `openssl rand -hex 32`)"
+            )
+        # Returned as configured (not stripped): existing hashes stay the same.
+        return value
 
     @property
     def open_access(self) -> bool:

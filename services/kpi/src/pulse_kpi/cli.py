@@ -17,13 +17,14 @@ from typing import Annotated, Any
 
 import typer
 
-from pulse_kpi.domain.catalog import CATALOG
+from pulse_kpi.domain.catalog import BY_NAME, CATALOG, MODELS
 from pulse_kpi.domain.mrr import MrrEvent, movements, mrr_report
 from pulse_kpi.domain.periods import Period, parse_period, periods_between
 from pulse_shared.events import Grain
 from pulse_shared.store import Store
 
-app = typer.Typer(help="KPIs: catalog, values, MRR movements.", no_args_is_help=True)
+app = typer.Typer(help="KPIs: catalog, values, MRR movements.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
 
 MRR_COLUMNS = (
     "period", "new", "expansion", "contraction", "churn", "reactivation", "net_new",
@@ -67,9 +68,18 @@ def _num(value: Any) -> str:
     return str(value)
 
 
+def _json_value(value: Any) -> Any:
+    """Numbers stay numbers in JSON (Decimal money included); dates as ISO text."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
 def _emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: Format, title: str) -> None:
     if fmt == Format.JSON:
-        typer.echo(json.dumps(list(rows), default=str, indent=2))
+        typer.echo(json.dumps(list(rows), default=_json_value, indent=2))
         return
     if fmt == Format.CSV:
         buf = io.StringIO()
@@ -98,6 +108,34 @@ def _period(text: str, option: str, grain: Grain | None = None) -> Period:
         raise typer.BadParameter(str(exc), param_hint=option) from exc
 
 
+def kpi_choices() -> list[str]:
+    """The catalog's KPI names, the per-attribution-model ones folded (``roas__<model>``)."""
+    names: list[str] = []
+    for k in CATALOG:
+        base, sep, model = k.name.partition("__")
+        name = f"{base}__<model>" if sep and model in MODELS else k.name
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _kpis(names: list[str] | None) -> list[str] | None:
+    """Check --kpi values against the catalog: an unknown KPI is a usage error (exit 2)."""
+    for name in names or []:
+        if name not in BY_NAME:
+            raise typer.BadParameter(
+                f"unknown KPI {name!r}; valid: {', '.join(kpi_choices())} "
+                f"(<model>: {', '.join(MODELS)})",
+                param_hint="--kpi",
+            )
+    return names
+
+
+def _nothing(message: str) -> None:
+    """A query that matched nothing: say so on stderr (exit 0, it is a valid answer)."""
+    typer.echo(message, err=True)
+
+
 @app.command("list")
 def list_kpis(
     fmt: Annotated[Format, typer.Option("--format", help="table, csv or json")] = Format.TABLE,
@@ -121,16 +159,22 @@ def show(
     start: Annotated[str, typer.Option("--from", help="First period, e.g. 2026-01")] = "",
     end: Annotated[str, typer.Option("--to", help="Last period (inclusive), e.g. 2026-10")] = "",
     by: Annotated[By, typer.Option(help="all, channel or campaign")] = By.ALL,
-    kpi: Annotated[list[str] | None, typer.Option(help="Only these KPIs (repeatable)")] = None,
+    kpi: Annotated[list[str] | None, typer.Option(
+        help="Only these KPIs (repeatable; names: pulse kpi list)")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="table, csv or json")] = Format.TABLE,
 ) -> None:
     """KPI values from ``kpi_values`` (one row per KPI × dimension value × period)."""
     from pulse_kpi.storage import KpiStorage
 
+    kpi = _kpis(kpi)
     first = _period(start, "--from", grain).start if start else None
     last = _period(end, "--to", grain).end if end else None
     with _store() as store:
         rows = KpiStorage(store).kpi_values(grain, first, last, str(by), kpi)
+    if not rows:
+        span = f" from {start or 'the start'} to {end or 'now'}" if start or end else ""
+        _nothing(f"no KPI values{' for ' + ', '.join(kpi) if kpi else ''} by {grain}"
+                 f"{' and ' + by.value if by != By.ALL else ''}{span}")
     if fmt != Format.TABLE:
         columns = ["kpi", "grain", "period", "period_start", "dimension", "dimension_value",
                    "value", "unit"]

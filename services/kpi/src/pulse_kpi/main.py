@@ -38,7 +38,7 @@ from pulse_shared.events import (
 )
 from pulse_shared.logging import get_logger
 from pulse_shared.store import Store
-from pulse_shared.streaming import BatchConsumer
+from pulse_shared.streaming import BatchConsumer, DependencyNotReady
 from pulse_shared.topics import BUDGETS, CREDITS, KPI_SNAPSHOTS, PIPELINE, SPEND, SUBSCRIPTIONS
 from pulse_shared.writer import RowWriter
 
@@ -88,7 +88,7 @@ class _Dirty:
             self.mark_mrr(other.mrr_from, other.mrr_to or other.mrr_from)
 
 
-class CreditsNotYetVisible(RuntimeError):
+class CreditsNotYetVisible(DependencyNotReady):
     """Credits were announced on the topic before attribution's write became visible."""
 
 
@@ -355,9 +355,13 @@ class KpiComponent:
         window = data_range(scope, self.params)
         if window is None:
             return []
+        # The clock is read before the facts: kpi_values keeps the row with the latest
+        # computed_at, so a value must never carry a time later than the data it was
+        # computed from (two replicas: a slow load finishing last would otherwise win
+        # with facts older than the other replica's).
+        now = self.clock()
         facts = await asyncio.to_thread(self.storage.load_facts, *window, parts)
         loaded = time.perf_counter()
-        now = self.clock()
         # Pure CPU work off the event loop, so consumers and publishing keep moving.
         values = await asyncio.to_thread(compute, facts, scope, now.date(), self.params)
         diff = changed(values, known)
@@ -514,6 +518,7 @@ def create_app(settings: KpiSettings | None = None) -> Any:
         SERVICE,
         broker,
         store,
+        consumers=component.consumers,
         on_startup=[on_startup],
         after_startup=[component.start],
         on_shutdown=[component.stop],

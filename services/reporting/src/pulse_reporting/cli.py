@@ -16,7 +16,7 @@ from pulse_reporting.generate import ReportError, ReportResult, generate_report
 from pulse_reporting.settings import ReportingSettings
 
 app = typer.Typer(help="Produce weekly, monthly and quarterly marketing reports.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, pretty_exceptions_enable=False)
 
 DEFAULT_FORMATS = "md"
 _err = Console(stderr=True)

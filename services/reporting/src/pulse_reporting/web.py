@@ -51,10 +51,34 @@ PATHS = (
     "/api/periods",
 )
 CACHE_SECONDS = 30.0
+# Reports read trailing trends and year-ago periods, and ClickHouse DateTime ends in 2106:
+# a period outside these years is refused (400) instead of failing deep in a query.
+PERIOD_YEARS = (1980, 2099)
 
 
 class BadRequest(ValueError):
     pass
+
+
+def selected_period(kind: ReportKind, text: str) -> Period:
+    """The period a user asked for, or :class:`BadRequest` (garbage, impossible dates such
+    as ``9999-12`` whose end is past year 9999, years outside :data:`PERIOD_YEARS`)."""
+    first, last = PERIOD_YEARS
+    outside = BadRequest(
+        f"period {text.strip()[:40]!r} is outside the supported years {first}-{last}"
+    )
+    year = text.strip()[:4]
+    if year.isdigit() and not first <= int(year) <= last:
+        raise outside  # before the calendar arithmetic, which ends in year 9999
+    try:
+        period = parse_period(kind, text)
+    except PeriodError as exc:
+        raise BadRequest(str(exc)) from exc
+    except (ValueError, OverflowError):  # pragma: no cover - years are checked above
+        raise outside from None
+    if not first <= period.start.year <= last:  # 1980-W01 starts on 1979-12-31
+        raise outside
+    return period
 
 
 class Dashboard:
@@ -79,12 +103,10 @@ class Dashboard:
         model = request.query_params.get("model") or self.component.settings.model
         if model not in ATTRIBUTION_MODELS:
             raise BadRequest(f"unknown attribution model {model!r}")
+        text = request.query_params.get("period")
+        chosen = selected_period(GRAINS[grain], text) if text else None
         periods = self.periods(grain)
-        text = request.query_params.get("period") or periods[0]
-        try:
-            period = parse_period(GRAINS[grain], text)
-        except PeriodError as exc:
-            raise BadRequest(str(exc)) from exc
+        period = chosen or parse_period(GRAINS[grain], periods[0])
         if period.label not in periods:
             periods = sorted([*periods, period.label], reverse=True)
         return grain, period, model, periods

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from pulse_shared.settings import PulseSettings, common_settings
-from pulse_shared.store.base import ReadOnlyStoreError, Row, Store, StoreError
+from pulse_shared.store.base import (
+    ReadOnlyStoreError,
+    Row,
+    Store,
+    StoreDataError,
+    StoreError,
+    StoreUnavailable,
+)
 
 
 def open_store(
@@ -32,4 +39,12 @@ def open_store(
     return EmbeddedStore(settings.data_dir, readonly=readonly)
 
 
-__all__ = ["ReadOnlyStoreError", "Row", "Store", "StoreError", "open_store"]
+__all__ = [
+    "ReadOnlyStoreError",
+    "Row",
+    "Store",
+    "StoreDataError",
+    "StoreError",
+    "StoreUnavailable",
+    "open_store",
+]

@@ -7,6 +7,7 @@ Both speak the same SQL and run the same migrations. Queries take server-side pa
 from __future__ import annotations
 
 import datetime as dt
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -18,11 +19,121 @@ Row = dict[str, Any]
 
 
 class StoreError(RuntimeError):
-    """A ClickHouse statement failed; carries the backend's message."""
+    """A ClickHouse statement failed; carries the backend's message.
+
+    ``code``/``name`` are ClickHouse's error code and symbolic name when known, ``column``
+    the column (or input key) the message names. Raised as is when the cause is neither
+    of the two kinds below (a bug, a missing table, a syntax error…).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        name: str | None = None,
+        column: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.name = name
+        self.column = column
+
+
+class StoreDataError(StoreError):
+    """ClickHouse refused the data itself (a value a column cannot hold, a parse, range or
+    constraint error): sending it again cannot succeed, the refused rows must be set aside."""
+
+
+class StoreUnavailable(StoreError):
+    """ClickHouse could not take the statement right now (unreachable, connection reset,
+    timeout, memory limit, too many parts…): the same statement may succeed later."""
 
 
 class ReadOnlyStoreError(StoreError):
     """A write was attempted through a read-only store."""
+
+
+# ClickHouse error names (src/Common/ErrorCodes.cpp) meaning "these values are refused".
+# Any name starting with CANNOT_PARSE_ is one too.
+DATA_ERROR_NAMES = frozenset({
+    "ARGUMENT_OUT_OF_BOUND", "CANNOT_CONVERT_TYPE", "CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN",
+    "CANNOT_READ_ARRAY_FROM_TEXT", "DECIMAL_OVERFLOW",
+    "FUNCTION_THROW_IF_VALUE_IS_NON_ZERO", "INCORRECT_DATA", "INCORRECT_NUMBER_OF_COLUMNS",
+    "NUMBER_OF_DIMENSIONS_MISMATCHED", "SIZES_OF_ARRAYS_DONT_MATCH", "TOO_LARGE_ARRAY_SIZE",
+    "TOO_LARGE_STRING_SIZE", "TYPE_MISMATCH", "UNKNOWN_ELEMENT_OF_ENUM",
+    "VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE", "VIOLATED_CONSTRAINT", "CANNOT_CONVERT_CHARSET",
+    "DATETIME_OVERFLOW", "CANNOT_PARSE_UUID", "CANNOT_PARSE_IPV4", "CANNOT_PARSE_IPV6",
+})
+# Names meaning "not now": the server is overloaded, restarting or its storage is busy.
+TRANSIENT_ERROR_NAMES = frozenset({
+    "ABORTED", "ALL_CONNECTION_TRIES_FAILED", "ALL_REPLICAS_ARE_STALE",
+    "CANNOT_ALLOCATE_MEMORY", "KEEPER_EXCEPTION", "MEMORY_LIMIT_EXCEEDED",
+    "NETWORK_ERROR", "NOT_ENOUGH_SPACE", "NO_REPLICA_HAS_PART", "QUERY_WAS_CANCELLED",
+    "SOCKET_TIMEOUT", "TABLE_IS_READ_ONLY", "TIMEOUT_EXCEEDED", "TOO_MANY_PARTS",
+    "TOO_MANY_SIMULTANEOUS_QUERIES", "TOO_MANY_QUERIES", "UNEXPECTED_PACKET_FROM_SERVER",
+    "UNKNOWN_STATUS_OF_INSERT", "UNKNOWN_STATUS_OF_DISTRIBUTED_DDL_TASK",
+    "REPLICA_IS_NOT_IN_QUORUM", "TOO_FEW_LIVE_REPLICAS",
+    "DISTRIBUTED_TOO_MANY_PENDING_BYTES", "SERVER_OVERLOADED", "CANNOT_SCHEDULE_TASK",
+    "POCO_EXCEPTION",
+})
+_NAME_RE = re.compile(r"\(([A-Z][A-Z0-9_]{2,})\)")
+_CODE_RE = re.compile(r"\bCode:\s*(\d+)")
+# Where ClickHouse (server, chDB) and clickhouse-connect name the offending column.
+_COLUMN_RES = (
+    re.compile(r"for column `([^`]+)`"),  # clickhouse-connect: Unable to create native array
+    re.compile(r"value of key ([A-Za-z_][\w.]*)"),  # JSONEachRow parse errors
+    re.compile(r"Column values: ([A-Za-z_][\w.]*) ="),  # VIOLATED_CONSTRAINT
+    re.compile(r"\bcolumn `([^`]+)`", re.IGNORECASE),
+)
+_CLIENT_PREFIX_RE = re.compile(r"^Received ClickHouse exception, code: \d+, server response: ")
+_URL_TRAILER_RE = re.compile(r"\s*\((?:version [^()]*(?:\([^()]*\))?[^()]*|for url [^()]*)\)")
+
+
+def error_name(message: str) -> str | None:
+    """ClickHouse's symbolic error name in a message (the last ``(NAME)``)."""
+    names = _NAME_RE.findall(message)
+    return str(names[-1]) if names else None
+
+
+def error_code(message: str) -> int | None:
+    match = _CODE_RE.search(message)
+    return int(match.group(1)) if match else None
+
+
+def error_column(message: str) -> str | None:
+    """The column or input key a ClickHouse error message is about, if it names one."""
+    for pattern in _COLUMN_RES:
+        match = pattern.search(message)
+        if match:
+            return match.group(1)
+    return None
+
+
+def clean_message(message: str) -> str:
+    """The message without the server version / URL trailers (stable, shorter reasons)."""
+    return _URL_TRAILER_RE.sub("", _CLIENT_PREFIX_RE.sub("", message.strip())).strip()
+
+
+def classify_error(
+    message: str, *, code: int | None = None, name: str | None = None,
+    data: bool = False, transient: bool = False,
+) -> StoreError:
+    """The :class:`StoreError` subclass for a backend failure: refused data, unavailable
+    server, or (neither recognised) plain :class:`StoreError`. ``data``/``transient`` force
+    the kind when the caller knows it from the exception type."""
+    name = name or error_name(message)
+    code = code if code is not None else error_code(message)
+    text = clean_message(message)
+    kind: type[StoreError] = StoreError
+    if data or (name is not None and (
+        name in DATA_ERROR_NAMES or name.startswith("CANNOT_PARSE_")
+    )):
+        kind = StoreDataError
+    elif transient or (name is not None and name in TRANSIENT_ERROR_NAMES):
+        kind = StoreUnavailable
+    column = error_column(text) if kind is StoreDataError else None
+    return kind(text, code=code, name=name, column=column)
 
 
 def normalise_value(value: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from pulse_shared.canonical import INSERT_SETTINGS, CanonicalInsert, sql_string
-from pulse_shared.store.base import Row, Store, StoreError, normalise_value
+from pulse_shared.store.base import Row, Store, StoreError, classify_error, normalise_value
 
 # chDB allows one open database per process; every EmbeddedStore on the same directory
 # shares it, and a lock serialises statements because the connection is not thread-safe.
@@ -66,6 +66,17 @@ def _param_text(value: Any) -> str:
     return text
 
 
+def _unencodable_column(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str | None:
+    """The first column holding a value orjson cannot encode (only on the error path)."""
+    for row in rows:
+        for column in columns:
+            try:
+                orjson.dumps(row.get(column), default=_json_default)
+            except (orjson.JSONEncodeError, TypeError, ValueError):
+                return column
+    return None
+
+
 class EmbeddedStore(Store):
     backend = "embedded"
 
@@ -97,7 +108,7 @@ class EmbeddedStore(Store):
             with _STATEMENT_LOCK:
                 return self._conn.query(sql, fmt, params=params or None)
         except Exception as exc:  # chDB raises its own error types
-            raise StoreError(str(exc)) from exc
+            raise classify_error(str(exc)) from exc
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         self._check_writable()
@@ -121,10 +132,17 @@ class EmbeddedStore(Store):
         self._check_writable()
         if not rows:
             return
-        body = b"\n".join(
-            orjson.dumps({c: row.get(c) for c in columns}, default=_json_default)
-            for row in rows
-        )
+        try:
+            body = b"\n".join(
+                orjson.dumps({c: row.get(c) for c in columns}, default=_json_default)
+                for row in rows
+            )
+        except (orjson.JSONEncodeError, TypeError, ValueError) as exc:
+            # A value JSON cannot carry to chDB (e.g. "Integer exceeds 64-bit range"):
+            # refused data, like the server's own errors for such values.
+            column = _unencodable_column(rows, columns)
+            where = f" for column `{column}`" if column else ""
+            raise classify_error(f"{exc}{where}", data=True) from exc
         # Identifiers cannot be parameters; table and column names come from code only.
         column_list = ", ".join(f"`{c}`" for c in columns)
         self._run(

@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
 import clickhouse_connect
-from clickhouse_connect.driver.exceptions import ClickHouseError
+from clickhouse_connect.driver.exceptions import ClickHouseError, DataError, OperationalError
 
 from pulse_shared.canonical import INSERT_SETTINGS, CanonicalInsert, sql_string
-from pulse_shared.store.base import Row, Store, StoreError, normalise_value, to_insertable
+from pulse_shared.store.base import (
+    Row,
+    Store,
+    StoreError,
+    classify_error,
+    normalise_value,
+    to_insertable,
+)
+
+# Raised by clickhouse-connect while serialising a value its column type cannot hold
+# (an int beyond UInt64, a date before 1970, text in a number column…).
+_SERIALISATION_ERRORS = (ValueError, TypeError, OverflowError, ArithmeticError, struct.error)
+
+
+def store_error(exc: Exception) -> StoreError:
+    """A clickhouse-connect failure as refused data, unavailable server or other error."""
+    code, name = getattr(exc, "code", None), getattr(exc, "name", None)
+    message = str(exc)
+    if isinstance(exc, DataError) or "Unable to create native array" in message:
+        return classify_error(message, code=code, name=name, data=True)
+    if isinstance(exc, ClickHouseError):
+        # Without a server error code, an operational error is the transport failing
+        # (connection refused or reset, read timeout).
+        transient = isinstance(exc, OperationalError) and code is None and name is None
+        return classify_error(message, code=code, name=name, transient=transient)
+    return classify_error(f"{type(exc).__name__}: {message}", data=True)
 
 
 class ServerStore(Store):
@@ -38,20 +64,20 @@ class ServerStore(Store):
                 autogenerate_session_id=False,
             )
         except ClickHouseError as exc:
-            raise StoreError(str(exc)) from exc
+            raise store_error(exc) from exc
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         self._check_writable()
         try:
             self._client.command(sql, parameters=dict(parameters or {}))
         except ClickHouseError as exc:
-            raise StoreError(str(exc)) from exc
+            raise store_error(exc) from exc
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[Row]:
         try:
             result = self._client.query(sql, parameters=dict(parameters or {}))
         except ClickHouseError as exc:
-            raise StoreError(str(exc)) from exc
+            raise store_error(exc) from exc
         names = result.column_names
         return [
             {n: normalise_value(v) for n, v in zip(names, row, strict=True)}
@@ -67,8 +93,8 @@ class ServerStore(Store):
         data = [[to_insertable(row.get(c)) for c in columns] for row in rows]
         try:
             self._client.insert(table, data, column_names=list(columns))
-        except ClickHouseError as exc:
-            raise StoreError(str(exc)) from exc
+        except (ClickHouseError, *_SERIALISATION_ERRORS) as exc:
+            raise store_error(exc) from exc
 
     def insert_canonical(self, spec: CanonicalInsert, lines: bytes) -> None:
         self._check_writable()
@@ -77,7 +103,7 @@ class ServerStore(Store):
         try:
             self._client.command(sql, data=lines, settings=INSERT_SETTINGS)
         except ClickHouseError as exc:
-            raise StoreError(str(exc)) from exc
+            raise store_error(exc) from exc
 
     def close(self) -> None:
         self._client.close()
