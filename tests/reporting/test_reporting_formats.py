@@ -71,7 +71,7 @@ def test_json_and_csv_carry_the_same_numbers(quarterly: ReportResult) -> None:
     expected = {"headline", "mrr_bridge", "channels", "campaigns", "top_campaigns",
                 "model_comparison_roas",
                 "bottom_campaigns", "model_comparison", "funnel", "budget", "paths", "alerts",
-                "forecast", "recommendations"}
+                "forecast", "forecast_check", "recommendations"}
     assert {p.stem for p in quarterly.paths["csv"].glob("*.csv")} == expected
 
 
@@ -82,12 +82,20 @@ def test_budget_pacing_and_recommendations(quarterly: ReportResult) -> None:
         ("2033-06", "paid_search", 1.3)
     ]
     actions = {r.action for r in report.recommendations}
-    assert {"shift_budget", "adjust_pacing"} <= actions
+    assert {"shift_budget", "fix_pacing"} <= actions
     shift = next(r for r in report.recommendations if r.action == "shift_budget")
-    # paid_search: +15,000 revenue for +3,000 spend (5.0x); paid_social +4,000/+2,000 (2.0x)
-    assert (shift.from_channel, shift.to_channel) == ("paid_social", "paid_search")
-    assert shift.numbers["to_marginal_roas"] == pytest.approx(5.0)
+    # paid_search ROAS 5.0x (last_touch) / 4.5x (linear): median 4.75x; paid_social
+    # 2.0x / 1.75x: median 1.875x. 10 % of paid_social's $6,000 moves.
+    assert (shift.channel, shift.to_channel) == ("paid_social", "paid_search")
+    assert shift.numbers["to_consensus_roas"] == pytest.approx(4.75)
+    assert shift.roas_by_model["paid_search:linear"] == pytest.approx(4.5)
     assert shift.amount == pytest.approx(600.0)
+    data = json.loads(quarterly.paths["json"].read_text())
+    first = data["recommendations"][0]
+    assert {"action", "campaign_id", "channel", "amount", "roas_by_model", "confidence",
+            "reason"} <= set(first)
+    # ranked by spend at risk: the $1,500 projected overspend first, then the $600 shift
+    assert [r["action"] for r in data["recommendations"][:2]] == ["fix_pacing", "shift_budget"]
 
 
 def test_forecast_follows_the_trend(quarterly: ReportResult) -> None:

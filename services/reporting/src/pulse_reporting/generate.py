@@ -153,13 +153,18 @@ def read_inputs(
     done()
     step("Reading daily trends")
     done = timed("daily")
-    daily = storage.daily(
-        daily_kpi_names(model), period.end - dt.timedelta(days=HISTORY_DAYS), period.end
-    )
+    # enough history before the period's start too: last period's forecast is re-made
+    # from the data up to then and checked against this period's actuals
+    history_start = min(period.end, period.start) - dt.timedelta(days=HISTORY_DAYS)
+    daily = storage.daily(daily_kpi_names(model), history_start, period.end)
+    done()
+    step("Reading data coverage")
+    done = timed("coverage")
+    coverage = storage.coverage()
     done()
     return ReportInputs(
         period=period, model=model, kpis=kpis, budget_kpis=budget, alerts=alerts,
-        paths=paths, daily=daily,
+        paths=paths, daily=daily, coverage=coverage,
     )
 
 
@@ -191,7 +196,7 @@ def produce_report(
         raise ReportError(f"period {the_period} is not {kind.value}")
     now = now or dt.datetime.now(dt.UTC)
     storage = ReportingStorage(store, writer)
-    total = 7 + len(fmts) + 1
+    total = 8 + len(fmts) + 1
     counter = [0]
 
     def step(description: str) -> None:

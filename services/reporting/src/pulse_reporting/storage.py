@@ -107,8 +107,32 @@ LIMIT {limit:UInt32}
 """
 
 
+# First and last day with data per source table: a comparison period without source data is
+# "no data", not zero (pulse_reporting.domain.assemble.KPI_SOURCES maps KPIs to these).
+_COVERAGE_SQL = """
+SELECT 'spend' AS source, min(date) AS first, max(date) AS last, count() AS n FROM spend
+UNION ALL
+SELECT 'subscriptions', min(toDate(occurred_at)), max(toDate(occurred_at)), count()
+FROM subscriptions
+UNION ALL
+SELECT 'pipeline_events', min(toDate(occurred_at)), max(toDate(occurred_at)), count()
+FROM pipeline_events
+UNION ALL
+SELECT 'touchpoints', min(toDate(occurred_at)), max(toDate(occurred_at)), count()
+FROM touchpoints
+"""
+
+
 def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def _as_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
 
 
 class ReportingStorage:
@@ -208,6 +232,18 @@ class ReportingStorage:
             )
             for r in rows
         ]
+
+    def coverage(self) -> dict[str, tuple[dt.date, dt.date]] | None:
+        """Source table → (first day, last day) with data; tables without rows are absent.
+
+        None when no source table has any row (KPI values loaded on their own, or the raw
+        events expired): coverage is then unknown and every KPI value is trusted."""
+        rows = self._query("coverage", _COVERAGE_SQL, {})
+        out = {
+            str(r["source"]): (_as_date(r["first"]), _as_date(r["last"]))
+            for r in rows if int(r["n"] or 0) > 0
+        }
+        return out or None
 
     def available_periods(self, grain: str, limit: int = 60) -> list[str]:
         rows = self._query("periods", _PERIODS_SQL, {"grain": grain, "limit": limit})

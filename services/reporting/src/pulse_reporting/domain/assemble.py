@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pulse_reporting.domain.forecast import forecast_series
+from pulse_reporting.domain.forecast import forecast_check, forecast_series
 from pulse_reporting.domain.model import (
     AlertRecord,
     Better,
@@ -20,6 +20,7 @@ from pulse_reporting.domain.model import (
     Delta,
     DimensionRow,
     Fmt,
+    ForecastCheck,
     ForecastSeries,
     FunnelStep,
     KpiTile,
@@ -36,7 +37,7 @@ from pulse_reporting.domain.model import (
     TrendPoint,
 )
 from pulse_reporting.domain.periods import Period
-from pulse_reporting.domain.recommend import recommend
+from pulse_reporting.domain.recommend import consensus, recommend
 
 DEFAULT_MODEL = "last_touch"
 ATTRIBUTION_MODELS: tuple[str, ...] = (
@@ -100,6 +101,37 @@ HEADLINE: tuple[KpiSpec, ...] = (
 )
 SPECS: dict[str, KpiSpec] = {s.kpi: s for s in HEADLINE}
 
+# Which source tables a KPI is computed from. A comparison needs data from every source
+# of the KPI over the whole base period; otherwise the "previous" value is an empty sum
+# (0), not a measurement, and the comparison is shown as n/a with the reason.
+SPEND, SUBSCRIPTIONS, PIPELINE, TOUCHPOINTS = (
+    "spend", "subscriptions", "pipeline_events", "touchpoints",
+)
+SOURCES: tuple[str, ...] = (SPEND, SUBSCRIPTIONS, PIPELINE, TOUCHPOINTS)
+_ATTRIBUTED = (TOUCHPOINTS, PIPELINE)
+KPI_SOURCES: dict[str, tuple[str, ...]] = {
+    "spend": (SPEND,),
+    "attributed_revenue": _ATTRIBUTED,
+    "attributed_pipeline": _ATTRIBUTED,
+    "roas": (SPEND, *_ATTRIBUTED),
+    "marketing_roi": (SPEND, *_ATTRIBUTED),
+    "cac": (SPEND, SUBSCRIPTIONS),
+    "ltv": (SUBSCRIPTIONS,),
+    "ltv_cac": (SPEND, SUBSCRIPTIONS),
+    "cac_payback_months": (SPEND, SUBSCRIPTIONS),
+    "mrr": (SUBSCRIPTIONS,),
+    "arr": (SUBSCRIPTIONS,),
+    "mrr_net_new": (SUBSCRIPTIONS,),
+    "nrr": (SUBSCRIPTIONS,),
+    "gross_mrr_churn_rate": (SUBSCRIPTIONS,),
+    "leads": (PIPELINE,),
+    "wins": (PIPELINE,),
+    "cpl": (SPEND, PIPELINE),
+}
+DATA_DRIVEN_MODELS = frozenset({"markov", "shapley"})
+Coverage = Mapping[str, tuple[dt.date, dt.date]]
+"""Source table → (first day, last day) with data. A source absent from it has no data."""
+
 _EPSILON = 1e-9
 
 
@@ -160,6 +192,41 @@ def tone(better: Better, change: float | None) -> Tone:
     return Tone.GOOD if good else Tone.BAD
 
 
+def kpi_span(coverage: Coverage, kpi: str) -> tuple[dt.date, dt.date] | None:
+    """Days on which every source of ``kpi`` has data (None: some source has none)."""
+    spans = [coverage.get(src) for src in KPI_SOURCES.get(kpi, SOURCES)]
+    if any(span is None for span in spans):
+        return None
+    first = max(span[0] for span in spans if span is not None)
+    last = min(span[1] for span in spans if span is not None)
+    return (first, last) if first <= last else None
+
+
+def _measured(value: float | None) -> bool:
+    """A stored non-zero value is a measurement whatever the raw tables hold now (they may
+    have expired, or the value was loaded directly); only a zero or a gap can be an empty
+    sum that coverage has to explain."""
+    return value is not None and abs(value) > _EPSILON
+
+
+def missing_reason(coverage: Coverage | None, kpi: str, base: Period) -> str | None:
+    """Why ``base`` cannot serve as a comparison for ``kpi`` (None: it can)."""
+    if coverage is None:  # unknown coverage: trust the values
+        return None
+    span = kpi_span(coverage, kpi)
+    if span is None or base.last_day < span[0] or base.start > span[1]:
+        return f"no data for {base.label}"
+    if base.start < span[0]:
+        return f"no data before {span[0].isoformat()}"
+    return None
+
+
+def unavailable(previous: float | None, reason: str) -> Delta:
+    del previous  # an empty sum, not a measurement: not shown
+    return Delta(previous=None, change=None, change_pct=None, tone=Tone.NEUTRAL,
+                 unavailable=reason)
+
+
 def delta(current: float | None, previous: float | None, better: Better) -> Delta:
     if current is None or previous is None:
         return Delta(previous=previous, change=None, change_pct=None, tone=Tone.NEUTRAL)
@@ -182,6 +249,8 @@ class ReportInputs:
     forecast_interval: float = 0.8
     recommendations: Sequence[Recommendation] = ()  # extra ones, appended
     notes: list[str] = field(default_factory=list)
+    coverage: Coverage | None = None  # None: unknown (every value is trusted)
+    forecast_horizon: int = 30
 
 
 def report_id(kind: str, period: str, model: str, generated_at: dt.datetime) -> str:
@@ -189,10 +258,27 @@ def report_id(kind: str, period: str, model: str, generated_at: dt.datetime) -> 
     return hashlib.sha256(seed.encode()).hexdigest()[:24]
 
 
-def _headline(table: KpiTable, cur: str, prev: str, yoy: str, model: str) -> list[KpiTile]:
+def _headline(
+    table: KpiTable, period: Period, model: str, coverage: Coverage | None
+) -> list[KpiTile]:
+    cur = period.label
     tiles: list[KpiTile] = []
     for spec in HEADLINE:
         value = table.get(spec.kpi, cur, model=model)
+        if not _measured(value) and missing_reason(coverage, spec.kpi, period) == (
+            f"no data for {cur}"
+        ):
+            value = None  # nothing measured in the period: not $0
+        comparisons: list[Delta] = []
+        for base in (period.previous(), period.year_ago()):
+            previous = table.get(spec.kpi, base.label, model=model)
+            reason = missing_reason(coverage, spec.kpi, base)
+            if reason == f"no data for {base.label}" and _measured(previous):
+                reason = None  # a stored measurement: the raw rows are gone, not absent
+            comparisons.append(
+                unavailable(previous, reason) if reason and value is not None
+                else delta(value, previous, spec.better)
+            )
         tiles.append(
             KpiTile(
                 kpi=table.resolved_name(spec.kpi, cur, model),
@@ -200,14 +286,17 @@ def _headline(table: KpiTable, cur: str, prev: str, yoy: str, model: str) -> lis
                 fmt=spec.fmt,
                 better=spec.better,
                 value=value,
-                pop=delta(value, table.get(spec.kpi, prev, model=model), spec.better),
-                yoy=delta(value, table.get(spec.kpi, yoy, model=model), spec.better),
+                pop=comparisons[0],
+                yoy=comparisons[1],
             )
         )
     return tiles
 
 
-def _dimension_rows(table: KpiTable, period: str, dimension: str, model: str) -> list[DimensionRow]:
+def _dimension_rows(
+    table: KpiTable, period: str, dimension: str, model: str,
+    models: Sequence[str] = (),
+) -> list[DimensionRow]:
     total_spend = table.get("spend", period)
     rows: list[DimensionRow] = []
     for member in table.members(period, dimension):
@@ -220,6 +309,9 @@ def _dimension_rows(table: KpiTable, period: str, dimension: str, model: str) ->
             if spend is not None and total_spend is not None and total_spend > _EPSILON
             else None
         )
+        by_model = {
+            m: table.get("roas", period, dimension, member, model=m) for m in models or (model,)
+        }
         rows.append(
             DimensionRow(
                 name=member,
@@ -233,6 +325,8 @@ def _dimension_rows(table: KpiTable, period: str, dimension: str, model: str) ->
                 roas=g("roas"),
                 cac=g("cac"),
                 spend_share=share,
+                roas_by_model=by_model,
+                consensus_roas=consensus(by_model),
             )
         )
     rows.sort(key=lambda r: (-(r.attributed_revenue or 0.0), -(r.spend or 0.0), r.name))
@@ -240,18 +334,24 @@ def _dimension_rows(table: KpiTable, period: str, dimension: str, model: str) ->
 
 
 def _top_bottom(campaigns: list[DimensionRow]) -> tuple[list[DimensionRow], list[DimensionRow]]:
-    ranked = sorted(
-        (c for c in campaigns if c.roas is not None and (c.spend or 0.0) > _EPSILON),
-        key=lambda c: (-(c.roas or 0.0), c.name),
-    )
-    top = [c for c in ranked if (c.roas or 0.0) > _EPSILON][:TOP_N]
+    """Campaigns with spend, by consensus ROAS (median over the shown models); ties by
+    spend, largest first, so a big campaign is never hidden behind an alphabetical tie.
+    Top: the best with a positive consensus; bottom: the worst of the others."""
+    spent = [
+        c for c in campaigns if c.consensus_roas is not None and (c.spend or 0.0) > _EPSILON
+    ]
+    ranked = sorted(spent, key=lambda c: (-(c.consensus_roas or 0.0), -(c.spend or 0.0), c.name))
+    top = [c for c in ranked if (c.consensus_roas or 0.0) > _EPSILON][:TOP_N]
     rest = [c for c in ranked if c not in top]
-    bottom = sorted(rest, key=lambda c: ((c.roas or 0.0), c.name))[:TOP_N]
+    bottom = sorted(
+        rest, key=lambda c: ((c.consensus_roas or 0.0), -(c.spend or 0.0), c.name)
+    )[:TOP_N]
     return top, bottom
 
 
-def _model_comparison(table: KpiTable, period: str, channels: list[str]) -> ModelComparison:
-    models = [
+def shown_models(table: KpiTable, period: str, channels: Sequence[str]) -> list[str]:
+    """Attribution models with any result for ``period`` (the report shows these)."""
+    return [
         m for m in ATTRIBUTION_MODELS
         if table.get("attributed_revenue", period, model=m) is not None
         or any(
@@ -259,6 +359,10 @@ def _model_comparison(table: KpiTable, period: str, channels: list[str]) -> Mode
             for c in channels
         )
     ]
+
+
+def _model_comparison(table: KpiTable, period: str, channels: list[str]) -> ModelComparison:
+    models = shown_models(table, period, channels)
     rows = [
         ModelComparisonRow(
             name="all",
@@ -284,9 +388,9 @@ def _abs(value: float | None) -> float | None:
     return None if value is None else abs(value)
 
 
-def _mrr_bridge(table: KpiTable, cur: str, prev: str) -> MrrBridge:
+def _mrr_bridge(table: KpiTable, cur: str, prev: str, prev_missing: bool = False) -> MrrBridge:
     return MrrBridge(
-        starting=table.get("mrr", prev),
+        starting=None if prev_missing else table.get("mrr", prev),
         new=table.get("mrr_new", cur),
         expansion=table.get("mrr_expansion", cur),
         reactivation=table.get("mrr_reactivation", cur),
@@ -352,10 +456,13 @@ def daily_kpi_names(model: str) -> list[str]:
 
 def _trends_and_forecast(
     inputs: ReportInputs,
-) -> tuple[list[Trend], list[ForecastSeries]]:
+) -> tuple[list[Trend], list[ForecastSeries], list[ForecastCheck]]:
     trends: list[Trend] = []
     forecasts: list[ForecastSeries] = []
-    last_day = inputs.period.last_day
+    checks: list[ForecastCheck] = []
+    period = inputs.period
+    last_day = period.last_day
+    shown_from = last_day - dt.timedelta(days=HISTORY_DAYS)
     for kpi, label, fmt, stock in DAILY_SERIES:
         name = kpi_name(kpi, inputs.model)
         points = sorted(
@@ -363,33 +470,86 @@ def _trends_and_forecast(
         )
         if not points:
             continue
-        trends.append(Trend(kpi=name, label=label, fmt=fmt, points=points))
+        trends.append(
+            Trend(kpi=name, label=label, fmt=fmt, points=[p for p in points if p.day > shown_from])
+        )
         series = forecast_series(
-            name, label, fmt, points, last_day, interval=inputs.forecast_interval, stock=stock
+            name, label, fmt, points, last_day, interval=inputs.forecast_interval, stock=stock,
+            horizon=inputs.forecast_horizon,
         )
         if series is not None:
             forecasts.append(series)
-    return trends, forecasts
+        check = forecast_check(name, label, fmt, points, period.start, last_day, stock=stock)
+        if check is not None:
+            checks.append(check)
+    return trends, forecasts, checks
+
+
+def _model_note(model: str, period: str, models: Sequence[str], has_rows: bool) -> str | None:
+    """Say which command produces a model's results when the report has none."""
+    if not has_rows or model in models:
+        return None
+    if model in DATA_DRIVEN_MODELS:
+        how = (
+            f"run `pulse attribution recompute --model {model}` (data-driven models are "
+            "recomputed on demand or on their schedule), then `pulse kpi recompute`"
+        )
+    else:
+        how = "run `pulse kpi recompute` after the attribution service has credited conversions"
+    return f"No {model} attribution results for {period}: {how}. Attributed figures show n/a."
+
+
+def _coverage_note(coverage: Coverage | None, period: Period) -> tuple[str | None, bool]:
+    """(note, no data at all in the period)."""
+    if coverage is None:
+        return None, False
+    if not coverage:
+        return f"No source data has been loaded: {period.label} has nothing to report.", True
+    first = min(span[0] for span in coverage.values())
+    last = max(span[1] for span in coverage.values())
+    if period.last_day < first or period.start > last:
+        return (
+            f"No source data for {period.label}: data covers {first.isoformat()} – "
+            f"{last.isoformat()}. Nothing below is a zero; figures are absent.",
+            True,
+        )
+    if period.start < first:
+        return (
+            f"Data starts {first.isoformat()}, inside {period.label}: figures cover "
+            f"{first.isoformat()} – {period.last_day.isoformat()} only.",
+            False,
+        )
+    return None, False
 
 
 def assemble_report(inputs: ReportInputs, now: dt.datetime) -> Report:
     """Build the report for ``inputs.period`` under ``inputs.model``."""
     period = inputs.period
     cur, prev, yoy = period.label, period.previous().label, period.year_ago().label
-    table = KpiTable(inputs.kpis)
-    channels = _dimension_rows(table, cur, "channel", inputs.model)
-    campaigns = _dimension_rows(table, cur, "campaign", inputs.model)
+    measured = any(r.period == cur and _measured(r.value) for r in inputs.kpis)
+    coverage_note, empty_period = (
+        _coverage_note(inputs.coverage, period) if not measured else (None, False)
+    )
+    # A period without any source data: its rows are empty sums (0), not measurements.
+    kpis = [r for r in inputs.kpis if not (empty_period and r.period == cur)]
+    table = KpiTable(kpis)
+    channel_names = table.members(cur, "channel")
+    models = shown_models(table, cur, channel_names)
+    channels = _dimension_rows(table, cur, "channel", inputs.model, models)
+    campaigns = _dimension_rows(table, cur, "campaign", inputs.model, models)
     top, bottom = _top_bottom(campaigns)
     budget = _budget(inputs.budget_kpis)
-    previous_channels = {
-        r.name: r for r in _dimension_rows(table, prev, "channel", inputs.model)
-    }
-    recommendations = recommend(channels, previous_channels, bottom, budget, inputs.model)
+    recommendations = recommend(channels, campaigns, budget)
     recommendations += list(inputs.recommendations)
-    trends, forecasts = _trends_and_forecast(inputs)
+    trends, forecasts, checks = _trends_and_forecast(inputs)
     notes = list(inputs.notes)
+    if coverage_note:
+        notes.append(coverage_note)
     if not any(r.period == cur for r in inputs.kpis):
         notes.append(f"No KPI values found for {period.grain} {cur}; has the KPI service run?")
+    model_note = _model_note(inputs.model, cur, models, any(r.period == cur for r in kpis))
+    if model_note:
+        notes.append(model_note)
     kind = period.kind.value
     meta = ReportMeta(
         report_id=report_id(kind, cur, inputs.model, now),
@@ -404,10 +564,13 @@ def assemble_report(inputs: ReportInputs, now: dt.datetime) -> Report:
         generated_at=now,
         title=f"{kind.capitalize()} marketing report {cur}",
     )
+    prev_mrr_missing = not _measured(table.get("mrr", prev)) and (
+        missing_reason(inputs.coverage, "mrr", period.previous()) is not None
+    )
     return Report(
         meta=meta,
-        headline=_headline(table, cur, prev, yoy, inputs.model),
-        mrr_bridge=_mrr_bridge(table, cur, prev),
+        headline=_headline(table, period, inputs.model, inputs.coverage),
+        mrr_bridge=_mrr_bridge(table, cur, prev, prev_mrr_missing),
         channels=channels,
         campaigns=campaigns,
         top_campaigns=top,
@@ -419,6 +582,7 @@ def assemble_report(inputs: ReportInputs, now: dt.datetime) -> Report:
         alerts=sorted(inputs.alerts, key=lambda a: (a.starts_at, a.alert_id)),
         trends=trends,
         forecast=forecasts,
+        forecast_check=checks,
         recommendations=recommendations,
         notes=notes,
     )

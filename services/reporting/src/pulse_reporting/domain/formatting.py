@@ -30,6 +30,8 @@ def fmt_value(value: float | None, fmt: Fmt | str) -> str:
 
 def fmt_change(delta: Delta, fmt: Fmt | str) -> str:
     """``+12.3%`` (relative) or, for rates, ``+1.2 pp``; arrow shows direction."""
+    if delta.unavailable:
+        return f"{MISSING} ({delta.unavailable})"
     if delta.change is None:
         return MISSING
     arrow = "▲" if delta.change > 0 else ("▼" if delta.change < 0 else "■")

@@ -86,6 +86,9 @@ class Delta(_Model):
     change: float | None
     change_pct: float | None
     tone: Tone
+    # Why there is no comparison although a value exists ("no data before 2025-11-03"):
+    # a base period without source data is missing, not zero.
+    unavailable: str | None = None
 
 
 class KpiTile(_Model):
@@ -112,6 +115,10 @@ class DimensionRow(_Model):
     roas: float | None = None
     cac: float | None = None
     spend_share: float | None = None
+    # ROAS under every attribution model the report shows, and their median (the
+    # consensus used to rank campaigns and to decide recommendations).
+    roas_by_model: dict[str, float | None] = Field(default_factory=dict)
+    consensus_roas: float | None = None
 
 
 class ModelComparisonRow(_Model):
@@ -157,8 +164,10 @@ class BudgetRow(_Model):
 class ForecastPoint(_Model):
     day: dt.date
     value: float
-    lower: float
+    lower: float  # at ``ForecastSeries.interval`` (80 %)
     upper: float
+    lower_95: float | None = None
+    upper_95: float | None = None
 
 
 class ForecastSeries(_Model):
@@ -173,16 +182,61 @@ class ForecastSeries(_Model):
     total: float
     total_lower: float
     total_upper: float
+    total_lower_95: float | None = None
+    total_upper_95: float | None = None
+    horizon_days: int = 30
+
+
+class ForecastCheck(_Model):
+    """Last period's forecast against what happened: forecast from the data up to the
+    previous period's end, compared with this period's actual."""
+
+    kpi: str
+    label: str
+    fmt: Fmt
+    method: str
+    aggregate: str
+    days: int
+    forecast: float
+    lower: float
+    upper: float
+    lower_95: float | None = None
+    upper_95: float | None = None
+    actual: float
+    inside: bool  # actual within the 80 % interval
+    error_pct: float | None  # (forecast - actual) / actual
+
+
+class Action(StrEnum):
+    SCALE = "scale"
+    REDUCE = "reduce"
+    PAUSE = "pause"
+    SHIFT_BUDGET = "shift_budget"
+    FIX_PACING = "fix_pacing"
+    INVESTIGATE = "investigate"
+
+
+class Confidence(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
 
 
 class Recommendation(_Model):
+    """One piece of advice with its evidence (see ``domain/recommend.py`` for the rules)."""
+
     label: str = RECOMMENDATION_LABEL
-    action: str  # shift_budget, review_campaign, ...
-    title: str
-    rationale: str
-    from_channel: str | None = None
-    to_channel: str | None = None
-    amount: float | None = None
+    action: Action
+    campaign_id: str | None = None
+    channel: str | None = None  # the campaign's/channel's own channel; a shift's source
+    to_channel: str | None = None  # a shift's target
+    amount: float | None = None  # dollars to move/cut/add this period
+    roas_by_model: dict[str, float | None] = Field(default_factory=dict)
+    consensus_roas: float | None = None  # median over roas_by_model
+    confidence: Confidence
+    reason: str  # one line
+    spend: float | None = None
+    spend_at_risk: float = 0.0  # what ranks recommendations (then spend)
     numbers: dict[str, float | None] = Field(default_factory=dict)
 
 
@@ -228,5 +282,6 @@ class Report(_Model):
     alerts: list[AlertRecord]
     trends: list[Trend] = Field(default_factory=list)
     forecast: list[ForecastSeries] = Field(default_factory=list)
+    forecast_check: list[ForecastCheck] = Field(default_factory=list)
     recommendations: list[Recommendation] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)

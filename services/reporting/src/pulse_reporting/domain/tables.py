@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pulse_reporting.domain.formatting import fmt_value
-from pulse_reporting.domain.model import DimensionRow, Fmt, Report
+from pulse_reporting.domain.model import DimensionRow, Fmt, Recommendation, Report
 
 Cell = str | float | int | None
 
@@ -38,12 +38,35 @@ _DIM_COLUMNS = (
 )
 
 
-def _dimension_table(name: str, title: str, first: str, rows: list[DimensionRow]) -> Table:
-    columns = (Column("name", first), *_DIM_COLUMNS)
+def _dimension_table(
+    name: str, title: str, first: str, rows: list[DimensionRow], consensus: bool = False
+) -> Table:
+    extra = (Column("consensus_roas", "Median ROAS (all models)", Fmt.RATIO),) if consensus else ()
+    dims = (*_DIM_COLUMNS, *extra)
+    columns = (Column("name", first), *dims)
     body = tuple(
-        tuple([r.name, *(getattr(r, c.key) for c in _DIM_COLUMNS)]) for r in rows
+        tuple([r.name, *(getattr(r, c.key) for c in dims)]) for r in rows
     )
     return Table(name, title, columns, body)
+
+
+def roas_summary(roas_by_model: dict[str, float | None]) -> str:
+    """``first_touch 1.67x, last_touch 0.00x`` (n/a for a model without a value)."""
+    return ", ".join(f"{m} {fmt_value(v, Fmt.RATIO)}" for m, v in roas_by_model.items())
+
+
+def recommendation_subject(r: Recommendation) -> str:
+    if r.to_channel:
+        return f"{r.channel} → {r.to_channel}"
+    if r.campaign_id:
+        return f"campaign {r.campaign_id}"
+    return f"channel {r.channel}" if r.channel else ""
+
+
+def recommendation_headline(r: Recommendation) -> str:
+    """``pause campaign gads-x ($1,200)``: action, subject, amount."""
+    amount = f" ({fmt_value(r.amount, Fmt.MONEY)})" if r.amount is not None else ""
+    return f"{r.action.value} {recommendation_subject(r)}{amount}"
 
 
 def headline_table(report: Report) -> Table:
@@ -56,16 +79,18 @@ def headline_table(report: Report) -> Table:
         Column("year_ago", "Year ago"),
         Column("yoy_change_pct", "YoY change", Fmt.PERCENT),
         Column("fmt", "Format"),
+        Column("pop_unavailable", "PoP not comparable"),
+        Column("yoy_unavailable", "YoY not comparable"),
     )
     rows = tuple(
         (
             t.kpi, t.label, t.value, t.pop.previous, t.pop.change_pct, t.yoy.previous,
-            t.yoy.change_pct, t.fmt.value,
+            t.yoy.change_pct, t.fmt.value, t.pop.unavailable, t.yoy.unavailable,
         )
         for t in report.headline
     )
     tones = tuple(
-        (None, None, None, None, t.pop.tone.value, None, t.yoy.tone.value, None)
+        (None, None, None, None, t.pop.tone.value, None, t.yoy.tone.value, None, None, None)
         for t in report.headline
     )
     return Table("headline", "Headline KPIs", columns, rows, tones)
@@ -103,12 +128,12 @@ def report_tables(report: Report) -> list[Table]:
         )
     )
     tables.append(
-        _dimension_table("top_campaigns", "Top campaigns by ROAS", "Campaign",
-                         report.top_campaigns)
+        _dimension_table("top_campaigns", "Top campaigns by median ROAS over the models",
+                         "Campaign", report.top_campaigns, consensus=True)
     )
     tables.append(
-        _dimension_table("bottom_campaigns", "Bottom campaigns by ROAS", "Campaign",
-                         report.bottom_campaigns)
+        _dimension_table("bottom_campaigns", "Bottom campaigns by median ROAS over the models",
+                         "Campaign", report.bottom_campaigns, consensus=True)
     )
     mc = report.model_comparison
     tables.append(
@@ -206,18 +231,46 @@ def report_tables(report: Report) -> list[Table]:
     tables.append(
         Table(
             "forecast",
-            "30-day forecast",
+            "Forecast",
             (
                 Column("kpi", "KPI"),
-                Column("total", "Next 30 days"),
+                Column("aggregate", "Aggregate"),
+                Column("horizon_days", "Days"),
+                Column("total", "Forecast"),
                 Column("total_lower", "Lower"),
                 Column("total_upper", "Upper"),
                 Column("interval", "Interval", Fmt.PERCENT),
+                Column("total_lower_95", "Lower 95%"),
+                Column("total_upper_95", "Upper 95%"),
                 Column("method", "Method"),
             ),
             tuple(
-                (f.kpi, f.total, f.total_lower, f.total_upper, f.interval, f.method)
+                (f.kpi, f.aggregate, f.horizon_days, f.total, f.total_lower, f.total_upper,
+                 f.interval, f.total_lower_95, f.total_upper_95, f.method)
                 for f in report.forecast
+            ),
+        )
+    )
+    tables.append(
+        Table(
+            "forecast_check",
+            "Last period's forecast vs actual",
+            (
+                Column("kpi", "KPI"),
+                Column("aggregate", "Aggregate"),
+                Column("days", "Days"),
+                Column("forecast", "Forecast"),
+                Column("lower", "Lower 80%"),
+                Column("upper", "Upper 80%"),
+                Column("actual", "Actual"),
+                Column("inside", "Inside 80%"),
+                Column("error_pct", "Error", Fmt.PERCENT),
+                Column("method", "Method"),
+            ),
+            tuple(
+                (c.kpi, c.aggregate, c.days, c.forecast, c.lower, c.upper, c.actual,
+                 "yes" if c.inside else "no", c.error_pct, c.method)
+                for c in report.forecast_check
             ),
         )
     )
@@ -227,14 +280,20 @@ def report_tables(report: Report) -> list[Table]:
             "Recommendations (for manual review)",
             (
                 Column("action", "Action"),
-                Column("title", "Recommendation"),
-                Column("from_channel", "From"),
-                Column("to_channel", "To"),
+                Column("campaign_id", "Campaign"),
+                Column("channel", "Channel"),
+                Column("to_channel", "To channel"),
                 Column("amount", "Amount", Fmt.MONEY),
-                Column("rationale", "Numbers behind it"),
+                Column("consensus_roas", "Median ROAS", Fmt.RATIO),
+                Column("roas_by_model", "ROAS by model"),
+                Column("confidence", "Confidence"),
+                Column("spend_at_risk", "Spend at risk", Fmt.MONEY),
+                Column("reason", "Reason"),
             ),
             tuple(
-                (r.action, r.title, r.from_channel, r.to_channel, r.amount, r.rationale)
+                (r.action.value, r.campaign_id, r.channel, r.to_channel, r.amount,
+                 r.consensus_roas, roas_summary(r.roas_by_model), r.confidence.value,
+                 r.spend_at_risk, r.reason)
                 for r in report.recommendations
             ),
         )
@@ -242,22 +301,59 @@ def report_tables(report: Report) -> list[Table]:
     return tables
 
 
+def _horizon_label(report: Report) -> str:
+    days = report.forecast[0].horizon_days if report.forecast else 30
+    return f"{days}-day forecast"
+
+
 def forecast_display_table(report: Report) -> Table:
     """The forecast with per-KPI formatting (money, counts) for human-readable outputs."""
     columns = (
         Column("label", "KPI"),
-        Column("total", "Next 30 days"),
-        Column("range", "Interval"),
+        Column("total", "Forecast"),
+        Column("range", "80% interval"),
+        Column("range_95", "95% interval"),
         Column("method", "Method"),
     )
     rows = tuple(
         (
-            f.label + (" (day 30)" if f.aggregate == "last" else " (30-day total)"),
+            f.label + (f" (day {f.horizon_days})" if f.aggregate == "last"
+                       else f" ({f.horizon_days}-day total)"),
             fmt_value(f.total, f.fmt),
-            f"{fmt_value(f.total_lower, f.fmt)} – {fmt_value(f.total_upper, f.fmt)} "
-            f"({f.interval * 100:.0f}%)",
+            f"{fmt_value(f.total_lower, f.fmt)} – {fmt_value(f.total_upper, f.fmt)}",
+            f"{fmt_value(f.total_lower_95, f.fmt)} – {fmt_value(f.total_upper_95, f.fmt)}",
             f.method,
         )
         for f in report.forecast
     )
-    return Table("forecast", "30-day forecast", columns, rows)
+    return Table("forecast", _horizon_label(report), columns, rows)
+
+
+def forecast_check_display_table(report: Report) -> Table:
+    """Last period's forecast (made before the period began) against the actual."""
+    columns = (
+        Column("label", "KPI"),
+        Column("forecast", "Forecast"),
+        Column("range", "80% interval"),
+        Column("actual", "Actual"),
+        Column("verdict", "Result"),
+    )
+    rows = tuple(
+        (
+            c.label + (" (last day)" if c.aggregate == "last" else f" ({c.days}-day total)"),
+            fmt_value(c.forecast, c.fmt),
+            f"{fmt_value(c.lower, c.fmt)} – {fmt_value(c.upper, c.fmt)}",
+            fmt_value(c.actual, c.fmt),
+            ("inside the interval" if c.inside else "outside the interval")
+            + (f", error {c.error_pct * 100:+.1f}%" if c.error_pct is not None else ""),
+        )
+        for c in report.forecast_check
+    )
+    return Table("forecast_check", "Last period's forecast vs actual", columns, rows)
+
+
+def top_campaigns_empty(report: Report) -> str:
+    """Why the top-campaigns table is empty (never 'no spend' when campaigns spent)."""
+    if any((c.spend or 0.0) > 0 for c in report.campaigns):
+        return "No campaign with spend has attributed revenue under any shown model."
+    return "No campaigns with spend."

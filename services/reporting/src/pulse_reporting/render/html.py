@@ -14,8 +14,12 @@ from pulse_reporting.domain.tables import (
     Cell,
     Column,
     Table,
+    forecast_check_display_table,
     forecast_display_table,
+    recommendation_headline,
     report_tables,
+    roas_summary,
+    top_campaigns_empty,
 )
 from pulse_reporting.render.drawing import Chart, report_charts
 
@@ -28,6 +32,7 @@ class Section:
     empty: str
     chart: str | None = None
     extra_charts: list[str] = field(default_factory=list)
+    empties: dict[str, str] = field(default_factory=dict)  # per-table empty text
 
 
 def cell(value: Cell, column: Column) -> str:
@@ -52,7 +57,8 @@ def _env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(fv=fmt_value, fc=fmt_change, cell=cell, tone=tone)
+    env.globals.update(fv=fmt_value, fc=fmt_change, cell=cell, tone=tone,
+                       rec_headline=recommendation_headline, roas_summary=roas_summary)
     return env
 
 
@@ -74,12 +80,13 @@ def sections(report: Report, rendered: list[Chart] | None = None) -> list[Sectio
                 "No per-model KPIs."),
         Section("campaigns", f"Campaigns — {m.model}",
                 [t["campaigns"], t["top_campaigns"], t["bottom_campaigns"]],
-                "No campaign KPIs."),
+                "No campaign KPIs.", empties={"top_campaigns": top_campaigns_empty(report)}),
         Section("funnel", "Funnel", [t["funnel"]], "No funnel data.", svg.get("funnel")),
         Section("budget", "Budget vs actual and pacing", [t["budget"]], "No budgets."),
         Section("paths", "Top conversion paths", [t["paths"]], "No conversions in the period."),
         Section("alerts", "Alerts fired", [t["alerts"]], "No alerts fired in the period."),
-        Section("forecast", "30-day forecast", [forecast_display_table(report)],
+        Section("forecast", "Forecast",
+                [forecast_display_table(report), forecast_check_display_table(report)],
                 "Not enough history.",
                 extra_charts=[v for k, v in svg.items() if k.startswith("trend_")]),
     ]

@@ -8,9 +8,20 @@ from pulse_reporting.domain.tables import (
     Cell,
     Column,
     Table,
+    forecast_check_display_table,
     forecast_display_table,
+    recommendation_headline,
     report_tables,
+    roas_summary,
+    top_campaigns_empty,
 )
+
+_MD_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\|*`[]<>"})
+
+
+def md_escape(text: str) -> str:
+    """User text (campaign and channel names, summaries) cannot inject Markdown/HTML."""
+    return text.translate(_MD_SPECIAL)
 
 
 def _cell(value: Cell, column: Column) -> str:
@@ -18,7 +29,7 @@ def _cell(value: Cell, column: Column) -> str:
         return MISSING if column.fmt else ""
     if column.fmt is not None and isinstance(value, int | float):
         return fmt_value(float(value), column.fmt)
-    return str(value).replace("|", "\\|")
+    return md_escape(str(value))
 
 
 def _table(table: Table) -> list[str]:
@@ -53,7 +64,7 @@ def render_markdown(report: Report) -> str:
         f"Generated {m.generated_at.strftime('%Y-%m-%d %H:%M UTC')} · report id `{m.report_id}`",
     ]
     for note in report.notes:
-        lines += ["", f"> **Note:** {note}"]
+        lines += ["", f"> **Note:** {md_escape(note)}"]
     lines += [
         "", "## Headline KPIs", "",
         "| KPI | Value | vs previous | | vs year ago | |",
@@ -61,9 +72,9 @@ def render_markdown(report: Report) -> str:
     ]
     for t in report.headline:
         lines.append(
-            f"| {t.label} | {fmt_value(t.value, t.fmt)} | {fmt_change(t.pop, t.fmt)} | "
+            f"| {t.label} | {fmt_value(t.value, t.fmt)} | {md_escape(fmt_change(t.pop, t.fmt))} | "
             f"{TONE_EMOJI[t.pop.tone] if t.pop.change is not None else ''} | "
-            f"{fmt_change(t.yoy, t.fmt)} | "
+            f"{md_escape(fmt_change(t.yoy, t.fmt))} | "
             f"{TONE_EMOJI[t.yoy.tone] if t.yoy.change is not None else ''} |"
         )
     lines.append("")
@@ -79,19 +90,32 @@ def render_markdown(report: Report) -> str:
     if tables["model_comparison_roas"].rows and report.model_comparison.models:
         lines += ["", "ROAS by model:", ""] + _table(tables["model_comparison_roas"])
     lines += _section(f"Campaigns — {m.model}", tables["campaigns"], "No campaign KPIs.")
-    lines += _section("Top campaigns (ROAS)", tables["top_campaigns"], "No campaigns with spend.")
     lines += _section(
-        "Bottom campaigns (ROAS)", tables["bottom_campaigns"], "No further campaigns."
+        "Top campaigns (median ROAS over the shown models)", tables["top_campaigns"],
+        top_campaigns_empty(report),
+    )
+    lines += _section(
+        "Bottom campaigns (median ROAS over the shown models)", tables["bottom_campaigns"],
+        "No further campaigns.",
     )
     lines += _section("Funnel", tables["funnel"], "No funnel data.")
     lines += _section("Budget vs actual", tables["budget"], "No budgets.")
     lines += _section("Top conversion paths", tables["paths"], "No conversions in the period.")
     lines += _section("Alerts fired", tables["alerts"], "No alerts fired in the period.")
-    lines += _section("30-day forecast", forecast_display_table(report), "Not enough history.")
+    forecast = forecast_display_table(report)
+    lines += _section(forecast.title, forecast, "Not enough history.")
+    lines += _section(
+        "Last period's forecast vs actual", forecast_check_display_table(report),
+        "No forecast could be made before this period (too little history).",
+    )
     lines += ["", "## Recommendations", "", f"_{RECOMMENDATION_LABEL}._", ""]
     if report.recommendations:
         for r in report.recommendations:
-            lines.append(f"- **{r.title}** — {r.rationale}")
+            lines.append(
+                f"- **{md_escape(recommendation_headline(r))}** · confidence "
+                f"{r.confidence.value} — {md_escape(r.reason)} "
+                f"_(ROAS by model: {md_escape(roas_summary(r.roas_by_model)) or 'n/a'})_"
+            )
     else:
         lines.append("_No recommendations this period._")
     return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
@@ -29,7 +30,13 @@ from reportlab.platypus.flowables import Flowable
 from pulse_reporting.domain.formatting import TONE_COLOURS, fmt_change, fmt_value
 from pulse_reporting.domain.model import RECOMMENDATION_LABEL, Report, Tone
 from pulse_reporting.domain.tables import Table as DataTable
-from pulse_reporting.domain.tables import forecast_display_table, report_tables
+from pulse_reporting.domain.tables import (
+    forecast_check_display_table,
+    forecast_display_table,
+    recommendation_headline,
+    report_tables,
+    roas_summary,
+)
 from pulse_reporting.render.drawing import Chart, report_charts
 from pulse_reporting.render.html import cell
 
@@ -70,7 +77,7 @@ def _table(data: DataTable, styles: dict[str, ParagraphStyle]) -> Flowable:
     regular, bold = _fonts()
     header = [c.title for c in data.columns]
     body = [
-        [Paragraph(cell(v, c), styles["small"]) if c.fmt is None else cell(v, c)
+        [Paragraph(escape(cell(v, c)), styles["small"]) if c.fmt is None else cell(v, c)
          for v, c in zip(row, data.columns, strict=True)]
         for row in data.rows
     ]
@@ -121,6 +128,7 @@ def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flo
     m = report.meta
     t = {table.name: table for table in report_tables(report)}
     t["forecast"] = forecast_display_table(report)
+    t["forecast_check"] = forecast_check_display_table(report)
     if rendered is None:
         rendered = report_charts(report)
     figs = {c.name: c.drawing for c in rendered}
@@ -135,13 +143,20 @@ def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flo
         ),
         Spacer(1, 6),
     ]
-    story += [Paragraph(f"Note: {n}", styles["note"]) for n in report.notes]
+    story += [Paragraph(f"Note: {escape(n)}", styles["note"]) for n in report.notes]
     story += [Paragraph("Headline KPIs", styles["h2"]), _headline(report, styles)]
     if report.recommendations:
         story += [Paragraph("Recommendations", styles["h2"]),
                   Paragraph(RECOMMENDATION_LABEL, styles["note"]), Spacer(1, 4)]
-        story += [Paragraph(f"• <b>{r.title}</b> — {r.rationale}", styles["body"])
-                  for r in report.recommendations]
+        story += [
+            Paragraph(
+                f"• <b>{escape(recommendation_headline(r))}</b> · confidence "
+                f"{r.confidence.value} — {escape(r.reason)} <i>(ROAS by model: "
+                f"{escape(roas_summary(r.roas_by_model)) or 'n/a'})</i>",
+                styles["body"],
+            )
+            for r in report.recommendations
+        ]
     story.append(PageBreak())
 
     def section(title: str, names: list[str], chart: str | None = None) -> None:
@@ -164,7 +179,8 @@ def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flo
     section("Budget vs actual and pacing", ["budget"])
     section("Top conversion paths", ["paths"])
     section("Alerts fired", ["alerts"])
-    section("30-day forecast", ["forecast"])
+    section(t["forecast"].title, ["forecast"])
+    section("Last period's forecast vs actual", ["forecast_check"])
     for name in [k for k in figs if k.startswith("trend_")]:
         story.append(KeepTogether([figs.pop(name)]))
     return story
