@@ -51,6 +51,7 @@ async def run_demo(
     from pulse_ingest.service import IngestService
     from pulse_ingest.settings import IngestSettings
     from pulse_reporting.generate import generate_report
+    from pulse_reporting.settings import ALL_FORMATS
 
     started = time.perf_counter()
     today = dt.datetime.now(dt.UTC).date()
@@ -85,7 +86,7 @@ async def run_demo(
             paths: list[str] = []
             for kind, period in periods.items():
                 report = await generate_report(
-                    store, kind, period, formats=("md", "html"),
+                    store, kind, period, formats=ALL_FORMATS,  # the whole product
                     out_dir=reports_dir, bus=pipeline.bus,
                 )
                 paths.extend(str(p.absolute()) for p in report.paths.values())
