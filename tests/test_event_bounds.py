@@ -57,8 +57,10 @@ MODEL_TABLES: dict[type[Event], str] = {
 }
 #: Fields stored under another name: a report's paths become one row per format → path.
 RENAMED: dict[tuple[type[Event], str], str] = {(ReportReady, "paths"): "path"}
-#: Fields that travel on the bus only (they still need bounds).
-NOT_STORED = {(KpiSnapshot, "final"), (KpiSnapshot, "schema_version")}
+#: Fields that travel on the bus only (they still need bounds). ``complete`` depends on the
+#: day it is read, not only on the value, so readers derive it from the period (a stored flag
+#: would stay false after the period ends).
+NOT_STORED = {(KpiSnapshot, "final"), (KpiSnapshot, "complete"), (KpiSnapshot, "schema_version")}
 #: Models stored whole as JSON inside a String column (their fields still need bounds).
 STORED_AS_JSON = {CampaignAction: "alert_events.actions"}
 
@@ -106,7 +108,7 @@ def samples(now: dt.datetime) -> dict[type[Event], dict[str, Any]]:
         KpiSnapshot: {"kpi": "spend", "grain": "day", "period": day.isoformat(),
                       "period_start": day, "dimension": "all", "dimension_value": "",
                       "value": 1.5, "unit": "usd", "computed_at": now, "final": False,
-                      "schema_version": 1},
+                      "complete": False, "schema_version": 1},
         Alert: {"alert_id": "al-1", "fingerprint": "fp", "rule": "r", "state": "firing",
                 "severity": "info", "kpi": "spend", "labels": {"channel": "email"},
                 "annotations": {"summary": "high\nvery"}, "value": 1.0, "threshold": 0.5,
@@ -369,7 +371,7 @@ def stored_row(event: Event) -> dict[str, Any]:
     row = {k: (v.value if isinstance(v, Enum) else v) for k, v in dict(event).items()}
     if isinstance(event, Budget):
         row["month"] = event.month_start
-    for key in ("final", "schema_version"):
+    for key in ("final", "complete", "schema_version"):
         if isinstance(event, KpiSnapshot):
             row.pop(key)
     return row

@@ -234,6 +234,10 @@ def dashboard(uid: str, title: str, description: str, panels: list[dict[str, Any
 
 
 GRAIN_VAR = custom_variable("grain", "Grain", [(g, g) for g in GRAINS])
+#: The executive view opens on months: budget pacing has values only per month, and a CMO
+#: reads whole months (issue 16).
+EXECUTIVE_GRAIN_VAR = custom_variable("grain", "Grain", [(g, g) for g in GRAINS],
+                                      current=GRAINS.index("month"))
 MODEL_VAR = custom_variable("model", "Attribution model", [(m, m) for m in ATTRIBUTION_MODELS])
 DASH_LINKS = [
     {"type": "dashboards", "tags": ["pulse"], "asDropdown": True, "title": "Pulse"},
@@ -439,7 +443,7 @@ def executive() -> dict[str, Any]:
         "pulse-executive", "Pulse · Executive",
         "CMO view: revenue, MRR bridge, marketing efficiency, ROAS by channel, budget, funnel."
         " All numbers from kpi_values.",
-        panels, [GRAIN_VAR, MODEL_VAR], time_from="now-180d", tags=["executive"],
+        panels, [EXECUTIVE_GRAIN_VAR, MODEL_VAR], time_from="now-180d", tags=["executive"],
         links=DASH_LINKS,
     )
 

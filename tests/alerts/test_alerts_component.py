@@ -204,14 +204,15 @@ async def call_asgi(app: Any, method: str, path: str, body: Any = None,
 def test_cli_list_silence_and_backtest(embedded_store: Store, monkeypatch: pytest.MonkeyPatch,
                                        tmp_path: Any) -> None:
     monkeypatch.setattr(cli, "_store", lambda: embedded_store)
-    kpi = unique()
+    # Rules must name a catalog KPI: the series is made unique by its channel value.
+    kpi, channel = "spend", unique()
     values = [50, 50, 150, 160, 170, 40, 40, 200, 30, 30]
     embedded_store.insert(
         "kpi_values",
         [
             {"kpi": kpi, "grain": "day", "period": (DAY + dt.timedelta(days=i)).isoformat(),
              "period_start": DAY + dt.timedelta(days=i), "dimension": "channel",
-             "dimension_value": "paid_search", "value": float(v), "unit": "USD",
+             "dimension_value": channel, "value": float(v), "unit": "USD",
              "computed_at": T0}
             for i, v in enumerate(values)
         ],
@@ -220,9 +221,10 @@ def test_cli_list_silence_and_backtest(embedded_store: Store, monkeypatch: pytes
     )
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(
-        f"rules:\n  - {{name: {kpi}_hi, type: threshold, kpi: {kpi}, grain: day,"
-        " dimension: channel, op: above, threshold: 100, for: 2, repeat_interval: 7d}\n"
+        f"rules:\n  - {{name: {channel}_hi, type: threshold, kpi: {kpi}, grain: day,"
+        f" channel: {channel}, op: above, threshold: 100, for: 2, repeat_interval: 7d}}\n"
     )
+    kpi = channel  # names the rule below
     runner = CliRunner()
     result = runner.invoke(cli.app, ["test", f"{kpi}_hi", "--from", "2026-11-20", "--to",
                                      "2026-11-29", "--rules", str(rules_file)])
@@ -258,6 +260,52 @@ async def test_cli_list_shows_firing(embedded_store: Store, monkeypatch: pytest.
     assert result.exit_code == 0
     mine = [json.loads(ln) for ln in result.output.splitlines() if kpi in ln]
     assert [(m["rule"], m["state"], m["value"]) for m in mine] == [(f"{kpi}_hi", "firing", 20.0)]
+    # The data's period and time, not only when the alert was processed.
+    assert [(m["period"], m["data_time"]) for m in mine] == [("2026-11-20", T0.isoformat())]
+    table = CliRunner().invoke(cli.app, ["list", "--state", "firing"])
+    header, *rows = table.output.splitlines()
+    assert header.split()[:6] == ["STATE", "SEVERITY", "RULE", "SCOPE", "PERIOD", "VALUE"]
+    [row] = [r for r in rows if kpi in r]
+    assert row.split()[:6] == ["firing", "warning", f"{kpi}_hi", "email", "2026-11-20", "20.0"]
+
+
+def test_cli_backtest_that_evaluates_nothing_fails_with_the_reason(
+    embedded_store: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setattr(cli, "_store", lambda: embedded_store)
+    channel = unique()
+    rules_file = tmp_path / "rules.yaml"
+    runner = CliRunner()
+
+    def backtest(rule_yaml: str) -> Any:
+        rules_file.write_text(f"rules:\n  - {{name: r, {rule_yaml}}}\n")
+        return runner.invoke(cli.app, ["test", "r", "--from", "2026-11-20", "--to",
+                                       "2026-11-29", "--rules", str(rules_file)])
+
+    unknown = backtest("type: threshold, kpi: spnd, grain: day, op: above, threshold: 1")
+    assert unknown.exit_code == 2
+    assert "unknown KPI 'spnd' (did you mean spend?)" in unknown.output
+    assert "evaluation" not in unknown.output
+
+    empty = backtest(f"type: threshold, kpi: spend, grain: day, channel: {channel},"
+                     " op: above, threshold: 1")
+    assert empty.exit_code == 1
+    assert empty.output.strip() == (
+        f"error: r: 0 evaluations: no KPI values for kpi=spend grain=day dimension=channel "
+        f"dimension_value={channel} between 2026-11-20 and 2026-11-29")
+
+    embedded_store.insert(
+        "kpi_values",
+        [{"kpi": "spend", "grain": "day", "period": DAY.isoformat(), "period_start": DAY,
+          "dimension": "channel", "dimension_value": channel, "value": 10.0, "unit": "USD",
+          "computed_at": T0}],
+        ["kpi", "grain", "period", "period_start", "dimension", "dimension_value", "value",
+         "unit", "computed_at"],
+    )
+    no_history = backtest(f"type: change, kpi: spend, grain: day, channel: {channel},"
+                          " threshold_pct: 10, periods_back: 7")
+    assert no_history.exit_code == 1
+    assert "1 KPI value(s)" in no_history.output and "none evaluable" in no_history.output
 
 
 def insert_campaign_spend(store: Store, campaign: str, values: dict[dt.date, float]) -> None:

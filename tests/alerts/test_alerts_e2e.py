@@ -100,12 +100,13 @@ async def test_breach_one_alert_one_webhook_and_no_duplicate_after_kill(
     tmp_path: Path, isolated_consumer_groups: str,
 ) -> None:
     await kafka_broker.create_topics_async(all_topic_names())
-    kpi = f"e2e_spend_{uuid.uuid4().hex[:8]}"
-    rule = f"{kpi}_high"
+    # A catalog KPI (the service refuses rules on unknown ones); the channel is unique.
+    kpi, channel = "spend", f"e2e_{uuid.uuid4().hex[:8]}"
+    rule = f"{channel}_high"
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(
         f"rules:\n  - {{name: {rule}, type: threshold, kpi: {kpi}, grain: day,"
-        " dimension: channel, op: above, threshold: 1000, severity: critical}\n"
+        f" channel: {channel}, op: above, threshold: 1000, severity: critical}}\n"
     )
     env = {
         **os.environ,
@@ -137,7 +138,7 @@ async def test_breach_one_alert_one_webhook_and_no_duplicate_after_kill(
     def snapshot(value: float, minutes: int) -> KpiSnapshot:
         return KpiSnapshot(
             kpi=kpi, grain=Grain.DAY, period=day.isoformat(), period_start=day,
-            dimension="channel", dimension_value="paid_search", value=value, unit="USD",
+            dimension="channel", dimension_value=channel, value=value, unit="USD",
             computed_at=computed + dt.timedelta(minutes=minutes),
         )
 

@@ -263,8 +263,55 @@ def test_alert_contents() -> None:
     (alert,) = outcome.alerts
     assert alert.state is AlertState.FIRING and alert.severity.value == "critical"
     assert alert.labels["team"] == "growth" and alert.kpi == "spend"
-    assert alert.annotations == {"summary": "paid_search at 150 > 100"}
+    # The data's period and time ride along: the snapshot's, not the processing time.
+    assert alert.annotations == {"summary": "paid_search at 150 > 100", "period": "2026-11-25",
+                                 "data_time": minutes(0).isoformat()}
     assert alert.sent_at == minutes(0) and alert.value == 150.0
+
+
+def month_snap(month: dt.date, value: float, computed_at: dt.datetime,
+               kpi: str = "spend_to_date") -> KpiSnapshot:
+    return KpiSnapshot(
+        kpi=kpi, grain=Grain.MONTH, period=month.strftime("%Y-%m"), period_start=month,
+        dimension="channel", dimension_value="paid_search", value=value, unit="USD",
+        computed_at=computed_at,
+    )
+
+
+def test_a_resolved_alert_keeps_the_figures_and_period_that_fired() -> None:
+    """November overspends; December's first (small) figure resolves the alert, but the
+    alert still shows November's figures and period, and says which period resolved it."""
+    from pulse_alerts.domain.evaluate import EvalContext
+
+    rules = load_rules(
+        "rules:\n  - {name: overspend, type: budget, mode: overspend, dimension: channel,"
+        " tolerance_pct: 0, annotations: {summary: '{dimension_value} has spent"
+        " {value:,.0f} USD in {period}, over its budget of {baseline:,.0f}'}}\n"
+    )
+    engine = Engine(rules)
+    nov, dec = dt.date(2026, 11, 1), dt.date(2026, 12, 1)
+    nov_at = dt.datetime(2026, 11, 30, 23, 0, tzinfo=dt.UTC)
+    dec_at = dt.datetime(2026, 12, 2, 1, 0, tzinfo=dt.UTC)
+    processed = [dec_at + dt.timedelta(hours=5), dec_at + dt.timedelta(hours=6)]
+    outcomes: list[Outcome] = []
+    for snapshot, budget, now in ((month_snap(nov, 19_250, nov_at), 17_900, processed[0]),
+                                  (month_snap(dec, 1_502, dec_at), 17_900, processed[1])):
+        (rule, matched), = engine.plan([snapshot])
+        obs = evaluate(rule, matched, EvalContext(related={"budget": [budget]}))
+        assert obs is not None
+        step = engine.apply([(rule, obs)], now)
+        engine.commit(step)
+        outcomes.extend(step)
+    fired, resolved = (a for o in outcomes for a in o.alerts)
+    assert (fired.state, resolved.state) == (AlertState.FIRING, AlertState.RESOLVED)
+    for alert in (fired, resolved):
+        assert alert.value == 19_250
+        assert alert.annotations["summary"] == (
+            "paid_search has spent 19,250 USD in 2026-11, over its budget of 17,900")
+        assert alert.annotations["period"] == "2026-11"
+        assert alert.annotations["data_time"] == nov_at.isoformat()
+    assert resolved.annotations["resolved_period"] == "2026-12"
+    assert resolved.sent_at == processed[1]  # processing time stays the notification time
 
 
 def test_history_reads_single_and_bulk_agree(any_store: Store) -> None:

@@ -152,3 +152,13 @@ async def test_email_failure_is_reported_not_raised() -> None:
     settings = AlertsSettings(smtp_host="127.0.0.1", smtp_port=9, email_to=["a@b.c"],
                               smtp_attempts=1, smtp_timeout_s=1)
     assert not await EmailNotifier(settings).send("g", [alert()])
+
+
+def test_message_names_the_data_period_and_time_not_only_the_processing_time() -> None:
+    data_time = dt.datetime(2026, 11, 30, 23, 0, tzinfo=dt.UTC)
+    fired = alert().model_copy(update={"annotations": {
+        "summary": "paid_search spent 1,500", "period": "2026-11",
+        "data_time": data_time.isoformat()}})
+    text = slack_payload("g", [fired])["attachments"][0]["text"]
+    assert text.splitlines()[-1] == f"period 2026-11 (data as of {data_time.isoformat()})"
+    assert "data as of" not in slack_payload("g", [alert()])["attachments"][0]["text"]

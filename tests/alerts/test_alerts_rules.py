@@ -13,10 +13,12 @@ from pulse_alerts.domain.durations import format_duration, parse_duration
 from pulse_alerts.domain.rules import (
     BudgetRule,
     ForecastRule,
+    KpiScope,
     RulesError,
     ThresholdRule,
     load_rules,
 )
+from pulse_alerts.kpi_catalog import installed_catalog
 from pulse_alerts.main import default_rules_text
 
 VALID = """
@@ -204,3 +206,88 @@ def test_backtest_period_ends() -> None:
     assert end(Grain.MONTH, dt.date(2026, 2, 1)) == dt.date(2026, 3, 1)
     assert end(Grain.QUARTER, dt.date(2026, 10, 1)) == dt.date(2027, 1, 1)
     assert end(Grain.QUARTER, dt.date(2026, 7, 1)) == dt.date(2026, 10, 1)
+
+
+CATALOG = {
+    "spend": KpiScope(frozenset({"day", "week", "month", "quarter"}),
+                      frozenset({"all", "channel", "campaign"})),
+    "mrr": KpiScope(frozenset({"day", "week", "month", "quarter"}), frozenset({"all"})),
+    "pacing": KpiScope(frozenset({"month", "quarter"}), frozenset({"all", "channel"})),
+    "roas__linear": KpiScope(frozenset({"day", "month"}), frozenset({"all", "channel"})),
+    "roas__markov": KpiScope(frozenset({"day", "month"}), frozenset({"all", "channel"})),
+}
+
+
+def threshold_rule(scope: str) -> str:
+    return f"rules:\n  - {{name: r, type: threshold, {scope}, op: above, threshold: 1}}\n"
+
+
+@pytest.mark.parametrize(
+    ("scope", "problem"),
+    [
+        ("kpi: spnd", "kpi: unknown KPI 'spnd' (did you mean spend?); valid: spend, mrr, "
+                      "pacing, roas__<model> (<model>: linear, markov)"),
+        ("kpi: 'roas__*', grain: week",
+         "grain: KPI 'roas__*' has no grain 'week'; valid: day, month"),
+        ("kpi: pacing, grain: day", "grain: KPI 'pacing' has no grain 'day'; valid: month, quarter"),
+        ("kpi: mrr, dimension: channel",
+         "dimension: KPI 'mrr' has no dimension 'channel'; valid: all"),
+        ("kpi: spend, dimension: chanel",
+         "dimension: unknown dimension 'chanel'; valid: all, campaign, channel"),
+        ("kpi: spend, grain: daily",
+         "grain: unknown grain 'daily'; valid: 'day', 'week', 'month' or 'quarter'"),
+    ],
+)
+def test_a_rule_that_can_never_match_is_refused_with_the_choices(scope: str, problem: str) -> None:
+    with pytest.raises(RulesError) as info:
+        load_rules(threshold_rule(scope), "f.yaml", CATALOG)
+    assert info.value.problems == [f"f.yaml: rule 'r' (#1): {problem}"]
+    assert info.value.code == 2
+
+
+def test_scope_checks_accept_valid_kpis_and_check_dimensions_without_a_catalog() -> None:
+    for scope in ("kpi: roas__linear, grain: month, channel: 'paid_*'", "kpi: 'roas__*'",
+                  "kpi: pacing, grain: month", "kpi: '*', dimension: 'c*'"):
+        assert len(load_rules(threshold_rule(scope), "f.yaml", CATALOG).rules) == 1
+    # Without a catalog KPI names are not checked, dimensions still are.
+    assert load_rules(threshold_rule("kpi: spnd")).rules[0].kpi == "spnd"
+    with pytest.raises(RulesError) as info:
+        load_rules(threshold_rule("kpi: spend, dimension: region"), "f.yaml")
+    assert info.value.problems == [
+        "f.yaml: rule 'r' (#1): dimension: unknown dimension 'region'; valid: all, channel, "
+        "campaign"]
+    # Other invalid fields keep exit status 1.
+    with pytest.raises(RulesError) as other:
+        load_rules("rules:\n  - {name: a, type: threshold, kpi: spend, op: above}\n")
+    assert other.value.code == 1
+
+
+def test_the_installed_kpi_catalog_knows_per_model_names() -> None:
+    catalog = installed_catalog()
+    assert catalog is not None  # pulse_kpi is part of the workspace and the CLI
+    assert "roas__linear" in catalog and "spend" in catalog
+    assert len(load_rules(default_rules_text(), "default.yaml", catalog).rules) >= 1
+
+
+def test_cli_rules_check_refuses_an_unknown_kpi_with_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(threshold_rule("kpi: spnd, grain: day"))
+    result = CliRunner().invoke(app, ["rules", "check", str(bad)])
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(f"error: {bad}: rule 'r' (#1): kpi: unknown KPI 'spnd'")
+    assert "roas__<model>" in line and "linear" in line and "mrr" in line
+
+
+def test_the_service_refuses_to_start_with_a_rule_that_can_never_match(tmp_path: Path) -> None:
+    from pulse_alerts.main import load_ruleset
+    from pulse_alerts.settings import AlertsSettings
+
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(threshold_rule("kpi: spend, grain: day, dimension: region"))
+    with pytest.raises(RulesError) as info:
+        load_ruleset(AlertsSettings(rules_file=rules_file))
+    assert info.value.code == 2 and "unknown dimension 'region'" in info.value.problems[0]
+    rules_file.write_text(threshold_rule("kpi: spnd"))
+    with pytest.raises(RulesError, match="unknown KPI 'spnd'"):
+        load_ruleset(AlertsSettings(rules_file=rules_file))

@@ -169,6 +169,10 @@ def test_executive_dashboard_has_kpi_tiles_mrr_bridge_and_roas_by_channel() -> N
         for kpi in re.findall(r"kpi = '(\w+)'", sql)
     }
     assert {"mrr", "arr", "cac", "ltv_cac", "mrr_new", "mrr_churn", "spend"} <= kpis_used
+    # Opens on months: budget pacing exists only per month (empty under week).
+    grain = next(v for v in dash["templating"]["list"] if v["name"] == "grain")
+    assert grain["current"] == {"text": "month", "value": "month"}
+    assert [o["value"] for o in grain["options"] if o["selected"]] == ["month"]
 
 
 def test_operations_dashboard_covers_lag_throughput_errors_dlq_latency_alerts() -> None:

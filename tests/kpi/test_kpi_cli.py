@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from pulse_kpi import cli
 from pulse_kpi.asyncapi import render
 from pulse_kpi.cli import MRR_COLUMNS, app, catalog_markdown
 from pulse_kpi.domain.catalog import CATALOG
@@ -98,10 +99,11 @@ def test_show_and_list(cli_env: None, embedded_store: Store) -> None:
         (f"{Y}-01", "email", 10.0), (f"{Y}-01", "display", 10.0),
         (f"{Y}-02", "email", 20.0), (f"{Y}-02", "display", 20.0),
     }
+    assert all(r["complete"] is True for r in data)  # months of 2011 ended long ago
     csv_out = runner.invoke(app, ["show", "--grain", "month", "--from", f"{Y}-02", "--to",
                                   f"{Y}-02", "--by", "channel", "--format", "csv"])
     assert csv_out.output.splitlines()[0] == (
-        "kpi,grain,period,period_start,dimension,dimension_value,value,unit")
+        "kpi,grain,period,period_start,dimension,dimension_value,value,unit,complete")
     assert len(csv_out.output.strip().splitlines()) == 3
     table = runner.invoke(app, ["show", "--grain", "month", "--from", f"{Y}-01", "--to",
                                 f"{Y}-02", "--by", "channel"])
@@ -111,6 +113,56 @@ def test_show_and_list(cli_env: None, embedded_store: Store) -> None:
     assert names == {k.name for k in CATALOG} and "ltv_cac" in names
 
 
+def test_show_flags_the_running_period_as_not_complete(
+    cli_env: None, embedded_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Last month is complete, this month is "to date" — whatever day the suite runs."""
+    now = dt.datetime.now(dt.UTC)
+    monkeypatch.setattr(cli, "clock", lambda: now)
+    this_month = now.date().replace(day=1)
+    last_month = (this_month - dt.timedelta(days=1)).replace(day=1)
+    label = {d: f"{d.year}-{d.month:02d}" for d in (last_month, this_month)}
+    rows = [
+        {"kpi": "spend", "grain": "month", "period": label[d], "period_start": d,
+         "dimension": "channel", "dimension_value": "complete-probe", "value": value,
+         "unit": "USD", "computed_at": now}
+        for d, value in ((last_month, 300.0), (this_month, 40.0))
+    ]
+    embedded_store.insert("kpi_values", rows, list(rows[0]))
+    span = ["--grain", "month", "--from", label[last_month], "--to", label[this_month],
+            "--by", "channel", "--kpi", "spend"]
+    runner = CliRunner()
+
+    out = runner.invoke(app, ["show", *span, "--format", "json"])
+    assert out.exit_code == 0, out.output
+    mine = {r["period"]: r for r in json.loads(out.output)
+            if r["dimension_value"] == "complete-probe"}
+    assert {p: (r["value"], r["complete"]) for p, r in mine.items()} == {
+        label[last_month]: (300.0, True), label[this_month]: (40.0, False)}
+
+    csv_out = runner.invoke(app, ["show", *span, "--format", "csv"])
+    assert csv_out.exit_code == 0, csv_out.output
+    probe = [line for line in csv_out.output.splitlines() if ",complete-probe," in line]
+    assert probe == [
+        f"spend,month,{label[last_month]},{last_month},channel,complete-probe,300,USD,true",
+        f"spend,month,{label[this_month]},{this_month},channel,complete-probe,40,USD,false",
+    ]
+
+    monkeypatch.setenv("COLUMNS", "200")
+    table = runner.invoke(app, ["show", *span])
+    assert table.exit_code == 0, table.output
+    assert f"{label[this_month]} (to date)" in table.output
+    assert f"{label[last_month]} (to date)" not in table.output
+
+    # The day after the month's last day, the same month is complete.
+    next_month = (this_month + dt.timedelta(days=31)).replace(day=1)
+    monkeypatch.setattr(cli, "clock", lambda: dt.datetime.combine(
+        next_month, dt.time(0, 0, 1), tzinfo=dt.UTC))
+    later = runner.invoke(app, ["show", *span, "--format", "json"])
+    assert [r["complete"] for r in json.loads(later.output)
+            if r["dimension_value"] == "complete-probe"] == [True, True]
+
+
 def test_committed_asyncapi_docs_are_up_to_date() -> None:
     docs = ROOT / "docs" / "asyncapi"
     assert (docs / "kpi.json").read_text() == render("json")
@@ -118,7 +170,7 @@ def test_committed_asyncapi_docs_are_up_to_date() -> None:
     assert (docs / "kpi-catalog.md").read_text() == catalog_markdown()
     spec = json.loads(render("json"))
     payload = spec["components"]["schemas"]["KpiSnapshot"]
-    assert {"kpi", "grain", "period", "value", "final", "schema_version"} <= set(
+    assert {"kpi", "grain", "period", "value", "final", "complete", "schema_version"} <= set(
         payload["properties"])
     assert "kpi.snapshots.v1:publish" in spec["channels"]
 

@@ -20,8 +20,9 @@ from pulse_kpi.domain.facts import (
 )
 from pulse_kpi.domain.mrr import MovementKind, MrrEvent, daily, movements, mrr_report
 from pulse_kpi.domain.periods import parse_period, period_of, periods_between
-from pulse_kpi.domain.snapshots import Throttle, changed, live
+from pulse_kpi.domain.snapshots import Throttle, changed, live, to_snapshot
 from pulse_shared.events import Grain
+from pulse_shared.periods import period_complete
 
 D = dt.date
 K = MovementKind
@@ -64,6 +65,35 @@ def test_periods_between_and_parse() -> None:
     assert parse_period("2026-Q4").end == D(2027, 1, 1)
     with pytest.raises(ValueError):
         parse_period("2026/10")
+
+
+@pytest.mark.parametrize(("grain", "start", "last_day"), [
+    (Grain.DAY, D(2026, 12, 3), D(2026, 12, 3)),
+    (Grain.WEEK, D(2026, 11, 30), D(2026, 12, 6)),
+    (Grain.MONTH, D(2026, 11, 1), D(2026, 11, 30)),
+    (Grain.MONTH, D(2028, 2, 1), D(2028, 2, 29)),
+    (Grain.QUARTER, D(2026, 10, 1), D(2026, 12, 31)),
+])
+def test_a_period_is_complete_from_the_day_after_its_last_day(
+    grain: Grain, start: dt.date, last_day: dt.date
+) -> None:
+    assert not period_complete(grain, start, start)
+    assert not period_complete(grain, start, last_day)
+    assert period_complete(grain, start, last_day + dt.timedelta(days=1))
+    assert period_complete(str(grain), start, last_day + dt.timedelta(days=400))
+    assert not period_complete(grain, start, start - dt.timedelta(days=30))  # planned ahead
+
+
+def test_a_snapshot_is_complete_when_its_period_ended_before_computed_at() -> None:
+    november = KpiValue("spend", Grain.MONTH, "2026-11", D(2026, 11, 1), "all", "", 9.0, "USD")
+    december = KpiValue("spend", Grain.MONTH, "2026-12", D(2026, 12, 1), "all", "", 1.0, "USD")
+    on_3_december = ts(2026, 12, 3)
+    assert to_snapshot(november, on_3_december).complete is True
+    assert to_snapshot(december, on_3_december).complete is False
+    # Late on 30 November in New York is already 1 December in UTC: November is complete.
+    new_york = dt.timezone(dt.timedelta(hours=-5))
+    assert to_snapshot(november, dt.datetime(2026, 11, 30, 21, tzinfo=new_york)).complete
+    assert not to_snapshot(november, dt.datetime(2026, 11, 30, 18, tzinfo=new_york)).complete
 
 
 # ----------------------------------------------------------------------------- MRR

@@ -3,12 +3,15 @@ message, never a 500 (``period=9999-12`` overflowed the calendar)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from reporting_fixtures import insert_kpis, period_kpis
 
+from pulse_reporting.domain.periods import parse_period
 from pulse_reporting.main import build
 from pulse_reporting.settings import ReportingSettings
 from pulse_reporting.web import create_dashboard
@@ -52,3 +55,26 @@ async def test_period_inside_the_supported_years_is_served(dashboard: httpx.Asyn
     r = await dashboard.get("/api/overview", params={"grain": "month", "period": "2099-12"})
     assert r.status_code == 200, r.text
     assert r.json()["meta"]["period"] == "2099-12"
+
+
+async def test_overview_opens_on_the_last_complete_month_and_says_if_complete(
+    embedded_store: Store, tmp_path: Path
+) -> None:
+    """On 3 March the newest data is March (2 days); the overview opens on February."""
+    february, march = parse_period("monthly", "2041-02"), parse_period("monthly", "2041-03")
+    insert_kpis(embedded_store, period_kpis(february) + period_kpis(march, 0.1))
+    settings = ReportingSettings(output_dir=tmp_path, schedule_enabled=False)
+    component = build(embedded_store, Bus(make_broker(None), "reporting"), settings)
+    component.clock = lambda: dt.datetime(2041, 3, 3, 9, tzinfo=dt.UTC)
+    transport = httpx.ASGITransport(app=create_dashboard(component))
+    async with httpx.AsyncClient(transport=transport, base_url="http://dash") as client:
+        default = (await client.get("/api/overview", params={"grain": "month"})).json()
+        assert (default["meta"]["period"], default["meta"]["complete"]) == ("2041-02", True)
+        running = (await client.get("/api/overview", params={"period": "2041-03"})).json()
+        assert (running["meta"]["period"], running["meta"]["complete"]) == ("2041-03", False)
+        periods = (await client.get("/api/periods", params={"grain": "month"})).json()
+        assert {"2041-03", "2041-02"} <= set(periods["periods"])  # March stays selectable
+        # From 1 April, March is complete and becomes the default.
+        component.clock = lambda: dt.datetime(2041, 4, 1, 0, 0, 1, tzinfo=dt.UTC)
+        later = (await client.get("/api/overview")).json()
+        assert (later["meta"]["period"], later["meta"]["complete"]) == ("2041-03", True)

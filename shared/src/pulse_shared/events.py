@@ -477,6 +477,11 @@ class KpiSnapshot(Event):
     unit: Identifier
     computed_at: StampTime
     final: bool = Field(default=False, description="True for the daily close of a period.")
+    complete: bool = Field(
+        default=False,
+        description="True when the period's last day was before computed_at's UTC date "
+        "(pulse_shared.periods.period_complete); false for a period still running.",
+    )
     schema_version: Version = SCHEMA_VERSION
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 from pulse_alerts import storage
@@ -40,4 +41,4 @@ def run_backtest(store: Store, rule: RuleBase, start: dt.date, end: dt.date) -> 
         obs = evaluate(rule, snap, fetch_context(store, rule, snap, cache, forecaster))
         if obs is not None:
             observations.append((obs, snap.computed_at))
-    return replay(rule, observations)
+    return replace(replay(rule, observations), snapshots=len(snapshots))

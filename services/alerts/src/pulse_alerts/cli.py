@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -35,17 +35,29 @@ def _store() -> Store:
     return store
 
 
+def _rules_failed(exc: RulesError) -> NoReturn:
+    """One line per problem (each names file, rule and field), exit 2 for an unknown
+    choice, else 1."""
+    for problem in exc.problems:
+        typer.echo(f"error: {problem}", err=True)
+    raise typer.Exit(code=exc.code) from exc
+
+
 @rules_app.command("check")
 def rules_check(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
 ) -> None:
-    """Validate a rules FILE; errors name the file, the rule and the field."""
+    """Validate a rules FILE; errors name the file, the rule and the field.
+
+    Unknown KPIs, grains and dimensions (a rule that could never match) exit 2 and list
+    the valid choices; other invalid fields exit 1.
+    """
+    from pulse_alerts.kpi_catalog import installed_catalog
+
     try:
-        ruleset = load_rules(file.read_text(), str(file))
+        ruleset = load_rules(file.read_text(), str(file), installed_catalog())
     except RulesError as exc:
-        for problem in exc.problems:
-            typer.echo(problem, err=True)
-        raise typer.Exit(code=1) from exc
+        _rules_failed(exc)
     by_type: dict[str, int] = {}
     for rule in ruleset.rules:
         kind = str(getattr(rule, "type", "?"))
@@ -96,6 +108,8 @@ def list_alerts(
                         "fingerprint": s.fingerprint, "rule": s.rule, "state": s.status.value,
                         "severity": s.severity.value, "labels": s.labels, "value": s.value,
                         "threshold": s.threshold,
+                        "period": s.annotations.get("period", ""),
+                        "data_time": s.annotations.get("data_time", ""),
                         "since": (s.fired_at or s.active_since or s.updated_at or _now())
                         .isoformat(),
                         "summary": s.annotations.get("summary", ""),
@@ -103,12 +117,16 @@ def list_alerts(
                 )
             )
         return
+    typer.echo(f"{'STATE':<9} {'SEVERITY':<8} {'RULE':<32} {'SCOPE':<20} {'PERIOD':<10} "
+               f"{'VALUE':<12} SINCE  SUMMARY")
     for s in states:
         scope = s.labels.get("dimension_value") or s.labels.get("source", "")
         since = s.fired_at or s.active_since or s.updated_at
+        # PERIOD is the data's period whose figures the alert shows (the one that fired).
+        period = s.annotations.get("period", "")
         typer.echo(
             f"{s.status.value:<9} {s.severity.value:<8} {s.rule:<32} {scope:<20} "
-            f"value={s.value!s:<12} since={since.isoformat() if since else ''}  "
+            f"{period:<10} {s.value!s:<12} {since.isoformat() if since else ''}  "
             f"{s.annotations.get('summary', '')}"
         )
 
@@ -190,9 +208,7 @@ def backtest(
     try:
         ruleset = load_ruleset(settings)
     except RulesError as exc:
-        for problem in exc.problems:
-            typer.echo(problem, err=True)
-        raise typer.Exit(code=1) from exc
+        _rules_failed(exc)
     rule = ruleset.by_name(rule_name)
     if rule is None:
         names = ", ".join(r.name for r in ruleset.rules)
@@ -207,6 +223,18 @@ def backtest(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
+    if result.evaluations == 0:
+        # Nothing evaluated is no answer, not "never fired": say why and fail.
+        scope = (f"kpi={rule.kpi} grain={(rule.grain.value if rule.grain else '*')} "
+                 f"dimension={rule.dimension} dimension_value={rule.dimension_value}")
+        if not result.snapshots:
+            reason = f"no KPI values for {scope} between {start} and {end}"
+        else:
+            reason = (f"{result.snapshots} KPI value(s) for {scope} between {start} and "
+                      f"{end}, none evaluable (undefined values or less history than the "
+                      f"rule needs)")
+        typer.echo(f"error: {rule.name}: 0 evaluations: {reason}", err=True)
+        raise typer.Exit(code=1)
     fired = repeats = 0
     for alert in result.alerts:
         scope = alert.labels.get("dimension_value", "")

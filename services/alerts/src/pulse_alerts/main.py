@@ -21,11 +21,14 @@ from pulse_alerts.domain.model import Observation, Status
 from pulse_alerts.domain.rules import (
     CampaignStatusRule,
     FreshnessRule,
+    KpiCatalog,
     RuleBase,
+    RulesError,
     RuleSet,
     load_rules,
 )
 from pulse_alerts.handlers import build_router
+from pulse_alerts.kpi_catalog import installed_catalog
 from pulse_alerts.metrics import (
     EVALUATION_SECONDS,
     EVALUATIONS,
@@ -58,11 +61,20 @@ def default_rules_text() -> str:
     return resources.files("pulse_alerts.rules").joinpath("default.yaml").read_text()
 
 
-def load_ruleset(settings: AlertsSettings) -> RuleSet:
-    """Rules from ``PULSE_ALERTS_RULES_FILE``, else the rules shipped in the package."""
+def load_ruleset(settings: AlertsSettings, catalog: KpiCatalog | None = None) -> RuleSet:
+    """Rules from ``PULSE_ALERTS_RULES_FILE``, else the rules shipped in the package.
+
+    Rules naming an unknown KPI, grain or dimension are refused (:class:`RulesError`):
+    they could never match a snapshot. ``catalog`` defaults to the installed KPI catalog.
+    """
+    if catalog is None:
+        catalog = installed_catalog()
+        if catalog is None:
+            log.warning("rules_kpis_unchecked",
+                        reason="pulse_kpi is not installed: KPI names of rules not checked")
     if settings.rules_file is not None:
-        return load_rules(settings.rules_file.read_text(), str(settings.rules_file))
-    return load_rules(default_rules_text(), "pulse_alerts/rules/default.yaml")
+        return load_rules(settings.rules_file.read_text(), str(settings.rules_file), catalog)
+    return load_rules(default_rules_text(), "pulse_alerts/rules/default.yaml", catalog)
 
 
 def default_forecaster() -> Forecaster | None:
@@ -455,4 +467,11 @@ def run() -> None:
     import uvicorn
 
     settings = AlertsSettings()
-    uvicorn.run(create_app(settings), host="0.0.0.0", port=settings.port)
+    try:
+        app = create_app(settings)
+    except RulesError as exc:
+        # Refuse to start: a rule that can never match would silently never alert.
+        for problem in exc.problems:
+            log.error("rules_invalid", problem=problem)
+        raise SystemExit(exc.code) from exc
+    uvicorn.run(app, host="0.0.0.0", port=settings.port)

@@ -49,7 +49,19 @@ def text_of(alert: Alert) -> str:
     scope = ", ".join(
         f"{k}={v}" for k, v in sorted(alert.labels.items()) if k not in ("alertname", "severity")
     )
-    return f"{summary}\n{scope}" if scope else summary
+    lines = [summary, *([scope] if scope else []), *filter(None, [data_line(alert)])]
+    return "\n".join(lines)
+
+
+def data_line(alert: Alert) -> str:
+    """Which data the figures are from: the KPI period and when it was computed (not when
+    the alert was processed), e.g. ``period 2026-11 (data as of 2026-11-30T23:00:00+00:00)``."""
+    period = alert.annotations.get("period", "")
+    data_time = alert.annotations.get("data_time", "")
+    if not period and not data_time:
+        return ""
+    text = f"period {period}" if period else "data"
+    return f"{text} (data as of {data_time})" if data_time else text
 
 
 def slack_payload(group: str, alerts: Sequence[Alert]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ chDB in ``PULSE_DATA_DIR``), so they work with no server running.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from collections.abc import Iterator, Sequence
@@ -21,10 +22,22 @@ from pulse_kpi.domain.catalog import BY_NAME, CATALOG, MODELS
 from pulse_kpi.domain.mrr import MrrEvent, movements, mrr_report
 from pulse_kpi.domain.periods import Period, parse_period, periods_between
 from pulse_shared.events import Grain
+from pulse_shared.periods import period_complete
 from pulse_shared.store import Store
 
 app = typer.Typer(help="KPIs: catalog, values, MRR movements.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
+
+
+def clock() -> dt.datetime:
+    """The CLI's clock (UTC); tests replace it to pin "today"."""
+    return dt.datetime.now(dt.UTC)
+
+
+SHOW_COLUMNS = (
+    "kpi", "grain", "period", "period_start", "dimension", "dimension_value", "value", "unit",
+    "complete",
+)
 
 MRR_COLUMNS = (
     "period", "new", "expansion", "contraction", "churn", "reactivation", "net_new",
@@ -61,6 +74,8 @@ def _store() -> Iterator[Store]:
 def _num(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, Decimal):
         return format(value.quantize(Decimal("0.01")), "f")
     if isinstance(value, float):
@@ -163,7 +178,11 @@ def show(
         help="Only these KPIs (repeatable; names: pulse kpi list)")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="table, csv or json")] = Format.TABLE,
 ) -> None:
-    """KPI values from ``kpi_values`` (one row per KPI × dimension value × period)."""
+    """KPI values from ``kpi_values`` (one row per KPI × dimension value × period).
+
+    ``complete`` is false for a period whose last day is today or later (UTC); the table
+    marks such a period's column "to date".
+    """
     from pulse_kpi.storage import KpiStorage
 
     kpi = _kpis(kpi)
@@ -175,21 +194,27 @@ def show(
         span = f" from {start or 'the start'} to {end or 'now'}" if start or end else ""
         _nothing(f"no KPI values{' for ' + ', '.join(kpi) if kpi else ''} by {grain}"
                  f"{' and ' + by.value if by != By.ALL else ''}{span}")
+    today = clock().astimezone(dt.UTC).date()
+    for r in rows:
+        r["complete"] = period_complete(r["grain"], r["period_start"], today)
     if fmt != Format.TABLE:
-        columns = ["kpi", "grain", "period", "period_start", "dimension", "dimension_value",
-                   "value", "unit"]
-        _emit([{c: r[c] for c in columns} for r in rows], columns, fmt, "KPIs")
+        _emit([{c: r[c] for c in SHOW_COLUMNS} for r in rows], SHOW_COLUMNS, fmt, "KPIs")
         return
     periods = sorted({(r["period_start"], r["period"]) for r in rows})
+    heading = {
+        label: label if period_complete(grain, start, today) else f"{label} (to date)"
+        for start, label in periods
+    }
     wide: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
         entry = wide.setdefault(
             (r["kpi"], r["dimension_value"]),
             {"kpi": r["kpi"], by.value: r["dimension_value"], "unit": r["unit"]},
         )
-        entry[r["period"]] = r["value"]
+        entry[heading[r["period"]]] = r["value"]
     head = ["kpi"] + ([by.value] if by != By.ALL else []) + ["unit"]
-    _emit(list(wide.values()), head + [p for _, p in periods], fmt, f"KPIs by {grain}")
+    _emit(list(wide.values()), head + [heading[p] for _, p in periods], fmt,
+          f"KPIs by {grain}")
 
 
 @app.command("mrr")

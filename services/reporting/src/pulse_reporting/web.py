@@ -33,6 +33,7 @@ from pulse_reporting.metrics import DASHBOARD_REQUESTS
 from pulse_reporting.render.drawing import report_charts
 from pulse_reporting.render.html import _css, _env
 from pulse_shared.logging import get_logger
+from pulse_shared.periods import period_complete
 
 if TYPE_CHECKING:
     from pulse_reporting.main import ReportingComponent
@@ -88,13 +89,29 @@ class Dashboard:
         self._chart_cache: dict[str, list[str]] = {}
 
     # -- selection ---------------------------------------------------------------------
+    def today(self) -> dt.date:
+        """Today in UTC by the service's clock: it decides which periods are complete."""
+        return self.component.clock().astimezone(dt.UTC).date()
+
+    def complete(self, period: Period) -> bool:
+        return period_complete(period.grain, period.start, self.today())
+
     def periods(self, grain: str) -> list[str]:
         kind = GRAINS[grain]
         found = self.component.storage.available_periods(grain)
         if not found:
-            today = dt.datetime.now(self.component.settings.zone).date()
-            found = [last_complete(kind, today).label]
+            found = [last_complete(kind, self.today()).label]
         return found
+
+    def default_period(self, grain: str, periods: list[str]) -> Period:
+        """The newest period with data that is complete (a running month compared with a
+        whole one misleads); without one, the calendar's last complete period."""
+        kind = GRAINS[grain]
+        for label in periods:  # newest first
+            period = parse_period(kind, label)
+            if self.complete(period):
+                return period
+        return last_complete(kind, self.today())
 
     def select(self, request: Request) -> tuple[str, Period, str, list[str]]:
         grain = request.query_params.get("grain", "month")
@@ -106,7 +123,7 @@ class Dashboard:
         text = request.query_params.get("period")
         chosen = selected_period(GRAINS[grain], text) if text else None
         periods = self.periods(grain)
-        period = chosen or parse_period(GRAINS[grain], periods[0])
+        period = chosen or self.default_period(grain, periods)
         if period.label not in periods:
             periods = sorted([*periods, period.label], reverse=True)
         return grain, period, model, periods
@@ -240,24 +257,20 @@ def create_dashboard(component: ReportingComponent) -> Starlette:
     async def api_overview(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("api_overview").inc()
         try:
-            *_, report = await selection(request)
+            _, period, *_, report = await selection(request)
         except BadRequest as exc:
             return bad(exc, True)
-        return JSONResponse(
-            report.model_dump(
-                mode="json",
-                include={
-                    "meta",
-                    "headline",
-                    "mrr_bridge",
-                    "channels",
-                    "alerts",
-                    "trends",
-                    "forecast",
-                    "notes",
-                },
-            )
+        body = report.model_dump(
+            mode="json",
+            include={
+                "meta", "headline", "mrr_bridge", "channels", "alerts", "trends", "forecast",
+                "notes",
+            },
         )
+        # Whether the period shown has ended (UTC, service clock): a running period's
+        # figures are "to date", not comparable with a whole one.
+        body["meta"]["complete"] = dash.complete(period)
+        return JSONResponse(body)
 
     async def api_campaigns(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("api_campaigns").inc()

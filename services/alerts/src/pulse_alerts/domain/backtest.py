@@ -41,6 +41,9 @@ class BacktestResult:
     alerts: list[Alert]
     evaluations: int
     breaching: int
+    #: KPI snapshots in range the rule matched (evaluations can be fewer: undefined values,
+    #: not enough history); None when not counted.
+    snapshots: int | None = None
 
 
 def replay(

@@ -76,14 +76,17 @@ def step(
         return Outcome(prev, changed=False)
     base = prev or initial_state(obs, rule)
     changes: dict[str, object] = {
-        "value": obs.value,
-        "threshold": obs.threshold,
-        "annotations": {k: render(v, obs.context) for k, v in rule.annotations.items()},
         "period_start": obs.period_start or base.period_start,
         "as_of": obs.as_of,
         "severity": rule.severity,
         "updated_at": now,
     }
+    if obs.breaching or prev is None or base.status is Status.INACTIVE:
+        # An alert shows the figures of the observation that breached: a later, calm
+        # period (next month's spend) resolves it but must not rewrite what fired.
+        changes.update(
+            value=obs.value, threshold=obs.threshold, annotations=render_annotations(obs, rule)
+        )
     status = base.status
     if obs.breaching:
         if status in (Status.INACTIVE, Status.RESOLVED):
@@ -101,10 +104,25 @@ def step(
         changes.update(status=Status.INACTIVE, active_since=None, consecutive=0)
     elif status is Status.FIRING:
         changes.update(status=Status.RESOLVED, resolved_at=now, consecutive=0)
+        resolved_period = obs.context.get("period")
+        if resolved_period:
+            changes["annotations"] = {**base.annotations, "resolved_period": str(resolved_period)}
     else:
         changes.update(consecutive=0)
     state = replace(base, **changes)  # type: ignore[arg-type]
     return _deliver(state, rule, now, silenced)
+
+
+def render_annotations(obs: Observation, rule: RuleBase) -> dict[str, str]:
+    """The rule's annotations rendered from ``obs``, plus the data's period and time:
+    ``period`` (the KPI period evaluated, e.g. ``2026-11``) and ``data_time`` (when that
+    value was computed), so nobody mistakes the processing time for the data's."""
+    annotations = {k: render(v, obs.context) for k, v in rule.annotations.items()}
+    period = obs.context.get("period")
+    if period:
+        annotations["period"] = str(period)
+    annotations["data_time"] = obs.as_of.isoformat()
+    return annotations
 
 
 def tick(

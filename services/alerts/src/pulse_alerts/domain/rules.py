@@ -23,6 +23,7 @@ A rules file looks like::
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,14 +52,38 @@ Template = Annotated[str, BeforeValidator(lambda v: check_template(str(v)))]
 Direction = Literal["up", "down", "any"]
 Op = Literal["above", "below"]
 SOURCES = ("touchpoints", "spend", "subscriptions", "pipeline", "budgets")
+#: Dimensions of ``kpi_values`` (the cross-service contract): a rule scoped to any other
+#: dimension could never match a snapshot.
+DIMENSIONS: tuple[str, ...] = ("all", "channel", "campaign")
+#: Exit status of a rules file that names an unknown choice (KPI, grain, dimension, type):
+#: a usage error, like an unknown choice on the command line.
+EXIT_UNKNOWN_CHOICE = 2
+_CHOICE_ERRORS = frozenset({"enum", "literal_error", "union_tag_invalid"})
 
 
 class RulesError(ValueError):
-    """A rules file is invalid; ``problems`` lists ``file: rule 'x': field: reason``."""
+    """A rules file is invalid; ``problems`` lists ``file: rule 'x': field: reason``.
 
-    def __init__(self, problems: list[str]) -> None:
+    ``code`` is the exit status for the CLI: 2 when a problem is an unknown choice
+    (KPI, grain, dimension, rule type), else 1.
+    """
+
+    def __init__(self, problems: list[str], code: int = 1) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        self.code = code
+
+
+@dataclass(frozen=True)
+class KpiScope:
+    """Where one catalog KPI exists: its grains and dimensions."""
+
+    grains: frozenset[str]
+    dimensions: frozenset[str]
+
+
+#: KPI name → scope. The catalog belongs to the KPI service; callers pass it in.
+KpiCatalog = Mapping[str, KpiScope]
 
 
 class ForSpec(BaseModel):
@@ -390,8 +415,14 @@ class RuleSet:
         ]
 
 
-def parse_rules(data: Any, source: str = "<memory>") -> RuleSet:
-    """Validate already-parsed YAML/JSON data; raises :class:`RulesError`."""
+def parse_rules(
+    data: Any, source: str = "<memory>", catalog: KpiCatalog | None = None
+) -> RuleSet:
+    """Validate already-parsed YAML/JSON data; raises :class:`RulesError`.
+
+    Dimensions are always checked against :data:`DIMENSIONS`; KPI names and their
+    grains/dimensions only when ``catalog`` is given.
+    """
     if not isinstance(data, Mapping) or "rules" not in data:
         raise RulesError([f"{source}: top level must be a mapping with a 'rules' list"])
     extra = set(data) - {"rules"}
@@ -403,18 +434,24 @@ def parse_rules(data: Any, source: str = "<memory>") -> RuleSet:
         raise RulesError([f"{source}: 'rules' must be a list"])
     rules: list[RuleBase] = []
     seen: dict[str, int] = {}
+    code = 1
     for index, raw in enumerate(raw_rules):
         label = _rule_label(raw, index)
         try:
             rule = _RULE_ADAPTER.validate_python(raw)
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
+                if err["type"] in _CHOICE_ERRORS:
+                    code = EXIT_UNKNOWN_CHOICE
                 loc = [str(p) for p in err["loc"]]
                 if loc and loc[0] in RULE_TYPES:
                     loc = loc[1:]  # the discriminator tag is not a field
                 field = ".".join(loc) or "(rule)"
                 msg = err["msg"]
-                if err["type"] == "union_tag_invalid":
+                if err["type"] == "enum":
+                    expected = str((err.get("ctx") or {}).get("expected", ""))
+                    msg = f"unknown {field} {err['input']!r}; valid: {expected}"
+                elif err["type"] == "union_tag_invalid":
                     field, msg = "type", f"must be one of {', '.join(RULE_TYPES)}"
                 elif err["type"] == "union_tag_not_found":
                     field, msg = "type", f"missing; one of {', '.join(RULE_TYPES)}"
@@ -426,10 +463,79 @@ def parse_rules(data: Any, source: str = "<memory>") -> RuleSet:
             )
             continue
         seen[rule.name] = index
+        scope_problems = check_scope(rule, catalog)
+        if scope_problems:
+            code = EXIT_UNKNOWN_CHOICE
+            problems.extend(f"{source}: {label}: {p}" for p in scope_problems)
+            continue
         rules.append(rule)
     if problems:
-        raise RulesError(problems)
+        raise RulesError(problems, code)
     return RuleSet(tuple(rules), source)
+
+
+def check_scope(rule: RuleBase, catalog: KpiCatalog | None = None) -> list[str]:
+    """Why ``rule`` could never match a KPI snapshot (``field: reason`` each), or [].
+
+    An unknown dimension, an unknown KPI, or a KPI that has no such grain or dimension
+    would make the rule silently evaluate nothing; each reason lists the valid choices.
+    """
+    if isinstance(rule, FreshnessRule):
+        return []  # scoped by source, not by KPI
+    problems: list[str] = []
+    dims = sorted({d for s in catalog.values() for d in s.dimensions}) if catalog else []
+    valid_dims = dims or list(DIMENSIONS)
+    if not any(_glob(rule.dimension, d) for d in valid_dims):
+        problems.append(
+            f"dimension: unknown dimension {rule.dimension!r}; valid: {', '.join(valid_dims)}"
+        )
+    if catalog is None:
+        return problems
+    named = [k for k in catalog if _glob(rule.kpi, k)]
+    if not named:
+        close = difflib.get_close_matches(rule.kpi, list(catalog), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        problems.append(
+            f"kpi: unknown KPI {rule.kpi!r}{hint}; valid: {_fold_kpi_names(catalog)}"
+        )
+        return problems
+    if problems:
+        return problems
+    grain = rule.grain.value if rule.grain is not None else None
+    with_grain = [k for k in named if grain is None or grain in catalog[k].grains]
+    if not with_grain:
+        grains = sorted({g for k in named for g in catalog[k].grains}, key=_GRAIN_ORDER.index)
+        problems.append(
+            f"grain: KPI {rule.kpi!r} has no grain {grain!r}; valid: {', '.join(grains)}"
+        )
+        return problems
+    if not any(_glob(rule.dimension, d) for k in with_grain for d in catalog[k].dimensions):
+        valid = [d for d in valid_dims if any(d in catalog[k].dimensions for k in with_grain)]
+        problems.append(
+            f"dimension: KPI {rule.kpi!r} has no dimension {rule.dimension!r}; "
+            f"valid: {', '.join(valid)}"
+        )
+    return problems
+
+
+_GRAIN_ORDER: list[str] = [g.value for g in Grain]
+
+
+def _fold_kpi_names(catalog: KpiCatalog) -> str:
+    """Catalog names with the per-model variants folded: ``roas__<model>`` once, plus the
+    list of models (the catalog holds ~100 names)."""
+    names: list[str] = []
+    suffixes: list[str] = []
+    for name in catalog:
+        base, sep, suffix = name.partition("__")
+        if sep:
+            if suffix not in suffixes:
+                suffixes.append(suffix)
+            name = f"{base}__<model>"
+        if name not in names:
+            names.append(name)
+    text = ", ".join(names)
+    return f"{text} (<model>: {', '.join(suffixes)})" if suffixes else text
 
 
 def _rule_label(raw: Any, index: int) -> str:
@@ -438,7 +544,9 @@ def _rule_label(raw: Any, index: int) -> str:
     return f"rule #{index + 1}"
 
 
-def load_rules(text: str, source: str = "<memory>") -> RuleSet:
+def load_rules(
+    text: str, source: str = "<memory>", catalog: KpiCatalog | None = None
+) -> RuleSet:
     """Parse YAML text; syntax errors name the line, validation errors the rule/field."""
     try:
         data = yaml.safe_load(text)
@@ -446,4 +554,4 @@ def load_rules(text: str, source: str = "<memory>") -> RuleSet:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise RulesError([f"{source}:{where}: invalid YAML: {exc}"]) from exc
-    return parse_rules(data, source)
+    return parse_rules(data, source, catalog)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pulse_kpi.domain.compute import KpiValue
 from pulse_kpi.domain.periods import period_of
 from pulse_shared.events import KpiSnapshot
+from pulse_shared.periods import period_complete
 
 _MISSING = object()
 
@@ -37,6 +38,9 @@ def live(values: Iterable[KpiValue], as_of: dt.date, horizon_days: int) -> list[
 
 
 def to_snapshot(value: KpiValue, computed_at: dt.datetime, final: bool = False) -> KpiSnapshot:
+    """The snapshot of ``value`` as of ``computed_at`` (the service's clock), which also
+    decides whether its period is complete (ended before that UTC day)."""
+    today = computed_at.astimezone(dt.UTC).date()
     return KpiSnapshot(
         kpi=value.kpi,
         grain=value.grain,
@@ -48,6 +52,7 @@ def to_snapshot(value: KpiValue, computed_at: dt.datetime, final: bool = False) 
         unit=value.unit,
         computed_at=computed_at,
         final=final,
+        complete=period_complete(value.grain, value.period_start, today),
     )
 
 
