@@ -192,6 +192,10 @@ async def test_e2e_real_broker_and_server(kafka_broker: Any, server_store: Store
             with contextlib.suppress(AssertionError):
                 await poll(kpis_match)
             assert await asyncio.to_thread(current) == expected
+            # Channel/campaign breakdowns are recomputed in the background: finish them
+            # now, so `before` holds every value the batches produce (not a race with it).
+            await component.refresh_breakdowns()
+            await component.flush(force=True)
             before = await asyncio.to_thread(stored, server_store)
 
             async def snapshots_match() -> bool:
@@ -220,6 +224,7 @@ async def test_e2e_real_broker_and_server(kafka_broker: Any, server_store: Store
                 )
 
             await poll(redelivered)
+            await component.refresh_breakdowns()
             await component.flush(force=True)
             after = await asyncio.to_thread(stored, server_store)
             assert after == before  # same values, same computed_at: nothing rewritten
