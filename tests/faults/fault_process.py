@@ -1,7 +1,6 @@
 """A consumer process under test: started, SIGKILLed, stopped and read back.
 
-Shared by the fault modules; the process itself is ``fault_consumer.py`` or
-``fault_service.py``.
+Shared by the fault modules; the process itself is ``fault_service.py``.
 """
 
 from __future__ import annotations

@@ -64,6 +64,7 @@ def subscribe(router: KafkaRouter, group: str, max_records: int,
 
 
 def component_of(service: str, store: ServerStore, broker: Any, max_records: int) -> Any:
+    """The service's production component and its consumer group."""
     if service == "kpi":
         from pulse_kpi.main import build as build_kpi
         from pulse_kpi.settings import GROUP_ID as KPI_GROUP
@@ -71,9 +72,8 @@ def component_of(service: str, store: ServerStore, broker: Any, max_records: int
         from pulse_kpi.settings import KpiSettings
 
         # The daily close follows the wall clock; the fault tests do not exercise it.
-        kpi = build_kpi(store, Bus(broker, KPI_SERVICE),
-                        KpiSettings(close_enabled=False, max_records=max_records))
-        return kpi, KPI_GROUP, list(kpi.consumers)
+        return build_kpi(store, Bus(broker, KPI_SERVICE),
+                         KpiSettings(close_enabled=False, max_records=max_records)), KPI_GROUP
     if service == "attribution":
         from pulse_attribution.main import build as build_attribution
         from pulse_attribution.settings import GROUP_ID as ATTRIBUTION_GROUP
@@ -84,8 +84,7 @@ def component_of(service: str, store: ServerStore, broker: Any, max_records: int
             store, Bus(broker, ATTRIBUTION_SERVICE),
             AttributionSettings(recompute_interval_s=0, max_records=max_records),
         )
-        consumers = [attribution.touchpoints, attribution.pipeline, attribution.subscriptions]
-        return attribution, ATTRIBUTION_GROUP, consumers
+        return attribution, ATTRIBUTION_GROUP
     raise SystemExit(f"unknown service {service!r} (kpi or attribution)")
 
 
@@ -94,9 +93,9 @@ async def main(service: str, bootstrap: str, clickhouse: str, database: str,
     configure_logging("INFO", True)
     broker = make_broker(bootstrap, client_id=f"pulse-{service}")
     store = ServerStore(clickhouse, database=database)
-    component, group, consumers = component_of(service, store, broker, max_records)
+    component, group = component_of(service, store, broker, max_records)
     router = KafkaRouter()
-    subscribe(router, group, max_records, consumers)
+    subscribe(router, group, max_records, list(component.consumers))
     broker.include_router(router)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,7 +1,7 @@
 """Crash and restart tests: nothing lost, nothing duplicated (after FINAL), poison → DLQ.
 
-Each test runs the attribution service's touchpoint consumer (``fault_consumer.py``: the
-production component and BatchConsumer, in a subprocess) against a DEDICATED Kafka broker
+Each test runs the attribution service's consumers (``fault_service.py attribution``: the
+production component and its BatchConsumers, in a subprocess) against a DEDICATED Kafka broker
 and ClickHouse server started for this module (the session servers are never touched),
 while known touchpoints are produced; then it checks that ``touchpoints FINAL`` holds
 exactly the produced event ids. Raw duplicates (before FINAL) are allowed only if FINAL
@@ -28,13 +28,13 @@ from fault_process import ChildProcess
 from pulse_shared.events import Channel, Touchpoint, TouchType
 from pulse_shared.schema.migrations import migrate
 from pulse_shared.store.server import ServerStore
-from pulse_shared.topics import TOUCHPOINTS
+from pulse_shared.topics import PIPELINE, SUBSCRIPTIONS, TOUCHPOINTS
 from pulse_testinfra.clickhouse import ClickHouseServer
 from pulse_testinfra.kafka import KafkaBroker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.timeout(240)]
 
-RUNNER = Path(__file__).with_name("fault_consumer.py")
+RUNNER = Path(__file__).with_name("fault_service.py")
 T0 = dt.datetime(2026, 11, 2, 8, tzinfo=dt.UTC)
 
 
@@ -50,7 +50,9 @@ def fault_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroke
     )
     try:
         broker.start()
-        broker.create_topics([TOUCHPOINTS.name, TOUCHPOINTS.dead_letter], 3)
+        # Every topic the attribution consumers subscribe; the tests produce touchpoints.
+        topics = (TOUCHPOINTS, PIPELINE, SUBSCRIPTIONS)
+        broker.create_topics([n for t in topics for n in (t.name, t.dead_letter)], 3)
         yield broker
     finally:
         broker.stop()
@@ -94,7 +96,9 @@ class Consumer(ChildProcess):
 
     def __init__(self, kafka: KafkaBroker, ch: ClickHouseServer, log: Path) -> None:
         super().__init__(
-            [sys.executable, str(RUNNER), kafka.bootstrap_servers, ch.url, "500"], log
+            [sys.executable, str(RUNNER), "attribution", kafka.bootstrap_servers, ch.url,
+             "default", "500"],
+            log,
         )
 
 

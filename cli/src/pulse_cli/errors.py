@@ -77,34 +77,25 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
         return _usage_message(exc), exc.exit_code
     if isinstance(exc, cx.ClickException):
         return one_line(exc.format_message()), exc.exit_code
-    try:
-        from pulse_ingest.domain.imports import MappingError
-        from pulse_ingest.domain.readers import BodyError
-        from pulse_ingest.service import BackpressureError
-        from pulse_ingest.settings import ConfigurationError
-    except ImportError:  # pragma: no cover - the ingest package ships with the CLI
-        pass
-    else:
-        if isinstance(exc, ConfigurationError):  # e.g. a weak PULSE_INGEST_PII_SALT
-            return f"configuration: {one_line(str(exc))}", EXIT_USER_ERROR
-        if isinstance(exc, MappingError | BodyError):
-            return one_line(str(exc)), EXIT_USER_ERROR
-        if isinstance(exc, BackpressureError):
-            return f"could not publish: {one_line(exc.reason)}", EXIT_USER_ERROR
-    try:
-        from pulse_shared.store.base import StoreUnavailable
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        if isinstance(exc, StoreUnavailable):
-            return f"ClickHouse is unavailable: {one_line(str(exc))[:300]}", EXIT_USER_ERROR
-    try:
-        from aiokafka.errors import KafkaConnectionError
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        if isinstance(exc, KafkaConnectionError):
-            return f"Kafka is unavailable: {one_line(str(exc))[:300]}", EXIT_USER_ERROR
+    # Imported here, not at the top: only a failing command pays for them (start-up time).
+    from aiokafka.errors import KafkaConnectionError
+
+    from pulse_ingest.domain.imports import MappingError
+    from pulse_ingest.domain.readers import BodyError
+    from pulse_ingest.service import BackpressureError
+    from pulse_ingest.settings import ConfigurationError
+    from pulse_shared.store.base import StoreUnavailable
+
+    if isinstance(exc, ConfigurationError):  # e.g. a weak PULSE_INGEST_PII_SALT
+        return f"configuration: {one_line(str(exc))}", EXIT_USER_ERROR
+    if isinstance(exc, MappingError | BodyError):
+        return one_line(str(exc)), EXIT_USER_ERROR
+    if isinstance(exc, BackpressureError):
+        return f"could not publish: {one_line(exc.reason)}", EXIT_USER_ERROR
+    if isinstance(exc, StoreUnavailable):
+        return f"ClickHouse is unavailable: {one_line(str(exc))[:300]}", EXIT_USER_ERROR
+    if isinstance(exc, KafkaConnectionError):
+        return f"Kafka is unavailable: {one_line(str(exc))[:300]}", EXIT_USER_ERROR
     from pydantic import ValidationError
 
     if isinstance(exc, ValidationError):  # settings from the environment

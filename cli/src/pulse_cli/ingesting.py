@@ -150,12 +150,10 @@ class CliIngestService(IngestService):
         extra_errors: Sequence[RowError] = (),
     ) -> IngestResult:
         pipeline = self.pipeline
-        if not pipeline.in_process:
-            return await super().commit(batches, source, kind=kind, received=received,
-                                        atomic=atomic, extra_errors=extra_errors)
-        pipeline.take_refusals()  # belongs to no row of this commit
+        pipeline.take_refusals()  # earlier ones belong to no row of this commit
         result = await super().commit(batches, source, kind=kind, received=received,
                                       atomic=atomic, extra_errors=extra_errors)
+        # Only the in-process pipeline records refusals; with Kafka the list stays empty.
         refusals = pipeline.take_refusals()
         if refusals:
             self._as_row_errors(result, batches, refusals)

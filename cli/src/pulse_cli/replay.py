@@ -36,15 +36,8 @@ class ReplayBatch:
 
 
 def batch_consumers(components: Iterable[Component], topic: str) -> list[BatchConsumer[Any]]:
-    """Every BatchConsumer of ``topic`` that the components hold (attributes or lists)."""
-    found: list[BatchConsumer[Any]] = []
-    for component in components:
-        for value in vars(component).values():
-            candidates = value if isinstance(value, list | tuple) else [value]
-            for candidate in candidates:
-                if isinstance(candidate, BatchConsumer) and candidate.topic.name == topic:
-                    found.append(candidate)
-    return found
+    """Every BatchConsumer of ``topic`` that the components declare."""
+    return [c for comp in components for c in comp.consumers if c.topic.name == topic]
 
 
 async def partitions_of(bootstrap: str, topic: str) -> list[int]:

@@ -29,7 +29,7 @@ from pulse_shared.logging import get_logger
 from pulse_shared.schema.migrations import migrate
 from pulse_shared.settings import PulseSettings, common_settings
 from pulse_shared.store import Store, open_store
-from pulse_shared.streaming import BatchConsumer, RetryPolicy, raw_body_decoder
+from pulse_shared.streaming import RetryPolicy, raw_body_decoder
 from pulse_shared.topics import ALL_TOPICS, Topic
 
 log = get_logger(__name__)
@@ -85,16 +85,6 @@ def dead_letter_router(topics: Iterable[Topic], refusals: list[Refusal]) -> Kafk
     return router
 
 
-def batch_consumers_of(components: Iterable[Component]) -> list[BatchConsumer[Any]]:
-    """Every BatchConsumer the components hold (attributes or lists of them)."""
-    found: list[BatchConsumer[Any]] = []
-    for component in components:
-        for value in vars(component).values():
-            candidates = value if isinstance(value, list | tuple) else [value]
-            found.extend(c for c in candidates if isinstance(c, BatchConsumer))
-    return found
-
-
 def build_components(store: Store, broker: KafkaBroker, in_memory: bool) -> list[Component]:
     """Every consuming service, in pipeline order, on one broker."""
     from pulse_alerts.main import build as build_alerts
@@ -144,7 +134,7 @@ async def open_pipeline(settings: PulseSettings | None = None) -> AsyncIterator[
     migrate(store)
     broker = make_broker(None, client_id="pulse-embedded")
     components = build_components(store, broker, in_memory=True)
-    for consumer in batch_consumers_of(components):
+    for consumer in (c for component in components for c in component.consumers):
         consumer.retry = IN_PROCESS_RETRY
     refusals: list[Refusal] = []
     for component in components:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from faststream.kafka import KafkaRouter
+
+if TYPE_CHECKING:
+    from pulse_shared.streaming import BatchConsumer
 
 
 class Component(Protocol):
@@ -12,6 +16,10 @@ class Component(Protocol):
 
     name: str
     router: KafkaRouter
+    @property
+    def consumers(self) -> Sequence[BatchConsumer[Any]]:
+        """Every topic consumer of the service: its health (stalls), replay and the CLI's
+        in-process pipeline reach them here."""
 
     async def start(self) -> None:
         """Start background tasks; called after the broker has started."""

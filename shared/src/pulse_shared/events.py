@@ -55,9 +55,8 @@ def event_window(now: dt.datetime | None = None) -> EventWindow:
     """The window as of ``now`` (default: the wall clock), from the common settings."""
     settings = common_settings()
     now = dt.datetime.now(dt.UTC) if now is None else now.astimezone(dt.UTC)
-    earliest = settings.earliest_event_date
     return EventWindow(
-        earliest=dt.datetime(earliest.year, earliest.month, earliest.day, tzinfo=dt.UTC),
+        earliest=_midnight(settings.earliest_event_date),
         latest=now + settings.max_future_skew,
         latest_planned=now + settings.max_plan_ahead,
     )

@@ -111,6 +111,7 @@ class AlertsComponent:
         self.consumer: BatchConsumer[KpiSnapshot] = BatchConsumer(
             SERVICE, KPI_SNAPSHOTS, self.consume, bus
         )
+        self.consumers: list[BatchConsumer[Any]] = [self.consumer]
         self.router = build_router(self)
         self._lock = asyncio.Lock()
         self._loaded = False
@@ -455,6 +456,7 @@ def create_app(settings: AlertsSettings | None = None) -> AsgiFastStream:
         SERVICE,
         broker,
         store,
+        consumers=component.consumers,
         on_startup=[_migrate],
         after_startup=[component.start],
         on_shutdown=[component.stop],

@@ -88,6 +88,9 @@ class AttributionComponent:
         self.subscriptions: BatchConsumer[Subscription] = BatchConsumer(
             SERVICE, SUBSCRIPTIONS, self.consume_subscriptions, bus
         )
+        self.consumers: list[BatchConsumer[Any]] = [
+            self.touchpoints, self.pipeline, self.subscriptions
+        ]
         # Serialises credit computations so version numbers never collide.
         self._credit_lock = asyncio.Lock()
         self._run_lock = asyncio.Lock()
@@ -430,7 +433,7 @@ def create_app(settings: AttributionSettings | None = None) -> AsgiFastStream:
         SERVICE,
         broker,
         store,
-        consumers=[component.touchpoints, component.pipeline, component.subscriptions],
+        consumers=component.consumers,
         after_startup=[component.start],
         on_shutdown=[component.stop],
     )

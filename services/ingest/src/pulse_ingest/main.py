@@ -348,6 +348,7 @@ class IngestComponent:
     service: IngestService
     name: str = SERVICE
     router: KafkaRouter | None = None
+    consumers: tuple[()] = ()
 
     def __post_init__(self) -> None:
         if self.router is None:

@@ -35,6 +35,7 @@ class ReportingComponent:
     """Runs the weekly/monthly/quarterly schedule; produces reports on demand."""
 
     name = "reporting"
+    consumers: tuple[()] = ()  # it reads ClickHouse on a schedule, it consumes no topic
 
     def __init__(
         self,
