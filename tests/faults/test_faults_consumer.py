@@ -249,11 +249,14 @@ async def test_sigkill_consumer_ten_times_loses_and_duplicates_nothing(
             before = await asyncio.to_thread(count, fault_store, prefix, False)
             deadline = time.monotonic() + 30
             # kill at a random point once this incarnation has written something
+            wrote = False
             while time.monotonic() < deadline and consumer.alive():
                 if await asyncio.to_thread(count, fault_store, prefix, False) > before:
+                    wrote = True
                     break
                 await asyncio.sleep(0.05)
             assert consumer.alive(), consumer.tail()
+            assert wrote, f"incarnation {len(kills) + 1} wrote nothing\n{consumer.tail()}"
             await asyncio.sleep(rng.uniform(0.0, 0.8))
             consumer.kill()
             kills.append(await asyncio.to_thread(count, fault_store, prefix, False))
@@ -268,8 +271,10 @@ async def test_sigkill_consumer_ten_times_loses_and_duplicates_nothing(
         if consumer is not None:
             consumer.stop()
     print(f"raw rows in ClickHouse at each SIGKILL: {kills} (produced {len(produced)})")
-    # every incarnation wrote rows before it was killed, while the load was still running
-    assert len(kills) == 10 and kills == sorted(kills) and kills[-1] <= len(produced), kills
+    # Every incarnation wrote rows before it was killed (checked above, per incarnation).
+    # Raw counts are not compared with the produced count: they include the duplicates a
+    # redelivery writes and a merge later removes; assert_exact checks the logical rows.
+    assert len(kills) == 10, kills
     assert_exact(fault_store, prefix, produced, record_property, "sigkill")
 
 
