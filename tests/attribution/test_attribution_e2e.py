@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from pulse_attribution.domain.model import ALL_MODELS, RULE_MODELS
+from pulse_attribution.domain.model import ALL_MODELS
 from pulse_attribution.main import build
 from pulse_attribution.settings import AttributionSettings
+from pulse_shared.attribution_models import RULE_MODELS
 from pulse_shared.bus import Bus, make_broker
 from pulse_shared.events import (
     AttributionCredit,

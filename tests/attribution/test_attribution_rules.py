@@ -10,9 +10,10 @@ import pytest
 from pulse_attribution.domain.conversions import from_pipeline, from_subscription
 from pulse_attribution.domain.credits import split_revenue, versioned_credits
 from pulse_attribution.domain.journeys import affected_conversions, milestone_times
-from pulse_attribution.domain.model import RULE_MODELS, Conversion, Milestone, Touch
+from pulse_attribution.domain.model import Conversion, Milestone, Touch
 from pulse_attribution.domain.rules import all_rule_credits, journey_window, rule_credits
 from pulse_attribution.settings import AttributionSettings
+from pulse_shared.attribution_models import RULE_MODELS
 from pulse_shared.events import (
     Channel,
     PipelineEvent,

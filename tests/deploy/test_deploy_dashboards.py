@@ -193,7 +193,7 @@ def test_sql_references_only_tables_from_the_migrations() -> None:
 
 def test_kpi_names_in_sql_are_catalog_kpis() -> None:
     """Literal KPI names must be ones the KPI service computes (pulse_kpi.catalog)."""
-    from pulse_kpi.catalog import BY_NAME
+    from pulse_shared.kpi_catalog import BY_NAME
 
     catalog = set(BY_NAME)
     for ident, sql, _ in SQL:
@@ -209,7 +209,7 @@ def test_kpi_names_in_sql_are_catalog_kpis() -> None:
 
 def test_model_variable_yields_catalog_kpi_names() -> None:
     """``if('${model}' = 'last_touch', 'roas', concat('roas__', '${model}'))`` …"""
-    from pulse_kpi.catalog import BY_NAME, MODELS
+    from pulse_shared.kpi_catalog import BY_NAME, MODELS
 
     for path in DASHBOARDS:
         dash = load(path)

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from pulse_kpi import cli
 from pulse_kpi.asyncapi import render
 from pulse_kpi.cli import MRR_COLUMNS, app, catalog_markdown
-from pulse_kpi.domain.catalog import CATALOG
+from pulse_shared.kpi_catalog import CATALOG
 from pulse_shared.settings import common_settings
 from pulse_shared.store import Store
 

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import pytest
 
-from pulse_kpi.domain.catalog import BY_NAME, CATALOG
 from pulse_kpi.domain.compute import KpiValue, Params, compute, data_range, div, elapsed_fraction
 from pulse_kpi.domain.facts import (
     AccountStages,
@@ -22,6 +21,7 @@ from pulse_kpi.domain.mrr import MovementKind, MrrEvent, daily, movements, mrr_r
 from pulse_kpi.domain.periods import parse_period, period_of, periods_between
 from pulse_kpi.domain.snapshots import Throttle, changed, live, to_snapshot
 from pulse_shared.events import Grain
+from pulse_shared.kpi_catalog import BY_NAME, CATALOG
 from pulse_shared.periods import period_complete
 
 D = dt.date

@@ -297,7 +297,7 @@ def forecast(
     """Forecast a KPI (AutoETS or seasonal naive, weekly season) with intervals."""
     from pulse_cli.forecast import parse_dimension, run_forecast
     from pulse_kpi.cli import _store, kpi_choices
-    from pulse_kpi.domain.catalog import BY_NAME
+    from pulse_shared.kpi_catalog import BY_NAME
 
     if kpi not in BY_NAME:
         raise typer.BadParameter(

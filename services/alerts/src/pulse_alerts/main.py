@@ -69,9 +69,6 @@ def load_ruleset(settings: AlertsSettings, catalog: KpiCatalog | None = None) ->
     """
     if catalog is None:
         catalog = installed_catalog()
-        if catalog is None:
-            log.warning("rules_kpis_unchecked",
-                        reason="pulse_kpi is not installed: KPI names of rules not checked")
     if settings.rules_file is not None:
         return load_rules(settings.rules_file.read_text(), str(settings.rules_file), catalog)
     return load_rules(default_rules_text(), "pulse_alerts/rules/default.yaml", catalog)

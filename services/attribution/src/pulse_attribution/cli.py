@@ -83,8 +83,8 @@ def recompute_command(
     order: Annotated[int | None, typer.Option(min=1, max=4, help="Markov order k.")] = None,
 ) -> None:
     """Recompute the data-driven models from all stored journeys, now."""
-    from pulse_attribution.domain.model import DATA_DRIVEN_MODELS
     from pulse_attribution.domain.model import Milestone as MilestoneEnum
+    from pulse_shared.attribution_models import DATA_DRIVEN_MODELS
 
     models = model or list(DATA_DRIVEN_MODELS)
     for name in models:

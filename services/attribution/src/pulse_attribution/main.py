@@ -32,7 +32,6 @@ from pulse_attribution.domain.journeys import (
 )
 from pulse_attribution.domain.model import (
     ALL_MODELS,
-    DATA_DRIVEN_MODELS,
     Conversion,
     Milestone,
     Touch,
@@ -52,6 +51,7 @@ from pulse_attribution.storage import (
     credit_row,
     touchpoint_row,
 )
+from pulse_shared.attribution_models import DATA_DRIVEN_MODELS
 from pulse_shared.bus import Bus, make_broker
 from pulse_shared.canonical import field_values
 from pulse_shared.events import AttributionCredit, PipelineEvent, Subscription, Touchpoint

@@ -11,7 +11,7 @@ from typing import Any
 
 from faststream.specification import AsyncAPI
 
-from pulse_kpi.domain.catalog import CATALOG
+from pulse_shared.kpi_catalog import CATALOG
 
 TITLE = "Pulse KPI service"
 VERSION = "1.0.0"

@@ -18,10 +18,10 @@ from typing import Annotated, Any
 
 import typer
 
-from pulse_kpi.domain.catalog import BY_NAME, CATALOG, MODELS
 from pulse_kpi.domain.mrr import MrrEvent, movements, mrr_report
 from pulse_kpi.domain.periods import Period, parse_period, periods_between
 from pulse_shared.events import Grain
+from pulse_shared.kpi_catalog import BY_NAME, CATALOG, MODELS
 from pulse_shared.periods import period_complete
 from pulse_shared.store import Store
 

@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
-from pulse_kpi.domain.catalog import STAGES
 from pulse_kpi.domain.compute import KpiValue
 from pulse_kpi.domain.facts import (
     AccountStages,
@@ -25,6 +24,7 @@ from pulse_kpi.domain.facts import (
 )
 from pulse_kpi.domain.mrr import MrrEvent, MrrMovement
 from pulse_shared.events import Budget, Grain, PipelineEvent, Spend, Subscription
+from pulse_shared.kpi_catalog import STAGES
 from pulse_shared.store import Store
 
 SPEND_COLUMNS = (

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from pulse_shared.attribution_models import DATA_DRIVEN_MODELS, RULE_MODELS
 from pulse_shared.events import Channel, ConversionMilestone
 
 Milestone = ConversionMilestone
@@ -18,17 +19,6 @@ MILESTONE_RANK: dict[Milestone, int] = {
     Milestone.NEW_SUBSCRIPTION: 2,
 }
 
-RULE_MODELS: tuple[str, ...] = (
-    "first_touch",
-    "last_touch",
-    "last_non_direct",
-    "linear",
-    "time_decay",
-    "position_based",
-    "w_shaped",
-    "full_path",
-)
-DATA_DRIVEN_MODELS: tuple[str, ...] = ("markov", "shapley")
 ALL_MODELS: tuple[str, ...] = (*RULE_MODELS, *DATA_DRIVEN_MODELS)
 
 

@@ -31,12 +31,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pulse_attribution.domain.model import (
     MILESTONE_RANK,
-    RULE_MODELS,
     Conversion,
     Milestone,
     Touch,
     TouchCredit,
 )
+from pulse_shared.attribution_models import RULE_MODELS
 from pulse_shared.events import Channel
 
 DEFAULT_HALF_LIFE_DAYS = 7.0

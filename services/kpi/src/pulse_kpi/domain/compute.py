@@ -14,10 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from pulse_kpi.domain.catalog import BUDGET_GRAINS, STAGE_KPI, STAGE_PAIRS, unit_of
 from pulse_kpi.domain.facts import ZERO, Facts, MrrDay, Scope
 from pulse_kpi.domain.periods import GRAINS, Period, period_of, periods_between
 from pulse_shared.events import Grain
+from pulse_shared.kpi_catalog import BUDGET_GRAINS, STAGE_KPI, STAGE_PAIRS, unit_of
 
 Number = Decimal | int | float
 

@@ -1,4 +1,5 @@
-"""The KPI catalog: every KPI Pulse computes, with definition, unit, grains and direction.
+"""The KPI catalog: every KPI Pulse computes (one list, read by the KPI service, alerts,
+reports, Grafana generation and AsyncAPI), with definition, unit, grains and direction.
 
 ``kpi_values`` rows and ``kpi.snapshots.v1`` messages use these names. Money is in account
 currency (USD); rates are fractions (0.05 = 5 %). MRR movements are signed as ChartMogul
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pulse_shared.attribution_models import MODEL_NAMES
 from pulse_shared.events import Grain
 
 ALL_GRAINS: tuple[Grain, ...] = (Grain.DAY, Grain.WEEK, Grain.MONTH, Grain.QUARTER)
@@ -17,10 +19,7 @@ BUDGET_GRAINS: tuple[Grain, ...] = (Grain.MONTH, Grain.QUARTER)
 ALL_DIMS: tuple[str, ...] = ("all", "channel", "campaign")
 TOTAL_ONLY: tuple[str, ...] = ("all",)
 
-MODELS: tuple[str, ...] = (
-    "first_touch", "last_touch", "last_non_direct", "linear", "time_decay",
-    "position_based", "w_shaped", "full_path", "markov", "shapley",
-)
+MODELS: tuple[str, ...] = MODEL_NAMES
 #: Funnel stages in order, and the stage pairs whose conversion and velocity are KPIs.
 STAGES: tuple[str, ...] = ("lead", "mql", "sql", "opportunity", "won")
 STAGE_PAIRS: tuple[tuple[str, str], ...] = (
