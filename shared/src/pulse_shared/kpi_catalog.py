@@ -56,6 +56,10 @@ class KpiDef:
     direction: Direction
     grains: tuple[Grain, ...] = ALL_GRAINS
     dimensions: tuple[str, ...] = TOTAL_ONLY
+    label: str = ""
+    """Name for people (reports, dashboards, tooltips)."""
+    source: str = ""
+    """Where the number comes from (which events / system), shown in footnotes and tooltips."""
 
 
 def _d(
