@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 VENV := .venv
 
-.PHONY: bootstrap kafka-jars system-deps demo test test-clock-ahead lint typecheck bench clean
+.PHONY: bootstrap kafka-jars system-deps demo test test-clock-ahead lint typecheck bench screenshots clean
 
 bootstrap:
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -47,6 +47,11 @@ test-clock-ahead: bootstrap kafka-jars system-deps
 
 bench: bootstrap kafka-jars
 	$(VENV)/bin/python -m bench
+
+# Dashboard and monthly report screenshots for docs/ (demo data, clock fixed mid-month,
+# headless Chromium): docs/screenshots/*.png, described in docs/dashboard.md.
+screenshots: bootstrap system-deps
+	$(VENV)/bin/python scripts/screenshots.py
 
 clean:
 	rm -rf pulse-data reports .pytest_cache .mypy_cache .ruff_cache

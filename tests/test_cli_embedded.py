@@ -42,8 +42,11 @@ def test_ingest_subscriptions_then_mrr_movements(tmp_path: Path) -> None:
     assert ingested.returncode == 0, ingested.stderr
     assert "accepted 6, rejected 0, duplicates 0" in ingested.stderr
 
-    again = run(tmp_path, "ingest", "subscriptions", str(file))  # a re-send changes nothing
-    assert again.returncode == 0, again.stderr
+    again = run(tmp_path, "ingest", "subscriptions", str(file), "--format", "json")
+    assert again.returncode == 0, again.stderr  # a re-send changes nothing
+    [outcome] = json.loads(again.stdout)
+    assert (outcome["kind"], outcome["received"], outcome["rejected"], outcome["errors"]) == (
+        "subscriptions", 6, 0, [])
 
     mrr = run(tmp_path, "kpi", "mrr", "--grain", "month", "--from", "2026-01", "--to",
               "2026-03", "--format", "csv")
@@ -54,6 +57,12 @@ def test_ingest_subscriptions_then_mrr_movements(tmp_path: Path) -> None:
         "2026-02,200.00,0.00,-30.00,0.00,0.00,170.00,320.00",
         "2026-03,0.00,0.00,0.00,-200.00,180.00,-20.00,300.00",
     ]
+    as_json = run(tmp_path, "kpi", "mrr", "--grain", "month", "--from", "2026-02", "--to",
+                  "2026-02", "--format", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == [{  # money as JSON numbers, not strings
+        "period": "2026-02", "new": 200, "expansion": 0, "contraction": -30, "churn": 0,
+        "reactivation": 0, "net_new": 170, "ending_mrr": 320}]
 
 
 def test_bad_rows_are_named_and_the_rest_is_kept(tmp_path: Path) -> None:
@@ -68,6 +77,11 @@ def test_bad_rows_are_named_and_the_rest_is_kept(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "accepted 2, rejected 1" in result.stderr
     assert f"error: {file} row 2: amount:" in result.stderr  # data rows counted from 1
+    as_json = run(tmp_path, "ingest", "spend", str(file), "--format", "json")
+    assert as_json.returncode == 1
+    [outcome] = json.loads(as_json.stdout)
+    assert (outcome["received"], outcome["rejected"]) == (3, 1)
+    assert [(e["row"], e["field"]) for e in outcome["errors"]] == [(2, "amount")]
     shown = run(tmp_path, "kpi", "show", "--grain", "month", "--from", "2026-02", "--to",
                 "2026-02", "--format", "json")
     assert shown.returncode == 0, shown.stderr

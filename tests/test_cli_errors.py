@@ -77,7 +77,7 @@ def test_a_row_the_pipeline_refuses_costs_only_that_row(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import asyncio, datetime as dt, json
         from pulse_cli.ingesting import CliIngestService
-        from pulse_cli.main import _cli_ingest_settings
+        from pulse_cli.ingest_cli import _cli_ingest_settings
         from pulse_cli.runtime import open_pipeline
         from pulse_shared.streaming import RecordsRefused
 

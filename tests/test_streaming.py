@@ -119,3 +119,43 @@ def test_an_out_of_range_timestamp_is_a_dead_letter_not_a_crash() -> None:
            b' "event_type": "subscription_started", "mrr": "10"}')
     events, letters = consumer.decode([Record(bad, 3, topic=SUBSCRIPTIONS.name)])
     assert events == [] and letters[0].errors[0].field == "occurred_at"
+
+
+def test_the_consumer_group_prefix_of_the_settings_reaches_the_group_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pulse_shared.settings import PulseSettings
+    from pulse_shared.streaming import batch_subscription
+
+    monkeypatch.setenv("PULSE_CONSUMER_GROUP_PREFIX", "from-env-")
+    staging = PulseSettings(consumer_group_prefix="staging-")
+    options = batch_subscription("pulse-kpi", 100, settings=staging)
+    assert options["group_id"] == "staging-pulse-kpi"  # the settings given win
+    assert batch_subscription("pulse-kpi", 100)["group_id"] == "from-env-pulse-kpi"
+
+
+def test_without_settings_the_prefix_is_read_when_subscribing_not_cached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pulse_shared.settings import common_settings
+    from pulse_shared.streaming import consumer_group
+
+    monkeypatch.delenv("PULSE_CONSUMER_GROUP_PREFIX", raising=False)
+    common_settings.cache_clear()
+    try:
+        assert common_settings().consumer_group_prefix == ""  # cached without a prefix
+        assert consumer_group("pulse-alerts") == "pulse-alerts"
+        monkeypatch.setenv("PULSE_CONSUMER_GROUP_PREFIX", "run-2-")
+        assert consumer_group("pulse-alerts") == "run-2-pulse-alerts"
+    finally:
+        common_settings.cache_clear()
+
+
+def test_isolated_consumer_groups_fixture_prefixes_the_service_groups(
+    isolated_consumer_groups: str,
+) -> None:
+    from pulse_shared.streaming import batch_subscription
+
+    assert isolated_consumer_groups.startswith("test-")
+    group = batch_subscription("pulse-attribution")["group_id"]
+    assert group == f"{isolated_consumer_groups}pulse-attribution"

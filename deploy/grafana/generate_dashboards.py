@@ -23,6 +23,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pulse_shared.attribution_models import DEFAULT_MODEL, MODEL_NAMES
+from pulse_shared.attribution_models import label as model_label
+from pulse_shared.kpi_catalog import BY_NAME as KPI_CATALOG
+from pulse_shared.kpi_catalog import Unit
+
 OUT_DIR = Path(__file__).resolve().parent / "dashboards"
 
 CLICKHOUSE = {"type": "grafana-clickhouse-datasource", "uid": "pulse-clickhouse"}
@@ -32,10 +37,9 @@ PROMETHEUS = {"type": "prometheus", "uid": "pulse-prometheus"}
 FMT_TIMESERIES = 0
 FMT_TABLE = 1
 
-ATTRIBUTION_MODELS = (
-    "last_touch", "first_touch", "last_non_direct", "linear", "time_decay",
-    "position_based", "w_shaped", "full_path", "markov", "shapley",
-)
+#: The shared vocabulary: model names and the executive default (the model of the
+#: un-suffixed attribution KPIs the KPI service writes).
+ATTRIBUTION_MODELS: tuple[str, ...] = MODEL_NAMES
 MILESTONES = ("won", "new_subscription", "opportunity", "lead")
 GRAINS = ("week", "day", "month", "quarter")
 #: Lag per service × topic. max by partition first: after a rebalance a replica can keep
@@ -79,7 +83,33 @@ class Layout:
         return panel
 
 
-def sql_target(sql: str, fmt: int = FMT_TABLE, ref: str = "A") -> dict[str, Any]:
+#: A period counts once it has ended (pulse_shared.periods.period_complete): its end, the
+#: first day after it, is on or before today (UTC, the dashboard's timezone). With
+#: "Running period = exclude" (the default) panels of the chosen grain leave the running
+#: period out, so a week or month to date never sits beside whole ones as if comparable.
+PERIOD_END = (
+    "multiIf('${grain}' = 'day', addDays(period_start, 1), "
+    "'${grain}' = 'week', addWeeks(period_start, 1), "
+    "'${grain}' = 'month', addMonths(period_start, 1), addQuarters(period_start, 1))"
+)
+COMPLETE_ONLY = f"('${{partial}}' = 'include' OR {PERIOD_END} <= today())"
+GRAIN_FILTER = "grain = '${grain}'"
+DATE_FILTER = "$__dateFilter(period_start)"
+
+
+def complete_only(sql: str) -> str:
+    """Adds the running-period filter to every grain-variable kpi_values range filter."""
+    if "kpi_values" not in sql or GRAIN_FILTER not in sql:
+        return sql
+    return sql.replace(DATE_FILTER, f"{DATE_FILTER} AND {COMPLETE_ONLY}")
+
+
+def sql_target(sql: str, fmt: int = FMT_TABLE, ref: str = "A", *,
+               complete: bool = True) -> dict[str, Any]:
+    """``complete``: leave the running period of ``${grain}`` out unless the dashboard's
+    ``partial`` variable says include (budget panels are about the running month)."""
+    if complete:
+        sql = complete_only(sql)
     return {
         "refId": ref,
         "datasource": CLICKHOUSE,
@@ -160,19 +190,104 @@ def kpi_series_sql(kpi_expr: str, alias: str = "value") -> str:
 
 
 def model_kpi(base: str) -> str:
-    """SQL for the KPI name of an attribution-based KPI under the chosen model."""
-    return f"if('${{model}}' = 'last_touch', '{base}', concat('{base}__', '${{model}}'))"
+    """SQL for the KPI name of an attribution-based KPI under the chosen model: the KPI
+    service writes the default model's values without suffix."""
+    return f"if('${{model}}' = '{DEFAULT_MODEL}', '{base}', concat('{base}__', '${{model}}'))"
+
+
+#: Grafana units per catalog unit (ratios that are rates use percentunit, set per tile).
+GRAFANA_UNITS = {Unit.USD: "currencyUSD", Unit.COUNT: "short", Unit.RATIO: "none",
+                 Unit.MONTHS: "months", Unit.DAYS: "d"}
+COMPLETE_NOTE = ("Last complete period of the chosen grain; the running one is left out "
+                 "unless 'Running period' is set to include (then it is a partial value).")
+RUNNING_NOTE = "The running month (pacing is about the period in progress)."
+
+
+def kpi_unit(kpi: str) -> str:
+    return GRAFANA_UNITS[KPI_CATALOG[kpi].unit]
+
+
+def kpi_description(kpi: str, description: str = "") -> str:
+    """The catalog's definition (one definition per number), else ``description``."""
+    return KPI_CATALOG[kpi].definition if kpi in KPI_CATALOG else description
 
 
 def kpi_tile(layout: Layout, title: str, kpi: str, unit: str, description: str,
              *, model_based: bool = False, decimals: int | None = None,
-             thresholds: list[tuple[float | None, str]] | None = None) -> dict[str, Any]:
+             thresholds: list[tuple[float | None, str]] | None = None,
+             running: bool = False) -> dict[str, Any]:
     expr = model_kpi(kpi) if model_based else f"'{kpi}'"
+    note = RUNNING_NOTE if running else COMPLETE_NOTE
     return panel(
-        layout, "stat", title, [sql_target(kpi_series_sql(expr), FMT_TIMESERIES)],
-        w=4, h=4, unit=unit, description=description, decimals=decimals,
-        options=STAT_OPTIONS, thresholds=thresholds or [(None, "blue")],
+        layout, "stat", title,
+        [sql_target(kpi_series_sql(expr), FMT_TIMESERIES, complete=not running)],
+        w=4, h=4, unit=unit, description=f"{kpi_description(kpi, description)} {note}",
+        decimals=decimals, options=STAT_OPTIONS, thresholds=thresholds or [(None, "blue")],
     )
+
+
+def _window(start: str, end: str) -> str:
+    return f"period_start >= {start} AND period_start < {end}"
+
+
+#: Month to date = complete days of this month (before today, UTC); the base is the same
+#: number of days from the start of the previous month, clipped to its length.
+MTD_THIS = _window("toStartOfMonth(today())", "today()")
+MTD_BASE = _window(
+    "addMonths(toStartOfMonth(today()), -1)",
+    "addDays(addMonths(toStartOfMonth(today()), -1), least("
+    "dateDiff('day', toStartOfMonth(today()), today()), "
+    "dateDiff('day', addMonths(toStartOfMonth(today()), -1), toStartOfMonth(today()))))",
+)
+
+
+def _mtd_sum(kpi_expr: str, window: str) -> str:
+    """Sum over the window, NULL when no day has a value (missing is not zero)."""
+    cond = f"kpi = {kpi_expr} AND {window}"
+    return f"if(countIf({cond}) = 0, NULL, sumIf(value, {cond}))"
+
+
+def month_to_date_sql(numerator: str, denominator: str | None = None) -> str:
+    """Month to date vs the same days of the previous month, and the change (fraction), of
+    a flow KPI (sum of day values) or a ratio recomputed from two sums."""
+    def part(window: str) -> str:
+        if denominator is None:
+            return _mtd_sum(numerator, window)
+        return (f"{_mtd_sum(numerator, window)} / "
+                f"nullIf({_mtd_sum(denominator, window)}, 0)")
+
+    kpis = f"kpi = {numerator}" if denominator is None else (
+        f"(kpi = {numerator} OR kpi = {denominator})")
+    return f"""
+        SELECT {part(MTD_THIS)} AS month_to_date,
+               {part(MTD_BASE)} AS same_days_last_month,
+               if(same_days_last_month = 0, NULL,
+                  month_to_date / same_days_last_month - 1) AS change
+        FROM kpi_values FINAL
+        WHERE {kpis} AND grain = 'day' AND dimension = 'all'
+          AND period_start >= addMonths(toStartOfMonth(today()), -1)
+          AND period_start < today()
+    """
+
+
+def mtd_tile(layout: Layout, title: str, unit: str, description: str, numerator: str,
+             denominator: str | None = None) -> dict[str, Any]:
+    tile = panel(
+        layout, "stat", title, [sql_target(month_to_date_sql(numerator, denominator))],
+        w=4, h=5, unit=unit, decimals=2,
+        description=f"{description} Complete days of the running month (UTC) against the "
+                    "same number of days from the 1st of the previous month; change as a "
+                    "fraction. Empty (not 0) without day values.",
+        options={**STAT_OPTIONS, "graphMode": "none",
+                 "reduceOptions": {"calcs": ["lastNotNull"], "fields": "/.*/",
+                                   "values": False}},
+        thresholds=[(None, "blue")],
+    )
+    tile["fieldConfig"]["overrides"] = [{
+        "matcher": {"id": "byName", "options": "change"},
+        "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 1}],
+    }]
+    return tile
 
 
 def custom_variable(name: str, label: str, options: list[tuple[str, str]],
@@ -238,16 +353,49 @@ GRAIN_VAR = custom_variable("grain", "Grain", [(g, g) for g in GRAINS])
 #: reads whole months (issue 16).
 EXECUTIVE_GRAIN_VAR = custom_variable("grain", "Grain", [(g, g) for g in GRAINS],
                                       current=GRAINS.index("month"))
-MODEL_VAR = custom_variable("model", "Attribution model", [(m, m) for m in ATTRIBUTION_MODELS])
+#: Opens on the executive default model (position-based), last-touch beside it in the list.
+MODEL_VAR = custom_variable(
+    "model", "Attribution model",
+    [(model_label(m), m) for m in ATTRIBUTION_MODELS],
+    current=ATTRIBUTION_MODELS.index(DEFAULT_MODEL),
+)
+PARTIAL_VAR = custom_variable(
+    "partial", "Running period", [("exclude (complete periods only)", "exclude"),
+                                  ("include (partial, to date)", "include")],
+)
 DASH_LINKS = [
     {"type": "dashboards", "tags": ["pulse"], "asDropdown": True, "title": "Pulse"},
 ]
 
 
 # --------------------------------------------------------------------------- executive
+def month_to_date_row(lay: Layout) -> list[dict[str, Any]]:
+    """Month to date against the same days of the previous month (day-grain kpi_values)."""
+    panels = [lay.row("Month to date vs the same days of last month (partial month)")]
+    revenue = model_kpi("attributed_revenue")
+    flows: list[tuple[str, str, str | None]] = [
+        ("Spend", "'spend'", None),
+        ("Leads", "'leads'", None),
+        ("Attributed revenue", revenue, None),
+    ]
+    if "new_customers" in KPI_CATALOG:  # added by the KPI service with issue 16
+        flows.append(("New customers", "'new_customers'", None))
+    ratios = [("ROAS", revenue, "'spend'", "none"), ("CPL", "'spend'", "'leads'", "currencyUSD")]
+    for title, kpi_expr, _ in flows:
+        base = kpi_expr.strip("'") if kpi_expr.startswith("'") else "attributed_revenue"
+        panels.append(mtd_tile(lay, f"{title} · month to date", kpi_unit(base),
+                               kpi_description(base), kpi_expr))
+    for title, numerator, denominator, unit in ratios:
+        base = title.lower()
+        panels.append(mtd_tile(lay, f"{title} · month to date", unit,
+                               kpi_description(base), numerator, denominator))
+    return panels
+
+
 def executive() -> dict[str, Any]:
     lay = Layout()
-    panels: list[dict[str, Any]] = [lay.row("Revenue")]
+    panels: list[dict[str, Any]] = month_to_date_row(lay)
+    panels.append(lay.row("Revenue"))
     for title, kpi, unit, desc in (
         ("MRR", "mrr", "currencyUSD", "Ending MRR: sum of every account's MRR."),
         ("ARR", "arr", "currencyUSD", "12 × MRR."),
@@ -281,12 +429,13 @@ def executive() -> dict[str, Any]:
         ("LTV", "ltv", "currencyUSD", "ARPA × gross margin / customer churn rate."),
         ("ARPA", "arpa", "currencyUSD", "MRR / paying accounts."),
         ("CPL", "cpl", "currencyUSD", "Spend / leads."),
-        ("Budget pacing", "pacing", "percentunit",
+        ("Budget pacing (running month)", "pacing", "percentunit",
          "Spend to date / (monthly budget × elapsed fraction of the month)."),
-        ("Projected spend", "projected_spend", "currencyUSD",
+        ("Projected spend (running month)", "projected_spend", "currencyUSD",
          "Projected month-end spend at the current pace."),
     ):
-        panels.append(kpi_tile(lay, title, kpi, unit, desc, decimals=2))
+        panels.append(kpi_tile(lay, title, kpi, unit, desc, decimals=2,
+                               running=kpi in ("pacing", "projected_spend")))
 
     panels.append(lay.row("MRR bridge"))
     movements = ", ".join(f"'{k}'" for k in MRR_MOVEMENTS)
@@ -443,7 +592,8 @@ def executive() -> dict[str, Any]:
         "pulse-executive", "Pulse · Executive",
         "CMO view: revenue, MRR bridge, marketing efficiency, ROAS by channel, budget, funnel."
         " All numbers from kpi_values.",
-        panels, [EXECUTIVE_GRAIN_VAR, MODEL_VAR], time_from="now-180d", tags=["executive"],
+        panels, [EXECUTIVE_GRAIN_VAR, MODEL_VAR, PARTIAL_VAR], time_from="now-180d",
+        tags=["executive"],
         links=DASH_LINKS,
     )
 
@@ -614,7 +764,7 @@ def campaigns() -> dict[str, Any]:
     return dashboard(
         "pulse-campaigns", "Pulse · Campaigns",
         "Campaign and channel performance, attribution by model, budgets.",
-        panels, [GRAIN_VAR, MODEL_VAR, milestone_var, channel_var],
+        panels, [GRAIN_VAR, MODEL_VAR, PARTIAL_VAR, milestone_var, channel_var],
         time_from="now-90d", tags=["campaigns"], links=DASH_LINKS,
     )
 

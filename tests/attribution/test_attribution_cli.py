@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -34,19 +35,38 @@ def path_file(tmp_path: Path) -> Path:
     return target
 
 
+def paths(*args: str) -> str:
+    result = runner.invoke(app, ["paths", *args, "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
 def test_first_last_linear(path_file: Path) -> None:
-    first = runner.invoke(app, ["paths", str(path_file), "--model", "first"])
-    assert first.exit_code == 0, first.output
-    assert first.output.splitlines()[0] == "channel_name,total_conversions,total_conversion_value"
-    assert rows(first.output) == {
+    first = paths(str(path_file), "--model", "first")
+    assert first.splitlines()[0] == "channel_name,total_conversions,total_conversion_value"
+    assert rows(first) == {
         "a": {"total_conversions": 3.0, "total_conversion_value": 150.0},
         "b": {"total_conversions": 0.0, "total_conversion_value": 0.0},
         "c": {"total_conversions": 0.0, "total_conversion_value": 0.0},
     }
-    last = rows(runner.invoke(app, ["paths", str(path_file), "--model", "last"]).output)
+    last = rows(paths(str(path_file), "--model", "last"))
     assert last["b"] == {"total_conversions": 1.0, "total_conversion_value": 100.0}
-    linear = rows(runner.invoke(app, ["paths", str(path_file), "--model", "linear"]).output)
+    linear = rows(paths(str(path_file), "--model", "linear"))
     assert linear["a"] == {"total_conversions": 2.5, "total_conversion_value": 100.0}
+
+
+def test_paths_json_has_numbers_and_table_is_for_people(path_file: Path) -> None:
+    result = runner.invoke(app, ["paths", str(path_file), "--model", "linear", "--format",
+                                 "json"])
+    assert result.exit_code == 0, result.output
+    by_channel = {r["channel_name"]: r for r in json.loads(result.output)}
+    assert by_channel["a"] == {"channel_name": "a", "total_conversions": 2.5,
+                               "total_conversion_value": 100.0}
+    table = runner.invoke(app, ["paths", str(path_file), "--model", "linear"])
+    assert table.exit_code == 0, table.output
+    assert "channel_name" in table.output and "," not in table.output.splitlines()[-2]
+    [row_a] = [line for line in table.output.splitlines() if " a " in line]
+    assert "2.5" in row_a and "100" in row_a
 
 
 def test_markov_with_output_file_and_comma_layout(tmp_path: Path) -> None:
@@ -75,9 +95,7 @@ def test_markov_with_output_file_and_comma_layout(tmp_path: Path) -> None:
 def test_custom_separator_and_order_2(tmp_path: Path) -> None:
     source = tmp_path / "pipe.csv"
     source.write_text("path,total_conversions,total_null\na|b,1,0\nc|b,0,1\n")
-    result = runner.invoke(app, ["paths", str(source), "--model", "markov", "--order", "2", "--sep", "|"])
-    assert result.exit_code == 0, result.output
-    got = rows(result.output)
+    got = rows(paths(str(source), "--model", "markov", "--order", "2", "--sep", "|"))
     assert got["a"]["removal_effect"] == pytest.approx(1.0)
     assert got["c"]["removal_effect"] == pytest.approx(0.0)
     assert got["a"]["total_conversions"] == pytest.approx(0.5)
@@ -92,9 +110,7 @@ def test_models_that_need_more_than_paths_are_refused(path_file: Path) -> None:
 
 
 def test_shapley_on_paths(path_file: Path) -> None:
-    result = runner.invoke(app, ["paths", str(path_file), "--model", "shapley"])
-    assert result.exit_code == 0, result.output
-    got = rows(result.output)
+    got = rows(paths(str(path_file), "--model", "shapley"))
     # v(S) = conversions of journeys inside S: a alone 2, {a,b} 1 → a 2.5, b 0.5.
     assert got["a"]["shapley_value"] == pytest.approx(2.5)
     assert got["b"]["shapley_value"] == pytest.approx(0.5)

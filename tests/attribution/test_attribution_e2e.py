@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -213,10 +214,12 @@ async def test_cli_recompute_and_credits_on_the_server(
         )
         assert result.exit_code == 0, result.output
         assert "markov" in result.output and "won" in result.output
-        shown = await asyncio.to_thread(runner.invoke, app, ["credits", "--account-id", account])
+        shown = await asyncio.to_thread(
+            runner.invoke, app, ["credits", "--account-id", account, "--format", "json"])
         assert shown.exit_code == 0, shown.output
-        assert '"model": "markov"' in shown.output and touch.event_id in shown.output
-        assert '"credited_revenue": "777' in shown.output
+        [markov] = [c for c in json.loads(shown.stdout) if c["model"] == "markov"]
+        assert markov["touchpoint_event_id"] == touch.event_id
+        assert markov["credited_revenue"] == 777  # a JSON number, not a string
         # Production wiring builds against the same settings (in-process bus, server store).
         from faststream.asgi import AsgiFastStream
 

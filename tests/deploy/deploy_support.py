@@ -78,11 +78,25 @@ def unknown_env(svc: str, names: set[str]) -> set[str]:
 
 
 # ------------------------------------------------------------------------ Dockerfiles
+#: The one image template of every service (``--build-arg SERVICE=<svc>``).
+SERVICE_TEMPLATE = ROOT / "deploy" / "Dockerfile"
+CLI_DOCKERFILE = ROOT / "deploy" / "cli" / "Dockerfile"
+#: Instructions whose arguments the build expands with build arguments and ENV (Docker
+#: itself, or for RUN the build shell, which sees ARGs as variables). CMD, ENTRYPOINT and
+#: HEALTHCHECK are not expanded: only the container's shell could.
+EXPANDED = frozenset({"ADD", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "RUN", "STOPSIGNAL",
+                      "USER", "VOLUME", "WORKDIR"})
+_VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+
+
 @dataclass
 class Instruction:
     keyword: str
     args: str
+    """As the build sees them: build arguments and ENV expanded for EXPANDED keywords."""
     stage: int
+    raw: str = ""
+    """As written in the file."""
 
     def json_args(self) -> list[str] | None:
         """Exec-form arguments (``["a", "b"]``) or None for shell form."""
@@ -99,7 +113,10 @@ class Instruction:
 @dataclass
 class Dockerfile:
     path: Path
+    build_args: dict[str, str] = field(default_factory=dict)
     instructions: list[Instruction] = field(default_factory=list)
+    global_args: dict[str, str] = field(default_factory=dict)
+    """ARGs declared before the first FROM, with their values for this build."""
 
     def all(self, keyword: str) -> list[Instruction]:
         return [i for i in self.instructions if i.keyword == keyword]
@@ -112,19 +129,8 @@ class Dockerfile:
         last = len(self.stages) - 1
         return [i for i in self.all(keyword) if i.stage == last]
 
-    def args_defaults(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for ins in self.all("ARG"):
-            name, _, default = ins.args.partition("=")
-            out[name.strip()] = default.strip()
-        return out
-
-    def expand(self, text: str) -> str:
-        defaults = self.args_defaults()
-        return re.sub(r"\$\{(\w+)\}", lambda m: defaults.get(m.group(1), m.group(0)), text)
-
     def env(self) -> dict[str, str]:
-        """ENV of the final stage (``ENV A=1 B=2`` form)."""
+        """ENV of the final stage (``ENV A=1 B=2`` form), build arguments expanded."""
         out: dict[str, str] = {}
         for ins in self.final("ENV"):
             for token in shlex.split(ins.args):
@@ -134,9 +140,25 @@ class Dockerfile:
         return out
 
 
-def parse_dockerfile(path: Path) -> Dockerfile:
-    """Logical lines (continuations joined, comments dropped) → instructions by stage."""
-    result = Dockerfile(path)
+def _expand(text: str, values: dict[str, str]) -> str:
+    """Docker's substitution of ``$NAME`` / ``${NAME}``; unknown names (base-image ENV such
+    as PATH) are left as written."""
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        return values.get(name, match.group(0))
+
+    return _VARIABLE.sub(value, text)
+
+
+def parse_dockerfile(path: Path, build_args: dict[str, str] | None = None) -> Dockerfile:
+    """Logical lines (continuations joined, comments dropped) → instructions by stage.
+
+    Build arguments follow Docker's scoping: an ARG before the first FROM is visible to
+    FROM lines only, and inside a stage only once the stage declares it again (until then
+    it expands to nothing, as in Docker); ``build_args`` are the ``--build-arg`` values.
+    """
+    build_args = dict(build_args or {})
+    result = Dockerfile(path, build_args)
     logical: list[str] = []
     buffer = ""
     for raw in path.read_text().splitlines():
@@ -152,13 +174,58 @@ def parse_dockerfile(path: Path) -> Dockerfile:
         buffer = ""
     assert not buffer, f"{path}: dangling line continuation"
     stage = -1
+    scope: dict[str, str] = {}
     for line in logical:
-        keyword, _, args = line.partition(" ")
-        keyword = keyword.upper()
+        keyword, _, raw_args = line.partition(" ")
+        keyword, raw_args = keyword.upper(), raw_args.strip()
         if keyword == "FROM":
             stage += 1
-        result.instructions.append(Instruction(keyword, args.strip(), stage))
+            scope = {name: "" for name in result.global_args}
+            args = _expand(raw_args, result.global_args)
+        elif keyword in EXPANDED:
+            args = _expand(raw_args, scope if stage >= 0 else result.global_args)
+        else:
+            args = raw_args
+        if keyword == "ARG":
+            name, sep, default = raw_args.partition("=")
+            name = name.strip()
+            declared = result.global_args if stage < 0 else scope
+            if name in build_args:
+                declared[name] = build_args[name]
+            elif sep:
+                declared[name] = _expand(default.strip().strip('"'), declared)
+            else:
+                declared[name] = result.global_args.get(name, "") if stage >= 0 else ""
+        elif keyword == "ENV" and stage >= 0:
+            for token in shlex.split(args):
+                name, sep, value = token.partition("=")
+                if sep:
+                    scope[name] = value
+        result.instructions.append(Instruction(keyword, args, stage, raw_args))
     return result
+
+
+def container_command(df: Dockerfile) -> list[str]:
+    """The argv the container starts: the final CMD (exec form), with a
+    ``/bin/sh -c "exec …"`` wrapper resolved against the image's ENV, as its shell does."""
+    assert not df.final("ENTRYPOINT"), f"{df.path}: a service image has no ENTRYPOINT"
+    (cmd,) = df.final("CMD")
+    argv = cmd.json_args()
+    assert argv, f"{df.path}: CMD must be in exec form"
+    if argv[0] not in ("/bin/sh", "sh"):
+        return argv
+    assert len(argv) == 3 and argv[1] == "-c", argv
+    env = df.env()
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        assert name in env, f"{df.path}: CMD uses ${name}, which the image does not set"
+        return env[name]
+
+    words = shlex.split(_VARIABLE.sub(value, argv[2]))
+    # Without exec the shell stays PID 1 and `docker stop` never reaches the service.
+    assert words[0] == "exec", f"{df.path}: the CMD shell must exec the service"
+    return words[1:]
 
 
 def copy_sources(ins: Instruction) -> list[str]:
@@ -176,6 +243,21 @@ def compose() -> dict[str, Any]:
     data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert isinstance(data, dict)
     return data
+
+
+def service_build(svc: str) -> tuple[Path, dict[str, str]]:
+    """The Dockerfile compose builds ``svc`` from, and its build arguments."""
+    build = compose()["services"][svc]["build"]
+    assert build["context"] == ".", f"{svc}: build from the repository root"
+    args = build.get("args", {})
+    assert isinstance(args, dict), f"{svc}: write build args as a mapping"
+    return ROOT / build["dockerfile"], {str(k): str(v) for k, v in args.items()}
+
+
+def service_image(svc: str) -> Dockerfile:
+    """``svc``'s image as compose builds it: its Dockerfile with its build arguments."""
+    path, args = service_build(svc)
+    return parse_dockerfile(path, args)
 
 
 def k8s_documents() -> Iterator[tuple[Path, dict[str, Any]]]:

@@ -12,7 +12,9 @@ from deploy_support import (
     SERVICES,
     compose,
     console_scripts,
+    container_command,
     parse_dockerfile,
+    service_image,
     unknown_env,
 )
 
@@ -40,20 +42,19 @@ def test_every_pulse_service_and_the_infrastructure_are_defined() -> None:
 
 
 @pytest.mark.parametrize("svc", SERVICES)
-def test_service_is_built_from_its_dockerfile_at_the_repo_root(svc: str) -> None:
+def test_service_is_built_from_the_template_at_the_repo_root(svc: str) -> None:
     build = services()[svc]["build"]
     assert build["context"] == "."
-    assert build["dockerfile"] == f"services/{svc}/Dockerfile"
+    assert build["dockerfile"] == "deploy/Dockerfile"
+    assert build["args"] == {"SERVICE": svc, "PORT": str(PORTS[svc])}
     assert (ROOT / build["dockerfile"]).is_file()
 
 
 @pytest.mark.parametrize("svc", SERVICES)
 def test_service_command_is_its_console_script(svc: str) -> None:
-    """The container runs the image CMD, which must be the service's console script."""
+    """The container runs the image CMD, which must resolve to the service's console script."""
     assert "command" not in services()[svc] and "entrypoint" not in services()[svc]
-    dockerfile = parse_dockerfile(ROOT / "services" / svc / "Dockerfile")
-    (cmd,) = dockerfile.final("CMD")
-    assert cmd.json_args() == [f"pulse-{svc}"]
+    assert container_command(service_image(svc)) == [f"pulse-{svc}"]
     assert f"pulse-{svc}" in console_scripts(f"services/{svc}")
 
 
@@ -186,4 +187,5 @@ def test_operations_doc_matches_the_compose_images_and_ports() -> None:
     for svc in SERVICES:
         row = next(line for line in doc.splitlines() if line.startswith(f"| {svc} |"))
         assert f"| {PORTS[svc]} |" in row, row
-        assert f"services/{svc}/Dockerfile" in row and f"pulse-{svc}" in row, row
+        assert "`deploy/Dockerfile`" in row and f"`SERVICE={svc}`" in row, row
+        assert f"`pulse-{svc}`" in row, row

@@ -3,6 +3,7 @@ and their PromQL names only metrics that Pulse processes expose."""
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import json
 import re
@@ -71,6 +72,7 @@ PROMQL = list(promql_queries())
 
 # --- Grafana macro / variable expansion for running the SQL ------------------------
 FROM, TO = "2026-01-01 00:00:00", "2026-12-31 23:59:59"
+TODAY = "2026-07-15"
 
 
 def variable_values(dashboard: dict[str, Any]) -> dict[str, list[str]]:
@@ -90,9 +92,12 @@ def expand(
     *,
     time_range: tuple[str, str] = (FROM, TO),
     chosen: dict[str, str] | None = None,
+    today: str = TODAY,
 ) -> str:
-    """What Grafana sends: macros and ``$var`` / ``${var}`` / ``${var:singlequote}``."""
+    """What Grafana sends: macros and ``$var`` / ``${var}`` / ``${var:singlequote}``; and
+    ClickHouse's ``today()`` pinned to ``today`` (no test depends on the real date)."""
     start, end = time_range
+    sql = sql.replace("today()", f"toDate('{today}')")
     macros = {
         r"\$__dateFilter\((\w+)\)": rf"\1 >= toDate('{start[:10]}') AND \1 <= toDate('{end[:10]}')",
         r"\$__timeFilter\((\w+)\)": (
@@ -208,7 +213,9 @@ def test_kpi_names_in_sql_are_catalog_kpis() -> None:
 
 
 def test_model_variable_yields_catalog_kpi_names() -> None:
-    """``if('${model}' = 'last_touch', 'roas', concat('roas__', '${model}'))`` …"""
+    """``if('${model}' = 'position_based', 'roas', concat('roas__', '${model}'))`` …: the
+    KPI service writes the default model's attribution KPIs without suffix."""
+    from pulse_shared.attribution_models import DEFAULT_MODEL
     from pulse_shared.kpi_catalog import BY_NAME, MODELS
 
     for path in DASHBOARDS:
@@ -218,6 +225,10 @@ def test_model_variable_yields_catalog_kpi_names() -> None:
             continue
         options = {o["value"] for o in model_vars[0]["options"]}
         assert options == set(MODELS), path.name
+        assert model_vars[0]["current"]["value"] == DEFAULT_MODEL, path.name
+        sqls = " ".join(sql for _, sql, d in SQL if d["uid"] == dash["uid"])
+        assert f"if('${{model}}' = '{DEFAULT_MODEL}', " in sqls
+        assert "'last_touch'" not in sqls, path.name  # no hard-coded default any more
         bases = {
             base for _, sql, d in SQL if d["uid"] == dash["uid"]
             for base in re.findall(r"concat\('(\w+)__', '\$\{model\}'\)", sql)
@@ -225,7 +236,7 @@ def test_model_variable_yields_catalog_kpi_names() -> None:
         assert bases, path.name
         for base in bases:
             assert base in BY_NAME
-            for model in options - {"last_touch"}:
+            for model in options - {DEFAULT_MODEL}:
                 assert f"{base}__{model}" in BY_NAME, (path.name, base, model)
 
 
@@ -295,9 +306,13 @@ def kpi_data(embedded_store: Any) -> Any:
     return embedded_store
 
 
-def run_panel(store: Any, file: str, title: str, **chosen: str) -> list[dict[str, Any]]:
+DATA_TODAY = "2031-06-30"  # every week of DATA_RANGE has ended
+
+
+def run_panel(store: Any, file: str, title: str, today: str = DATA_TODAY,
+              **chosen: str) -> list[dict[str, Any]]:
     sql, dash = panel_sql(file, title)
-    return list(store.query(expand(sql, dash, time_range=DATA_RANGE,
+    return list(store.query(expand(sql, dash, time_range=DATA_RANGE, today=today,
                                    chosen={"grain": "week", **chosen})))
 
 
@@ -318,8 +333,91 @@ def test_mrr_tile_shows_the_latest_computation_of_each_period(kpi_data: Any) -> 
 
 
 def test_roas_by_channel_takes_the_latest_period_and_follows_the_model(kpi_data: Any) -> None:
+    from pulse_shared.attribution_models import DEFAULT_MODEL
+
     title = "ROAS by channel (latest period in range)"
-    rows = run_panel(kpi_data, "pulse-executive.json", title, model="last_touch")
+    rows = run_panel(kpi_data, "pulse-executive.json", title, model=DEFAULT_MODEL)
     assert [(r["channel"], r["roas"]) for r in rows] == [("paid_search", 2.5), ("email", 0.8)]
     linear = run_panel(kpi_data, "pulse-executive.json", title, model="linear")
     assert [(r["channel"], r["roas"]) for r in linear] == [("paid_search", 1.9)]
+
+
+def test_tiles_leave_out_the_running_period_unless_asked() -> None:
+    """The executive and campaign views open on complete periods; the running one is
+    shown only with 'Running period = include' (then as a partial value)."""
+    for name in ("pulse-executive.json", "pulse-campaigns.json"):
+        partial = next(v for v in load(GRAFANA / "dashboards" / name)["templating"]["list"]
+                       if v["name"] == "partial")
+        assert partial["current"]["value"] == "exclude", name
+    for ident, sql, _ in SQL:
+        if "kpi_values" in sql and "grain = '${grain}'" in sql:
+            running = "(running month)" in ident  # pacing: about the month in progress
+            assert ("'${partial}' = 'include' OR" in sql) is not running, ident
+
+
+def test_mrr_tile_skips_the_running_week_by_default(kpi_data: Any) -> None:
+    running_w03 = "2031-01-15"  # a Wednesday of 2031-W03: W02 is complete, W03 is not
+    assert dt.date.fromisoformat(running_w03).isocalendar()[1] == 3
+    default = run_panel(kpi_data, "pulse-executive.json", "MRR", today=running_w03)
+    assert [r["value"] for r in default] == [1000.0]
+    included = run_panel(kpi_data, "pulse-executive.json", "MRR", today=running_w03,
+                         partial="include")
+    assert [r["value"] for r in included] == [1000.0, 1125.0]
+    # Budget pacing is about the running month: not filtered.
+    sql, _ = panel_sql("pulse-executive.json", "Budget pacing (running month)")
+    assert "${partial}" not in sql
+
+
+def day_row(kpi: str, day: dt.date, value: float) -> dict[str, Any]:
+    return {"kpi": kpi, "grain": "day", "period": day.isoformat(), "period_start": day,
+            "dimension": "all", "dimension_value": "", "value": value, "unit": "usd",
+            "computed_at": dt.datetime(2031, 6, 1, tzinfo=dt.UTC)}
+
+
+@pytest.fixture(scope="module")
+def day_data(embedded_store: Any) -> Any:
+    """Day values 2031-02-01 … 2031-03-14: March spends 10 × day-of-month, February 5 ×;
+    attributed revenue (default model, un-suffixed) is 3 × spend; 2 leads a day."""
+    from pulse_shared.attribution_models import DEFAULT_MODEL
+
+    rows = []
+    for i in range(42):
+        day = dt.date(2031, 2, 1) + dt.timedelta(days=i)
+        spend = (10.0 if day.month == 3 else 5.0) * day.day
+        rows += [day_row("spend", day, spend), day_row("leads", day, 2.0),
+                 day_row("attributed_revenue", day, 3 * spend),
+                 day_row("attributed_revenue__linear", day, 2 * spend)]
+    embedded_store.insert("kpi_values", rows, KPI_COLUMNS)
+    assert DEFAULT_MODEL != "linear"
+    return embedded_store
+
+
+def mtd(store: Any, title: str, today: str, **chosen: str) -> dict[str, Any]:
+    sql, dash = panel_sql("pulse-executive.json", title)
+    rows = store.query(expand(sql, dash, today=today, chosen=chosen))
+    assert len(rows) == 1
+    return dict(rows[0])
+
+
+def test_month_to_date_tiles_compare_the_same_days_of_last_month(day_data: Any) -> None:
+    from pulse_shared.attribution_models import DEFAULT_MODEL
+
+    march = sum(10.0 * d for d in range(1, 15))  # 1–14 March: complete days before the 15th
+    february = sum(5.0 * d for d in range(1, 15))
+    spend = mtd(day_data, "Spend · month to date", "2031-03-15")
+    assert spend == {"month_to_date": march, "same_days_last_month": february,
+                     "change": pytest.approx(march / february - 1)}
+    leads = mtd(day_data, "Leads · month to date", "2031-03-15")
+    assert (leads["month_to_date"], leads["same_days_last_month"]) == (28.0, 28.0)
+    roas = mtd(day_data, "ROAS · month to date", "2031-03-15", model=DEFAULT_MODEL)
+    assert roas["month_to_date"] == pytest.approx(3.0)
+    linear = mtd(day_data, "ROAS · month to date", "2031-03-15", model="linear")
+    assert linear["month_to_date"] == pytest.approx(2.0)
+    cpl = mtd(day_data, "CPL · month to date", "2031-03-15")
+    assert cpl["month_to_date"] == pytest.approx(march / 28.0)
+    # 31 March: 30 days to date against all 28 days of February (clipped).
+    late = mtd(day_data, "Spend · month to date", "2031-03-31")
+    assert late["same_days_last_month"] == sum(5.0 * d for d in range(1, 29))
+    # 1 March: no complete day yet — empty, never 0 or a change.
+    first = mtd(day_data, "Spend · month to date", "2031-03-01")
+    assert first == {"month_to_date": None, "same_days_last_month": None, "change": None}

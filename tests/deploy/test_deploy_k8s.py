@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from deploy_support import (
+    CLI_DOCKERFILE,
     PORTS,
     ROOT,
+    SERVICE_TEMPLATE,
     SERVICES,
     common_env_names,
     compose,
     console_scripts,
+    container_command,
     k8s_documents,
+    service_build,
+    service_image,
     unknown_env,
 )
 
@@ -62,7 +66,7 @@ def test_every_manifest_parses_and_kustomization_lists_them() -> None:
 @pytest.mark.parametrize("svc", SERVICES)
 def test_deployment_runs_the_console_script_on_its_port(svc: str) -> None:
     c = container(svc)
-    assert c["command"] == [f"pulse-{svc}"]
+    assert c["command"] == [f"pulse-{svc}"] == container_command(service_image(svc))
     assert c["command"][0] in console_scripts(f"services/{svc}")
     assert c["image"].split(":")[0] == f"pulse-{svc}"
     (port,) = c["ports"]
@@ -155,9 +159,8 @@ def test_images_in_kustomization_are_the_built_ones() -> None:
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     names = {i["name"] for i in kustomization["images"]}
     assert names == {f"pulse-{s}" for s in SERVICES} | {"pulse-cli"}
-    for name in names:
-        dockerfile = (
-            ROOT / "deploy" / "cli" / "Dockerfile" if name == "pulse-cli"
-            else ROOT / "services" / name.removeprefix("pulse-") / "Dockerfile"
-        )
-        assert Path(dockerfile).is_file()
+    assert CLI_DOCKERFILE.is_file()
+    for svc in SERVICES:
+        # pulse-<svc> is the template built with SERVICE=<svc> (as compose builds it).
+        dockerfile, args = service_build(svc)
+        assert dockerfile == SERVICE_TEMPLATE and args["SERVICE"] == svc

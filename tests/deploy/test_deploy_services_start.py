@@ -1,5 +1,5 @@
-"""Every service starts with its container command (the console script the Dockerfile's
-CMD names) outside Docker, against the real Kafka broker and ClickHouse server, with the
+"""Every service starts with its container command (the console script the image's CMD
+resolves to) outside Docker, against the real Kafka broker and ClickHouse server, with the
 environment the compose file gives it, and answers /health and /metrics."""
 
 from __future__ import annotations
@@ -14,17 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
-from deploy_support import ROOT, SERVICES, compose, parse_dockerfile
+from deploy_support import SERVICES, compose, container_command, service_image
 
 from pulse_testinfra import free_port
 
 STARTUP_TIMEOUT_S = 120.0
 
 
-def container_command(svc: str) -> list[str]:
-    (cmd,) = parse_dockerfile(ROOT / "services" / svc / "Dockerfile").final("CMD")
-    argv = cmd.json_args()
-    assert argv
+def local_command(svc: str) -> list[str]:
+    """The image's command, run from this venv (the console scripts are installed here)."""
+    argv = container_command(service_image(svc))
     script = Path(sys.executable).parent / argv[0]
     assert script.exists(), f"console script {argv[0]} is not installed in the venv"
     return [str(script), *argv[1:]]
@@ -97,7 +96,7 @@ def test_service_starts_and_answers_health_and_metrics(
     log_path = tmp_path / f"{svc}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            container_command(svc),
+            local_command(svc),
             env=service_env(svc, port, kafka_broker, clickhouse_server, tmp_path),
             cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )

@@ -16,6 +16,7 @@ from faststream.kafka import TestKafkaBroker
 from pulse_kpi.main import KpiComponent, build
 from pulse_kpi.settings import KpiSettings
 from pulse_kpi.storage import KpiStorage
+from pulse_shared.attribution_models import DEFAULT_MODEL
 from pulse_shared.bus import Bus, make_broker
 from pulse_shared.events import (
     AttributionCredit,
@@ -205,7 +206,7 @@ async def test_superseded_credit_version_moves_revenue_between_channels(
 
     def credit(version: int, channel: Channel, revenue: int) -> AttributionCredit:
         return AttributionCredit(
-            conversion_id="sv-c", milestone=ConversionMilestone.WON, model="last_touch",
+            conversion_id="sv-c", milestone=ConversionMilestone.WON, model=DEFAULT_MODEL,
             account_id="sv-a", touchpoint_event_id=f"sv-t{version}", channel=channel,
             touched_at=at, converted_at=at, credit=1.0, credited_revenue=Decimal(revenue),
             version=version,

@@ -109,8 +109,15 @@ def test_show_and_list(cli_env: None, embedded_store: Store) -> None:
                                 f"{Y}-02", "--by", "channel"])
     assert table.exit_code == 0 and f"{Y}-02" in table.output and "email" in table.output
     listed = runner.invoke(app, ["list", "--format", "json"])
-    names = {k["name"] for k in json.loads(listed.output)}
-    assert names == {k.name for k in CATALOG} and "ltv_cac" in names
+    by_name = {k["name"]: k for k in json.loads(listed.output)}
+    assert set(by_name) == {k.name for k in CATALOG} and "ltv_cac" in by_name
+    spend = next(k for k in CATALOG if k.name == "spend")
+    assert by_name["spend"]["grains"] == [str(g) for g in spend.grains]  # lists in JSON
+    as_csv = runner.invoke(app, ["list", "--format", "csv"]).output.splitlines()
+    assert as_csv[0] == "name,unit,direction,grains,dimensions,definition"
+    [spend_line] = [line for line in as_csv if line.startswith("spend,")]
+    assert spend_line.startswith(
+        f'spend,{spend.unit},{spend.direction},"{",".join(str(g) for g in spend.grains)}",')
 
 
 def test_show_flags_the_running_period_as_not_complete(

@@ -20,12 +20,14 @@ from pulse_kpi.domain.facts import (
 from pulse_kpi.domain.mrr import MovementKind, MrrEvent, daily, movements, mrr_report
 from pulse_kpi.domain.periods import parse_period, period_of, periods_between
 from pulse_kpi.domain.snapshots import Throttle, changed, live, to_snapshot
+from pulse_shared.attribution_models import DEFAULT_MODEL, MODEL_NAMES, label
 from pulse_shared.events import Grain
-from pulse_shared.kpi_catalog import BY_NAME, CATALOG
+from pulse_shared.kpi_catalog import BY_NAME, CATALOG, MODEL_KPIS
 from pulse_shared.periods import period_complete
 
 D = dt.date
 K = MovementKind
+DM = DEFAULT_MODEL  # model of the un-suffixed attribution KPIs
 
 
 def ts(y: int, m: int, d: int, h: int = 12) -> dt.datetime:
@@ -163,6 +165,7 @@ def test_mrr_kpis_by_month() -> None:
     assert m("mrr", "2030-01") == 300 and m("arr", "2030-01") == 3600
     assert m("gross_mrr_churn_rate", "2030-01") is None
     assert m("nrr", "2030-01") is None
+    assert m("new_customers", "2030-01") == 2
     assert m("cac", "2030-01") == 500
     # February: upgrade + downgrade in the same month, a churn and a new account.
     assert m("mrr_new", "2030-02") == 50
@@ -177,6 +180,7 @@ def test_mrr_kpis_by_month() -> None:
     assert m("logo_churn_rate", "2030-02") == 0.5
     assert m("paying_accounts", "2030-02") == 2
     assert m("arpa", "2030-02") == 85
+    assert m("new_customers", "2030-02") == 1
     assert m("cac", "2030-02") == 500
     assert m("cac_payback_months", "2030-02") == pytest.approx(500 / (85 * 0.8))
     assert m("ltv", "2030-02") == pytest.approx(85 * 0.8 / 0.5)  # only Feb's rate defined
@@ -187,6 +191,7 @@ def test_mrr_kpis_by_month() -> None:
     assert m("net_mrr_churn_rate", "2030-03") == pytest.approx(-80 / 170)
     assert m("nrr", "2030-03") == pytest.approx(250 / 170)
     assert m("paying_accounts", "2030-03") == 3
+    assert m("new_customers", "2030-03") == 0  # a reactivation is not a new customer
     assert m("cac", "2030-03") is None
     assert m("cac_payback_months", "2030-03") is None
     assert m("ltv_cac", "2030-03") is None
@@ -224,14 +229,15 @@ def test_flow_kpis_and_zero_spend() -> None:
         stages=[StageCount(day, "lead", 4), StageCount(day, "opportunity", 2),
                 StageCount(zero_day, "lead", 1)],
         credits=[
-            CreditRow(day, "last_touch", "won", "paid_search", "camp1", 1.0, Decimal(900)),
+            CreditRow(day, DM, "won", "paid_search", "camp1", 1.0, Decimal(900)),
             CreditRow(day, "linear", "won", "paid_search", "camp1", 0.5, Decimal(450)),
             CreditRow(day, "linear", "won", "paid_social", "", 0.5, Decimal(450)),
-            CreditRow(day, "last_touch", "lead", "paid_search", "camp1", 3.0, Decimal(0)),
-            CreditRow(day, "last_touch", "opportunity", "paid_search", "camp1", 1.0,
-                      Decimal(5000)),
-            CreditRow(zero_day, "last_touch", "won", "paid_search", "camp1", 1.0,
-                      Decimal(100)),
+            # Last touch credits paid_social: the un-suffixed KPIs must not follow it.
+            CreditRow(day, "last_touch", "won", "paid_social", "", 1.0, Decimal(600)),
+            CreditRow(day, "last_touch", "lead", "paid_social", "", 2.0, Decimal(0)),
+            CreditRow(day, DM, "lead", "paid_search", "camp1", 3.0, Decimal(0)),
+            CreditRow(day, DM, "opportunity", "paid_search", "camp1", 1.0, Decimal(5000)),
+            CreditRow(zero_day, DM, "won", "paid_search", "camp1", 1.0, Decimal(100)),
         ],
     )
     v = index(compute(facts, Scope(flow_days=frozenset({day, zero_day})), D(2030, 6, 30)))
@@ -246,9 +252,13 @@ def test_flow_kpis_and_zero_spend() -> None:
     assert v[("marketing_roi", a, "all", "")] == 2
     assert v[("roas__linear", a, "all", "")] == 3
     assert v[("roas__linear", a, "channel", "paid_social")] == 4.5
-    assert v[("roas", a, "channel", "paid_social")] == 0  # no last-touch credit
+    assert v[(f"roas__{DM}", a, "all", "")] == 3
+    assert v[("roas", a, "channel", "paid_social")] == 0  # no default-model credit
+    assert v[("roas__last_touch", a, "channel", "paid_social")] == 6
+    assert v[("roas__last_touch", a, "all", "")] == 2
     assert v[("ctr", a, "channel", "paid_social")] is None  # 0 impressions
     assert v[("leads", a, "channel", "paid_search")] == 3  # attributed lead credits
+    assert v[("leads", a, "channel", "paid_social")] == 0  # last-touch leads don't count
     assert v[("cpl", a, "campaign", "camp1")] == pytest.approx(200 / 3)
     # Zero spend: ROAS, ROI and CTR are null, CPL is 0 / 1 = 0.
     assert v[("spend", z, "all", "")] == 0
@@ -263,6 +273,64 @@ def test_flow_kpis_and_zero_spend() -> None:
     assert v[("leads", "2030-W22", "all", "")] == 4  # Sunday 2 June
     assert v[("leads", "2030-W23", "all", "")] == 1  # Monday 3 June
     assert v[("spend", "2030-Q2", "campaign", "camp1")] == 200
+
+
+def test_cac_is_spend_per_new_customer_not_per_crm_win() -> None:
+    """CRM wins ≠ billing's new subscriptions: CAC follows new_customers at every dimension."""
+    day = D(2030, 6, 10)
+    spend = [SpendRow(day, "paid_search", "camp1", Decimal(600)),
+             SpendRow(day, "paid_social", "", Decimal(300))]
+    # Three accounts start paying; a fourth was already paying (an upgrade is not new).
+    subs = [MrrEvent(f"s{i}", f"acc{i}", ts(2030, 6, 10), Decimal(100)) for i in range(3)]
+    subs += [MrrEvent("s9", "acc9", ts(2030, 3, 2), Decimal(50)),
+             MrrEvent("s10", "acc9", ts(2030, 6, 10), Decimal(90))]
+    facts = Facts(
+        spend=spend,
+        stages=[StageCount(day, "won", 1)],  # the CRM closed one deal
+        mrr_days=daily(movements(subs)),
+        credits=[
+            CreditRow(day, DM, "new_subscription", "paid_search", "camp1", 1.6, Decimal(0)),
+            CreditRow(day, DM, "new_subscription", "paid_social", "", 1.4, Decimal(0)),
+            CreditRow(day, DM, "won", "paid_search", "camp1", 1.0, Decimal(0)),
+            # Another model's credits must not feed the un-suffixed CAC.
+            CreditRow(day, "last_touch", "new_subscription", "paid_search", "camp1", 3.0,
+                      Decimal(0)),
+        ],
+    )
+    v = index(compute(facts, Scope(flow_days=frozenset({day}), mrr_from=day), D(2030, 7, 1)))
+    members = [("all", ""), ("channel", "paid_search"), ("channel", "paid_social"),
+               ("campaign", "camp1")]
+    for period in ("2030-06-10", "2030-W24", "2030-06", "2030-Q2"):
+        for dim, member in members:
+            key = (period, dim, member)
+            new_customers, cac = v[("new_customers", *key)], v[("cac", *key)]
+            assert new_customers and cac is not None, key
+            assert cac * new_customers == pytest.approx(v[("spend", *key)]), key
+        assert v[("new_customers", period, "all", "")] == 3  # billing, not the 1 CRM win
+        assert v[("wins", period, "all", "")] == 1
+        assert v[("cac", period, "all", "")] == pytest.approx(900 / 3)
+        assert v[("new_customers", period, "channel", "paid_social")] == pytest.approx(1.4)
+        assert v[("wins", period, "channel", "paid_search")] == 1
+        assert v[("new_customers", period, "channel", "paid_search")] == pytest.approx(1.6)
+    # Channel credits of the default model add up to the billing total.
+    month = [v[("new_customers", "2030-06", "channel", c)] for c in ("paid_search", "paid_social")]
+    assert sum(x or 0 for x in month) == pytest.approx(3)
+
+
+def test_cac_without_recorded_spend_is_unknown_not_zero() -> None:
+    """An organic channel's customers are not free: with no spend, CAC is None (n/a)."""
+    day = D(2030, 6, 10)
+    facts = Facts(
+        spend=[SpendRow(day, "paid_search", "camp1", Decimal(600))],
+        credits=[
+            CreditRow(day, DM, "new_subscription", "paid_search", "camp1", 1.0, Decimal(0)),
+            CreditRow(day, DM, "new_subscription", "email", "news", 2.0, Decimal(0)),
+        ],
+    )
+    v = index(compute(facts, Scope(flow_days=frozenset({day})), D(2030, 7, 1)))
+    assert v[("new_customers", "2030-06", "channel", "email")] == pytest.approx(2)
+    assert v[("cac", "2030-06", "channel", "email")] is None
+    assert v[("cac", "2030-06", "channel", "paid_search")] == pytest.approx(600)
 
 
 def test_division_by_zero_is_null() -> None:
@@ -355,7 +423,7 @@ def test_catalog_covers_every_computed_kpi() -> None:
     assert names <= set(BY_NAME)
     documented = {
         "spend", "impressions", "clicks", "ctr", "leads", "mqls", "sqls", "opportunities",
-        "wins", "cpl", "cost_per_opportunity", "cac", "cac_payback_months",
+        "wins", "new_customers", "cpl", "cost_per_opportunity", "cac", "cac_payback_months",
         "attributed_pipeline", "attributed_revenue", "roas", "marketing_roi", "mrr", "arr",
         "mrr_new", "mrr_expansion", "mrr_contraction", "mrr_churn", "mrr_reactivation",
         "mrr_net_new", "gross_mrr_churn_rate", "net_mrr_churn_rate", "nrr", "logo_churn_rate",
@@ -364,6 +432,25 @@ def test_catalog_covers_every_computed_kpi() -> None:
     }
     assert documented <= names
     assert all(k.definition and k.unit and k.direction for k in CATALOG)
+
+
+def test_every_catalog_entry_has_a_label_and_a_source() -> None:
+    missing = [k.name for k in CATALOG if not k.label.strip() or not k.source.strip()]
+    assert missing == []
+    assert len({k.label for k in CATALOG}) == len(CATALOG)  # people can tell them apart
+    for kpi in MODEL_KPIS:
+        for model in MODEL_NAMES:
+            entry = BY_NAME[f"{kpi}__{model}"]
+            assert entry.label == f"{BY_NAME[kpi].label} ({label(model)})"
+            assert label(model) in entry.source
+        assert label(DM) in BY_NAME[kpi].source  # un-suffixed: the default model
+    assert BY_NAME["roas__last_touch"].label == "ROAS (Last touch)"
+    # Wins are the CRM's deals; CAC divides by billing's new customers.
+    wins, new, cac = BY_NAME["wins"], BY_NAME["new_customers"], BY_NAME["cac"]
+    assert wins.label == "Deals won (CRM)" and wins.source.startswith("CRM")
+    assert "not the cac denominator" in wins.definition.lower()
+    assert new.source.startswith("Billing") and new.source in cac.source
+    assert new.dimensions == cac.dimensions == ("all", "channel", "campaign")
 
 
 def test_data_range_looks_back_for_ltv() -> None:

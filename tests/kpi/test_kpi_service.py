@@ -12,6 +12,7 @@ from faststream.kafka import TestKafkaBroker
 from pulse_kpi.main import build
 from pulse_kpi.settings import KpiSettings
 from pulse_kpi.storage import KpiStorage
+from pulse_shared.attribution_models import DEFAULT_MODEL
 from pulse_shared.bus import Bus, make_broker
 from pulse_shared.events import (
     AttributionCredit,
@@ -66,7 +67,7 @@ SUBS = [
                  event_type=T.SUBSCRIPTION_UPGRADED, mrr=Decimal(150)),
 ]
 CREDIT = AttributionCredit(
-    conversion_id="kpi-c1", milestone=ConversionMilestone.WON, model="last_touch",
+    conversion_id="kpi-c1", milestone=ConversionMilestone.WON, model=DEFAULT_MODEL,
     account_id="kpi-acc1", touchpoint_event_id="kpi-t1", channel=Channel.PAID_SEARCH,
     campaign_id="kpi-A", touched_at=at(1), converted_at=at(3), credit=1.0,
     credited_revenue=Decimal(600), version=1,
@@ -137,7 +138,10 @@ async def test_events_in_kpi_rows_and_snapshots_out(embedded_store: Store) -> No
     assert kpis[("mrr", day2)] == base + 100.0
     assert kpis[("mrr", day3)] == base + 200.0  # acc1 150 + acc2 50
     assert kpis[("attributed_revenue", day3)] == 600.0
-    assert kpis[("attributed_revenue__last_touch", day3)] == 600.0
+    assert kpis[(f"attributed_revenue__{DEFAULT_MODEL}", day3)] == 600.0
+    assert kpis[("new_customers", day2)] == 1.0  # billing: acc1 starts paying
+    assert kpis[("new_customers", day3)] == 1.0  # acc2 after its trial
+    assert kpis[("cac", day3)] == 30.0  # 30 spend / 1 new customer
     assert kpis[("roas", day3)] == 20.0
     assert kpis[("roas", day2)] == 0.0
     month = f"{Y}-03"

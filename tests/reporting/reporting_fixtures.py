@@ -59,6 +59,8 @@ def period_kpis(period: Period, scale: float = 1.0) -> list[dict[str, Any]]:
         kpi("sqls", period, 40.0 * s, unit="count"),
         kpi("opportunities", period, 20.0 * s, unit="count"),
         kpi("wins", period, 5.0 * s, unit="count"),
+        # billing's first paid subscriptions: CAC = spend / new customers reconciles
+        kpi("new_customers", period, 5.0 * s * s, unit="count"),
         kpi("conv_lead_to_mql", period, 0.5, unit="fraction"),
         kpi("conv_mql_to_sql", period, 0.4, unit="fraction"),
         kpi("velocity_lead_to_mql_days", period, 3.5, unit="days"),
@@ -98,11 +100,19 @@ def insert_kpis(store: Store, rows: list[dict[str, Any]]) -> None:
 def alert(
     alert_id: str, starts_at: dt.datetime, state: str = "firing", severity: str = "warning",
     rule: str = "cac_spike", summary: str = "CAC above threshold",
+    period: str = "", data_time: dt.datetime | None = None,
 ) -> dict[str, Any]:
+    """An ``alert_events`` row processed at ``starts_at``; ``period``/``data_time`` are the
+    annotations naming the data that fired it (absent when empty)."""
+    annotations = {"summary": summary}
+    if period:
+        annotations["period"] = period
+    if data_time is not None:
+        annotations["data_time"] = data_time.isoformat()
     return {
         "alert_id": alert_id, "fingerprint": f"fp-{alert_id}", "rule": rule, "state": state,
         "severity": severity, "kpi": "cac", "labels": {"channel": "paid_social"},
-        "annotations": {"summary": summary}, "value": 2500.0, "threshold": 2000.0,
+        "annotations": annotations, "value": 2500.0, "threshold": 2000.0,
         "starts_at": starts_at, "ends_at": None, "sent_at": starts_at,
     }
 

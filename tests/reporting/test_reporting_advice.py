@@ -26,7 +26,8 @@ def _v(kpi: str, value: float | None, period: str = "2031-03", dim: str = "all",
 
 
 def _suffix(model: str) -> str:
-    return "" if model == "last_touch" else f"__{model}"
+    # the KPI service writes every model suffixed (un-suffixed = the executive default)
+    return f"__{model}"
 
 
 def _campaigns(spec: dict[str, tuple[float, dict[str, float]]]) -> list[KpiValue]:
@@ -129,6 +130,19 @@ def test_comparison_without_base_data_is_not_a_rise() -> None:
     text = render_markdown(report)
     assert "▲ $51,950" not in text and "n/a (no data for 2030-03)" in text
     assert "n/a (no data for 2030-03)" in render_html(report, with_charts=False)
+
+
+def test_mrr_bridge_chart_draws_without_a_starting_mrr() -> None:
+    """A period with an ending MRR but no starting MRR and no movements (billing data that
+    begins with accounts already paying): the chart (HTML and PDF) must still draw, not
+    crash the whole report."""
+    from pulse_reporting.render.drawing import mrr_bridge
+
+    report = _report([_v("mrr", 4500.0)])
+    assert report.mrr_bridge.starting is None and report.mrr_bridge.ending == 4500.0
+    assert report.mrr_bridge.new is None
+    drawing = mrr_bridge(report)
+    assert drawing is not None and drawing.contents
 
 
 def test_period_without_source_data_says_so_instead_of_zero() -> None:

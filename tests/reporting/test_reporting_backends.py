@@ -146,3 +146,43 @@ def test_top_conversion_paths_use_latest_credit_version(reader: Store, any_store
         (("paid_search", "email"), 2, 1500.0),
         (("direct",), 1, 80.0),
     ]
+
+
+AUGUST = parse_period("monthly", "2034-08")
+
+
+def _at(month: int, day: int, hour: int = 0) -> dt.datetime:
+    return dt.datetime(2034, month, day, hour, tzinfo=dt.UTC)
+
+
+def test_alerts_are_read_by_data_period_not_processing_time(
+    any_store: Store, reader: Store, tmp_path: Path
+) -> None:
+    if not any_store.query_value(
+        "SELECT count() FROM alert_events WHERE alert_id LIKE 'dp-%'"
+    ):
+        insert_alerts(any_store, [
+            # August's data processed in September (a late run): August's report
+            alert("dp-late", _at(9, 2, 9), period="2034-08", data_time=_at(9, 2, 8)),
+            alert("dp-week", _at(8, 14, 6), period="2034-W32", data_time=_at(8, 14, 5)),
+            # July's data processed in August, and September's: not August's
+            alert("dp-prev", _at(8, 1, 3), period="2034-07", data_time=_at(8, 1, 2)),
+            alert("dp-sep", _at(9, 1, 4), period="2034-09-01", data_time=_at(9, 1, 3)),
+            # no data period (a freshness alert): by its data time
+            alert("dp-fresh", _at(9, 1, 1), data_time=_at(8, 31, 23)),
+            alert("dp-fresh-sep", _at(8, 31, 23), data_time=_at(9, 1, 0)),
+        ])
+    result = produce_report(
+        reader, "monthly", AUGUST, formats=("json", "md"), out_dir=tmp_path,
+        writer=any_store, now=_at(9, 3),
+    )
+    data = json.loads(result.paths["json"].read_text())
+    # chronological by data: the month from its first day
+    assert [a["alert_id"] for a in data["alerts"]] == ["dp-late", "dp-week", "dp-fresh"]
+    late = next(a for a in data["alerts"] if a["alert_id"] == "dp-late")
+    assert late["period"] == "2034-08"
+    assert dt.datetime.fromisoformat(late["data_time"]) == _at(9, 2, 8)
+    md = result.paths["md"].read_text()
+    assert "| 2034-08 | 2034-09-02 08:00 UTC | warning | cac_spike |" in md
+    assert "| 2034-W32 | 2034-08-14 05:00 UTC |" in md
+    assert "2034-07" not in md.split("## Alerts fired")[1].split("##")[0]

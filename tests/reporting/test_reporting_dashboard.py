@@ -27,17 +27,19 @@ from pulse_testinfra import free_port
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from reporting_fixtures import alert, insert_alerts, insert_kpis, period_kpis
+from reporting_fixtures import alert, insert_alerts, insert_kpis, kpi, period_kpis
 
 from pulse_reporting.domain.periods import parse_period
 from pulse_reporting.generate import produce_report
 from pulse_reporting.main import ReportingComponent, build
 from pulse_reporting.settings import ReportingSettings
 from pulse_reporting.web import create_dashboard
+from pulse_shared.attribution_models import DEFAULT_MODEL
 from pulse_shared.bus import Bus, make_broker
 from pulse_shared.store import Store
 
 MONTH = parse_period("monthly", "2035-02")
+TODAY = dt.date(2035, 3, 11)  # the dashboard's clock: March is running, 10 days complete
 QUERY = "grain=month&period=2035-02&model=linear"
 
 # Debian's Chromium and its matching chromedriver (`make system-deps` installs them). The
@@ -61,6 +63,12 @@ def component(
 ) -> ReportingComponent:
     out = tmp_path_factory.mktemp("dash-reports")
     insert_kpis(embedded_store, period_kpis(MONTH, 1.3) + period_kpis(MONTH.previous(), 1.0))
+    first = dt.date(2034, 12, 1)
+    insert_kpis(embedded_store, [  # day values for the month-to-date panel
+        {**kpi("spend", parse_period("monthly", "2035-01"), 400.0 + day.day),
+         "grain": "day", "period": day.isoformat(), "period_start": day}
+        for day in (first + dt.timedelta(days=i) for i in range((TODAY - first).days))
+    ])
     insert_alerts(embedded_store, [alert("dash-1", dt.datetime(2035, 2, 3, 9, tzinfo=dt.UTC))])
     produce_report(embedded_store, "monthly", MONTH, formats="md,html", out_dir=out,
                    now=dt.datetime(2035, 3, 1, 6, tzinfo=dt.UTC))
@@ -71,7 +79,8 @@ def component(
 @pytest.fixture(scope="module")
 def base_url(component: ReportingComponent) -> Iterator[str]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_dashboard(component), host="127.0.0.1",
+    app = create_dashboard(component, today=lambda: TODAY)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1",
                                            port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -184,6 +193,20 @@ def test_overview_page_in_chromium(
         for f in ("spend", "attributed_revenue", "roas", "attributed_pipeline", "cac")
     }
     assert len(browser.find_elements(By.CSS_SELECTOR, "figure.chart svg")) >= 2
+    # Month to date: the panel shows the API's to_date block (March 1–10 vs February 1–10).
+    to_date = api["to_date"]
+    assert (to_date["period"], to_date["days"]) == ("2035-03", 10)
+    page_to_date = _numbers(browser, "tr[data-todate] td[data-value]", "data-todate")
+    assert page_to_date == {
+        f"{k['kpi']}/{f}": v for k in to_date["kpis"] for f, v in (
+            ("value", k["value"]), ("previous", k["comparison"]["previous"]),
+            ("landing", (k["landing"] or {}).get("value")),
+            ("previous_total", k["previous_total"]))
+    }
+    assert page_to_date["spend/value"] == sum(400.0 + d for d in range(1, 11))
+    assert page_to_date["spend/landing"] is not None
+    title = browser.find_element(By.CSS_SELECTOR, "#to-date h2").text
+    assert title.startswith("Month to date (10 days) vs the same 10 days of 2035-02")
     assert Select(browser.find_element(By.ID, "model")).first_selected_option.get_attribute(
         "value") == "linear"
     shot = screenshot(browser, screenshots / "dashboard-overview.png")
@@ -193,13 +216,14 @@ def test_overview_page_in_chromium(
 def test_selectors_change_the_view(base_url: str, browser: webdriver.Chrome) -> None:
     goto(browser, f"{base_url}/?{QUERY}")
     old_body = browser.find_element(By.TAG_NAME, "body")
-    Select(browser.find_element(By.ID, "model")).select_by_value("last_touch")
+    # The executive default model's attribution KPIs are stored without suffix.
+    Select(browser.find_element(By.ID, "model")).select_by_value(DEFAULT_MODEL)
     wait = WebDriverWait(browser, 30)
     wait.until(expected_conditions.staleness_of(old_body))
     wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
-    assert "model=last_touch" in browser.execute_script("return location.search")
+    assert f"model={DEFAULT_MODEL}" in browser.execute_script("return location.search")
     assert Select(browser.find_element(By.ID, "model")).first_selected_option.get_attribute(
-        "value") == "last_touch"
+        "value") == DEFAULT_MODEL
     tiles = _numbers(browser, "[data-kpi] .value", "data-kpi")
     assert tiles["attributed_revenue/value"] == 40000.0 * 1.3
     assert console_errors(browser) == []

@@ -4,8 +4,9 @@ message, never a 500 (``period=9999-12`` overflowed the calendar)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -74,7 +75,75 @@ async def test_overview_opens_on_the_last_complete_month_and_says_if_complete(
         assert (running["meta"]["period"], running["meta"]["complete"]) == ("2041-03", False)
         periods = (await client.get("/api/periods", params={"grain": "month"})).json()
         assert {"2041-03", "2041-02"} <= set(periods["periods"])  # March stays selectable
+        assert "2041-03" in periods["partial"] and "2041-02" not in periods["partial"]
         # From 1 April, March is complete and becomes the default.
         component.clock = lambda: dt.datetime(2041, 4, 1, 0, 0, 1, tzinfo=dt.UTC)
         later = (await client.get("/api/overview")).json()
         assert (later["meta"]["period"], later["meta"]["complete"]) == ("2041-03", True)
+
+
+def day_rows(kpi: str, first: dt.date, last: dt.date, value: Callable[[dt.date], float]
+             ) -> list[dict[str, Any]]:
+    return [
+        {"kpi": kpi, "grain": "day", "period": day.isoformat(), "period_start": day,
+         "dimension": "all", "dimension_value": "", "value": value(day), "unit": "usd",
+         "computed_at": dt.datetime(2043, 6, 1, tzinfo=dt.UTC)}
+        for day in (first + dt.timedelta(days=i) for i in range((last - first).days + 1))
+    ]
+
+
+def spend_2043(day: dt.date) -> float:
+    return 500.0 + day.toordinal() % 7 * 40.0  # a weekly pattern
+
+
+async def test_overview_shows_month_to_date_against_the_same_days_and_the_landing(
+    embedded_store: Store, tmp_path: Path
+) -> None:
+    """On 16 March 2043 the overview opens on February (complete) and adds March 1–15
+    against 1–15 February, with the month-end landing; March is flagged where shown."""
+    first, last = dt.date(2042, 12, 1), dt.date(2043, 3, 15)
+    insert_kpis(embedded_store, [
+        *period_kpis(parse_period("monthly", "2043-02")),
+        *period_kpis(parse_period("monthly", "2043-03"), 0.5),
+        *day_rows("spend", first, last, spend_2043),
+        *day_rows("leads", first, last, lambda d: 10.0 + d.day % 2),
+        *day_rows("attributed_revenue__linear", first, last, lambda d: 2 * spend_2043(d)),
+    ])
+    settings = ReportingSettings(output_dir=tmp_path, schedule_enabled=False)
+    component = build(embedded_store, Bus(make_broker(None), "reporting"), settings)
+    app = create_dashboard(component, today=lambda: dt.date(2043, 3, 16))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://dash") as client:
+        body = (await client.get("/api/overview", params={"model": "linear"})).json()
+        assert (body["meta"]["period"], body["meta"]["complete"]) == ("2043-02", True)
+        to_date = body["to_date"]
+        assert (to_date["period"], to_date["days"], to_date["previous_period"]) == (
+            "2043-03", 15, "2043-02")
+        assert to_date["title"] == "Month to date (15 days) vs the same 15 days of 2043-02"
+        kpis = {k["kpi"]: k for k in to_date["kpis"]}
+        march = sum(spend_2043(dt.date(2043, 3, d)) for d in range(1, 16))
+        february = sum(spend_2043(dt.date(2043, 2, d)) for d in range(1, 16))
+        spend = kpis["spend"]
+        assert (spend["value"], spend["comparison"]["previous"]) == (march, february)
+        assert spend["comparison"]["change_pct"] == pytest.approx(march / february - 1)
+        landing = spend["landing"]
+        assert landing["forecast_days"] == 16 and landing["actual_to_date"] == march
+        assert landing["lower"] <= landing["value"] <= landing["upper"]
+        # Flat weekly pattern: the landing is the to-date sum plus 16 more such days.
+        expected = march + sum(spend_2043(dt.date(2043, 3, d)) for d in range(16, 32))
+        assert landing["value"] == pytest.approx(expected, rel=0.05)
+        assert kpis["roas__linear"]["value"] == pytest.approx(2.0)
+        assert kpis["new_customers"]["value"] is None  # no day values: n/a, not 0
+
+        page = await client.get("/", params={"model": "linear"})
+        assert page.status_code == 200
+        assert "Month to date (15 days) vs the same 15 days of 2043-02" in page.text
+        assert 'id="to-date"' in page.text and "Forecast landing (month-end)" in page.text
+        assert f'data-value="{march}"' in page.text
+        assert ">2043-03 (to date)</option>" in page.text  # the selector flags March
+        assert 'id="partial-note"' not in page.text  # February is complete
+
+        running = await client.get("/", params={"model": "linear", "period": "2043-03"})
+        assert 'id="partial-note"' in running.text and "(15 of 31 days)" in running.text
+        campaigns = (await client.get("/api/campaigns", params={"period": "2043-03"})).json()
+        assert campaigns["meta"]["complete"] is False

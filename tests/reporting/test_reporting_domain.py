@@ -69,7 +69,9 @@ def test_direction_aware_tones() -> None:
 
 
 def test_model_kpi_names() -> None:
-    assert kpi_name("roas", "last_touch") == "roas"
+    # un-suffixed KPIs are the executive default's; every other model is suffixed
+    assert kpi_name("roas", "position_based") == "roas"
+    assert kpi_name("roas", "last_touch") == "roas__last_touch"
     assert kpi_name("roas", "linear") == "roas__linear"
     assert kpi_name("cac", "linear") == "cac"
 
@@ -109,7 +111,7 @@ def _campaign_report(roas: dict[str, float], spend: float = 100.0) -> object:
             KpiValue(kpi="roas", grain="month", period="2031-01", dimension="campaign",
                      dimension_value=name, value=value),
         ]
-    return assemble_report(ReportInputs(period=period, model="last_touch", kpis=rows),
+    return assemble_report(ReportInputs(period=period, model="position_based", kpis=rows),
                            dt.datetime(2031, 2, 1, tzinfo=dt.UTC))
 
 

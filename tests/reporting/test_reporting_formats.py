@@ -43,6 +43,11 @@ def quarterly(embedded_store: Store, tmp_path_factory: pytest.TempPathFactory) -
         row = kpi("spend", d, 100.0 + (59 - i) * 2.0)
         row.update(grain="day", period=day.isoformat(), period_start=day)
         day_rows.append(row)
+        for channel, share in (("paid_search", 0.6), ("paid_social", 0.4)):
+            by_channel = kpi("spend", d, share * (100.0 + (59 - i) * 2.0) + (i * 7 % 5),
+                             "channel", channel)
+            by_channel.update(grain="day", period=day.isoformat(), period_start=day)
+            day_rows.append(by_channel)
     insert_kpis(embedded_store, day_rows)
     return produce_report(
         embedded_store, "quarterly", QUARTER, formats="all",
@@ -71,8 +76,13 @@ def test_json_and_csv_carry_the_same_numbers(quarterly: ReportResult) -> None:
     expected = {"headline", "mrr_bridge", "channels", "campaigns", "top_campaigns",
                 "model_comparison_roas",
                 "bottom_campaigns", "model_comparison", "funnel", "budget", "paths", "alerts",
-                "forecast", "forecast_check", "recommendations"}
+                "forecast", "forecast_check", "recommendations", "meta", "forecast_by_channel"}
     assert {p.stem for p in quarterly.paths["csv"].glob("*.csv")} == expected
+    with (quarterly.paths["csv"] / "meta.csv").open() as fh:
+        meta = {r["key"]: r["value"] for r in csv.DictReader(fh)}
+    assert meta["complete"] == str(data["meta"]["complete"]).lower()
+    assert meta["data_as_of"] == data["meta"]["data_as_of"]
+    assert meta["model"] == data["meta"]["model"]
 
 
 def test_budget_pacing_and_recommendations(quarterly: ReportResult) -> None:
@@ -121,3 +131,31 @@ def test_pdf_renders_non_blank_pages(quarterly: ReportResult, tmp_path: Path) ->
             extrema = grey.getextrema()
             assert extrema[0] < 128, f"{page.name} looks blank"
             assert ImageStat.Stat(grey).mean[0] < 254.5
+
+
+def test_forecast_by_channel_from_day_values_in_every_format(quarterly: ReportResult) -> None:
+    data = json.loads(quarterly.paths["json"].read_text())
+    forecasts = {f["dimension_value"]: f for f in data["forecast_by_channel"]}
+    assert set(forecasts) == {"paid_search", "paid_social"}
+    search = forecasts["paid_search"]
+    assert (search["kpi"], search["dimension"], search["interval"]) == ("spend", "channel", 0.8)
+    assert search["total_lower"] <= search["total"] <= search["total_upper"]
+    # the last 30 days of paid_search spend were ~$5.4k and rising: the next 30 are more
+    assert search["total"] > forecasts["paid_social"]["total"]
+    with (quarterly.paths["csv"] / "forecast_by_channel.csv").open() as fh:
+        rows = {r["channel"]: r for r in csv.DictReader(fh)}
+    assert float(rows["paid_search"]["total"]) == search["total"]
+    html = quarterly.paths["html"].read_text()
+    assert 'data-table="forecast_by_channel"' in html
+    assert "Spend forecast by channel" in html  # the chart
+    assert "30-day forecast by channel" in quarterly.paths["md"].read_text()
+
+
+def test_pdf_states_model_and_channel_forecast(quarterly: ReportResult) -> None:
+    pdftotext = shutil.which("pdftotext")
+    assert pdftotext, "pdftotext missing: apt-get install -y poppler-utils"
+    text = subprocess.run([pdftotext, str(quarterly.paths["pdf"]), "-"], check=True,
+                          capture_output=True, text=True).stdout
+    assert "Position-based (U-shaped)" in text and "executive default" in text
+    assert "30-day forecast by channel" in text and "paid_search" in text
+    assert "Partial period" not in text  # generated after the quarter ended

@@ -46,9 +46,10 @@ def test_weekly_markdown_report(weekly_data: Store, tmp_path: Path) -> None:
     assert result.paths["md"].is_relative_to(tmp_path)
     assert "# Weekly marketing report 2031-W45" in md
     # spend 12,500 vs 10,000 previous (+25 %) vs 5,000 a year ago (+150 %)
-    assert "| Spend | $12,500 | ▲ +25.0% | ⚪ | ▲ +150.0% | ⚪ |" in md
+    # (the empty column is last touch's, beside attribution KPIs only)
+    assert "| Spend | $12,500 |  | ▲ +25.0% | ⚪ | ▲ +150.0% | ⚪ |" in md
     # CAC fell (2000/1.25=1600 vs 2000): a decrease is good news
-    assert "| CAC | $1,600 | ▼ -20.0% | 🟢 |" in md
+    assert "| CAC | $1,600 |  | ▼ -20.0% | 🟢 |" in md
     assert "| paid_search | $7,500 |" in md
     assert "CAC above threshold" in md
     assert "previous week" not in md  # alert outside the period
@@ -68,7 +69,9 @@ def test_report_is_recorded(weekly_data: Store, tmp_path: Path) -> None:
         "ORDER BY format",
         {"id": result.report_id},
     )
-    assert [(r["format"], r["model"]) for r in rows] == [("csv", "last_touch"), ("md", "last_touch")]
+    # the executive default (pulse_shared.attribution_models.DEFAULT_MODEL)
+    assert [(r["format"], r["model"]) for r in rows] == [
+        ("csv", "position_based"), ("md", "position_based")]
     assert Path(rows[1]["path"]) == result.paths["md"].resolve()
     assert (result.paths["csv"] / "channels.csv").read_text().startswith("name,spend,")
 

@@ -46,22 +46,45 @@ def _rows(period_text: str, kind: str) -> list[KpiValue]:
     return out
 
 
-def build(kind: str, period_text: str, model: str = "last_touch") -> Report:
+def _last_touch(rows: list[KpiValue]) -> list[KpiValue]:
+    """The beside model's (last touch) attribution KPIs: 80 % of the default's."""
+    return [
+        r.model_copy(update={"kpi": f"{r.kpi}__last_touch",
+                             "value": None if r.value is None else r.value * 0.8})
+        for r in rows if r.kpi in ("attributed_revenue", "roas")
+    ]
+
+
+def _channel_days(period_end: dt.date) -> dict[str, dict[str, list[TrendPoint]]]:
+    return {"spend": {
+        channel: [TrendPoint(day=period_end - dt.timedelta(days=i),
+                             value=base + (i % 7) * 5) for i in range(1, 61)]
+        for channel, base in (("paid_search", 200.0), ("paid_social", 100.0))
+    }}
+
+
+def build(kind: str, period_text: str, model: str = "position_based") -> Report:
     period = parse_period(kind, period_text)
-    a = alert("g1", dt.datetime.combine(period.start, dt.time(8), tzinfo=dt.UTC))
+    processed = dt.datetime.combine(period.start, dt.time(8), tzinfo=dt.UTC)
+    a = alert("g1", processed, period=period.start.isoformat(),
+              data_time=processed - dt.timedelta(hours=2))
     daily = {
         "spend": [TrendPoint(day=period.end - dt.timedelta(days=i), value=300.0 + (i % 7) * 9)
                   for i in range(1, 61)],
     }
+    rows = _rows(period_text, kind)
     inputs = ReportInputs(
-        period=period, model=model, kpis=_rows(period_text, kind),
-        alerts=[AlertRecord(**{k: v for k, v in a.items()
-                               if k in AlertRecord.model_fields})],
+        period=period, model=model, kpis=rows + _last_touch(rows),
+        alerts=[AlertRecord(**{k: v for k, v in a.items() if k in AlertRecord.model_fields},
+                            period=a["annotations"]["period"],
+                            data_time=processed - dt.timedelta(hours=2))],
         paths=[PathRecord(path=("paid_search", "email"), conversions=3, revenue=900.0),
                PathRecord(path=("direct",), conversions=1, revenue=100.0)],
         daily=daily,
+        daily_by_channel=_channel_days(period.last_day),
     )
-    return assemble_report(inputs, dt.datetime(2031, 1, 1, tzinfo=dt.UTC))
+    # generated after every golden period ended: complete periods (no partial banner)
+    return assemble_report(inputs, dt.datetime(2031, 7, 1, tzinfo=dt.UTC))
 
 
 def _mask(text: str) -> str:
@@ -109,8 +132,8 @@ def _check(name: str, actual: str) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "period", "model"),
-    [("weekly", "2031-W10", "last_touch"), ("monthly", "2031-03", "linear"),
-     ("quarterly", "2031-Q1", "last_touch")],
+    [("weekly", "2031-W10", "position_based"), ("monthly", "2031-03", "linear"),
+     ("quarterly", "2031-Q1", "position_based")],
 )
 def test_markdown_golden(kind: str, period: str, model: str) -> None:
     _check(f"{kind}-{model}.md", _mask(render_markdown(build(kind, period, model))))

@@ -43,6 +43,7 @@ class UserError(cx.ClickException):
 
 class _DebugState:
     enabled = False
+    argv: list[str] = []  # this run's arguments (the root callback skips set-up for --help)
 
 
 debug_state = _DebugState()
@@ -125,6 +126,7 @@ class PulseGroup(TyperGroup):
     ) -> Any:
         debug_state.enabled = env_debug()
         argv = list(sys.argv[1:] if args is None else args)
+        debug_state.argv = argv
         code = run_guarded(
             lambda: super(PulseGroup, self).main(
                 args=argv, prog_name=prog_name, complete_var=complete_var,

@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import typer
 
 from pulse_cli.errors import UserError
+from pulse_shared.cli_output import render
 from pulse_shared.forecasting import (
     MIN_HISTORY,
     ForecastError,
@@ -58,21 +55,6 @@ def read_series(
     ]
 
 
-def _emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(list(rows), indent=2, default=str)
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return buffer.getvalue()
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
-    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join(lines) + "\n"
-
-
 def _round(value: float) -> float | str:
     return round(value, 4) if math.isfinite(value) else "inf"
 
@@ -100,7 +82,7 @@ def run_forecast(
                 "mape": _round(score.mape), "seasonal_naive_mape": _round(score.baseline_mape),
                 "mape_ratio": _round(score.mape_ratio),
             })
-        return _emit(rows, BACKTEST_COLUMNS, fmt)
+        return render(rows, BACKTEST_COLUMNS, fmt, f"Backtest of {where}")
     try:
         result = forecast(values, horizon, levels=sorted({level, 95}))
     except ForecastError as exc:
@@ -118,4 +100,4 @@ def run_forecast(
         }
         for s in result.steps
     ]
-    return _emit(rows, COLUMNS, fmt)
+    return render(rows, COLUMNS, fmt, f"Forecast of {where}")

@@ -194,19 +194,45 @@ class CliIngestService(IngestService):
         result.rejected.sort(key=lambda e: e["index"])
 
 
+REPORT_COLUMNS = ("file", "kind", "received", "accepted", "rejected", "duplicates")
+
+
 def report(label: str, path: Path, result: IngestResult,
-           unmatched: Sequence[Unmatched] = ()) -> None:
-    """The summary line, one line per invalid row (capped), exit 1 if anything failed."""
-    typer.echo(
-        f"{label}: accepted {result.accepted}, rejected {result.rejected_rows}, "
-        f"duplicates {result.duplicates}",
-        err=True,
-    )
+           unmatched: Sequence[Unmatched] = (), fmt: str = "table") -> None:
+    """The outcome, one line per invalid row (capped) on stderr, exit 1 if anything failed.
+
+    ``table``: the summary line on stderr, as before; ``csv`` / ``json``: one summary
+    record on stdout (JSON adds every row error and refusal).
+    """
     by_row: dict[int, list[str]] = {}
     for error in result.rejected:
         by_row.setdefault(int(error["index"]), []).append(
             f"{error['field']}: {error['reason']}"
         )
+    if fmt == "table":
+        typer.echo(
+            f"{label}: accepted {result.accepted}, rejected {result.rejected_rows}, "
+            f"duplicates {result.duplicates}",
+            err=True,
+        )
+    else:
+        from pulse_shared.cli_output import emit as emit_rows
+
+        summary = {
+            "file": str(path), "kind": label, "received": result.received,
+            "accepted": result.accepted, "rejected": result.rejected_rows,
+            "duplicates": result.duplicates,
+            "errors": [
+                {"row": int(e["index"]) + 1, "field": e["field"], "reason": e["reason"]}
+                for e in result.rejected
+            ],
+            "refused": [
+                {"topic": u.refusal.topic, "event_id": u.refusal.event_id,
+                 "field": u.refusal.field, "reason": u.refusal.reason}
+                for u in unmatched
+            ],
+        }
+        emit_rows([summary], REPORT_COLUMNS, fmt)
     for index in sorted(by_row)[:MAX_ROW_LINES]:
         emit(f"{path} row {index + 1}: {'; '.join(by_row[index])}")
     if len(by_row) > MAX_ROW_LINES:

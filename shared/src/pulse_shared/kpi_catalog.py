@@ -1,5 +1,7 @@
 """The KPI catalog: every KPI Pulse computes (one list, read by the KPI service, alerts,
-reports, Grafana generation and AsyncAPI), with definition, unit, grains and direction.
+reports, Grafana generation and AsyncAPI), with label, definition, source, unit, grains
+and direction. Un-suffixed attribution KPIs use
+:data:`pulse_shared.attribution_models.DEFAULT_MODEL`; ``<kpi>__<model>`` each model.
 
 ``kpi_values`` rows and ``kpi.snapshots.v1`` messages use these names. Money is in account
 currency (USD); rates are fractions (0.05 = 5 %). MRR movements are signed as ChartMogul
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pulse_shared.attribution_models import MODEL_NAMES
+from pulse_shared.attribution_models import DEFAULT_MODEL, MODEL_NAMES, label
 from pulse_shared.events import Grain
 
 ALL_GRAINS: tuple[Grain, ...] = (Grain.DAY, Grain.WEEK, Grain.MONTH, Grain.QUARTER)
@@ -63,87 +65,160 @@ class KpiDef:
 
 
 def _d(
-    name: str, definition: str, unit: Unit, direction: Direction,
+    name: str, label: str, definition: str, unit: Unit, direction: Direction, source: str,
     grains: tuple[Grain, ...] = ALL_GRAINS, dimensions: tuple[str, ...] = TOTAL_ONLY,
 ) -> KpiDef:
-    return KpiDef(name, definition, unit, direction, grains, dimensions)
+    return KpiDef(name, definition, unit, direction, grains, dimensions, label, source)
 
 
 U, C, R = Unit.USD, Unit.COUNT, Unit.RATIO
 UP, DOWN, NEUTRAL = Direction.UP, Direction.DOWN, Direction.NEUTRAL
 
-_BASE: tuple[KpiDef, ...] = (
-    _d("spend", "Ad spend in the period (sum of spend events).", U, NEUTRAL, dimensions=ALL_DIMS),
-    _d("impressions", "Ad impressions in the period.", C, UP, dimensions=ALL_DIMS),
-    _d("clicks", "Ad clicks in the period.", C, UP, dimensions=ALL_DIMS),
-    _d("ctr", "Click-through rate = clicks / impressions.", R, UP, dimensions=ALL_DIMS),
-    _d("leads", "Accounts reaching the lead stage in the period (by channel/campaign: "
-       "lead credits of the default attribution model).", C, UP, dimensions=ALL_DIMS),
-    _d("mqls", "Accounts reaching MQL in the period.", C, UP),
-    _d("sqls", "Accounts reaching SQL in the period.", C, UP),
-    _d("opportunities", "Accounts reaching opportunity in the period (by channel/campaign: "
-       "opportunity credits of the default model).", C, UP, dimensions=ALL_DIMS),
-    _d("wins", "Accounts reaching won in the period (by channel/campaign: won credits of the "
-       "default model).", C, UP, dimensions=ALL_DIMS),
-    _d("cpl", "Cost per lead = spend / leads.", U, DOWN, dimensions=ALL_DIMS),
-    _d("cost_per_opportunity", "Spend / opportunities.", U, DOWN, dimensions=ALL_DIMS),
-    _d("cac", "Customer acquisition cost = sales & marketing spend / new customers (new MRR "
-       "movements; by channel/campaign: new-subscription credits of the default model).",
-       U, DOWN, dimensions=ALL_DIMS),
-    _d("cac_payback_months", "CAC / (ARPA × gross margin), ARPA at period end.",
-       Unit.MONTHS, DOWN),
-    _d("attributed_pipeline", "Opportunity amount credited to marketing touches (default "
-       "model; `attributed_pipeline__<model>` per model).", U, UP, dimensions=ALL_DIMS),
-    _d("attributed_revenue", "Won revenue credited to marketing touches (default model; "
-       "`attributed_revenue__<model>` per model).", U, UP, dimensions=ALL_DIMS),
-    _d("roas", "Return on ad spend = attributed revenue / spend.", R, UP, dimensions=ALL_DIMS),
-    _d("marketing_roi", "(Attributed revenue − spend) / spend.", R, UP, dimensions=ALL_DIMS),
-    _d("mrr", "Monthly recurring revenue at period end (sum of every account's MRR).", U, UP),
-    _d("arr", "Annual recurring revenue = 12 × MRR at period end.", U, UP),
-    _d("mrr_new", "MRR of accounts' first paid subscription in the period.", U, UP),
-    _d("mrr_expansion", "MRR increases of paying accounts in the period.", U, UP),
-    _d("mrr_contraction", "MRR decreases of still-paying accounts (negative).", U, UP),
-    _d("mrr_churn", "MRR lost by accounts going to zero (negative).", U, UP),
-    _d("mrr_reactivation", "MRR of accounts paying again after having churned.", U, UP),
-    _d("mrr_net_new", "new + expansion + contraction + churn + reactivation.", U, UP),
-    _d("gross_mrr_churn_rate", "(churn + contraction) / MRR at period start (magnitudes).",
-       R, DOWN),
-    _d("net_mrr_churn_rate", "(churn + contraction − expansion − reactivation) / MRR at "
-       "period start (magnitudes).", R, DOWN),
-    _d("nrr", "Net revenue retention = 1 − net MRR churn rate.", R, UP),
-    _d("logo_churn_rate", "Accounts churned in the period / paying accounts at period start.",
-       R, DOWN),
-    _d("paying_accounts", "Accounts with MRR > 0 at period end.", C, UP),
-    _d("arpa", "Average revenue per account = MRR / paying accounts at period end.", U, UP),
-    _d("ltv", "ARPA × gross margin / customer churn rate (average monthly logo churn of the "
-       "6 months ending with the period's last month).", U, UP),
-    _d("ltv_cac", "LTV / CAC (≥ 3 is healthy).", R, UP),
-    _d("budget", "Planned budget (channel budget, else the sum of its campaign budgets).",
-       U, NEUTRAL, BUDGET_GRAINS, ALL_DIMS),
-    _d("spend_to_date", "Spend in the period up to the as-of day.", U, NEUTRAL,
-       BUDGET_GRAINS, ALL_DIMS),
-    _d("pacing", "Spend to date / (budget × elapsed fraction of the period); 1 = on plan.",
-       R, NEUTRAL, BUDGET_GRAINS, ALL_DIMS),
-    _d("projected_spend", "Projected period-end spend = spend to date / elapsed fraction.",
-       U, NEUTRAL, BUDGET_GRAINS, ALL_DIMS),
+# Where numbers come from (shown in report footnotes and dashboard tooltips).
+AD_SPEND = "Ad platforms: spend events"
+BILLING_MRR = "Billing: subscription events (MRR movements)"
+NEW_CUSTOMERS_SOURCE = (
+    "Billing: subscription events (first paid MRR of an account); by channel/campaign: "
+    f"new-subscription credits, {label(DEFAULT_MODEL)} model"
 )
+BUDGETS = "Budgets: budget events"
+
+
+def crm_stage(stage: str) -> str:
+    return f"CRM: pipeline events (stage = {stage})"
+
+
+def credits_of(model: str, milestone: str) -> str:
+    return f"Attribution credits of {milestone} conversions, {label(model)} model"
+
+
+def _by_dimension(stage: str, milestone: str) -> str:
+    """Source of a stage count: CRM in total, default-model credits by channel/campaign."""
+    credits = credits_of(DEFAULT_MODEL, milestone)
+    return f"{crm_stage(stage)}; by channel/campaign: {credits[0].lower()}{credits[1:]}"
+
+
+def _attributed(kpi: str, model: str) -> str:
+    if kpi == "attributed_pipeline":
+        return credits_of(model, "opportunity")
+    if kpi == "attributed_revenue":
+        return credits_of(model, "won")
+    return f"{credits_of(model, 'won')} ÷ {AD_SPEND}"
+
+
+_BASE: tuple[KpiDef, ...] = (
+    _d("spend", "Spend", "Ad spend in the period (sum of spend events).", U, NEUTRAL,
+       AD_SPEND, dimensions=ALL_DIMS),
+    _d("impressions", "Impressions", "Ad impressions in the period.", C, UP, AD_SPEND,
+       dimensions=ALL_DIMS),
+    _d("clicks", "Clicks", "Ad clicks in the period.", C, UP, AD_SPEND, dimensions=ALL_DIMS),
+    _d("ctr", "Click-through rate", "Click-through rate = clicks / impressions.", R, UP,
+       AD_SPEND, dimensions=ALL_DIMS),
+    _d("leads", "Leads", "Accounts reaching the lead stage in the period (by channel/campaign: "
+       "lead credits of the default attribution model).", C, UP,
+       _by_dimension("lead", "lead"), dimensions=ALL_DIMS),
+    _d("mqls", "MQLs", "Accounts reaching MQL in the period.", C, UP, crm_stage("mql")),
+    _d("sqls", "SQLs", "Accounts reaching SQL in the period.", C, UP, crm_stage("sql")),
+    _d("opportunities", "Opportunities", "Accounts reaching opportunity in the period (by "
+       "channel/campaign: opportunity credits of the default model).", C, UP,
+       _by_dimension("opportunity", "opportunity"), dimensions=ALL_DIMS),
+    _d("wins", "Deals won (CRM)", "Deals won in the CRM in the period (by channel/campaign: "
+       "won credits of the default model). Not the CAC denominator: a won deal is not a "
+       "paying customer until billing starts its subscription (see new_customers).", C, UP,
+       _by_dimension("won", "won"), dimensions=ALL_DIMS),
+    _d("new_customers", "New customers", "Accounts whose first paid subscription (a new MRR "
+       "movement) falls in the period (by channel/campaign: new-subscription credits of the "
+       "default model). The CAC denominator.", C, UP, NEW_CUSTOMERS_SOURCE,
+       dimensions=ALL_DIMS),
+    _d("cpl", "Cost per lead", "Cost per lead = spend / leads.", U, DOWN,
+       f"{AD_SPEND} ÷ leads ({_by_dimension('lead', 'lead')})", dimensions=ALL_DIMS),
+    _d("cost_per_opportunity", "Cost per opportunity", "Spend / opportunities.", U, DOWN,
+       f"{AD_SPEND} ÷ opportunities ({_by_dimension('opportunity', 'opportunity')})",
+       dimensions=ALL_DIMS),
+    _d("cac", "CAC", "Customer acquisition cost = spend / new_customers, at every dimension "
+       "(not spend / wins).", U, DOWN, f"{AD_SPEND} ÷ new customers ({NEW_CUSTOMERS_SOURCE})",
+       dimensions=ALL_DIMS),
+    _d("cac_payback_months", "CAC payback", "CAC / (ARPA × gross margin), ARPA at period end.",
+       Unit.MONTHS, DOWN, f"CAC ({AD_SPEND} ÷ new customers) and ARPA ({BILLING_MRR})"),
+    _d("attributed_pipeline", "Attributed pipeline", "Opportunity amount credited to "
+       "marketing touches (default model; `attributed_pipeline__<model>` per model).", U, UP,
+       _attributed("attributed_pipeline", DEFAULT_MODEL), dimensions=ALL_DIMS),
+    _d("attributed_revenue", "Attributed revenue", "Won revenue credited to marketing "
+       "touches (default model; `attributed_revenue__<model>` per model).", U, UP,
+       _attributed("attributed_revenue", DEFAULT_MODEL), dimensions=ALL_DIMS),
+    _d("roas", "ROAS", "Return on ad spend = attributed revenue / spend (default model).", R,
+       UP, _attributed("roas", DEFAULT_MODEL), dimensions=ALL_DIMS),
+    _d("marketing_roi", "Marketing ROI", "(Attributed revenue − spend) / spend (default "
+       "model).", R, UP, _attributed("marketing_roi", DEFAULT_MODEL), dimensions=ALL_DIMS),
+    _d("mrr", "MRR", "Monthly recurring revenue at period end (sum of every account's MRR).",
+       U, UP, BILLING_MRR),
+    _d("arr", "ARR", "Annual recurring revenue = 12 × MRR at period end.", U, UP,
+       BILLING_MRR),
+    _d("mrr_new", "New MRR", "MRR of accounts' first paid subscription in the period.", U, UP,
+       BILLING_MRR),
+    _d("mrr_expansion", "Expansion MRR", "MRR increases of paying accounts in the period.",
+       U, UP, BILLING_MRR),
+    _d("mrr_contraction", "Contraction MRR", "MRR decreases of still-paying accounts "
+       "(negative).", U, UP, BILLING_MRR),
+    _d("mrr_churn", "Churned MRR", "MRR lost by accounts going to zero (negative).", U, UP,
+       BILLING_MRR),
+    _d("mrr_reactivation", "Reactivation MRR", "MRR of accounts paying again after having "
+       "churned.", U, UP, BILLING_MRR),
+    _d("mrr_net_new", "Net new MRR", "new + expansion + contraction + churn + reactivation.",
+       U, UP, BILLING_MRR),
+    _d("gross_mrr_churn_rate", "Gross MRR churn rate", "(churn + contraction) / MRR at "
+       "period start (magnitudes).", R, DOWN, BILLING_MRR),
+    _d("net_mrr_churn_rate", "Net MRR churn rate", "(churn + contraction − expansion − "
+       "reactivation) / MRR at period start (magnitudes).", R, DOWN, BILLING_MRR),
+    _d("nrr", "Net revenue retention", "Net revenue retention = 1 − net MRR churn rate.", R,
+       UP, BILLING_MRR),
+    _d("logo_churn_rate", "Logo churn rate", "Accounts churned in the period / paying "
+       "accounts at period start.", R, DOWN, BILLING_MRR),
+    _d("paying_accounts", "Paying accounts", "Accounts with MRR > 0 at period end.", C, UP,
+       BILLING_MRR),
+    _d("arpa", "ARPA", "Average revenue per account = MRR / paying accounts at period end.",
+       U, UP, BILLING_MRR),
+    _d("ltv", "LTV", "ARPA × gross margin / customer churn rate (average monthly logo churn "
+       "of the 6 months ending with the period's last month).", U, UP, BILLING_MRR),
+    _d("ltv_cac", "LTV:CAC", "LTV / CAC (≥ 3 is healthy).", R, UP,
+       f"LTV ({BILLING_MRR}) ÷ CAC ({AD_SPEND} ÷ new customers)"),
+    _d("budget", "Budget", "Planned budget (channel budget, else the sum of its campaign "
+       "budgets).", U, NEUTRAL, BUDGETS, BUDGET_GRAINS, ALL_DIMS),
+    _d("spend_to_date", "Spend to date", "Spend in the period up to the as-of day.", U,
+       NEUTRAL, AD_SPEND, BUDGET_GRAINS, ALL_DIMS),
+    _d("pacing", "Budget pacing", "Spend to date / (budget × elapsed fraction of the "
+       "period); 1 = on plan.", R, NEUTRAL, f"{AD_SPEND} ÷ {BUDGETS}", BUDGET_GRAINS,
+       ALL_DIMS),
+    _d("projected_spend", "Projected spend", "Projected period-end spend = spend to date / "
+       "elapsed fraction.", U, NEUTRAL, AD_SPEND, BUDGET_GRAINS, ALL_DIMS),
+)
+
+#: Funnel stages for people.
+STAGE_LABELS: dict[str, str] = {
+    "lead": "Lead", "mql": "MQL", "sql": "SQL", "opportunity": "Opportunity", "won": "Won",
+}
+FUNNEL_SOURCE = "CRM: pipeline events (first time each account reaches a stage)"
 
 
 def _funnel() -> tuple[KpiDef, ...]:
     out: list[KpiDef] = []
     for a, b in STAGE_PAIRS:
-        out.append(_d(f"conv_{a}_to_{b}", f"Of the accounts reaching {a} in the period, the "
-                      f"fraction that reached {b} (so far).", R, UP))
-        out.append(_d(f"velocity_{a}_to_{b}_days", f"Median days from {a} to {b} of the "
-                      f"accounts reaching {b} in the period.", Unit.DAYS, DOWN))
+        pair = f"{STAGE_LABELS[a]} → {STAGE_LABELS[b]}"
+        out.append(_d(f"conv_{a}_to_{b}", f"{pair} conversion", f"Of the accounts reaching "
+                      f"{a} in the period, the fraction that reached {b} (so far).", R, UP,
+                      FUNNEL_SOURCE))
+        out.append(_d(f"velocity_{a}_to_{b}_days", f"{pair} velocity", f"Median days from "
+                      f"{a} to {b} of the accounts reaching {b} in the period.", Unit.DAYS,
+                      DOWN, FUNNEL_SOURCE))
     return tuple(out)
 
 
 def _per_model() -> tuple[KpiDef, ...]:
     base = {k.name: k for k in _BASE}
     return tuple(
-        _d(f"{kpi}__{model}", f"{base[kpi].definition.split(' (')[0]} — model {model}.",
-           base[kpi].unit, base[kpi].direction, dimensions=ALL_DIMS)
+        _d(f"{kpi}__{model}", f"{base[kpi].label} ({label(model)})",
+           f"{base[kpi].definition.split(' (')[0]} — model {model}.",
+           base[kpi].unit, base[kpi].direction, _attributed(kpi, model), dimensions=ALL_DIMS)
         for kpi in MODEL_KPIS
         for model in MODELS
     )

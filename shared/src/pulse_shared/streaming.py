@@ -40,7 +40,6 @@ import contextvars
 import datetime as dt
 import enum
 import functools
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -62,6 +61,7 @@ from pulse_shared.metrics import (
     PROCESSING_LATENCY_SECONDS,
 )
 from pulse_shared.privacy import redact_emails
+from pulse_shared.settings import PulseSettings
 from pulse_shared.store.base import StoreDataError
 from pulse_shared.topics import Topic
 
@@ -484,13 +484,16 @@ def _position(kafka: Any, tp: Any) -> int | None:
     return int(state.position)
 
 
-def consumer_group(group_id: str) -> str:
-    """``group_id`` with ``PULSE_CONSUMER_GROUP_PREFIX`` in front.
+def consumer_group(group_id: str, settings: PulseSettings | None = None) -> str:
+    """``group_id`` with ``settings.consumer_group_prefix`` (``PULSE_CONSUMER_GROUP_PREFIX``)
+    in front.
 
     The prefix lets a second deployment (staging, a test) share a cluster without sharing
-    committed offsets. Read at subscription time, not cached, so a test can set it.
+    committed offsets. Without ``settings`` they are read afresh at subscription time, not
+    from the cached :func:`~pulse_shared.settings.common_settings`, so a test can set the
+    variable (``isolated_consumer_groups``).
     """
-    return os.environ.get("PULSE_CONSUMER_GROUP_PREFIX", "") + group_id
+    return (settings or PulseSettings()).consumer_group_prefix + group_id
 
 
 def partition_fetch_bytes(max_records: int, partitions: int = 3) -> int:
@@ -500,12 +503,15 @@ def partition_fetch_bytes(max_records: int, partitions: int = 3) -> int:
     return max(1 << 20, max_records * 600 // partitions)
 
 
-def batch_subscription(group_id: str, max_records: int = 5000) -> dict[str, Any]:
-    """Subscriber options for a :class:`BatchConsumer` (manual commit, raw bodies)."""
+def batch_subscription(
+    group_id: str, max_records: int = 5000, *, settings: PulseSettings | None = None
+) -> dict[str, Any]:
+    """Subscriber options for a :class:`BatchConsumer` (manual commit, raw bodies); the
+    group id carries ``settings``' consumer group prefix (see :func:`consumer_group`)."""
     from faststream import AckPolicy
 
     return {
-        "group_id": consumer_group(group_id),
+        "group_id": consumer_group(group_id, settings),
         "batch": True,
         "max_records": max_records,
         "batch_timeout_ms": 100,

@@ -1,4 +1,8 @@
-"""``pulse alerts …``: rules check, list, silences, backtest."""
+"""``pulse alerts …``: rules check, list, silences, backtest.
+
+Read commands print rows through :mod:`pulse_shared.cli_output` (``--format
+table|csv|json``). Service code is imported inside the commands (start-up time).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,22 @@ import datetime as dt
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from pulse_alerts.domain.rules import RulesError, load_rules
-from pulse_shared.store import Store
+from pulse_shared.cli_output import FORMAT_HELP, OutputFormat, emit
+
+if TYPE_CHECKING:
+    from pulse_alerts.domain.rules import RulesError
+    from pulse_shared.store import Store
 
 app = typer.Typer(no_args_is_help=True, help="Alert rules, state and silences.",
-                  pretty_exceptions_enable=False)
-rules_app = typer.Typer(no_args_is_help=True, help="Alert rules files.")
-silence_app = typer.Typer(no_args_is_help=True, help="Mute notifications for a while.")
+                  rich_markup_mode=None, pretty_exceptions_enable=False)
+rules_app = typer.Typer(no_args_is_help=True, help="Alert rules files.", rich_markup_mode=None)
+silence_app = typer.Typer(no_args_is_help=True, help="Mute notifications for a while.",
+                          rich_markup_mode=None)
+FormatOption = Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)]
 app.add_typer(rules_app, name="rules")
 app.add_typer(silence_app, name="silence")
 
@@ -52,6 +61,7 @@ def rules_check(
     Unknown KPIs, grains and dimensions (a rule that could never match) exit 2 and list
     the valid choices; other invalid fields exit 1.
     """
+    from pulse_alerts.domain.rules import RulesError, load_rules
     from pulse_alerts.kpi_catalog import installed_catalog
 
     try:
@@ -76,6 +86,11 @@ class StateFilter(StrEnum):
     ALL = "all"
 
 
+ALERT_COLUMNS = (
+    "state", "severity", "rule", "scope", "period", "value", "threshold", "since", "summary",
+)
+
+
 @app.command("list")
 def list_alerts(
     state: Annotated[
@@ -83,9 +98,13 @@ def list_alerts(
         typer.Option(help="pending, firing, resolved, inactive or all (default: all but "
                           "inactive)."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines output.")] = False,
+    fmt: FormatOption = OutputFormat.TABLE,
+    as_json_lines: Annotated[bool, typer.Option("--json", hidden=True)] = False,
 ) -> None:
-    """List alerts and their state (from ClickHouse)."""
+    """List alerts and their state (from ClickHouse).
+
+    PERIOD is the data's period whose figures the alert shows (the one that fired).
+    """
     from pulse_alerts import storage
 
     if state == StateFilter.ALL:
@@ -99,45 +118,53 @@ def list_alerts(
         # Nothing in that state is a valid answer: say so on stderr, exit 0.
         typer.echo(f"no {state.value if state and state != StateFilter.ALL else ''} alerts"
                    .replace("  ", " "), err=True)
+        if fmt != OutputFormat.TABLE and not as_json_lines:
+            emit([], ALERT_COLUMNS, fmt)
         return
-    if as_json:
-        for s in states:
-            typer.echo(
-                json.dumps(
-                    {
-                        "fingerprint": s.fingerprint, "rule": s.rule, "state": s.status.value,
-                        "severity": s.severity.value, "labels": s.labels, "value": s.value,
-                        "threshold": s.threshold,
-                        "period": s.annotations.get("period", ""),
-                        "data_time": s.annotations.get("data_time", ""),
-                        "since": (s.fired_at or s.active_since or s.updated_at or _now())
-                        .isoformat(),
-                        "summary": s.annotations.get("summary", ""),
-                    }
-                )
-            )
+    rows: list[dict[str, Any]] = [
+        {
+            "fingerprint": s.fingerprint, "rule": s.rule, "state": s.status.value,
+            "severity": s.severity.value, "labels": s.labels,
+            "scope": s.labels.get("dimension_value") or s.labels.get("source", ""),
+            "value": s.value, "threshold": s.threshold,
+            "period": s.annotations.get("period", ""),
+            "data_time": s.annotations.get("data_time", ""),
+            "since": s.fired_at or s.active_since or s.updated_at or _now(),
+            "summary": s.annotations.get("summary", ""),
+        }
+        for s in states
+    ]
+    if as_json_lines:  # the former --json: one JSON object per line
+        for row in rows:
+            typer.echo(json.dumps({k: v for k, v in row.items() if k != "scope"},
+                                  default=_json_default))
+        return
+    if fmt != OutputFormat.TABLE:
+        emit(rows, ALERT_COLUMNS, fmt)
         return
     typer.echo(f"{'STATE':<9} {'SEVERITY':<8} {'RULE':<32} {'SCOPE':<20} {'PERIOD':<10} "
                f"{'VALUE':<12} SINCE  SUMMARY")
-    for s in states:
-        scope = s.labels.get("dimension_value") or s.labels.get("source", "")
-        since = s.fired_at or s.active_since or s.updated_at
-        # PERIOD is the data's period whose figures the alert shows (the one that fired).
-        period = s.annotations.get("period", "")
+    for row in rows:
         typer.echo(
-            f"{s.status.value:<9} {s.severity.value:<8} {s.rule:<32} {scope:<20} "
-            f"{period:<10} {s.value!s:<12} {since.isoformat() if since else ''}  "
-            f"{s.annotations.get('summary', '')}"
+            f"{row['state']:<9} {row['severity']:<8} {row['rule']:<32} {row['scope']:<20} "
+            f"{row['period']:<10} {row['value']!s:<12} {row['since'].isoformat()}  "
+            f"{row['summary']}"
         )
+
+
+def _json_default(value: Any) -> Any:
+    from pulse_shared.cli_output import json_value
+
+    return json_value(value)
 
 
 @silence_app.command("add")
 def silence_add(
     matchers: Annotated[list[str], typer.Argument(help="label=value (wildcards ok), e.g. "
                                                       "alertname=channel_* channel=email")],
-    duration: Annotated[str, typer.Option("--for", help="e.g. 2h, 1d")] = "2h",
-    comment: str = "",
-    created_by: Annotated[str, typer.Option("--by")] = "",
+    duration: Annotated[str, typer.Option("--for", metavar="DURATION", help="How long, e.g. 2h, 1d.")] = "2h",
+    comment: Annotated[str, typer.Option(metavar="TEXT", help="Why.")] = "",
+    created_by: Annotated[str, typer.Option("--by", metavar="NAME", help="Who.")] = "",
 ) -> None:
     """Silence alerts matching every MATCHER for a duration."""
     from pulse_alerts.silences import create_silence, parse_matchers
@@ -151,22 +178,37 @@ def silence_add(
     typer.echo(f"silence {silence.silence_id} until {silence.ends_at.isoformat()}")
 
 
+SILENCE_COLUMNS = ("silence_id", "state", "ends_at", "matchers", "created_by", "comment")
+
+
 @silence_app.command("list")
 def silence_list(
-    include_expired: Annotated[bool, typer.Option("--all")] = False,
+    include_expired: Annotated[bool, typer.Option(
+        "--all", help="Include expired silences.")] = False,
+    fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
-    """List active silences (``--all`` includes expired ones)."""
+    """List active silences (--all includes expired ones)."""
     from pulse_alerts import storage
 
     now = _now()
     silences = storage.load_silences(_store(), None if include_expired else now)
-    if not silences:
+    rows: list[dict[str, Any]] = [
+        {
+            "silence_id": s.silence_id, "state": "active" if s.active(now) else "expired",
+            "ends_at": s.ends_at, "matchers": dict(sorted(s.matchers.items())),
+            "created_by": s.created_by, "comment": s.comment,
+        }
+        for s in silences
+    ]
+    if fmt != OutputFormat.TABLE:
+        emit(rows, SILENCE_COLUMNS, fmt)
+        return
+    if not rows:
         typer.echo("no silences")
-    for s in silences:
-        matchers = " ".join(f"{k}={v}" for k, v in sorted(s.matchers.items()))
-        state = "active" if s.active(now) else "expired"
-        typer.echo(f"{s.silence_id}  {state:<7} until {s.ends_at.isoformat()}  {matchers}  "
-                   f"{s.comment}")
+    for row in rows:
+        matchers = " ".join(f"{k}={v}" for k, v in row["matchers"].items())
+        typer.echo(f"{row['silence_id']}  {row['state']:<7} until {row['ends_at'].isoformat()}"
+                   f"  {matchers}  {row['comment']}")
 
 
 @silence_app.command("expire")
@@ -191,14 +233,20 @@ def _day(text: str, option: str) -> dt.date:
 @app.command("test")
 def backtest(
     rule_name: Annotated[str, typer.Argument(metavar="RULE", help="Rule name.")],
-    date_from: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
-    date_to: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD.")],
+    date_from: Annotated[str, typer.Option("--from", metavar="DAY", help="First day, YYYY-MM-DD.")],
+    date_to: Annotated[str, typer.Option("--to", metavar="DAY", help="Last day, YYYY-MM-DD.")],
     rules_file: Annotated[
         Path | None, typer.Option("--rules", help="Rules file (default: configured).")
     ] = None,
+    fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
-    """Backtest RULE on kpi_values history: when would it have fired and resolved?"""
+    """Backtest RULE on kpi_values history: when would it have fired and resolved?
+
+    One row per notification it would have sent (firing, repeat, resolved), then a
+    summary line (on stderr with csv and json).
+    """
     from pulse_alerts.backtest import run_backtest
+    from pulse_alerts.domain.rules import RulesError
     from pulse_alerts.main import load_ruleset
     from pulse_alerts.settings import AlertsSettings
 
@@ -236,20 +284,34 @@ def backtest(
         typer.echo(f"error: {rule.name}: 0 evaluations: {reason}", err=True)
         raise typer.Exit(code=1)
     fired = repeats = 0
+    rows: list[dict[str, Any]] = []
     for alert in result.alerts:
-        scope = alert.labels.get("dimension_value", "")
         kind = alert.state.value
         if kind == "firing" and alert.sent_at != alert.starts_at:
             kind, repeats = "repeat", repeats + 1
         elif kind == "firing":
             fired += 1
-        typer.echo(
-            f"{alert.sent_at.isoformat()}  {kind:<8} {scope:<20} "
-            f"value={alert.value} threshold={alert.threshold}  "
-            f"{alert.annotations.get('summary', '')}"
-        )
+        rows.append({
+            "sent_at": alert.sent_at, "kind": kind,
+            "scope": alert.labels.get("dimension_value", ""),
+            "value": alert.value, "threshold": alert.threshold,
+            "summary": alert.annotations.get("summary", ""),
+        })
     resolved = sum(1 for a in result.alerts if a.state.value == "resolved")
-    typer.echo(
+    summary = (
         f"{rule.name}: {result.evaluations} evaluation(s), {result.breaching} breaching, "
         f"fired {fired}x, resolved {resolved}x, {repeats} repeat(s) between {start} and {end}"
     )
+    if fmt != OutputFormat.TABLE:
+        emit(rows, BACKTEST_COLUMNS, fmt)
+        typer.echo(summary, err=True)
+        return
+    for row in rows:
+        typer.echo(
+            f"{row['sent_at'].isoformat()}  {row['kind']:<8} {row['scope']:<20} "
+            f"value={row['value']} threshold={row['threshold']}  {row['summary']}"
+        )
+    typer.echo(summary)
+
+
+BACKTEST_COLUMNS = ("sent_at", "kind", "scope", "value", "threshold", "summary")

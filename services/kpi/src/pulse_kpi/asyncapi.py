@@ -11,6 +11,7 @@ from typing import Any
 
 from faststream.specification import AsyncAPI
 
+from pulse_shared.attribution_models import DEFAULT_MODEL
 from pulse_shared.kpi_catalog import CATALOG
 
 TITLE = "Pulse KPI service"
@@ -29,10 +30,13 @@ def description() -> str:
         "`2026-W48`, month `2026-11`, quarter `2026-Q4`; dimensions `all`, `channel`, "
         "`campaign`.",
         "",
-        "KPI catalog (name — unit — direction of good — definition):",
+        f"Un-suffixed attribution KPIs use the `{DEFAULT_MODEL}` model.",
+        "",
+        "KPI catalog (name (label) — unit — direction of good — definition — source):",
     ]
     lines += [
-        f"- `{k.name}` — {k.unit} — {k.direction} — {k.definition}"
+        f"- `{k.name}` ({k.label}) — {k.unit} — {k.direction} — {k.definition} — "
+        f"Source: {k.source}."
         for k in CATALOG
         if "__" not in k.name
     ]

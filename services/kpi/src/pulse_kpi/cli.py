@@ -1,32 +1,32 @@
 """``pulse kpi …`` commands: the catalog, KPI values and the MRR movements report.
 
 They read the store from the common settings (``PULSE_CLICKHOUSE_URL``, else the embedded
-chDB in ``PULSE_DATA_DIR``), so they work with no server running.
+chDB in ``PULSE_DATA_DIR``), so they work with no server running. Rows are printed by
+:mod:`pulse_shared.cli_output` (``--format table|csv|json``); service code is imported
+inside the commands (start-up time).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pulse_kpi.domain.mrr import MrrEvent, movements, mrr_report
-from pulse_kpi.domain.periods import Period, parse_period, periods_between
+from pulse_shared.cli_output import FORMAT_HELP, OutputFormat, emit
 from pulse_shared.events import Grain
 from pulse_shared.kpi_catalog import BY_NAME, CATALOG, MODELS
-from pulse_shared.periods import period_complete
-from pulse_shared.store import Store
+
+if TYPE_CHECKING:
+    from pulse_kpi.domain.periods import Period
+    from pulse_shared.store import Store
 
 app = typer.Typer(help="KPIs: catalog, values, MRR movements.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+                  rich_markup_mode=None, pretty_exceptions_enable=False)
 
 
 def clock() -> dt.datetime:
@@ -44,11 +44,7 @@ MRR_COLUMNS = (
     "ending_mrr",
 )
 
-
-class Format(StrEnum):
-    TABLE = "table"
-    CSV = "csv"
-    JSON = "json"
+FormatOption = Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)]
 
 
 class By(StrEnum):
@@ -71,52 +67,10 @@ def _store() -> Iterator[Store]:
         store.close()
 
 
-def _num(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Decimal):
-        return format(value.quantize(Decimal("0.01")), "f")
-    if isinstance(value, float):
-        return f"{value:.6g}" if abs(value) < 1e6 else f"{value:.2f}"
-    return str(value)
-
-
-def _json_value(value: Any) -> Any:
-    """Numbers stay numbers in JSON (Decimal money included); dates as ISO text."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
-
-
-def _emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: Format, title: str) -> None:
-    if fmt == Format.JSON:
-        typer.echo(json.dumps(list(rows), default=_json_value, indent=2))
-        return
-    if fmt == Format.CSV:
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_num(row.get(c)) for c in columns])
-        typer.echo(buf.getvalue(), nl=False)
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    for c in columns:
-        table.add_column(c)
-    for row in rows:
-        table.add_row(*[_num(row.get(c)) for c in columns])
-    Console().print(table)
-
-
 def _period(text: str, option: str, grain: Grain | None = None) -> Period:
     """Parse a --from/--to period; a bad value is a usage error (exit 2), not a crash."""
+    from pulse_kpi.domain.periods import parse_period
+
     try:
         return parse_period(text, grain)
     except ValueError as exc:
@@ -153,37 +107,38 @@ def _nothing(message: str) -> None:
 
 @app.command("list")
 def list_kpis(
-    fmt: Annotated[Format, typer.Option("--format", help="table, csv or json")] = Format.TABLE,
+    fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """The KPI catalog: name, definition, unit, grains, dimensions, direction of good."""
     rows = [
         {
             "name": k.name, "unit": str(k.unit), "direction": str(k.direction),
-            "grains": ",".join(str(g) for g in k.grains),
-            "dimensions": ",".join(k.dimensions), "definition": k.definition,
+            "grains": [str(g) for g in k.grains],
+            "dimensions": list(k.dimensions), "definition": k.definition,
         }
         for k in CATALOG
     ]
-    _emit(rows, ["name", "unit", "direction", "grains", "dimensions", "definition"], fmt,
+    emit(rows, ["name", "unit", "direction", "grains", "dimensions", "definition"], fmt,
           "KPI catalog")
 
 
 @app.command("show")
 def show(
     grain: Annotated[Grain, typer.Option(help="day, week, month or quarter")] = Grain.MONTH,
-    start: Annotated[str, typer.Option("--from", help="First period, e.g. 2026-01")] = "",
-    end: Annotated[str, typer.Option("--to", help="Last period (inclusive), e.g. 2026-10")] = "",
+    start: Annotated[str, typer.Option("--from", metavar="PERIOD", help="First period, e.g. 2026-01")] = "",
+    end: Annotated[str, typer.Option("--to", metavar="PERIOD", help="Last period (inclusive), e.g. 2026-10")] = "",
     by: Annotated[By, typer.Option(help="all, channel or campaign")] = By.ALL,
     kpi: Annotated[list[str] | None, typer.Option(
-        help="Only these KPIs (repeatable; names: pulse kpi list)")] = None,
-    fmt: Annotated[Format, typer.Option("--format", help="table, csv or json")] = Format.TABLE,
+        metavar="NAME", help="Only these KPIs (repeatable; names: pulse kpi list)")] = None,
+    fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
-    """KPI values from ``kpi_values`` (one row per KPI × dimension value × period).
+    """KPI values (one row per KPI × dimension value × period).
 
-    ``complete`` is false for a period whose last day is today or later (UTC); the table
-    marks such a period's column "to date".
+    In csv and json, complete is false for a period whose last day is today or later
+    (UTC); the table marks such a period's column "to date".
     """
     from pulse_kpi.storage import KpiStorage
+    from pulse_shared.periods import period_complete
 
     kpi = _kpis(kpi)
     first = _period(start, "--from", grain).start if start else None
@@ -197,8 +152,8 @@ def show(
     today = clock().astimezone(dt.UTC).date()
     for r in rows:
         r["complete"] = period_complete(r["grain"], r["period_start"], today)
-    if fmt != Format.TABLE:
-        _emit([{c: r[c] for c in SHOW_COLUMNS} for r in rows], SHOW_COLUMNS, fmt, "KPIs")
+    if fmt != OutputFormat.TABLE:
+        emit([{c: r[c] for c in SHOW_COLUMNS} for r in rows], SHOW_COLUMNS, fmt, "KPIs")
         return
     periods = sorted({(r["period_start"], r["period"]) for r in rows})
     heading = {
@@ -213,18 +168,23 @@ def show(
         )
         entry[heading[r["period"]]] = r["value"]
     head = ["kpi"] + ([by.value] if by != By.ALL else []) + ["unit"]
-    _emit(list(wide.values()), head + [heading[p] for _, p in periods], fmt,
+    emit(list(wide.values()), head + [heading[p] for _, p in periods], fmt,
           f"KPIs by {grain}")
 
 
 @app.command("mrr")
 def mrr(
     grain: Annotated[Grain, typer.Option(help="day, week, month or quarter")] = Grain.MONTH,
-    start: Annotated[str, typer.Option("--from", help="First period, e.g. 2026-01")] = "",
-    end: Annotated[str, typer.Option("--to", help="Last period (inclusive), e.g. 2026-10")] = "",
-    fmt: Annotated[Format, typer.Option("--format", help="table, csv or json")] = Format.TABLE,
+    start: Annotated[str, typer.Option("--from", metavar="PERIOD", help="First period, e.g. 2026-01")] = "",
+    end: Annotated[str, typer.Option("--to", metavar="PERIOD", help="Last period (inclusive), e.g. 2026-10")] = "",
+    fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """MRR movements per period (ChartMogul, event by event; churn/contraction negative)."""
+    from decimal import Decimal
+
+    from pulse_kpi.domain.mrr import MrrEvent, movements, mrr_report
+    from pulse_kpi.domain.periods import periods_between
+
     with _store() as store:
         rows = store.query(
             "SELECT event_id, account_id, occurred_at, mrr FROM subscriptions FINAL"
@@ -234,7 +194,7 @@ def mrr(
     moves = movements(events)
     days = [m.occurred_at.date() for m in moves]
     if not start and not days:
-        _emit([], MRR_COLUMNS, fmt, "MRR movements")
+        emit([], MRR_COLUMNS, fmt, "MRR movements")
         return
     first = _period(start, "--from", grain).start if start else min(days)
     last = _period(end, "--to", grain).start if end else max(days)
@@ -248,14 +208,14 @@ def mrr(
         }
         for r in report
     ]
-    _emit(out, MRR_COLUMNS, fmt, f"MRR movements by {grain}")
+    emit(out, MRR_COLUMNS, fmt, f"MRR movements by {grain}")
 
 
 def catalog_markdown() -> str:
     lines = [
         "# KPI catalog",
         "",
-        "Generated by `pulse kpi asyncapi --out docs/asyncapi` from `pulse_kpi.catalog`.",
+        "Generated by `pulse kpi asyncapi --output docs/asyncapi` from `pulse_kpi.catalog`.",
         "Money in USD, rates as fractions (0.05 = 5 %), null when undefined.",
         "",
         "| KPI | unit | direction of good | grains | dimensions | definition |",
@@ -274,15 +234,15 @@ def catalog_markdown() -> str:
 
 @app.command("asyncapi")
 def asyncapi(
-    out: Annotated[str, typer.Option(help="Directory for kpi.json, kpi.yaml, kpi-catalog.md")]
-    = "",
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Directory for kpi.json, kpi.yaml, kpi-catalog.md.")] = None,
+    legacy_output: Annotated[Path | None, typer.Option("--out", hidden=True)] = None,
 ) -> None:
     """Print (or write) the AsyncAPI document FastStream generates for the KPI service."""
-    from pathlib import Path
-
     from pulse_kpi.asyncapi import render
 
-    if not out:
+    out = legacy_output or output
+    if out is None:
         typer.echo(render("json"), nl=False)
         return
     target = Path(out)
@@ -295,8 +255,8 @@ def asyncapi(
 
 @app.command("recompute")
 def recompute(
-    start: Annotated[str, typer.Option("--from", help="First period, e.g. 2026-01")],
-    end: Annotated[str, typer.Option("--to", help="Last period (inclusive), e.g. 2026-10")],
+    start: Annotated[str, typer.Option("--from", metavar="PERIOD", help="First period, e.g. 2026-01")],
+    end: Annotated[str, typer.Option("--to", metavar="PERIOD", help="Last period (inclusive), e.g. 2026-10")],
 ) -> None:
     """Recompute every KPI of a range from the raw tables (after a bulk load or a change of
     definitions). Only changed values are written; no snapshots are published."""

@@ -110,10 +110,8 @@ class KpiComponent:
         self.clock = clock
         self.storage = storage.KpiStorage(store)
         self.writer = RowWriter(store, SERVICE)
-        self.params = Params(
-            gross_margin=Decimal(str(settings.gross_margin)),
-            default_model=settings.default_model,
-        )
+        # The un-suffixed attribution KPIs use the shared executive default model.
+        self.params = Params(gross_margin=Decimal(str(settings.gross_margin)))
         self.throttle = Throttle(
             settings.snapshot_min_interval_s, settings.snapshot_dimension_min_interval_s
         )

@@ -20,9 +20,6 @@ class KpiSettings(BaseSettings):
     gross_margin: float = Field(
         default=0.8, gt=0, le=1, description="Gross margin used by LTV and CAC payback."
     )
-    default_model: str = Field(
-        default="last_touch", description="Attribution model of the un-suffixed KPIs."
-    )
     snapshot_min_interval_s: float = Field(
         default=0.1, ge=0, description="At most one snapshot per total (dimension all) KPI "
         "key per this many seconds (bounds the freshness added by rate limiting)."

@@ -1,32 +1,43 @@
-"""``pulse report {weekly,monthly,quarterly}``: produce a report on demand."""
+"""``pulse report {weekly,monthly,quarterly}``: produce a report on demand.
+
+Service code is imported inside the commands (start-up time).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pulse_reporting.domain.periods import PeriodError, ReportKind, last_complete, parse_period
-from pulse_reporting.generate import ReportError, ReportResult, generate_report
-from pulse_reporting.settings import ReportingSettings
+from pulse_reporting.domain.periods import ReportKind
+
+if TYPE_CHECKING:
+    from pulse_reporting.generate import ReportResult
 
 app = typer.Typer(help="Produce weekly, monthly and quarterly marketing reports.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False)
 
 DEFAULT_FORMATS = "md"
-_err = Console(stderr=True)
+
+
+def _err() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 async def _produce(
     kind: ReportKind, period: str | None, formats: list[str], model: str | None,
     out_dir: Path | None, quiet: bool,
 ) -> ReportResult:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pulse_reporting.domain.periods import last_complete, parse_period
+    from pulse_reporting.generate import generate_report
     from pulse_reporting.main import open_stores
+    from pulse_reporting.settings import ReportingSettings
     from pulse_shared.bus import Bus, make_broker
     from pulse_shared.schema.migrations import migrate
     from pulse_shared.settings import common_settings
@@ -50,7 +61,7 @@ async def _produce(
     try:
         with Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
-            console=_err, disable=quiet, transient=True,
+            console=_err(), disable=quiet, transient=True,
         ) as bar:
             task = bar.add_task(f"{kind.value} {the_period.label}", total=1)
 
@@ -75,26 +86,33 @@ def _command(
     kind: ReportKind, period: str | None, formats: list[str], model: str | None,
     out_dir: Path | None, quiet: bool,
 ) -> None:
+    import asyncio
+
+    from pulse_reporting.domain.periods import PeriodError
+    from pulse_reporting.generate import ReportError
+
     try:
         result = asyncio.run(_produce(kind, period, formats, model, out_dir, quiet))
     except (PeriodError, ReportError) as exc:
-        _err.print(f"[red]error:[/red] {exc}")
+        _err().print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     for fmt, path in result.paths.items():
         typer.echo(f"{fmt}\t{path}")
     if not quiet:
-        _err.print(
+        _err().print(
             f"{result.report.meta.title} ({result.report.meta.model}) in "
             f"{result.seconds:.2f}s · id {result.report_id}"
         )
     for note in result.report.notes:
-        _err.print(f"[yellow]note:[/yellow] {note}")
+        _err().print(f"[yellow]note:[/yellow] {note}")
 
 
 _FORMAT_HELP = "Formats: md, html, pdf, json, csv or all (repeat or comma-separate)."
-Formats = Annotated[list[str], typer.Option("--format", "-f", help=_FORMAT_HELP)]
-Model = Annotated[str | None, typer.Option("--model", "-m", help="Attribution model.")]
-OutDir = Annotated[Path | None, typer.Option("--out-dir", "-o", help="Output directory.")]
+Formats = Annotated[list[str], typer.Option("--format", "-f", metavar="FORMATS", help=_FORMAT_HELP)]
+Model = Annotated[str | None, typer.Option("--model", "-m", metavar="NAME", help="Attribution model.")]
+OutDir = Annotated[Path | None, typer.Option(
+    "--output", "-o", help="Directory for the report files (default: configured).")]
+LegacyOutDir = Annotated[Path | None, typer.Option("--out-dir", hidden=True)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
@@ -105,11 +123,12 @@ def weekly(
     ] = None,
     formats: Formats = [DEFAULT_FORMATS],  # noqa: B006 - typer reads, never mutates
     model: Model = None,
-    out_dir: OutDir = None,
+    output: OutDir = None,
+    legacy_output: LegacyOutDir = None,
     quiet: Quiet = False,
 ) -> None:
     """Weekly report (ISO week)."""
-    _command(ReportKind.WEEKLY, period, formats, model, out_dir, quiet)
+    _command(ReportKind.WEEKLY, period, formats, model, legacy_output or output, quiet)
 
 
 @app.command()
@@ -119,11 +138,12 @@ def monthly(
     ] = None,
     formats: Formats = [DEFAULT_FORMATS],  # noqa: B006
     model: Model = None,
-    out_dir: OutDir = None,
+    output: OutDir = None,
+    legacy_output: LegacyOutDir = None,
     quiet: Quiet = False,
 ) -> None:
     """Monthly strategic report."""
-    _command(ReportKind.MONTHLY, period, formats, model, out_dir, quiet)
+    _command(ReportKind.MONTHLY, period, formats, model, legacy_output or output, quiet)
 
 
 @app.command()
@@ -133,8 +153,9 @@ def quarterly(
     ] = None,
     formats: Formats = [DEFAULT_FORMATS],  # noqa: B006
     model: Model = None,
-    out_dir: OutDir = None,
+    output: OutDir = None,
+    legacy_output: LegacyOutDir = None,
     quiet: Quiet = False,
 ) -> None:
     """Quarterly business review."""
-    _command(ReportKind.QUARTERLY, period, formats, model, out_dir, quiet)
+    _command(ReportKind.QUARTERLY, period, formats, model, legacy_output or output, quiet)

@@ -11,16 +11,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pulse_reporting.domain.assemble import (
-    ATTRIBUTION_MODELS,
     BUDGET_KPIS,
-    DEFAULT_MODEL,
     HISTORY_DAYS,
     ReportInputs,
     assemble_report,
+    channel_kpi_names,
     daily_kpi_names,
 )
 from pulse_reporting.domain.model import Report
-from pulse_reporting.domain.periods import Period, ReportKind, containing, parse_period
+from pulse_reporting.domain.periods import (
+    Period,
+    ReportKind,
+    containing,
+    overlapping_labels,
+    parse_period,
+)
 from pulse_reporting.metrics import (
     GENERATION_SECONDS,
     LAST_REPORT_TIMESTAMP,
@@ -32,6 +37,7 @@ from pulse_reporting.render.exports import render_csv, render_json
 from pulse_reporting.render.markdown import render_markdown
 from pulse_reporting.settings import ALL_FORMATS
 from pulse_reporting.storage import ReportingStorage
+from pulse_shared.attribution_models import DEFAULT_MODEL, MODEL_NAMES
 from pulse_shared.bus import Bus
 from pulse_shared.events import ReportReady
 from pulse_shared.logging import get_logger
@@ -145,7 +151,7 @@ def read_inputs(
     done()
     step("Reading alerts")
     done = timed("alerts")
-    alerts = storage.alerts(period.start, period.end)
+    alerts = storage.alerts(period.start, period.end, periods=overlapping_labels(period))
     done()
     step("Reading conversion paths")
     done = timed("paths")
@@ -158,13 +164,19 @@ def read_inputs(
     history_start = min(period.end, period.start) - dt.timedelta(days=HISTORY_DAYS)
     daily = storage.daily(daily_kpi_names(model), history_start, period.end)
     done()
+    step("Reading daily values per channel")
+    done = timed("daily_by_channel")
+    daily_by_channel = storage.daily_by_dimension(
+        channel_kpi_names(model), "channel", history_start, period.end
+    )
+    done()
     step("Reading data coverage")
     done = timed("coverage")
     coverage = storage.coverage()
     done()
     return ReportInputs(
         period=period, model=model, kpis=kpis, budget_kpis=budget, alerts=alerts,
-        paths=paths, daily=daily, coverage=coverage,
+        paths=paths, daily=daily, coverage=coverage, daily_by_channel=daily_by_channel,
     )
 
 
@@ -187,16 +199,16 @@ def produce_report(
     started = time.perf_counter()
     kind = ReportKind(kind)
     fmts = normalise_formats(formats)
-    if model not in ATTRIBUTION_MODELS:
+    if model not in MODEL_NAMES:
         raise ReportError(
-            f"unknown attribution model {model!r}; choose from {', '.join(ATTRIBUTION_MODELS)}"
+            f"unknown attribution model {model!r}; choose from {', '.join(MODEL_NAMES)}"
         )
     the_period = parse_period(kind, period) if isinstance(period, str) else period
     if the_period.kind is not kind:
         raise ReportError(f"period {the_period} is not {kind.value}")
     now = now or dt.datetime.now(dt.UTC)
     storage = ReportingStorage(store, writer)
-    total = 8 + len(fmts) + 1
+    total = 9 + len(fmts) + 1
     counter = [0]
 
     def step(description: str) -> None:

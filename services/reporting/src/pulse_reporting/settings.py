@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pulse_shared.attribution_models import DEFAULT_MODEL
+
 ALL_FORMATS: tuple[str, ...] = ("md", "html", "pdf", "json", "csv")
 
 
@@ -23,7 +25,10 @@ class ReportingSettings(BaseSettings):
     )
     clickhouse_password: SecretStr | None = None
     port: int = 8004
-    model: str = Field(default="last_touch", description="Default attribution model.")
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description="Attribution model of scheduled reports (default: the executive default).",
+    )
     formats: tuple[str, ...] = ALL_FORMATS
     schedule_enabled: bool = True
     schedule_in_process: bool = Field(

@@ -48,15 +48,38 @@ WHERE kpi IN {kpis:Array(String)}
 ORDER BY kpi, day
 """
 
+# Alerts by the data that fired them, not by when they were processed: the candidates
+# are alerts whose data period (annotation ``period``) overlaps the report period, or,
+# without one, whose data time (else processing time) falls in it. The domain
+# (``assemble.alert_in_period``) decides the boundary cases.
 _ALERTS_SQL = """
 SELECT alert_id, rule, state, severity, kpi, labels, annotations, value, threshold,
        starts_at, ends_at
 FROM alert_events FINAL
 WHERE state = 'firing'
-  AND toDate(starts_at) >= {start:Date}
-  AND toDate(starts_at) < {end:Date}
+  AND (
+    annotations['period'] IN {periods:Array(String)}
+    OR (
+      annotations['period'] = ''
+      AND ifNull(toDate(parseDateTime64BestEffortOrNull(annotations['data_time'], 3, 'UTC')),
+                 toDate(starts_at)) >= {start:Date}
+      AND ifNull(toDate(parseDateTime64BestEffortOrNull(annotations['data_time'], 3, 'UTC')),
+                 toDate(starts_at)) < {end:Date}
+    )
+  )
 ORDER BY starts_at, alert_id
 LIMIT {limit:UInt32}
+"""
+
+_DAILY_BY_DIMENSION_SQL = """
+SELECT kpi, dimension_value, period_start AS day, value
+FROM kpi_values FINAL
+WHERE kpi IN {kpis:Array(String)}
+  AND grain = 'day'
+  AND dimension = {dimension:String}
+  AND period_start >= {start:Date}
+  AND period_start < {end:Date}
+ORDER BY kpi, dimension_value, day
 """
 
 # Latest version per conversion (for one model), touches in time order, consecutive
@@ -135,6 +158,17 @@ def _as_date(value: Any) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
+def _data_time(text: str) -> dt.datetime | None:
+    """The alert's ``data_time`` annotation (ISO 8601), None when absent or unreadable."""
+    try:
+        moment = dt.datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    if moment is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment
+
+
 class ReportingStorage:
     """Reads through ``store`` (read-only user); writes ``reports`` through ``writer``."""
 
@@ -188,9 +222,30 @@ class ReportingStorage:
             out[r["kpi"]].append(TrendPoint(day=r["day"], value=r["value"]))
         return out
 
-    def alerts(self, start: dt.date, end: dt.date, limit: int = 500) -> list[AlertRecord]:
+    def daily_by_dimension(
+        self, kpis: Sequence[str], dimension: str, start: dt.date, end: dt.date
+    ) -> dict[str, dict[str, list[TrendPoint]]]:
+        """Day-grain values per member of ``dimension``: kpi → member → days."""
         rows = self._query(
-            "alerts", _ALERTS_SQL, {"start": start, "end": end, "limit": limit}
+            "daily_by_dimension", _DAILY_BY_DIMENSION_SQL,
+            {"kpis": list(kpis), "dimension": dimension, "start": start, "end": end},
+        )
+        out: dict[str, dict[str, list[TrendPoint]]] = {k: {} for k in kpis}
+        for r in rows:
+            out[r["kpi"]].setdefault(r["dimension_value"], []).append(
+                TrendPoint(day=r["day"], value=r["value"])
+            )
+        return out
+
+    def alerts(
+        self, start: dt.date, end: dt.date, limit: int = 500,
+        periods: Sequence[str] = (),
+    ) -> list[AlertRecord]:
+        """Firing alerts whose data period is one of ``periods`` (KPI period labels) or,
+        without a data period, whose data time falls in [start, end)."""
+        rows = self._query(
+            "alerts", _ALERTS_SQL,
+            {"start": start, "end": end, "limit": limit, "periods": list(periods)},
         )
         return [
             AlertRecord(
@@ -206,6 +261,8 @@ class ReportingStorage:
                 threshold=r["threshold"],
                 starts_at=r["starts_at"],
                 ends_at=r["ends_at"],
+                period=(r["annotations"] or {}).get("period", ""),
+                data_time=_data_time((r["annotations"] or {}).get("data_time", "")),
             )
             for r in rows
         ]

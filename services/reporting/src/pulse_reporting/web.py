@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import html
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from pulse_reporting.domain.periods import (
     last_complete,
     parse_period,
 )
+from pulse_reporting.domain.to_date import ToDate, daily_names, period_to_date, running_period
 from pulse_reporting.generate import read_inputs
 from pulse_reporting.metrics import DASHBOARD_REQUESTS
 from pulse_reporting.render.drawing import report_charts
@@ -52,6 +54,8 @@ PATHS = (
     "/api/periods",
 )
 CACHE_SECONDS = 30.0
+# Daily history read for the to-date panel's landing forecast (before the running period).
+TO_DATE_HISTORY_DAYS = 120
 # Reports read trailing trends and year-ago periods, and ClickHouse DateTime ends in 2106:
 # a period outside these years is refused (400) instead of failing deep in a query.
 PERIOD_YEARS = (1980, 2099)
@@ -83,18 +87,64 @@ def selected_period(kind: ReportKind, text: str) -> Period:
 
 
 class Dashboard:
-    def __init__(self, component: ReportingComponent) -> None:
+    def __init__(
+        self, component: ReportingComponent, today: Callable[[], dt.date] | None = None
+    ) -> None:
         self.component = component
+        self._today = today
         self._cache: dict[tuple[str, str, str], tuple[float, Report]] = {}
         self._chart_cache: dict[str, list[str]] = {}
+        self._to_date_cache: dict[tuple[str, str, dt.date], tuple[float, ToDate]] = {}
 
     # -- selection ---------------------------------------------------------------------
     def today(self) -> dt.date:
-        """Today in UTC by the service's clock: it decides which periods are complete."""
+        """Today in UTC by the service's clock (or the ``today`` hook given to
+        :func:`create_dashboard`): it decides which periods are complete and running."""
+        if self._today is not None:
+            return self._today()
         return self.component.clock().astimezone(dt.UTC).date()
 
     def complete(self, period: Period) -> bool:
         return period_complete(period.grain, period.start, self.today())
+
+    def partial_note(self, period: Period) -> str | None:
+        """What a page says above a period that has not ended (None: it is complete)."""
+        today = self.today()
+        if self.complete(period):
+            return None
+        if period.start >= today:
+            return f"{period.label} has not started: it has no complete day yet."
+        last = today - dt.timedelta(days=1)
+        return (
+            f"{period.label} is running (partial): figures cover {period.start.isoformat()} – "
+            f"{last.isoformat()} ({(today - period.start).days} of {period.days} days) and "
+            f"are compared with whole periods below; the to-date panel compares like "
+            f"with like."
+        )
+
+    def period_labels(self, grain: str, periods: list[str]) -> dict[str, str]:
+        """Selector text per period: incomplete ones are flagged, e.g. "2026-12 (to date)"."""
+        kind = GRAINS[grain]
+        return {
+            label: label if self.complete(parse_period(kind, label)) else f"{label} (to date)"
+            for label in periods
+        }
+
+    def to_date(self, grain: str, model: str) -> ToDate:
+        """The running period of ``grain`` against the same days of the previous one, with
+        the forecast landing (day-grain kpi_values; cached like reports)."""
+        today = self.today()
+        key = (grain, model, today)
+        hit = self._to_date_cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        period = running_period(grain, today)
+        storage = self.component.storage
+        start = period.previous().start - dt.timedelta(days=TO_DATE_HISTORY_DAYS)
+        daily = storage.daily(daily_names(model), start, today)
+        result = period_to_date(grain, today, daily, model=model, coverage=storage.coverage())
+        self._to_date_cache = {key: (time.monotonic(), result)}
+        return result
 
     def periods(self, grain: str) -> list[str]:
         kind = GRAINS[grain]
@@ -172,8 +222,12 @@ def _page(template: str, **context: Any) -> HTMLResponse:
     return HTMLResponse(html)
 
 
-def create_dashboard(component: ReportingComponent) -> Starlette:
-    dash = Dashboard(component)
+def create_dashboard(
+    component: ReportingComponent, *, today: Callable[[], dt.date] | None = None
+) -> Starlette:
+    """The dashboard app; ``today`` overrides the component's clock for what counts as
+    complete and running (tests and screenshots pin a date with it)."""
+    dash = Dashboard(component, today)
 
     async def selection(request: Request) -> tuple[str, Period, str, list[str], Report]:
         grain, period, model, periods = await asyncio.to_thread(dash.select, request)
@@ -190,6 +244,9 @@ def create_dashboard(component: ReportingComponent) -> Starlette:
             "period": period.label,
             "model": model,
             "periods": periods,
+            "period_labels": dash.period_labels(grain, periods),
+            "complete": dash.complete(period),
+            "partial_note": dash.partial_note(period),
             "grains": list(GRAINS),
             "models": list(ATTRIBUTION_MODELS),
             "selectors": True,
@@ -212,10 +269,12 @@ def create_dashboard(component: ReportingComponent) -> Starlette:
         except BadRequest as exc:
             return bad(exc, False)
         svgs = await asyncio.to_thread(dash.charts, report)
+        to_date = await asyncio.to_thread(dash.to_date, grain, model)
         return _page(
             "dash_overview.html.j2",
             report=report,
             charts=svgs,
+            to_date=to_date,
             **context("overview", grain, period, model, periods),
         )
 
@@ -257,9 +316,10 @@ def create_dashboard(component: ReportingComponent) -> Starlette:
     async def api_overview(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("api_overview").inc()
         try:
-            _, period, *_, report = await selection(request)
+            grain, period, model, _, report = await selection(request)
         except BadRequest as exc:
             return bad(exc, True)
+        to_date = await asyncio.to_thread(dash.to_date, grain, model)
         body = report.model_dump(
             mode="json",
             include={
@@ -270,26 +330,24 @@ def create_dashboard(component: ReportingComponent) -> Starlette:
         # Whether the period shown has ended (UTC, service clock): a running period's
         # figures are "to date", not comparable with a whole one.
         body["meta"]["complete"] = dash.complete(period)
+        # The running period against the same days of the previous one, and its landing.
+        body["to_date"] = to_date.model_dump(mode="json")
         return JSONResponse(body)
 
     async def api_campaigns(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("api_campaigns").inc()
         try:
-            *_, report = await selection(request)
+            _, period, *_, report = await selection(request)
         except BadRequest as exc:
             return bad(exc, True)
-        return JSONResponse(
-            report.model_dump(
-                mode="json",
-                include={
-                    "meta",
-                    "campaigns",
-                    "top_campaigns",
-                    "bottom_campaigns",
-                    "model_comparison",
-                },
-            )
+        body = report.model_dump(
+            mode="json",
+            include={
+                "meta", "campaigns", "top_campaigns", "bottom_campaigns", "model_comparison",
+            },
         )
+        body["meta"]["complete"] = dash.complete(period)
+        return JSONResponse(body)
 
     async def api_reports(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("api_reports").inc()
@@ -303,9 +361,14 @@ def create_dashboard(component: ReportingComponent) -> Starlette:
         grain = request.query_params.get("grain", "month")
         if grain not in GRAINS:
             return bad(BadRequest(f"grain must be one of {', '.join(GRAINS)}"), True)
-        return JSONResponse(
-            {"grain": grain, "periods": await asyncio.to_thread(dash.periods, grain)}
-        )
+        periods = await asyncio.to_thread(dash.periods, grain)
+        kind = GRAINS[grain]
+        return JSONResponse({
+            "grain": grain,
+            "periods": periods,
+            # Periods that have not ended (their figures are "to date", i.e. partial).
+            "partial": [p for p in periods if not dash.complete(parse_period(kind, p))],
+        })
 
     return Starlette(
         routes=[

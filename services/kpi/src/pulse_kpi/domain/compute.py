@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from pulse_kpi.domain.facts import ZERO, Facts, MrrDay, Scope
 from pulse_kpi.domain.periods import GRAINS, Period, period_of, periods_between
+from pulse_shared.attribution_models import DEFAULT_MODEL
 from pulse_shared.events import Grain
 from pulse_shared.kpi_catalog import BUDGET_GRAINS, STAGE_KPI, STAGE_PAIRS, unit_of
 
@@ -44,7 +45,9 @@ class KpiValue:
 @dataclass(frozen=True)
 class Params:
     gross_margin: Decimal = Decimal("0.8")
-    default_model: str = "last_touch"
+    #: Model of the un-suffixed attribution KPIs: the one executive default, shared with
+    #: reports and dashboards (not a per-service setting, or their numbers would disagree).
+    default_model: str = DEFAULT_MODEL
     revenue_milestone: str = "won"
     pipeline_milestone: str = "opportunity"
     lead_milestone: str = "lead"
@@ -65,6 +68,16 @@ def div(num: Number | None, den: Number | None) -> float | None:
     if isinstance(num, float) or isinstance(den, float):
         return to_float(float(num) / float(den))
     return to_float(Decimal(num) / Decimal(den))
+
+
+def cac(spend: Number, new_customers: Number | None) -> float | None:
+    """CAC = spend / new customers: the one formula for every dimension (never spend / wins).
+
+    Without recorded spend it is unknown (None), not $0: an organic channel's customers cost
+    something, just nothing Pulse sees, and "$0 CAC" would read as free growth."""
+    if not spend:
+        return None
+    return div(spend, new_customers)
 
 
 def median_days(durations: Sequence[dt.timedelta]) -> float | None:
@@ -155,7 +168,9 @@ def _flow_values(flow: _Flow, dim: str, models: Sequence[str], p: Params) -> dic
         out["leads"] = to_float(leads)
         out["opportunities"] = to_float(opportunities)
         out["wins"] = to_float(flow.credit(dm, p.revenue_milestone))
-        out["cac"] = div(flow.spend, flow.credit(dm, p.customer_milestone))
+        new_customers = flow.credit(dm, p.customer_milestone)
+        out["new_customers"] = to_float(new_customers)
+        out["cac"] = cac(flow.spend, new_customers)
     out["cpl"] = div(flow.spend, leads)
     out["cost_per_opportunity"] = div(flow.spend, opportunities)
     for model in models:
@@ -246,7 +261,9 @@ def mrr_values(series: MrrSeries, period: Period, spend: Decimal, p: Params) -> 
     start_mrr, end_mrr = series.mrr_at(s), series.mrr_at(e)
     paying_end = series.paying_at(e)
     arpa = div(end_mrr, paying_end)
-    cac = div(spend, series.new_logos(s, e))
+    # Total new customers are billing's (first paid subscriptions), not CRM wins.
+    new_customers = series.new_logos(s, e)
+    cac_value = cac(spend, new_customers)
     churn_rate = series.customer_churn_rate(period, p.ltv_churn_months)
     gm = float(p.gross_margin)
     ltv = None if arpa is None or not churn_rate else to_float(arpa * gm / churn_rate)
@@ -267,10 +284,13 @@ def mrr_values(series: MrrSeries, period: Period, spend: Decimal, p: Params) -> 
         "logo_churn_rate": series.logo_churn_rate(s, e),
         "paying_accounts": to_float(paying_end),
         "arpa": arpa,
-        "cac": cac,
-        "cac_payback_months": None if cac is None or arpa is None else div(cac, arpa * gm),
+        "new_customers": to_float(new_customers),
+        "cac": cac_value,
+        "cac_payback_months": (
+            None if cac_value is None or arpa is None else div(cac_value, arpa * gm)
+        ),
         "ltv": ltv,
-        "ltv_cac": None if ltv is None else div(ltv, cac),
+        "ltv_cac": None if ltv is None else div(ltv, cac_value),
     }
 
 

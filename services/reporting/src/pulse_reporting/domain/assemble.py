@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pulse_reporting.domain.forecast import forecast_check, forecast_series
@@ -23,6 +23,7 @@ from pulse_reporting.domain.model import (
     ForecastCheck,
     ForecastSeries,
     FunnelStep,
+    KpiFootnote,
     KpiTile,
     KpiValue,
     ModelComparison,
@@ -36,22 +37,22 @@ from pulse_reporting.domain.model import (
     Trend,
     TrendPoint,
 )
-from pulse_reporting.domain.periods import Period
+from pulse_reporting.domain.periods import DataPeriod, Period, parse_data_period
 from pulse_reporting.domain.recommend import consensus, recommend
-
-DEFAULT_MODEL = "last_touch"
-ATTRIBUTION_MODELS: tuple[str, ...] = (
-    "first_touch",
-    "last_touch",
-    "last_non_direct",
-    "linear",
-    "time_decay",
-    "position_based",
-    "w_shaped",
-    "full_path",
-    "markov",
-    "shapley",
+from pulse_shared import kpi_catalog
+from pulse_shared.attribution_models import (
+    BESIDE_MODEL,
+    BY_NAME,
+    DATA_DRIVEN_MODELS,
+    DEFAULT_MODEL,
+    MODEL_NAMES,
 )
+from pulse_shared.attribution_models import label as model_label
+from pulse_shared.periods import period_complete
+
+# The executive default (position-based) and the model shown beside it (last touch) come
+# from the one vocabulary; ATTRIBUTION_MODELS stays importable under its old name.
+ATTRIBUTION_MODELS: tuple[str, ...] = MODEL_NAMES
 ATTRIBUTED_KPIS = frozenset({"attributed_pipeline", "attributed_revenue", "roas", "marketing_roi"})
 FUNNEL_STAGES: tuple[tuple[str, str], ...] = (
     ("lead", "leads"),
@@ -96,10 +97,35 @@ HEADLINE: tuple[KpiSpec, ...] = (
     KpiSpec("nrr", "NRR", Fmt.PERCENT, Better.UP),
     KpiSpec("gross_mrr_churn_rate", "Gross MRR churn", Fmt.PERCENT, Better.DOWN),
     KpiSpec("leads", "Leads", Fmt.COUNT, Better.UP),
-    KpiSpec("wins", "New customers", Fmt.COUNT, Better.UP),
+    KpiSpec("new_customers", "New customers", Fmt.COUNT, Better.UP),
     KpiSpec("cpl", "CPL", Fmt.MONEY, Better.DOWN),
 )
 SPECS: dict[str, KpiSpec] = {s.kpi: s for s in HEADLINE}
+# Attribution KPIs of the headline that show the beside model's value next to the report's.
+BESIDE_KPIS = frozenset({"attributed_revenue", "roas"})
+# Numbers that must reconcile (CAC = spend / new customers, and deals won from the CRM):
+# the headline's footnotes name the source of each.
+FOOTNOTE_KPIS: tuple[tuple[str, str], ...] = (
+    ("cac", "CAC"), ("new_customers", "New customers"), ("wins", "Deals won"),
+)
+
+
+def kpi_label(kpi: str, fallback: str) -> str:
+    """The catalog's label for people when it has one."""
+    definition = kpi_catalog.BY_NAME.get(kpi)
+    return definition.label if definition is not None and definition.label else fallback
+
+
+def footnotes() -> list[KpiFootnote]:
+    """Source of CAC, new customers and deals won (catalog ``source``, else definition)."""
+    out: list[KpiFootnote] = []
+    for kpi, fallback in FOOTNOTE_KPIS:
+        definition = kpi_catalog.BY_NAME.get(kpi)
+        if definition is None:
+            continue
+        out.append(KpiFootnote(kpi=kpi, label=kpi_label(kpi, fallback),
+                               source=definition.source or definition.definition))
+    return out
 
 # Which source tables a KPI is computed from. A comparison needs data from every source
 # of the KPI over the whole base period; otherwise the "previous" value is an empty sum
@@ -126,9 +152,9 @@ KPI_SOURCES: dict[str, tuple[str, ...]] = {
     "gross_mrr_churn_rate": (SUBSCRIPTIONS,),
     "leads": (PIPELINE,),
     "wins": (PIPELINE,),
+    "new_customers": (SUBSCRIPTIONS,),
     "cpl": (SPEND, PIPELINE),
 }
-DATA_DRIVEN_MODELS = frozenset({"markov", "shapley"})
 Coverage = Mapping[str, tuple[dt.date, dt.date]]
 """Source table → (first day, last day) with data. A source absent from it has no data."""
 
@@ -251,6 +277,10 @@ class ReportInputs:
     notes: list[str] = field(default_factory=list)
     coverage: Coverage | None = None  # None: unknown (every value is trusted)
     forecast_horizon: int = 30
+    # day-grain values per channel: kpi → channel → days (per-channel forecasts)
+    daily_by_channel: Mapping[str, Mapping[str, Sequence[TrendPoint]]] = field(
+        default_factory=dict
+    )
 
 
 def report_id(kind: str, period: str, model: str, generated_at: dt.datetime) -> str:
@@ -279,15 +309,21 @@ def _headline(
                 unavailable(previous, reason) if reason and value is not None
                 else delta(value, previous, spec.better)
             )
+        beside = spec.kpi in BESIDE_KPIS and model != BESIDE_MODEL
         tiles.append(
             KpiTile(
                 kpi=table.resolved_name(spec.kpi, cur, model),
-                label=spec.label,
+                label=kpi_label(spec.kpi, spec.label),
                 fmt=spec.fmt,
                 better=spec.better,
                 value=value,
                 pop=comparisons[0],
                 yoy=comparisons[1],
+                beside_model=BESIDE_MODEL if beside else None,
+                beside_value=(
+                    table.get(spec.kpi, cur, model=BESIDE_MODEL)
+                    if beside and value is not None else None
+                ),
             )
         )
     return tiles
@@ -454,6 +490,113 @@ def daily_kpi_names(model: str) -> list[str]:
     return [kpi_name(k, model) for k, *_ in DAILY_SERIES]
 
 
+# (kpi, label) forecast per channel from day-grain values with dimension channel.
+CHANNEL_FORECAST_KPIS: tuple[tuple[str, str], ...] = (
+    ("spend", "Spend"),
+    ("attributed_revenue", "Attributed revenue"),
+)
+
+
+# A channel's series needs this many non-zero days to be forecast: attributed revenue per
+# channel is mostly zero days (a few won deals), where the interval is all there is.
+MIN_ACTIVE_DAYS = 14
+
+
+def channel_kpi_names(model: str) -> list[str]:
+    return [kpi_name(k, model) for k, _ in CHANNEL_FORECAST_KPIS]
+
+
+def _forecast_by_channel(inputs: ReportInputs) -> list[ForecastSeries]:
+    """Next-``horizon``-day forecast per channel, from the last actual day up to the
+    period's end (a channel with too little history has none)."""
+    out: list[ForecastSeries] = []
+    last_day = inputs.period.last_day
+    for kpi, fallback in CHANNEL_FORECAST_KPIS:
+        name = kpi_name(kpi, inputs.model)
+        for channel, series in sorted(inputs.daily_by_channel.get(name, {}).items()):
+            points = [p for p in series if p.day <= last_day and p.value is not None]
+            if sum(1 for p in points if p.value) < MIN_ACTIVE_DAYS:
+                continue  # a few deals scattered over months: no daily model says anything
+            anchor = max(p.day for p in points)
+            forecast = forecast_series(
+                name, kpi_label(kpi, fallback), Fmt.MONEY, points, anchor,
+                interval=inputs.forecast_interval, horizon=inputs.forecast_horizon,
+            )
+            if forecast is not None:
+                out.append(forecast.model_copy(
+                    update={"dimension": "channel", "dimension_value": channel}
+                ))
+    return out
+
+
+def _data_day(alert: AlertRecord, data: DataPeriod | None) -> dt.date:
+    """The day of the data that fired ``alert``: its data time's day within its data period
+    (the period's last day without one); without a data period, the data time's day, else
+    (alerts written before they carried them) the processing time's."""
+    if data is not None:
+        last = data.end - dt.timedelta(days=1)
+        day = min(alert.data_time.date(), last) if alert.data_time else last
+        return max(day, data.start)
+    return (alert.data_time or alert.starts_at).date()
+
+
+def _inside(data: DataPeriod | None, period: Period) -> bool:
+    return data is not None and period.start <= data.start and data.end <= period.end
+
+
+def alert_in_period(alert: AlertRecord, period: Period) -> bool:
+    """Whether ``alert`` fired on data of ``period`` (not: was processed in it).
+
+    A data period inside the report period belongs to it. One that straddles it (a week
+    across a month's end) or is coarser (a quarter in a monthly report) belongs to the
+    report holding its data day (see :func:`_data_day`)."""
+    data = parse_data_period(alert.period) if alert.period else None
+    if _inside(data, period):
+        return True
+    return period.start <= _data_day(alert, data) < period.end
+
+
+def _alert_order(period: Period) -> Callable[[AlertRecord], tuple[dt.date, dt.datetime, str]]:
+    """Chronological by data: a data period inside the report from its first day."""
+    def key(alert: AlertRecord) -> tuple[dt.date, dt.datetime, str]:
+        data = parse_data_period(alert.period) if alert.period else None
+        day = data.start if data is not None and _inside(data, period) else _data_day(alert, data)
+        return (day, alert.data_time or alert.starts_at, alert.alert_id)
+
+    return key
+
+
+def _data_as_of(coverage: Coverage | None, period: Period, today: dt.date) -> dt.date:
+    """Last day of data the report's figures include: the latest source day (or, unknown,
+    yesterday on the generation clock), never after the period's last day."""
+    latest = max(span[1] for span in coverage.values()) if coverage else today - dt.timedelta(
+        days=1
+    )
+    return max(min(latest, period.last_day), period.start - dt.timedelta(days=1))
+
+
+def model_header(model: str) -> dict[str, str]:
+    """The header's statement of the attribution model (``ReportMeta`` fields)."""
+    chosen = BY_NAME.get(model)
+    default = BY_NAME[DEFAULT_MODEL]
+    return {
+        "model_label": model_label(model),
+        "model_summary": chosen.summary if chosen else "",
+        "default_model": DEFAULT_MODEL,
+        "default_model_label": default.label,
+        "default_reason": DEFAULT_REASON,
+        "beside_model": BESIDE_MODEL,
+        "beside_model_label": model_label(BESIDE_MODEL),
+    }
+
+
+DEFAULT_REASON = (
+    "it credits both the touch that created demand and the one that converted it (last "
+    "touch gives paid acquisition nothing for journeys it started), and as a rule model it "
+    "is computed as conversions stream in, so it is never missing or stale"
+)
+
+
 def _trends_and_forecast(
     inputs: ReportInputs,
 ) -> tuple[list[Trend], list[ForecastSeries], list[ForecastCheck]]:
@@ -551,6 +694,7 @@ def assemble_report(inputs: ReportInputs, now: dt.datetime) -> Report:
     if model_note:
         notes.append(model_note)
     kind = period.kind.value
+    today = now.date()
     meta = ReportMeta(
         report_id=report_id(kind, cur, inputs.model, now),
         kind=kind,
@@ -563,6 +707,9 @@ def assemble_report(inputs: ReportInputs, now: dt.datetime) -> Report:
         model=inputs.model,
         generated_at=now,
         title=f"{kind.capitalize()} marketing report {cur}",
+        complete=period_complete(period.grain, period.start, today),
+        data_as_of=_data_as_of(inputs.coverage, period, today),
+        **model_header(inputs.model),
     )
     prev_mrr_missing = not _measured(table.get("mrr", prev)) and (
         missing_reason(inputs.coverage, "mrr", period.previous()) is not None
@@ -579,10 +726,14 @@ def assemble_report(inputs: ReportInputs, now: dt.datetime) -> Report:
         funnel=_funnel(table, cur),
         budget=budget,
         paths=sorted(inputs.paths, key=lambda p: (-p.conversions, p.path)),
-        alerts=sorted(inputs.alerts, key=lambda a: (a.starts_at, a.alert_id)),
+        alerts=sorted(
+            (a for a in inputs.alerts if alert_in_period(a, period)), key=_alert_order(period)
+        ),
         trends=trends,
         forecast=forecasts,
         forecast_check=checks,
         recommendations=recommendations,
         notes=notes,
+        footnotes=footnotes(),
+        forecast_by_channel=_forecast_by_channel(inputs),
     )

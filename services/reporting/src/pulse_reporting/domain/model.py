@@ -58,7 +58,11 @@ class KpiValue(_Model):
 
 
 class AlertRecord(_Model):
-    """An alert that fired in the period (from ``alert_events``)."""
+    """An alert that fired on the period's data (from ``alert_events``).
+
+    ``period`` is the KPI period whose data fired it (``2026-11``, ``2026-W48``, a day);
+    ``data_time`` when that data was computed. ``starts_at`` is only when the alerts service
+    processed it, which can be days later (a recompute in December of November's data)."""
 
     alert_id: str
     rule: str
@@ -71,6 +75,8 @@ class AlertRecord(_Model):
     threshold: float | None = None
     starts_at: dt.datetime
     ends_at: dt.datetime | None = None
+    period: str = ""
+    data_time: dt.datetime | None = None
 
 
 class PathRecord(_Model):
@@ -99,6 +105,18 @@ class KpiTile(_Model):
     value: float | None
     pop: Delta  # period over period
     yoy: Delta  # year over year
+    # The same KPI under the model shown beside the report's (last touch), for
+    # attribution KPIs: ad platforms report last touch, readers compare with it.
+    beside_model: str | None = None
+    beside_value: float | None = None
+
+
+class KpiFootnote(_Model):
+    """Where a headline number comes from (the KPI catalog's ``source``)."""
+
+    kpi: str
+    label: str
+    source: str
 
 
 class DimensionRow(_Model):
@@ -173,6 +191,8 @@ class ForecastPoint(_Model):
 class ForecastSeries(_Model):
     kpi: str
     label: str
+    dimension: str = "all"  # or "channel" (forecast_by_channel)
+    dimension_value: str = ""
     fmt: Fmt
     method: str
     aggregate: str = "sum"  # "sum" over the horizon (flows) or "last" day (stocks)
@@ -265,6 +285,19 @@ class ReportMeta(_Model):
     currency: str = "USD"
     generated_at: dt.datetime
     title: str
+    # The attribution model, said in every header: label, one-line summary, whether it is
+    # the executive default (and why), and the model shown beside it.
+    model_label: str = ""
+    model_summary: str = ""
+    default_model: str = ""
+    default_model_label: str = ""
+    default_reason: str = ""
+    beside_model: str = ""
+    beside_model_label: str = ""
+    # False while the period is still running (on the generation clock): its figures are
+    # partial and must not be compared with whole periods as they are.
+    complete: bool = True
+    data_as_of: dt.date | None = None  # last day of data the figures include
 
 
 class Report(_Model):
@@ -285,3 +318,5 @@ class Report(_Model):
     forecast_check: list[ForecastCheck] = Field(default_factory=list)
     recommendations: list[Recommendation] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    footnotes: list[KpiFootnote] = Field(default_factory=list)
+    forecast_by_channel: list[ForecastSeries] = Field(default_factory=list)

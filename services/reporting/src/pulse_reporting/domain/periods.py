@@ -145,3 +145,50 @@ def last_complete(kind: ReportKind | str, today: dt.date) -> Period:
     """The most recent period of ``kind`` that ended before ``today``."""
     kind = ReportKind(kind)
     return containing(kind, today).previous()
+
+
+@dataclass(frozen=True)
+class DataPeriod:
+    """A KPI period of any grain (``2026-11-25``, ``2026-W48``, ``2026-11``, ``2026-Q4``),
+    as alerts name the data that fired them."""
+
+    grain: str
+    start: dt.date
+    end: dt.date  # exclusive
+
+    def overlaps(self, start: dt.date, end: dt.date) -> bool:
+        return self.start < end and start < self.end
+
+
+def parse_data_period(text: str) -> DataPeriod | None:
+    """The period a KPI period label names (None for anything else)."""
+    text = text.strip()
+    try:
+        if _DAY.match(text):
+            day = dt.date.fromisoformat(text)
+            return DataPeriod("day", day, day + dt.timedelta(days=1))
+        for kind, pattern in (
+            (ReportKind.WEEKLY, _WEEK), (ReportKind.MONTHLY, _MONTH),
+            (ReportKind.QUARTERLY, _QUARTER),
+        ):
+            if pattern.match(text):
+                p = parse_period(kind, text)
+                return DataPeriod(kind.grain, p.start, p.end)
+    except (ValueError, PeriodError):
+        return None
+    return None
+
+
+def overlapping_labels(period: Period) -> list[str]:
+    """Labels of every day, week, month and quarter period overlapping ``period``: the data
+    periods whose alerts a report of ``period`` can list."""
+    labels: list[str] = []
+    day = period.start
+    while day < period.end:
+        labels.append(day.isoformat())
+        for kind in ReportKind:
+            label = containing(kind, day).label
+            if label not in labels:
+                labels.append(label)
+        day += dt.timedelta(days=1)
+    return labels

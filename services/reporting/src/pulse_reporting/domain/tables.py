@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from pulse_reporting.domain.formatting import fmt_value
-from pulse_reporting.domain.model import DimensionRow, Fmt, Recommendation, Report
+from pulse_reporting.domain.model import (
+    AlertRecord,
+    DimensionRow,
+    Fmt,
+    KpiTile,
+    Recommendation,
+    Report,
+    ReportMeta,
+)
+from pulse_shared.attribution_models import label as model_label
 
 Cell = str | float | int | None
 
@@ -81,16 +91,20 @@ def headline_table(report: Report) -> Table:
         Column("fmt", "Format"),
         Column("pop_unavailable", "PoP not comparable"),
         Column("yoy_unavailable", "YoY not comparable"),
+        Column("beside_model", "Beside model"),
+        Column("beside_value", "Beside value"),
     )
     rows = tuple(
         (
             t.kpi, t.label, t.value, t.pop.previous, t.pop.change_pct, t.yoy.previous,
             t.yoy.change_pct, t.fmt.value, t.pop.unavailable, t.yoy.unavailable,
+            t.beside_model, t.beside_value,
         )
         for t in report.headline
     )
     tones = tuple(
-        (None, None, None, None, t.pop.tone.value, None, t.yoy.tone.value, None, None, None)
+        (None, None, None, None, t.pop.tone.value, None, t.yoy.tone.value, None, None, None,
+         None, None)
         for t in report.headline
     )
     return Table("headline", "Headline KPIs", columns, rows, tones)
@@ -209,9 +223,10 @@ def report_tables(report: Report) -> list[Table]:
     tables.append(
         Table(
             "alerts",
-            "Alerts fired",
+            "Alerts fired on this period's data",
             (
-                Column("starts_at", "Started"),
+                Column("data_period", "Data period"),
+                Column("data_time", "Data as of"),
                 Column("severity", "Severity"),
                 Column("rule", "Rule"),
                 Column("kpi", "KPI"),
@@ -221,7 +236,7 @@ def report_tables(report: Report) -> list[Table]:
             ),
             tuple(
                 (
-                    a.starts_at.strftime("%Y-%m-%d %H:%M UTC"), a.severity, a.rule, a.kpi,
+                    alert_data_period(a), alert_data_time(a), a.severity, a.rule, a.kpi,
                     a.value, a.threshold, a.summary,
                 )
                 for a in report.alerts
@@ -248,6 +263,27 @@ def report_tables(report: Report) -> list[Table]:
                 (f.kpi, f.aggregate, f.horizon_days, f.total, f.total_lower, f.total_upper,
                  f.interval, f.total_lower_95, f.total_upper_95, f.method)
                 for f in report.forecast
+            ),
+        )
+    )
+    tables.append(
+        Table(
+            "forecast_by_channel",
+            "Forecast by channel",
+            (
+                Column("channel", "Channel"),
+                Column("kpi", "KPI"),
+                Column("horizon_days", "Days"),
+                Column("total", "Forecast"),
+                Column("total_lower", "Lower"),
+                Column("total_upper", "Upper"),
+                Column("interval", "Interval", Fmt.PERCENT),
+                Column("method", "Method"),
+            ),
+            tuple(
+                (f.dimension_value, f.kpi, f.horizon_days, f.total, f.total_lower,
+                 f.total_upper, f.interval, f.method)
+                for f in report.forecast_by_channel
             ),
         )
     )
@@ -357,3 +393,77 @@ def top_campaigns_empty(report: Report) -> str:
     if any((c.spend or 0.0) > 0 for c in report.campaigns):
         return "No campaign with spend has attributed revenue under any shown model."
     return "No campaigns with spend."
+
+
+def forecast_by_channel_display_table(report: Report) -> Table:
+    """Per-channel forecast totals with their 80 % interval, formatted for people."""
+    days = report.forecast_by_channel[0].horizon_days if report.forecast_by_channel else 30
+    columns = (
+        Column("channel", "Channel"),
+        Column("label", "KPI"),
+        Column("total", f"Next {days} days"),
+        Column("range", "80% interval"),
+        Column("method", "Method"),
+    )
+    rows = tuple(
+        (
+            f.dimension_value,
+            f.label,
+            fmt_value(f.total, f.fmt),
+            f"{fmt_value(f.total_lower, f.fmt)} – {fmt_value(f.total_upper, f.fmt)}",
+            f.method,
+        )
+        for f in report.forecast_by_channel
+    )
+    return Table("forecast_by_channel", f"{days}-day forecast by channel", columns, rows)
+
+
+def alert_data_period(alert: AlertRecord) -> str:
+    """The data period that fired the alert (its data day when it names no period)."""
+    if alert.period:
+        return alert.period
+    moment = alert.data_time or alert.starts_at
+    return moment.date().isoformat()
+
+
+def alert_data_time(alert: AlertRecord) -> str:
+    if alert.data_time is None:
+        return "unknown (processed " + alert.starts_at.strftime("%Y-%m-%d %H:%M UTC") + ")"
+    return alert.data_time.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def model_statement(meta: ReportMeta) -> str:
+    """One paragraph for every header: which attribution model, what it does, whether it is
+    the executive default and why, and the model shown beside it."""
+    summary = f" — {meta.model_summary}" if meta.model_summary else ""
+    text = f"Attribution model: {meta.model_label or meta.model}{summary}"
+    if meta.model == meta.default_model:
+        text += (
+            f" This is the executive default, because {meta.default_reason}."
+        )
+    else:
+        text += (
+            f" Chosen for this report; the executive default is "
+            f"{meta.default_model_label or meta.default_model}."
+        )
+    if meta.beside_model and meta.beside_model != meta.model:
+        text += (
+            f" {meta.beside_model_label or meta.beside_model} is shown beside it for ROAS and "
+            "attributed revenue (what ad platforms report)."
+        )
+    return text
+
+
+def partial_banner(meta: ReportMeta) -> str | None:
+    """The banner of a period still running (None for a complete one)."""
+    if meta.complete:
+        return None
+    as_of = meta.data_as_of.isoformat() if meta.data_as_of else "unknown"
+    return f"Partial period — data to {as_of}; compare with care."
+
+
+def beside_text(tile: KpiTile) -> str:
+    """``last_touch 3.00x`` beside an attribution KPI's value ('' when not shown)."""
+    if tile.beside_model is None or tile.value is None:
+        return ""
+    return f"{model_label(tile.beside_model)} {fmt_value(tile.beside_value, tile.fmt)}"

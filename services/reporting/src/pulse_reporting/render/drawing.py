@@ -121,7 +121,8 @@ def mrr_bridge(report: Report) -> Drawing | None:
     tops = [max(a, c) for _, a, c, _, _ in bars]
     totals = [c for _, a, c, _, _ in bars if a == 0.0 and c > 0]
     lo = min(totals) * 0.85 if totals else 0.0
-    lo = min(lo, *(min(a, c) for _, a, c, _, _ in bars if a != 0.0)) if len(bars) else lo
+    # Floating bars (movements) may dip below the smallest total; none may exist at all.
+    lo = min([lo, *(min(a, c) for _, a, c, _, _ in bars if a != 0.0)])
     d = _drawing("MRR bridge")
     f = _value_axis(d, max(0.0, lo), max(tops) * 1.04 or 1.0, Fmt.MONEY)
     slot = 1 / len(bars)
@@ -157,6 +158,31 @@ def channels(report: Report) -> Drawing | None:
         lx = f.x1 - 150 + k * 55
         d.add(Rect(lx, HEIGHT - 36, 7, 7, fillColor=colour, strokeColor=None))
         _label(d, lx + 10, HEIGHT - 35, text, 7, "start")
+    return d
+
+
+def forecast_by_channel(report: Report) -> Drawing | None:
+    """Next-days spend forecast per channel: bars with their 80 % interval as whiskers."""
+    rows = [f for f in report.forecast_by_channel if f.kpi == "spend"][:12]
+    if not rows:
+        return None
+    days = rows[0].horizon_days
+    d = _drawing(f"Spend forecast by channel, next {days} days (80% interval)")
+    hi = max(max(f.total_upper, f.total) for f in rows)
+    frame = _value_axis(d, 0.0, (hi or 1.0) * 1.05, Fmt.MONEY)
+    slot = 1 / len(rows)
+    for i, f in enumerate(rows):
+        x = frame.x(slot * i + slot * 0.2)
+        w = frame.x(slot * 0.6) - frame.x0
+        d.add(Rect(x, frame.y(0), w, frame.y(max(f.total, 0.0)) - frame.y(0),
+                   fillColor=ACCENT, strokeColor=None))
+        mid = x + w / 2
+        lo, up = frame.y(max(f.total_lower, 0.0)), frame.y(f.total_upper)
+        d.add(Line(mid, lo, mid, up, strokeColor=TEXT, strokeWidth=0.8))
+        for y in (lo, up):
+            d.add(Line(mid - 4, y, mid + 4, y, strokeColor=TEXT, strokeWidth=0.8))
+        stagger = 9 if len(rows) > 6 and i % 2 else 0
+        _label(d, mid, frame.y0 - 11 - stagger, f.dimension_value[:16], 6.5)
     return d
 
 
@@ -250,6 +276,7 @@ BUILDERS: Sequence[tuple[str, Callable[[Report], Drawing | None]]] = (
     ("mrr_bridge", mrr_bridge),
     ("channels", channels),
     ("funnel", funnel),
+    ("forecast_by_channel", forecast_by_channel),
 )
 
 

@@ -13,9 +13,34 @@ def render_json(report: Report) -> str:
     return report.model_dump_json(indent=2)
 
 
+def meta_rows(report: Report) -> list[tuple[str, str]]:
+    """The report's header as key/value rows (``meta.csv``): period, model, completeness."""
+    m = report.meta
+    return [
+        ("report_id", m.report_id),
+        ("kind", m.kind),
+        ("period", m.period),
+        ("period_start", m.period_start.isoformat()),
+        ("period_end", m.period_end.isoformat()),
+        ("complete", "true" if m.complete else "false"),
+        ("data_as_of", m.data_as_of.isoformat() if m.data_as_of else ""),
+        ("model", m.model),
+        ("model_label", m.model_label),
+        ("default_model", m.default_model),
+        ("beside_model", m.beside_model),
+        ("currency", m.currency),
+        ("generated_at", m.generated_at.isoformat()),
+    ]
+
+
 def render_csv(report: Report) -> dict[str, str]:
-    """``{table name: CSV text}``; raw numbers (no currency signs, rates as fractions)."""
-    out: dict[str, str] = {}
+    """``{table name: CSV text}``; raw numbers (no currency signs, rates as fractions).
+    ``meta`` holds the header (period, model, ``complete``, data as of)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["key", "value"])
+    writer.writerows(meta_rows(report))
+    out: dict[str, str] = {"meta": buffer.getvalue()}
     for table in report_tables(report):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

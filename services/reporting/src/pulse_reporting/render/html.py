@@ -14,8 +14,14 @@ from pulse_reporting.domain.tables import (
     Cell,
     Column,
     Table,
+    alert_data_period,
+    alert_data_time,
+    beside_text,
+    forecast_by_channel_display_table,
     forecast_check_display_table,
     forecast_display_table,
+    model_statement,
+    partial_banner,
     recommendation_headline,
     report_tables,
     roas_summary,
@@ -58,7 +64,9 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.globals.update(fv=fmt_value, fc=fmt_change, cell=cell, tone=tone,
-                       rec_headline=recommendation_headline, roas_summary=roas_summary)
+                       rec_headline=recommendation_headline, roas_summary=roas_summary,
+                       beside=beside_text, alert_period=alert_data_period,
+                       alert_time=alert_data_time)
     return env
 
 
@@ -70,6 +78,7 @@ def sections(report: Report, rendered: list[Chart] | None = None) -> list[Sectio
     t = {table.name: table for table in report_tables(report)}
     svg = {c.name: c.svg() for c in rendered or []}
     m = report.meta
+    by_channel = forecast_by_channel_display_table(report)
     return [
         Section("mrr-bridge", "MRR bridge", [t["mrr_bridge"]], "No MRR data.",
                 svg.get("mrr_bridge")),
@@ -84,11 +93,14 @@ def sections(report: Report, rendered: list[Chart] | None = None) -> list[Sectio
         Section("funnel", "Funnel", [t["funnel"]], "No funnel data.", svg.get("funnel")),
         Section("budget", "Budget vs actual and pacing", [t["budget"]], "No budgets."),
         Section("paths", "Top conversion paths", [t["paths"]], "No conversions in the period."),
-        Section("alerts", "Alerts fired", [t["alerts"]], "No alerts fired in the period."),
+        Section("alerts", "Alerts fired on this period's data", [t["alerts"]],
+                "No alerts fired on this period's data."),
         Section("forecast", "Forecast",
                 [forecast_display_table(report), forecast_check_display_table(report)],
                 "Not enough history.",
                 extra_charts=[v for k, v in svg.items() if k.startswith("trend_")]),
+        Section("forecast-by-channel", by_channel.title, [by_channel],
+                "Not enough daily history per channel.", svg.get("forecast_by_channel")),
     ]
 
 
@@ -105,4 +117,6 @@ def render_html(
         css=_css(),
         sections=sections(report, rendered if with_charts else None),
         recommendation_label=RECOMMENDATION_LABEL,
+        model_statement=model_statement(report.meta),
+        partial_banner=partial_banner(report.meta),
     )

@@ -8,13 +8,17 @@ from pulse_reporting.domain.tables import (
     Cell,
     Column,
     Table,
+    forecast_by_channel_display_table,
     forecast_check_display_table,
     forecast_display_table,
+    model_statement,
+    partial_banner,
     recommendation_headline,
     report_tables,
     roas_summary,
     top_campaigns_empty,
 )
+from pulse_shared.attribution_models import label as model_label
 
 _MD_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\|*`[]<>"})
 
@@ -62,17 +66,32 @@ def render_markdown(report: Report) -> str:
         f"**{m.model}** · currency {m.currency}",
         "",
         f"Generated {m.generated_at.strftime('%Y-%m-%d %H:%M UTC')} · report id `{m.report_id}`",
+        "",
+        md_escape(model_statement(m)),
     ]
+    banner = partial_banner(m)
+    if banner:
+        lines += ["", f"> **⚠ {md_escape(banner)}**"]
     for note in report.notes:
         lines += ["", f"> **Note:** {md_escape(note)}"]
     lines += [
         "", "## Headline KPIs", "",
-        "| KPI | Value | vs previous | | vs year ago | |",
-        "|---|---:|---:|---|---:|---|",
+    ]
+    beside_model = next((t.beside_model for t in report.headline if t.beside_model), None)
+    # the beside model's value (last touch) in its own column, next to the report model's
+    beside_head = f" {model_label(beside_model)} |" if beside_model else ""
+    lines += [
+        f"| KPI | Value |{beside_head} vs previous | | vs year ago | |",
+        "|---|---:|" + ("---:|" if beside_model else "") + "---:|---|---:|---|",
     ]
     for t in report.headline:
+        beside = (
+            f" {fmt_value(t.beside_value, t.fmt) if t.beside_model else ''} |"
+            if beside_model else ""
+        )
         lines.append(
-            f"| {t.label} | {fmt_value(t.value, t.fmt)} | {md_escape(fmt_change(t.pop, t.fmt))} | "
+            f"| {t.label} | {fmt_value(t.value, t.fmt)} |{beside} "
+            f"{md_escape(fmt_change(t.pop, t.fmt))} | "
             f"{TONE_EMOJI[t.pop.tone] if t.pop.change is not None else ''} | "
             f"{md_escape(fmt_change(t.yoy, t.fmt))} | "
             f"{TONE_EMOJI[t.yoy.tone] if t.yoy.change is not None else ''} |"
@@ -82,6 +101,8 @@ def render_markdown(report: Report) -> str:
         f"{TONE_EMOJI[Tone.GOOD]} good news · {TONE_EMOJI[Tone.BAD]} needs attention · "
         f"{TONE_EMOJI[Tone.NEUTRAL]} neutral (direction-aware: lower CAC is good)"
     )
+    for foot in report.footnotes:
+        lines += ["", f"_{md_escape(foot.label)}: {md_escape(foot.source)}_"]
     lines += _section("MRR bridge", tables["mrr_bridge"], "No MRR data.")
     lines += _section(f"Channels — {m.model}", tables["channels"], "No channel KPIs.")
     lines += _section(
@@ -101,9 +122,14 @@ def render_markdown(report: Report) -> str:
     lines += _section("Funnel", tables["funnel"], "No funnel data.")
     lines += _section("Budget vs actual", tables["budget"], "No budgets.")
     lines += _section("Top conversion paths", tables["paths"], "No conversions in the period.")
-    lines += _section("Alerts fired", tables["alerts"], "No alerts fired in the period.")
+    lines += _section(
+        "Alerts fired on this period's data", tables["alerts"],
+        "No alerts fired on this period's data.",
+    )
     forecast = forecast_display_table(report)
     lines += _section(forecast.title, forecast, "Not enough history.")
+    by_channel = forecast_by_channel_display_table(report)
+    lines += _section(by_channel.title, by_channel, "Not enough daily history per channel.")
     lines += _section(
         "Last period's forecast vs actual", forecast_check_display_table(report),
         "No forecast could be made before this period (too little history).",

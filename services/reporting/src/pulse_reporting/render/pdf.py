@@ -31,14 +31,18 @@ from pulse_reporting.domain.formatting import TONE_COLOURS, fmt_change, fmt_valu
 from pulse_reporting.domain.model import RECOMMENDATION_LABEL, Report, Tone
 from pulse_reporting.domain.tables import Table as DataTable
 from pulse_reporting.domain.tables import (
+    forecast_by_channel_display_table,
     forecast_check_display_table,
     forecast_display_table,
+    model_statement,
+    partial_banner,
     recommendation_headline,
     report_tables,
     roas_summary,
 )
 from pulse_reporting.render.drawing import Chart, report_charts
 from pulse_reporting.render.html import cell
+from pulse_shared.attribution_models import label as model_label
 
 PAGE = landscape(A4)
 FONT, BOLD = "PulseSans", "PulseSans-Bold"
@@ -70,6 +74,9 @@ def _styles() -> dict[str, ParagraphStyle]:
                                 leading=9),
         "note": ParagraphStyle("n", parent=base["BodyText"], fontName=regular, fontSize=9,
                                backColor=colors.HexColor("#ddf4ff"), borderPadding=4),
+        "partial": ParagraphStyle("p", parent=base["BodyText"], fontName=bold, fontSize=10,
+                                  textColor=colors.HexColor("#82071e"),
+                                  backColor=colors.HexColor("#ffebe9"), borderPadding=5),
     }
 
 
@@ -103,7 +110,10 @@ def _table(data: DataTable, styles: dict[str, ParagraphStyle]) -> Flowable:
 
 def _headline(report: Report, styles: dict[str, ParagraphStyle]) -> Flowable:
     regular, bold = _fonts()
-    rows: list[list[str]] = [["KPI", "Value", "vs previous", "vs year ago"]]
+    beside_model = next((t.beside_model for t in report.headline if t.beside_model), None)
+    beside_head = [model_label(beside_model)] if beside_model else []
+    rows: list[list[str]] = [["KPI", "Value", *beside_head, "vs previous", "vs year ago"]]
+    shift = 1 if beside_model else 0
     style = [
         ("FONT", (0, 0), (-1, -1), regular, 9),
         ("FONT", (0, 0), (-1, 0), bold, 9),
@@ -112,13 +122,17 @@ def _headline(report: Report, styles: dict[str, ParagraphStyle]) -> Flowable:
         ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
     ]
     for i, t in enumerate(report.headline, start=1):
-        rows.append([t.label, fmt_value(t.value, t.fmt), fmt_change(t.pop, t.fmt),
+        beside = (
+            [fmt_value(t.beside_value, t.fmt) if t.beside_model else ""] if beside_model else []
+        )
+        rows.append([t.label, fmt_value(t.value, t.fmt), *beside, fmt_change(t.pop, t.fmt),
                      fmt_change(t.yoy, t.fmt)])
-        for col, d in ((2, t.pop), (3, t.yoy)):
+        for col, d in ((2 + shift, t.pop), (3 + shift, t.yoy)):
             if d.change is not None:
                 style.append(("TEXTCOLOR", (col, i), (col, i),
                               colors.HexColor(TONE_COLOURS[d.tone])))
-    table = Table(rows, colWidths=[6 * cm, 4 * cm, 4 * cm, 4 * cm], hAlign="LEFT")
+    widths = [6 * cm, 4 * cm, *([3 * cm] if beside_model else []), 4 * cm, 4 * cm]
+    table = Table(rows, colWidths=widths, hAlign="LEFT")
     table.setStyle(TableStyle(style))
     return table
 
@@ -129,6 +143,7 @@ def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flo
     t = {table.name: table for table in report_tables(report)}
     t["forecast"] = forecast_display_table(report)
     t["forecast_check"] = forecast_check_display_table(report)
+    t["forecast_by_channel"] = forecast_by_channel_display_table(report)
     if rendered is None:
         rendered = report_charts(report)
     figs = {c.name: c.drawing for c in rendered}
@@ -141,10 +156,18 @@ def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flo
             f"{m.generated_at.strftime('%Y-%m-%d %H:%M UTC')}",
             styles["body"],
         ),
+        Paragraph(escape(model_statement(m)), styles["body"]),
         Spacer(1, 6),
     ]
+    banner = partial_banner(m)
+    if banner:
+        story += [Paragraph(f"⚠ {escape(banner)}", styles["partial"]), Spacer(1, 6)]
     story += [Paragraph(f"Note: {escape(n)}", styles["note"]) for n in report.notes]
     story += [Paragraph("Headline KPIs", styles["h2"]), _headline(report, styles)]
+    story += [
+        Paragraph(f"<b>{escape(f.label)}</b>: {escape(f.source)}", styles["small"])
+        for f in report.footnotes
+    ]
     if report.recommendations:
         story += [Paragraph("Recommendations", styles["h2"]),
                   Paragraph(RECOMMENDATION_LABEL, styles["note"]), Spacer(1, 4)]
@@ -178,8 +201,9 @@ def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flo
     section("Funnel", ["funnel"], "funnel")
     section("Budget vs actual and pacing", ["budget"])
     section("Top conversion paths", ["paths"])
-    section("Alerts fired", ["alerts"])
+    section("Alerts fired on this period's data", ["alerts"])
     section(t["forecast"].title, ["forecast"])
+    section(t["forecast_by_channel"].title, ["forecast_by_channel"], "forecast_by_channel")
     section("Last period's forecast vs actual", ["forecast_check"])
     for name in [k for k in figs if k.startswith("trend_")]:
         story.append(KeepTogether([figs.pop(name)]))
