@@ -551,8 +551,8 @@ async def test_attribution_dead_letters_refused_records_on_every_input_topic(
 async def test_alerts_dead_letters_a_snapshot_whose_alert_is_refused(
     kafka_broker: Any, server_store: Store
 ) -> None:
+    from pulse_alerts.app import GROUP_ID
     from pulse_alerts.domain.rules import load_rules
-    from pulse_alerts.handlers import GROUP_ID
     from pulse_alerts.main import SERVICE, build
     from pulse_alerts.settings import AlertsSettings
 

@@ -15,9 +15,8 @@ from pulse_ingest.domain.generator import (
     CAMPAIGNS,
     SyntheticDataset,
     generate_dataset,
-    write_files,
 )
-from pulse_ingest.domain.readers import read_rows
+from pulse_ingest.files import read_rows, write_files
 from pulse_shared.events import PipelineStage, SubscriptionEventType
 from pulse_shared.privacy import is_hashed
 

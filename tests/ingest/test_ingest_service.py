@@ -212,7 +212,8 @@ async def test_generated_files_ingest_cleanly_and_idempotently(
 ) -> None:
     import datetime as dt
 
-    from pulse_ingest.domain.generator import generate_dataset, write_files
+    from pulse_ingest.domain.generator import generate_dataset
+    from pulse_ingest.files import write_files
 
     data = generate_dataset(seed=11, days=20, accounts=60, end=dt.date(2026, 11, 24))
     paths = write_files(data, tmp_path, fmt="csv")

@@ -18,12 +18,12 @@ from pulse_kpi.domain.facts import (
     StageCount,
 )
 from pulse_kpi.domain.mrr import MovementKind, MrrEvent, daily, movements, mrr_report
-from pulse_kpi.domain.periods import parse_period, period_of, periods_between
 from pulse_kpi.domain.snapshots import Throttle, changed, live, to_snapshot
+from pulse_shared import kpi_catalog
 from pulse_shared.attribution_models import DEFAULT_MODEL, MODEL_NAMES, label
 from pulse_shared.events import Grain
 from pulse_shared.kpi_catalog import BY_NAME, CATALOG, MODEL_KPIS
-from pulse_shared.periods import period_complete
+from pulse_shared.periods import parse_period, period_complete, period_of, periods_between
 
 D = dt.date
 K = MovementKind
@@ -484,3 +484,62 @@ def test_throttle_defers_and_paces_breakdowns() -> None:
     assert len(throttle.due(now=1.05, limit=10)) == 3
     assert throttle.offer([v("campaign", "c0")], now=2.0) == []  # 2 s per breakdown key
     assert throttle.due(now=3.0) == [v("campaign", "c0")]
+
+
+# ----------------------------------------------------------------------- derived KPIs
+
+
+@pytest.fixture
+def clicks_per_lead(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A toy derived KPI, registered (catalog + compute) for one test only."""
+    monkeypatch.setattr(kpi_catalog, "CATALOG", kpi_catalog.CATALOG)
+    monkeypatch.setattr(kpi_catalog, "BY_NAME", dict(kpi_catalog.BY_NAME))
+    monkeypatch.setattr(kpi_catalog, "DERIVED", dict(kpi_catalog.DERIVED))
+
+    @kpi_catalog.derived_kpi(
+        kpi_catalog.KpiDef("clicks_per_lead", "Ad clicks / leads.", kpi_catalog.Unit.RATIO,
+                           kpi_catalog.Direction.NEUTRAL, dimensions=("all", "channel"),
+                           label="Clicks per lead", source="Ad platforms and CRM"),
+        ("clicks", "leads"),
+    )
+    def _formula(values: kpi_catalog.Values) -> float | None:
+        return kpi_catalog.ratio(values["clicks"], values["leads"])
+
+    return "clicks_per_lead"
+
+
+def test_a_registered_derived_kpi_is_computed_and_listed(clicks_per_lead: str) -> None:
+    day, other = D(2030, 6, 10), D(2030, 6, 11)
+    facts = Facts(
+        spend=[SpendRow(day, "paid_search", "camp1", Decimal("200"), 1000, 30),
+               SpendRow(day, "paid_social", "", Decimal("100"), 500, 10),
+               SpendRow(other, "paid_search", "camp1", Decimal("50"), 100, 6)],
+        stages=[StageCount(day, "lead", 4), StageCount(other, "lead", 0)],
+        credits=[CreditRow(day, DM, "lead", "paid_search", "camp1", 3.0, Decimal(0))],
+    )
+    values = compute(facts, Scope(flow_days=frozenset({day, other})), D(2030, 6, 30))
+    v = index(values)
+    assert v[(clicks_per_lead, day.isoformat(), "all", "")] == 10  # 40 clicks / 4 leads
+    assert v[(clicks_per_lead, "2030-06", "all", "")] == 11.5  # 46 clicks / 4 leads
+    assert v[(clicks_per_lead, day.isoformat(), "channel", "paid_search")] == 10  # 30 / 3
+    assert v[(clicks_per_lead, day.isoformat(), "channel", "paid_social")] is None  # 0 leads
+    assert v[(clicks_per_lead, other.isoformat(), "all", "")] is None
+    # Not defined for campaigns, so not computed there; the base KPIs are unchanged.
+    assert (clicks_per_lead, day.isoformat(), "campaign", "camp1") not in v
+    assert v[("ctr", day.isoformat(), "all", "")] == pytest.approx(40 / 1500)
+    assert {x.unit for x in values if x.kpi == clicks_per_lead} == {"ratio"}
+    assert kpi_catalog.BY_NAME[clicks_per_lead].label == "Clicks per lead"
+    assert kpi_catalog.CATALOG[-1].name == clicks_per_lead
+
+
+def test_the_toy_derived_kpi_is_gone_after_its_test() -> None:
+    assert "clicks_per_lead" not in kpi_catalog.BY_NAME
+    assert "clicks_per_lead" not in {k.name for k in kpi_catalog.CATALOG}
+    assert "clicks_per_lead" not in kpi_catalog.DERIVED
+
+
+def test_ctr_and_ltv_cac_are_derived_kpis_of_the_catalog() -> None:
+    assert {"ctr", "ltv_cac"} <= set(kpi_catalog.DERIVED)
+    assert all(kpi_catalog.BY_NAME[name] == d.kpi for name, d in kpi_catalog.DERIVED.items())
+    with pytest.raises(ValueError, match="already registered"):
+        kpi_catalog.derived_kpi(BY_NAME["ctr"], ("clicks",))(lambda values: 0.0)

@@ -24,18 +24,10 @@ IN_PROCESS_PUBLISH_TIMEOUT_S = 3600.0
 
 
 def previous_periods(today: dt.date) -> dict[str, str]:
-    """The last complete ISO week, month and quarter before ``today``."""
-    last_week_day = today - dt.timedelta(days=today.isoweekday())
-    iso = last_week_day.isocalendar()
-    first_of_month = today.replace(day=1)
-    last_month = first_of_month - dt.timedelta(days=1)
-    quarter_start_month = 3 * ((today.month - 1) // 3) + 1
-    last_quarter_end = today.replace(month=quarter_start_month, day=1) - dt.timedelta(days=1)
-    return {
-        "weekly": f"{iso.year}-W{iso.week:02d}",
-        "monthly": f"{last_month.year}-{last_month.month:02d}",
-        "quarterly": f"{last_quarter_end.year}-Q{(last_quarter_end.month - 1) // 3 + 1}",
-    }
+    """The last complete ISO week, month and quarter before ``today``, by report kind."""
+    from pulse_reporting.domain.periods import ReportKind, last_complete
+
+    return {kind.value: last_complete(kind, today).label for kind in ReportKind}
 
 
 async def run_demo(
@@ -52,6 +44,7 @@ async def run_demo(
     from pulse_ingest.settings import IngestSettings
     from pulse_reporting.generate import generate_report
     from pulse_reporting.settings import ALL_FORMATS
+    from pulse_shared import topics
 
     started = time.perf_counter()
     today = dt.datetime.now(dt.UTC).date()
@@ -91,7 +84,8 @@ async def run_demo(
                 )
                 paths.extend(str(p.absolute()) for p in report.paths.values())
                 progress.advance(task)
-        for table in ("touchpoints", "attribution_credits", "kpi_values", "alert_events"):
+        shown = (topics.TOUCHPOINTS, topics.CREDITS, topics.KPI_SNAPSHOTS, topics.ALERTS)
+        for table in (t.stored_table() for t in shown):
             count = store.query_value(f"SELECT count() FROM {table} FINAL")  # noqa: S608
             summary.add_row(f"rows in {table}", str(count))
     summary.add_row("data directory", str(common_settings().data_dir.absolute()))

@@ -29,7 +29,8 @@ from pulse_ingest.domain.normalize import (
     NormalisedBatch,
     RowError,
 )
-from pulse_ingest.domain.readers import BodyError, format_of_path, read_rows, sniff_delimiter
+from pulse_ingest.domain.readers import BodyError, format_of_path, sniff_delimiter
+from pulse_ingest.files import read_rows
 from pulse_ingest.service import IngestResult, IngestService
 
 MAX_ROW_LINES = 20

@@ -148,7 +148,8 @@ def generate(
     = None,
 ) -> None:
     """Write a seeded synthetic B2B SaaS dataset (all event kinds) as NDJSON files."""
-    from pulse_ingest.domain.generator import generate_dataset, write_files
+    from pulse_ingest.domain.generator import generate_dataset
+    from pulse_ingest.files import write_files
 
     end_date = dt.date.fromisoformat(end) if end else _yesterday()
     with console().status("generating"):

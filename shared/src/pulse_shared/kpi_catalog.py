@@ -6,11 +6,18 @@ and direction. Un-suffixed attribution KPIs use
 ``kpi_values`` rows and ``kpi.snapshots.v1`` messages use these names. Money is in account
 currency (USD); rates are fractions (0.05 = 5 %). MRR movements are signed as ChartMogul
 shows them: churn and contraction are negative, so net new MRR is their plain sum.
+
+A KPI computed from other KPIs of the same period and dimension member (a ratio of two
+KPIs, say) is a *derived* KPI: one :func:`derived_kpi` registration (its :class:`KpiDef`
+and a pure formula over the already-computed values) lists it here and makes the KPI
+service compute it wherever its inputs are computed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 
 from pulse_shared.attribution_models import DEFAULT_MODEL, MODEL_NAMES, label
@@ -230,3 +237,65 @@ BY_NAME: dict[str, KpiDef] = {k.name: k for k in CATALOG}
 
 def unit_of(kpi: str) -> str:
     return str(BY_NAME[kpi].unit)
+
+
+# --------------------------------------------------------------------------- derived KPIs
+
+Values = Mapping[str, float | None]
+"""The KPI values already computed for one period × grain × dimension member."""
+Formula = Callable[[Values], float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedKpi:
+    kpi: KpiDef
+    inputs: tuple[str, ...]
+    """KPIs the formula reads: it is computed wherever all of them are (and the KPI's own
+    grains and dimensions allow it)."""
+    formula: Formula
+
+
+#: Derived KPIs by name, in registration order (a formula may read an earlier one).
+DERIVED: dict[str, DerivedKpi] = {}
+
+
+def derived_kpi(kpi: KpiDef, inputs: Sequence[str]) -> Callable[[Formula], Formula]:
+    """Register the decorated formula as the derived KPI ``kpi`` and list ``kpi`` in the
+    catalog (:data:`CATALOG`, :data:`BY_NAME`) unless it is already there."""
+
+    def register(formula: Formula) -> Formula:
+        global CATALOG
+        if kpi.name in DERIVED:
+            raise ValueError(f"derived KPI {kpi.name!r} is already registered")
+        listed = BY_NAME.get(kpi.name)
+        if listed is None:
+            CATALOG = (*CATALOG, kpi)
+            BY_NAME[kpi.name] = kpi
+        elif listed != kpi:
+            raise ValueError(f"KPI {kpi.name!r} is already in the catalog with another definition")
+        DERIVED[kpi.name] = DerivedKpi(kpi, tuple(inputs), formula)
+        return formula
+
+    return register
+
+
+def ratio(num: float | None, den: float | None) -> float | None:
+    """``num / den`` rounded to 9 decimals like every KPI value; ``None`` when either is
+    undefined or ``den`` is zero (a ratio is never an exception)."""
+    if num is None or den is None or den == 0:
+        return None
+    return round(num / den, 9)
+
+
+@derived_kpi(BY_NAME["ctr"], ("clicks", "impressions"))
+def _ctr(values: Values) -> float | None:
+    clicks, impressions = values["clicks"], values["impressions"]
+    if clicks is None or not impressions:
+        return None
+    # Counts divide exactly in Decimal (whole floats convert exactly), as before the registry.
+    return round(float(Decimal(clicks) / Decimal(impressions)), 9)
+
+
+@derived_kpi(BY_NAME["ltv_cac"], ("ltv", "cac"))
+def _ltv_cac(values: Values) -> float | None:
+    return ratio(values["ltv"], values["cac"])

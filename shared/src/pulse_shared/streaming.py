@@ -168,7 +168,14 @@ class RetryPolicy:
 
 
 class BatchConsumer(Generic[E]):
-    """Runs one topic's batches through validation, ``consume`` and commit."""
+    """Runs one topic's batches through validation, ``consume`` and commit.
+
+    It is also the declaration of a service's consumer: its ``topic``, its ``consume``
+    (and optional ``consume_canonical``) and its subscription options (``max_records``).
+    :func:`pulse_shared.consumers.build_router` turns a component's consumers into
+    FastStream subscribers; replay, ``/health`` and the CLI's pipeline reach them through
+    ``Component.consumers``.
+    """
 
     def __init__(
         self,
@@ -179,6 +186,8 @@ class BatchConsumer(Generic[E]):
         retry: RetryPolicy | None = None,
         consume_canonical: Callable[[list[bytes]], Awaitable[bool]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        max_records: int = 5000,
     ) -> None:
         self.service = service
         self.topic = topic
@@ -186,6 +195,9 @@ class BatchConsumer(Generic[E]):
         self.consume_canonical = consume_canonical
         self.bus = bus
         self.retry = retry or RetryPolicy()
+        #: Most records per polled batch: the one subscription option that differs between
+        #: consumers (fetch sizes follow it, see :func:`batch_subscription`).
+        self.max_records = max_records
         #: Seconds clock for commit and stall times (tests pass one they control).
         self.clock = clock
         self._batch_adapter: TypeAdapter[list[E]] = TypeAdapter(list[topic.model])  # type: ignore[name-defined]

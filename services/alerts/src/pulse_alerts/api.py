@@ -16,7 +16,7 @@ from pulse_alerts import storage
 from pulse_alerts.silences import create_silence, expire_silence, parse_matchers, silence_json
 
 if TYPE_CHECKING:
-    from pulse_alerts.main import AlertsComponent
+    from pulse_alerts.app import AlertsComponent
 
 Scope = dict[str, Any]
 

@@ -7,31 +7,25 @@ from dataclasses import replace
 from typing import Any
 
 from pulse_alerts import storage
+from pulse_alerts.app import default_forecaster
 from pulse_alerts.context import fetch_context
 from pulse_alerts.domain.backtest import BacktestResult, as_of_period_end, replay
 from pulse_alerts.domain.evaluate import evaluate
 from pulse_alerts.domain.model import Observation
-from pulse_alerts.domain.rules import CampaignStatusRule, FreshnessRule, RuleBase
-from pulse_alerts.main import default_forecaster
+from pulse_alerts.domain.rules import RuleBase
 from pulse_shared.events import Grain, KpiSnapshot
 from pulse_shared.store import Store
 
 
 def run_backtest(store: Store, rule: RuleBase, start: dt.date, end: dt.date) -> BacktestResult:
-    if isinstance(rule, FreshnessRule):
-        raise ValueError("freshness rules depend on ingestion times, not KPI history")
+    kpi, dimension = rule.backtest_series()  # ValueError: not backtestable on KPI history
     grain = rule.grain or Grain.DAY
-    kpi = rule.kpi
-    dimension = rule.dimension
-    if isinstance(rule, CampaignStatusRule):
-        kpi, dimension = "spend", "campaign"
     rows = storage.kpi_history(store, kpi, grain.value, dimension, rule.dimension_value,
                                start, end)
     snapshots = [
         as_of_period_end(KpiSnapshot(**{k: v for k, v in r.items()}))
         for r in rows
-        if rule.matches(r["kpi"], r["grain"], r["dimension"], r["dimension_value"])
-        or isinstance(rule, CampaignStatusRule)
+        if rule.backtest_includes(r["kpi"], r["grain"], r["dimension"], r["dimension_value"])
     ]
     snapshots.sort(key=lambda s: (s.computed_at, s.kpi, s.dimension_value))
     forecaster = default_forecaster()

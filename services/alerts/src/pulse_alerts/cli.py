@@ -245,9 +245,9 @@ def backtest(
     One row per notification it would have sent (firing, repeat, resolved), then a
     summary line (on stderr with csv and json).
     """
+    from pulse_alerts.app import load_ruleset
     from pulse_alerts.backtest import run_backtest
     from pulse_alerts.domain.rules import RulesError
-    from pulse_alerts.main import load_ruleset
     from pulse_alerts.settings import AlertsSettings
 
     settings = AlertsSettings()

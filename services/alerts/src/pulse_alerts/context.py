@@ -1,25 +1,25 @@
-"""Fetch what a rule needs beyond the snapshot (history, related KPIs) from kpi_values."""
+"""Fetch what a rule needs beyond the snapshot (history, related KPIs) from kpi_values,
+and run the timer pass of the timer rule types; each rule declares its reads."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from pulse_alerts import storage
-from pulse_alerts.domain.evaluate import EvalContext, Forecaster
-from pulse_alerts.domain.rules import BudgetRule, CampaignStatusRule, ForecastRule, RuleBase
+from pulse_alerts.domain.rule_base import (
+    EvalContext,
+    Evaluation,
+    Forecaster,
+    RelatedRead,
+    RuleBase,
+)
 from pulse_shared.events import KpiSnapshot
 from pulse_shared.store import Store
 
-
-class RelatedRead(NamedTuple):
-    """One read of related KPIs and where its series go in ``EvalContext.related``."""
-
-    request: storage.RelatedRequest
-    # None: each KPI's series under the KPI's own name; a name: the request's only KPI
-    # under that name (prior days' spend must not overwrite the window's spend).
-    into: str | None = None
+__all__ = ["RelatedRead", "StoreTimerReads", "fetch_context", "observe_timer",
+           "prefetch_history", "prefetch_related", "related_reads"]
 
 
 def fetch_context(
@@ -53,30 +53,47 @@ def fetch_context(
     return EvalContext(
         history=history,
         related=related,
-        forecaster=forecaster if isinstance(rule, ForecastRule) else None,
+        forecaster=forecaster if rule.needs_forecaster else None,
     )
 
 
 def related_reads(rule: RuleBase, snap: KpiSnapshot) -> list[RelatedRead]:
     """The related-KPI reads ``rule`` needs for ``snap`` (see :func:`fetch_context`)."""
-    grain, dim, dv = snap.grain.value, snap.dimension, snap.dimension_value
-    if isinstance(rule, BudgetRule):
-        return [RelatedRead((("budget",), grain, dim, dv, snap.period_start, 1))]
-    if not isinstance(rule, CampaignStatusRule):
-        return []
-    kpis = tuple(rule.needed_kpis)
-    reads = [RelatedRead(
-        (tuple(k for k in kpis if k != "budget"), "day", "campaign", dv, snap.period_start,
-         rule.days))]
-    if "budget" in kpis:
-        before = snap.period_start - dt.timedelta(days=rule.days)
-        reads += [
-            RelatedRead((("budget",), "month", "campaign", dv, snap.period_start.replace(day=1),
-                         1)),
-            RelatedRead((("spend",), "day", "campaign", dv, before, rule.PRIOR_DAYS),
-                        into="prior_spend"),
-        ]
-    return reads
+    return rule.related_reads(snap)
+
+
+class StoreTimerReads:
+    """:class:`~pulse_alerts.domain.rule_base.TimerReads` over the store, for one timer
+    pass (reads of the same series are shared)."""
+
+    def __init__(self, store: Store, forecaster: Forecaster | None = None) -> None:
+        self.store = store
+        self.forecaster = forecaster
+        self._cache: dict[tuple[Any, ...], Any] = {}
+
+    def last_ingested(self, source: str) -> dt.datetime | None:
+        return storage.last_ingested(self.store, source)
+
+    def recent_campaigns(self, until: dt.date, days: int) -> list[str]:
+        return storage.recent_campaigns(self.store, until, days)
+
+    def context(self, rule: RuleBase, snapshot: KpiSnapshot) -> EvalContext:
+        return fetch_context(self.store, rule, snapshot, self._cache, self.forecaster)
+
+
+def observe_timer(
+    store: Store,
+    rules: Sequence[RuleBase],
+    now: dt.datetime,
+    forecaster: Forecaster | None = None,
+) -> list[Evaluation]:
+    """The timer pass (blocking): each rule type present among ``rules`` (enabled timer
+    rules, in the order the rules file first names a type) observes its rules."""
+    by_type: dict[type[RuleBase], list[RuleBase]] = {}
+    for rule in rules:
+        by_type.setdefault(type(rule), []).append(rule)
+    reads = StoreTimerReads(store, forecaster)
+    return [ev for cls, group in by_type.items() for ev in cls.observe_timer(group, now, reads)]
 
 
 def prefetch_history(

@@ -10,6 +10,7 @@ from typing import Any
 from pulse_alerts.domain.model import AlertStatus, Silence, Status
 from pulse_shared.events import Alert, CampaignAction, Severity
 from pulse_shared.store import Store
+from pulse_shared.topics import BY_INGEST_KIND
 
 STATE_COLUMNS = (
     "fingerprint", "rule", "state", "severity", "kpi", "labels", "annotations", "value",
@@ -26,13 +27,8 @@ SILENCE_COLUMNS = (
 )
 # alert_events.delivered: outbox progress of one notification
 PENDING, PUBLISHED, NOTIFIED = 0, 1, 2  # nothing sent / on alerts.v1 / webhook+e-mail done
-FRESHNESS_TABLES = {
-    "touchpoints": "touchpoints",
-    "spend": "spend",
-    "subscriptions": "subscriptions",
-    "pipeline": "pipeline_events",
-    "budgets": "budgets",
-}
+# Raw event table of each freshness source (an ingest kind), from the topic registry.
+FRESHNESS_TABLES = {kind: t.stored_table() for kind, t in BY_INGEST_KIND.items()}
 
 
 def _utcnow() -> dt.datetime:

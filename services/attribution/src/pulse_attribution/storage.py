@@ -9,9 +9,25 @@ from decimal import Decimal
 from typing import Any
 
 from pulse_attribution.domain.model import Conversion, Milestone, Touch
+from pulse_shared import topics
 from pulse_shared.canonical import canonical_insert
+from pulse_shared.credits import latest_credits
 from pulse_shared.events import AttributionCredit, Channel, Touchpoint
 from pulse_shared.store import Store
+
+# Latest credit versions are read through the shared fragment (pulse_shared.credits), the
+# one spelling of "latest version"; values are query parameters.
+_LATEST_CREDITS_SQL = (
+    "SELECT conversion_id, model, version, touchpoint_event_id, credit FROM "  # noqa: S608
+    + latest_credits("conversion_id IN {ids:Array(String)} AND model IN {models:Array(String)}")
+    + " ORDER BY conversion_id, model, touchpoint_event_id"
+)
+_CREDITS_LATEST_SQL = (
+    "SELECT * FROM "  # noqa: S608
+    + latest_credits("({cid:String} = '' OR conversion_id = {cid:String}) "
+                     "AND ({aid:String} = '' OR account_id = {aid:String})")
+    + " ORDER BY conversion_id, model, touched_at, touchpoint_event_id"
+)
 
 TOUCHPOINT_COLUMNS = (
     "event_id", "occurred_at", "account_id", "contact_id", "channel", "source", "medium",
@@ -19,7 +35,7 @@ TOUCHPOINT_COLUMNS = (
     "utm_content", "cost", "currency",
 )
 #: Canonical touchpoint JSON goes straight into ``touchpoints`` (same columns, checked).
-TOUCHPOINTS_CANONICAL = canonical_insert(Touchpoint, "touchpoints")
+TOUCHPOINTS_CANONICAL = canonical_insert(Touchpoint, topics.TOUCHPOINTS.stored_table())
 assert TOUCHPOINTS_CANONICAL.column_names == TOUCHPOINT_COLUMNS
 CONVERSION_COLUMNS = (
     "conversion_id", "account_id", "milestone", "converted_at", "revenue", "currency",
@@ -132,23 +148,14 @@ class AttributionStorage:
         """Per (conversion, model): the latest version and its (touch id, credit) list."""
         if not conversion_ids:
             return {}
-        rows = self.store.query(
-            "SELECT conversion_id, model, version, touchpoint_event_id, credit "
-            "FROM attribution_credits FINAL "
-            "WHERE conversion_id IN {ids:Array(String)} AND model IN {models:Array(String)} "
-            "ORDER BY conversion_id, model, version",
-            {"ids": list(conversion_ids), "models": list(models)},
-        )
+        rows = self.store.query(_LATEST_CREDITS_SQL,
+                                {"ids": list(conversion_ids), "models": list(models)})
         latest: dict[tuple[str, str], tuple[int, list[tuple[str, float]]]] = {}
         for row in rows:
             key = (row["conversion_id"], row["model"])
-            version = int(row["version"])
-            current = latest.get(key)
-            if current is None or version > current[0]:
-                latest[key] = (version, [])
-                current = latest[key]
-            if version == current[0]:
-                current[1].append((row["touchpoint_event_id"], float(row["credit"])))
+            latest.setdefault(key, (int(row["version"]), []))[1].append(
+                (row["touchpoint_event_id"], float(row["credit"]))
+            )
         return latest
 
     def credits_latest(
@@ -156,10 +163,7 @@ class AttributionStorage:
     ) -> list[dict[str, Any]]:
         """Latest-version credit rows (what reports and KPIs should see)."""
         return self.store.query(
-            "SELECT * FROM attribution_credits_latest "
-            "WHERE ({cid:String} = '' OR conversion_id = {cid:String}) "
-            "AND ({aid:String} = '' OR account_id = {aid:String}) "
-            "ORDER BY conversion_id, model, touched_at, touchpoint_event_id",
+            _CREDITS_LATEST_SQL,
             {"cid": conversion_id or "", "aid": account_id or ""},
         )
 

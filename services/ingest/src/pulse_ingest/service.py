@@ -31,8 +31,8 @@ from pulse_ingest.domain.readers import (
     decode_text,
     format_of_content_type,
     iter_body,
-    read_rows,
 )
+from pulse_ingest.files import read_rows
 from pulse_ingest.settings import IngestSettings
 from pulse_shared.bus import Bus
 from pulse_shared.events import Event
@@ -395,7 +395,7 @@ async def ingest_file(
     """Ingest a JSON / NDJSON / CSV file in chunks through :meth:`IngestService.ingest`.
 
     ``on_progress`` is called after each chunk with that chunk's result (advance a
-    progress bar by ``result.received``; :func:`~pulse_ingest.domain.readers.count_rows`
+    progress bar by ``result.received``; :func:`~pulse_ingest.files.count_rows`
     gives the total). With ``atomic`` the whole file is validated before anything is
     published. Row indexes in errors are 0-based positions in the file.
     """

@@ -48,8 +48,8 @@ def description() -> str:
 def specification(broker: Any | None = None) -> AsyncAPI:
     """AsyncAPI of the KPI router (a throw-away in-memory broker unless one is given)."""
     if broker is None:
-        from pulse_kpi.handlers import add_snapshot_publisher
-        from pulse_kpi.main import KpiComponent
+        from pulse_kpi.app import KpiComponent
+        from pulse_kpi.main import add_snapshot_publisher
         from pulse_kpi.settings import SERVICE, KpiSettings
         from pulse_shared.bus import Bus, make_broker
 

@@ -22,7 +22,7 @@ from pulse_shared.events import Grain
 from pulse_shared.kpi_catalog import BY_NAME, CATALOG, MODELS
 
 if TYPE_CHECKING:
-    from pulse_kpi.domain.periods import Period
+    from pulse_shared.periods import Period
     from pulse_shared.store import Store
 
 app = typer.Typer(help="KPIs: catalog, values, MRR movements.", no_args_is_help=True,
@@ -69,7 +69,7 @@ def _store() -> Iterator[Store]:
 
 def _period(text: str, option: str, grain: Grain | None = None) -> Period:
     """Parse a --from/--to period; a bad value is a usage error (exit 2), not a crash."""
-    from pulse_kpi.domain.periods import parse_period
+    from pulse_shared.periods import parse_period
 
     try:
         return parse_period(text, grain)
@@ -183,7 +183,7 @@ def mrr(
     from decimal import Decimal
 
     from pulse_kpi.domain.mrr import MrrEvent, movements, mrr_report
-    from pulse_kpi.domain.periods import periods_between
+    from pulse_shared.periods import periods_between
 
     with _store() as store:
         rows = store.query(

@@ -23,6 +23,7 @@ from pulse_kpi.domain.facts import (
     StageCount,
 )
 from pulse_kpi.domain.mrr import MrrEvent, MrrMovement
+from pulse_shared.credits import latest_credits
 from pulse_shared.events import Budget, Grain, PipelineEvent, Spend, Subscription
 from pulse_shared.kpi_catalog import STAGES
 from pulse_shared.store import Store
@@ -96,6 +97,15 @@ _POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="kpi-load")
 PENDING_COLUMNS = ("kind", "day", "marked_at")
 ACCOUNT_CHUNK = 2000  # ~60 kB of ids: well under http_max_field_value_size (128 kB)
 BREAKDOWNS_DONE = "breakdowns_done"
+# Credits of the days [start, end), latest version only: read through the shared fragment
+# (pulse_shared.credits), not the view, whose window cannot use the day filter. Constant SQL
+# text: every value is a query parameter.
+_CREDITS_SQL = (
+    "SELECT toDate(converted_at) AS day, model, milestone, channel, campaign_id, "  # noqa: S608
+    "sum(credit) AS credit, sum(credited_revenue) AS revenue FROM "
+    + latest_credits("toDate(converted_at) >= {start:Date} AND toDate(converted_at) < {end:Date}")
+    + " GROUP BY day, model, milestone, channel, campaign_id"
+)
 
 
 def pending_rows(
@@ -254,15 +264,7 @@ class KpiStorage:
             CreditRow(r["day"], r["model"], r["milestone"], r["channel"], r["campaign_id"],
                       float(r["credit"]), _dec(r["revenue"]))
             for r in self.store.query(
-                "SELECT toDate(converted_at) AS day, model, milestone, channel, campaign_id, "
-                "sum(credit) AS credit, sum(credited_revenue) AS revenue "
-                "FROM attribution_credits FINAL "
-                "WHERE toDate(converted_at) >= {start:Date} AND toDate(converted_at) < {end:Date} "
-                "AND (conversion_id, model, version) IN ("
-                "  SELECT conversion_id, model, max(version) FROM attribution_credits "
-                "  WHERE toDate(converted_at) >= {start:Date} "
-                "  AND toDate(converted_at) < {end:Date} GROUP BY conversion_id, model) "
-                "GROUP BY day, model, milestone, channel, campaign_id",
+                _CREDITS_SQL,
                 p,
             )
         ]
@@ -368,3 +370,8 @@ class KpiStorage:
             "arrayZip({grains:Array(String)}, {starts:Array(Date)})",
             {"grains": [str(g) for g, _ in periods], "starts": [s for _, s in periods]},
         )
+
+    def subscription_accounts(self) -> list[str]:
+        """Every account with a subscription event (offline recomputation of MRR)."""
+        rows = self.store.query("SELECT DISTINCT account_id FROM subscriptions")
+        return [r["account_id"] for r in rows]

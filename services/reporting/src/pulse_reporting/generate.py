@@ -77,9 +77,9 @@ def report_dir(out_dir: Path, kind: str, period: str, model: str) -> Path:
 
 def _budget_periods(period: Period) -> tuple[list[str], list[str]]:
     """(grains, period labels) whose budget KPIs describe ``period``."""
-    if period.kind is ReportKind.WEEKLY:
+    if ReportKind.of(period) is ReportKind.WEEKLY:
         return ["month"], [containing(ReportKind.MONTHLY, period.last_day).label]
-    if period.kind is ReportKind.MONTHLY:
+    if ReportKind.of(period) is ReportKind.MONTHLY:
         return ["month"], [period.label]
     return ["quarter", "month"], [period.label, *period.months()]
 
@@ -146,7 +146,7 @@ def read_inputs(
     done = timed("budget")
     grains, labels = _budget_periods(period)
     budget = storage.kpis_by_name(BUDGET_KPIS, grains, labels)
-    if period.kind is ReportKind.QUARTERLY and any(b.grain == "quarter" for b in budget):
+    if ReportKind.of(period) is ReportKind.QUARTERLY and any(b.grain == "quarter" for b in budget):
         budget = [b for b in budget if b.grain == "quarter"]
     done()
     step("Reading alerts")
@@ -204,7 +204,7 @@ def produce_report(
             f"unknown attribution model {model!r}; choose from {', '.join(MODEL_NAMES)}"
         )
     the_period = parse_period(kind, period) if isinstance(period, str) else period
-    if the_period.kind is not kind:
+    if ReportKind.of(the_period) is not kind:
         raise ReportError(f"period {the_period} is not {kind.value}")
     now = now or dt.datetime.now(dt.UTC)
     storage = ReportingStorage(store, writer)

@@ -14,6 +14,7 @@ from typing import Any
 
 from pulse_reporting.domain.model import AlertRecord, KpiValue, PathRecord, TrendPoint
 from pulse_reporting.metrics import QUERY_SECONDS
+from pulse_shared.credits import latest_credits
 from pulse_shared.store import Row, Store
 
 REPORT_COLUMNS = (
@@ -82,37 +83,32 @@ WHERE kpi IN {kpis:Array(String)}
 ORDER BY kpi, dimension_value, day
 """
 
-# Latest version per conversion (for one model), touches in time order, consecutive
-# repeats of a channel collapsed: "paid_search → email → direct".
+# Latest version per conversion (for one model, read through the shared fragment
+# pulse_shared.credits, not the view, whose window cannot use the date filter), touches in
+# time order, consecutive repeats of a channel collapsed: "paid_search → email → direct".
+_PATHS_CREDITS = latest_credits(
+    "model = {model:String} AND milestone = {milestone:String} "
+    "AND converted_at >= {start:DateTime64(3, 'UTC')} "
+    "AND converted_at < {end:DateTime64(3, 'UTC')}"
+)
 _PATHS_SQL = """
 SELECT path, count() AS conversions, sum(revenue) AS revenue
 FROM
 (
     SELECT
         conversion_id,
-        argMax(touches, version) AS latest,
-        argMax(rev, version) AS revenue,
-        arrayMap(t -> t.3, arraySort(latest)) AS channels,
+        groupArray((touched_at, touchpoint_event_id, channel)) AS touches,
+        sum(credited_revenue) AS revenue,
+        arrayMap(t -> t.3, arraySort(touches)) AS channels,
         arrayFilter((c, i) -> i = 1 OR c != channels[i - 1], channels,
                     arrayEnumerate(channels)) AS path
-    FROM
-    (
-        SELECT conversion_id, version,
-               groupArray((touched_at, touchpoint_event_id, channel)) AS touches,
-               sum(credited_revenue) AS rev
-        FROM attribution_credits FINAL
-        WHERE model = {model:String}
-          AND milestone = {milestone:String}
-          AND converted_at >= {start:DateTime64(3, 'UTC')}
-          AND converted_at < {end:DateTime64(3, 'UTC')}
-        GROUP BY conversion_id, version
-    )
+    FROM LATEST_CREDITS
     GROUP BY conversion_id
 )
 GROUP BY path
 ORDER BY conversions DESC, revenue DESC, path
 LIMIT {limit:UInt32}
-"""
+""".replace("LATEST_CREDITS", _PATHS_CREDITS)
 
 _LIST_REPORTS_SQL = """
 SELECT report_id, report_kind, period, model, format, path, size_bytes, created_at
@@ -312,3 +308,12 @@ class ReportingStorage:
 
     def list_reports(self, limit: int = 200) -> list[Row]:
         return self._query("list_reports", _LIST_REPORTS_SQL, {"limit": limit})
+
+    def report_exists(self, kind: str, period: str, model: str) -> bool:
+        """Whether a report of ``kind`` for ``period`` under ``model`` was recorded."""
+        rows = self.store.query(
+            "SELECT count() AS n FROM reports FINAL WHERE report_kind = {kind:String} "
+            "AND period = {period:String} AND model = {model:String}",
+            {"kind": kind, "period": period, "model": model},
+        )
+        return bool(rows and rows[0]["n"])

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from pulse_reporting.domain.assemble import ATTRIBUTION_MODELS, assemble_report
 from pulse_reporting.domain.model import Report
 from pulse_reporting.domain.periods import (
+    BY_GRAIN,
     Period,
     PeriodError,
     ReportKind,
@@ -38,11 +39,11 @@ from pulse_shared.logging import get_logger
 from pulse_shared.periods import period_complete
 
 if TYPE_CHECKING:
-    from pulse_reporting.main import ReportingComponent
+    from pulse_reporting.app import ReportingComponent
 
 log = get_logger(__name__)
 
-GRAINS = {"week": ReportKind.WEEKLY, "month": ReportKind.MONTHLY, "quarter": ReportKind.QUARTERLY}
+GRAINS = {grain.value: kind for grain, kind in BY_GRAIN.items()}
 PATHS = (
     "/",
     "/campaigns",
@@ -179,7 +180,7 @@ class Dashboard:
         return grain, period, model, periods
 
     def report(self, period: Period, model: str) -> Report:
-        key = (period.kind.value, period.label, model)
+        key = (ReportKind.of(period).value, period.label, model)
         hit = self._cache.get(key)
         if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
             return hit[1]

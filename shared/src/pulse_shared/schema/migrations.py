@@ -4,17 +4,24 @@ Files live in ``pulse_shared/schema/sql`` as ``NNNN_name.sql``; statements are s
 by ``;`` at the end of a line. Every statement uses ``IF NOT EXISTS`` so a migration that
 was interrupted half-way can simply run again. Applied versions are recorded in
 ``pulse_migrations``.
+
+:func:`migrate` is the one runner: ``pulse migrate`` (the deployment's migrate job), the
+CLI's embedded pipeline and every service at start-up (:func:`migrate_on_startup`, the
+hook passed to ``create_service_app``) all apply migrations through it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 
+from pulse_shared.logging import get_logger
 from pulse_shared.store.base import Store
 
+log = get_logger(__name__)
 MIGRATIONS_TABLE = "pulse_migrations"
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -75,3 +82,17 @@ def migrate(
         if on_applied:
             on_applied(migration)
     return applied
+
+
+def migrate_on_startup(store: Store) -> Callable[[], Awaitable[None]]:
+    """A service's start-up hook: apply pending migrations before the broker starts
+    consuming (in a worker thread, so the event loop stays responsive)."""
+
+    async def apply_migrations() -> None:
+        applied = await asyncio.to_thread(migrate, store)
+        if applied:
+            log.info(
+                "migrations_applied", migrations=[f"{m.number:04d}_{m.name}" for m in applied]
+            )
+
+    return apply_migrations

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from pulse_alerts.domain.lifecycle import Outcome, step, tick
 from pulse_alerts.domain.model import AlertStatus, Observation, Silence, Status, is_silenced
-from pulse_alerts.domain.rules import CampaignStatusRule, RuleBase, RuleSet
+from pulse_alerts.domain.rules import RuleBase, RuleSet
 from pulse_shared.events import KpiSnapshot
 
 SeriesKey = tuple[str, str, str, str]
@@ -44,9 +44,9 @@ class Engine:
         pairs: list[tuple[RuleBase, KpiSnapshot]] = []
         for snap in latest_per_series(snapshots):
             for rule in self.rules.candidates(snap.kpi):
-                if rule.matches(snap.kpi, snap.grain.value, snap.dimension, snap.dimension_value):
-                    pairs.append((rule, snap))
-                elif _triggers_campaign_rule(rule, snap):
+                if rule.matches(
+                    snap.kpi, snap.grain.value, snap.dimension, snap.dimension_value
+                ) or rule.triggered_by(snap):
                     pairs.append((rule, snap))
         return pairs
 
@@ -100,13 +100,3 @@ class Engine:
             out[key] = out.get(key, 0) + 1
         return out
 
-
-def _triggers_campaign_rule(rule: RuleBase, snap: KpiSnapshot) -> bool:
-    return (
-        isinstance(rule, CampaignStatusRule)
-        and rule.enabled
-        and snap.kpi in rule.needed_kpis
-        and snap.grain.value == "day"
-        and snap.dimension == "campaign"
-        and rule.matches(rule.kpi, "day", "campaign", snap.dimension_value)
-    )

@@ -153,31 +153,68 @@ class ModelRun:
         return float(self.credit.values.sum())
 
 
+@dataclass(frozen=True)
+class DataDrivenResult:
+    """What a data-driven model computes from a path table."""
+
+    credit: ChannelCredit
+    removal_effects: list[float] | None = None
+    shapley_values: list[float] | None = None
+    approximate: bool = False
+
+
+DataDrivenModel = Callable[[PathTable, DataDrivenParameters], DataDrivenResult]
+
+#: Data-driven models by name (the names of ``pulse_shared.attribution_models`` of kind
+#: data_driven), registered with :func:`data_driven_model`.
+DATA_DRIVEN: dict[str, DataDrivenModel] = {}
+
+
+def data_driven_model(name: str) -> Callable[[DataDrivenModel], DataDrivenModel]:
+    """Register the decorated function as the data-driven model ``name``."""
+
+    def register(model: DataDrivenModel) -> DataDrivenModel:
+        if name in DATA_DRIVEN:
+            raise ValueError(f"data-driven model {name!r} is already registered")
+        DATA_DRIVEN[name] = model
+        return model
+
+    return register
+
+
+@data_driven_model("markov")
+def _markov(table: PathTable, params: DataDrivenParameters) -> DataDrivenResult:
+    result = markov_model(table, params.order)
+    return DataDrivenResult(result.credit, removal_effects=[float(x) for x in result.removal_effects])
+
+
+@data_driven_model("shapley")
+def _shapley(table: PathTable, params: DataDrivenParameters) -> DataDrivenResult:
+    result = shapley_model(
+        table,
+        value_function=params.value_function,
+        max_exact=params.max_exact,
+        samples=params.samples,
+        seed=params.seed,
+    )
+    return DataDrivenResult(
+        result.credit,
+        shapley_values=[float(x) for x in result.shapley_values],
+        approximate=not result.exact,
+    )
+
+
 def run_model(
     model: str, milestone: Milestone, journeys: Journeys, params: DataDrivenParameters
 ) -> ModelRun:
-    """One Markov or Shapley run over the journeys of one milestone (pure)."""
+    """One run of a data-driven model over the journeys of one milestone (pure)."""
+    try:
+        compute = DATA_DRIVEN[model]
+    except KeyError:
+        raise ValueError(f"unknown data-driven model {model!r}") from None
     table = journeys.path_table()
-    removal: list[float] | None = None
-    shapley: list[float] | None = None
-    approximate = False
-    if model == "markov":
-        result = markov_model(table, params.order)
-        credit = result.credit
-        removal = [float(x) for x in result.removal_effects]
-    elif model == "shapley":
-        sresult = shapley_model(
-            table,
-            value_function=params.value_function,
-            max_exact=params.max_exact,
-            samples=params.samples,
-            seed=params.seed,
-        )
-        credit = sresult.credit
-        shapley = [float(x) for x in sresult.shapley_values]
-        approximate = not sresult.exact
-    else:
-        raise ValueError(f"unknown data-driven model {model!r}")
+    result = compute(table, params)
+    credit = result.credit
     weights = channel_weights(credit)
     conversion_credits = [
         (conversion, weighted_touch_credits(journey, weights))
@@ -191,8 +228,8 @@ def run_model(
         journeys=table.n_paths,
         conversions=int(round(float(table.conversions.sum()))),
         credit=credit,
-        removal_effects=removal,
-        shapley_values=shapley,
-        approximate=approximate,
+        removal_effects=result.removal_effects,
+        shapley_values=result.shapley_values,
+        approximate=result.approximate,
         conversion_credits=conversion_credits,
     )

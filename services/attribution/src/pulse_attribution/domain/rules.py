@@ -22,12 +22,18 @@ Conventions (all models):
   (e.g. ``w_shaped`` on a lead conversion with ≥ 3 touches gives 3/7, 1/7 … , 3/7).
 * ``last_non_direct``: the last touch whose channel is not ``direct``; when every touch
   is direct, the last touch.
+
+Each model is a function ``(journey, RuleInputs) -> weights`` registered under its name
+with :func:`rule_model`; :func:`all_rule_credits` computes every rule model that
+:mod:`pulse_shared.attribution_models` lists. Adding a rule model = one registered
+function here + its entry (name, label, kind rule) in ``pulse_shared.attribution_models``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from pulse_attribution.domain.model import (
     MILESTONE_RANK,
@@ -36,13 +42,48 @@ from pulse_attribution.domain.model import (
     Touch,
     TouchCredit,
 )
-from pulse_shared.attribution_models import RULE_MODELS
+from pulse_shared import attribution_models
+from pulse_shared.attribution_models import ModelKind
 from pulse_shared.events import Channel
 
 DEFAULT_HALF_LIFE_DAYS = 7.0
 DEFAULT_LOOKBACK_DAYS = 90.0
 
 MilestoneTimes = Mapping[Milestone, dt.datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInputs:
+    """What a rule model may read besides the (windowed, ordered, non-empty) journey."""
+
+    conversion: Conversion
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS
+    milestone_times: MilestoneTimes = field(default_factory=dict)
+
+
+RuleWeights = Callable[[Sequence[Touch], RuleInputs], list[float]]
+"""A rule model: weights (summing to 1, one per touch) of a non-empty journey."""
+
+#: Rule models by name (the names of ``pulse_shared.attribution_models`` of kind rule).
+RULES: dict[str, RuleWeights] = {}
+
+
+def rule_model(name: str) -> Callable[[RuleWeights], RuleWeights]:
+    """Register the decorated function as the rule model ``name``."""
+
+    def register(weights: RuleWeights) -> RuleWeights:
+        if name in RULES:
+            raise ValueError(f"rule model {name!r} is already registered")
+        RULES[name] = weights
+        return weights
+
+    return register
+
+
+def rule_model_names() -> tuple[str, ...]:
+    """Names of the rule models :mod:`pulse_shared.attribution_models` lists (read at call
+    time, so a model added there is computed without other edits)."""
+    return tuple(m.name for m in attribution_models.MODELS if m.kind is ModelKind.RULE)
 
 
 def journey_window(
@@ -162,6 +203,28 @@ def role_based(
     return [w / total for w in weights]
 
 
+rule_model("first_touch")(lambda journey, _inputs: first_touch(journey))
+rule_model("last_touch")(lambda journey, _inputs: last_touch(journey))
+rule_model("last_non_direct")(lambda journey, _inputs: last_non_direct(journey))
+rule_model("linear")(lambda journey, _inputs: linear(journey))
+rule_model("position_based")(lambda journey, _inputs: position_based(journey))
+
+
+@rule_model("time_decay")
+def _time_decay(journey: Sequence[Touch], inputs: RuleInputs) -> list[float]:
+    return time_decay(journey, inputs.conversion.converted_at, inputs.half_life_days)
+
+
+@rule_model("w_shaped")
+def _w_shaped(journey: Sequence[Touch], inputs: RuleInputs) -> list[float]:
+    return role_based("w_shaped", journey, inputs.conversion, inputs.milestone_times)
+
+
+@rule_model("full_path")
+def _full_path(journey: Sequence[Touch], inputs: RuleInputs) -> list[float]:
+    return role_based("full_path", journey, inputs.conversion, inputs.milestone_times)
+
+
 def model_weights(
     model: str,
     journey: Sequence[Touch],
@@ -171,20 +234,11 @@ def model_weights(
     milestone_times: MilestoneTimes | None = None,
 ) -> list[float]:
     """Weights (summing to 1) per touch of a non-empty journey under a rule model."""
-    simple: dict[str, Callable[[Sequence[Touch]], list[float]]] = {
-        "first_touch": first_touch,
-        "last_touch": last_touch,
-        "last_non_direct": last_non_direct,
-        "linear": linear,
-        "position_based": position_based,
-    }
-    if model in simple:
-        return simple[model](journey)
-    if model == "time_decay":
-        return time_decay(journey, conversion.converted_at, half_life_days)
-    if model in _ROLE_MILESTONES:
-        return role_based(model, journey, conversion, milestone_times or {})
-    raise ValueError(f"unknown rule model {model!r}")
+    try:
+        weights = RULES[model]
+    except KeyError:
+        raise ValueError(f"unknown rule model {model!r}") from None
+    return weights(journey, RuleInputs(conversion, half_life_days, milestone_times or {}))
 
 
 def rule_credits(
@@ -212,10 +266,11 @@ def all_rule_credits(
     journey: Sequence[Touch],
     conversion: Conversion,
     *,
-    models: Sequence[str] = RULE_MODELS,
+    models: Sequence[str] | None = None,
     half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
     milestone_times: MilestoneTimes | None = None,
 ) -> dict[str, list[TouchCredit]]:
+    """Credits of one conversion under each of ``models`` (default: every rule model)."""
     return {
         model: rule_credits(
             model,
@@ -224,5 +279,5 @@ def all_rule_credits(
             half_life_days=half_life_days,
             milestone_times=milestone_times,
         )
-        for model in models
+        for model in (rule_model_names() if models is None else models)
     }

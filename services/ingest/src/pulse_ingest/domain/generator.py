@@ -23,14 +23,15 @@ synthetic e-mail addresses, exactly as ingest would produce them.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
+import io
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Literal
 
 from pulse_shared.events import (
@@ -475,7 +476,7 @@ def generate_dataset(seed: int, days: int, accounts: int, end: dt.date) -> Synth
     return _Builder(seed, days, accounts, end).build()
 
 
-# -- files -------------------------------------------------------------------------------
+# -- file contents (written by pulse_ingest.files.write_files) ------------------------
 
 FileFormat = Literal["ndjson", "json", "csv"]
 
@@ -486,37 +487,28 @@ def event_to_row(event: Event) -> dict[str, Any]:
     return row
 
 
-def write_files(
-    dataset: SyntheticDataset, directory: Path | str, fmt: FileFormat = "ndjson"
-) -> dict[str, Path]:
-    """Write one file per kind (``touchpoints.ndjson`` …); returns kind → path.
-
-    File writing is the one I/O helper kept beside the generator so ``pulse generate``
-    stays a thin command.
-    """
-    import csv
-
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    for kind, events in dataset.by_kind().items():
-        path = folder / f"{kind}.{fmt}"
-        rows = [event_to_row(e) for e in events]
-        with path.open("w", encoding="utf-8", newline="") as fh:
-            if fmt == "ndjson":
-                for row in rows:
-                    fh.write(json.dumps(row, separators=(",", ":")))
-                    fh.write("\n")
-            elif fmt == "json":
-                json.dump(rows, fh, separators=(",", ":"))
-            elif fmt == "csv":
-                model = type(events[0]) if events else None
-                columns = list(model.model_fields) if model else []
-                writer = csv.DictWriter(fh, fieldnames=columns)
-                writer.writeheader()
-                for row in rows:
-                    writer.writerow({k: "" if v is None else v for k, v in row.items()})
-            else:
-                raise ValueError(f"unknown format {fmt!r} (ndjson, json or csv)")
-        paths[kind] = path
-    return paths
+def format_events(events: Sequence[Event], fmt: FileFormat = "ndjson") -> Iterator[str]:
+    """The text of a file of ``events`` in ``fmt``, in pieces (to write one after another):
+    NDJSON lines, one JSON array, or CSV with the model's fields as the header (``\r\n``
+    line ends, as :mod:`csv` writes them)."""
+    if fmt not in ("ndjson", "json", "csv"):
+        raise ValueError(f"unknown format {fmt!r} (ndjson, json or csv)")
+    rows = [event_to_row(e) for e in events]
+    if fmt == "ndjson":
+        for row in rows:
+            yield json.dumps(row, separators=(",", ":")) + "\n"
+    elif fmt == "json":
+        yield json.dumps(rows, separators=(",", ":"))
+    else:
+        model = type(events[0]) if events else None
+        columns = list(model.model_fields) if model else []
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+            if buffer.tell() > 1 << 16:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()

@@ -36,13 +36,7 @@ from pulse_shared.events import (
 from pulse_shared.privacy import hash_identifier, is_hashed
 from pulse_shared.topics import Topic
 
-KIND_TOPICS: dict[str, Topic] = {
-    "touchpoints": topics.TOUCHPOINTS,
-    "spend": topics.SPEND,
-    "subscriptions": topics.SUBSCRIPTIONS,
-    "pipeline": topics.PIPELINE,
-    "budgets": topics.BUDGETS,
-}
+KIND_TOPICS: dict[str, Topic] = topics.BY_INGEST_KIND  # the registry's kind ↔ topic ↔ table
 KINDS: tuple[str, ...] = tuple(KIND_TOPICS)
 
 PLACEHOLDER_ID = "pending"

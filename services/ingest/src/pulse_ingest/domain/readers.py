@@ -1,4 +1,5 @@
-"""JSON array / NDJSON / CSV → row dicts, from files (CLI) or request bodies (HTTP).
+"""JSON array / NDJSON / CSV → row dicts, from text streams (files opened by
+:mod:`pulse_ingest.files` for the CLI) or request bodies (HTTP).
 
 Reading is bounded while it happens, never after: a body is read row by row (a JSON array
 element by element, not as one document), so the row limit, the nesting-depth limit and
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -526,27 +528,16 @@ def parse_body(
     return read_body(body, content_type, limits)
 
 
-def read_rows(
-    path: Path | str, fmt: Format | None = None, limits: ReadLimits = FILE_LIMITS
-) -> Iterator[Any]:
-    """Stream the rows of a JSON array, NDJSON or CSV file (format from the extension)."""
-    fmt = fmt or format_of_path(path)
-    with Path(path).open("r", encoding="utf-8-sig", newline="") as fh:
-        if fmt == "json":
-            try:
-                yield from _json_rows_stream(fh, limits)
-            except BodyError as exc:
-                if type(exc) is BodyError:
-                    raise BodyError(f"{path}: {exc}") from None
-                raise
-        elif fmt == "ndjson":
-            yield from _ndjson_rows(fh, limits)
-        else:
-            delimiter = sniff_delimiter("".join(fh.readline() for _ in range(2)))
-            fh.seek(0)
-            yield from _csv_rows(fh, delimiter, limits)
+def iter_stream(stream: IO[str], fmt: Format, limits: ReadLimits = FILE_LIMITS) -> Iterator[Any]:
+    """Rows of a text stream the caller opened (files: :func:`pulse_ingest.files.read_rows`).
 
-
-def count_rows(path: Path | str, fmt: Format | None = None) -> int:
-    """Number of rows :func:`read_rows` will yield (for progress bars)."""
-    return sum(1 for _ in read_rows(path, fmt))
+    CSV: the delimiter is sniffed from the first two lines, which are then read again.
+    """
+    if fmt == "json":
+        yield from _json_rows_stream(stream, limits)
+    elif fmt == "ndjson":
+        yield from _ndjson_rows(stream, limits)
+    else:
+        head = [line for line in (stream.readline(), stream.readline()) if line]
+        delimiter = sniff_delimiter("".join(head))
+        yield from _csv_rows(itertools.chain(head, stream), delimiter, limits)

@@ -2,6 +2,9 @@
 
 Every formula is a plain function of the facts, so unit tests can check hand-worked numbers.
 A ratio whose denominator is zero (or undefined) is ``None`` (null), never an exception.
+KPIs computed from other KPIs (``ctr``, ``ltv_cac`` …) are the catalog's derived KPIs
+(:func:`pulse_shared.kpi_catalog.derived_kpi`), added after the base values of each period
+and dimension member by :func:`with_derived`.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from pulse_kpi.domain.facts import ZERO, Facts, MrrDay, Scope
-from pulse_kpi.domain.periods import GRAINS, Period, period_of, periods_between
+from pulse_shared import kpi_catalog
 from pulse_shared.attribution_models import DEFAULT_MODEL
 from pulse_shared.events import Grain
 from pulse_shared.kpi_catalog import BUDGET_GRAINS, STAGE_KPI, STAGE_PAIRS, unit_of
+from pulse_shared.periods import GRAINS, Period, period_of, periods_between
 
 Number = Decimal | int | float
 
@@ -152,7 +156,6 @@ def _flow_values(flow: _Flow, dim: str, models: Sequence[str], p: Params) -> dic
         "spend": to_float(flow.spend),
         "impressions": to_float(flow.impressions),
         "clicks": to_float(flow.clicks),
-        "ctr": div(flow.clicks, flow.impressions),
     }
     dm = p.default_model
     leads: Number
@@ -290,7 +293,6 @@ def mrr_values(series: MrrSeries, period: Period, spend: Decimal, p: Params) -> 
             None if cac_value is None or arpa is None else div(cac_value, arpa * gm)
         ),
         "ltv": ltv,
-        "ltv_cac": None if ltv is None else div(ltv, cac_value),
     }
 
 
@@ -414,6 +416,20 @@ def data_range(scope: Scope, p: Params = Params()) -> tuple[dt.date, dt.date] | 
     return look, end
 
 
+def with_derived(
+    values: dict[str, float | None], grain: Grain, dimension: str
+) -> dict[str, float | None]:
+    """``values`` plus every registered derived KPI of ``grain`` and ``dimension`` whose
+    inputs are among them (in registration order, so one may read an earlier one)."""
+    for derived in kpi_catalog.DERIVED.values():
+        kpi = derived.kpi
+        if grain in kpi.grains and dimension in kpi.dimensions and all(
+            name in values for name in derived.inputs
+        ):
+            values[kpi.name] = derived.formula(values)
+    return values
+
+
 def compute(facts: Facts, scope: Scope, as_of: dt.date, p: Params = Params()) -> list[KpiValue]:
     """Every KPI value of the periods in ``scope`` (facts must cover :func:`data_range`)."""
     wanted = wanted_periods(scope)
@@ -422,7 +438,7 @@ def compute(facts: Facts, scope: Scope, as_of: dt.date, p: Params = Params()) ->
     out: list[KpiValue] = []
 
     def emit(grain: Grain, period: Period, dim: str, value: str, values: dict[str, float | None]) -> None:
-        for kpi, v in values.items():
+        for kpi, v in with_derived(values, grain, dim).items():
             out.append(KpiValue(kpi, grain, period.label, period.start, dim, value, v, unit_of(kpi)))
 
     models = sorted({c.model for c in facts.credits} | {p.default_model})

@@ -8,9 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pulse_kpi.domain.compute import KpiValue
-from pulse_kpi.domain.periods import period_of
 from pulse_shared.events import KpiSnapshot
-from pulse_shared.periods import period_complete
+from pulse_shared.periods import period_complete, period_of
 
 _MISSING = object()
 

@@ -37,7 +37,7 @@ from pulse_reporting.domain.model import (
     Trend,
     TrendPoint,
 )
-from pulse_reporting.domain.periods import DataPeriod, Period, parse_data_period
+from pulse_reporting.domain.periods import Period, ReportKind, parse_data_period
 from pulse_reporting.domain.recommend import consensus, recommend
 from pulse_shared import kpi_catalog
 from pulse_shared.attribution_models import (
@@ -529,7 +529,7 @@ def _forecast_by_channel(inputs: ReportInputs) -> list[ForecastSeries]:
     return out
 
 
-def _data_day(alert: AlertRecord, data: DataPeriod | None) -> dt.date:
+def _data_day(alert: AlertRecord, data: Period | None) -> dt.date:
     """The day of the data that fired ``alert``: its data time's day within its data period
     (the period's last day without one); without a data period, the data time's day, else
     (alerts written before they carried them) the processing time's."""
@@ -540,7 +540,7 @@ def _data_day(alert: AlertRecord, data: DataPeriod | None) -> dt.date:
     return (alert.data_time or alert.starts_at).date()
 
 
-def _inside(data: DataPeriod | None, period: Period) -> bool:
+def _inside(data: Period | None, period: Period) -> bool:
     return data is not None and period.start <= data.start and data.end <= period.end
 
 
@@ -693,7 +693,7 @@ def assemble_report(inputs: ReportInputs, now: dt.datetime) -> Report:
     model_note = _model_note(inputs.model, cur, models, any(r.period == cur for r in kpis))
     if model_note:
         notes.append(model_note)
-    kind = period.kind.value
+    kind = ReportKind.of(period).value
     today = now.date()
     meta = ReportMeta(
         report_id=report_id(kind, cur, inputs.model, now),

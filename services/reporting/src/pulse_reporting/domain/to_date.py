@@ -31,13 +31,11 @@ from pydantic import BaseModel, ConfigDict
 from pulse_reporting.domain.assemble import Coverage, delta
 from pulse_reporting.domain.forecast import LEVEL, forecast_series
 from pulse_reporting.domain.model import Better, Delta, Fmt, Tone, TrendPoint
-from pulse_reporting.domain.periods import Period, ReportKind, containing
+from pulse_reporting.domain.periods import BY_GRAIN, Period, ReportKind, containing
 from pulse_shared.attribution_models import DEFAULT_MODEL
 from pulse_shared.forecasting import MAX_HORIZON
 
-GRAIN_KINDS: dict[str, ReportKind] = {
-    "week": ReportKind.WEEKLY, "month": ReportKind.MONTHLY, "quarter": ReportKind.QUARTERLY,
-}
+GRAIN_KINDS: dict[str, ReportKind] = {grain.value: kind for grain, kind in BY_GRAIN.items()}
 ATTRIBUTED = frozenset({"attributed_revenue"})
 _EPSILON = 1e-9
 

@@ -1,0 +1,520 @@
+"""The KPI component: consumers of the input topics, the recompute, the snapshot flusher
+and the daily close.
+
+Flow per consumed batch: raw rows → ClickHouse (idempotent), MRR movements re-classified for
+the batch's accounts, then the periods the batch touched are recomputed exactly from
+ClickHouse (``FINAL``), changed values are upserted into ``kpi_values`` and published on
+``kpi.snapshots.v1`` (rate-limited per key). Everything happens before the offsets are
+committed, so a crash only causes a harmless recompute on redelivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from pulse_kpi import metrics, storage
+from pulse_kpi.domain.compute import KpiValue, Params, compute, data_range
+from pulse_kpi.domain.facts import Scope
+from pulse_kpi.domain.mrr import movements
+from pulse_kpi.domain.snapshots import Throttle, changed, live, to_snapshot
+from pulse_kpi.settings import GROUP_ID, SERVICE, KpiSettings
+from pulse_shared.bus import Bus
+from pulse_shared.consumers import build_router
+from pulse_shared.events import (
+    AttributionCredit,
+    Budget,
+    Grain,
+    KpiSnapshot,
+    PipelineEvent,
+    Spend,
+    Subscription,
+)
+from pulse_shared.logging import get_logger
+from pulse_shared.periods import GRAINS, period_of
+from pulse_shared.store import Store
+from pulse_shared.streaming import BatchConsumer, DependencyNotReady
+from pulse_shared.topics import BUDGETS, CREDITS, KPI_SNAPSHOTS, PIPELINE, SPEND, SUBSCRIPTIONS
+from pulse_shared.writer import RowWriter
+
+log = get_logger(__name__)
+TOTALS: tuple[str, ...] = ("all",)
+BREAKDOWNS: tuple[str, ...] = ("channel", "campaign")
+PUBLISH_CHUNK = 200
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class _Dirty:
+    """What consumed batches changed since the last recompute."""
+
+    flow_days: set[dt.date] = field(default_factory=set)
+    mrr_from: dt.date | None = None
+    mrr_to: dt.date | None = None
+    funnel_days: set[dt.date] = field(default_factory=set)
+    budget_months: set[dt.date] = field(default_factory=set)
+
+    def mark_mrr(self, first: dt.date, last: dt.date) -> None:
+        self.mrr_from = first if self.mrr_from is None else min(self.mrr_from, first)
+        self.mrr_to = last if self.mrr_to is None else max(self.mrr_to, last)
+
+    def take(self) -> _Dirty:
+        taken = _Dirty(
+            set(self.flow_days), self.mrr_from, self.mrr_to, set(self.funnel_days),
+            set(self.budget_months),
+        )
+        self.flow_days.clear()
+        self.funnel_days.clear()
+        self.budget_months.clear()
+        self.mrr_from = self.mrr_to = None
+        return taken
+
+    def empty(self) -> bool:
+        return not (self.flow_days or self.mrr_from or self.funnel_days or self.budget_months)
+
+    def merge(self, other: _Dirty) -> None:
+        self.flow_days |= other.flow_days
+        self.funnel_days |= other.funnel_days
+        self.budget_months |= other.budget_months
+        if other.mrr_from is not None:
+            self.mark_mrr(other.mrr_from, other.mrr_to or other.mrr_from)
+
+
+class CreditsNotYetVisible(DependencyNotReady):
+    """Credits were announced on the topic before attribution's write became visible."""
+
+
+class KpiComponent:
+    """Consumers of the input topics plus the snapshot flusher and the daily close."""
+
+    name = SERVICE
+
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        settings: KpiSettings,
+        clock: Callable[[], dt.datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.settings = settings
+        self.clock = clock
+        self.storage = storage.KpiStorage(store)
+        self.writer = RowWriter(store, SERVICE)
+        # The un-suffixed attribution KPIs use the shared executive default model.
+        self.params = Params(gross_margin=Decimal(str(settings.gross_margin)))
+        self.throttle = Throttle(
+            settings.snapshot_min_interval_s, settings.snapshot_dimension_min_interval_s
+        )
+        self.known: dict[str, float | None] | None = None
+        #: (grain, period start) → breakdown (dimension, value) pairs with stored values.
+        self.members: dict[tuple[str, dt.date], set[tuple[str, str]]] = {}
+        self.mrr_horizon: dt.date | None = None
+        #: Offline recomputation of a range: stock KPIs are not carried beyond this day.
+        self.mrr_cap: dt.date | None = None
+        #: Last day with a subscription event (read once, then advanced by consumed events).
+        self.last_subscription_day: dt.date | None = None
+        self._dirty = _Dirty()  # totals (dimension all), recomputed before each commit
+        self._dirty_dims = _Dirty()  # channel/campaign breakdowns, recomputed in background
+        self._lock = asyncio.Lock()
+        self._dims_lock = asyncio.Lock()
+        self._mrr_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        max_records = settings.max_records
+        self.consumers: list[BatchConsumer[Any]] = [
+            BatchConsumer(SERVICE, SPEND, self.consume_spend, bus, max_records=max_records),
+            BatchConsumer(
+                SERVICE, SUBSCRIPTIONS, self.consume_subscriptions, bus, max_records=max_records
+            ),
+            BatchConsumer(
+                SERVICE, PIPELINE, self.consume_pipeline, bus, max_records=max_records
+            ),
+            BatchConsumer(SERVICE, BUDGETS, self.consume_budgets, bus, max_records=max_records),
+            BatchConsumer(SERVICE, CREDITS, self.consume_credits, bus, max_records=max_records),
+        ]
+        self.router = build_router(self, GROUP_ID, label="KPI")
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        await self._replay_pending()
+        self._tasks.append(asyncio.create_task(self._flush_loop(), name="kpi-flush"))
+        self._tasks.append(
+            asyncio.create_task(self._breakdown_loop(), name="kpi-breakdowns")
+        )
+        if self.settings.close_enabled:
+            self._tasks.append(asyncio.create_task(self._close_loop(), name="kpi-close"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        try:
+            await self.refresh_breakdowns()
+        except Exception as exc:  # replayed from kpi_pending at the next start
+            log.warning("final_breakdown_refresh_failed", error=repr(exc))
+        await self.flush(force=True)
+
+    # ------------------------------------------------------------------ consumers
+    async def consume_spend(self, events: list[Spend]) -> None:
+        if not events:
+            return
+        days = {e.date for e in events}
+        await asyncio.gather(
+            self.writer.write(SPEND.stored_table(), storage.spend_rows(events), storage.SPEND_COLUMNS),
+            self._mark_breakdowns(flow_days=days),
+        )
+        self._dirty.flow_days.update(days)
+        await self.refresh()
+
+    async def consume_subscriptions(self, events: list[Subscription]) -> None:
+        if not events:
+            return
+        await self.writer.write(
+            SUBSCRIPTIONS.stored_table(), storage.subscription_rows(events), storage.SUBSCRIPTION_COLUMNS
+        )
+        await self._reclassify(sorted({e.account_id for e in events}))
+        days = [e.occurred_at.date() for e in events]
+        if self.last_subscription_day is not None:
+            self.last_subscription_day = max(self.last_subscription_day, max(days))
+        self._dirty.mark_mrr(min(days), max(days))
+        await self.refresh()
+
+    async def consume_pipeline(self, events: list[PipelineEvent]) -> None:
+        if not events:
+            return
+        await self.writer.write(
+            PIPELINE.stored_table(), storage.pipeline_rows(events), storage.PIPELINE_COLUMNS
+        )
+        accounts = sorted({e.account_id for e in events})
+        stage_days = await asyncio.to_thread(self.storage.account_stage_days, accounts)
+        self._dirty.flow_days.update(e.occurred_at.date() for e in events)
+        self._dirty.funnel_days.update(stage_days)
+        await self.refresh()
+
+    async def consume_budgets(self, events: list[Budget]) -> None:
+        if not events:
+            return
+        months = {e.month_start for e in events}
+        await asyncio.gather(
+            self.writer.write(BUDGETS.stored_table(), storage.budget_rows(events), storage.BUDGET_COLUMNS),
+            self._mark_breakdowns(budget_months=months),
+        )
+        self._dirty.budget_months.update(months)
+        await self.refresh()
+
+    async def consume_credits(self, events: list[AttributionCredit]) -> None:
+        """Attribution writes ``attribution_credits`` itself; we only recompute its days.
+
+        Attribution writes a version before publishing it, but a read may still not see it
+        (a replica behind the one written to, or an event from an older attribution that
+        published first), so first make sure every announced version is readable; if not,
+        raising makes BatchConsumer retry the batch (with backoff) instead of computing
+        KPIs from credits that are not there yet.
+        """
+        if not events:
+            return
+        keys = sorted({(e.conversion_id, e.model, e.version) for e in events})
+        missing = await asyncio.to_thread(self.storage.missing_credit_versions, keys)
+        if missing:
+            raise CreditsNotYetVisible(f"{missing} announced credit version(s) not yet stored")
+        days = {e.converted_at.date() for e in events}
+        await self._mark_breakdowns(flow_days=days)
+        self._dirty.flow_days.update(days)
+        await self.refresh()
+
+    async def _reclassify(self, accounts: Sequence[str]) -> None:
+        """Recompute the MRR movements of whole accounts (late events re-classify later ones)."""
+        async with self._mrr_lock:
+            history = await asyncio.to_thread(self.storage.subscription_history, accounts)
+            moves = movements(history)
+            await self.writer.write(
+                "kpi_mrr_movements",
+                # A technical version (wall clock), not business time: the latest wins.
+                storage.movement_rows(moves, utc_now()),
+                storage.MOVEMENT_COLUMNS,
+            )
+        for move in moves:
+            metrics.MRR_MOVEMENTS.labels(str(move.kind)).inc()
+
+    # ------------------------------------------------------------------ recompute
+    async def refresh(self) -> list[KpiValue]:
+        """Recompute dirty totals (dimension ``all``); returns the values that changed."""
+        return await self._refresh(self._dirty, self._lock, TOTALS, storage.FACT_PARTS)
+
+    async def refresh_breakdowns(self) -> list[KpiValue]:
+        """Recompute dirty channel/campaign breakdowns (background pass, also at stop)."""
+        if self._dirty_dims.empty():
+            return []
+        started = utc_now()
+        changed_values = await self._refresh(
+            self._dirty_dims, self._dims_lock, BREAKDOWNS, storage.BREAKDOWN_PARTS
+        )
+        await asyncio.to_thread(self.storage.breakdowns_done, started)
+        return changed_values
+
+    async def _refresh(
+        self, pending: _Dirty, lock: asyncio.Lock, dims: tuple[str, ...],
+        parts: frozenset[str],
+    ) -> list[KpiValue]:
+        async with lock:
+            if pending.empty():
+                return []
+            dirty = pending.take()
+            try:
+                return await self._recompute(dirty, dims, parts)
+            except BaseException:
+                # Put the work back so a retry of the batch (or the next one) redoes it.
+                pending.merge(dirty)
+                raise
+
+    async def _mark_breakdowns(
+        self, flow_days: set[dt.date] | None = None, budget_months: set[dt.date] | None = None
+    ) -> None:
+        """Remember (durably, before the commit) which breakdowns must be recomputed."""
+        flow_days, budget_months = flow_days or set(), budget_months or set()
+        await self.writer.write(
+            "kpi_pending",
+            storage.pending_rows(flow_days, budget_months, utc_now()),
+            storage.PENDING_COLUMNS,
+        )
+        self._dirty_dims.flow_days |= flow_days
+        self._dirty_dims.budget_months |= budget_months
+
+    async def _replay_pending(self) -> None:
+        """Breakdowns marked after the last completed pass (e.g. before a crash)."""
+        flow_days, budget_months = await asyncio.to_thread(self.storage.pending_since_done)
+        self._dirty_dims.flow_days |= flow_days
+        self._dirty_dims.budget_months |= budget_months
+        if flow_days or budget_months:
+            log.info("breakdowns_replayed", days=len(flow_days), months=len(budget_months))
+
+    async def _breakdown_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.breakdown_interval_s)
+            try:
+                await self.refresh_breakdowns()
+            except Exception as exc:  # the dirty set was restored; the next tick retries
+                log.warning("breakdown_refresh_failed", error=repr(exc))
+
+    async def _load_known(self) -> dict[str, float | None]:
+        if self.known is None:
+            rows = await asyncio.to_thread(self.storage.kpi_values)
+            self.known = {
+                f"{r['kpi']}|{r['grain']}|{r['dimension']}|{r['dimension_value']}|{r['period']}":
+                    r["value"]
+                for r in rows
+            }
+            for r in rows:
+                if r["dimension"] != "all":
+                    self.members.setdefault((r["grain"], r["period_start"]), set()).add(
+                        (r["dimension"], r["dimension_value"])
+                    )
+            days = [
+                r["period_start"] for r in rows
+                if r["kpi"] == "mrr" and r["grain"] == "day" and r["dimension"] == "all"
+            ]
+            self.mrr_horizon = max(days) if days else None
+        return self.known
+
+    async def _recompute(
+        self, dirty: _Dirty, dims: tuple[str, ...], parts: frozenset[str]
+    ) -> list[KpiValue]:
+        started = time.perf_counter()
+        known = await self._load_known()
+        mrr_to = dirty.mrr_to
+        if dirty.mrr_from is not None:
+            if self.last_subscription_day is None:
+                self.last_subscription_day = await asyncio.to_thread(
+                    self.storage.last_subscription_day
+                )
+            candidates = [
+                d for d in (mrr_to, self.last_subscription_day, self.mrr_horizon)
+                if d is not None
+            ]
+            mrr_to = max(candidates)
+            if self.mrr_cap is not None:
+                mrr_to = min(mrr_to, max(self.mrr_cap, dirty.mrr_from))
+        scope = Scope(
+            flow_days=frozenset(dirty.flow_days),
+            mrr_from=dirty.mrr_from,
+            mrr_to=mrr_to,
+            funnel_days=frozenset(dirty.funnel_days),
+            budget_months=frozenset(dirty.budget_months),
+            dimensions=dims,
+            known_members=self._members_of(dirty.flow_days) if dims != TOTALS else frozenset(),
+        )
+        window = data_range(scope, self.params)
+        if window is None:
+            return []
+        # The clock is read before the facts: kpi_values keeps the row with the latest
+        # computed_at, so a value must never carry a time later than the data it was
+        # computed from (two replicas: a slow load finishing last would otherwise win
+        # with facts older than the other replica's).
+        now = self.clock()
+        facts = await asyncio.to_thread(self.storage.load_facts, *window, parts)
+        loaded = time.perf_counter()
+        # Pure CPU work off the event loop, so consumers and publishing keep moving.
+        values = await asyncio.to_thread(compute, facts, scope, now.date(), self.params)
+        diff = changed(values, known)
+        computed = time.perf_counter()
+        metrics.VALUES_COMPUTED.inc(len(values))
+        published = 0
+        if diff:
+            # kpi_values (the source of truth) and the snapshots are written concurrently;
+            # ``known`` is only updated once both succeeded, so a failure redoes both.
+            recent = live(diff, now.date(), self.settings.snapshot_horizon_days)
+            # Totals go out now; the numerous breakdowns are paced by the flush loop.
+            ready = self.throttle.offer(recent, time.monotonic(), defer=dims != TOTALS)
+            _, snapshots = await asyncio.gather(
+                self.writer.write(
+                    KPI_SNAPSHOTS.stored_table(), storage.kpi_rows(diff, now), storage.KPI_COLUMNS
+                ),
+                self._publish(ready, now),
+            )
+            published = len(snapshots)
+            for v in diff:
+                known[v.key] = v.value
+                if v.dimension != "all":
+                    self.members.setdefault((str(v.grain), v.period_start), set()).add(
+                        (v.dimension, v.dimension_value)
+                    )
+            metrics.VALUES_CHANGED.inc(len(diff))
+        if mrr_to is not None:
+            self.mrr_horizon = max(mrr_to, self.mrr_horizon or mrr_to)
+        metrics.SNAPSHOTS_PENDING.set(len(self.throttle.pending))
+        elapsed = time.perf_counter() - started
+        metrics.RECOMPUTE_SECONDS.observe(elapsed)
+        metrics.LAST_RECOMPUTE.set(time.time())
+        log.info(
+            "kpis_recomputed", dims=",".join(dims), computed=len(values), changed=len(diff), published=published,
+            window=f"{window[0]}..{window[1]}", seconds=round(elapsed, 4),
+            load_s=round(loaded - started, 4), compute_s=round(computed - loaded, 4),
+            write_publish_s=round(time.perf_counter() - computed, 4),
+        )
+        return diff
+
+    def _members_of(self, days: set[dt.date]) -> frozenset[tuple[str, dt.date, str, str]]:
+        starts = {(str(g), period_of(d, g).start) for d in days for g in GRAINS}
+        return frozenset(
+            (grain, start, dim, value)
+            for grain, start in starts
+            for dim, value in self.members.get((grain, start), ())
+        )
+
+    async def _publish(
+        self, values: Sequence[KpiValue], computed_at: dt.datetime, final: bool = False
+    ) -> list[KpiSnapshot]:
+        snapshots = [to_snapshot(v, computed_at, final) for v in values]
+        # Totals first, and in chunks that let other coroutines run in between.
+        snapshots.sort(key=lambda s: s.dimension != "all")
+        for i in range(0, len(snapshots), PUBLISH_CHUNK):
+            chunk = snapshots[i : i + PUBLISH_CHUNK]
+            await self.bus.publish(KPI_SNAPSHOTS, chunk)
+            metrics.SNAPSHOTS_PUBLISHED.labels(str(final).lower()).inc(len(chunk))
+            await asyncio.sleep(0)
+        return snapshots
+
+    async def flush(self, force: bool = False) -> int:
+        """Publish rate-limited snapshots whose interval has passed (all if ``force``)."""
+        if force:
+            due = list(self.throttle.pending.values())
+            self.throttle.pending.clear()
+        else:
+            due = self.throttle.due(
+                time.monotonic(), limit=self.settings.max_snapshots_per_flush
+            )
+        await self._publish(due, self.clock())
+        metrics.SNAPSHOTS_PENDING.set(len(self.throttle.pending))
+        return len(due)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.flush_interval_s)
+            try:
+                await self.flush()
+            except Exception as exc:  # keep flushing; the next tick retries
+                log.warning("snapshot_flush_failed", error=repr(exc))
+
+    # ------------------------------------------------------------------ daily close
+    async def close_day(self, day: dt.date) -> list[KpiSnapshot]:
+        """Publish ``final=True`` snapshots of every period that ended with ``day``.
+
+        Stock KPIs (MRR …) and budget pacing are first brought up to ``day`` so every
+        closed period has its end-of-period value even without events that day.
+        """
+        self._dirty.mark_mrr(day, day)
+        # Pacing depends on the day: refresh the closed month and the one now running.
+        months = {period_of(d, Grain.MONTH).start for d in (day, day + dt.timedelta(days=1))}
+        self._dirty.budget_months |= months
+        await self._mark_breakdowns(budget_months=months)
+        await self.refresh()
+        await self.refresh_breakdowns()
+        closed = [
+            (g, period_of(day, g).start) for g in GRAINS
+            if period_of(day, g).end == day + dt.timedelta(days=1)
+        ]
+        rows = await asyncio.to_thread(self.storage.kpi_values_for_periods, closed)
+        values = [
+            KpiValue(
+                r["kpi"], Grain(r["grain"]), r["period"], r["period_start"], r["dimension"],
+                r["dimension_value"], r["value"], r["unit"],
+            )
+            for r in rows
+        ]
+        snapshots = await self._publish(values, self.clock(), final=True)
+        log.info("periods_closed", day=str(day), periods=len(closed), snapshots=len(snapshots))
+        return snapshots
+
+    async def _close_loop(self) -> None:
+        while True:
+            now = self.clock()
+            midnight = dt.datetime.combine(
+                now.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC
+            )
+            due = midnight + dt.timedelta(seconds=self.settings.close_delay_s)
+            await asyncio.sleep(max(0.0, (due - now).total_seconds()))
+            try:
+                await self.close_day(due.date() - dt.timedelta(days=1))
+            except Exception as exc:
+                log.error("daily_close_failed", error=repr(exc))
+
+    # ------------------------------------------------------------------ offline recompute
+    async def recompute_range(self, first: dt.date, end: dt.date) -> list[KpiValue]:
+        """Recompute MRR movements and every KPI of the days ``[first, end)`` from the raw
+        tables (totals and breakdowns); returns the values that changed. Stock KPIs are not
+        carried beyond ``end``."""
+        accounts = await asyncio.to_thread(self.storage.subscription_accounts)
+        if accounts:
+            await self._reclassify(accounts)
+        days = {first + dt.timedelta(days=i) for i in range((end - first).days)}
+        last = end - dt.timedelta(days=1)
+        self.mrr_cap = last
+        months = {period_of(d, Grain.MONTH).start for d in days}
+        for dirty in (self._dirty, self._dirty_dims):
+            dirty.flow_days |= days
+            dirty.budget_months |= months
+        self._dirty.funnel_days |= days
+        self._dirty.mark_mrr(first, last)
+        changed_values = await self.refresh()
+        changed_values += await self.refresh_breakdowns()
+        return changed_values
+
+
+class SilentBus(Bus):
+    """A bus that publishes nothing (offline recomputation)."""
+
+    async def publish(self, topic: Any, events: Sequence[Any]) -> None:
+        return None
