@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pulse_reporting.domain.forecast import forecast_check, forecast_series
+from pulse_reporting.domain.kpis import KpiSpec
+from pulse_reporting.domain.kpis import spec as kpi_spec
 from pulse_reporting.domain.model import (
     AlertRecord,
     Better,
@@ -73,33 +75,12 @@ DAILY_SERIES: tuple[tuple[str, str, Fmt, bool], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class KpiSpec:
-    kpi: str
-    label: str
-    fmt: Fmt
-    better: Better
-
-
-HEADLINE: tuple[KpiSpec, ...] = (
-    KpiSpec("spend", "Spend", Fmt.MONEY, Better.NEUTRAL),
-    KpiSpec("attributed_revenue", "Attributed revenue", Fmt.MONEY, Better.UP),
-    KpiSpec("attributed_pipeline", "Attributed pipeline", Fmt.MONEY, Better.UP),
-    KpiSpec("roas", "ROAS", Fmt.RATIO, Better.UP),
-    KpiSpec("marketing_roi", "Marketing ROI", Fmt.PERCENT, Better.UP),
-    KpiSpec("cac", "CAC", Fmt.MONEY, Better.DOWN),
-    KpiSpec("ltv", "LTV", Fmt.MONEY, Better.UP),
-    KpiSpec("ltv_cac", "LTV:CAC", Fmt.RATIO, Better.UP),
-    KpiSpec("cac_payback_months", "CAC payback", Fmt.MONTHS, Better.DOWN),
-    KpiSpec("mrr", "MRR", Fmt.MONEY, Better.UP),
-    KpiSpec("arr", "ARR", Fmt.MONEY, Better.UP),
-    KpiSpec("mrr_net_new", "Net new MRR", Fmt.MONEY, Better.UP),
-    KpiSpec("nrr", "NRR", Fmt.PERCENT, Better.UP),
-    KpiSpec("gross_mrr_churn_rate", "Gross MRR churn", Fmt.PERCENT, Better.DOWN),
-    KpiSpec("leads", "Leads", Fmt.COUNT, Better.UP),
-    KpiSpec("new_customers", "New customers", Fmt.COUNT, Better.UP),
-    KpiSpec("cpl", "CPL", Fmt.MONEY, Better.DOWN),
-)
+# The headline, in order; label, format and direction come from the catalog.
+HEADLINE: tuple[KpiSpec, ...] = tuple(kpi_spec(k) for k in (
+    "spend", "attributed_revenue", "attributed_pipeline", "roas", "marketing_roi", "cac",
+    "ltv", "ltv_cac", "cac_payback_months", "mrr", "arr", "mrr_net_new", "nrr",
+    "gross_mrr_churn_rate", "leads", "new_customers", "cpl",
+))
 SPECS: dict[str, KpiSpec] = {s.kpi: s for s in HEADLINE}
 # Attribution KPIs of the headline that show the beside model's value next to the report's.
 BESIDE_KPIS = frozenset({"attributed_revenue", "roas"})
@@ -313,7 +294,7 @@ def _headline(
         tiles.append(
             KpiTile(
                 kpi=table.resolved_name(spec.kpi, cur, model),
-                label=kpi_label(spec.kpi, spec.label),
+                label=spec.label,
                 fmt=spec.fmt,
                 better=spec.better,
                 value=value,

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pulse_reporting.domain.assemble import Coverage, delta
 from pulse_reporting.domain.forecast import LEVEL, forecast_series
+from pulse_reporting.domain.kpis import spec as kpi_spec
 from pulse_reporting.domain.model import Better, Delta, Fmt, Tone, TrendPoint
 from pulse_reporting.domain.periods import BY_GRAIN, Period, ReportKind, containing
 from pulse_shared.attribution_models import DEFAULT_MODEL
@@ -64,16 +65,28 @@ class RatioSpec:
 
 
 _ATTR_SOURCES = ("touchpoints", "pipeline_events")
+
+
+def _flow_spec(kpi: str, sources: tuple[str, ...]) -> FlowSpec:
+    shown = kpi_spec(kpi)  # label, format and direction from the catalog
+    return FlowSpec(kpi, shown.label, shown.fmt, shown.better, sources)
+
+
+def _ratio_spec(kpi: str, numerator: str, denominator: str) -> RatioSpec:
+    shown = kpi_spec(kpi)
+    return RatioSpec(kpi, shown.label, shown.fmt, shown.better, numerator, denominator)
+
+
 FLOWS: tuple[FlowSpec, ...] = (
-    FlowSpec("spend", "Spend", Fmt.MONEY, Better.NEUTRAL, ("spend",)),
-    FlowSpec("leads", "Leads", Fmt.COUNT, Better.UP, ("pipeline_events",)),
-    FlowSpec("new_customers", "New customers", Fmt.COUNT, Better.UP, ("subscriptions",)),
-    FlowSpec("attributed_revenue", "Attributed revenue", Fmt.MONEY, Better.UP, _ATTR_SOURCES),
+    _flow_spec("spend", ("spend",)),
+    _flow_spec("leads", ("pipeline_events",)),
+    _flow_spec("new_customers", ("subscriptions",)),
+    _flow_spec("attributed_revenue", _ATTR_SOURCES),
 )
 RATIOS: tuple[RatioSpec, ...] = (
-    RatioSpec("roas", "ROAS", Fmt.RATIO, Better.UP, "attributed_revenue", "spend"),
-    RatioSpec("cpl", "CPL", Fmt.MONEY, Better.DOWN, "spend", "leads"),
-    RatioSpec("cac", "CAC", Fmt.MONEY, Better.DOWN, "spend", "new_customers"),
+    _ratio_spec("roas", "attributed_revenue", "spend"),
+    _ratio_spec("cpl", "spend", "leads"),
+    _ratio_spec("cac", "spend", "new_customers"),
 )
 
 

@@ -1,5 +1,9 @@
 """Report charts as reportlab vector drawings: embedded as-is in the PDF and converted to
-inline SVG for HTML. Pure Python, a few milliseconds per chart, deterministic output."""
+inline SVG for HTML. Pure Python, a few milliseconds per chart, deterministic output.
+
+Labels are ``String`` shapes: literal text in the PDF (no markup) and XML-escaped text nodes
+in the SVG. Every label from data (channel names, stages, series labels) passes
+:func:`chart_text`, which folds control characters and line breaks and shortens it."""
 
 from __future__ import annotations
 
@@ -68,9 +72,18 @@ class Frame:
         return self.x0 + fraction * (self.x1 - self.x0)
 
 
+_CONTROL = dict.fromkeys([*range(0x00, 0x20), 0x7F, 0x85, 0x2028, 0x2029], " ")
+
+
+def chart_text(text: object, limit: int | None = None) -> str:
+    """A data label as one line of plain text, at most ``limit`` characters."""
+    line = str(text).translate(_CONTROL)
+    return line if limit is None else line[:limit]
+
+
 def _drawing(title: str, height: float = HEIGHT) -> Drawing:
     d = Drawing(WIDTH, height)
-    d.add(String(WIDTH / 2, height - 16, title, fontName=FONT + "-Bold", fontSize=10,
+    d.add(String(WIDTH / 2, height - 16, chart_text(title), fontName=FONT + "-Bold", fontSize=10,
                  textAnchor="middle", fillColor=TEXT))
     return d
 
@@ -153,7 +166,7 @@ def channels(report: Report) -> Drawing | None:
                 d.add(Rect(x + j * w, f.y(0), w, f.y(value) - f.y(0), fillColor=colour,
                            strokeColor=None))
         stagger = 9 if len(rows) > 6 and i % 2 else 0  # keep long names from colliding
-        _label(d, x + w, f.y0 - 11 - stagger, r.name[:16], 6.5)
+        _label(d, x + w, f.y0 - 11 - stagger, chart_text(r.name, 16), 6.5)
     for k, (text, colour) in enumerate((("Spend", GREY), ("Attributed revenue", ACCENT))):
         lx = f.x1 - 150 + k * 55
         d.add(Rect(lx, HEIGHT - 36, 7, 7, fillColor=colour, strokeColor=None))
@@ -182,7 +195,7 @@ def forecast_by_channel(report: Report) -> Drawing | None:
         for y in (lo, up):
             d.add(Line(mid - 4, y, mid + 4, y, strokeColor=TEXT, strokeWidth=0.8))
         stagger = 9 if len(rows) > 6 and i % 2 else 0
-        _label(d, mid, frame.y0 - 11 - stagger, f.dimension_value[:16], 6.5)
+        _label(d, mid, frame.y0 - 11 - stagger, chart_text(f.dimension_value, 16), 6.5)
     return d
 
 
@@ -198,7 +211,7 @@ def funnel(report: Report) -> Drawing | None:
         y = height - 40 - i * 22
         w = (s.count or 0) / top * (x1 - x0)
         d.add(Rect(x0, y, max(w, 0.6), 15, fillColor=ACCENT, strokeColor=None))
-        _label(d, x0 - 6, y + 4, s.stage, 8, "end")
+        _label(d, x0 - 6, y + 4, chart_text(s.stage), 8, "end")
         text = fmt_value(s.count, Fmt.COUNT)
         if s.conversion_to_next is not None:
             text += f"  → {fmt_value(s.conversion_to_next, Fmt.PERCENT)}"

@@ -1,12 +1,36 @@
-"""Machine-readable exports: JSON (the whole report) and CSV (one file per table)."""
+"""Machine-readable exports: JSON (the whole report) and CSV (one file per table).
+
+CSV files are opened in spreadsheets, which run a cell starting with ``=``, ``+``, ``-`` or
+``@`` as a formula (``=HYPERLINK(…)``, ``+cmd|' /C calc'!A0``: CSV injection). Every CSV
+cell passes :func:`csv_cell`, which prefixes such text with ``'`` (OWASP's advice) and leaves
+numbers alone, so ``-12.5`` stays a number. JSON is data, escaped by the encoder.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 
 from pulse_reporting.domain.model import Report
-from pulse_reporting.domain.tables import report_tables
+from pulse_reporting.domain.tables import Cell, report_tables
+
+# what a spreadsheet may read as the start of a formula: = + - @, tab and CR (and LF), and
+# their full-width forms, which some spreadsheets fold to ASCII
+_FORMULA_START = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_cell(value: Cell) -> str | float | int:
+    """One CSV cell: None as empty, numbers as numbers, text that a spreadsheet would take
+    for a formula prefixed with ``'`` (a plain signed number such as ``-12.5`` is kept)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        return value
+    if value[:1] in _FORMULA_START and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
 
 
 def render_json(report: Report) -> str:
@@ -39,13 +63,13 @@ def render_csv(report: Report) -> dict[str, str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["key", "value"])
-    writer.writerows(meta_rows(report))
+    writer.writerows([[csv_cell(v) for v in row] for row in meta_rows(report)])
     out: dict[str, str] = {"meta": buffer.getvalue()}
     for table in report_tables(report):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow([c.key for c in table.columns])
+        writer.writerow([csv_cell(c.key) for c in table.columns])
         for row in table.rows:
-            writer.writerow(["" if v is None else v for v in row])
+            writer.writerow([csv_cell(v) for v in row])
         out[table.name] = buffer.getvalue()
     return out

@@ -1,4 +1,11 @@
-"""Self-contained HTML report: inline CSS, charts embedded as inline SVG, no scripts."""
+"""Self-contained HTML report: inline CSS, charts embedded as inline SVG, no scripts.
+
+User text (campaign and channel names, alert rules and summaries, paths, notes, reasons) is
+escaped by Jinja's autoescaping, on for every template of this environment (the report and
+the dashboard pages): no template marks user text ``|safe``. The one ``|safe`` value is a
+chart's SVG, drawn by reportlab from :mod:`pulse_reporting.render.drawing`, whose SVG writer
+escapes every label as XML text.
+"""
 
 from __future__ import annotations
 
@@ -59,7 +66,7 @@ def tone(table: Table, row: int, col: int) -> str:
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("pulse_reporting", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        autoescape=True,  # every template renders user text (see the module docstring)
         trim_blocks=True,
         lstrip_blocks=True,
     )

@@ -1,6 +1,15 @@
-"""Markdown rendering of a :class:`Report` (GitHub-flavoured tables)."""
+"""Markdown rendering of a :class:`Report` (GitHub-flavoured tables).
+
+Every piece of text written into the document passes :func:`md_escape`: campaign and channel
+names, alert rules and summaries, paths, notes and reasons come from ingested data, and a
+Markdown viewer renders raw HTML (``<script>``, ``<img onerror>``) and links
+(``[x](javascript:…)``). Formatting (``**``, ``_``, table pipes) is only ever added here,
+around escaped text.
+"""
 
 from __future__ import annotations
+
+import re
 
 from pulse_reporting.domain.formatting import MISSING, TONE_EMOJI, fmt_change, fmt_value
 from pulse_reporting.domain.model import RECOMMENDATION_LABEL, Report, Tone
@@ -20,25 +29,33 @@ from pulse_reporting.domain.tables import (
 )
 from pulse_shared.attribution_models import label as model_label
 
-_MD_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\|*`[]<>"})
+_MD_SPECIAL = str.maketrans(
+    {c: f"\\{c}" for c in "\\|*`[]<>&"}
+    # a line break would end a table row or a quote and start a block of the name's choosing
+    | {c: " " for c in "\r\n\v\f\x85\u2028\u2029"}
+)
+# script URL schemes: inert without brackets already, escaped too for viewers that autolink
+_SCRIPT_SCHEME = re.compile(r"\b(javascript|vbscript)(\s*):", re.IGNORECASE)
 
 
-def md_escape(text: str) -> str:
-    """User text (campaign and channel names, summaries) cannot inject Markdown/HTML."""
-    return text.translate(_MD_SPECIAL)
+def md_escape(text: object) -> str:
+    """Any text as literal Markdown: no tag, link, emphasis, code span or table cell break
+    can come from it (``<`` ``>`` ``[`` ``]`` ``|`` ``*`` ``&`` backtick and backslash escaped,
+    line breaks folded, ``javascript:`` defused)."""
+    return _SCRIPT_SCHEME.sub(r"\1\2\\:", str(text).translate(_MD_SPECIAL))
 
 
 def _cell(value: Cell, column: Column) -> str:
     if value is None:
         return MISSING if column.fmt else ""
     if column.fmt is not None and isinstance(value, int | float):
-        return fmt_value(float(value), column.fmt)
-    return md_escape(str(value))
+        return md_escape(fmt_value(float(value), column.fmt))
+    return md_escape(value)
 
 
 def _table(table: Table) -> list[str]:
     lines = [
-        "| " + " | ".join(c.title for c in table.columns) + " |",
+        "| " + " | ".join(md_escape(c.title) for c in table.columns) + " |",
         "|" + "|".join("---" if c.fmt is None else "---:" for c in table.columns) + "|",
     ]
     for row in table.rows:
@@ -47,11 +64,11 @@ def _table(table: Table) -> list[str]:
 
 
 def _section(title: str, table: Table, empty: str) -> list[str]:
-    lines = ["", f"## {title}", ""]
+    lines = ["", f"## {md_escape(title)}", ""]
     if table.rows:
         lines += _table(table)
     else:
-        lines.append(f"_{empty}_")
+        lines.append(f"_{md_escape(empty)}_")
     return lines
 
 
@@ -59,13 +76,14 @@ def render_markdown(report: Report) -> str:
     m = report.meta
     tables = {t.name: t for t in report_tables(report)}
     lines = [
-        f"# {m.title}",
+        f"# {md_escape(m.title)}",
         "",
-        f"Period **{m.period}** ({m.period_start} – {m.period_end}) · compared with "
-        f"{m.previous_period} (PoP) and {m.year_ago_period} (YoY) · attribution model "
-        f"**{m.model}** · currency {m.currency}",
+        f"Period **{md_escape(m.period)}** ({m.period_start} – {m.period_end}) · compared with "
+        f"{md_escape(m.previous_period)} (PoP) and {md_escape(m.year_ago_period)} (YoY) · "
+        f"attribution model **{md_escape(m.model)}** · currency {md_escape(m.currency)}",
         "",
-        f"Generated {m.generated_at.strftime('%Y-%m-%d %H:%M UTC')} · report id `{m.report_id}`",
+        f"Generated {m.generated_at.strftime('%Y-%m-%d %H:%M UTC')} · report id "
+        f"`{m.report_id.replace('`', '')}`",
         "",
         md_escape(model_statement(m)),
     ]
@@ -79,18 +97,18 @@ def render_markdown(report: Report) -> str:
     ]
     beside_model = next((t.beside_model for t in report.headline if t.beside_model), None)
     # the beside model's value (last touch) in its own column, next to the report model's
-    beside_head = f" {model_label(beside_model)} |" if beside_model else ""
+    beside_head = f" {md_escape(model_label(beside_model))} |" if beside_model else ""
     lines += [
         f"| KPI | Value |{beside_head} vs previous | | vs year ago | |",
         "|---|---:|" + ("---:|" if beside_model else "") + "---:|---|---:|---|",
     ]
     for t in report.headline:
         beside = (
-            f" {fmt_value(t.beside_value, t.fmt) if t.beside_model else ''} |"
+            f" {md_escape(fmt_value(t.beside_value, t.fmt)) if t.beside_model else ''} |"
             if beside_model else ""
         )
         lines.append(
-            f"| {t.label} | {fmt_value(t.value, t.fmt)} |{beside} "
+            f"| {md_escape(t.label)} | {md_escape(fmt_value(t.value, t.fmt))} |{beside} "
             f"{md_escape(fmt_change(t.pop, t.fmt))} | "
             f"{TONE_EMOJI[t.pop.tone] if t.pop.change is not None else ''} | "
             f"{md_escape(fmt_change(t.yoy, t.fmt))} | "
@@ -134,12 +152,12 @@ def render_markdown(report: Report) -> str:
         "Last period's forecast vs actual", forecast_check_display_table(report),
         "No forecast could be made before this period (too little history).",
     )
-    lines += ["", "## Recommendations", "", f"_{RECOMMENDATION_LABEL}._", ""]
+    lines += ["", "## Recommendations", "", f"_{md_escape(RECOMMENDATION_LABEL)}._", ""]
     if report.recommendations:
         for r in report.recommendations:
             lines.append(
                 f"- **{md_escape(recommendation_headline(r))}** · confidence "
-                f"{r.confidence.value} — {md_escape(r.reason)} "
+                f"{md_escape(r.confidence.value)} — {md_escape(r.reason)} "
                 f"_(ROAS by model: {md_escape(roas_summary(r.roas_by_model)) or 'n/a'})_"
             )
     else:

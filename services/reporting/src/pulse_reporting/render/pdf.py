@@ -1,15 +1,25 @@
 """PDF report with reportlab (pure PyPI): the same sections as the HTML, charts as PNG.
 
 Uses the DejaVu fonts shipped with matplotlib so arrows and dashes render everywhere.
+
+Every string that goes into a ``Paragraph`` passes :func:`pdf_escape`: Paragraph text is
+reportlab markup, so a campaign named ``<img src="http://…">`` would otherwise be an image
+reportlab fetches, and ``"><img …`` a syntax error that aborts the whole report. Markup is
+only ever added here, around escaped text (``<b>``, ``<i>``); data never brings tags, links
+or images. Plain strings in ``Table`` cells are drawn as literal text (no markup). And
+while a PDF is built, reportlab trusts no host (:func:`_no_remote_resources`), so nothing is
+fetched even where ``RL_trustedHosts`` is set.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from xml.sax.saxutils import escape
 
+from reportlab import rl_config
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
@@ -45,6 +55,8 @@ from pulse_reporting.render.html import cell
 from pulse_shared.attribution_models import label as model_label
 
 PAGE = landscape(A4)
+# C0 control characters (but tab and newline) and DEL: not text; reportlab's parser may choke
+_CONTROL = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F], " ")
 FONT, BOLD = "PulseSans", "PulseSans-Bold"
 
 
@@ -59,6 +71,15 @@ def _fonts() -> tuple[str, str]:
     except Exception:  # no matplotlib: the core fonts (no arrows) still work
         return "Helvetica", "Helvetica-Bold"
     return FONT, BOLD
+
+
+def pdf_escape(text: object) -> str:
+    """Any text as literal Paragraph content: ``& < >`` escaped (so no tag, entity, image
+    or link can come from data) and control characters blanked."""
+    return (
+        str(text).translate(_CONTROL)
+        .replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    )
 
 
 def _styles() -> dict[str, ParagraphStyle]:
@@ -84,7 +105,7 @@ def _table(data: DataTable, styles: dict[str, ParagraphStyle]) -> Flowable:
     regular, bold = _fonts()
     header = [c.title for c in data.columns]
     body = [
-        [Paragraph(escape(cell(v, c)), styles["small"]) if c.fmt is None else cell(v, c)
+        [Paragraph(pdf_escape(cell(v, c)), styles["small"]) if c.fmt is None else cell(v, c)
          for v, c in zip(row, data.columns, strict=True)]
         for row in data.rows
     ]
@@ -148,34 +169,34 @@ def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flo
         rendered = report_charts(report)
     figs = {c.name: c.drawing for c in rendered}
     story: list[Flowable] = [
-        Paragraph(m.title, styles["title"]),
+        Paragraph(pdf_escape(m.title), styles["title"]),
         Paragraph(
-            f"Period <b>{m.period}</b> ({m.period_start} – {m.period_end}) · vs "
-            f"{m.previous_period} (PoP) and {m.year_ago_period} (YoY) · attribution model "
-            f"<b>{m.model}</b> · {m.currency} · generated "
-            f"{m.generated_at.strftime('%Y-%m-%d %H:%M UTC')}",
+            f"Period <b>{pdf_escape(m.period)}</b> ({m.period_start} – {m.period_end}) · vs "
+            f"{pdf_escape(m.previous_period)} (PoP) and {pdf_escape(m.year_ago_period)} (YoY)"
+            f" · attribution model <b>{pdf_escape(m.model)}</b> · {pdf_escape(m.currency)} · "
+            f"generated {m.generated_at.strftime('%Y-%m-%d %H:%M UTC')}",
             styles["body"],
         ),
-        Paragraph(escape(model_statement(m)), styles["body"]),
+        Paragraph(pdf_escape(model_statement(m)), styles["body"]),
         Spacer(1, 6),
     ]
     banner = partial_banner(m)
     if banner:
-        story += [Paragraph(f"⚠ {escape(banner)}", styles["partial"]), Spacer(1, 6)]
-    story += [Paragraph(f"Note: {escape(n)}", styles["note"]) for n in report.notes]
+        story += [Paragraph(f"⚠ {pdf_escape(banner)}", styles["partial"]), Spacer(1, 6)]
+    story += [Paragraph(f"Note: {pdf_escape(n)}", styles["note"]) for n in report.notes]
     story += [Paragraph("Headline KPIs", styles["h2"]), _headline(report, styles)]
     story += [
-        Paragraph(f"<b>{escape(f.label)}</b>: {escape(f.source)}", styles["small"])
+        Paragraph(f"<b>{pdf_escape(f.label)}</b>: {pdf_escape(f.source)}", styles["small"])
         for f in report.footnotes
     ]
     if report.recommendations:
         story += [Paragraph("Recommendations", styles["h2"]),
-                  Paragraph(RECOMMENDATION_LABEL, styles["note"]), Spacer(1, 4)]
+                  Paragraph(pdf_escape(RECOMMENDATION_LABEL), styles["note"]), Spacer(1, 4)]
         story += [
             Paragraph(
-                f"• <b>{escape(recommendation_headline(r))}</b> · confidence "
-                f"{r.confidence.value} — {escape(r.reason)} <i>(ROAS by model: "
-                f"{escape(roas_summary(r.roas_by_model)) or 'n/a'})</i>",
+                f"• <b>{pdf_escape(recommendation_headline(r))}</b> · confidence "
+                f"{pdf_escape(r.confidence.value)} — {pdf_escape(r.reason)} <i>(ROAS by model: "
+                f"{pdf_escape(roas_summary(r.roas_by_model)) or 'n/a'})</i>",
                 styles["body"],
             )
             for r in report.recommendations
@@ -183,14 +204,14 @@ def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flo
     story.append(PageBreak())
 
     def section(title: str, names: list[str], chart: str | None = None) -> None:
-        parts: list[Flowable] = [Paragraph(title, styles["h2"])]
+        parts: list[Flowable] = [Paragraph(pdf_escape(title), styles["h2"])]
         if chart and chart in figs:
             parts.append(figs.pop(chart))
         story.append(KeepTogether(parts))
         for name in names:
             data = t[name]
             if len(names) > 1:
-                story.append(Paragraph(data.title, styles["h3"]))
+                story.append(Paragraph(pdf_escape(data.title), styles["h3"]))
             story.append(_table(data, styles) if data.rows
                          else Paragraph("None.", styles["small"]))
 
@@ -208,6 +229,18 @@ def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flo
     for name in [k for k in figs if k.startswith("trend_")]:
         story.append(KeepTogether([figs.pop(name)]))
     return story
+
+
+@contextmanager
+def _no_remote_resources() -> Iterator[None]:
+    """reportlab fetches ``http:``/``file:`` images only from ``rl_config.trustedHosts``:
+    none while a report is built (fonts are read by path, not through it)."""
+    saved = rl_config.trustedHosts
+    rl_config.trustedHosts = None
+    try:
+        yield
+    finally:
+        rl_config.trustedHosts = saved
 
 
 def write_pdf(report: Report, path: Path, rendered: list[Chart] | None = None) -> Path:
@@ -229,5 +262,6 @@ def write_pdf(report: Report, path: Path, rendered: list[Chart] | None = None) -
         )
         canvas.restoreState()  # type: ignore[attr-defined]
 
-    doc.build(build_story(report, rendered), onFirstPage=footer, onLaterPages=footer)
+    with _no_remote_resources():
+        doc.build(build_story(report, rendered), onFirstPage=footer, onLaterPages=footer)
     return path
