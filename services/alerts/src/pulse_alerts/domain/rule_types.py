@@ -106,11 +106,11 @@ class ChangeRule(RuleBase):
                        {"baseline": base, "change_pct": change_pct})
 
 
-@rule_type
-class ZScoreRule(RuleBase):
-    """Deviation from the mean of the last ``window`` periods, in standard deviations."""
+class _DeviationRule(RuleBase):
+    """Fires when the value deviates from a baseline of the last ``window`` periods by more
+    than ``threshold`` standard deviations; subclasses say how the baseline is computed.
+    Not registered itself: it has no ``type``."""
 
-    type: Literal["zscore"]
     direction: Direction = "any"
     threshold: float = Field(default=3.0, gt=0)
     window: int = Field(default=28, ge=3, le=366)
@@ -120,13 +120,16 @@ class ZScoreRule(RuleBase):
     def history_periods(self) -> int:
         return self.window
 
+    def baseline(self, values: list[float]) -> tuple[float, float]:
+        """(mean, standard deviation) of the history."""
+        raise NotImplementedError
+
     def evaluate(self, snapshot: KpiSnapshot, ctx: EvalContext) -> Observation | None:
         value = snapshot.value
         values = _clean(ctx.history, self.window)
         if value is None or not finite(value) or len(values) < self.min_periods:
             return None
-        mean = sum(values) / len(values)
-        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        mean, std = self.baseline(values)
         score = _score(value, mean, std)
         breaching = _directional(self.direction, score, self.threshold)
         return observe(self, snapshot, breaching, value, self.threshold,
@@ -134,30 +137,26 @@ class ZScoreRule(RuleBase):
 
 
 @rule_type
-class EwmaRule(RuleBase):
+class ZScoreRule(_DeviationRule):
+    """Deviation from the mean of the last ``window`` periods, in standard deviations."""
+
+    type: Literal["zscore"]
+
+    def baseline(self, values: list[float]) -> tuple[float, float]:
+        mean = sum(values) / len(values)
+        return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+@rule_type
+class EwmaRule(_DeviationRule):
     """Deviation from an exponentially weighted moving average (EWM std units)."""
 
     type: Literal["ewma"]
-    direction: Direction = "any"
     alpha: float = Field(default=0.3, gt=0, le=1)
-    threshold: float = Field(default=3.0, gt=0)
     window: int = Field(default=60, ge=3, le=366)
-    min_periods: int = Field(default=7, ge=3)
 
-    @property
-    def history_periods(self) -> int:
-        return self.window
-
-    def evaluate(self, snapshot: KpiSnapshot, ctx: EvalContext) -> Observation | None:
-        value = snapshot.value
-        values = _clean(ctx.history, self.window)
-        if value is None or not finite(value) or len(values) < self.min_periods:
-            return None
-        mean, std = ewma_stats(values, self.alpha)
-        score = _score(value, mean, std)
-        breaching = _directional(self.direction, score, self.threshold)
-        return observe(self, snapshot, breaching, value, self.threshold,
-                       {"baseline": mean, "zscore": score})
+    def baseline(self, values: list[float]) -> tuple[float, float]:
+        return ewma_stats(values, self.alpha)
 
 
 @rule_type
