@@ -1,7 +1,11 @@
-"""No raw e-mail address or personal name reaches ClickHouse.
+"""No raw e-mail address, phone number or personal name reaches ClickHouse.
 
-Raw rows carrying e-mails, names and phone numbers (in the contact fields, in free-text
-fields and as extra columns) plus the HubSpot/Stripe CSV exports go through the real
+The detector (pulse_shared.privacy) on disguised identifiers and look-alikes; a property
+test sending generated disguised identifiers in every text field of every input kind
+through ingest and the embedded pipeline, then scanning every String column; the
+canonical fast path refusing batches with PII. And on real servers (marked): raw rows
+carrying e-mails, names and phone numbers (in the contact fields, in free-text fields and
+as extra columns) plus the HubSpot/Stripe CSV exports go through the real
 pipeline — ingest API → Kafka → attribution and KPI consumers → ClickHouse — on a
 DEDICATED broker and server (so the scan sees only this run's data); then every
 String/Map/Array column of every table is scanned."""
@@ -9,6 +13,7 @@ String/Map/Array column of every table is scanned."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 import time
 import uuid
@@ -18,15 +23,24 @@ from typing import Any
 
 import httpx
 import pytest
+from faststream.kafka import TestKafkaBroker
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from phonenumbers import Leniency, PhoneNumberMatcher
 
+from pulse_ingest.domain.normalize import KINDS, text_fields
+from pulse_ingest.service import IngestService
+from pulse_ingest.settings import IngestSettings
+from pulse_shared import privacy
 from pulse_shared.bus import Bus, make_broker
+from pulse_shared.canonical import canonical_insert
+from pulse_shared.events import Channel, Touchpoint, TouchType
 from pulse_shared.schema.migrations import migrate
+from pulse_shared.store import Store
 from pulse_shared.store.server import ServerStore
 from pulse_shared.topics import all_topic_names
 from pulse_testinfra.clickhouse import ClickHouseServer
 from pulse_testinfra.kafka import KafkaBroker
-
-pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.timeout(240)]
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 EMAIL_RE = r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
@@ -118,6 +132,9 @@ def text_columns(store: ServerStore) -> list[tuple[str, str, str]]:
         "OR type LIKE '%JSON%')")]
 
 
+@pytest.mark.kafka
+@pytest.mark.clickhouse
+@pytest.mark.timeout(240)
 async def test_no_raw_email_or_name_in_any_clickhouse_table(
     pii_servers: tuple[KafkaBroker, ClickHouseServer], pipeline: ServerStore
 ) -> None:
@@ -194,3 +211,236 @@ def scan(store: ServerStore) -> tuple[list[tuple[str, str, str, str]], int]:
         scanned += int(store.query_value(f"SELECT count() FROM `{table}`") or 0)
         hits.extend((table, column, ctype, r["v"][:200]) for r in rows)
     return hits, scanned
+
+
+# -- The detector --------------------------------------------------------------------------
+
+SALT = "pii-property-salt-0123456789"
+ISSUE_FORMS = [  # issue 15: each was stored raw
+    "jane%40acme.example", "jane\uff20acme.example", "jane@ex\u00e4mple.de", "jane@localhost",
+    "mailto:jane&#64;acme.example", "call +1-555-867-5309",
+]
+MORE_DISGUISES = [
+    "jane%2540acme.example", "jane&commat;acme.example", "MAILTO:Jane@Acme.Example",
+    "\uff4a\uff41\uff4e\uff45\uff20\uff41\uff43\uff4d\uff45.example", "jane@xn--exmple-cua.de",
+    "x jane.doe+tag@sub.acme.co.uk y", "tel:%2B15558675309", "+44 20 7946 0958",
+    "011 44 20 7946 0958", "(415) 555-2671", "1-555-867-5309", "555.867.5309",
+    "call \uff14\uff11\uff15-\uff15\uff15\uff15-\uff12\uff16\uff17\uff11", "+14155552671",
+    "tel:+1&#32;555&#32;867&#32;5309",
+]
+NOT_PII = [
+    # ids, amounts, dates, times, ISO weeks and labels: never taken for a phone or an address
+    "2026-11-25", "2026-W48", "2026-Q4", "2026-11", "2026-11-25T10:00:00Z", "2026-11-25 10:30:00",
+    "1234567890", "4155552671", "c-6208717303", "INV-2026-000123", "1732550400",
+    "12345678.90", "1,234,567.89", "1.234.567,89 EUR", "spend 2034567.00 USD", "+12.5%",
+    "order 20261125", "acct-00042", "a3f4155552671bcdef", "0x4155552671", "555-0100",
+    "192.168.100.200", "v1.2.3.4", "12 345 678", "2026-11-01/2026-11-30",
+    "logo@2x", "@acme", "100% off", "red+shoes", "Q4 2026", "google", "cpc",
+    "[email:4a5b6c7d8e9f]", "[phone:0123456789ab]",
+]
+
+
+@pytest.mark.parametrize("text", ISSUE_FORMS + MORE_DISGUISES)
+def test_disguised_identifiers_are_found_and_replaced_by_tokens(text: str) -> None:
+    assert privacy.contains_pii(text)
+    scrubbed = privacy.scrub_text(text, SALT)
+    assert not privacy.contains_pii(scrubbed)
+    assert re.search(r"\[(email|phone):[0-9a-f]{12}\]", scrubbed)
+    assert privacy.scrub_text(scrubbed, SALT) == scrubbed  # tokens are not PII themselves
+
+
+@pytest.mark.parametrize("text", NOT_PII)
+def test_ids_amounts_dates_and_labels_are_not_pii(text: str) -> None:
+    assert not privacy.contains_pii(text)
+    assert privacy.scrub_text(text, SALT) == text
+
+
+def test_one_person_gets_one_token_however_written() -> None:
+    plain = privacy.scrub_text("jane@acme.example", SALT)
+    for disguised in ("jane%40acme.example", "mailto:jane&#64;acme.example", "JANE@ACME.EXAMPLE",
+                      "jane\uff20acme.example"):
+        assert privacy.scrub_text(disguised, SALT) == plain
+    # the token is a prefix of the contact_id the address gets, so rows still join
+    contact = privacy.contact_hash("mailto:jane&#64;acme.example", SALT)
+    assert contact == privacy.hash_identifier("jane@acme.example", SALT)
+    assert plain == f"[email:{contact[:12]}]"
+    phones = {privacy.scrub_text(p, SALT) for p in ("+1-555-867-5309", "(555) 867-5309",
+                                                     "tel:+15558675309", "1-555-867-5309")}
+    assert len(phones) == 1
+    assert privacy.scrub_text("jane@acme.example", "another-salt-0123456789") != plain
+
+
+def test_the_default_region_reads_national_numbers() -> None:
+    assert privacy.contains_pii("020 7946 0958", region="GB")
+    assert not privacy.contains_pii("020 7946 0958", region="US")
+
+
+def test_dead_letter_copies_are_redacted_even_through_json_escapes() -> None:
+    payload = '{"utm_content": "hi jane\\u0040acme.example", "utm_term": "+1 555 867 5309"}'
+    redacted = privacy.redact_pii(payload)
+    assert "jane" not in redacted and "867" not in redacted
+    assert "[redacted-email]" in redacted and "[redacted-phone]" in redacted
+
+
+texts = st.text(alphabet=st.sampled_from(list("0123456789 -.()+x@%&:#/tel4a\uff10\uff20")),
+                max_size=24)
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts)
+def test_the_cheap_pre_check_never_misses_what_the_detector_finds(text: str) -> None:
+    """may_contain_pii is False only where the full detection (without pre-check) finds
+    nothing: what makes the canonical path and the validators' fast path sound."""
+    normal = privacy.normalise(text)
+    unfiltered = bool(privacy._emails(normal)) or any(
+        privacy._plausible(normal, m.start, m.end, m.raw_string, "US")
+        for m in PhoneNumberMatcher(normal, "US", leniency=Leniency.POSSIBLE))
+    if unfiltered:
+        assert privacy.may_contain_pii(text)
+        assert privacy.may_contain_pii("a\x00" + text + "\x00b")  # inside a joined batch
+        assert not privacy.quick_clean(text.encode())
+
+
+# -- Every text field of every input kind, through ingest and the pipeline ------------------
+
+local_parts = st.from_regex(r"[a-z]{3,8}(\.[a-z]{2,6})?", fullmatch=True)
+hosts = st.sampled_from(["acme.example", "ex\u00e4mple.de", "localhost", "mail.acme.co.uk",
+                         "xn--bcher-kva.example"])
+
+
+@st.composite
+def disguised_emails(draw: st.DrawFn) -> tuple[str, str]:
+    """(how it is written, the address)."""
+    address = f"{draw(local_parts)}@{draw(hosts)}"
+    local, host = address.split("@")
+    written = draw(st.sampled_from([
+        address, f"{local}%40{host}", f"{local}%2540{host}", f"{local}\uff20{host}",
+        f"mailto:{local}&#64;{host}", f"{local}&commat;{host}", address.upper(),
+        "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in address),
+    ]))
+    return written, address
+
+
+@st.composite
+def disguised_phones(draw: st.DrawFn) -> tuple[str, str]:
+    exchange = draw(st.integers(200, 999))
+    line = draw(st.integers(0, 9999))
+    national = f"555-{exchange}-{line:04d}"
+    written = draw(st.sampled_from([
+        f"call +1-{national}", f"+1 (555) {exchange} {line:04d}", f"({national[:3]}) {national[4:]}",
+        national.replace("-", "."), f"tel:+1555{exchange}{line:04d}", f"%2B1 {national}",
+        f"tel:+1&#32;{national}", f"+1\u2010{national}",
+    ]))
+    return written, f"{exchange}{line:04d}"
+
+
+def base_rows(tag: str) -> dict[str, dict[str, Any]]:
+    now = dt.datetime.now(dt.UTC)
+    at = (now - dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "touchpoints": {"occurred_at": at, "contact_email": f"{tag}@contact.example",
+                        "channel": "paid_search", "touch_type": "ad_click"},
+        "spend": {"date": (now - dt.timedelta(days=2)).date().isoformat(),
+                  "channel": "paid_search", "amount": "10"},
+        "subscriptions": {"occurred_at": at, "event_type": "subscription_started", "mrr": "10"},
+        "pipeline": {"occurred_at": at, "stage": "lead"},
+        "budgets": {"month": now.strftime("%Y-%m"), "channel": "paid_search", "amount": "100"},
+    }
+
+
+PATTERNED = {"currency", "month", "contact_id"}  # hex hashes, codes and months hold no text
+
+
+def string_cells(store: Store, needles: list[str]) -> list[tuple[str, str]]:
+    """(table, column) of every String cell holding a needle (case-insensitive)."""
+    columns = store.query(
+        "SELECT c.table AS t, c.name AS c FROM system.columns AS c "
+        "INNER JOIN system.tables AS t ON t.database = c.database AND t.name = c.table "
+        "WHERE c.database = currentDatabase() AND c.type LIKE '%String%' "
+        "AND t.engine NOT IN ('View', 'MaterializedView')")
+    hits = []
+    for row in columns:
+        found = store.query_value(
+            "SELECT count() FROM {t:Identifier} WHERE multiSearchAnyCaseInsensitive("
+            "toString({c:Identifier}), {n:Array(String)})",
+            {"t": row["t"], "c": row["c"], "n": needles})
+        if found:
+            hits.append((row["t"], row["c"]))
+    return hits
+
+
+@pytest.fixture
+async def embedded_pipeline(embedded_store: Store) -> AsyncIterator[IngestService]:
+    from pulse_attribution.main import build as build_attribution
+    from pulse_kpi.main import build as build_kpi
+
+    broker = make_broker(None, client_id="pulse-pii-property")
+    components: list[Any] = [
+        build_attribution(embedded_store, Bus(broker, "attribution", in_memory=True)),
+        build_kpi(embedded_store, Bus(broker, "kpi", in_memory=True)),
+    ]
+    for component in components:
+        broker.include_router(component.router)
+    async with TestKafkaBroker(broker):
+        for component in components:
+            await component.start()
+        try:
+            yield IngestService(Bus(broker, "ingest", in_memory=True),
+                                IngestSettings(pii_salt=SALT, auth_required=False))
+        finally:
+            for component in reversed(components):
+                await component.stop()
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(identifiers=st.lists(st.one_of(disguised_emails(), disguised_phones()),
+                            min_size=1, max_size=3))
+async def test_no_disguised_identifier_reaches_any_string_column(
+    embedded_pipeline: IngestService, embedded_store: Store,
+    identifiers: list[tuple[str, str]],
+) -> None:
+    service = embedded_pipeline
+    tag = f"pp{uuid.uuid4().hex[:10]}"
+    for kind, base in base_rows(tag).items():
+        row = dict(base)
+        for i, field in enumerate(sorted(text_fields(kind) - PATTERNED)):
+            written, _ = identifiers[i % len(identifiers)]
+            row[field] = f"{field[:3]}-{tag} {written}"
+        result = await service.ingest(kind, [row], source="pii-property")
+        assert (result.accepted, result.rejected) == (1, []), (kind, result.rejected)
+    assert set(base_rows(tag)) == set(KINDS)  # every input kind was sent
+    # The rows arrived (the scan finds the tag) and hold tokens, not identifiers.
+    assert string_cells(embedded_store, [tag]), "nothing stored: the scan would prove nothing"
+    needles = sorted({n for written, core in identifiers
+                      for n in (written, privacy.normalise(written), core)})
+    assert string_cells(embedded_store, needles) == []
+    stored = embedded_store.query_value(
+        "SELECT any(utm_content) FROM touchpoints WHERE account_id LIKE {p:String}",
+        {"p": f"%{tag}%"})
+    assert re.search(r"\[(email|phone):[0-9a-f]{12}\]", stored)
+
+
+# -- The canonical fast path ----------------------------------------------------------------
+
+
+def test_the_canonical_path_sends_batches_with_pii_to_the_pydantic_path() -> None:
+    insert = canonical_insert(Touchpoint, "touchpoints")
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
+
+    def line(**fields: str) -> bytes:
+        event = Touchpoint.model_construct(
+            event_id="e1", occurred_at=at, account_id="A",
+            contact_id=privacy.hash_identifier("c@x.example", SALT), channel=Channel.PAID_SEARCH,
+            source="google", medium="cpc", campaign_id="spring 2026-05", touch_type=TouchType.AD_CLICK,
+            utm_source="", utm_medium="", utm_campaign="", utm_term="", utm_content="",
+            cost=None, currency="USD")
+        return event.model_copy(update=fields).to_json()
+
+    clean = [line(), line(utm_content="c-6208717303 2026-11-25 12345678.90")]
+    assert insert.lines(clean) is not None
+    for value in ("call 555 867 5309", "call +1-555-867-5309", "jane%40acme.example",
+                  "jane\uff20acme.example"):
+        assert insert.lines([*clean, line(utm_term=value)]) is None, value
+        with pytest.raises(ValueError, match="looks like it holds"):
+            Touchpoint.model_validate_json(line(utm_term=value))

@@ -7,7 +7,10 @@ as strings). For those, a batch can go to ClickHouse as raw JSON lines: an ``INS
 SELECT … FROM input(…)`` parses them server side and ``throwIf`` aborts the whole insert
 unless every row passes conditions *derived from the model* — a deliberately conservative
 subset of what pydantic accepts (no ``@`` at all instead of "no e-mail address", no edge
-whitespace instead of stripping it, no JSON escapes, all fields present). The model's own
+whitespace instead of stripping it, no JSON escapes, all fields present). Phone numbers (and
+disguised addresses) are beyond SQL: :meth:`CanonicalInsert.lines` runs the model's own PII
+detector on the free-text fields first (a cheap pre-check over the whole batch, the full
+one only on values the pre-check flags) and sends a batch holding any to the pydantic path. The model's own
 checks are mirrored exactly where they are not a formatting question: the characters
 :func:`~pulse_shared.events.visible` forbids (one character class built from the same
 predicate), and the :class:`~pulse_shared.events.InWindow` time window, whose bounds are
@@ -41,11 +44,13 @@ from pulse_shared.events import (
     InWindow,
     event_window,
     is_forbidden_char,
+    no_raw_pii,
     to_utc,
 )
+from pulse_shared.privacy import contains_pii, quick_clean
 
 #: Model-level validators whose effect the conditions below reproduce conservatively.
-KNOWN_MODEL_VALIDATORS = frozenset({"_no_raw_email"})
+KNOWN_MODEL_VALIDATORS: frozenset[str] = frozenset()
 #: Printable ASCII except ``@``: the first and last character of a stripped string.
 _EDGE = "[!-?A-~]"
 _DATETIME = (
@@ -92,6 +97,8 @@ class CanonicalColumn:
     window: str | None = None  # InWindow horizon, checked against the window of the insert
     visible_allow: str | None = None  # no forbidden character but these (VISIBLE_ALLOW)
     nullable: bool = False
+    #: Checked by :func:`~pulse_shared.events.no_raw_pii` (mirrored by ``lines``).
+    pii_scan: bool = False
 
     def window_condition(self, window: EventWindow) -> str:
         """The value lies in ``window`` (for the column's horizon), as pydantic checks it.
@@ -183,8 +190,8 @@ def _string_conditions(name: str, constraints: list[StringConstraints]) -> list[
 def _column(name: str, field: Any) -> CanonicalColumn:
     base, meta, nullable = _metadata(field.annotation, field.metadata)
     validators = [m.func for m in meta if isinstance(m, AfterValidator)]
-    if any(v is not to_utc and v not in VISIBLE_ALLOW and not isinstance(v, InWindow)
-           for v in validators):
+    if any(v is not to_utc and v is not no_raw_pii and v not in VISIBLE_ALLOW
+           and not isinstance(v, InWindow) for v in validators):
         raise UnsupportedModel(f"{name}: custom validator")
     window = next((v.horizon for v in validators if isinstance(v, InWindow)), None)
     visible = next((VISIBLE_ALLOW[v] for v in validators if v in VISIBLE_ALLOW), None)
@@ -193,11 +200,15 @@ def _column(name: str, field: Any) -> CanonicalColumn:
     conds: list[str]
     input_type = "String"
     select = name
+    string_constraints = [m for m in meta if isinstance(m, StringConstraints)]
+    pii_scan = no_raw_pii in validators
+    if pii_scan and base is not str:
+        raise UnsupportedModel(f"{name}: PII validator on an unexpected type")
     if isinstance(base, type) and issubclass(base, Enum):
         values = ", ".join(sql_string(str(m.value)) for m in base)
         conds = [f"{name} IN ({values})"]
     elif base is str:
-        conds = _string_conditions(name, [m for m in meta if isinstance(m, StringConstraints)])
+        conds = _string_conditions(name, string_constraints)
     elif base in (AwareDatetime, dt.datetime) and to_utc in validators:
         # Only UTC 'Z' timestamps; the date must survive parsing (no 30 February).
         conds = [
@@ -226,7 +237,9 @@ def _column(name: str, field: Any) -> CanonicalColumn:
         conds = [f"({name} IS NULL OR ({' AND '.join(conds)}))"]
         select = f"if({name} IS NULL, NULL, {select})"
     # No alias: WHERE must see the input column, not the converted one of the same name.
-    return CanonicalColumn(name, input_type, select, tuple(conds), window, visible, nullable)
+    return CanonicalColumn(
+        name, input_type, select, tuple(conds), window, visible, nullable, pii_scan
+    )
 
 
 @dataclass(frozen=True)
@@ -280,7 +293,8 @@ class CanonicalInsert:
         """The batch as JSON lines if it can try the canonical path, else ``None``.
 
         Cheap whole-buffer checks (C speed): bytes only, valid UTF-8, no escapes (so no
-        string can hide a quote or a key), one record per line, one object per record.
+        string can hide a quote or a key), one record per line, one object per record;
+        then no free-text value in which the model's validator would find PII.
         """
         if not values or not all(isinstance(v, bytes) for v in values):
             return None
@@ -296,7 +310,25 @@ class CanonicalInsert:
             data.decode("utf-8")
         except UnicodeDecodeError:
             return None
+        if self._holds_pii(data):
+            return None
         return data
+
+    def _holds_pii(self, data: bytes) -> bool:
+        """Would the model's PII validator refuse a record? Values appear verbatim (no
+        escapes, no edge whitespace), so they are exactly what pydantic checks."""
+        pattern = _text_values_pattern(self.pii_columns)
+        if pattern is None:
+            return False
+        values = pattern.findall(data)
+        # One C-speed pre-check over all values; the full check only on flagged ones.
+        if quick_clean(b"\x00".join(values)):
+            return False
+        return any(not quick_clean(v) and contains_pii(v.decode()) for v in values)
+
+    @functools.cached_property
+    def pii_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.pii_scan)
 
 
 def field_values(lines: bytes, name: str) -> list[str]:
@@ -306,6 +338,15 @@ def field_values(lines: bytes, name: str) -> list[str]:
     record has it exactly once.
     """
     return [v.decode() for v in _field_pattern(name).findall(lines)]
+
+
+@functools.cache
+def _text_values_pattern(names: tuple[str, ...]) -> re.Pattern[bytes] | None:
+    """Every value of these string fields in canonical lines, in one pass."""
+    if not names:
+        return None
+    keys = b"|".join(re.escape(n.encode()) for n in names)
+    return re.compile(b'"(?:' + keys + b')":"([^"]*)"')
 
 
 @functools.cache

@@ -5,9 +5,14 @@ Rules applied to every row, whatever the format it came in:
 * Only the fields of the kind's event model (plus a few documented aliases) are kept;
   everything else — names, phone numbers, notes, any free text — is dropped.
 * Touchpoint contacts: ``contact_id`` that is already a SHA-256 hex is kept; any other
-  identifier (``contact_id``, ``contact_email``, ``email``) is hashed with the salt.
-* An e-mail address appearing in any other kept string field is replaced by its salted
-  hash, so a raw address can never leave ingest, even by mistake.
+  identifier (``contact_id``, ``contact_email``, ``email``) is hashed with the salt (an
+  e-mail address or phone number, even disguised, as its canonical form:
+  :func:`pulse_shared.privacy.contact_hash`).
+* Every other kept string field (whatever the model's fields are, so a new one is covered)
+  has each e-mail address and phone number it holds, disguised or not (``%40``, ``＠``,
+  ``&#64;``, ``mailto:``, IDN, ``+1-555-…``), replaced by a salted token such as
+  ``[email:3f2a…]`` (:func:`pulse_shared.privacy.scrub_text`), so raw PII can never leave
+  ingest, even by mistake, and rows of one person still join.
 * Empty strings mean "not given" (CSV cells); naive timestamps and plain dates are read as
   UTC; channel and enum values are case-insensitive, with common aliases (``cpc`` …).
 * Missing ``event_id`` → a deterministic content hash of the *normalised* event, so a
@@ -18,6 +23,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,14 +40,13 @@ from pulse_shared.events import (
     TouchType,
     deterministic_event_id,
 )
-from pulse_shared.privacy import hash_identifier, is_hashed
+from pulse_shared.privacy import DEFAULT_PHONE_REGION, contact_hash, is_hashed, scrub_text
 from pulse_shared.topics import Topic
 
 KIND_TOPICS: dict[str, Topic] = topics.BY_INGEST_KIND  # the registry's kind ↔ topic ↔ table
 KINDS: tuple[str, ...] = tuple(KIND_TOPICS)
 
 PLACEHOLDER_ID = "pending"
-EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-']+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 
 CONTACT_FIELDS = ("contact_id", "contact_email", "email", "contact")
 """Where a touchpoint's contact comes from, in this priority (hashed unless already hashed)."""
@@ -156,12 +162,26 @@ def _datetime_value(value: Any) -> Any:
     return value
 
 
-def scrub_emails(value: str, salt: str) -> str:
-    """Replace every e-mail address inside ``value`` by its salted hash."""
-    return EMAIL_RE.sub(lambda m: hash_identifier(m.group(0), salt), value)
-
-
 _CONTACT = "__contact__"
+
+
+def _is_text(annotation: Any) -> bool:
+    """A string field (ids, labels, free text), through ``Annotated`` and ``Optional``."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _is_text(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_is_text(a) for a in typing.get_args(annotation))
+    return annotation is str
+
+
+def text_fields(kind: str) -> frozenset[str]:
+    """The kind's model fields holding text: the ones scrubbed of PII (enums, times and
+    amounts are not text; a value with PII there fails validation without being echoed)."""
+    fields = KIND_TOPICS[kind].model.model_fields
+    return frozenset(name for name, f in fields.items() if _is_text(f.annotation))
+
+
+_TEXT_FIELDS: dict[str, frozenset[str]] = {kind: text_fields(kind) for kind in KIND_TOPICS}
 
 
 def _targets(kind: str) -> dict[str, str]:
@@ -183,12 +203,18 @@ MAX_IGNORED_REPORTED = 50
 
 
 def prepare_row(
-    kind: str, row: Mapping[str, Any], salt: str, ignored: set[str] | None = None
+    kind: str,
+    row: Mapping[str, Any],
+    salt: str,
+    ignored: set[str] | None = None,
+    region: str = DEFAULT_PHONE_REGION,
 ) -> dict[str, Any]:
-    """Map a raw row onto the kind's model fields (no validation yet).
+    """Map a raw row onto the kind's model fields (no validation yet), PII replaced by
+    tokens (phone numbers without a country code read as ``region``'s).
 
     Names of dropped input fields are added to ``ignored`` (values never are)."""
     targets = _TARGETS[kind]
+    texts = _TEXT_FIELDS[kind]
     out: dict[str, Any] = {}
     contacts: dict[str, Any] = {}
     for raw_key, value in row.items():
@@ -200,7 +226,7 @@ def prepare_row(
             key = targets.get(normal)
             if key is None:  # unknown / free-text / personal fields are dropped
                 if ignored is not None and len(ignored) < MAX_IGNORED_REPORTED:
-                    ignored.add(scrub_emails(normal, salt)[:64])
+                    ignored.add(scrub_text(normal, salt, region)[:64])
                 continue
         else:
             normal = raw_key
@@ -212,17 +238,17 @@ def prepare_row(
         if key == _CONTACT:
             contacts.setdefault(normal, value)
             continue
+        if is_text and key in texts:
+            value = scrub_text(value, salt, region)
         if key in _ENUM_FIELDS:
             value = _enum_value(key, value)
         elif key in _DATETIME_FIELDS:
             value = _datetime_value(value)
-        if isinstance(value, str) and "@" in value:
-            value = scrub_emails(value, salt)
         out.setdefault(key, value)
     if contacts:
         raw = next(contacts[name] for name in CONTACT_FIELDS if name in contacts)
         text = str(raw).strip()
-        out["contact_id"] = text if is_hashed(text) else hash_identifier(text, salt)
+        out["contact_id"] = text if is_hashed(text) else contact_hash(text, salt, region)
     return out
 
 
@@ -235,7 +261,12 @@ def _errors(index: int, exc: ValidationError) -> list[RowError]:
 
 
 def normalise_row(
-    kind: str, row: Any, salt: str, index: int = 0, ignored: set[str] | None = None
+    kind: str,
+    row: Any,
+    salt: str,
+    index: int = 0,
+    ignored: set[str] | None = None,
+    region: str = DEFAULT_PHONE_REGION,
 ) -> Event | list[RowError]:
     """One raw row → an event, or the list of its field errors."""
     if isinstance(row, InvalidRow):
@@ -244,7 +275,7 @@ def normalise_row(
         return [RowError(index, "(row)", f"expected an object, got {type(row).__name__}")]
     model = topic_for(kind).model
     try:
-        prepared = prepare_row(kind, row, salt, ignored)
+        prepared = prepare_row(kind, row, salt, ignored, region)
     except (TypeError, ValueError) as exc:  # defensive: exotic values
         return [RowError(index, "(row)", str(exc))]
     client_id = prepared.get("event_id")
@@ -268,6 +299,7 @@ def normalise_rows(
     salt: str,
     start_index: int = 0,
     indexes: Sequence[int] | None = None,
+    region: str = DEFAULT_PHONE_REGION,
 ) -> NormalisedBatch:
     """Normalise and validate ``rows``; a row's index is ``indexes[i]`` if given, else
     ``start_index + i``."""
@@ -277,7 +309,7 @@ def normalise_rows(
     batch = NormalisedBatch(kind=kind)
     for offset, row in enumerate(rows):
         index = indexes[offset] if indexes is not None else start_index + offset
-        result = normalise_row(kind, row, salt, index, batch.ignored)
+        result = normalise_row(kind, row, salt, index, batch.ignored, region)
         if isinstance(result, list):
             batch.errors.extend(result)
         else:
