@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import json
 import os
 import signal
@@ -30,6 +29,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from pulse_ingest.settings import hash_api_key
 from pulse_shared.topics import SPEND, all_topic_names
 from pulse_testinfra import free_port
 
@@ -87,13 +87,16 @@ def services(
     env.update(
         PULSE_KAFKA_BOOTSTRAP=kafka_broker.bootstrap_servers,
         PULSE_CLICKHOUSE_URL=clickhouse_server.url,
+        # Services refuse an empty (placeholder) ClickHouse password at start-up.
+        PULSE_CLICKHOUSE_USER=clickhouse_server.writer_user,
+        PULSE_CLICKHOUSE_PASSWORD=clickhouse_server.writer_password,
         PULSE_CONSUMER_GROUP_PREFIX=isolated_consumer_groups,
         PULSE_DATA_DIR=str(tmp_path / "data"),
         PULSE_INGEST_PORT=str(free_port()),
         PULSE_KPI_PORT=str(free_port()),
         PULSE_INGEST_PII_SALT="acceptance-salt-" + uuid.uuid4().hex,
         PULSE_INGEST_API_KEYS=json.dumps([
-            {"name": "acceptance", "key_sha256": hashlib.sha256(API_KEY.encode()).hexdigest()}
+            {"name": "acceptance", "key_hash": hash_api_key(API_KEY)}
         ]),
     )
     started = {

@@ -35,12 +35,11 @@ def test_users_are_defined_with_passwords_from_the_environment_only() -> None:
         assert str(clickhouse_env[password.attrib["from_env"]]).startswith("${")
 
 
-def test_reader_profile_is_read_only_but_may_set_query_settings() -> None:
+def test_reader_profile_is_read_only_and_may_not_change_settings() -> None:
     profile = tree().find("profiles/pulse_reader")
     assert profile is not None
-    # readonly=2: no writes or DDL; settings such as max_execution_time (which the
-    # Grafana ClickHouse plugin sends on every query) may still be changed.
-    assert profile.findtext("readonly") == "2"
+    # readonly=1: no writes, no DDL, no settings changes (a reader cannot lift its limits).
+    assert profile.findtext("readonly") == "1"
     grants = [q.text for q in tree().findall("users/pulse_reader/grants/query")]
     database = compose()["services"]["ingest"]["environment"]["PULSE_CLICKHOUSE_DATABASE"]
     assert grants == [f"GRANT SELECT ON {database}.*"]
@@ -110,10 +109,11 @@ def test_writer_applies_every_migration_and_reader_only_reads(server: object) ->
     finally:
         writer.close()
 
-    # What Grafana does: SELECT with a per-query setting.
-    ok = run(server, "pulse_reader", READER_PW,
-             "SELECT value FROM kpi_values FINAL WHERE kpi = 'mrr'", max_execution_time="30")
+    ok = run(server, "pulse_reader", READER_PW, "SELECT value FROM kpi_values FINAL WHERE kpi = 'mrr'")
     assert ok.status_code == 200 and ok.text.strip() == "1234.5"
+    # readonly=1: the reader cannot lift its profile's limits, per query or with SET.
+    lifted = run(server, "pulse_reader", READER_PW, "SELECT 1", max_result_rows="0")
+    assert lifted.status_code != 200 and "READONLY" in lifted.text, lifted.text
 
     for sql in (
         "INSERT INTO kpi_values (kpi) VALUES ('x')",

@@ -216,9 +216,11 @@ def test_port_setting_expose_and_env_agree(svc: str) -> None:
     assert str(settings_class(svc).model_fields["port"].default) == port
     env = df.env()
     assert env["PULSE_IMAGE_SERVICE"] == svc and env["PULSE_IMAGE_PORT"] == port
-    assert set(env) - {"PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"} <= (
+    # Docker cannot upper-case SERVICE: PULSE_kpi_HOST (settings names ignore case).
+    assert {n.upper() for n in env} - {"PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"} <= (
         service_env_names(svc) | {"PULSE_DATA_DIR"} | IMAGE_ENV
     )
+    assert env[f"PULSE_{svc}_HOST"] == "0.0.0.0"  # services default to loopback
     (expose,) = df.final("EXPOSE")
     assert expose.args.split() == [port]
 

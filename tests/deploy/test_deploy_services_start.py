@@ -32,6 +32,10 @@ def local_command(svc: str) -> list[str]:
 def service_env(svc: str, port: int, kafka: Any, clickhouse: Any, tmp: Path) -> dict[str, str]:
     """The compose environment, with addresses and secrets of the test servers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
+    # The image's own settings (e.g. PULSE_<svc>_HOST=0.0.0.0; services default to loopback).
+    env.update({k: v for k, v in service_image(svc).env().items()
+                if k.upper().startswith("PULSE_") and not k.startswith("PULSE_IMAGE_")
+                and k != "PULSE_DATA_DIR"})
     for key, value in compose()["services"][svc]["environment"].items():
         if not str(value).startswith("${"):
             env[key] = str(value)

@@ -15,9 +15,9 @@ from pulse_shared.topics import INPUT_TOPICS
 
 SALT = "test-salt-0123456789"
 KEYS = {
-    "full": ("key-full-secret", []),
-    "crm": ("key-crm-secret", ["touchpoints", "pipeline"]),
-    "billing": ("key-billing-secret", ["subscriptions"]),
+    "full": ("key-full-secret-0123456789abcdefghij", []),
+    "crm": ("key-crm-secret-0123456789abcdefghijk", ["touchpoints", "pipeline"]),
+    "billing": ("key-billing-secret-0123456789abcdefg", ["subscriptions"]),
 }
 
 
@@ -25,7 +25,7 @@ def ingest_settings(**overrides: Any) -> IngestSettings:
     values: dict[str, Any] = {
         "pii_salt": SALT,
         "api_keys": [
-            ApiKey(name=name, key_sha256=hash_api_key(key), kinds=kinds)
+            ApiKey(name=name, key_hash=hash_api_key(key), kinds=kinds)
             for name, (key, kinds) in KEYS.items()
         ],
         "max_rows": 10_000,

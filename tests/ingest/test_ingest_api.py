@@ -149,7 +149,7 @@ async def test_health_metrics_and_openapi(service: IngestService) -> None:
         health = await c.get("/health")
         assert health.status_code == 503 and health.json()["checks"]["kafka"] is False
         text = (await c.get("/metrics")).text
-        assert 'pulse_ingest_rows_accepted_total{kind="budgets",source="full"}' in text
+        assert 'pulse_ingest_rows_accepted_total{kind="budgets",source="key-1"}' in text
         assert "pulse_ingest_request_seconds_bucket" in text
         assert "pulse_ingest_publish_seconds_bucket" in text
         spec = (await c.get("/openapi.json")).json()

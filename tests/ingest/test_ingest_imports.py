@@ -203,11 +203,12 @@ def test_cli_hash_key_and_sources() -> None:
     from typer.testing import CliRunner
 
     from pulse_ingest.cli import app
-    from pulse_ingest.settings import hash_api_key
+    from pulse_ingest.settings import verify_api_key
 
     runner = CliRunner()
-    out = runner.invoke(app, ["hash-key", "s3cret"])
-    assert out.exit_code == 0 and out.stdout.strip() == hash_api_key("s3cret")
+    key = "s3cret-0123456789abcdefghijklmnopqrstuvwxyz"
+    out = runner.invoke(app, ["hash-key", key])
+    assert out.exit_code == 0 and verify_api_key(key, out.stdout.strip())
     listed = runner.invoke(app, ["sources"])
     assert all(name in listed.stdout for name in IMPORTS)
 

@@ -34,7 +34,8 @@ INJECTIONS = [
     "a\x00b",
 ]
 
-KEYS = {"full": ("sec-full-key", []), "crm": ("sec-crm-key", ["touchpoints", "pipeline"])}
+KEYS = {"full": ("sec-full-key-0123456789abcdefghijklm", []),
+        "crm": ("sec-crm-key-0123456789abcdefghijklmn", ["touchpoints", "pipeline"])}
 ROWS: dict[str, dict[str, Any]] = {
     "touchpoints": {"occurred_at": "2026-11-20T10:00:00Z", "account_id": "a1",
                     "contact_email": "x@y.com", "channel": "email", "touch_type": "email_open",
@@ -63,7 +64,7 @@ async def ingest() -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, list[byte
         broker.subscriber(topic.name)(make(topic.name))
     settings = IngestSettings(
         pii_salt="security-salt-0123456789",
-        api_keys=[ApiKey(name=n, key_sha256=hash_api_key(k), kinds=kinds)
+        api_keys=[ApiKey(name=n, key_hash=hash_api_key(k), kinds=kinds)
                   for n, (k, kinds) in KEYS.items()],
         publish_timeout_s=5.0,
     )

@@ -21,7 +21,7 @@ from pulse_ingest.main import build_api
 from pulse_ingest.service import IngestService
 from pulse_ingest.settings import ApiKey, IngestSettings, hash_api_key
 
-KEY = "fuzz-key-0123456789"
+KEY = "fuzz-key-0123456789abcdefghijklmnopq"
 HEADERS = {"X-API-Key": KEY}
 def fuzz(n: int) -> settings:
     return settings(max_examples=n, deadline=None, database=None, derandomize=True,
@@ -40,7 +40,7 @@ def api() -> tuple[TestClient, FakeBus]:
     bus = FakeBus()
     settings_ = IngestSettings(
         pii_salt="fuzz-salt-0123456789",
-        api_keys=[ApiKey(name="fuzz", key_sha256=hash_api_key(KEY), kinds=[])],
+        api_keys=[ApiKey(name="fuzz", key_hash=hash_api_key(KEY), kinds=[])],
         max_rows=200, publish_timeout_s=5.0,
     )
     service = IngestService(bus, settings_)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from pulse_ingest.main import build_api
 from pulse_ingest.service import IngestService
 from pulse_ingest.settings import ApiKey, IngestSettings, hash_api_key
 
-KEY = "schemathesis-key-0123456789"
+KEY = "schemathesis-key-0123456789abcdefghij"
 
 
 class FakeBus:
@@ -30,7 +30,7 @@ class FakeBus:
 
 APP = build_api(IngestService(FakeBus(), IngestSettings(  # type: ignore[arg-type]
     pii_salt="schemathesis-salt-0123456789",
-    api_keys=[ApiKey(name="st", key_sha256=hash_api_key(KEY), kinds=[])],
+    api_keys=[ApiKey(name="st", key_hash=hash_api_key(KEY), kinds=[])],
     max_rows=200, publish_timeout_s=5.0,
 )))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)

@@ -33,6 +33,7 @@ class PulseRoot(LazyGroup):
         "kpi": LazySubgroup("pulse_kpi.cli:app", "KPI catalog and values."),
         "alerts": LazySubgroup("pulse_alerts.cli:app", "Alert rules, state and silences."),
         "report": LazySubgroup("pulse_reporting.cli:app", "Weekly, monthly and quarterly reports."),
+        "privacy": LazySubgroup("pulse_cli.privacy:app", "Erase a subject's data; the erasure audit log."),
     }
 
 

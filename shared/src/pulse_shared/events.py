@@ -563,6 +563,26 @@ class ReportReady(Event):
     created_at: StampTime
 
 
+class ErasureSubjectKind(StrEnum):
+    ACCOUNT = "account"
+    CONTACT = "contact"
+
+
+class Erasure(Event):
+    """A subject's rows were erased (``pulse privacy erase``): a tombstone. Consumers must
+    not store records of this subject again (a replay, a late redelivery); the writers of
+    Pulse's tables check the ``erasures`` table (:mod:`pulse_shared.erasure`).
+
+    ``subject`` is the account id, or the contact's salted hash (never the raw address).
+    """
+
+    kind: ClassVar[str] = "erasure"
+    erasure_id: Identifier
+    subject_kind: ErasureSubjectKind
+    subject: Identifier
+    requested_at: StampTime
+
+
 class FieldError(BaseModel):
     """One problem with one field of one record."""
 

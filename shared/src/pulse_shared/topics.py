@@ -83,10 +83,15 @@ REPORT_READY = Topic(
     "report.ready.v1", ev.ReportReady, "report_kind", "Produced reports.",
     table="reports",  # one row per report × format
 )
+ERASURES = Topic(
+    "privacy.erasures.v1", ev.Erasure, "subject",
+    "Tombstones of erased subjects (accounts, contact hashes): never store them again.",
+    table="erasures",  # the audit log the tombstones are published from
+)
 
 INPUT_TOPICS: tuple[Topic, ...] = (TOUCHPOINTS, SPEND, SUBSCRIPTIONS, PIPELINE, BUDGETS)
 ALL_TOPICS: tuple[Topic, ...] = (
-    *INPUT_TOPICS, CREDITS, KPI_SNAPSHOTS, ALERTS, CAMPAIGN_ACTIONS, REPORT_READY,
+    *INPUT_TOPICS, CREDITS, KPI_SNAPSHOTS, ALERTS, CAMPAIGN_ACTIONS, REPORT_READY, ERASURES,
 )
 BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}
 BY_KIND: dict[str, Topic] = {t.model.kind: t for t in ALL_TOPICS}

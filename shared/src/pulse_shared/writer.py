@@ -1,4 +1,8 @@
-"""Writes processed rows to ClickHouse in batches, off the event loop."""
+"""Writes processed rows to ClickHouse in batches, off the event loop.
+
+Rows of erased subjects are dropped before every insert (:mod:`pulse_shared.erasure`): a
+replay or a late redelivery never stores them again.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pulse_shared.canonical import CanonicalInsert
+from pulse_shared.canonical import CanonicalInsert, field_values
+from pulse_shared.erasure import ErasureFilter, erasure_filter
 from pulse_shared.metrics import BATCH_WRITE_SECONDS, ROWS_WRITTEN
 from pulse_shared.store import Store, StoreError, StoreUnavailable
 
@@ -19,11 +24,22 @@ class RowWriter:
         self.store = store
         self.service = service
 
+    @property
+    def erasures(self) -> ErasureFilter:
+        """The store's erased subjects (shared by every writer of the store)."""
+        return erasure_filter(self.store)
+
     async def write(
         self, table: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
     ) -> None:
         if not rows:
             return
+        if self.erasures.applies_to(columns):
+            if self.erasures.stale:
+                await asyncio.to_thread(self.erasures.current)
+            rows = self.erasures.keep(rows, columns)
+            if not rows:
+                return
         started = time.perf_counter()
         await asyncio.to_thread(self.store.insert, table, rows, columns)
         self._confirmed(table, started, len(rows))
@@ -37,6 +53,8 @@ class RowWriter:
         isolates the refused records). ClickHouse being unavailable raises
         :class:`StoreUnavailable`, so the fast path is retried rather than abandoned.
         """
+        if await self._holds_erased(spec, lines):
+            return False  # the record-by-record path drops the erased subjects' rows
         started = time.perf_counter()
         try:
             await asyncio.to_thread(self.store.insert_canonical, spec, lines)
@@ -46,6 +64,22 @@ class RowWriter:
             return False
         self._confirmed(spec.table, started, count)
         return True
+
+    async def _holds_erased(self, spec: CanonicalInsert, lines: bytes) -> bool:
+        if not self.erasures.applies_to(spec.column_names):
+            return False
+        if self.erasures.stale:
+            await asyncio.to_thread(self.erasures.current)
+        erased = self.erasures.current()
+        if not erased:
+            return False
+        names = set(spec.column_names)
+        return any(
+            not subjects.isdisjoint(field_values(lines, column))
+            for column, subjects in (("account_id", erased.accounts),
+                                     ("contact_id", erased.contacts))
+            if column in names and subjects
+        )
 
     def _confirmed(self, table: str, started: float, rows: int) -> None:
         BATCH_WRITE_SECONDS.labels(self.service, table).observe(time.perf_counter() - started)

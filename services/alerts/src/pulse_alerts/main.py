@@ -86,7 +86,12 @@ def run() -> None:
     """Console entry point: uvicorn on ``settings.port``."""
     import uvicorn
 
+    from pulse_shared.config_checks import refuse_insecure_startup, refusing_to_start
+    from pulse_shared.settings import common_settings
+
     settings = AlertsSettings()
+    with refusing_to_start():
+        refuse_insecure_startup(common_settings())
     try:
         app = create_app(settings)
     except RulesError as exc:
@@ -94,4 +99,4 @@ def run() -> None:
         for problem in exc.problems:
             log.error("rules_invalid", problem=problem)
         raise SystemExit(exc.code) from exc
-    uvicorn.run(app, host="0.0.0.0", port=settings.port)
+    uvicorn.run(app, host=settings.host, port=settings.port)

@@ -14,6 +14,10 @@ class AlertsSettings(BaseSettings):
     rules_file: Path | None = Field(
         default=None, description="YAML rules file; unset = the rules shipped in the package."
     )
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address to listen on; the container image sets 0.0.0.0.",
+    )
     port: int = 8003
     tick_interval_s: float = Field(
         default=30.0, gt=0, description="Timer evaluation (freshness, `for`, repeats)."

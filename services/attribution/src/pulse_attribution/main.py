@@ -46,5 +46,11 @@ def create_app(settings: AttributionSettings | None = None) -> AsgiFastStream:
 def run() -> None:
     import uvicorn
 
+    from pulse_shared.config_checks import refuse_insecure_startup, refusing_to_start
+    from pulse_shared.settings import common_settings
+
     settings = AttributionSettings()
-    uvicorn.run(create_app(settings), host="0.0.0.0", port=settings.port)
+    with refusing_to_start():
+        refuse_insecure_startup(common_settings())
+        app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port)

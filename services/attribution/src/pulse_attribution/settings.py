@@ -20,6 +20,10 @@ SERVICE = "attribution"
 class AttributionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PULSE_ATTRIBUTION_", extra="ignore")
 
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address to listen on; the container image sets 0.0.0.0.",
+    )
     port: int = Field(default=8001, description="HTTP port for /health and /metrics.")
     max_records: int = Field(
         default=20000, ge=1, description="Records per consumed batch (bench/pipeline: "

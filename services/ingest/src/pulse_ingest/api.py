@@ -62,7 +62,8 @@ class HttpError(Exception):
 
 @dataclass(frozen=True)
 class Caller:
-    """Who sent the request: the API key's name is the ``source`` label."""
+    """Who sent the request: ``source`` (the metrics label) is the key's non-secret id
+    (``key-N``, its position in PULSE_INGEST_API_KEYS), never its name."""
 
     source: str
     key: ApiKey | None
@@ -180,7 +181,7 @@ def caller(
     if key is None:
         metrics.AUTH_FAILURES.labels("401").inc()
         raise HttpError(401, "unknown API key", {"WWW-Authenticate": "Bearer"})
-    return Caller(source=key.name, key=key)
+    return Caller(source=settings.key_id(key), key=key)
 
 
 AuthDep = Annotated[Caller, Depends(caller)]

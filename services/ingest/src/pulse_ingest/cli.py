@@ -22,7 +22,8 @@ SOURCE_COLUMNS = ("name", "title", "kinds")
 
 @app.command("hash-key")
 def hash_key(key: Annotated[str, typer.Argument(help="The API key to hash.")]) -> None:
-    """Print the SHA-256 to put in PULSE_INGEST_API_KEYS (the key itself is never stored)."""
+    """Print the salted scrypt hash to put in PULSE_INGEST_API_KEYS as "key_hash" (the key
+    itself is never stored); keys shorter than 32 characters or placeholders are refused."""
     from pulse_ingest.settings import hash_api_key
 
     typer.echo(hash_api_key(key))

@@ -87,5 +87,9 @@ def run() -> None:
     """Console entry point ``pulse-ingest``: uvicorn on ``settings.port``."""
     import uvicorn
 
+    from pulse_shared.config_checks import refusing_to_start
+
     settings = IngestSettings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    with refusing_to_start():  # no/weak/placeholder salt, demo mode beside Kafka
+        app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)

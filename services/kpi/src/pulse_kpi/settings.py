@@ -16,6 +16,10 @@ SERVICE = "kpi"
 class KpiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PULSE_KPI_", extra="ignore")
 
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address to listen on; the container image sets 0.0.0.0.",
+    )
     port: int = Field(default=8002, description="HTTP port for /health, /metrics, /asyncapi.")
     gross_margin: float = Field(
         default=0.8, gt=0, le=1, description="Gross margin used by LTV and CAC payback."

@@ -30,14 +30,8 @@ def open_stores(
 ) -> tuple[Store, Store]:
     """(read-only store as the reporting user, writer store for the ``reports`` table)."""
     common = common or common_settings()
-    password = (
-        settings.clickhouse_password.get_secret_value()
-        if settings.clickhouse_password is not None
-        else None
-    )
-    reader = open_store(
-        common, readonly=True, user=settings.clickhouse_user, password=password
-    )
+    user, password = settings.reader_credentials(common)  # refuses the writer's rights
+    reader = open_store(common, readonly=True, user=user, password=password)
     writer = open_store(common)
     return reader, writer
 
@@ -66,5 +60,11 @@ def create_app(settings: ReportingSettings | None = None) -> AsgiFastStream:
 def run() -> None:
     import uvicorn
 
+    from pulse_shared.config_checks import refuse_insecure_startup, refusing_to_start
+    from pulse_shared.settings import common_settings
+
     settings = ReportingSettings()
-    uvicorn.run(create_app(settings), host="0.0.0.0", port=settings.port)
+    with refusing_to_start():
+        refuse_insecure_startup(common_settings())
+        app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port)

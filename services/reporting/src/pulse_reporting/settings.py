@@ -9,6 +9,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pulse_shared.attribution_models import DEFAULT_MODEL
+from pulse_shared.config_checks import ConfigurationError, check_secret
+from pulse_shared.settings import PulseSettings
 
 ALL_FORMATS: tuple[str, ...] = ("md", "html", "pdf", "json", "csv")
 
@@ -21,9 +23,16 @@ class ReportingSettings(BaseSettings):
     output_dir: Path = Field(default=Path("reports"), description="Report files root.")
     timezone: str = Field(default="UTC", description="Time zone of the schedules.")
     clickhouse_user: str | None = Field(
-        default=None, description="Read-only ClickHouse user (None = PULSE_CLICKHOUSE_USER)."
+        default=None, description="Read-only ClickHouse user; required when "
+        "PULSE_CLICKHOUSE_URL is set (embedded chDB has no users).",
     )
-    clickhouse_password: SecretStr | None = None
+    clickhouse_password: SecretStr | None = Field(
+        default=None, description="Password of the read-only user (no placeholders)."
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address to listen on; the container image sets 0.0.0.0.",
+    )
     port: int = 8004
     model: str = Field(
         default=DEFAULT_MODEL,
@@ -42,6 +51,21 @@ class ReportingSettings(BaseSettings):
     )
     path_milestone: str = "won"
     base_url: str = Field(default="", description="Prefix for report links (ReportReady).")
+
+    def reader_credentials(self, common: PulseSettings) -> tuple[str | None, str | None]:
+        """(user, password) of the read-only store. Against a ClickHouse server the
+        read-only user is required: reports never read with the writer's rights."""
+        if common.embedded:
+            return self.clickhouse_user, (
+                self.clickhouse_password.get_secret_value() if self.clickhouse_password else None
+            )
+        if not self.clickhouse_user:
+            raise ConfigurationError(
+                "PULSE_REPORTING_CLICKHOUSE_USER (the read-only ClickHouse user) is required "
+                "when PULSE_CLICKHOUSE_URL is set"
+            )
+        password = self.clickhouse_password.get_secret_value() if self.clickhouse_password else ""
+        return self.clickhouse_user, check_secret("PULSE_REPORTING_CLICKHOUSE_PASSWORD", password)
 
     @field_validator("timezone")
     @classmethod

@@ -7,7 +7,9 @@ was interrupted half-way can simply run again. Applied versions are recorded in
 
 :func:`migrate` is the one runner: ``pulse migrate`` (the deployment's migrate job), the
 CLI's embedded pipeline and every service at start-up (:func:`migrate_on_startup`, the
-hook passed to ``create_service_app``) all apply migrations through it.
+hook passed to ``create_service_app``) all apply migrations through it. After the numbered
+migrations it applies the retention settings as table TTLs
+(:func:`pulse_shared.erasure.apply_retention`: settings, so not a numbered migration).
 """
 
 from __future__ import annotations
@@ -81,6 +83,9 @@ def migrate(
         applied.append(migration)
         if on_applied:
             on_applied(migration)
+    from pulse_shared.erasure import apply_retention
+
+    apply_retention(store)
     return applied
 
 

@@ -1,0 +1,169 @@
+"""``pulse privacy …``: erase a subject (an account or a contact) from every table, and
+show the erasure audit log (:mod:`pulse_shared.erasure`).
+
+Imported when ``pulse privacy`` runs; the store, Kafka and KPI code inside the commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from pulse_cli.errors import UserError
+from pulse_shared.cli_output import FORMAT_HELP, OutputFormat, emit
+
+if TYPE_CHECKING:
+    from pulse_shared.erasure import ErasureResult, Subject
+    from pulse_shared.settings import PulseSettings
+    from pulse_shared.store import Store
+
+app = typer.Typer(help="Erase a subject's data; the erasure audit log.",
+                  no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False)
+
+FormatOption = Annotated[OutputFormat, typer.Option(
+    "--format", help="How to print the outcome: " + FORMAT_HELP)]
+
+
+@contextmanager
+def _store(settings: PulseSettings) -> Iterator[Store]:
+    from pulse_shared.schema.migrations import migrate
+    from pulse_shared.store import open_store
+
+    store = open_store(settings)
+    try:
+        migrate(store)  # the erasures table must exist, even on a fresh data dir
+        yield store
+    finally:
+        store.close()
+
+
+def _contact_salt() -> str:
+    """The PII salt ingest hashes contacts with (the embedded store's local one by default)."""
+    from pulse_cli.ingest_cli import _cli_ingest_settings
+
+    salt: str = _cli_ingest_settings().pii_salt.get_secret_value()
+    if not salt:
+        raise UserError("--contact: no PII salt configured; set PULSE_INGEST_PII_SALT to the "
+                        "salt ingest uses, so the address hashes to its contact_id")
+    return salt
+
+
+def _subject(account_id: str | None, contact: str | None) -> Subject:
+    from pulse_shared.erasure import account_subject, contact_subject
+
+    if (account_id is None) == (contact is None):
+        raise UserError("give exactly one of --account-id or --contact")
+    try:
+        if account_id is not None:
+            return account_subject(account_id)
+        assert contact is not None
+        return contact_subject(contact, _contact_salt())
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+
+
+async def _publish(bootstrap: str, result: ErasureResult) -> None:
+    from pulse_shared.bus import Bus, make_broker
+    from pulse_shared.topics import ERASURES
+
+    broker = make_broker(bootstrap)
+    await broker.connect()
+    try:
+        await Bus(broker, "pulse-cli").publish(ERASURES, [result.event()])
+    finally:
+        await broker.stop()
+
+
+def _recompute_kpis(store: Store, result: ErasureResult) -> str:
+    """Recompute the KPIs of the days the subject's rows were on; what to tell the user."""
+    assert result.first_day is not None and result.end_day is not None
+    span = _span(result.first_day, result.end_day)
+    try:
+        from pulse_kpi.main import recompute_range
+
+        changed = asyncio.run(recompute_range(store, result.first_day, result.end_day))
+    except Exception as exc:  # the erasure stands; the user can finish the recompute
+        return (f"KPIs NOT recomputed ({type(exc).__name__}: {exc}); "
+                f"run: pulse kpi recompute {span}")
+    return f"KPIs recomputed {span}: {changed} values changed"
+
+
+@app.command("erase")
+def erase_command(
+    account_id: Annotated[str | None, typer.Option(
+        "--account-id", metavar="ID", help="Erase this account (its business id).")] = None,
+    contact: Annotated[str | None, typer.Option(
+        "--contact", metavar="EMAIL",
+        help="Erase this contact: an e-mail address (or phone number), hashed with the PII "
+             "salt as ingest does, or its contact_id hash.")] = None,
+    actor: Annotated[str | None, typer.Option(
+        help="Who asks for the erasure, for the audit log (default: the OS user).")] = None,
+    recompute: Annotated[bool, typer.Option(
+        help="Recompute the KPIs of the affected days.")] = True,
+    fmt: FormatOption = OutputFormat.TABLE,
+) -> None:
+    """Remove every row of an account or a contact from every table, record it in the
+    audit log (`erasures`) so replays cannot restore it, publish a tombstone on
+    privacy.erasures.v1 (when Kafka is configured), and print the rows removed per table."""
+    import getpass
+
+    from pulse_shared.erasure import ErasureSettings, erase
+    from pulse_shared.settings import common_settings
+
+    subject = _subject(account_id, contact)
+    settings = common_settings()
+    who = (actor or getpass.getuser()).strip() or "unknown"
+    # Services of a server deployment re-read the erased subjects every refresh_s: wait
+    # that long and delete again (an embedded store has no other writer).
+    settle_s = 0.0 if settings.embedded else ErasureSettings().refresh_s
+    with _store(settings) as store:
+        result = erase(store, subject, who, settle_s=settle_s)
+        notes = [f"erased {subject.kind} {_shown(subject)} (erasure {result.erasure_id}, "
+                 f"by {who}): {sum(result.row_counts.values())} rows"]
+        notes += [f"{table}: {n} daily aggregate rows rebuilt without them"
+                  for table, n in result.rebuilt.items()]
+        if settings.kafka_bootstrap:
+            asyncio.run(_publish(settings.kafka_bootstrap, result))
+            notes.append("tombstone published on privacy.erasures.v1")
+        if result.first_day is not None:
+            if recompute:
+                notes.append(_recompute_kpis(store, result))
+            elif result.end_day is not None:
+                notes.append(f"run: pulse kpi recompute {_span(result.first_day, result.end_day)}")
+    rows = [{"table": t, "rows": n} for t, n in sorted(result.row_counts.items())]
+    emit(rows, ["table", "rows"], fmt.value, title="Rows erased")
+    for note in notes:
+        typer.echo(note, err=True)
+
+
+def _span(first: dt.date, end: dt.date) -> str:
+    """``pulse kpi recompute`` options for the days ``[first, end)``."""
+    return f"--from {first.isoformat()} --to {(end - dt.timedelta(days=1)).isoformat()}"
+
+
+def _shown(subject: Subject) -> str:
+    """How the subject is named in output: a contact only by a prefix of its hash."""
+    return subject.value if subject.kind == "account" else f"{subject.value[:12]}…"
+
+
+@app.command("erasures")
+def erasures_command(
+    limit: Annotated[int, typer.Option(min=1, help="How many (newest first).")] = 50,
+    fmt: FormatOption = OutputFormat.TABLE,
+) -> None:
+    """The erasure audit log: who erased which subject, when, rows per table."""
+    from pulse_shared.erasure import erasure_log
+    from pulse_shared.settings import common_settings
+
+    with _store(common_settings()) as store:
+        entries = erasure_log(store, limit)
+    rows: list[dict[str, Any]] = [
+        {**e, "rows": sum(int(n) for n in (e["row_counts"] or {}).values())} for e in entries
+    ]
+    emit(rows, ["requested_at", "subject_kind", "subject", "actor", "rows", "completed_at"],
+         fmt.value, title="Erasures")

@@ -1,0 +1,87 @@
+"""Start-up refusals of insecure settings: placeholder secrets, demo mode beside real servers.
+
+One function, :func:`check_secret`, decides whether a configured secret (ClickHouse
+passwords, the PII salt, API keys) is usable; every service and CLI command calls it, so
+`.env.example`'s placeholders and the usual guesses are refused everywhere with the same
+one-line message naming the setting. Services call :func:`refuse_insecure_startup` in their
+console entry point (``run()``), before binding a port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pulse_shared.settings import PulseSettings
+
+#: Values (compared case-insensitively, blanks stripped) that are known defaults or
+#: guesses; a secret equal to one of them, or starting with a prefix below, is refused.
+PLACEHOLDER_VALUES = frozenset({
+    "", "changeme", "change-me", "change_me", "password", "passw0rd", "secret", "admin",
+    "default", "pulse", "test", "example", "xxx", "todo",
+})
+PLACEHOLDER_PREFIXES = ("change-me", "changeme", "change_me", "replace-me", "<")
+
+
+class ConfigurationError(RuntimeError):
+    """The service cannot start with these settings (e.g. no PII salt, a placeholder)."""
+
+
+def is_placeholder(value: str) -> bool:
+    """True when ``value`` is empty, a known default/guess, or a `change-me…` placeholder."""
+    folded = value.strip().lower()
+    return folded in PLACEHOLDER_VALUES or folded.startswith(PLACEHOLDER_PREFIXES)
+
+
+def check_secret(setting: str, value: str, *, min_length: int = 0, hint: str = "") -> str:
+    """Return ``value`` unchanged, or raise :class:`ConfigurationError` naming ``setting``
+    when it is a placeholder or shorter than ``min_length`` (surrounding blanks not counted).
+    """
+    how = hint or "e.g. `openssl rand -hex 32`"
+    length = len(value.strip())
+    if length < min_length:
+        raise ConfigurationError(
+            f"{setting} is too weak: {length} characters besides surrounding blanks, "
+            f"at least {min_length} needed ({how})"
+        )
+    if is_placeholder(value):
+        shown = "empty" if not length else "a placeholder"
+        raise ConfigurationError(f"{setting} is {shown}: set a real secret ({how})")
+    return value
+
+
+def check_demo_alone(demo_setting: str, common: PulseSettings) -> None:
+    """Demo mode (no auth, a public salt) is for the embedded stack only: refuse it when a
+    Kafka cluster or a ClickHouse server is configured, naming both settings."""
+    if common.kafka_bootstrap:
+        raise ConfigurationError(
+            f"{demo_setting}=true refuses to run with PULSE_KAFKA_BOOTSTRAP set "
+            "(demo mode has no auth and a public salt): unset one of them"
+        )
+    if common.clickhouse_url:
+        raise ConfigurationError(
+            f"{demo_setting}=true refuses to run with PULSE_CLICKHOUSE_URL set "
+            "(demo mode has no auth and a public salt): unset one of them"
+        )
+
+
+def check_server_credentials(common: PulseSettings) -> None:
+    """A ClickHouse server needs a real password for ``PULSE_CLICKHOUSE_USER`` (embedded
+    chDB has no users)."""
+    if common.clickhouse_url:
+        check_secret("PULSE_CLICKHOUSE_PASSWORD", common.clickhouse_password.get_secret_value())
+
+
+def refuse_insecure_startup(common: PulseSettings) -> None:
+    """The checks every service runs before it listens (raises :class:`ConfigurationError`)."""
+    check_server_credentials(common)
+
+
+@contextmanager
+def refusing_to_start() -> Iterator[None]:
+    """Turn a :class:`ConfigurationError` raised while a service starts into one line on
+    stderr and exit status 1 (no traceback)."""
+    try:
+        yield
+    except ConfigurationError as exc:
+        raise SystemExit(f"configuration: {exc}") from None
