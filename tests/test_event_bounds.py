@@ -29,6 +29,7 @@ from pulse_shared.events import (
     AttributionCredit,
     Budget,
     CampaignAction,
+    Erasure,
     Event,
     InRange,
     InWindow,
@@ -54,6 +55,7 @@ MODEL_TABLES: dict[type[Event], str] = {
     KpiSnapshot: "kpi_values",
     Alert: "alert_events",
     ReportReady: "reports",
+    Erasure: "erasures",
 }
 #: Fields stored under another name: a report's paths become one row per format → path.
 RENAMED: dict[tuple[type[Event], str], str] = {(ReportReady, "paths"): "path"}
@@ -116,6 +118,8 @@ def samples(now: dt.datetime) -> dict[type[Event], dict[str, Any]]:
         CampaignAction: {"action_id": "ac-1", "action": "pause_campaign", "channel": "email",
                          "campaign_id": "c-1", "reason": "r", "source_alert": "al-1",
                          "created_at": now},
+        Erasure: {"erasure_id": "x-1", "subject_kind": "account", "subject": "acct-1",
+                  "requested_at": now},
         ReportReady: {"report_id": "r-1", "report_kind": "weekly", "period": "2026-W48",
                       "paths": {"md": "/reports/r.md"}, "created_at": now},
     }

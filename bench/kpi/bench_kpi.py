@@ -231,6 +231,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="pulse-bench-kpi-"))
     print(f"workdir: {workdir}", flush=True)
     with KafkaBroker(workdir / "kafka") as kafka, ClickHouseServer(workdir / "ch") as ch:
+        # Services refuse an empty (placeholder) ClickHouse password at start-up.
+        os.environ.update(PULSE_CLICKHOUSE_USER=ch.writer_user,
+                          PULSE_CLICKHOUSE_PASSWORD=ch.writer_password)
         kafka.create_topics(all_topic_names())
         store = ServerStore(ch.url)
         migrate(store)

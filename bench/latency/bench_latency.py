@@ -888,6 +888,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="pulse-bench-latency-"))
     print(f"logs: {workdir}", flush=True)
     with KafkaBroker() as kafka, ClickHouseServer() as ch:
+        # Services refuse an empty (placeholder) ClickHouse password at start-up.
+        os.environ.update(PULSE_CLICKHOUSE_USER=ch.writer_user,
+                          PULSE_CLICKHOUSE_PASSWORD=ch.writer_password)
         kafka.create_topics(all_topic_names(), partitions=PARTITIONS)
         store = ServerStore(ch.url)
         try:

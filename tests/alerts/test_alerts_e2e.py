@@ -112,6 +112,9 @@ async def test_breach_one_alert_one_webhook_and_no_duplicate_after_kill(
         **os.environ,
         "PULSE_KAFKA_BOOTSTRAP": kafka_broker.bootstrap_servers,
         "PULSE_CLICKHOUSE_URL": clickhouse_server.url,
+        # The service refuses an empty (placeholder) ClickHouse password at start-up.
+        "PULSE_CLICKHOUSE_USER": clickhouse_server.writer_user,
+        "PULSE_CLICKHOUSE_PASSWORD": clickhouse_server.writer_password,
         "PULSE_ALERTS_RULES_FILE": str(rules_file),
         "PULSE_ALERTS_WEBHOOK_URL": f"http://127.0.0.1:{webhook.port}/hook",
         "PULSE_ALERTS_PORT": str(free_port()),
