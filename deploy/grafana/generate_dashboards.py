@@ -37,9 +37,6 @@ PROMETHEUS = {"type": "prometheus", "uid": "pulse-prometheus"}
 FMT_TIMESERIES = 0
 FMT_TABLE = 1
 
-#: The shared vocabulary: model names and the executive default (the model of the
-#: un-suffixed attribution KPIs the KPI service writes).
-ATTRIBUTION_MODELS: tuple[str, ...] = MODEL_NAMES
 MILESTONES = ("won", "new_subscription", "opportunity", "lead")
 GRAINS = ("week", "day", "month", "quarter")
 #: Lag per service × topic. max by partition first: after a rebalance a replica can keep
@@ -356,8 +353,8 @@ EXECUTIVE_GRAIN_VAR = custom_variable("grain", "Grain", [(g, g) for g in GRAINS]
 #: Opens on the executive default model (position-based), last-touch beside it in the list.
 MODEL_VAR = custom_variable(
     "model", "Attribution model",
-    [(model_label(m), m) for m in ATTRIBUTION_MODELS],
-    current=ATTRIBUTION_MODELS.index(DEFAULT_MODEL),
+    [(model_label(m), m) for m in MODEL_NAMES],
+    current=MODEL_NAMES.index(DEFAULT_MODEL),
 )
 PARTIAL_VAR = custom_variable(
     "partial", "Running period", [("exclude (complete periods only)", "exclude"),

@@ -22,8 +22,9 @@ from enum import StrEnum
 
 from pulse_shared.attribution_models import DEFAULT_MODEL, MODEL_NAMES, label
 from pulse_shared.events import Grain
+from pulse_shared.periods import GRAINS
 
-ALL_GRAINS: tuple[Grain, ...] = (Grain.DAY, Grain.WEEK, Grain.MONTH, Grain.QUARTER)
+ALL_GRAINS: tuple[Grain, ...] = GRAINS
 BUDGET_GRAINS: tuple[Grain, ...] = (Grain.MONTH, Grain.QUARTER)
 ALL_DIMS: tuple[str, ...] = ("all", "channel", "campaign")
 TOTAL_ONLY: tuple[str, ...] = ("all",)

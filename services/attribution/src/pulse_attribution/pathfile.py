@@ -10,8 +10,6 @@ conversions) and ``total_null`` (optional, 0). Output columns:
 from __future__ import annotations
 
 import csv
-import io
-from collections.abc import Iterable
 from pathlib import Path
 
 from pulse_attribution.domain.markov import markov_model
@@ -110,20 +108,3 @@ def run_path_model(
         sresult = shapley_model(table, max_exact=max_exact, samples=samples)
         return sresult.credit, {"shapley_value": [float(x) for x in sresult.shapley_values]}
     return heuristic_model(table, name), {}
-
-
-def format_credit(credit: ChannelCredit, extra: dict[str, list[float]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["channel_name", "total_conversions", "total_conversion_value", *extra])
-    rows: Iterable[int] = range(len(credit.channels))
-    for i in rows:
-        writer.writerow(
-            [
-                credit.channels[i],
-                repr(float(credit.conversions[i])),
-                repr(float(credit.values[i])),
-                *(repr(values[i]) for values in extra.values()),
-            ]
-        )
-    return out.getvalue()

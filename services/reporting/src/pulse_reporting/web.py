@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from pulse_reporting.domain.assemble import ATTRIBUTION_MODELS, assemble_report
+from pulse_reporting.domain.assemble import assemble_report
 from pulse_reporting.domain.model import Report
 from pulse_reporting.domain.periods import (
     BY_GRAIN,
@@ -35,6 +35,7 @@ from pulse_reporting.generate import read_inputs
 from pulse_reporting.metrics import DASHBOARD_REQUESTS
 from pulse_reporting.render.drawing import report_charts
 from pulse_reporting.render.html import _css, _env
+from pulse_shared.attribution_models import MODEL_NAMES
 from pulse_shared.logging import get_logger
 from pulse_shared.periods import period_complete
 
@@ -169,7 +170,7 @@ class Dashboard:
         if grain not in GRAINS:
             raise BadRequest(f"grain must be one of {', '.join(GRAINS)}")
         model = request.query_params.get("model") or self.component.settings.model
-        if model not in ATTRIBUTION_MODELS:
+        if model not in MODEL_NAMES:
             raise BadRequest(f"unknown attribution model {model!r}")
         text = request.query_params.get("period")
         chosen = selected_period(GRAINS[grain], text) if text else None
@@ -249,7 +250,7 @@ def create_dashboard(
             "complete": dash.complete(period),
             "partial_note": dash.partial_note(period),
             "grains": list(GRAINS),
-            "models": list(ATTRIBUTION_MODELS),
+            "models": list(MODEL_NAMES),
             "selectors": True,
             "query": f"grain={grain}&period={period.label}&model={model}",
         }

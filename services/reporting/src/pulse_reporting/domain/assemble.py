@@ -52,9 +52,6 @@ from pulse_shared.attribution_models import (
 from pulse_shared.attribution_models import label as model_label
 from pulse_shared.periods import period_complete
 
-# The executive default (position-based) and the model shown beside it (last touch) come
-# from the one vocabulary; ATTRIBUTION_MODELS stays importable under its old name.
-ATTRIBUTION_MODELS: tuple[str, ...] = MODEL_NAMES
 ATTRIBUTED_KPIS = frozenset({"attributed_pipeline", "attributed_revenue", "roas", "marketing_roi"})
 FUNNEL_STAGES: tuple[tuple[str, str], ...] = (
     ("lead", "leads"),
@@ -369,7 +366,7 @@ def _top_bottom(campaigns: list[DimensionRow]) -> tuple[list[DimensionRow], list
 def shown_models(table: KpiTable, period: str, channels: Sequence[str]) -> list[str]:
     """Attribution models with any result for ``period`` (the report shows these)."""
     return [
-        m for m in ATTRIBUTION_MODELS
+        m for m in MODEL_NAMES
         if table.get("attributed_revenue", period, model=m) is not None
         or any(
             table.get("attributed_revenue", period, "channel", c, model=m) is not None
