@@ -313,6 +313,11 @@ def test_cli_erases_on_the_embedded_store_and_keeps_an_audit_log(tmp_path: Path)
     pipeline.write_text(json.dumps({
         "event_id": "p1", "occurred_at": at[3], "account_id": "acct-A", "stage": "won",
         "amount": 1000, "currency": "USD"}) + "\n")
+    for wrong in ((), ("--account-id", "acct-A", "--contact", "jane@acme.example")):
+        refused = run(tmp_path, "privacy", "erase", *wrong)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.strip().count("\n") == 0, refused.stderr
+        assert "exactly one of --account-id or --contact" in refused.stderr
     for kind, file in (("touchpoints", touches), ("pipeline", pipeline)):
         done = run(tmp_path, "ingest", kind, str(file))
         assert done.returncode == 0, done.stderr

@@ -57,7 +57,8 @@ def _subject(account_id: str | None, contact: str | None) -> Subject:
     from pulse_shared.erasure import account_subject, contact_subject
 
     if (account_id is None) == (contact is None):
-        raise UserError("give exactly one of --account-id or --contact")
+        # A usage error (exit 2), like any other wrong combination of options.
+        raise typer.BadParameter("give exactly one of --account-id or --contact")
     try:
         if account_id is not None:
             return account_subject(account_id)
