@@ -84,6 +84,20 @@ async def build_demo_data(data_dir: Path, reports_dir: Path, now: dt.datetime) -
         return Path(report.paths["html"])
 
 
+def signed_in(app: Any, token: str) -> Any:
+    """``app`` with every request carrying ``token`` (a cmo of the throw-away demo store):
+    headless Chromium's command line cannot sign in, and the pictures show a signed-in
+    page. The dashboard still checks the token like any other."""
+    header = (b"authorization", f"Bearer {token}".encode())
+
+    async def with_token(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "headers": [*scope["headers"], header]}
+        await app(scope, receive, send)
+
+    return with_token
+
+
 def serve_dashboard(
     data_dir: Path, reports_dir: Path, now: dt.datetime
 ) -> tuple[str, Any, threading.Thread]:
@@ -93,6 +107,7 @@ def serve_dashboard(
     from pulse_reporting.main import build
     from pulse_reporting.settings import ReportingSettings
     from pulse_reporting.web import create_dashboard
+    from pulse_shared.auth import UserDirectory
     from pulse_shared.bus import Bus, make_broker
     from pulse_shared.settings import PulseSettings
     from pulse_shared.store import open_store
@@ -102,7 +117,10 @@ def serve_dashboard(
     settings = ReportingSettings(output_dir=reports_dir, schedule_enabled=False)
     component = build(store, Bus(make_broker(None), "reporting"), settings)
     component.clock = lambda: now
-    app = create_dashboard(component, today=lambda: now.date())
+    _, token = UserDirectory(store).add("screenshots", "cmo", created_by="screenshots",
+                                        valid_days=1)
+    app = signed_in(create_dashboard(component, today=lambda: now.date(), host="127.0.0.1"),
+                    token)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="off"))

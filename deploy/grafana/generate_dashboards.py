@@ -1,36 +1,57 @@
-"""Generate the provisioned Grafana dashboards in ``deploy/grafana/dashboards/``.
+"""Generate the Grafana dashboards and their provisioning in ``deploy/grafana/``.
 
-The JSON files are what Grafana loads; this script is their source. Edit the panels here
-and run::
+The JSON and YAML files are what Grafana loads; this script is their source. Edit the
+panels here and run::
 
     .venv/bin/python deploy/grafana/generate_dashboards.py
 
-``tests/deploy/test_deploy_dashboards.py`` fails when the committed JSON differs from this
-output, when a panel's SQL does not run against the migrated schema (every table and
-column must exist), or when a PromQL expression names a metric no Pulse process exposes.
+It writes, from the panels below and the access scopes (:mod:`pulse_shared.access`):
 
-Data sources (provisioning/datasources/datasources.yml):
-* ``pulse-clickhouse``: ClickHouse as the read-only ``pulse_reader``; KPI numbers come
-  only from ``kpi_values`` (read with FINAL), never recomputed here.
-* ``pulse-prometheus``: the services' ``/metrics``.
+* ``dashboards/<role>/*.json``: one folder per persona (Pulse role), loaded by one
+  dashboard provider each (``provisioning/dashboards/pulse.yml``, folder uid
+  ``pulse-<role>``). Each persona's dashboards query ClickHouse through that persona's
+  data source only and keep only the panels its scope allows (tables, KPI families,
+  dimensions); ``deploy/grafana/init_teams.py`` gives each folder to its team.
+* ``provisioning/datasources/datasources.yml``: Prometheus and one ClickHouse data source
+  per role (uid ``pulse-clickhouse-<role>``, ClickHouse user ``grafana_<role>`` holding
+  the role ``pulse_<role>``: ClickHouse itself enforces the scope, docs/clickhouse-roles.md).
+* ``dashboards/*.json``: every panel at full scope (the leadership data source), the
+  source the persona folders are cut from and what ``tests/deploy/test_deploy_dashboards.py``
+  checks: stale JSON, SQL that does not run against the migrated schema, PromQL naming a
+  metric no Pulse process exposes. Grafana does not load these (no provider points here).
+
+KPI numbers come only from ``kpi_values`` (read with FINAL), never recomputed here.
 """
 
 # ruff: noqa: S608 - builds constant dashboard SQL at authoring time; Grafana fills macros.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from pulse_shared.access import SCOPES, Role, Scope, kpi_visible
 from pulse_shared.attribution_models import DEFAULT_MODEL, MODEL_NAMES
 from pulse_shared.attribution_models import label as model_label
 from pulse_shared.kpi_catalog import BY_NAME as KPI_CATALOG
 from pulse_shared.kpi_catalog import Unit
 
-OUT_DIR = Path(__file__).resolve().parent / "dashboards"
+GRAFANA_DIR = Path(__file__).resolve().parent
+OUT_DIR = GRAFANA_DIR / "dashboards"
+PROVISIONING_DIR = GRAFANA_DIR / "provisioning"
 
-CLICKHOUSE = {"type": "grafana-clickhouse-datasource", "uid": "pulse-clickhouse"}
+CLICKHOUSE_TYPE = "grafana-clickhouse-datasource"
+
+
+def clickhouse_uid(role: Role) -> str:
+    return f"pulse-clickhouse-{role.value}"
+
+
+#: The full-scope dashboards (dashboards/*.json) read as leadership (every KPI); each
+#: persona's copy swaps in its own data source.
+CLICKHOUSE = {"type": CLICKHOUSE_TYPE, "uid": clickhouse_uid(Role.CMO)}
 PROMETHEUS = {"type": "prometheus", "uid": "pulse-prometheus"}
 
 # ClickHouse plugin query formats.
@@ -978,10 +999,167 @@ DASHBOARDS = {
 
 
 def render() -> dict[str, str]:
-    """File name → JSON text of every dashboard."""
+    """File name → JSON text of every full-scope dashboard (dashboards/*.json)."""
     return {
         name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
         for name, build in DASHBOARDS.items()
+    }
+
+
+# --------------------------------------------------------------------------- personas
+#: Folder title per persona (Pulse role).
+PERSONA_TITLES = {
+    Role.CMO: "CMO", Role.DIRECTOR: "Director", Role.MARKETING_OPS: "Marketing ops",
+    Role.CX: "Customer experience", Role.PLATFORM: "Platform",
+}
+#: Which dashboards each persona's folder holds (each cut to the persona's scope; one left
+#: with no data panel is not written).
+PERSONA_DASHBOARDS: dict[Role, tuple[str, ...]] = {
+    Role.CMO: ("pulse-executive.json", "pulse-campaigns.json"),
+    Role.DIRECTOR: ("pulse-executive.json", "pulse-campaigns.json"),
+    Role.MARKETING_OPS: ("pulse-executive.json", "pulse-campaigns.json",
+                         "pulse-operations.json"),
+    Role.CX: ("pulse-executive.json",),
+    Role.PLATFORM: ("pulse-operations.json",),
+}
+_TABLE_REF = re.compile(r"\b(?:FROM|JOIN)\s+([a-z_][a-z0-9_]*)", re.IGNORECASE)
+_KPI_LITERAL = re.compile(r"\bkpi\s*=\s*'(\w+)'")
+_KPI_LIST = re.compile(r"\bkpi\s+IN\s*\(([^)]*)\)")
+_KPI_MODEL = re.compile(r"concat\('(\w+)__', '\$\{model\}'\)")
+_KPI_PREFIX = re.compile(r"startsWith\(kpi, '(\w+)'\)")
+_DIMENSION = re.compile(r"\bdimension\s*=\s*'(\w+)'")
+
+
+def sql_reads(sql: str) -> tuple[set[str], set[str], set[str]]:
+    """(tables, KPI names, kpi_values dimensions) a dashboard query reads. KPI names under
+    the model variable count as every model's; a ``startsWith`` prefix as every catalog
+    KPI with it."""
+    tables = {t for t in _TABLE_REF.findall(sql) if t.lower() not in ("select", "input")}
+    kpis = set(_KPI_LITERAL.findall(sql))
+    for group in _KPI_LIST.findall(sql):
+        kpis |= set(re.findall(r"'(\w+)'", group))
+    for base in _KPI_MODEL.findall(sql):
+        kpis |= {base} | {f"{base}__{m}" for m in MODEL_NAMES if f"{base}__{m}" in KPI_CATALOG}
+    for prefix in _KPI_PREFIX.findall(sql):
+        kpis |= {k for k in KPI_CATALOG if k.startswith(prefix)}
+    return tables, kpis, set(_DIMENSION.findall(sql))
+
+
+def allowed(scope: Scope, sql: str) -> bool:
+    """Whether every table, KPI and dimension ``sql`` reads is in ``scope``."""
+    tables, kpis, dimensions = sql_reads(sql)
+    if not tables <= scope.tables:
+        return False
+    if "kpi_values" not in tables:
+        return True
+    if not kpis or not dimensions:  # reads kpi_values without naming what: all of it
+        return scope.all_kpis
+    return all(kpi_visible(scope.role, k, d) for k in kpis for d in dimensions)
+
+
+def _with_datasource(value: Any, uid: str) -> Any:
+    """``value`` with every ClickHouse data source reference pointing at ``uid``."""
+    if isinstance(value, dict):
+        if value.get("type") == CLICKHOUSE_TYPE and "uid" in value:
+            return {**value, "uid": uid}
+        return {k: _with_datasource(v, uid) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_datasource(v, uid) for v in value]
+    return value
+
+
+def persona_dashboard(role: Role, full: dict[str, Any]) -> dict[str, Any] | None:
+    """``full`` cut to ``role``'s scope on its own data source; None without data panels."""
+    scope = SCOPES[role]
+    kept: list[dict[str, Any]] = []
+    for p in full["panels"]:
+        if p["type"] == "row":
+            kept.append(p)
+            continue
+        sqls = [t["rawSql"] for t in p["targets"] if "rawSql" in t]
+        if all(allowed(scope, sql) for sql in sqls):
+            kept.append(p)
+    # Rows left without panels go too.
+    panels = [p for i, p in enumerate(kept) if p["type"] != "row" or (
+        i + 1 < len(kept) and kept[i + 1]["type"] != "row")]
+    if not any(p["type"] != "row" for p in panels):
+        return None
+    variables = [v for v in full["templating"]["list"]
+                 if v["type"] != "query" or allowed(scope, v["query"])]
+    used = json.dumps(panels)
+    variables = [v for v in variables if f"${{{v['name']}" in used or f"${v['name']}" in used]
+    title = full["title"].replace("Pulse · ", f"Pulse · {PERSONA_TITLES[role]} · ")
+    description = (f"{full['description']} Cut to the {PERSONA_TITLES[role]} scope: "
+                   f"{scope.summary}")
+    dash = {**full, "uid": f"{full['uid']}-{role.value}", "title": title,
+            "description": description,
+            "panels": panels, "templating": {"list": variables},
+            "tags": [*full["tags"], f"persona-{role.value}"]}
+    return _with_datasource(dash, clickhouse_uid(role))  # type: ignore[no-any-return]
+
+
+def render_personas() -> dict[str, str]:
+    """``<role>/<file>`` → JSON text of every persona's dashboards."""
+    out: dict[str, str] = {}
+    for role, names in PERSONA_DASHBOARDS.items():
+        for name in names:
+            dash = persona_dashboard(role, DASHBOARDS[name]())
+            if dash is not None:
+                out[f"{role.value}/{name}"] = json.dumps(dash, indent=2,
+                                                         ensure_ascii=False) + "\n"
+    return out
+
+
+# --------------------------------------------------------------------------- provisioning
+def _yaml(header: str, document: dict[str, Any]) -> str:
+    import yaml  # only needed for provisioning (the dev environment has it)
+
+    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+
+
+def render_provisioning() -> dict[str, str]:
+    """Path under provisioning/ → text: data sources and one dashboard provider per
+    persona."""
+    datasources = [{
+        "name": "Prometheus", "uid": PROMETHEUS["uid"], "type": "prometheus",
+        "access": "proxy", "url": "http://prometheus:9090", "isDefault": True,
+        "editable": False, "jsonData": {"timeInterval": "15s"},
+    }]
+    for role in Role:
+        datasources.append({
+            "name": f"ClickHouse · {PERSONA_TITLES[role]}",
+            "uid": clickhouse_uid(role),
+            "type": CLICKHOUSE_TYPE,
+            "editable": False,
+            "jsonData": {"host": "clickhouse", "port": 8123, "protocol": "http",
+                         "secure": False, "username": f"grafana_{role.value}",
+                         "defaultDatabase": "pulse"},
+            "secureJsonData": {
+                "password": f"${{PULSE_CLICKHOUSE_GRAFANA_{role.value.upper()}_PASSWORD}}"},
+        })
+    providers = [{
+        "name": f"pulse-{role.value}", "orgId": 1,
+        "folder": f"Pulse · {PERSONA_TITLES[role]}", "folderUid": f"pulse-{role.value}",
+        "type": "file", "disableDeletion": True, "allowUiUpdates": False,
+        "updateIntervalSeconds": 60,
+        "options": {"path": f"/etc/grafana/dashboards/{role.value}",
+                    "foldersFromFilesStructure": False},
+    } for role in Role]
+    note = "# Generated by deploy/grafana/generate_dashboards.py: edit that, then run it.\n"
+    return {
+        "datasources/datasources.yml": _yaml(
+            note + "# Prometheus, and one ClickHouse data source per Pulse role: user\n"
+            "# grafana_<role> holds the ClickHouse role pulse_<role> (docs/clickhouse-roles.md).\n"
+            "# Passwords are interpolated from Grafana's environment.\n",
+            {"apiVersion": 1,
+             # The single full-data data source (as pulse_reader) of earlier versions:
+             # removed on upgrade, or any Grafana user could still query everything.
+             "deleteDatasources": [{"name": "ClickHouse", "orgId": 1}],
+             "datasources": datasources}),
+        "dashboards/pulse.yml": _yaml(
+            note + "# One folder per persona (uid pulse-<role>) from dashboards/<role>/;\n"
+            "# deploy/grafana/init_teams.py gives each folder to the persona's team.\n",
+            {"apiVersion": 1, "providers": providers}),
     }
 
 
@@ -990,6 +1168,18 @@ def main() -> int:
     for name, text in render().items():
         (OUT_DIR / name).write_text(text, encoding="utf-8")
         print(f"wrote {OUT_DIR / name}")
+    for role in Role:  # a persona left with fewer dashboards drops its stale files
+        for stale in (OUT_DIR / role.value).glob("*.json"):
+            stale.unlink()
+    for name, text in render_personas().items():
+        path = OUT_DIR / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
+    for name, text in render_provisioning().items():
+        path = PROVISIONING_DIR / name
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 

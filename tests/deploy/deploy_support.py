@@ -71,9 +71,17 @@ def service_env_names(svc: str) -> set[str]:
     return {prefix + name.upper() for name in cls.model_fields}
 
 
+def auth_env_names() -> set[str]:
+    """Sign-in settings, read by every service with a guarded HTTP surface."""
+    from pulse_shared.auth.settings import AuthSettings
+
+    prefix = str(AuthSettings.model_config.get("env_prefix", "")).upper()
+    return {prefix + name.upper() for name in AuthSettings.model_fields}
+
+
 def unknown_env(svc: str, names: set[str]) -> set[str]:
-    """PULSE_* names that neither the common nor the service's settings read."""
-    known = common_env_names() | service_env_names(svc)
+    """PULSE_* names that neither the common, the sign-in nor the service's settings read."""
+    known = common_env_names() | auth_env_names() | service_env_names(svc)
     return {n for n in names if n.startswith("PULSE_") and n.upper() not in known}
 
 

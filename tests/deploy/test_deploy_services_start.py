@@ -41,6 +41,9 @@ def service_env(svc: str, port: int, kafka: Any, clickhouse: Any, tmp: Path) -> 
             env[key] = str(value)
     env.update(
         PULSE_KAFKA_BOOTSTRAP=kafka.bootstrap_servers,
+        # The compose broker speaks SASL (tests/test_kafka_security.py); the test broker
+        # is plaintext.
+        PULSE_KAFKA_SECURITY_PROTOCOL="PLAINTEXT",
         PULSE_CLICKHOUSE_URL=clickhouse.url,
         PULSE_CLICKHOUSE_USER=clickhouse.writer_user,
         PULSE_CLICKHOUSE_PASSWORD=clickhouse.writer_password,

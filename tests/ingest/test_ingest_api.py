@@ -152,9 +152,10 @@ async def test_health_metrics_and_openapi(service: IngestService) -> None:
         assert 'pulse_ingest_rows_accepted_total{kind="budgets",source="key-1"}' in text
         assert "pulse_ingest_request_seconds_bucket" in text
         assert "pulse_ingest_publish_seconds_bucket" in text
-        spec = (await c.get("/openapi.json")).json()
+        assert (await c.get("/openapi.json")).status_code == 401  # documents need a key
+        spec = (await c.get("/openapi.json", headers=FULL)).json()
         assert {f"/v1/{k}" for k in ROWS} <= set(spec["paths"])
-        assert (await c.get("/docs")).status_code == 200
+        assert (await c.get("/docs")).status_code == 404  # no interactive pages
 
 
 async def test_unsupported_content_type_is_415(client: httpx.AsyncClient) -> None:
@@ -187,7 +188,7 @@ def test_demo_app_runs_on_the_in_memory_bus() -> None:
 
 
 async def test_openapi_examples_are_accepted(client: httpx.AsyncClient) -> None:
-    spec = (await client.get("/openapi.json")).json()
+    spec = (await client.get("/openapi.json", headers=FULL)).json()
     for kind in ROWS:
         content = spec["paths"][f"/v1/{kind}"]["post"]["requestBody"]["content"]
         for media, body in content.items():

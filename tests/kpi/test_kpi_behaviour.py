@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from auth_support import bearer
 from faststream.kafka import TestKafkaBroker
 
 from pulse_kpi.main import KpiComponent, build
@@ -189,10 +190,12 @@ async def test_app_serves_asyncapi_and_health(
         app = create_app()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://kpi") as client:
-            doc = await client.get("/asyncapi")
+            anonymous = await client.get("/asyncapi")
+            doc = await client.get("/asyncapi", headers=bearer(embedded_store, "platform"))
             metrics = await client.get("/metrics")
     finally:
         common_settings.cache_clear()
+    assert anonymous.status_code == 401  # API documents need a signed-in user
     assert doc.status_code == 200
     assert "kpi.snapshots.v1" in doc.text
     assert "pulse_kpi_recompute_seconds" in metrics.text

@@ -119,3 +119,9 @@ def alert(
 
 def insert_alerts(store: Store, rows: list[dict[str, Any]]) -> None:
     store.insert("alert_events", rows, ALERT_COLUMNS)
+
+
+
+def bearer(token: str) -> dict[str, str]:
+    """Request headers of a signed-in API call (tokens: ``auth_support.issue_token``)."""
+    return {"Authorization": f"Bearer {token}"}

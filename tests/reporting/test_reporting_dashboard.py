@@ -1,6 +1,7 @@
 """Dashboard: JSON API behaviour, and the pages in a real headless Chromium driven by Selenium
-through Debian's chromedriver (numbers on the page equal the API's, no console errors, the
-model selector reloads the view, one screenshot per page)."""
+through Debian's chromedriver (signed in through the sign-in form; numbers on the page equal
+the API's, no console errors, the model selector reloads the view, one screenshot per
+page)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,15 @@ from pulse_testinfra import free_port
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from reporting_fixtures import alert, insert_alerts, insert_kpis, kpi, period_kpis
+from auth_support import issue_token
+from reporting_fixtures import (
+    alert,
+    bearer,
+    insert_alerts,
+    insert_kpis,
+    kpi,
+    period_kpis,
+)
 
 from pulse_reporting.domain.periods import parse_period
 from pulse_reporting.generate import produce_report
@@ -77,9 +86,14 @@ def component(
 
 
 @pytest.fixture(scope="module")
+def token(component: ReportingComponent) -> str:
+    return issue_token(component.store, "cmo")
+
+
+@pytest.fixture(scope="module")
 def base_url(component: ReportingComponent) -> Iterator[str]:
     port = free_port()
-    app = create_dashboard(component, today=lambda: TODAY)
+    app = create_dashboard(component, today=lambda: TODAY, host="127.0.0.1")
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1",
                                            port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -93,8 +107,20 @@ def base_url(component: ReportingComponent) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-def test_api_overview_reads_kpi_values(base_url: str) -> None:
-    data = httpx.get(f"{base_url}/api/overview?{QUERY}", timeout=30).json()
+@pytest.fixture(scope="module")
+def api(base_url: str, token: str) -> Iterator[httpx.Client]:
+    """The dashboard's JSON API as a signed-in cmo (Bearer token)."""
+    with httpx.Client(base_url=base_url, headers=bearer(token), timeout=30) as client:
+        yield client
+
+
+def test_api_needs_a_token(base_url: str) -> None:
+    r = httpx.get(f"{base_url}/api/overview?{QUERY}", timeout=30)
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_api_overview_reads_kpi_values(api: httpx.Client) -> None:
+    data = api.get(f"/api/overview?{QUERY}").json()
     assert data["meta"]["period"] == "2035-02" and data["meta"]["model"] == "linear"
     tiles = {t["kpi"]: t["value"] for t in data["headline"]}
     assert tiles["spend"] == 13000.0
@@ -102,27 +128,31 @@ def test_api_overview_reads_kpi_values(base_url: str) -> None:
     assert [a["alert_id"] for a in data["alerts"]] == ["dash-1"]
 
 
-def test_api_rejects_bad_selection(base_url: str) -> None:
-    assert httpx.get(f"{base_url}/api/overview?grain=year").status_code == 400
-    assert httpx.get(f"{base_url}/api/overview?model=magic").status_code == 400
-    r = httpx.get(f"{base_url}/api/campaigns?grain=month&period=2035-W01")
+def test_api_rejects_bad_selection(api: httpx.Client) -> None:
+    assert api.get("/api/overview?grain=year").status_code == 400
+    assert api.get("/api/overview?model=magic").status_code == 400
+    r = api.get("/api/campaigns?grain=month&period=2035-W01")
     assert r.status_code == 400 and "not a monthly period" in r.json()["error"]
 
 
-def test_report_list_and_download(base_url: str) -> None:
-    reports = httpx.get(f"{base_url}/api/reports").json()["reports"]
+def test_report_list_and_download(api: httpx.Client, component: ReportingComponent) -> None:
+    reports = api.get("/api/reports").json()["reports"]
     mine = [r for r in reports if r["period"] == "2035-02"]
     assert {r["format"] for r in mine} >= {"md", "html"}
     md = next(r for r in mine if r["format"] == "md")
-    r = httpx.get(f"{base_url}/reports/file",
-                  params={"report_id": md["report_id"], "format": "md"})
+    # File names and download links only: no server path in the answer.
+    root = str(component.output_dir.resolve())
+    assert all("path" not in r and root not in str(r) for r in reports)
+    assert md["file_name"].endswith(".md") and "/" not in md["file_name"]
+    r = api.get(md["url"])
     assert r.status_code == 200 and r.text.startswith("# Monthly marketing report 2035-02")
-    assert httpx.get(f"{base_url}/reports/file",
-                     params={"report_id": "nope", "format": "md"}).status_code == 404
+    assert api.get("/reports/file",
+                   params={"report_id": "nope", "format": "md"}).status_code == 404
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
+def browser(base_url: str, token: str) -> Iterator[webdriver.Chrome]:
+    """Headless Chromium, signed in to the dashboard through its sign-in form."""
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
     if missing:
         pytest.fail(f"dashboard browser test needs {', '.join(missing)} (Debian packages "
@@ -139,9 +169,21 @@ def browser() -> Iterator[webdriver.Chrome]:
                                   options=options)
         try:
             driver.set_page_load_timeout(30)
+            sign_in(driver, base_url, token)
             yield driver
         finally:
             driver.quit()
+
+
+def sign_in(driver: webdriver.Chrome, base_url: str, token: str) -> None:
+    """Open a page, get sent to the sign-in form, paste the token, land on the page."""
+    driver.get(f"{base_url}/reports")
+    assert "/signin?next=%2Freports" in driver.current_url, driver.current_url
+    driver.find_element(By.ID, "token").send_keys(token)
+    driver.find_element(By.CSS_SELECTOR, "#signin-form button[type=submit]").click()
+    WebDriverWait(driver, 30).until(lambda d: d.current_url == f"{base_url}/reports")
+    shown = driver.find_element(By.ID, "signed-in-as")
+    assert shown.get_attribute("data-role") == "cmo"
 
 
 @pytest.fixture(scope="module")
@@ -180,11 +222,11 @@ def _numbers(driver: webdriver.Chrome, selector: str, attr: str) -> dict[str, An
 
 
 def test_overview_page_in_chromium(
-    base_url: str, browser: webdriver.Chrome, screenshots: Path
+    base_url: str, browser: webdriver.Chrome, screenshots: Path, token: str
 ) -> None:
     goto(browser, f"{base_url}/?{QUERY}")
     assert console_errors(browser) == []
-    api = httpx.get(f"{base_url}/api/overview?{QUERY}", timeout=30).json()
+    api = httpx.get(f"{base_url}/api/overview?{QUERY}", timeout=30, headers=bearer(token)).json()
     page_tiles = _numbers(browser, "[data-kpi] .value", "data-kpi")
     assert page_tiles == {f"{t['kpi']}/value": t["value"] for t in api["headline"]}
     page_channels = _numbers(browser, "tr[data-channel] td[data-field]", "data-channel")
@@ -230,11 +272,12 @@ def test_selectors_change_the_view(base_url: str, browser: webdriver.Chrome) -> 
 
 
 def test_campaign_and_report_pages_in_chromium(
-    base_url: str, browser: webdriver.Chrome, screenshots: Path
+    base_url: str, browser: webdriver.Chrome, screenshots: Path, token: str
 ) -> None:
     goto(browser, f"{base_url}/campaigns?{QUERY}")
     assert console_errors(browser) == []
-    api = httpx.get(f"{base_url}/api/campaigns?{QUERY}", timeout=30).json()
+    api = httpx.get(f"{base_url}/api/campaigns?{QUERY}", timeout=30,
+                    headers=bearer(token)).json()
     page = _numbers(browser, "#campaigns tr[data-campaign] td[data-field]", "data-campaign")
     assert page == {
         f"{c['name']}/{f}": c[f] for c in api["campaigns"]

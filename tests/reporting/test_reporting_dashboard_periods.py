@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from reporting_fixtures import insert_kpis, period_kpis
+from auth_support import issue_token
+from reporting_fixtures import bearer, insert_kpis, period_kpis
 
 from pulse_reporting.domain.periods import parse_period
 from pulse_reporting.main import build
@@ -25,7 +26,8 @@ async def dashboard(embedded_store: Store, tmp_path: Path) -> AsyncIterator[http
     settings = ReportingSettings(output_dir=tmp_path, schedule_enabled=False)
     component = build(embedded_store, Bus(make_broker(None), "reporting"), settings)
     transport = httpx.ASGITransport(app=create_dashboard(component))
-    async with httpx.AsyncClient(transport=transport, base_url="http://dash") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://dash",
+                                 headers=bearer(issue_token(embedded_store, "cmo"))) as client:
         yield client
 
 
@@ -68,7 +70,8 @@ async def test_overview_opens_on_the_last_complete_month_and_says_if_complete(
     component = build(embedded_store, Bus(make_broker(None), "reporting"), settings)
     component.clock = lambda: dt.datetime(2041, 3, 3, 9, tzinfo=dt.UTC)
     transport = httpx.ASGITransport(app=create_dashboard(component))
-    async with httpx.AsyncClient(transport=transport, base_url="http://dash") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://dash",
+                                 headers=bearer(issue_token(embedded_store, "cmo"))) as client:
         default = (await client.get("/api/overview", params={"grain": "month"})).json()
         assert (default["meta"]["period"], default["meta"]["complete"]) == ("2041-02", True)
         running = (await client.get("/api/overview", params={"period": "2041-03"})).json()
@@ -113,7 +116,8 @@ async def test_overview_shows_month_to_date_against_the_same_days_and_the_landin
     component = build(embedded_store, Bus(make_broker(None), "reporting"), settings)
     app = create_dashboard(component, today=lambda: dt.date(2043, 3, 16))
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://dash") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://dash",
+                                 headers=bearer(issue_token(embedded_store, "cmo"))) as client:
         body = (await client.get("/api/overview", params={"model": "linear"})).json()
         assert (body["meta"]["period"], body["meta"]["complete"]) == ("2043-02", True)
         to_date = body["to_date"]

@@ -4,6 +4,7 @@ the production ASGI app (health, metrics, dashboard routes)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from reporting_fixtures import insert_kpis, period_kpis
+from auth_support import issue_token
+from reporting_fixtures import bearer, insert_kpis, period_kpis
 
 from pulse_reporting.domain.periods import parse_period
 from pulse_reporting.main import ReportingComponent
@@ -91,10 +93,32 @@ async def test_production_app_serves_health_metrics_and_dashboard(
                                      base_url="http://test") as client:
             metrics = await client.get("/metrics")
             assert "pulse_reporting_generation_seconds" in metrics.text
-            page = await client.get("/reports")
+            health = await client.get("/health")  # open (503 here: no Kafka broker)
+            assert health.status_code in (200, 503) and "checks" in health.json()
+            # Every dashboard route needs a signed-in user; a browser is sent to sign in.
+            assert (await client.get("/api/periods")).status_code == 401
+            page = await client.get("/reports", headers={"accept": "text/html"})
+            assert page.status_code == 303
+            assert page.headers["location"] == "/signin?next=%2Freports"
+            signin = await client.get("/signin")
+            assert signin.status_code == 200 and 'name="csrf"' in signin.text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', signin.text)
+            assert csrf is not None
+            token = issue_token(embedded_store, "cmo")
+            signed = await client.post("/signin", data={"token": token, "next": "/reports",
+                                                        "csrf": csrf.group(1)})
+            assert signed.status_code == 303 and signed.headers["location"] == "/reports"
+            page = await client.get("/reports")  # by the session cookie
             assert page.status_code == 200 and "<h1>Reports</h1>" in page.text
-            api = await client.get("/api/periods", params={"grain": "week"})
+            client.cookies.clear()
+            auth = bearer(token)
+            page = await client.get("/reports", headers=auth)
+            assert page.status_code == 200 and "<h1>Reports</h1>" in page.text
+            api = await client.get("/api/periods", params={"grain": "week"}, headers=auth)
             assert api.status_code == 200 and api.json()["grain"] == "week"
+            cx = bearer(issue_token(embedded_store, "cx"))
+            assert (await client.get("/api/reports", headers=cx)).status_code == 403
+            assert (await client.get("/api/periods", headers=cx)).status_code == 200
     finally:
         common_settings.cache_clear()
 

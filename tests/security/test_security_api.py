@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from auth_support import bearer
 from faststream.kafka import KafkaMessage, TestKafkaBroker
 
 from pulse_ingest.main import build_api
@@ -158,7 +159,9 @@ def dashboard(embedded_store: Store, tmp_path_factory: pytest.TempPathFactory) -
     out: Path = tmp_path_factory.mktemp("sec-reports")
     settings = ReportingSettings(output_dir=out, schedule_enabled=False)
     component = build(embedded_store, Bus(make_broker(None), "reporting"), settings)
-    with TestClient(create_dashboard(component), raise_server_exceptions=False) as client:
+    # Signed in as a CMO (every page): the injection strings reach the handlers.
+    with TestClient(create_dashboard(component), raise_server_exceptions=False,
+                    headers=bearer(embedded_store, "cmo")) as client:
         yield client
 
 

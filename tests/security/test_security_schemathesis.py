@@ -33,7 +33,7 @@ APP = build_api(IngestService(FakeBus(), IngestSettings(  # type: ignore[arg-typ
     api_keys=[ApiKey(name="st", key_hash=hash_api_key(KEY), kinds=[])],
     max_rows=200, publish_timeout_s=5.0,
 )))
-schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP, headers={"X-API-Key": KEY})
 
 
 @schemathesis.serializer("application/x-ndjson")

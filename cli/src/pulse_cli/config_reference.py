@@ -18,6 +18,7 @@ def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
     from pulse_ingest.settings import IngestSettings
     from pulse_kpi.settings import KpiSettings
     from pulse_reporting.settings import ReportingSettings
+    from pulse_shared.auth.settings import AuthSettings
     from pulse_shared.erasure import ErasureSettings, RetentionSettings
     from pulse_shared.settings import PulseSettings
 
@@ -28,6 +29,7 @@ def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
         ("kpi", KpiSettings),
         ("alerts", AlertsSettings),
         ("reporting", ReportingSettings),
+        ("sign-in (every HTTP surface and pulse dashboard)", AuthSettings),
         ("erasure (pulse privacy erase)", ErasureSettings),
         ("retention (ClickHouse TTL, applied by migrate)", RetentionSettings),
     ]

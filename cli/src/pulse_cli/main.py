@@ -34,6 +34,8 @@ class PulseRoot(LazyGroup):
         "alerts": LazySubgroup("pulse_alerts.cli:app", "Alert rules, state and silences."),
         "report": LazySubgroup("pulse_reporting.cli:app", "Weekly, monthly and quarterly reports."),
         "privacy": LazySubgroup("pulse_cli.privacy:app", "Erase a subject's data; the erasure audit log."),
+        "users": LazySubgroup(
+            "pulse_cli.users:app", "Dashboard and API users: add (issues a token), list, revoke."),
     }
 
 
@@ -283,6 +285,20 @@ def demo(
         run_demo(days=days, accounts=accounts, seed=seed, reports_dir=legacy_output or output,
                  console=console(), progress=progress_bar())
     )
+
+
+@app.command()
+def dashboard(
+    port: Annotated[int | None, typer.Option(
+        help="Port to listen on (default PULSE_REPORTING_PORT, 8004).")] = None,
+    host: Annotated[str, typer.Option(
+        help="Address to listen on; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
+) -> None:
+    """Serve the dashboard on the configured store (no Kafka needed); sign in with a token
+    from `pulse users add`."""
+    from pulse_cli.dashboard import serve
+
+    serve(host, port)
 
 
 def run() -> None:

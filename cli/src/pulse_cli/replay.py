@@ -17,6 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from pulse_shared.bus import kafka_client_security
 from pulse_shared.component import Component
 from pulse_shared.streaming import BatchConsumer
 
@@ -41,7 +42,7 @@ def batch_consumers(components: Iterable[Component], topic: str) -> list[BatchCo
 
 
 async def partitions_of(bootstrap: str, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_client_security())
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -66,7 +67,7 @@ async def replay_topic(
         raise ValueError(f"no service consumes {topic}")
     kafka = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-        max_poll_records=batch_size,
+        max_poll_records=batch_size, **kafka_client_security(),
     )
     await kafka.start()
     try:

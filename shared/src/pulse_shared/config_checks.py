@@ -1,7 +1,7 @@
 """Start-up refusals of insecure settings: placeholder secrets, demo mode beside real servers.
 
 One function, :func:`check_secret`, decides whether a configured secret (ClickHouse
-passwords, the PII salt, API keys) is usable; every service and CLI command calls it, so
+and Kafka passwords, the PII salt, API keys) is usable; every service and CLI command calls it, so
 `.env.example`'s placeholders and the usual guesses are refused everywhere with the same
 one-line message naming the setting. Services call :func:`refuse_insecure_startup` in their
 console entry point (``run()``), before binding a port.
@@ -72,9 +72,17 @@ def check_server_credentials(common: PulseSettings) -> None:
         check_secret("PULSE_CLICKHOUSE_PASSWORD", common.clickhouse_password.get_secret_value())
 
 
+def check_kafka_credentials(common: PulseSettings) -> None:
+    """A SASL Kafka connection needs a real password for ``PULSE_KAFKA_USERNAME`` (that
+    both are set is validated by :class:`PulseSettings` itself)."""
+    if common.kafka_bootstrap and common.kafka_sasl:
+        check_secret("PULSE_KAFKA_PASSWORD", common.kafka_password.get_secret_value())
+
+
 def refuse_insecure_startup(common: PulseSettings) -> None:
     """The checks every service runs before it listens (raises :class:`ConfigurationError`)."""
     check_server_credentials(common)
+    check_kafka_credentials(common)
 
 
 @contextmanager

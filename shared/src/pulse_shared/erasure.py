@@ -151,6 +151,12 @@ class ErasureResult:
         )
 
 
+ERASURES_COLUMNS: tuple[str, ...] = (
+    "erasure_id", "subject_kind", "subject", "actor", "requested_at", "completed_at",
+    "row_counts", "updated_at",
+)
+
+
 def _record(store: Store, result: ErasureResult, now: dt.datetime) -> None:
     store.insert(
         ERASURES_TABLE,
@@ -164,8 +170,7 @@ def _record(store: Store, result: ErasureResult, now: dt.datetime) -> None:
             "row_counts": result.row_counts,
             "updated_at": now,
         }],
-        ["erasure_id", "subject_kind", "subject", "actor", "requested_at", "completed_at",
-         "row_counts", "updated_at"],
+        list(ERASURES_COLUMNS),
     )
 
 

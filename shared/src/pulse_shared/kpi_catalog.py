@@ -44,6 +44,19 @@ MODEL_KPIS: tuple[str, ...] = (
 )
 
 
+class Family(StrEnum):
+    """What a KPI is about; access scopes (:mod:`pulse_shared.access`) are granted by family."""
+
+    ACQUISITION = "acquisition"
+    """Spend and acquisition economics: cost, CAC, attribution, ROAS."""
+    FUNNEL = "funnel"
+    """Pipeline stages, conversion and velocity (CRM)."""
+    REVENUE = "revenue"
+    """Recurring revenue and retention of paying customers (billing): MRR, churn, NRR."""
+    BUDGET = "budget"
+    """Budgets and pacing."""
+
+
 class Direction(StrEnum):
     UP = "higher_is_better"
     DOWN = "lower_is_better"
@@ -70,13 +83,18 @@ class KpiDef:
     """Name for people (reports, dashboards, tooltips)."""
     source: str = ""
     """Where the number comes from (which events / system), shown in footnotes and tooltips."""
+    family: Family = Family.ACQUISITION
+    """What the KPI is about (who may see it: :mod:`pulse_shared.access`)."""
 
 
 def _d(
     name: str, label: str, definition: str, unit: Unit, direction: Direction, source: str,
     grains: tuple[Grain, ...] = ALL_GRAINS, dimensions: tuple[str, ...] = TOTAL_ONLY,
+    family: Family | None = None,
 ) -> KpiDef:
-    return KpiDef(name, definition, unit, direction, grains, dimensions, label, source)
+    if family is None:  # billing's numbers are revenue; the rest says so where it differs
+        family = Family.REVENUE if source == BILLING_MRR else Family.ACQUISITION
+    return KpiDef(name, definition, unit, direction, grains, dimensions, label, source, family)
 
 
 U, C, R = Unit.USD, Unit.COUNT, Unit.RATIO
@@ -124,16 +142,18 @@ _BASE: tuple[KpiDef, ...] = (
        AD_SPEND, dimensions=ALL_DIMS),
     _d("leads", "Leads", "Accounts reaching the lead stage in the period (by channel/campaign: "
        "lead credits of the default attribution model).", C, UP,
-       _by_dimension("lead", "lead"), dimensions=ALL_DIMS),
-    _d("mqls", "MQLs", "Accounts reaching MQL in the period.", C, UP, crm_stage("mql")),
-    _d("sqls", "SQLs", "Accounts reaching SQL in the period.", C, UP, crm_stage("sql")),
+       _by_dimension("lead", "lead"), dimensions=ALL_DIMS, family=Family.FUNNEL),
+    _d("mqls", "MQLs", "Accounts reaching MQL in the period.", C, UP, crm_stage("mql"),
+       family=Family.FUNNEL),
+    _d("sqls", "SQLs", "Accounts reaching SQL in the period.", C, UP, crm_stage("sql"),
+       family=Family.FUNNEL),
     _d("opportunities", "Opportunities", "Accounts reaching opportunity in the period (by "
        "channel/campaign: opportunity credits of the default model).", C, UP,
-       _by_dimension("opportunity", "opportunity"), dimensions=ALL_DIMS),
+       _by_dimension("opportunity", "opportunity"), dimensions=ALL_DIMS, family=Family.FUNNEL),
     _d("wins", "Deals won (CRM)", "Deals won in the CRM in the period (by channel/campaign: "
        "won credits of the default model). Not the CAC denominator: a won deal is not a "
        "paying customer until billing starts its subscription (see new_customers).", C, UP,
-       _by_dimension("won", "won"), dimensions=ALL_DIMS),
+       _by_dimension("won", "won"), dimensions=ALL_DIMS, family=Family.FUNNEL),
     _d("new_customers", "New customers", "Accounts whose first paid subscription (a new MRR "
        "movement) falls in the period (by channel/campaign: new-subscription credits of the "
        "default model). The CAC denominator.", C, UP, NEW_CUSTOMERS_SOURCE,
@@ -191,14 +211,14 @@ _BASE: tuple[KpiDef, ...] = (
     _d("ltv_cac", "LTV:CAC", "LTV / CAC (≥ 3 is healthy).", R, UP,
        f"LTV ({BILLING_MRR}) ÷ CAC ({AD_SPEND} ÷ new customers)"),
     _d("budget", "Budget", "Planned budget (channel budget, else the sum of its campaign "
-       "budgets).", U, NEUTRAL, BUDGETS, BUDGET_GRAINS, ALL_DIMS),
+       "budgets).", U, NEUTRAL, BUDGETS, BUDGET_GRAINS, ALL_DIMS, Family.BUDGET),
     _d("spend_to_date", "Spend to date", "Spend in the period up to the as-of day.", U,
-       NEUTRAL, AD_SPEND, BUDGET_GRAINS, ALL_DIMS),
+       NEUTRAL, AD_SPEND, BUDGET_GRAINS, ALL_DIMS, Family.BUDGET),
     _d("pacing", "Budget pacing", "Spend to date / (budget × elapsed fraction of the "
        "period); 1 = on plan.", R, NEUTRAL, f"{AD_SPEND} ÷ {BUDGETS}", BUDGET_GRAINS,
-       ALL_DIMS),
+       ALL_DIMS, Family.BUDGET),
     _d("projected_spend", "Projected spend", "Projected period-end spend = spend to date / "
-       "elapsed fraction.", U, NEUTRAL, AD_SPEND, BUDGET_GRAINS, ALL_DIMS),
+       "elapsed fraction.", U, NEUTRAL, AD_SPEND, BUDGET_GRAINS, ALL_DIMS, Family.BUDGET),
 )
 
 #: Funnel stages for people.
@@ -214,10 +234,10 @@ def _funnel() -> tuple[KpiDef, ...]:
         pair = f"{STAGE_LABELS[a]} → {STAGE_LABELS[b]}"
         out.append(_d(f"conv_{a}_to_{b}", f"{pair} conversion", f"Of the accounts reaching "
                       f"{a} in the period, the fraction that reached {b} (so far).", R, UP,
-                      FUNNEL_SOURCE))
+                      FUNNEL_SOURCE, family=Family.FUNNEL))
         out.append(_d(f"velocity_{a}_to_{b}_days", f"{pair} velocity", f"Median days from "
                       f"{a} to {b} of the accounts reaching {b} in the period.", Unit.DAYS,
-                      DOWN, FUNNEL_SOURCE))
+                      DOWN, FUNNEL_SOURCE, family=Family.FUNNEL))
     return tuple(out)
 
 

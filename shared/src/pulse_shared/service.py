@@ -7,9 +7,18 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.asgi import AsgiFastStream, AsgiResponse, AsyncAPIRoute, get
 from faststream.kafka import KafkaBroker
 
+from pulse_shared.access import Permission
+from pulse_shared.auth import (
+    PUBLIC_PATHS,
+    Authenticator,
+    AuthSettings,
+    RoutePolicy,
+    UserDirectory,
+    guard_routes,
+)
 from pulse_shared.metrics import metrics_asgi_app
 from pulse_shared.settings import common_settings
 from pulse_shared.store import Store
@@ -99,29 +108,53 @@ def create_service_app(
     on_startup: Sequence[Callable[..., Any]] = (),
     after_startup: Sequence[Callable[..., Any]] = (),
     on_shutdown: Sequence[Callable[..., Any]] = (),
-    extra_routes: Sequence[tuple[str, Any]] = (),
+    extra_routes: Sequence[tuple[str, Any, RoutePolicy]] = (),
     stall_after_s: float | None = None,
+    authenticator: Authenticator | None = None,
+    signin_path: str | None = None,
+    signin_routes: Sequence[tuple[str, Any]] = (),
 ) -> AsgiFastStream:
     """The FastStream ASGI application a service container runs under uvicorn.
 
     ``consumers`` are the service's :class:`BatchConsumer` objects: ``/health`` reports
     503 while one of them is stalled for more than ``stall_after_s`` (default
     ``PULSE_CONSUMER_STALL_AFTER_S``).
+
+    Every route but ``/health`` and ``/metrics`` requires a signed-in user whose role has
+    the route's permission (:mod:`pulse_shared.auth`): ``extra_routes`` are
+    ``(path, app, policy)``; the AsyncAPI pages need :attr:`Permission.VIEW_API_DOCS`.
+    Users are read from ``store`` unless ``authenticator`` is given. ``signin_routes``
+    (the sign-in page and its callbacks) are open: they are how a user gets a session;
+    ``signin_path`` is where a browser without one is sent.
     """
     checks = {"kafka": broker_health(broker), "clickhouse": store_health(store)}
+    auth = authenticator or Authenticator(UserDirectory(store), AuthSettings())
 
     async def watch() -> None:
         watch_subscribers(broker, consumers)
 
-    return AsgiFastStream(
+    app = AsgiFastStream(
         broker,
         asgi_routes=[
             ("/health", health_asgi(service, checks, consumers, stall_after_s)),
             ("/metrics", metrics_asgi_app()),
-            *extra_routes,
+            *((path, route) for path, route, _ in extra_routes),
+            *signin_routes,
         ],
         on_startup=on_startup,
         after_startup=[*after_startup, watch],
         on_shutdown=on_shutdown,
-        asyncapi_path="/asyncapi",
+        # No "try it out" page: it would publish to Kafka on behalf of the caller.
+        asyncapi_path=AsyncAPIRoute("/asyncapi", try_it_out_path=None),
     )
+    policies: dict[str, RoutePolicy] = {
+        "/asyncapi": Permission.VIEW_API_DOCS,
+        "/asyncapi.json": Permission.VIEW_API_DOCS,
+        **{path: policy for path, _, policy in extra_routes},
+    }
+    # Exact-path dispatch reads app.routes per request: guard every route in place.
+    public = PUBLIC_PATHS | {path for path, _ in signin_routes}
+    app.routes = guard_routes(
+        app.routes, policies, auth, public=public, signin_path=signin_path
+    )
+    return app

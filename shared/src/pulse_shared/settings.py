@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,26 @@ class PulseSettings(BaseSettings):
 
     kafka_bootstrap: str | None = Field(
         default=None, description="Kafka bootstrap servers; unset = in-process bus."
+    )
+    # Kafka authentication (docs/kafka-security.md): each service has its own SCRAM user,
+    # and the broker's ACLs let it write and read only its own topics.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="Kafka security protocol; SASL_* authenticate with PULSE_KAFKA_USERNAME "
+        "and PULSE_KAFKA_PASSWORD (SCRAM).",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism of the SASL_* protocols."
+    )
+    kafka_username: str | None = Field(
+        default=None, description="Kafka SCRAM user (one per service, e.g. pulse-ingest)."
+    )
+    kafka_password: SecretStr = Field(
+        default=SecretStr(""), description="Password of PULSE_KAFKA_USERNAME."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        description="SASL_SSL: CA bundle to verify the brokers with (default: system CAs).",
     )
     clickhouse_url: str | None = Field(
         default=None, description="ClickHouse HTTP URL; unset = embedded chDB."
@@ -68,11 +89,35 @@ class PulseSettings(BaseSettings):
     )
 
     @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> PulseSettings:
+        if not self.kafka_sasl:
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("PULSE_KAFKA_USERNAME", (self.kafka_username or "").strip()),
+                ("PULSE_KAFKA_PASSWORD", self.kafka_password.get_secret_value().strip()),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(
+                f"PULSE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                f"{' and '.join(missing)} (the service's Kafka SCRAM user)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _plan_covers_skew(self) -> PulseSettings:
         if self.max_plan_ahead < self.max_future_skew:
             raise ValueError("PULSE_MAX_PLAN_AHEAD must not be shorter than "
                              "PULSE_MAX_FUTURE_SKEW")
         return self
+
+    @property
+    def kafka_sasl(self) -> bool:
+        """Whether clients authenticate to Kafka (SASL_PLAINTEXT or SASL_SSL)."""
+        return self.kafka_security_protocol.startswith("SASL_")
 
     @property
     def embedded(self) -> bool:

@@ -10,7 +10,15 @@ does that in a dedicated child process; this module manages it.
         ch.restart()                              # same ports, same data
 
 Users: ``default`` (no password, full access incl. access management), ``pulse_reader``
-(password, ``readonly=1``) and ``pulse_writer`` (password, read/write).
+(password, ``readonly=1``) and ``pulse_writer`` (password, read/write and access
+management, as the deployment's writer that runs ``pulse migrate``).
+
+Access control is users.xml only: chdb's clickhouse-local reads ``user_directories`` for
+the users.xml path alone and never opens a ``local_directory``, so SQL ``CREATE ROLE`` /
+``CREATE USER`` / ``CREATE ROW POLICY`` fail here ("no writeable access storage") and the
+access-control migration is skipped (pending) on this server. Roles, role grants and
+per-user row filters declared in XML do work: add files to ``WORKDIR/users.d/`` (merged
+into users.xml; see tests/test_clickhouse_roles.py).
 
 Command line::
 
@@ -88,6 +96,9 @@ _USERS_XML = """<clickhouse>
       <networks><ip>::/0</ip></networks>
       <profile>default</profile>
       <quota>default</quota>
+      <!-- As deploy's writer, which runs `pulse migrate` incl. the access-control
+           migration (that one still cannot apply here: see the module doc). -->
+      <access_management>1</access_management>
     </{writer_user}>
   </users>
   <quotas>

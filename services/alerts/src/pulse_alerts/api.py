@@ -3,6 +3,10 @@
 ``GET`` lists silences (``?all=1`` includes expired ones); ``POST`` with JSON
 ``{"matchers": {"alertname": "x"}, "duration": "2h", "created_by": "", "comment": ""}``
 creates one; ``DELETE /api/silences?id=<id>`` expires one now.
+
+Listing needs :attr:`Permission.VIEW_ALERTS`, creating and expiring
+:attr:`Permission.MANAGE_SILENCES` (marketing ops and platform); a silence records the
+signed-in user as its author (``created_by`` in the body is only a fallback note).
 """
 
 from __future__ import annotations
@@ -14,11 +18,18 @@ from urllib.parse import parse_qs
 
 from pulse_alerts import storage
 from pulse_alerts.silences import create_silence, expire_silence, parse_matchers, silence_json
+from pulse_shared.access import Permission
+from pulse_shared.auth import RoutePolicy, principal_of
 
 if TYPE_CHECKING:
     from pulse_alerts.app import AlertsComponent
 
 Scope = dict[str, Any]
+SILENCES_POLICY: RoutePolicy = {
+    "GET": Permission.VIEW_ALERTS,
+    "POST": Permission.MANAGE_SILENCES,
+    "DELETE": Permission.MANAGE_SILENCES,
+}
 
 
 async def _read_body(receive: Any) -> bytes:
@@ -59,13 +70,15 @@ def silences_asgi(component: AlertsComponent) -> Any:
                 await _respond(send, 200, [silence_json(s, now) for s in silences])
             elif method == "POST":
                 body = json.loads(await _read_body(receive) or b"{}")
+                who = principal_of(scope)
+                author = who.name if who is not None else str(body.get("created_by", ""))
                 silence = await asyncio.to_thread(
                     create_silence,
                     store,
                     parse_matchers(body.get("matchers") or {}),
                     str(body.get("duration", "2h")),
                     now,
-                    str(body.get("created_by", "")),
+                    author,
                     str(body.get("comment", "")),
                 )
                 await component.reload_silences()

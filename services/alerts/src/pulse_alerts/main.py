@@ -68,7 +68,7 @@ def create_app(settings: AlertsSettings | None = None) -> AsgiFastStream:
     component = build(store, Bus(broker, SERVICE), settings)
     broker.include_router(component.router)
 
-    from pulse_alerts.api import silences_asgi
+    from pulse_alerts.api import SILENCES_POLICY, silences_asgi
 
     return create_service_app(
         SERVICE,
@@ -78,7 +78,7 @@ def create_app(settings: AlertsSettings | None = None) -> AsgiFastStream:
         on_startup=[migrate_on_startup(store)],
         after_startup=[component.start],
         on_shutdown=[component.stop],
-        extra_routes=[("/api/silences", silences_asgi(component))],
+        extra_routes=[("/api/silences", silences_asgi(component), SILENCES_POLICY)],
     )
 
 

@@ -11,6 +11,10 @@ from pulse_alerts.domain.durations import parse_duration
 from pulse_alerts.domain.model import Silence
 from pulse_shared.store import Store
 
+#: A silence longer than this is refused: a mute "until 2126" hides every future incident;
+#: a longer quiet period is a rule change, not a silence.
+MAX_SILENCE = dt.timedelta(days=90)
+
 
 def parse_matchers(items: list[str] | Mapping[str, str]) -> dict[str, str]:
     """``["alertname=spend_*", "channel=email"]`` → dict (values may use wildcards)."""
@@ -39,6 +43,11 @@ def create_silence(
     length = parse_duration(duration)
     if length <= dt.timedelta(0):
         raise ValueError("silence duration must be positive")
+    if length > MAX_SILENCE:
+        raise ValueError(
+            f"silence duration {duration} is longer than {MAX_SILENCE.days} days; change "
+            "the rule instead"
+        )
     raw = f"{sorted(matchers.items())}|{now.isoformat()}|{created_by}"
     silence = Silence(
         silence_id=hashlib.sha256(raw.encode()).hexdigest()[:16],

@@ -8,23 +8,31 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pulse_alerts.domain.model import AlertStatus, Silence, Status
+from pulse_shared.columns import model_columns
 from pulse_shared.events import Alert, CampaignAction, Severity
 from pulse_shared.store import Store
-from pulse_shared.topics import BY_INGEST_KIND
+from pulse_shared.topics import ALERTS, BY_INGEST_KIND
 
+# Insert column lists, paired with their tables in TABLE_COLUMNS (checked against the DDL
+# by tests/test_storage_columns.py). alert_events stores an Alert event's fields and
+# alert_silences a Silence's, plus delivery bookkeeping, so those come from the model
+# (pulse_shared.columns); alert_state names AlertStatus.status ``state`` and lists its own.
 STATE_COLUMNS = (
     "fingerprint", "rule", "state", "severity", "kpi", "labels", "annotations", "value",
     "threshold", "active_since", "fired_at", "resolved_at", "consecutive", "notified",
     "last_sent_at", "period_start", "as_of", "updated_at",
 )
-EVENT_COLUMNS = (
-    "alert_id", "fingerprint", "rule", "state", "severity", "kpi", "labels", "annotations",
-    "value", "threshold", "starts_at", "ends_at", "sent_at", "group_key", "actions",
-    "delivered", "updated_at",
-)
-SILENCE_COLUMNS = (
-    "silence_id", "matchers", "starts_at", "ends_at", "created_by", "comment", "updated_at",
-)
+EVENT_COLUMNS = model_columns(Alert, extra=("group_key", "actions", "delivered", "updated_at"))
+SILENCE_COLUMNS = model_columns(Silence, extra=("updated_at",))
+STATE_TABLE = "alert_state"
+EVENTS_TABLE = ALERTS.stored_table()
+SILENCES_TABLE = "alert_silences"
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    STATE_TABLE: STATE_COLUMNS,
+    EVENTS_TABLE: EVENT_COLUMNS,
+    SILENCES_TABLE: SILENCE_COLUMNS,
+}
+
 # alert_events.delivered: outbox progress of one notification
 PENDING, PUBLISHED, NOTIFIED = 0, 1, 2  # nothing sent / on alerts.v1 / webhook+e-mail done
 # Raw event table of each freshness source (an ingest kind), from the topic registry.
@@ -94,7 +102,7 @@ def load_states(store: Store, states: Sequence[str] | None = None) -> list[Alert
 def save_states(store: Store, states: Iterable[AlertStatus]) -> None:
     rows = [state_row(s) for s in states]
     if rows:
-        store.insert("alert_state", rows, STATE_COLUMNS)
+        store.insert(STATE_TABLE, rows, STATE_COLUMNS)
 
 
 # -- alert events (notification log + outbox) ---------------------------------------------
@@ -128,7 +136,7 @@ def event_row(
 
 def save_events(store: Store, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        store.insert("alert_events", rows, EVENT_COLUMNS)
+        store.insert(EVENTS_TABLE, rows, EVENT_COLUMNS)
 
 
 def mark_delivered(store: Store, rows: Sequence[dict[str, Any]], level: int = NOTIFIED) -> None:
@@ -179,7 +187,7 @@ def list_events(
 # -- silences -----------------------------------------------------------------------------
 def save_silence(store: Store, silence: Silence) -> None:
     store.insert(
-        "alert_silences",
+        SILENCES_TABLE,
         [
             {
                 "silence_id": silence.silence_id,

@@ -39,9 +39,12 @@ from pulse_attribution.domain.rules import all_rule_credits, journey_window
 from pulse_attribution.settings import GROUP_ID, SERVICE, AttributionSettings
 from pulse_attribution.storage import (
     CHANNEL_RESULT_COLUMNS,
+    CHANNEL_RESULTS_TABLE,
     CONVERSION_COLUMNS,
+    CONVERSIONS_TABLE,
     CREDIT_COLUMNS,
     RUN_COLUMNS,
+    RUNS_TABLE,
     TOUCHPOINT_COLUMNS,
     TOUCHPOINTS_CANONICAL,
     AttributionStorage,
@@ -176,7 +179,7 @@ class AttributionComponent:
         if not conversions:
             return
         await self.writer.write(
-            "conversions", [conversion_row(c) for c in conversions], CONVERSION_COLUMNS
+            CONVERSIONS_TABLE, [conversion_row(c) for c in conversions], CONVERSION_COLUMNS
         )
         for conversion in conversions:
             metrics.CONVERSIONS.labels(str(conversion.milestone)).inc()
@@ -302,9 +305,9 @@ class AttributionComponent:
                     await self.bus.publish(CREDITS, credits)
             # The run rows go last: they make the new weights visible to the consumers.
             await self.writer.write(
-                "attribution_channel_results", rows["channels"], CHANNEL_RESULT_COLUMNS
+                CHANNEL_RESULTS_TABLE, rows["channels"], CHANNEL_RESULT_COLUMNS
             )
-            await self.writer.write("attribution_model_runs", rows["runs"], RUN_COLUMNS)
+            await self.writer.write(RUNS_TABLE, rows["runs"], RUN_COLUMNS)
         elapsed = time.perf_counter() - started
         for run in runs:
             metrics.MODEL_RUNS.labels(run.model, "ok").inc()

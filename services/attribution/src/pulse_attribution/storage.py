@@ -11,6 +11,7 @@ from typing import Any
 from pulse_attribution.domain.model import Conversion, Milestone, Touch
 from pulse_shared import topics
 from pulse_shared.canonical import canonical_insert
+from pulse_shared.columns import model_columns
 from pulse_shared.credits import latest_credits
 from pulse_shared.events import AttributionCredit, Channel, Touchpoint
 from pulse_shared.store import Store
@@ -29,22 +30,16 @@ _CREDITS_LATEST_SQL = (
     + " ORDER BY conversion_id, model, touched_at, touchpoint_event_id"
 )
 
-TOUCHPOINT_COLUMNS = (
-    "event_id", "occurred_at", "account_id", "contact_id", "channel", "source", "medium",
-    "campaign_id", "touch_type", "utm_source", "utm_medium", "utm_campaign", "utm_term",
-    "utm_content", "cost", "currency",
-)
+# Insert column lists. touchpoints and attribution_credits store an event model's fields,
+# conversions a domain Conversion's, so those come from the model (pulse_shared.columns);
+# the model-run tables store computed rows and list theirs. TABLE_COLUMNS pairs each with
+# its table (tests/test_storage_columns.py checks them against the DDL).
+TOUCHPOINT_COLUMNS = model_columns(Touchpoint)
 #: Canonical touchpoint JSON goes straight into ``touchpoints`` (same columns, checked).
 TOUCHPOINTS_CANONICAL = canonical_insert(Touchpoint, topics.TOUCHPOINTS.stored_table())
 assert TOUCHPOINTS_CANONICAL.column_names == TOUCHPOINT_COLUMNS
-CONVERSION_COLUMNS = (
-    "conversion_id", "account_id", "milestone", "converted_at", "revenue", "currency",
-)
-CREDIT_COLUMNS = (
-    "conversion_id", "milestone", "model", "version", "account_id", "touchpoint_event_id",
-    "channel", "campaign_id", "touched_at", "converted_at", "credit", "credited_revenue",
-    "currency",
-)
+CONVERSION_COLUMNS = model_columns(Conversion)
+CREDIT_COLUMNS = model_columns(AttributionCredit)
 RUN_COLUMNS = (
     "run_id", "model", "milestone", "version", "parameters", "started_at", "finished_at",
     "journeys", "conversions", "channels", "approximate", "total_conversion_value",
@@ -53,6 +48,16 @@ CHANNEL_RESULT_COLUMNS = (
     "run_id", "model", "milestone", "channel", "removal_effect", "shapley_value", "share",
     "total_conversions", "total_conversion_value", "computed_at",
 )
+RUNS_TABLE = "attribution_model_runs"
+CHANNEL_RESULTS_TABLE = "attribution_channel_results"
+CONVERSIONS_TABLE = "conversions"
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    topics.TOUCHPOINTS.stored_table(): TOUCHPOINT_COLUMNS,
+    CONVERSIONS_TABLE: CONVERSION_COLUMNS,
+    topics.CREDITS.stored_table(): CREDIT_COLUMNS,
+    RUNS_TABLE: RUN_COLUMNS,
+    CHANNEL_RESULTS_TABLE: CHANNEL_RESULT_COLUMNS,
+}
 
 
 def touchpoint_row(event: Touchpoint) -> dict[str, Any]:

@@ -13,7 +13,9 @@
   arrive), rows (413 at the first row over ``max_rows``), nesting depth (``max_depth``)
   and CSV cell size (``max_csv_field_chars``) → 422 naming the row (and column); more
   than ``max_row_errors`` unparsable NDJSON lines → 422 listing them, rest not read.
-* ``/health`` (broker connectivity), ``/metrics`` (Prometheus).
+* ``/health`` (broker connectivity), ``/metrics`` (Prometheus; no key names in labels).
+* ``/openapi.json``: the API description, for API-key holders only (no interactive docs
+  pages: every surface but ``/health`` and ``/metrics`` authenticates).
 """
 
 from __future__ import annotations
@@ -203,6 +205,9 @@ def build_api(
         version="1",
         description=__doc__,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # served below, behind the API key
     )
     app.state.service = service
     app.state.settings = settings
@@ -324,6 +329,10 @@ def build_api(
              "checks": {"kafka": kafka}},
             status_code=200 if kafka else 503,
         )
+
+    @app.get("/openapi.json", tags=["ops"], include_in_schema=False)
+    async def openapi_endpoint(who: AuthDep) -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics_endpoint() -> Response:

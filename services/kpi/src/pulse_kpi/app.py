@@ -241,7 +241,7 @@ class KpiComponent:
             history = await asyncio.to_thread(self.storage.subscription_history, accounts)
             moves = movements(history)
             await self.writer.write(
-                "kpi_mrr_movements",
+                storage.MOVEMENTS_TABLE,
                 # A technical version (wall clock), not business time: the latest wins.
                 storage.movement_rows(moves, utc_now()),
                 storage.MOVEMENT_COLUMNS,
@@ -286,7 +286,7 @@ class KpiComponent:
         """Remember (durably, before the commit) which breakdowns must be recomputed."""
         flow_days, budget_months = flow_days or set(), budget_months or set()
         await self.writer.write(
-            "kpi_pending",
+            storage.PENDING_TABLE,
             storage.pending_rows(flow_days, budget_months, utc_now()),
             storage.PENDING_COLUMNS,
         )

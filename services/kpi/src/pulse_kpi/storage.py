@@ -23,27 +23,39 @@ from pulse_kpi.domain.facts import (
     StageCount,
 )
 from pulse_kpi.domain.mrr import MrrEvent, MrrMovement
+from pulse_shared.columns import model_columns
 from pulse_shared.credits import latest_credits
-from pulse_shared.events import Budget, Grain, PipelineEvent, Spend, Subscription
+from pulse_shared.events import Budget, Grain, KpiSnapshot, PipelineEvent, Spend, Subscription
 from pulse_shared.kpi_catalog import STAGES
 from pulse_shared.store import Store
+from pulse_shared.topics import BUDGETS, KPI_SNAPSHOTS, PIPELINE, SPEND, SUBSCRIPTIONS
 
-SPEND_COLUMNS = (
-    "event_id", "date", "channel", "campaign_id", "amount", "currency", "impressions", "clicks",
-)
-SUBSCRIPTION_COLUMNS = (
-    "event_id", "occurred_at", "account_id", "event_type", "mrr", "currency", "plan",
-)
-PIPELINE_COLUMNS = ("event_id", "occurred_at", "account_id", "stage", "amount", "currency")
-BUDGET_COLUMNS = ("event_id", "month", "channel", "campaign_id", "amount", "currency")
-MOVEMENT_COLUMNS = (
-    "event_id", "account_id", "occurred_at", "kind", "mrr_before", "mrr_after",
-    "paying_delta", "computed_at",
-)
-KPI_COLUMNS = (
-    "kpi", "grain", "period", "period_start", "dimension", "dimension_value", "value", "unit",
-    "computed_at",
-)
+# Insert column lists. The raw input tables and kpi_values store an event model's fields,
+# so their columns come from the model (pulse_shared.columns); runtime tables list theirs.
+# TABLE_COLUMNS pairs each with its table (tests/test_storage_columns.py checks the DDL).
+SPEND_COLUMNS = model_columns(Spend)
+SUBSCRIPTION_COLUMNS = model_columns(Subscription)
+PIPELINE_COLUMNS = model_columns(PipelineEvent)
+BUDGET_COLUMNS = model_columns(Budget)  # month stored as its first day (Budget.month_start)
+#: A movement plus what the service adds when it stores one.
+MOVEMENT_COLUMNS = model_columns(MrrMovement, extra=("paying_delta", "computed_at"))
+#: Snapshot fields without the bus-only ones (kpi_values holds the latest value per key).
+KPI_COLUMNS = model_columns(KpiSnapshot, exclude=("final", "complete", "schema_version"))
+PENDING_COLUMNS = ("kind", "day", "marked_at")
+KPI_STATE_COLUMNS = ("name", "at")
+MOVEMENTS_TABLE = "kpi_mrr_movements"
+PENDING_TABLE = "kpi_pending"
+KPI_STATE_TABLE = "kpi_state"
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    SPEND.stored_table(): SPEND_COLUMNS,
+    SUBSCRIPTIONS.stored_table(): SUBSCRIPTION_COLUMNS,
+    PIPELINE.stored_table(): PIPELINE_COLUMNS,
+    BUDGETS.stored_table(): BUDGET_COLUMNS,
+    MOVEMENTS_TABLE: MOVEMENT_COLUMNS,
+    KPI_SNAPSHOTS.stored_table(): KPI_COLUMNS,
+    PENDING_TABLE: PENDING_COLUMNS,
+    KPI_STATE_TABLE: KPI_STATE_COLUMNS,
+}
 
 
 def spend_rows(events: Iterable[Spend]) -> list[dict[str, Any]]:
@@ -94,7 +106,6 @@ BREAKDOWN_PARTS = frozenset({"spend", "credits", "budgets"})
 _POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="kpi-load")
 
 
-PENDING_COLUMNS = ("kind", "day", "marked_at")
 ACCOUNT_CHUNK = 2000  # ~60 kB of ids: well under http_max_field_value_size (128 kB)
 BREAKDOWNS_DONE = "breakdowns_done"
 # Credits of the days [start, end), latest version only: read through the shared fragment
@@ -190,7 +201,7 @@ class KpiStorage:
 
     def breakdowns_done(self, started: dt.datetime) -> None:
         self.store.insert(
-            "kpi_state", [{"name": BREAKDOWNS_DONE, "at": started}], ["name", "at"]
+            KPI_STATE_TABLE, [{"name": BREAKDOWNS_DONE, "at": started}], KPI_STATE_COLUMNS
         )
 
     def pending_since_done(self) -> tuple[set[dt.date], set[dt.date]]:

@@ -4,8 +4,6 @@ lives in :mod:`pulse_reporting.app`."""
 
 from __future__ import annotations
 
-import contextlib
-
 from faststream.asgi import AsgiFastStream
 
 from pulse_reporting.app import ReportingComponent
@@ -37,6 +35,8 @@ def open_stores(
 
 
 def create_app(settings: ReportingSettings | None = None) -> AsgiFastStream:
+    from pulse_reporting.web import dashboard_routes
+    from pulse_shared.auth import Authenticator, AuthSettings, UserDirectory
     from pulse_shared.service import create_service_app
 
     settings = settings or ReportingSettings()
@@ -46,14 +46,16 @@ def create_app(settings: ReportingSettings | None = None) -> AsgiFastStream:
     reader, writer = open_stores(settings, common)
     component = build(reader, Bus(broker, "reporting"), settings, writer=writer)
     broker.include_router(component.router)
-    routes = []
-    with contextlib.suppress(ImportError):
-        from pulse_reporting.web import dashboard_routes
-
-        routes = dashboard_routes(component)
+    # Users are read with the reporting service's read-only user (it may SELECT
+    # pulse_users); one Authenticator for the guard and the sign-in pages, which sign the
+    # session cookies with it.
+    auth = Authenticator(UserDirectory(reader), AuthSettings())
+    dashboard = dashboard_routes(component, auth, host=settings.host)
     return create_service_app(
         "reporting", broker, reader,
-        after_startup=[component.start], on_shutdown=[component.stop], extra_routes=routes,
+        after_startup=[component.start], on_shutdown=[component.stop],
+        extra_routes=dashboard.routes, authenticator=auth,
+        signin_routes=dashboard.signin_routes, signin_path=dashboard.signin_path,
     )
 
 

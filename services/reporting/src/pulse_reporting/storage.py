@@ -16,10 +16,15 @@ from pulse_reporting.domain.model import AlertRecord, KpiValue, PathRecord, Tren
 from pulse_reporting.metrics import QUERY_SECONDS
 from pulse_shared.credits import latest_credits
 from pulse_shared.store import Row, Store
+from pulse_shared.topics import REPORT_READY
 
+# One row per report file (a ReportReady event lists every format's path), so the columns
+# are listed here; TABLE_COLUMNS pairs them with the table for tests/test_storage_columns.py.
 REPORT_COLUMNS = (
     "report_id", "report_kind", "period", "model", "format", "path", "size_bytes", "created_at",
 )
+REPORTS_TABLE = REPORT_READY.stored_table()
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {REPORTS_TABLE: REPORT_COLUMNS}
 
 _KPIS_SQL = """
 SELECT kpi, grain, period, dimension, dimension_value, value, unit
@@ -304,7 +309,7 @@ class ReportingStorage:
 
     def record_reports(self, rows: Sequence[Mapping[str, Any]]) -> None:
         with self._timed("record"):
-            self.writer.insert("reports", rows, REPORT_COLUMNS)
+            self.writer.insert(REPORTS_TABLE, rows, REPORT_COLUMNS)
 
     def list_reports(self, limit: int = 200) -> list[Row]:
         return self._query("list_reports", _LIST_REPORTS_SQL, {"limit": limit})

@@ -2,7 +2,16 @@
 
 Pages and API are built from the very same :class:`Report` the report files use, so the
 numbers on a page always equal the API's. Mounted on the service's FastStream ASGI app as
-exact-path routes (see :func:`dashboard_routes`).
+exact-path routes (see :func:`dashboard_routes`), or served alone by ``pulse dashboard``
+(:func:`create_dashboard`); both behind the same sign-in (:mod:`pulse_shared.auth`):
+
+* every page and API route has a permission (:data:`DASHBOARD_POLICIES`); API clients send
+  ``Authorization: Bearer <token>``, browsers sign in at ``/signin`` (paste a token, or
+  single sign-on through the company's OpenID Connect provider when configured) and carry
+  the signed ``pulse_session`` cookie;
+* what a page or API answer shows is cut to the caller's role (:func:`scoped_report`):
+  e.g. ``cx`` sees revenue-retention KPIs in total only — no channels, campaigns, spend or
+  model comparison.
 """
 
 from __future__ import annotations
@@ -10,18 +19,29 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import html
+import ipaddress
+import re
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
 from pulse_reporting.domain.assemble import assemble_report
-from pulse_reporting.domain.model import Report
+from pulse_reporting.domain.model import ModelComparison, MrrBridge, Report
 from pulse_reporting.domain.periods import (
     BY_GRAIN,
     Period,
@@ -35,7 +55,20 @@ from pulse_reporting.generate import read_inputs
 from pulse_reporting.metrics import DASHBOARD_REQUESTS
 from pulse_reporting.render.drawing import report_charts
 from pulse_reporting.render.html import _css, _env
+from pulse_shared.access import Permission, Role, kpi_visible, parse_role
+from pulse_shared.access import scope as role_scope
 from pulse_shared.attribution_models import MODEL_NAMES
+from pulse_shared.auth import (
+    PUBLIC_PATHS,
+    SESSION_COOKIE,
+    Authenticator,
+    AuthSettings,
+    Principal,
+    RoutePolicy,
+    UserDirectory,
+    guard_routes,
+    principal_of,
+)
 from pulse_shared.logging import get_logger
 from pulse_shared.periods import period_complete
 
@@ -45,16 +78,36 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 GRAINS = {grain.value: kind for grain, kind in BY_GRAIN.items()}
-PATHS = (
-    "/",
-    "/campaigns",
-    "/reports",
-    "/reports/file",
-    "/api/overview",
-    "/api/campaigns",
-    "/api/reports",
-    "/api/periods",
+#: The permission of every dashboard route (a route without one cannot be served:
+#: :func:`pulse_shared.auth.guard_routes` refuses it).
+DASHBOARD_POLICIES: dict[str, RoutePolicy] = {
+    "/": Permission.VIEW_OVERVIEW,
+    "/api/overview": Permission.VIEW_OVERVIEW,
+    "/api/periods": Permission.VIEW_OVERVIEW,
+    "/campaigns": Permission.VIEW_CAMPAIGNS,
+    "/api/campaigns": Permission.VIEW_CAMPAIGNS,
+    "/reports": Permission.VIEW_REPORTS,
+    "/reports/file": Permission.VIEW_REPORTS,
+    "/api/reports": Permission.VIEW_REPORTS,
+}
+PATHS = tuple(DASHBOARD_POLICIES)
+#: Pages in the navigation, each shown only to roles that may open it.
+NAV_PAGES: tuple[tuple[str, str, str, Permission], ...] = (
+    ("overview", "/", "Overview", Permission.VIEW_OVERVIEW),
+    ("campaigns", "/campaigns", "Campaigns", Permission.VIEW_CAMPAIGNS),
+    ("reports", "/reports", "Reports", Permission.VIEW_REPORTS),
 )
+SIGNIN_PATH = "/signin"
+SIGNOUT_PATH = "/signout"
+OIDC_START_PATH = "/signin/oidc"
+OIDC_CALLBACK_PATH = "/auth/callback"
+#: Double-submit cookie of the sign-in form (its value is also the form's hidden field).
+SIGNIN_CSRF_COOKIE = "pulse_signin_csrf"
+#: Authlib keeps the OIDC state and nonce in this signed cookie between the redirect to
+#: the identity provider and its callback.
+OIDC_STATE_COOKIE = "pulse_oidc_state"
+CSRF_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")  # secrets.token_urlsafe(24)
+MAX_FORM_BYTES = 16 * 1024
 CACHE_SECONDS = 30.0
 # Daily history read for the to-date panel's landing forecast (before the running period).
 TO_DATE_HISTORY_DAYS = 120
@@ -95,7 +148,7 @@ class Dashboard:
         self.component = component
         self._today = today
         self._cache: dict[tuple[str, str, str], tuple[float, Report]] = {}
-        self._chart_cache: dict[str, list[str]] = {}
+        self._chart_cache: dict[tuple[str, str], list[str]] = {}
         self._to_date_cache: dict[tuple[str, str, dt.date], tuple[float, ToDate]] = {}
 
     # -- selection ---------------------------------------------------------------------
@@ -197,13 +250,16 @@ class Dashboard:
         self._cache[key] = (time.monotonic(), report)
         return report
 
-    def charts(self, report: Report) -> list[str]:
-        key = report.meta.report_id
+    def charts(self, report: Report, role: Role) -> list[str]:
+        """Charts of ``report`` as the role sees it (pass the :func:`scoped_report`)."""
+        key = (report.meta.report_id, role.value)
         if key not in self._chart_cache:
             wanted = ("mrr_bridge", "channels", "trend_")
-            self._chart_cache = {
-                key: [c.svg() for c in report_charts(report) if c.name.startswith(wanted)][:4]
-            }
+            if len(self._chart_cache) >= 2 * len(Role):  # one report's charts per role
+                self._chart_cache.clear()
+            self._chart_cache[key] = [
+                c.svg() for c in report_charts(report) if c.name.startswith(wanted)
+            ][:4]
         return self._chart_cache[key]
 
     def reports(self) -> list[dict[str, Any]]:
@@ -219,16 +275,183 @@ class Dashboard:
         return None
 
 
-def _page(template: str, **context: Any) -> HTMLResponse:
-    html = _env().get_template(template).render(css=_css(), **context)
-    return HTMLResponse(html)
+# -- what a role sees ---------------------------------------------------------------------
 
 
-def create_dashboard(
+def _alert_dimension(labels: Mapping[str, str]) -> str:
+    """The KPI dimension an alert is about (its labels name the channel or campaign)."""
+    if labels.get("dimension") in ("channel", "campaign"):
+        return labels["dimension"]
+    for dimension in ("campaign", "channel"):
+        if dimension in labels:
+            return dimension
+    return "all"
+
+
+def scoped_report(report: Report, role: Role | str) -> Report:
+    """``report`` cut to what ``role`` may see (:mod:`pulse_shared.access`): KPIs of its
+    families at its dimensions only. Sections that are channel or campaign economics
+    (channels, campaigns, model comparison, recommendations, paths, budget, funnel) are
+    emptied unless the role sees the KPIs they are made of; the notes (free text that may
+    name any KPI) are dropped for a narrowed role. Fails closed: a KPI outside the catalog
+    is hidden from a narrowed role."""
+    role = Role(role)
+    if role_scope(role).all_kpis:
+        return report
+
+    def visible(kpi: str, dimension: str = "all") -> bool:
+        return kpi_visible(role, kpi, dimension)
+
+    return report.model_copy(update={
+        "headline": [t for t in report.headline if visible(t.kpi)],
+        "mrr_bridge": report.mrr_bridge if visible("mrr_new") else MrrBridge(
+            starting=None, new=None, expansion=None, reactivation=None, contraction=None,
+            churn=None, net_new=None, ending=None),
+        "channels": report.channels if visible("spend", "channel") else [],
+        "campaigns": report.campaigns if visible("spend", "campaign") else [],
+        "top_campaigns": report.top_campaigns if visible("spend", "campaign") else [],
+        "bottom_campaigns": report.bottom_campaigns if visible("spend", "campaign") else [],
+        "model_comparison": report.model_comparison
+        if visible("attributed_revenue", "channel") else ModelComparison(models=[], rows=[]),
+        "funnel": report.funnel if visible("leads") else [],
+        "budget": report.budget if visible("budget", "channel") else [],
+        "paths": report.paths if visible("attributed_revenue", "channel") else [],
+        "alerts": [a for a in report.alerts if visible(a.kpi, _alert_dimension(a.labels))],
+        "trends": [t for t in report.trends if visible(t.kpi)],
+        "forecast": [f for f in report.forecast if visible(f.kpi, f.dimension)],
+        "forecast_check": [c for c in report.forecast_check if visible(c.kpi)],
+        "recommendations": report.recommendations if visible("roas", "campaign") else [],
+        "notes": [],
+        "footnotes": [f for f in report.footnotes if visible(f.kpi)],
+        "forecast_by_channel": [
+            f for f in report.forecast_by_channel if visible(f.kpi, f.dimension)],
+    })
+
+
+def scoped_to_date(to_date: ToDate, role: Role | str) -> ToDate | None:
+    """The to-date panel with the role's KPIs only (None: none of them is visible)."""
+    role = Role(role)
+    if role_scope(role).all_kpis:
+        return to_date
+    kpis = [k for k in to_date.kpis if kpi_visible(role, k.kpi)]
+    if not kpis:
+        return None
+    return to_date.model_copy(update={"kpis": kpis, "notes": []})
+
+
+def overview_sections(role: Role | str) -> dict[str, bool]:
+    """Which overview sections the role's page and API answer carry."""
+    return {"channels": kpi_visible(Role(role), "spend", "channel")}
+
+
+def nav_pages(role: Role | str) -> list[dict[str, str]]:
+    return [{"id": page, "href": href, "label": label}
+            for page, href, label, permission in NAV_PAGES if role_scope(role).can(permission)]
+
+
+def landing_page(role: Role | str, wanted: str | None = None) -> str:
+    """Where a user goes after signing in: ``wanted`` (a safe local path the role may
+    open), else its first page, else the sign-in page (which says the role has none)."""
+    if wanted:
+        path = urlsplit(wanted).path
+        policy = DASHBOARD_POLICIES.get(path)
+        if isinstance(policy, Permission) and role_scope(role).can(policy):
+            return wanted
+    pages = nav_pages(role)
+    return pages[0]["href"] if pages else SIGNIN_PATH
+
+
+def safe_next(value: str | None) -> str | None:
+    """``value`` if it is a path on this site (no scheme, no host, no ``//`` or ``\\``
+    that a browser would read as another host, no control characters); else None. Keeps
+    the sign-in's ``next`` from redirecting anywhere else (no open redirect)."""
+    if not value or len(value) > 2000:
+        return None
+    if not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return None
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return None
+    if parts.path in (SIGNIN_PATH, SIGNOUT_PATH, OIDC_START_PATH, OIDC_CALLBACK_PATH):
+        return None
+    return value
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def cookie_secure(settings: AuthSettings, host: str | None, request: Request | None = None
+                  ) -> bool:
+    """Whether the session cookie is HTTPS-only: ``PULSE_AUTH_COOKIE_SECURE`` when set;
+    else on, unless the dashboard listens on a loopback address (local use over plain
+    http). ``host`` is the bound address; unknown, the request's server address decides."""
+    if settings.cookie_secure is not None:
+        return settings.cookie_secure
+    if request is not None and request.url.scheme == "https":
+        return True
+    if host is None and request is not None:
+        server = request.scope.get("server") or ("",)
+        host = str(server[0])
+    return not is_loopback(host or "")
+
+
+def oidc_role(claims: Mapping[str, Any], settings: AuthSettings) -> Role | None:
+    """The Pulse role of an identity-provider user: its ``oidc_role_claim`` (a string or a
+    list), each value mapped through ``oidc_role_map`` (values not in the map are role
+    names); the first Pulse role found wins. None: no Pulse role (the user is refused)."""
+    raw = claims.get(settings.oidc_role_claim)
+    values = [raw] if isinstance(raw, str) else list(raw) if isinstance(raw, list | tuple) else []
+    for value in values:
+        if not isinstance(value, str):
+            continue
+        try:
+            return parse_role(settings.oidc_role_map.get(value, value))
+        except ValueError:
+            continue
+    return None
+
+
+def oidc_user_name(claims: Mapping[str, Any]) -> str:
+    for claim in ("email", "preferred_username", "sub"):
+        value = claims.get(claim)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:128]
+    return "unknown"
+
+
+# -- pages ----------------------------------------------------------------------------------
+
+
+def _page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    text = _env().get_template(template).render(css=_css(), **context)
+    return HTMLResponse(text, status_code=status_code)
+
+
+def _user(principal: Principal) -> dict[str, str]:
+    return {"name": principal.name, "role": principal.role.value, "via": principal.via,
+            "csrf": principal.csrf}
+
+
+def _unauthenticated() -> Response:
+    # Only reached if a route were mounted without its guard: fail closed.
+    return JSONResponse({"error": "sign in"}, status_code=401)
+
+
+def dashboard_app(
     component: ReportingComponent, *, today: Callable[[], dt.date] | None = None
 ) -> Starlette:
-    """The dashboard app; ``today`` overrides the component's clock for what counts as
-    complete and running (tests and screenshots pin a date with it)."""
+    """The dashboard's pages and API, WITHOUT authentication: serve it only behind
+    :func:`pulse_shared.auth.guard` with :data:`DASHBOARD_POLICIES` (as
+    :func:`create_dashboard` and :func:`dashboard_routes` do). Each route reads the signed-in
+    caller from the scope and shows what its role may see."""
     dash = Dashboard(component, today)
 
     async def selection(request: Request) -> tuple[str, Period, str, list[str], Report]:
@@ -236,12 +459,17 @@ def create_dashboard(
         report = await asyncio.to_thread(dash.report, period, model)
         return grain, period, model, periods, report
 
+    def chrome(page: str, principal: Principal) -> dict[str, Any]:
+        """What every page's frame shows: navigation for the role, who is signed in."""
+        return {"page": page, "page_title": page.capitalize(), "user": _user(principal),
+                "nav_pages": nav_pages(principal.role), "signout_path": SIGNOUT_PATH}
+
     def context(
-        page: str, grain: str, period: Period, model: str, periods: list[str]
+        page: str, principal: Principal, grain: str, period: Period, model: str,
+        periods: list[str],
     ) -> dict[str, Any]:
         return {
-            "page": page,
-            "page_title": page.capitalize(),
+            **chrome(page, principal),
             "grain": grain,
             "period": period.label,
             "model": model,
@@ -266,42 +494,52 @@ def create_dashboard(
 
     async def overview(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("overview").inc()
+        principal = principal_of(request.scope)
+        if principal is None:
+            return _unauthenticated()
         try:
             grain, period, model, periods, report = await selection(request)
         except BadRequest as exc:
             return bad(exc, False)
-        svgs = await asyncio.to_thread(dash.charts, report)
+        shown = scoped_report(report, principal.role)
+        svgs = await asyncio.to_thread(dash.charts, shown, principal.role)
         to_date = await asyncio.to_thread(dash.to_date, grain, model)
         return _page(
             "dash_overview.html.j2",
-            report=report,
+            report=shown,
             charts=svgs,
-            to_date=to_date,
-            **context("overview", grain, period, model, periods),
+            to_date=scoped_to_date(to_date, principal.role),
+            show=overview_sections(principal.role),
+            **context("overview", principal, grain, period, model, periods),
         )
 
     async def campaigns(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("campaigns").inc()
+        principal = principal_of(request.scope)
+        if principal is None:
+            return _unauthenticated()
         try:
             grain, period, model, periods, report = await selection(request)
         except BadRequest as exc:
             return bad(exc, False)
         return _page(
             "dash_campaigns.html.j2",
-            report=report,
-            **context("campaigns", grain, period, model, periods),
+            report=scoped_report(report, principal.role),
+            **context("campaigns", principal, grain, period, model, periods),
         )
 
     async def reports_page(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("reports").inc()
+        principal = principal_of(request.scope)
+        if principal is None:
+            return _unauthenticated()
         rows = await asyncio.to_thread(dash.reports)
         return _page(
             "dash_reports.html.j2",
             reports=rows,
-            page="reports",
-            page_title="Reports",
             selectors=False,
             query="",
+            **chrome("reports", principal),
         )
 
     async def report_file(request: Request) -> Response:
@@ -317,32 +555,36 @@ def create_dashboard(
 
     async def api_overview(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("api_overview").inc()
+        principal = principal_of(request.scope)
+        if principal is None:
+            return _unauthenticated()
         try:
             grain, period, model, _, report = await selection(request)
         except BadRequest as exc:
             return bad(exc, True)
         to_date = await asyncio.to_thread(dash.to_date, grain, model)
-        body = report.model_dump(
-            mode="json",
-            include={
-                "meta", "headline", "mrr_bridge", "channels", "alerts", "trends", "forecast",
-                "notes",
-            },
-        )
+        sections = {"meta", "headline", "mrr_bridge", "alerts", "trends", "forecast", "notes"}
+        if overview_sections(principal.role)["channels"]:
+            sections.add("channels")
+        body = scoped_report(report, principal.role).model_dump(mode="json", include=sections)
         # Whether the period shown has ended (UTC, service clock): a running period's
         # figures are "to date", not comparable with a whole one.
         body["meta"]["complete"] = dash.complete(period)
         # The running period against the same days of the previous one, and its landing.
-        body["to_date"] = to_date.model_dump(mode="json")
+        shown_to_date = scoped_to_date(to_date, principal.role)
+        body["to_date"] = shown_to_date.model_dump(mode="json") if shown_to_date else None
         return JSONResponse(body)
 
     async def api_campaigns(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("api_campaigns").inc()
+        principal = principal_of(request.scope)
+        if principal is None:
+            return _unauthenticated()
         try:
             _, period, *_, report = await selection(request)
         except BadRequest as exc:
             return bad(exc, True)
-        body = report.model_dump(
+        body = scoped_report(report, principal.role).model_dump(
             mode="json",
             include={
                 "meta", "campaigns", "top_campaigns", "bottom_campaigns", "model_comparison",
@@ -354,9 +596,15 @@ def create_dashboard(
     async def api_reports(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("api_reports").inc()
         rows = await asyncio.to_thread(dash.reports)
-        return JSONResponse(
-            {"reports": [{**r, "created_at": r["created_at"].isoformat()} for r in rows]}
-        )
+        # File names and download links only: the server's directories are nobody's business.
+        return JSONResponse({"reports": [{
+            "report_id": r["report_id"], "report_kind": r["report_kind"],
+            "period": r["period"], "model": r["model"], "format": r["format"],
+            "file_name": Path(str(r["path"])).name, "size_bytes": r["size_bytes"],
+            "created_at": r["created_at"].isoformat(),
+            "url": f"/reports/file?report_id={quote(str(r['report_id']), safe='')}"
+                   f"&format={quote(str(r['format']), safe='')}",
+        } for r in rows]})
 
     async def api_periods(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("api_periods").inc()
@@ -386,7 +634,285 @@ def create_dashboard(
     )
 
 
-def dashboard_routes(component: ReportingComponent) -> list[tuple[str, Any]]:
-    """Exact-path routes for ``create_service_app(extra_routes=...)``."""
-    app = create_dashboard(component)
-    return [(path, app) for path in PATHS]
+# -- sign-in --------------------------------------------------------------------------------
+
+
+async def read_form(request: Request) -> dict[str, str] | None:
+    """An ``application/x-www-form-urlencoded`` body (first value of each field); None when
+    it is larger than :data:`MAX_FORM_BYTES` or not a form."""
+    if not request.headers.get("content-type", "").startswith(
+        "application/x-www-form-urlencoded"
+    ):
+        return None
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    fields: dict[str, str] = {}
+    for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+        fields.setdefault(key, value)
+    return fields
+
+
+def _same(given: str, expected: str) -> bool:
+    return bool(given) and bool(expected) and secrets.compare_digest(
+        given.encode(), expected.encode())
+
+
+@dataclass
+class SignIn:
+    """The sign-in pages of one dashboard (the Authenticator is the one its guard uses)."""
+
+    auth: Authenticator
+    host: str | None = None
+    log_name: str = "dashboard"
+    _oidc_client: Any = field(default=None, init=False)
+
+    @property
+    def settings(self) -> AuthSettings:
+        return self.auth.settings
+
+    def secure(self, request: Request) -> bool:
+        return cookie_secure(self.settings, self.host, request)
+
+    async def current(self, request: Request) -> Principal | None:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            return None
+        return await asyncio.to_thread(self.auth.from_session, cookie)
+
+    def form(self, request: Request, *, status_code: int = 200, error: str | None = None,
+             principal: Principal | None = None, next_path: str | None = None) -> Response:
+        """The sign-in page, its form's CSRF token in the form and in its cookie (kept
+        while the cookie lives, so sign-in pages open in several tabs all work)."""
+        csrf = request.cookies.get(SIGNIN_CSRF_COOKIE, "")
+        if not CSRF_TOKEN.fullmatch(csrf):
+            csrf = secrets.token_urlsafe(24)
+        secure = self.secure(request)
+        response = _page(
+            "dash_signin.html.j2", status_code=status_code,
+            page="signin", page_title="Sign in", selectors=False, query="",
+            user=_user(principal) if principal else None,
+            nav_pages=nav_pages(principal.role) if principal else [],
+            signout_path=SIGNOUT_PATH, signin_path=SIGNIN_PATH,
+            oidc_path=OIDC_START_PATH if self.settings.oidc_enabled else None,
+            csrf=csrf, next=next_path or "", error=error,
+            insecure_transport=secure and request.url.scheme != "https",
+        )
+        response.set_cookie(SIGNIN_CSRF_COOKIE, csrf, max_age=3600, path=SIGNIN_PATH,
+                            httponly=True, samesite="strict", secure=secure)
+        return response
+
+    def signed_in(self, request: Request, principal: Principal, token_id: str,
+                  next_path: str | None) -> Response:
+        """Set the session cookie and go to the page asked for (or the role's first)."""
+        response = RedirectResponse(landing_page(principal.role, next_path), status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE, self.auth.new_session(principal, token_id),
+            max_age=self.settings.session_max_age_s, path="/", httponly=True,
+            samesite="lax", secure=self.secure(request),
+        )
+        response.delete_cookie(SIGNIN_CSRF_COOKIE, path=SIGNIN_PATH)
+        log.info("signed_in", user=principal.name, role=principal.role.value,
+                 via=principal.via, surface=self.log_name)
+        return response
+
+    async def signin_page(self, request: Request) -> Response:
+        principal = await self.current(request)
+        return self.form(request, principal=principal,
+                         next_path=safe_next(request.query_params.get("next")))
+
+    async def signin_submit(self, request: Request) -> Response:
+        fields = await read_form(request)
+        if fields is None:
+            return self.form(request, status_code=400, error="Send the sign-in form.")
+        if not _same(fields.get("csrf", ""), request.cookies.get(SIGNIN_CSRF_COOKIE, "")):
+            log.info("signin_refused", reason="csrf", surface=self.log_name)
+            return self.form(request, status_code=403,
+                             error="The sign-in form expired or did not come from this "
+                                   "page: sign in again.")
+        next_path = safe_next(fields.get("next"))
+        token = fields.get("token", "").strip()
+        principal = await asyncio.to_thread(self.auth.from_token, token) if token else None
+        if principal is None:
+            log.info("signin_refused", reason="token", surface=self.log_name)
+            return self.form(request, status_code=401, next_path=next_path,
+                             error="That token is not valid (unknown, revoked or expired).")
+        session = Principal(principal.name, principal.role, "session")
+        return self.signed_in(request, session, self.auth.session_token_id(token), next_path)
+
+    async def signout(self, request: Request) -> Response:
+        fields = await read_form(request) or {}
+        principal = await self.current(request)
+        # A live session is ended only by its own pages (the form carries its CSRF token);
+        # a dead or missing one has nothing to protect and is just cleared.
+        if principal is not None and not _same(fields.get("csrf", ""), principal.csrf):
+            log.info("signout_refused", reason="csrf", user=principal.name)
+            return JSONResponse({"error": "sign-out must come from a dashboard page"},
+                                status_code=403)
+        response = RedirectResponse(SIGNIN_PATH, status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
+                               secure=self.secure(request))
+        if principal is not None:
+            log.info("signed_out", user=principal.name, surface=self.log_name)
+        return response
+
+    # -- single sign-on (OpenID Connect) ----------------------------------------------
+    def oidc_client(self) -> Any:
+        if self._oidc_client is None:
+            from authlib.integrations.starlette_client import OAuth
+
+            oauth = OAuth()
+            oauth.register(
+                "idp",
+                server_metadata_url=self.settings.oidc_metadata_url,
+                client_id=self.settings.oidc_client_id,
+                client_secret=self.settings.oidc_client_secret.get_secret_value(),
+                client_kwargs={"scope": "openid email profile"},
+            )
+            self._oidc_client = oauth.create_client("idp")
+        return self._oidc_client
+
+    async def oidc_start(self, request: Request) -> Response:
+        request.session["pulse_next"] = safe_next(request.query_params.get("next")) or ""
+        callback = str(request.url.replace(path=OIDC_CALLBACK_PATH, query=""))
+        response: Response = await self.oidc_client().authorize_redirect(request, callback)
+        return response
+
+    async def oidc_callback(self, request: Request) -> Response:
+        from authlib.integrations.base_client import OAuthError
+
+        try:
+            token = await self.oidc_client().authorize_access_token(request)
+        except OAuthError as exc:
+            log.info("signin_refused", reason="oidc", error=exc.error, surface=self.log_name)
+            return self.form(request, status_code=403,
+                             error="Single sign-on failed; try again.")
+        claims = token.get("userinfo") or {}
+        role = oidc_role(claims, self.settings)
+        name = oidc_user_name(claims)
+        if role is None:
+            log.info("signin_refused", reason="no_role", user=name, surface=self.log_name)
+            return self.form(
+                request, status_code=403,
+                error=f"{name} has no Pulse role at the identity provider (claim "
+                      f"{self.settings.oidc_role_claim!r}): ask an administrator.",
+            )
+        next_path = safe_next(request.session.pop("pulse_next", "") or None)
+        return self.signed_in(request, Principal(name, role, "oidc"), "", next_path)
+
+    def routes(self) -> list[tuple[str, Any]]:
+        """``(path, ASGI app)`` of the sign-in pages (open: they are how one gets in)."""
+        forms = Starlette(routes=[
+            Route(SIGNIN_PATH, self.signin_page, methods=["GET"]),
+            Route(SIGNIN_PATH, self.signin_submit, methods=["POST"]),
+            Route(SIGNOUT_PATH, self.signout, methods=["POST"]),
+        ])
+        found: list[tuple[str, Any]] = [(SIGNIN_PATH, forms), (SIGNOUT_PATH, forms)]
+        if self.settings.oidc_enabled:
+            from starlette.middleware.sessions import SessionMiddleware
+
+            secret = self.settings.session_secret.get_secret_value() or secrets.token_urlsafe(32)
+            sso = SessionMiddleware(
+                Starlette(routes=[
+                    Route(OIDC_START_PATH, self.oidc_start, methods=["GET"]),
+                    Route(OIDC_CALLBACK_PATH, self.oidc_callback, methods=["GET"]),
+                ]),
+                secret_key=secret, session_cookie=OIDC_STATE_COOKIE, max_age=600,
+                same_site="lax",
+                https_only=self.settings.cookie_secure
+                if self.settings.cookie_secure is not None
+                else not is_loopback(self.host or ""),
+            )
+            found += [(OIDC_START_PATH, sso), (OIDC_CALLBACK_PATH, sso)]
+        return found
+
+
+# -- assembly -------------------------------------------------------------------------------
+
+ASGIApp = Callable[..., Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DashboardRoutes:
+    """What :func:`pulse_shared.service.create_service_app` mounts: guarded routes
+    (``extra_routes``), the open sign-in pages (``signin_routes``) and ``signin_path``."""
+
+    routes: list[tuple[str, Any, RoutePolicy]]
+    signin_routes: list[tuple[str, Any]]
+    signin_path: str = SIGNIN_PATH
+
+
+def default_authenticator(component: ReportingComponent) -> Authenticator:
+    """Users read from the component's (read-only) store, settings from PULSE_AUTH_*."""
+    return Authenticator(UserDirectory(component.store), AuthSettings())
+
+
+def dashboard_routes(
+    component: ReportingComponent,
+    authenticator: Authenticator | None = None,
+    *,
+    host: str | None = None,
+    today: Callable[[], dt.date] | None = None,
+) -> DashboardRoutes:
+    """The dashboard's routes with their policies and its sign-in pages, for
+    ``create_service_app(extra_routes=…, signin_routes=…, signin_path=…)``. Pass the
+    service's Authenticator (the sign-in pages and the guard must share it: it signs the
+    sessions). ``host``: the address the service binds (decides the cookie's Secure flag
+    when PULSE_AUTH_COOKIE_SECURE is unset)."""
+    auth = authenticator or default_authenticator(component)
+    app = dashboard_app(component, today=today)
+    return DashboardRoutes(
+        routes=[(path, app, policy) for path, policy in DASHBOARD_POLICIES.items()],
+        signin_routes=SignIn(auth, host).routes(),
+    )
+
+
+class _Endpoint:
+    """An ASGI app as a Starlette route endpoint (a plain function would be taken for a
+    request handler)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+def _health(component: ReportingComponent) -> ASGIApp:
+    async def health(request: Request) -> Response:
+        try:
+            ok = await asyncio.to_thread(component.store.query_value, "SELECT 1") == 1
+        except Exception:
+            ok = False
+        return JSONResponse({"service": "dashboard", "status": "ok" if ok else "degraded",
+                             "checks": {"clickhouse": ok}}, status_code=200 if ok else 503)
+
+    return Starlette(routes=[Route("/health", health)])
+
+
+def create_dashboard(
+    component: ReportingComponent,
+    *,
+    today: Callable[[], dt.date] | None = None,
+    authenticator: Authenticator | None = None,
+    host: str | None = None,
+) -> Starlette:
+    """The dashboard as one app (``pulse dashboard``, tests, screenshots): every page and
+    API route behind sign-in and its permission (as in the reporting service), the sign-in
+    pages, and an open ``/health``. ``today`` overrides the component's clock for what
+    counts as complete and running (tests and screenshots pin a date with it)."""
+    auth = authenticator or default_authenticator(component)
+    # One Authenticator for the guard and the sign-in pages: it signs the sessions.
+    mounted = dashboard_routes(component, auth, host=host, today=today)
+    guarded = guard_routes(
+        [("/health", _health(component)), *((p, a) for p, a, _ in mounted.routes),
+         *mounted.signin_routes],
+        {path: policy for path, _, policy in mounted.routes},
+        auth,
+        public=PUBLIC_PATHS | {path for path, _ in mounted.signin_routes},
+        signin_path=mounted.signin_path,
+    )
+    return Starlette(routes=[Route(path, _Endpoint(app)) for path, app in guarded])
+

@@ -155,6 +155,9 @@ class Store(ABC):
     """ClickHouse access used by every service's ``storage.py``."""
 
     backend: str = "abstract"
+    supports_access_control: bool = False
+    """Whether the backend has users and roles at all (a server does; embedded chDB does
+    not), i.e. whether access-control migrations can apply to it."""
 
     def __init__(self, readonly: bool = False) -> None:
         self.readonly = readonly

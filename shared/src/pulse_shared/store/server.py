@@ -41,6 +41,7 @@ def store_error(exc: Exception) -> StoreError:
 
 class ServerStore(Store):
     backend = "server"
+    supports_access_control = True
 
     def __init__(
         self,
