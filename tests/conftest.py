@@ -130,3 +130,20 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_EXIT_STATUS[-1])
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """No PULSE_* variable from the caller's environment (a real salt set), and common
+    settings read afresh: for tests of start-up checks and settings validation."""
+    import os
+
+    from pulse_shared.settings import common_settings
+
+    for name in list(os.environ):
+        if name.upper().startswith("PULSE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PULSE_INGEST_PII_SALT", "a-real-salt-0123456789")
+    common_settings.cache_clear()
+    yield monkeypatch
+    common_settings.cache_clear()

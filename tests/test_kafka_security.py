@@ -265,22 +265,6 @@ def test_env_example_lists_every_kafka_password_as_a_refused_placeholder() -> No
 
 
 # --------------------------------------------------------------------------- settings
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """No PULSE_* variable from the caller's environment; fresh common settings."""
-    import os
-
-    from pulse_shared.settings import common_settings
-
-    for name in list(os.environ):
-        if name.upper().startswith("PULSE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("PULSE_INGEST_PII_SALT", "a-real-salt-0123456789")
-    common_settings.cache_clear()
-    yield monkeypatch
-    common_settings.cache_clear()
-
-
 def test_plaintext_needs_no_credentials(clean_env: pytest.MonkeyPatch) -> None:
     settings = PulseSettings()
     assert settings.kafka_security_protocol == "PLAINTEXT" and not settings.kafka_sasl

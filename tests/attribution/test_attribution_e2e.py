@@ -189,7 +189,7 @@ async def test_cli_recompute_and_credits_on_the_server(
     account = f"cli-{uuid.uuid4().hex[:8]}"
     touch = tp(account, "ann", Channel.PARTNER, 0)
     won = stage(account, PipelineStage.WON, 2, "777")
-    await component.consume_touchpoints([touch])
+    await component.touchpoints.consume([touch])
     from pulse_attribution.domain.conversions import from_pipeline
 
     conversion = from_pipeline(won)

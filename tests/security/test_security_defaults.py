@@ -22,19 +22,6 @@ from deploy_support import PORTS, SERVICES, compose, k8s_documents, service_imag
 PLACEHOLDERS = ["", "changeme", "change-me-writer", "CHANGE-ME", "password", "secret", "admin"]
 
 
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    import os
-
-    for name in list(os.environ):
-        if name.upper().startswith("PULSE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("PULSE_INGEST_PII_SALT", "a-real-salt-0123456789")
-    common_settings.cache_clear()
-    yield monkeypatch
-    common_settings.cache_clear()
-
-
 REAL_CREATE_APP: dict[str, Any] = {}
 
 

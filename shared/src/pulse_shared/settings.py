@@ -57,6 +57,15 @@ class PulseSettings(BaseSettings):
     consumer_group_prefix: str = Field(
         default="", description="Prefix of every consumer group id (e.g. 'staging-')."
     )
+    consumer_flush_after_s: float = Field(
+        default=0.1,
+        ge=0,
+        lt=60,
+        description="How long a consumer keeps polling to fill an insert batch (up to its "
+        "max records) before writing and committing: fewer, larger ClickHouse inserts under "
+        "a trickle of small polls, for at most this much extra latency. 0 writes each poll "
+        "as it comes.",
+    )
     consumer_stall_after_s: float = Field(
         default=60.0,
         gt=0,

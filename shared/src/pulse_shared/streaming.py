@@ -61,7 +61,7 @@ from pulse_shared.metrics import (
     PROCESSING_LATENCY_SECONDS,
 )
 from pulse_shared.privacy import redact_emails
-from pulse_shared.settings import PulseSettings
+from pulse_shared.settings import PulseSettings, common_settings
 from pulse_shared.store.base import StoreDataError
 from pulse_shared.topics import Topic
 
@@ -188,6 +188,8 @@ class BatchConsumer(Generic[E]):
         clock: Callable[[], float] = time.monotonic,
         *,
         max_records: int = 5000,
+        flush_records: int | None = None,
+        flush_after_s: float | None = None,
     ) -> None:
         self.service = service
         self.topic = topic
@@ -198,6 +200,16 @@ class BatchConsumer(Generic[E]):
         #: Most records per polled batch: the one subscription option that differs between
         #: consumers (fetch sizes follow it, see :func:`batch_subscription`).
         self.max_records = max_records
+        #: The reduce step (Snuba's "batch by size and time"): a polled batch smaller than
+        #: ``flush_records`` is topped up from the same Kafka consumer for at most
+        #: ``flush_after_s`` before it is written and committed, so the insert batch does
+        #: not shrink to whatever one poll returned (a trickle of tiny polls would make a
+        #: ClickHouse part per poll). 0 s writes each poll as it comes.
+        self.flush_records = flush_records or max_records
+        self.flush_after_s = (
+            common_settings().consumer_flush_after_s if flush_after_s is None
+            else flush_after_s
+        )
         #: Seconds clock for commit and stall times (tests pass one they control).
         self.clock = clock
         self._batch_adapter: TypeAdapter[list[E]] = TypeAdapter(list[topic.model])  # type: ignore[name-defined]
@@ -277,25 +289,30 @@ class BatchConsumer(Generic[E]):
         records: Sequence[Any] = raw if isinstance(raw, list | tuple) else [raw]
         # The in-memory bus hands batches over as a list and has no offsets.
         in_memory = isinstance(raw, list)
-        MESSAGES_CONSUMED.labels(self.service, self.topic.name).inc(len(records))
-        BATCH_SIZE.labels(self.service, self.topic.name).observe(len(records))
-        self.attach(getattr(message, "consumer", None))
+        kafka = getattr(message, "consumer", None)
+        self.attach(kafka)
         if not self._rewound:
             # Everything handed over before was committed: a stall starts with this batch.
             self._progress_at = self.clock()
+        # Fetched but not committed from here on: lag counts them (while topping up too).
         self._inflight = {}
-        for record in records:
-            key = (record.topic, record.partition)
-            self._inflight[key] = min(self._inflight.get(key, record.offset), record.offset)
+        self._track(records)
+        if not in_memory and hasattr(kafka, "getmany"):
+            records = [*records, *await self._top_up(kafka, len(records))]
+        MESSAGES_CONSUMED.labels(self.service, self.topic.name).inc(len(records))
+        BATCH_SIZE.labels(self.service, self.topic.name).observe(len(records))
         try:
             letters = await self._process(records, in_memory)
         except Exception:
             # Nothing is committed: rewind to the batch start so the batch is redelivered,
             # never skipped. The stall clock keeps running until it is committed.
+            rewind_to = dict(self._inflight)
             self._inflight = {}
             self._rewound = True
             if not in_memory:
                 with contextlib.suppress(Exception):  # e.g. the partition was revoked
+                    _rewind(kafka, rewind_to)  # records topped up after the poll too
+                with contextlib.suppress(Exception):
                     await message.nack()
             raise
         for letter in letters:
@@ -318,6 +335,40 @@ class BatchConsumer(Generic[E]):
             for record in records[:: max(1, len(records) // 100)]:
                 if record.timestamp:
                     histogram.observe(max(0.0, (now_ms - record.timestamp) / 1000))
+
+    async def _top_up(self, kafka: Any, have: int) -> list[Any]:
+        """More records from the consumer that polled this batch, until
+        :attr:`flush_records` or :attr:`flush_after_s` (the subscriber awaits this handler,
+        so nothing else polls meanwhile; the commit after the write covers them all)."""
+        more: list[Any] = []
+        if self.flush_after_s <= 0:
+            return more
+        deadline = time.monotonic() + self.flush_after_s
+        while have + len(more) < self.flush_records:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                fetched = await kafka.getmany(
+                    timeout_ms=max(1, int(remaining * 1000)),
+                    max_records=self.flush_records - have - len(more),
+                )
+            except Exception as exc:  # e.g. a rebalance: process what was read so far
+                log.info("top_up_stopped", service=self.service, topic=self.topic.name,
+                         error=repr(exc)[:300])
+                break
+            if not fetched:  # waited the whole remaining time: nothing more is coming
+                break
+            for batch in fetched.values():
+                self._track(batch)
+                more.extend(batch)
+        return more
+
+    def _track(self, records: Sequence[Any]) -> None:
+        """Remember the first offset of each partition in the batch being processed."""
+        for record in records:
+            key = (record.topic, record.partition)
+            self._inflight[key] = min(self._inflight.get(key, record.offset), record.offset)
 
     async def _process(self, records: Sequence[Any], in_memory: bool) -> list[DeadLetter]:
         """Write what can be written; returns every dead letter sent for this batch."""
@@ -494,6 +545,14 @@ def _position(kafka: Any, tp: Any) -> int | None:
     if state is None or not state.has_valid_position:
         return None
     return int(state.position)
+
+
+def _rewind(kafka: Any, first_offsets: dict[tuple[str, int], int]) -> None:
+    """Seek each partition back to its first unprocessed record."""
+    from aiokafka import TopicPartition
+
+    for (topic, partition), offset in first_offsets.items():
+        kafka.seek(TopicPartition(topic, partition), offset)
 
 
 def consumer_group(group_id: str, settings: PulseSettings | None = None) -> str:

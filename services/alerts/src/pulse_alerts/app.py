@@ -41,7 +41,7 @@ from pulse_alerts.metrics import (
 from pulse_alerts.notify import Notifier
 from pulse_alerts.settings import AlertsSettings
 from pulse_shared.bus import Bus
-from pulse_shared.consumers import build_router
+from pulse_shared.consumers import Consumer, build_router
 from pulse_shared.events import Alert, CampaignAction, KpiSnapshot
 from pulse_shared.logging import get_logger
 from pulse_shared.store import Store
@@ -109,9 +109,11 @@ class AlertsComponent:
         self.notifiers = list(notifiers)
         self.clock = clock
         self.forecaster = forecaster
-        self.consumer: BatchConsumer[KpiSnapshot] = BatchConsumer(
-            SERVICE, KPI_SNAPSHOTS, self.consume, bus, max_records=MAX_RECORDS
-        )
+        # No processor: snapshots are evaluated against the rules (stateful), and what
+        # changes is written and published by the follow-up itself.
+        self.consumer: BatchConsumer[KpiSnapshot] = Consumer(
+            KPI_SNAPSHOTS, then=self.consume, max_records=MAX_RECORDS
+        ).strategy(SERVICE, bus)
         self.consumers: list[BatchConsumer[Any]] = [self.consumer]
         self.router = build_router(self, GROUP_ID)
         self._lock = asyncio.Lock()

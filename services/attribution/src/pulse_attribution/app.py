@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from pulse_attribution import metrics
-from pulse_attribution.domain.conversions import from_pipeline, from_subscription, touch_of
+from pulse_attribution.domain.conversions import touch_of
 from pulse_attribution.domain.credits import versioned_credits
 from pulse_attribution.domain.datadriven import (
     DataDrivenParameters,
@@ -40,22 +40,22 @@ from pulse_attribution.settings import GROUP_ID, SERVICE, AttributionSettings
 from pulse_attribution.storage import (
     CHANNEL_RESULT_COLUMNS,
     CHANNEL_RESULTS_TABLE,
-    CONVERSION_COLUMNS,
-    CONVERSIONS_TABLE,
     CREDIT_COLUMNS,
     RUN_COLUMNS,
     RUNS_TABLE,
-    TOUCHPOINT_COLUMNS,
     TOUCHPOINTS_CANONICAL,
     AttributionStorage,
-    conversion_row,
     credit_row,
-    touchpoint_row,
+    pipeline_conversions,
+    pipeline_processor,
+    subscription_conversions,
+    subscription_processor,
+    touchpoint_processor,
 )
 from pulse_shared.attribution_models import DATA_DRIVEN_MODELS
 from pulse_shared.bus import Bus
 from pulse_shared.canonical import field_values
-from pulse_shared.consumers import build_router
+from pulse_shared.consumers import Consumer, build_router
 from pulse_shared.events import AttributionCredit, PipelineEvent, Subscription, Touchpoint
 from pulse_shared.logging import get_logger
 from pulse_shared.store import Store
@@ -78,16 +78,18 @@ class AttributionComponent:
         self.storage = AttributionStorage(store)
         self.writer = RowWriter(store, SERVICE)
         max_records = settings.max_records
-        self.touchpoints: BatchConsumer[Touchpoint] = BatchConsumer(
-            SERVICE, TOUCHPOINTS, self.consume_touchpoints, bus,
-            consume_canonical=self.consume_canonical_touchpoints, max_records=max_records,
-        )
-        self.pipeline: BatchConsumer[PipelineEvent] = BatchConsumer(
-            SERVICE, PIPELINE, self.consume_pipeline, bus, max_records=max_records
-        )
-        self.subscriptions: BatchConsumer[Subscription] = BatchConsumer(
-            SERVICE, SUBSCRIPTIONS, self.consume_subscriptions, bus, max_records=max_records
-        )
+        # processor → rows written by the sink → follow-up (re-attribute), then commit.
+        self.touchpoints: BatchConsumer[Touchpoint] = Consumer(
+            TOUCHPOINTS, touchpoint_processor, self.after_touchpoints,
+            canonical=self.consume_canonical_touchpoints, max_records=max_records,
+        ).strategy(SERVICE, bus, self.writer)
+        self.pipeline: BatchConsumer[PipelineEvent] = Consumer(
+            PIPELINE, pipeline_processor, self.after_pipeline, max_records=max_records
+        ).strategy(SERVICE, bus, self.writer)
+        self.subscriptions: BatchConsumer[Subscription] = Consumer(
+            SUBSCRIPTIONS, subscription_processor, self.after_subscriptions,
+            max_records=max_records,
+        ).strategy(SERVICE, bus, self.writer)
         self.consumers: list[BatchConsumer[Any]] = [
             self.touchpoints, self.pipeline, self.subscriptions
         ]
@@ -122,12 +124,10 @@ class AttributionComponent:
 
     # -- consumers ---------------------------------------------------------------------
 
-    async def consume_touchpoints(self, events: list[Touchpoint]) -> None:
+    async def after_touchpoints(self, events: list[Touchpoint]) -> None:
+        """Touches are stored (processor + sink): re-attribute conversions they precede."""
         if not events:
             return
-        await self.writer.write(
-            TOUCHPOINTS.stored_table(), [touchpoint_row(e) for e in events], TOUCHPOINT_COLUMNS
-        )
         existing = await asyncio.to_thread(
             self.storage.conversions_of, sorted({e.account_id for e in events})
         )
@@ -169,18 +169,16 @@ class AttributionComponent:
         if affected:
             await self.attribute(affected, reason="late_touch")
 
-    async def consume_pipeline(self, events: list[PipelineEvent]) -> None:
-        await self.record_conversions([c for e in events if (c := from_pipeline(e))])
+    async def after_pipeline(self, events: list[PipelineEvent]) -> None:
+        await self.attribute_conversions(pipeline_conversions(events))
 
-    async def consume_subscriptions(self, events: list[Subscription]) -> None:
-        await self.record_conversions([c for e in events if (c := from_subscription(e))])
+    async def after_subscriptions(self, events: list[Subscription]) -> None:
+        await self.attribute_conversions(subscription_conversions(events))
 
-    async def record_conversions(self, conversions: list[Conversion]) -> None:
+    async def attribute_conversions(self, conversions: list[Conversion]) -> None:
+        """Conversions are stored (processor + sink): compute and publish their credits."""
         if not conversions:
             return
-        await self.writer.write(
-            CONVERSIONS_TABLE, [conversion_row(c) for c in conversions], CONVERSION_COLUMNS
-        )
         for conversion in conversions:
             metrics.CONVERSIONS.labels(str(conversion.milestone)).inc()
         await self.attribute(conversions, reason="conversion")

@@ -8,12 +8,20 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from pulse_attribution.domain.conversions import from_pipeline, from_subscription
 from pulse_attribution.domain.model import Conversion, Milestone, Touch
 from pulse_shared import topics
 from pulse_shared.canonical import canonical_insert
 from pulse_shared.columns import model_columns
+from pulse_shared.consumers import TableRows
 from pulse_shared.credits import latest_credits
-from pulse_shared.events import AttributionCredit, Channel, Touchpoint
+from pulse_shared.events import (
+    AttributionCredit,
+    Channel,
+    PipelineEvent,
+    Subscription,
+    Touchpoint,
+)
 from pulse_shared.store import Store
 
 # Latest credit versions are read through the shared fragment (pulse_shared.credits), the
@@ -74,6 +82,35 @@ def conversion_row(conversion: Conversion) -> dict[str, Any]:
         "revenue": conversion.revenue,
         "currency": conversion.currency,
     }
+
+
+# Processors of the attribution consumers (pure: events → rows).
+def touchpoint_processor(events: Sequence[Touchpoint]) -> list[TableRows]:
+    rows = [touchpoint_row(e) for e in events]
+    return [TableRows(topics.TOUCHPOINTS.stored_table(), TOUCHPOINT_COLUMNS, rows)]
+
+
+def pipeline_conversions(events: Sequence[PipelineEvent]) -> list[Conversion]:
+    """The conversions (milestones) among pipeline events."""
+    return [c for e in events if (c := from_pipeline(e))]
+
+
+def subscription_conversions(events: Sequence[Subscription]) -> list[Conversion]:
+    """The conversions (new paying customers) among subscription events."""
+    return [c for e in events if (c := from_subscription(e))]
+
+
+def conversion_rows(conversions: Sequence[Conversion]) -> list[TableRows]:
+    rows = [conversion_row(c) for c in conversions]
+    return [TableRows(CONVERSIONS_TABLE, CONVERSION_COLUMNS, rows)] if rows else []
+
+
+def pipeline_processor(events: Sequence[PipelineEvent]) -> list[TableRows]:
+    return conversion_rows(pipeline_conversions(events))
+
+
+def subscription_processor(events: Sequence[Subscription]) -> list[TableRows]:
+    return conversion_rows(subscription_conversions(events))
 
 
 def credit_row(credit: AttributionCredit) -> dict[str, Any]:

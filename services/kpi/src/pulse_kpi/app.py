@@ -26,7 +26,7 @@ from pulse_kpi.domain.mrr import movements
 from pulse_kpi.domain.snapshots import Throttle, changed, live, to_snapshot
 from pulse_kpi.settings import GROUP_ID, SERVICE, KpiSettings
 from pulse_shared.bus import Bus
-from pulse_shared.consumers import build_router
+from pulse_shared.consumers import Consumer, build_router
 from pulse_shared.events import (
     AttributionCredit,
     Budget,
@@ -131,16 +131,21 @@ class KpiComponent:
         self._mrr_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         max_records = settings.max_records
+        # Raw events: processor → rows written by the sink, then the KPIs they touch are
+        # marked and the totals recomputed (before the commit). Credits are written by
+        # attribution: only the follow-up.
+        declared: list[Consumer[Any]] = [
+            Consumer(SPEND, storage.spend_processor, self.after_spend, max_records=max_records),
+            Consumer(SUBSCRIPTIONS, storage.subscription_processor, self.after_subscriptions,
+                     max_records=max_records),
+            Consumer(PIPELINE, storage.pipeline_processor, self.after_pipeline,
+                     max_records=max_records),
+            Consumer(BUDGETS, storage.budget_processor, self.after_budgets,
+                     max_records=max_records),
+            Consumer(CREDITS, then=self.after_credits, max_records=max_records),
+        ]
         self.consumers: list[BatchConsumer[Any]] = [
-            BatchConsumer(SERVICE, SPEND, self.consume_spend, bus, max_records=max_records),
-            BatchConsumer(
-                SERVICE, SUBSCRIPTIONS, self.consume_subscriptions, bus, max_records=max_records
-            ),
-            BatchConsumer(
-                SERVICE, PIPELINE, self.consume_pipeline, bus, max_records=max_records
-            ),
-            BatchConsumer(SERVICE, BUDGETS, self.consume_budgets, bus, max_records=max_records),
-            BatchConsumer(SERVICE, CREDITS, self.consume_credits, bus, max_records=max_records),
+            c.strategy(SERVICE, bus, self.writer) for c in declared
         ]
         self.router = build_router(self, GROUP_ID, label="KPI")
 
@@ -168,23 +173,17 @@ class KpiComponent:
         await self.flush(force=True)
 
     # ------------------------------------------------------------------ consumers
-    async def consume_spend(self, events: list[Spend]) -> None:
+    async def after_spend(self, events: list[Spend]) -> None:
         if not events:
             return
         days = {e.date for e in events}
-        await asyncio.gather(
-            self.writer.write(SPEND.stored_table(), storage.spend_rows(events), storage.SPEND_COLUMNS),
-            self._mark_breakdowns(flow_days=days),
-        )
+        await self._mark_breakdowns(flow_days=days)
         self._dirty.flow_days.update(days)
         await self.refresh()
 
-    async def consume_subscriptions(self, events: list[Subscription]) -> None:
+    async def after_subscriptions(self, events: list[Subscription]) -> None:
         if not events:
             return
-        await self.writer.write(
-            SUBSCRIPTIONS.stored_table(), storage.subscription_rows(events), storage.SUBSCRIPTION_COLUMNS
-        )
         await self._reclassify(sorted({e.account_id for e in events}))
         days = [e.occurred_at.date() for e in events]
         if self.last_subscription_day is not None:
@@ -192,30 +191,24 @@ class KpiComponent:
         self._dirty.mark_mrr(min(days), max(days))
         await self.refresh()
 
-    async def consume_pipeline(self, events: list[PipelineEvent]) -> None:
+    async def after_pipeline(self, events: list[PipelineEvent]) -> None:
         if not events:
             return
-        await self.writer.write(
-            PIPELINE.stored_table(), storage.pipeline_rows(events), storage.PIPELINE_COLUMNS
-        )
         accounts = sorted({e.account_id for e in events})
         stage_days = await asyncio.to_thread(self.storage.account_stage_days, accounts)
         self._dirty.flow_days.update(e.occurred_at.date() for e in events)
         self._dirty.funnel_days.update(stage_days)
         await self.refresh()
 
-    async def consume_budgets(self, events: list[Budget]) -> None:
+    async def after_budgets(self, events: list[Budget]) -> None:
         if not events:
             return
         months = {e.month_start for e in events}
-        await asyncio.gather(
-            self.writer.write(BUDGETS.stored_table(), storage.budget_rows(events), storage.BUDGET_COLUMNS),
-            self._mark_breakdowns(budget_months=months),
-        )
+        await self._mark_breakdowns(budget_months=months)
         self._dirty.budget_months.update(months)
         await self.refresh()
 
-    async def consume_credits(self, events: list[AttributionCredit]) -> None:
+    async def after_credits(self, events: list[AttributionCredit]) -> None:
         """Attribution writes ``attribution_credits`` itself; we only recompute its days.
 
         Attribution writes a version before publishing it, but a read may still not see it

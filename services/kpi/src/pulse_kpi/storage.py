@@ -24,6 +24,7 @@ from pulse_kpi.domain.facts import (
 )
 from pulse_kpi.domain.mrr import MrrEvent, MrrMovement
 from pulse_shared.columns import model_columns
+from pulse_shared.consumers import TableRows
 from pulse_shared.credits import latest_credits
 from pulse_shared.events import Budget, Grain, KpiSnapshot, PipelineEvent, Spend, Subscription
 from pulse_shared.kpi_catalog import STAGES
@@ -75,6 +76,24 @@ def budget_rows(events: Iterable[Budget]) -> list[dict[str, Any]]:
         {**e.model_dump(include=set(BUDGET_COLUMNS) - {"month"}), "month": e.month_start}
         for e in events
     ]
+
+
+# Processors of the KPI consumers (pure: events → rows of the raw-event tables).
+def spend_processor(events: Sequence[Spend]) -> list[TableRows]:
+    return [TableRows(SPEND.stored_table(), SPEND_COLUMNS, spend_rows(events))]
+
+
+def subscription_processor(events: Sequence[Subscription]) -> list[TableRows]:
+    rows = subscription_rows(events)
+    return [TableRows(SUBSCRIPTIONS.stored_table(), SUBSCRIPTION_COLUMNS, rows)]
+
+
+def pipeline_processor(events: Sequence[PipelineEvent]) -> list[TableRows]:
+    return [TableRows(PIPELINE.stored_table(), PIPELINE_COLUMNS, pipeline_rows(events))]
+
+
+def budget_processor(events: Sequence[Budget]) -> list[TableRows]:
+    return [TableRows(BUDGETS.stored_table(), BUDGET_COLUMNS, budget_rows(events))]
 
 
 def movement_rows(moves: Iterable[MrrMovement], computed_at: dt.datetime) -> list[dict[str, Any]]:
