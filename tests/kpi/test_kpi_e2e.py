@@ -192,6 +192,14 @@ async def test_e2e_real_broker_and_server(kafka_broker: Any, server_store: Store
             with contextlib.suppress(AssertionError):
                 await poll(kpis_match)
             assert await asyncio.to_thread(current) == expected
+
+            async def idle() -> bool:
+                """Every fetched batch processed and committed: the totals can match
+                before a batch's follow-up has marked its breakdowns (another consumer's
+                recompute already reads the rows the batch wrote)."""
+                return not any(v for c in component.consumers for v in c.lag().values())
+
+            await poll(idle)
             # Channel/campaign breakdowns are recomputed in the background: finish them
             # now, so `before` holds every value the batches produce (not a race with it).
             await component.refresh_breakdowns()
@@ -224,6 +232,7 @@ async def test_e2e_real_broker_and_server(kafka_broker: Any, server_store: Store
                 )
 
             await poll(redelivered)
+            await poll(idle)
             await component.refresh_breakdowns()
             await component.flush(force=True)
             after = await asyncio.to_thread(stored, server_store)
