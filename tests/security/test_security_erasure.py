@@ -10,13 +10,12 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from pulse_cli.runtime import in_process_pipeline
 from pulse_shared.bus import Bus, make_broker
 from pulse_shared.erasure import (
     ErasureFilter,
@@ -79,29 +78,6 @@ async def publish_all(bus: Bus, events: dict[str, list]) -> None:  # type: ignor
         await bus.publish(topic, events[topic.name])
 
 
-@asynccontextmanager
-async def in_process_pipeline(store: Store) -> AsyncIterator[Bus]:
-    """Every service on ``store`` behind an in-memory broker (as the embedded CLI runs)."""
-    from faststream.kafka import TestKafkaBroker
-
-    from pulse_cli.runtime import IN_PROCESS_RETRY, build_components
-
-    broker = make_broker(None, client_id="erasure-test")
-    components = build_components(store, broker, in_memory=True)
-    for consumer in (c for component in components for c in component.consumers):
-        consumer.retry = IN_PROCESS_RETRY
-    for component in components:
-        broker.include_router(component.router)
-    async with TestKafkaBroker(broker):
-        for component in components:
-            await component.start()
-        try:
-            yield Bus(broker, "test", in_memory=True)
-        finally:
-            for component in reversed(components):
-                await component.stop()
-
-
 def rows_naming(store: Store, value: str) -> dict[str, int]:
     """Rows per table holding ``value`` in any String column (tables holding none left out),
     as FINAL queries see them."""
@@ -139,7 +115,8 @@ async def test_erase_account_removes_every_row_and_redelivery_does_not_restore_i
     erased, kept = f"acct-erase-{uuid.uuid4().hex[:8]}", f"acct-keep-{uuid.uuid4().hex[:8]}"
     emails = [f"{uuid.uuid4().hex[:8]}@erase.example" for _ in range(3)]
     events_erased, events_kept = journey(erased, emails, now), journey(kept, emails[:1], now)
-    async with in_process_pipeline(any_store) as bus:
+    async with in_process_pipeline(any_store) as pipeline:
+        bus = pipeline.bus
         await publish_all(bus, events_erased)
         await publish_all(bus, events_kept)
     before = rows_naming(any_store, erased)
@@ -172,7 +149,8 @@ async def test_erase_account_removes_every_row_and_redelivery_does_not_restore_i
     assert {t: int(n) for t, n in audit[0]["row_counts"].items()} == result.row_counts
 
     # A redelivery (or replay) of the same events: the writers drop the erased account.
-    async with in_process_pipeline(any_store) as bus:
+    async with in_process_pipeline(any_store) as pipeline:
+        bus = pipeline.bus
         await publish_all(bus, events_erased)
     assert rows_naming(any_store, erased) == {}
 
@@ -184,7 +162,8 @@ async def test_erase_contact_by_email_keeps_the_account_s_other_contacts(
     account = f"acct-contact-{uuid.uuid4().hex[:8]}"
     jane, bob = f"jane-{uuid.uuid4().hex[:6]}@acme.example", f"bob-{uuid.uuid4().hex[:6]}@acme.example"
     events = journey(account, [jane, bob, jane], now)
-    async with in_process_pipeline(any_store) as bus:
+    async with in_process_pipeline(any_store) as pipeline:
+        bus = pipeline.bus
         await publish_all(bus, events)
     jane_id, bob_id = contact_hash(jane, SALT), contact_hash(bob, SALT)
     assert (contact_rows(any_store, jane_id), contact_rows(any_store, bob_id)) == (2, 1)
@@ -200,7 +179,8 @@ async def test_erase_contact_by_email_keeps_the_account_s_other_contacts(
         "SELECT subject FROM erasures FINAL WHERE erasure_id = {e:String}",
         {"e": result.erasure_id})
     assert stored == [{"subject": jane_id}]  # the hash, never the address
-    async with in_process_pipeline(any_store) as bus:
+    async with in_process_pipeline(any_store) as pipeline:
+        bus = pipeline.bus
         await bus.publish(TOUCHPOINTS, events[TOUCHPOINTS.name])
     assert (contact_rows(any_store, jane_id), contact_rows(any_store, bob_id)) == (0, 1)
 

@@ -23,11 +23,11 @@ from typing import Any
 
 import httpx
 import pytest
-from faststream.kafka import TestKafkaBroker
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from phonenumbers import Leniency, PhoneNumberMatcher
 
+from pulse_cli.runtime import in_process_pipeline
 from pulse_ingest.domain.normalize import KINDS, text_fields
 from pulse_ingest.service import IngestService
 from pulse_ingest.settings import IngestSettings
@@ -371,25 +371,9 @@ def string_cells(store: Store, needles: list[str]) -> list[tuple[str, str]]:
 
 @pytest.fixture
 async def embedded_pipeline(embedded_store: Store) -> AsyncIterator[IngestService]:
-    from pulse_attribution.main import build as build_attribution
-    from pulse_kpi.main import build as build_kpi
-
-    broker = make_broker(None, client_id="pulse-pii-property")
-    components: list[Any] = [
-        build_attribution(embedded_store, Bus(broker, "attribution", in_memory=True)),
-        build_kpi(embedded_store, Bus(broker, "kpi", in_memory=True)),
-    ]
-    for component in components:
-        broker.include_router(component.router)
-    async with TestKafkaBroker(broker):
-        for component in components:
-            await component.start()
-        try:
-            yield IngestService(Bus(broker, "ingest", in_memory=True),
-                                IngestSettings(pii_salt=SALT, auth_required=False))
-        finally:
-            for component in reversed(components):
-                await component.stop()
+    """Ingest in front of the services' in-process pipeline on the embedded store."""
+    async with in_process_pipeline(embedded_store) as pipeline:
+        yield IngestService(pipeline.bus, IngestSettings(pii_salt=SALT, auth_required=False))
 
 
 @settings(max_examples=6, deadline=None,

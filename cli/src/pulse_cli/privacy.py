@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from pulse_cli.errors import UserError
+from pulse_cli.stores import migrated_store, os_user
 from pulse_shared.cli_output import FORMAT_HELP, OutputFormat, emit
 
 if TYPE_CHECKING:
     from pulse_shared.erasure import ErasureResult, Subject
-    from pulse_shared.settings import PulseSettings
     from pulse_shared.store import Store
 
 app = typer.Typer(help="Erase a subject's data; the erasure audit log.",
@@ -27,19 +25,6 @@ app = typer.Typer(help="Erase a subject's data; the erasure audit log.",
 
 FormatOption = Annotated[OutputFormat, typer.Option(
     "--format", help="How to print the outcome: " + FORMAT_HELP)]
-
-
-@contextmanager
-def _store(settings: PulseSettings) -> Iterator[Store]:
-    from pulse_shared.schema.migrations import migrate
-    from pulse_shared.store import open_store
-
-    store = open_store(settings)
-    try:
-        migrate(store)  # the erasures table must exist, even on a fresh data dir
-        yield store
-    finally:
-        store.close()
 
 
 def _contact_salt() -> str:
@@ -111,18 +96,16 @@ def erase_command(
     """Remove every row of an account or a contact from every table, record it in the
     audit log (`erasures`) so replays cannot restore it, publish a tombstone on
     privacy.erasures.v1 (when Kafka is configured), and print the rows removed per table."""
-    import getpass
-
     from pulse_shared.erasure import ErasureSettings, erase
     from pulse_shared.settings import common_settings
 
     subject = _subject(account_id, contact)
     settings = common_settings()
-    who = (actor or getpass.getuser()).strip() or "unknown"
+    who = (actor or os_user()).strip() or "unknown"
     # Services of a server deployment re-read the erased subjects every refresh_s: wait
     # that long and delete again (an embedded store has no other writer).
     settle_s = 0.0 if settings.embedded else ErasureSettings().refresh_s
-    with _store(settings) as store:
+    with migrated_store(settings) as store:
         result = erase(store, subject, who, settle_s=settle_s)
         notes = [f"erased {subject.kind} {_shown(subject)} (erasure {result.erasure_id}, "
                  f"by {who}): {sum(result.row_counts.values())} rows"]
@@ -161,7 +144,7 @@ def erasures_command(
     from pulse_shared.erasure import erasure_log
     from pulse_shared.settings import common_settings
 
-    with _store(common_settings()) as store:
+    with migrated_store(common_settings()) as store:
         entries = erasure_log(store, limit)
     rows: list[dict[str, Any]] = [
         {**e, "rows": sum(int(n) for n in (e["row_counts"] or {}).values())} for e in entries

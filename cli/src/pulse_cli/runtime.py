@@ -132,6 +132,14 @@ async def open_pipeline(settings: PulseSettings | None = None) -> AsyncIterator[
         return
     store = open_store(settings)
     migrate(store)
+    async with in_process_pipeline(store) as pipeline:
+        yield pipeline
+
+
+@asynccontextmanager
+async def in_process_pipeline(store: Store) -> AsyncIterator[Pipeline]:
+    """Every service's production router on ``store`` behind FastStream's in-memory
+    broker (the embedded default; tests run the pipeline on their own store with it)."""
     broker = make_broker(None, client_id="pulse-embedded")
     components = build_components(store, broker, in_memory=True)
     for consumer in (c for component in components for c in component.consumers):

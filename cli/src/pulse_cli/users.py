@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pulse_cli.errors import UserError
+from pulse_cli.stores import migrated_store, os_user
 from pulse_shared.access import ROLE_NAMES
 from pulse_shared.cli_output import FORMAT_FILE_HELP, OutputFormat, emit, resolve
 
 if TYPE_CHECKING:
     from pulse_shared.auth.users import User, UserDirectory
-    from pulse_shared.settings import PulseSettings
-    from pulse_shared.store import Store
 
 app = typer.Typer(help="Dashboard and API users: add (issues a token), list, revoke.",
                   no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False)
@@ -32,64 +31,13 @@ app = typer.Typer(help="Dashboard and API users: add (issues a token), list, rev
 COLUMNS = ("name", "role", "status", "created", "expires", "created_by", "revoked")
 
 
-def open_cli_store(settings: PulseSettings) -> Store:
-    """The configured store; on the embedded default, a one-line error when another
-    process (a running ``pulse dashboard``) holds the data directory."""
-    from pulse_shared.store import open_store
-
-    busy = UserError(
-        f"the data directory {settings.data_dir} is in use by another Pulse process "
-        "(a running `pulse dashboard`?): stop it first, or use a ClickHouse server "
-        "(PULSE_CLICKHOUSE_URL)"
-    )
-    if settings.embedded and _held_by_another_process(settings.data_dir):
-        raise busy  # before chDB, which would print its own multi-line complaint
-    try:
-        return open_store(settings)
-    except RuntimeError as exc:
-        if not settings.embedded:
-            raise
-        raise busy from exc
-
-
-def _held_by_another_process(data_dir: Path) -> bool:
-    """Whether a running chDB/ClickHouse holds ``data_dir`` (it keeps an exclusive
-    ``flock`` on the directory's ``status`` file while open)."""
-    import fcntl
-
-    status = data_dir / "status"
-    if not status.is_file():
-        return False
-    with status.open("rb") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
-
-
 @contextmanager
 def _directory() -> Iterator[UserDirectory]:
     from pulse_shared.auth import UserDirectory
-    from pulse_shared.schema.migrations import migrate
     from pulse_shared.settings import common_settings
 
-    store = open_cli_store(common_settings())
-    try:
-        migrate(store)  # pulse_users must exist, even on a fresh data dir
+    with migrated_store(common_settings()) as store:  # pulse_users exists on a fresh dir
         yield UserDirectory(store)
-    finally:
-        store.close()
-
-
-def _actor() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser().strip() or "unknown"
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return "unknown"
 
 
 def _when(value: dt.datetime | None) -> str:
@@ -127,7 +75,7 @@ def add_command(
     valid_days = days if days is not None else AuthSettings().token_days
     with _directory() as users:
         try:
-            user, token = users.add(name, the_role, created_by=_actor(), valid_days=valid_days)
+            user, token = users.add(name, the_role, created_by=os_user(), valid_days=valid_days)
         except DirectoryError as exc:
             raise UserError(str(exc)) from None
     typer.echo(
@@ -161,7 +109,7 @@ def revoke_command(
 
     with _directory() as users:
         try:
-            user = users.revoke(name, revoked_by=_actor())
+            user = users.revoke(name, revoked_by=os_user())
         except DirectoryError as exc:
             raise UserError(str(exc)) from None
     typer.echo(f"revoked {user.name} ({user.role.value}) at {_when(user.revoked_at)}", err=True)

@@ -71,6 +71,7 @@ from pulse_shared.auth import (
 )
 from pulse_shared.logging import get_logger
 from pulse_shared.periods import period_complete
+from pulse_shared.service import health_asgi, store_health
 
 if TYPE_CHECKING:
     from pulse_reporting.app import ReportingComponent
@@ -880,18 +881,6 @@ class _Endpoint:
         await self.app(scope, receive, send)
 
 
-def _health(component: ReportingComponent) -> ASGIApp:
-    async def health(request: Request) -> Response:
-        try:
-            ok = await asyncio.to_thread(component.store.query_value, "SELECT 1") == 1
-        except Exception:
-            ok = False
-        return JSONResponse({"service": "dashboard", "status": "ok" if ok else "degraded",
-                             "checks": {"clickhouse": ok}}, status_code=200 if ok else 503)
-
-    return Starlette(routes=[Route("/health", health)])
-
-
 def create_dashboard(
     component: ReportingComponent,
     *,
@@ -907,7 +896,8 @@ def create_dashboard(
     # One Authenticator for the guard and the sign-in pages: it signs the sessions.
     mounted = dashboard_routes(component, auth, host=host, today=today)
     guarded = guard_routes(
-        [("/health", _health(component)), *((p, a) for p, a, _ in mounted.routes),
+        [("/health", health_asgi("dashboard", {"clickhouse": store_health(component.store)})),
+         *((p, a) for p, a, _ in mounted.routes),
          *mounted.signin_routes],
         {path: policy for path, _, policy in mounted.routes},
         auth,
