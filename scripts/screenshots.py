@@ -12,7 +12,9 @@ reporting dashboard on 127.0.0.1 with that date, and captures PNGs with headless
 - close-ups of single elements (Chromium's command line cannot scroll, so these go
   through Selenium and Debian's chromedriver, the same headless Chromium):
   ``dashboard-month-to-date.png`` (the month-to-date panel with the landing) and
-  ``report-monthly-forecast.png`` (the report's forecast sections).
+  ``report-monthly-forecast.png`` (the report's forecast sections) and
+  ``report-monthly-mmm.png`` (its incrementality section: the marketing mix model fitted
+  on the demo data as ``pulse demo`` fits it, or why it has no results).
 
 Run: ``.venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--today 2026-11-16]``.
 """
@@ -39,6 +41,7 @@ DEFAULT_TODAY = dt.date(2026, 11, 16)
 SEED, DAYS, ACCOUNTS = 7, 120, 400  # pulse demo's defaults
 MODEL = "position_based"
 FORECAST_SECTION = "section#forecast"  # the report's forecast and last period's check
+MMM_SECTION = "section#mmm"  # the report's incrementality (marketing mix model) section
 CHROMIUM_ARGS = (
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
     "--hide-scrollbars", "--no-first-run", "--disable-background-networking",
@@ -52,9 +55,10 @@ def fail(message: str) -> None:
 
 
 async def build_demo_data(data_dir: Path, reports_dir: Path, now: dt.datetime) -> Path:
-    """Generate and ingest the demo data with every clock at ``now``; write the monthly
-    HTML report of the last complete month. Returns the report's path."""
-    from pulse_cli.demo import INGEST_ORDER
+    """Generate and ingest the demo data with every clock at ``now``, fit the marketing mix
+    model as ``pulse demo`` does; write the monthly HTML report of the last complete month.
+    Returns the report's path."""
+    from pulse_cli.demo import DEMO_HISTORY_WEEKS, DEMO_MMM_GRAIN, DEMO_MMM_SAMPLER, INGEST_ORDER
     from pulse_cli.runtime import open_pipeline
     from pulse_ingest.domain.generator import generate_dataset
     from pulse_ingest.service import IngestService
@@ -65,7 +69,8 @@ async def build_demo_data(data_dir: Path, reports_dir: Path, now: dt.datetime) -
 
     today = now.date()
     dataset = generate_dataset(seed=SEED, days=DAYS, accounts=ACCOUNTS,
-                               end=today - dt.timedelta(days=1))
+                               end=today - dt.timedelta(days=1),
+                               history_weeks=DEMO_HISTORY_WEEKS)
     async with open_pipeline(PulseSettings(data_dir=data_dir)) as pipeline:
         assert pipeline.store is not None, "screenshots run on the embedded store"
         for component in pipeline.components:
@@ -78,6 +83,18 @@ async def build_demo_data(data_dir: Path, reports_dir: Path, now: dt.datetime) -
             for start in range(0, len(rows), 2000):
                 await ingest.ingest(kind, rows[start:start + 2000], "demo")
             print(f"  ingested {len(rows)} {kind}")
+        from pulse_mmm.runner import InsufficientHistory, run_fit
+        from pulse_mmm.settings import MmmSettings
+
+        try:
+            fitted = await run_fit(
+                pipeline.store, MmmSettings(), grain=DEMO_MMM_GRAIN,
+                fit_overrides=DEMO_MMM_SAMPLER, clock=lambda: now,
+                progress=lambda message: print(f"  marketing mix model: {message}"),
+            )
+            print(f"  marketing mix model: {fitted.run.status} {fitted.run.reason}")
+        except InsufficientHistory as exc:
+            print(f"  marketing mix model: not fitted: {exc}")
         month = last_complete("monthly", today)
         report = await generate_report(pipeline.store, "monthly", month, formats="html",
                                        out_dir=reports_dir, now=now)
@@ -212,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         capture(report_html.resolve().as_uri(), out / "report-monthly.png", 1280, 2000)
         capture_elements(overview, [("#to-date", out / "dashboard-month-to-date.png")])
         capture_elements(report_html.resolve().as_uri(),
-                         [(FORECAST_SECTION, out / "report-monthly-forecast.png")])
+                         [(FORECAST_SECTION, out / "report-monthly-forecast.png"),
+                          (MMM_SECTION, out / "report-monthly-mmm.png")])
         server.should_exit = True
         thread.join(timeout=10)
     finally:

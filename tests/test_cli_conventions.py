@@ -43,6 +43,7 @@ NOT_READ_COMMANDS = {
     "attribution recompute": "recomputes models",
     "kpi asyncapi": "prints or writes an AsyncAPI document",
     "kpi recompute": "recomputes KPI values",
+    "mmm asyncapi": "prints or writes an AsyncAPI document",
     "alerts rules check": "validates a file",
     "alerts silence add": "creates a silence",
     "alerts silence expire": "ends a silence",
@@ -57,7 +58,8 @@ RST = re.compile(r"``|:(func|class|mod|meth|attr|data|ref|obj):`")
 HEAVY_MODULES = (
     "pulse_shared.store", "chdb", "clickhouse_connect", "faststream", "statsforecast",
     "pandas", "matplotlib", "pydantic", "pulse_kpi.cli", "pulse_alerts.cli",
-    "pulse_reporting.cli", "pulse_attribution.cli", "pulse_ingest.cli", "typer.rich_utils",
+    "pulse_reporting.cli", "pulse_attribution.cli", "pulse_ingest.cli", "pulse_mmm.cli",
+    "typer.rich_utils",
 )
 
 
@@ -164,4 +166,4 @@ def test_help_imports_no_service_code() -> None:
 
 HEAVY_ROOTS = ("chdb", "clickhouse_connect", "faststream", "statsforecast", "pandas",
                "matplotlib", "pydantic", "pulse_kpi", "pulse_alerts", "pulse_reporting",
-               "pulse_attribution", "pulse_ingest")
+               "pulse_attribution", "pulse_ingest", "pulse_mmm")

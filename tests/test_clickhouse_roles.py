@@ -1,4 +1,4 @@
-"""One ClickHouse role per Pulse role (migration 0060, pulse_shared.access.SCOPES).
+"""One ClickHouse role per Pulse role (migrations 0060 and 0071, pulse_shared.access.SCOPES).
 
 What is checked, and where:
 
@@ -50,9 +50,14 @@ POLICY = re.compile(
 )
 
 
-def access_migration() -> Migration:
-    (found,) = [m for m in load_migrations() if m.access_control]
-    return found
+def access_migrations() -> list[Migration]:
+    """0060 (the roles, their grants, the row policy) and the later ones granting the
+    tables of newer migrations (0071: the mmm tables)."""
+    return [m for m in load_migrations() if m.access_control]
+
+
+def access_statements() -> list[str]:
+    return [s for m in access_migrations() for s in m.statements]
 
 
 def parsed() -> tuple[set[str], dict[str, set[str]], dict[str, dict[str, str]]]:
@@ -60,7 +65,7 @@ def parsed() -> tuple[set[str], dict[str, set[str]], dict[str, dict[str, str]]]:
     roles: set[str] = set()
     grants: dict[str, set[str]] = {}
     policies: dict[str, dict[str, str]] = {}
-    for statement in access_migration().statements:
+    for statement in access_statements():
         if match := ROLE.match(statement):
             roles.add(match.group(1))
         elif match := GRANT.match(statement):
@@ -75,9 +80,8 @@ def parsed() -> tuple[set[str], dict[str, set[str]], dict[str, dict[str, str]]]:
 
 
 # ------------------------------------------------------------------ the migration text
-def test_access_migration_is_marked_and_grants_exactly_each_scope() -> None:
-    migration = access_migration()
-    assert migration.name == "access_roles"
+def test_access_migrations_are_marked_and_grant_exactly_each_scope() -> None:
+    assert access_migrations()[0].name == "access_roles"
     roles, grants, policies = parsed()
     assert roles == {access.clickhouse_role(r) for r in access.Role}
     for role in access.Role:
@@ -91,14 +95,14 @@ def test_access_migration_is_marked_and_grants_exactly_each_scope() -> None:
     assert all(set(tables) == {"kpi_values"} for tables in policies.values())
 
 
-def test_only_the_access_migration_is_marked_access_control() -> None:
+def test_only_the_access_migrations_are_marked_access_control() -> None:
     marked = [m.label for m in load_migrations() if m.access_control]
-    assert marked == ["0060_access_roles"]
+    assert marked == ["0060_access_roles", "0071_mmm_access"]
 
 
 @pytest.mark.clickhouse
 def test_every_access_statement_parses_on_the_server(server_store: Any) -> None:
-    for statement in access_migration().statements:
+    for statement in access_statements():
         formatted = server_store.query_value("SELECT formatQuery({q:String})", {"q": statement})
         assert formatted, statement
 
@@ -127,8 +131,9 @@ def test_embedded_store_skips_the_access_migration(
     logs = captured_logs(monkeypatch)
     assert migrate(embedded_store) == []
     recorded = outcomes(embedded_store)
-    assert recorded[60] == SKIPPED
-    assert all(v == APPLIED for n, v in recorded.items() if n != 60)
+    access = {m.number for m in access_migrations()}
+    assert all(recorded[n] == SKIPPED for n in access)
+    assert all(v == APPLIED for n, v in recorded.items() if n not in access)
     assert not [e for e in logs if e["log_level"] in ("warning", "error")]
 
 
@@ -150,16 +155,16 @@ def test_server_without_access_storage_skips_it_with_a_warning_and_stays_idempot
         applied = migrate(writer)
         assert [m.label for m in applied] == [
             m.label for m in load_migrations() if not m.access_control]
-        (warning,) = [e for e in logs if e["event"] == "access_control_migration_not_applied"]
-        assert warning["log_level"] == "warning"
-        assert warning["migration"] == "0060_access_roles"
-        assert "pulse migrate" in warning["how_to_apply"]
-        assert outcomes(writer)[60] == SKIPPED
+        labels = [m.label for m in access_migrations()]
+        warnings = [e for e in logs if e["event"] == "access_control_migration_not_applied"]
+        assert [w["migration"] for w in warnings] == labels
+        assert all(w["log_level"] == "warning" for w in warnings)
+        assert all("pulse migrate" in w["how_to_apply"] for w in warnings)
+        assert all(outcomes(writer)[m.number] == SKIPPED for m in access_migrations())
         logs.clear()
-        assert migrate(writer) == []  # idempotent; 0060 tried again, still pending
+        assert migrate(writer) == []  # idempotent; tried again, still pending
         assert [e["migration"] for e in logs
-                if e["event"] == "access_control_migration_not_applied"] == [
-            "0060_access_roles"]
+                if e["event"] == "access_control_migration_not_applied"] == labels
         assert outcomes(writer) == {m.number: SKIPPED if m.access_control else APPLIED
                                     for m in load_migrations()}
     finally:

@@ -33,7 +33,7 @@ from pulse_shared.config_checks import ConfigurationError, is_placeholder, refus
 from pulse_shared.settings import PulseSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = ("ingest", "attribution", "kpi", "alerts", "reporting")
+SERVICES = ("ingest", "attribution", "kpi", "alerts", "reporting", "mmm")
 CLI_USER = "pulse-cli"
 #: What kafka-init's grants mean, as (resource type, operations) pairs.
 GRANTS = {"write": ("topic", ("Write", "Describe")), "read": ("topic", ("Read", "Describe")),
@@ -107,10 +107,13 @@ def code_access() -> dict[str, Access]:
     from pulse_cli.runtime import build_components
     from pulse_ingest.main import build as build_ingest
     from pulse_ingest.settings import IngestSettings
+    from pulse_mmm.main import build as build_mmm
 
     broker = make_broker(None)
     ingest = IngestSettings(pii_salt="a-test-salt-0123456789abcdef")  # type: ignore[arg-type]
+    # mmm consumes nothing and is not part of the CLI's pipeline (its fits run on demand).
     components = [build_ingest(None, Bus(broker, "ingest"), ingest),
+                  build_mmm(None, Bus(broker, "mmm")),  # type: ignore[arg-type]
                   *build_components(None, broker, in_memory=True)]  # type: ignore[arg-type]
     by_name = {component.name: component for component in components}
     assert set(by_name) == set(SERVICES)

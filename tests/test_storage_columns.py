@@ -19,7 +19,9 @@ from pydantic import BaseModel
 from pulse_alerts import storage as alerts_storage
 from pulse_attribution import storage as attribution_storage
 from pulse_kpi import storage as kpi_storage
+from pulse_mmm import storage as mmm_storage
 from pulse_reporting import storage as reporting_storage
+from pulse_reporting.delivery import storage as delivery_storage
 from pulse_shared import erasure
 from pulse_shared.auth import users
 from pulse_shared.canonical import CanonicalInsert
@@ -27,7 +29,8 @@ from pulse_shared.columns import field_names, model_columns
 from pulse_shared.store import Store
 
 STORAGE_MODULES: tuple[types.ModuleType, ...] = (
-    kpi_storage, attribution_storage, alerts_storage, reporting_storage,
+    kpi_storage, attribution_storage, alerts_storage, reporting_storage, mmm_storage,
+    delivery_storage,
 )
 
 

@@ -36,7 +36,7 @@ from pulse_shared.access import SCOPES, Role, Scope, kpi_visible
 from pulse_shared.attribution_models import DEFAULT_MODEL, MODEL_NAMES
 from pulse_shared.attribution_models import label as model_label
 from pulse_shared.kpi_catalog import BY_NAME as KPI_CATALOG
-from pulse_shared.kpi_catalog import Unit
+from pulse_shared.kpi_catalog import TRIAL_CONVERSION_WINDOW_DAYS, Unit
 
 GRAFANA_DIR = Path(__file__).resolve().parent
 OUT_DIR = GRAFANA_DIR / "dashboards"
@@ -575,6 +575,7 @@ def executive() -> dict[str, Any]:
         w=12, h=9, decimals=2,
         description="Pacing 1.0 = on plan; projected spend assumes the current daily pace.",
     ))
+    panels.append(mmm_roi_panel(lay))
 
     panels.append(lay.row("Funnel"))
     panels.append(panel(
@@ -606,6 +607,10 @@ def executive() -> dict[str, Any]:
         w=12, h=8, decimals=3,
         description="conv_<from>_to_<to> are fractions; velocity_* are median days.",
     ))
+    panels += trial_panels(lay)
+
+    panels.append(lay.row("Retention"))
+    panels.append(cohort_heatmap_panel(lay))
     return dashboard(
         "pulse-executive", "Pulse · Executive",
         "CMO view: revenue, MRR bridge, marketing efficiency, ROAS by channel, budget, funnel."
@@ -614,6 +619,167 @@ def executive() -> dict[str, Any]:
         tags=["executive"],
         links=DASH_LINKS,
     )
+
+
+#: A trial period is final once the conversion window of its last day's trials has passed
+#: (pulse_shared.kpi_catalog.complete_on): until then its rate is provisional (low), so the
+#: trial panels leave those periods out unless "Running period = include".
+TRIALS_MATURE = (
+    f"('${{partial}}' = 'include' OR "
+    f"addDays({PERIOD_END}, {TRIAL_CONVERSION_WINDOW_DAYS}) <= today())"
+)
+
+
+def trial_panels(lay: Layout) -> list[dict[str, Any]]:
+    """Trial-to-paid rate (total and by first-touch channel) and trials started by channel,
+    per period of the chosen grain (trials counted in the period they started)."""
+    rate = panel(
+        lay, "timeseries", "Trial-to-paid rate (total and by first-touch channel)",
+        [sql_target(f"""
+            SELECT period_start AS time,
+                   if(dimension = 'all', 'all', dimension_value) AS series,
+                   value
+            FROM kpi_values FINAL
+            WHERE kpi = 'trial_to_paid_rate'
+              AND (dimension = 'all' OR dimension = 'channel')
+              AND grain = '${{grain}}' AND $__dateFilter(period_start)
+              AND {TRIALS_MATURE}
+            ORDER BY time, series
+        """, FMT_TIMESERIES)],
+        w=12, h=8, unit="percentunit", decimals=1, options=TS_LEGEND,
+        description=kpi_description(
+            "trial_to_paid_rate",
+            f"Periods whose {TRIAL_CONVERSION_WINDOW_DAYS}-day conversion window is still "
+            "open are left out (provisional) unless Running period = include."),
+    )
+    started = panel(
+        lay, "timeseries", "Trials started by first-touch channel",
+        [sql_target("""
+            SELECT period_start AS time, dimension_value AS channel, value
+            FROM kpi_values FINAL
+            WHERE kpi = 'trials_started' AND dimension = 'channel'
+              AND grain = '${grain}' AND $__dateFilter(period_start)
+            ORDER BY time, channel
+        """, FMT_TIMESERIES)],
+        w=12, h=8, options=TS_LEGEND,
+        custom={"drawStyle": "bars", "stacking": {"mode": "normal", "group": "A"},
+                "fillOpacity": 80},
+        description=kpi_description("trials_started"),
+    )
+    return [rate, started]
+
+
+#: Logo retention by first-paid-month cohort × months since, the definition of
+#: pulse_shared.cohorts (pulse kpi cohorts, the report's heat-map) in SQL: an account's
+#: cohort is the month of its first event with MRR > 0; at months_since k it is retained
+#: when its MRR after its last event before the end of month c + k is > 0. The last 12
+#: cohorts whose months have ended; a month not ended yet is NULL (blank), never 0.
+COHORT_RETENTION_SQL = """
+    SELECT toDateTime(cohort, 'UTC') AS time,
+           {columns}
+    FROM (
+        SELECT cohort, k, count() AS accounts, countIf(mrr_end > 0) / count() AS retention
+        FROM (
+            SELECT a.cohort AS cohort, a.k AS k, a.account_id AS account_id,
+                   argMax(s.mrr, (s.occurred_at, s.event_id)) AS mrr_end
+            FROM (
+                SELECT account_id, cohort, arrayJoin(range(12)) AS k
+                FROM (
+                    SELECT account_id, toStartOfMonth(minIf(occurred_at, mrr > 0)) AS cohort
+                    FROM subscriptions FINAL
+                    GROUP BY account_id
+                    HAVING countIf(mrr > 0) > 0
+                )
+                WHERE cohort >= addMonths(toStartOfMonth(today()), -12)
+                  AND addMonths(cohort, k + 1) <= toStartOfMonth(today())
+            ) AS a
+            INNER JOIN (
+                SELECT account_id, occurred_at, event_id, mrr FROM subscriptions FINAL
+            ) AS s ON s.account_id = a.account_id
+            WHERE toDate(s.occurred_at) < addMonths(a.cohort, a.k + 1)
+            GROUP BY cohort, k, account_id
+        )
+        GROUP BY cohort, k
+    )
+    GROUP BY cohort
+    ORDER BY cohort
+""".replace("{columns}", ",\n           ".join(
+    f"maxIf(toNullable(retention), k = {k}) AS `M{k}`" for k in range(12)))
+
+
+def cohort_heatmap_panel(lay: Layout) -> dict[str, Any]:
+    """Cohort retention heat-map (cohorts × months since first paid), from subscriptions."""
+    return panel(
+        lay, "heatmap", "Logo retention by first-paid-month cohort (months since first paid)",
+        [sql_target(COHORT_RETENTION_SQL)],
+        w=24, h=10, unit="percentunit", decimals=0,
+        options={
+            "calculate": False,
+            "cellGap": 2,
+            "color": {"mode": "scheme", "scheme": "Blues", "steps": 64, "exponent": 0.5,
+                      "fill": "dark-blue", "reverse": False, "min": 0, "max": 1},
+            "yAxis": {"axisPlacement": "left", "reverse": True, "unit": "none"},
+            "rowsFrame": {"layout": "auto", "value": "logo retention"},
+            "cellValues": {"unit": "percentunit", "decimals": 0},
+            "showValue": "always",
+            "filterValues": {"le": -1e-9},
+            "legend": {"show": True},
+            "tooltip": {"mode": "single", "yHistogram": False, "showColorScale": True},
+            "exemplars": {"color": "rgba(255,0,255,0.7)"},
+        },
+        description="Share of each first-paid-month cohort's accounts paying (MRR > 0) at "
+                    "the end of month c + k (M0 = the first paid month), as `pulse kpi "
+                    "cohorts --by first_paid_month` and the monthly report compute it: "
+                    "reactivated accounts stay in their first cohort. The last 12 cohorts; "
+                    "a month not ended yet is blank (never 0). From the subscription "
+                    "ledger; independent of the time range.",
+    )
+
+
+#: The marketing mix model run the panels show: the latest published one, preferring the
+#: default target (won revenue) as the reports do (pulse_reporting.domain.mmm).
+MMM_LATEST_RUN = """
+    SELECT argMax(run_id, (target = 'won_revenue', finished_at, version))
+    FROM mmm_runs FINAL
+    WHERE status = 'published'
+"""
+
+
+def mmm_roi_panel(lay: Layout) -> dict[str, Any]:
+    """Incremental ROI per channel with its 90 % interval beside attribution ROAS, from the
+    latest published marketing mix model (tables outside a persona's scope cut it: cx)."""
+    table = panel(
+        lay, "table",
+        "Incremental ROI by channel (marketing mix model, 90% interval) vs attribution ROAS",
+        [sql_target(f"""
+            WITH ({MMM_LATEST_RUN}) AS latest
+            SELECT c.channel AS channel, c.spend AS spend, c.contribution AS contribution,
+                   c.roi_lower AS roi_lower_90, c.roi AS roi, c.roi_upper AS roi_upper_90,
+                   c.marginal_roi AS marginal_roi,
+                   c.attribution_roas AS attribution_roas_position_based,
+                   concat('v', toString(r.version), ' of ', toString(toDate(r.finished_at)),
+                          ' (', toString(r.date_from), ' – ', toString(r.date_to), ', ',
+                          r.target, ', ', r.grain, ')') AS run
+            FROM mmm_channel_results AS c FINAL
+            INNER JOIN (SELECT * FROM mmm_runs FINAL WHERE run_id = latest) AS r
+                ON r.run_id = c.run_id
+            WHERE c.run_id = latest
+            ORDER BY roi DESC
+        """)],
+        w=24, h=8, decimals=2,
+        description="Modelled incremental return per dollar of spend over the run's window "
+                    "(contribution / spend) with its 90% credible interval, and the "
+                    "marginal ROI of the next dollar, beside attribution ROAS (position-based, the executive default model) of "
+                    "the same window (credited, not caused). Latest published run of "
+                    "`pulse mmm fit`; runs rejected by their diagnostics are never shown. "
+                    "Empty until a run is published. Independent of the time range.",
+    )
+    money = [{"id": "unit", "value": "currencyUSD"}, {"id": "decimals", "value": 0}]
+    table["fieldConfig"]["overrides"] = [
+        {"matcher": {"id": "byName", "options": name}, "properties": money}
+        for name in ("spend", "contribution")
+    ]
+    return table
 
 
 # --------------------------------------------------------------------------- campaigns

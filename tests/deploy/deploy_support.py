@@ -21,9 +21,10 @@ import yaml
 from pydantic_settings import BaseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("ingest", "attribution", "kpi", "alerts", "reporting")
+SERVICES = ("ingest", "attribution", "kpi", "alerts", "reporting", "mmm")
 #: The ports this deployment runs each service on (docs/operations.md).
-PORTS = {"ingest": 8000, "attribution": 8001, "kpi": 8002, "alerts": 8003, "reporting": 8004}
+PORTS = {"ingest": 8000, "attribution": 8001, "kpi": 8002, "alerts": 8003, "reporting": 8004,
+         "mmm": 8005}
 SQL_DIR = ROOT / "shared" / "src" / "pulse_shared" / "schema" / "sql"
 
 

@@ -25,7 +25,7 @@ from deploy_support import (
 
 K8S = ROOT / "deploy" / "k8s"
 #: Services that run an in-process timer/scheduler and must stay single-replica.
-SINGLETONS = {"alerts", "reporting"}
+SINGLETONS = {"alerts", "reporting", "mmm"}
 
 
 def docs() -> dict[tuple[str, str], dict[str, Any]]:

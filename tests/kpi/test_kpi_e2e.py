@@ -160,11 +160,13 @@ async def test_e2e_real_broker_and_server(kafka_broker: Any, server_store: Store
     broker.include_router(component.router)
     spends, subs, pipe = make_events()
     expected = expected_by_day(spends, subs, pipe)
-    # MRR is a running total over every account on the shared server: other tests' accounts
-    # (all dated before this test's year) carry their MRR in, so add their ending MRR.
+    # MRR is a running total over every account on the shared server: other tests' MRR
+    # movements (all dated before this test's year) carry their MRR in, so add their sum.
+    # Movements, not raw subscriptions: some tests store subscriptions without running the
+    # KPI service (cohorts), and those never enter the MRR KPI.
     carried = float(server_store.query_value(
-        "SELECT sum(m) FROM (SELECT argMax(mrr, occurred_at) AS m FROM subscriptions FINAL "
-        "WHERE occurred_at < {start:DateTime64(3, 'UTC')} GROUP BY account_id)",
+        "SELECT sum(mrr_after - mrr_before) FROM kpi_mrr_movements FINAL "
+        "WHERE occurred_at < {start:DateTime64(3, 'UTC')}",
         {"start": dt.datetime(Y, 1, 1, tzinfo=dt.UTC)}) or 0)
     expected = {key: (value + carried if key[0] == "mrr" and value is not None else value)
                 for key, value in expected.items()}

@@ -76,7 +76,11 @@ def test_json_and_csv_carry_the_same_numbers(quarterly: ReportResult) -> None:
     expected = {"headline", "mrr_bridge", "channels", "campaigns", "top_campaigns",
                 "model_comparison_roas",
                 "bottom_campaigns", "model_comparison", "funnel", "budget", "paths", "alerts",
-                "forecast", "forecast_check", "recommendations", "meta", "forecast_by_channel"}
+                "forecast", "forecast_check", "recommendations", "meta", "forecast_by_channel",
+                # the incrementality section of quarterly and monthly reports
+                "mmm_run", "mmm_roi", "mmm_allocation", "mmm_response_curves",
+                # trial KPIs (with the funnel) and the cohort retention section
+                "trials", "cohorts"}
     assert {p.stem for p in quarterly.paths["csv"].glob("*.csv")} == expected
     with (quarterly.paths["csv"] / "meta.csv").open() as fh:
         meta = {r["key"]: r["value"] for r in csv.DictReader(fh)}

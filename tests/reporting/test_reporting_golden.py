@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from pulse_reporting.domain.periods import parse_period
 from pulse_reporting.render.exports import render_json
 from pulse_reporting.render.html import render_html
 from pulse_reporting.render.markdown import render_markdown
+from pulse_shared.cohorts import LedgerEvent
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("PULSE_UPDATE_GOLDEN") == "1"
@@ -63,6 +65,31 @@ def _channel_days(period_end: dt.date) -> dict[str, dict[str, list[TrendPoint]]]
     }}
 
 
+def _ledger() -> list[LedgerEvent]:
+    """Two cohorts for the cohort section: 2031-01 (a churns in February, b stays) and
+    2031-02 (c churns within its first month: MRR retention n/a)."""
+    def at(month: int, day: int) -> dt.datetime:
+        return dt.datetime(2031, month, day, 12, tzinfo=dt.UTC)
+
+    return [
+        LedgerEvent("g-a1", "g-a", at(1, 5), Decimal(100), "basic"),
+        LedgerEvent("g-a2", "g-a", at(2, 10), Decimal(0), "basic"),
+        LedgerEvent("g-b1", "g-b", at(1, 9), Decimal(50), "pro"),
+        LedgerEvent("g-c1", "g-c", at(2, 3), Decimal(80), "basic"),
+        LedgerEvent("g-c2", "g-c", at(2, 20), Decimal(0), "basic"),
+    ]
+
+
+def _trials(period_text: str, kind: str) -> list[KpiValue]:
+    period = parse_period(kind, period_text)
+    return [
+        KpiValue(kpi=k, grain=p.grain, period=p.label, value=v * scale, unit=u)
+        for p, scale in ((period, 1.2), (period.previous(), 1.0))
+        for k, v, u in (("trials_started", 40.0, "count"), ("trial_to_paid_rate", 0.25, "ratio"),
+                        ("days_to_convert", 7.5, "days"))
+    ]
+
+
 def build(kind: str, period_text: str, model: str = "position_based") -> Report:
     period = parse_period(kind, period_text)
     processed = dt.datetime.combine(period.start, dt.time(8), tzinfo=dt.UTC)
@@ -74,7 +101,7 @@ def build(kind: str, period_text: str, model: str = "position_based") -> Report:
     }
     rows = _rows(period_text, kind)
     inputs = ReportInputs(
-        period=period, model=model, kpis=rows + _last_touch(rows),
+        period=period, model=model, kpis=rows + _last_touch(rows) + _trials(period_text, kind),
         alerts=[AlertRecord(**{k: v for k, v in a.items() if k in AlertRecord.model_fields},
                             period=a["annotations"]["period"],
                             data_time=processed - dt.timedelta(hours=2))],
@@ -82,6 +109,7 @@ def build(kind: str, period_text: str, model: str = "position_based") -> Report:
                PathRecord(path=("direct",), conversions=1, revenue=100.0)],
         daily=daily,
         daily_by_channel=_channel_days(period.last_day),
+        cohort_ledger=_ledger(),
     )
     # generated after every golden period ended: complete periods (no partial banner)
     return assemble_report(inputs, dt.datetime(2031, 7, 1, tzinfo=dt.UTC))

@@ -17,6 +17,7 @@ def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
     from pulse_attribution.settings import AttributionSettings
     from pulse_ingest.settings import IngestSettings
     from pulse_kpi.settings import KpiSettings
+    from pulse_mmm.settings import MmmSettings
     from pulse_reporting.settings import ReportingSettings
     from pulse_shared.auth.settings import AuthSettings
     from pulse_shared.erasure import ErasureSettings, RetentionSettings
@@ -29,6 +30,7 @@ def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
         ("kpi", KpiSettings),
         ("alerts", AlertsSettings),
         ("reporting", ReportingSettings),
+        ("mmm (marketing mix model)", MmmSettings),
         ("sign-in (every HTTP surface and pulse dashboard)", AuthSettings),
         ("erasure (pulse privacy erase)", ErasureSettings),
         ("retention (ClickHouse TTL, applied by migrate)", RetentionSettings),

@@ -33,6 +33,8 @@ class PulseRoot(LazyGroup):
         "kpi": LazySubgroup("pulse_kpi.cli:app", "KPI catalog and values."),
         "alerts": LazySubgroup("pulse_alerts.cli:app", "Alert rules, state and silences."),
         "report": LazySubgroup("pulse_reporting.cli:app", "Weekly, monthly and quarterly reports."),
+        "mmm": LazySubgroup(
+            "pulse_mmm.cli:app", "Marketing mix model: fit, incremental ROI, budget optimiser."),
         "privacy": LazySubgroup("pulse_cli.privacy:app", "Erase a subject's data; the erasure audit log."),
         "users": LazySubgroup(
             "pulse_cli.users:app", "Dashboard and API users: add (issues a token), list, revoke."),

@@ -27,7 +27,7 @@ FormatOption = Annotated[OutputFormat, typer.Option(
     "--format", help="How to print the outcome: " + FORMAT_HELP)]
 
 
-def _contact_salt() -> str:
+def contact_salt() -> str:
     """The PII salt ingest hashes contacts with (the embedded store's local one by default)."""
     from pulse_cli.ingest_cli import _cli_ingest_settings
 
@@ -48,7 +48,7 @@ def _subject(account_id: str | None, contact: str | None) -> Subject:
         if account_id is not None:
             return account_subject(account_id)
         assert contact is not None
-        return contact_subject(contact, _contact_salt())
+        return contact_subject(contact, contact_salt())
     except ValueError as exc:
         raise UserError(str(exc)) from exc
 

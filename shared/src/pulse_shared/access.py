@@ -2,7 +2,8 @@
 
 Every surface reads this module: the HTTP guards of every service (permissions), the
 dashboard and its JSON API (KPI families and dimensions a role sees), the ClickHouse
-roles created by migration ``0060_access_roles`` (tables and the ``kpi_values`` row
+roles created by migration ``0060_access_roles`` (table grants, with later access
+migrations such as ``0071_mmm_access`` for newer tables, and the ``kpi_values`` row
 policy; a test checks the grants against :data:`SCOPES`), Grafana's per-role data
 sources and docs/security.md.
 
@@ -60,6 +61,13 @@ class Permission(StrEnum):
 TOTAL = "all"
 ALL_DIMENSIONS: frozenset[str] = frozenset({"all", "channel", "campaign"})
 
+#: The marketing mix model's tables (migration 0070): spend economics (incremental ROI,
+#: spend per channel and period, budget allocations), so leadership and marketing ops
+#: read them and cx and platform do not. Granted by the access migration 0071_mmm_access.
+MMM_TABLES: frozenset[str] = frozenset({
+    "mmm_runs", "mmm_channel_results", "mmm_contributions", "mmm_response_curves",
+    "mmm_posterior_draws", "mmm_allocations",
+})
 #: Analytics tables and views a ClickHouse role may be granted (never the users,
 #: erasure audit or migration tables).
 BUSINESS_TABLES: frozenset[str] = frozenset({
@@ -67,7 +75,7 @@ BUSINESS_TABLES: frozenset[str] = frozenset({
     "touchpoints_daily", "attribution_credits", "attribution_credits_latest", "conversions",
     "attribution_model_runs", "attribution_channel_results", "kpi_values",
     "kpi_mrr_movements", "alert_state", "alert_events", "alert_silences", "reports",
-})
+}) | MMM_TABLES
 
 
 @dataclass(frozen=True)

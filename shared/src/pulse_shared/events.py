@@ -499,7 +499,9 @@ class KpiSnapshot(Event):
     complete: bool = Field(
         default=False,
         description="True when the period's last day was before computed_at's UTC date "
-        "(pulse_shared.periods.period_complete); false for a period still running.",
+        "and, for a maturing KPI (catalog matures_after_days, e.g. trial conversion's "
+        "window), that many more days have passed (pulse_shared.kpi_catalog.complete_on); "
+        "false for a period still running or still maturing.",
     )
     schema_version: Version = SCHEMA_VERSION
 
@@ -561,6 +563,37 @@ class ReportReady(Event):
     period: Identifier
     paths: dict[Identifier, PathOrUrl] = Field(description="format → file path or URL.")
     created_at: StampTime
+
+
+class MmmChannelRoi(BaseModel):
+    """One channel of a marketing mix model run: incremental ROI with its 90 % interval."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    channel: Identifier
+    spend: Float64
+    contribution: Float64
+    roi: Float64 | None
+    roi_lower: Float64 | None
+    roi_upper: Float64 | None
+    marginal_roi: Float64 | None
+
+
+class MmmRunCompleted(Event):
+    """A marketing mix model fit finished: published (results stored) or rejected (its
+    diagnostics failed; ``reason`` says which)."""
+
+    kind: ClassVar[str] = "mmm_run"
+    run_id: Identifier
+    version: Version
+    target: Identifier = Field(description="won_revenue, new_mrr or kpi:<name>.")
+    grain: Identifier = Field(description="week or day.")
+    date_from: PlannedDate
+    date_to: PlannedDate
+    status: Identifier = Field(description="published or rejected.")
+    reason: Text = ""
+    channels: list[MmmChannelRoi] = Field(default_factory=list)
+    finished_at: StampTime
+    schema_version: Version = SCHEMA_VERSION
 
 
 class ErasureSubjectKind(StrEnum):

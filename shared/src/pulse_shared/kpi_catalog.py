@@ -15,6 +15,7 @@ service compute it wherever its inputs are computed.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,7 +23,7 @@ from enum import StrEnum
 
 from pulse_shared.attribution_models import DEFAULT_MODEL, MODEL_NAMES, label
 from pulse_shared.events import Grain
-from pulse_shared.periods import GRAINS
+from pulse_shared.periods import GRAINS, period_complete
 
 ALL_GRAINS: tuple[Grain, ...] = GRAINS
 BUDGET_GRAINS: tuple[Grain, ...] = (Grain.MONTH, Grain.QUARTER)
@@ -85,16 +86,31 @@ class KpiDef:
     """Where the number comes from (which events / system), shown in footnotes and tooltips."""
     family: Family = Family.ACQUISITION
     """What the KPI is about (who may see it: :mod:`pulse_shared.access`)."""
+    matures_after_days: int = 0
+    """Days after the period's end until its value is final (0: as soon as it ends). A
+    cohort KPI counted by a start date but resolved within a window (trial conversion) keeps
+    changing until the window of the period's last start has passed: snapshots say
+    ``complete`` only then (:func:`complete_on`)."""
+
+
+def complete_on(kpi: str, grain: Grain | str, period_start: dt.date, today: dt.date) -> bool:
+    """True when the period of ``kpi`` is final on ``today``: it ended before ``today`` and,
+    for a maturing KPI, :attr:`KpiDef.matures_after_days` more days have passed. Unknown
+    KPIs mature when the period ends (:func:`pulse_shared.periods.period_complete`)."""
+    entry = BY_NAME.get(kpi)
+    lag = entry.matures_after_days if entry is not None else 0
+    return period_complete(grain, period_start, today - dt.timedelta(days=lag))
 
 
 def _d(
     name: str, label: str, definition: str, unit: Unit, direction: Direction, source: str,
     grains: tuple[Grain, ...] = ALL_GRAINS, dimensions: tuple[str, ...] = TOTAL_ONLY,
-    family: Family | None = None,
+    family: Family | None = None, matures_after_days: int = 0,
 ) -> KpiDef:
     if family is None:  # billing's numbers are revenue; the rest says so where it differs
         family = Family.REVENUE if source == BILLING_MRR else Family.ACQUISITION
-    return KpiDef(name, definition, unit, direction, grains, dimensions, label, source, family)
+    return KpiDef(name, definition, unit, direction, grains, dimensions, label, source, family,
+                  matures_after_days)
 
 
 U, C, R = Unit.USD, Unit.COUNT, Unit.RATIO
@@ -252,7 +268,66 @@ def _per_model() -> tuple[KpiDef, ...]:
     )
 
 
-CATALOG: tuple[KpiDef, ...] = (*_BASE, *_funnel(), *_per_model())
+# --------------------------------------------------------------------------- trials
+
+#: Days after its start within which a trial must reach MRR > 0 to count as converted.
+TRIAL_CONVERSION_WINDOW_DAYS = 30
+#: Trials by channel: the account's first-touch channel (``unknown`` without touchpoints).
+TRIAL_DIMS: tuple[str, ...] = ("all", "channel")
+TRIAL_SOURCE = (
+    "Billing: subscription events (trial_started, first MRR > 0); by channel: the account's "
+    "first touchpoint"
+)
+_TRIAL_COHORT = (
+    "Trials are counted in the period their trial STARTED (cohort style, what 'trial-to-paid "
+    f"rate of the trials started in P' means), each resolved within {TRIAL_CONVERSION_WINDOW_DAYS}"
+    " days of its start; a period is final (complete) only once the window of its last day's "
+    f"trials has passed ({TRIAL_CONVERSION_WINDOW_DAYS} days after the period's end), until "
+    "then trials_running says how many are still open."
+)
+_TRIAL_DEF = (
+    "A trial is an account's first trial_started event, unless the account paid (MRR > 0) "
+    "before it; it converts when the account's first MRR > 0 (subscription_started) is at "
+    f"most {TRIAL_CONVERSION_WINDOW_DAYS} days (calendar days) after the trial's start day. "
+    "By channel: the account's first-touch channel, whole trials (no attribution credits: "
+    "trials are not an attribution milestone); segment needs account events (not ingested "
+    "yet)."
+)
+
+
+def _trials() -> tuple[KpiDef, ...]:
+    lag = TRIAL_CONVERSION_WINDOW_DAYS
+    window = f"within {lag} days"
+
+    def trial(name: str, label: str, definition: str, unit: Unit, direction: Direction,
+              matures: int = lag) -> KpiDef:
+        return _d(name, label, definition, unit, direction, TRIAL_SOURCE,
+                  dimensions=TRIAL_DIMS, family=Family.FUNNEL, matures_after_days=matures)
+
+    return (
+        trial("trials_started", "Trials started", f"Trials started in the period. {_TRIAL_DEF}",
+              C, UP, matures=0),
+        trial("trials_converted", "Trials converted", "Trials started in the period whose "
+              f"account started paying {window} of the trial start (counted in the START "
+              f"period, not the conversion period). {_TRIAL_COHORT}", C, UP),
+        trial("trial_expired", "Trials expired", "Trials started in the period whose "
+              f"{lag}-day window has passed without the account paying (a later conversion "
+              "stays expired: it is not a trial conversion).", C, DOWN),
+        trial("trials_running", "Trials still running", "Trials started in the period that "
+              f"have neither converted nor expired yet (window of {lag} days still open): "
+              "trials_started = converted + expired + running; the period's trial numbers "
+              "are provisional while this is above 0.", C, NEUTRAL),
+        trial("days_to_convert", "Days to convert", "Median days (fractional, from the "
+              "trial_started event to the first paid event) of the trials started in the "
+              f"period that converted {window}. Median like the funnel velocities: a few slow "
+              "conversions do not move it.", Unit.DAYS, DOWN),
+    )
+
+
+CATALOG: tuple[KpiDef, ...] = (*_BASE, *_funnel(), *_per_model(), *_trials())
+#: Every trial KPI (the derived trial_to_paid_rate included): their channel members come
+#: from trials, not spend or credits, so the KPI service tracks them apart.
+TRIAL_KPIS: tuple[str, ...] = (*(k.name for k in _trials()), "trial_to_paid_rate")
 BY_NAME: dict[str, KpiDef] = {k.name: k for k in CATALOG}
 
 
@@ -320,3 +395,14 @@ def _ctr(values: Values) -> float | None:
 @derived_kpi(BY_NAME["ltv_cac"], ("ltv", "cac"))
 def _ltv_cac(values: Values) -> float | None:
     return ratio(values["ltv"], values["cac"])
+
+
+@derived_kpi(
+    _d("trial_to_paid_rate", "Trial-to-paid rate", "trials_converted / trials_started of the "
+       f"trials started in the period. {_TRIAL_COHORT}", R, UP, TRIAL_SOURCE,
+       dimensions=TRIAL_DIMS, family=Family.FUNNEL,
+       matures_after_days=TRIAL_CONVERSION_WINDOW_DAYS),
+    ("trials_converted", "trials_started"),
+)
+def _trial_to_paid_rate(values: Values) -> float | None:
+    return ratio(values["trials_converted"], values["trials_started"])

@@ -89,9 +89,16 @@ ERASURES = Topic(
     table="erasures",  # the audit log the tombstones are published from
 )
 
+MMM_RESULTS = Topic(
+    "mmm.results.v1", ev.MmmRunCompleted, "target",
+    "Marketing mix model runs: incremental ROI per channel, or why a fit was rejected.",
+    table="mmm_runs",
+)
+
 INPUT_TOPICS: tuple[Topic, ...] = (TOUCHPOINTS, SPEND, SUBSCRIPTIONS, PIPELINE, BUDGETS)
 ALL_TOPICS: tuple[Topic, ...] = (
     *INPUT_TOPICS, CREDITS, KPI_SNAPSHOTS, ALERTS, CAMPAIGN_ACTIONS, REPORT_READY, ERASURES,
+    MMM_RESULTS,
 )
 BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}
 BY_KIND: dict[str, Topic] = {t.model.kind: t for t in ALL_TOPICS}

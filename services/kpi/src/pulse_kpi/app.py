@@ -36,6 +36,7 @@ from pulse_shared.events import (
     Spend,
     Subscription,
 )
+from pulse_shared.kpi_catalog import TRIAL_CONVERSION_WINDOW_DAYS, TRIAL_KPIS
 from pulse_shared.logging import get_logger
 from pulse_shared.periods import GRAINS, period_of
 from pulse_shared.store import Store
@@ -62,6 +63,7 @@ class _Dirty:
     mrr_to: dt.date | None = None
     funnel_days: set[dt.date] = field(default_factory=set)
     budget_months: set[dt.date] = field(default_factory=set)
+    trial_days: set[dt.date] = field(default_factory=set)
 
     def mark_mrr(self, first: dt.date, last: dt.date) -> None:
         self.mrr_from = first if self.mrr_from is None else min(self.mrr_from, first)
@@ -70,21 +72,26 @@ class _Dirty:
     def take(self) -> _Dirty:
         taken = _Dirty(
             set(self.flow_days), self.mrr_from, self.mrr_to, set(self.funnel_days),
-            set(self.budget_months),
+            set(self.budget_months), set(self.trial_days),
         )
         self.flow_days.clear()
+        self.trial_days.clear()
         self.funnel_days.clear()
         self.budget_months.clear()
         self.mrr_from = self.mrr_to = None
         return taken
 
     def empty(self) -> bool:
-        return not (self.flow_days or self.mrr_from or self.funnel_days or self.budget_months)
+        return not (
+            self.flow_days or self.mrr_from or self.funnel_days or self.budget_months
+            or self.trial_days
+        )
 
     def merge(self, other: _Dirty) -> None:
         self.flow_days |= other.flow_days
         self.funnel_days |= other.funnel_days
         self.budget_months |= other.budget_months
+        self.trial_days |= other.trial_days
         if other.mrr_from is not None:
             self.mark_mrr(other.mrr_from, other.mrr_to or other.mrr_from)
 
@@ -117,8 +124,10 @@ class KpiComponent:
             settings.snapshot_min_interval_s, settings.snapshot_dimension_min_interval_s
         )
         self.known: dict[str, float | None] | None = None
-        #: (grain, period start) → breakdown (dimension, value) pairs with stored values.
+        #: (grain, period start) → breakdown (dimension, value) pairs with stored values,
+        #: of the trial KPIs apart (their channels are trials' first touches).
         self.members: dict[tuple[str, dt.date], set[tuple[str, str]]] = {}
+        self.trial_members: dict[tuple[str, dt.date], set[tuple[str, str]]] = {}
         self.mrr_horizon: dt.date | None = None
         #: Offline recomputation of a range: stock KPIs are not carried beyond this day.
         self.mrr_cap: dt.date | None = None
@@ -184,7 +193,13 @@ class KpiComponent:
     async def after_subscriptions(self, events: list[Subscription]) -> None:
         if not events:
             return
-        await self._reclassify(sorted({e.account_id for e in events}))
+        accounts = sorted({e.account_id for e in events})
+        await self._reclassify(accounts)
+        # Trial KPIs count by trial start: a conversion changes its trial's start period.
+        trial_days = await asyncio.to_thread(self.storage.account_trial_days, accounts)
+        if trial_days:
+            await self._mark_breakdowns(trial_days=trial_days)
+            self._dirty.trial_days |= trial_days
         days = [e.occurred_at.date() for e in events]
         if self.last_subscription_day is not None:
             self.last_subscription_day = max(self.last_subscription_day, max(days))
@@ -274,25 +289,32 @@ class KpiComponent:
                 raise
 
     async def _mark_breakdowns(
-        self, flow_days: set[dt.date] | None = None, budget_months: set[dt.date] | None = None
+        self, flow_days: set[dt.date] | None = None, budget_months: set[dt.date] | None = None,
+        trial_days: set[dt.date] | None = None,
     ) -> None:
         """Remember (durably, before the commit) which breakdowns must be recomputed."""
         flow_days, budget_months = flow_days or set(), budget_months or set()
+        trial_days = trial_days or set()
         await self.writer.write(
             storage.PENDING_TABLE,
-            storage.pending_rows(flow_days, budget_months, utc_now()),
+            storage.pending_rows(flow_days, budget_months, utc_now(), trial_days),
             storage.PENDING_COLUMNS,
         )
         self._dirty_dims.flow_days |= flow_days
         self._dirty_dims.budget_months |= budget_months
+        self._dirty_dims.trial_days |= trial_days
 
     async def _replay_pending(self) -> None:
         """Breakdowns marked after the last completed pass (e.g. before a crash)."""
-        flow_days, budget_months = await asyncio.to_thread(self.storage.pending_since_done)
+        flow_days, budget_months, trial_days = await asyncio.to_thread(
+            self.storage.pending_work_since_done
+        )
         self._dirty_dims.flow_days |= flow_days
         self._dirty_dims.budget_months |= budget_months
-        if flow_days or budget_months:
-            log.info("breakdowns_replayed", days=len(flow_days), months=len(budget_months))
+        self._dirty_dims.trial_days |= trial_days
+        if flow_days or budget_months or trial_days:
+            log.info("breakdowns_replayed", days=len(flow_days), months=len(budget_months),
+                     trial_days=len(trial_days))
 
     async def _breakdown_loop(self) -> None:
         while True:
@@ -312,9 +334,9 @@ class KpiComponent:
             }
             for r in rows:
                 if r["dimension"] != "all":
-                    self.members.setdefault((r["grain"], r["period_start"]), set()).add(
-                        (r["dimension"], r["dimension_value"])
-                    )
+                    self._members_for(r["kpi"]).setdefault(
+                        (r["grain"], r["period_start"]), set()
+                    ).add((r["dimension"], r["dimension_value"]))
             days = [
                 r["period_start"] for r in rows
                 if r["kpi"] == "mrr" and r["grain"] == "day" and r["dimension"] == "all"
@@ -346,8 +368,16 @@ class KpiComponent:
             mrr_to=mrr_to,
             funnel_days=frozenset(dirty.funnel_days),
             budget_months=frozenset(dirty.budget_months),
+            trial_days=frozenset(dirty.trial_days),
             dimensions=dims,
-            known_members=self._members_of(dirty.flow_days) if dims != TOTALS else frozenset(),
+            known_members=(
+                self._members_of(dirty.flow_days, self.members)
+                if dims != TOTALS else frozenset()
+            ),
+            known_trial_members=(
+                self._members_of(dirty.flow_days | dirty.trial_days, self.trial_members)
+                if dims != TOTALS else frozenset()
+            ),
         )
         window = data_range(scope, self.params)
         if window is None:
@@ -381,9 +411,9 @@ class KpiComponent:
             for v in diff:
                 known[v.key] = v.value
                 if v.dimension != "all":
-                    self.members.setdefault((str(v.grain), v.period_start), set()).add(
-                        (v.dimension, v.dimension_value)
-                    )
+                    self._members_for(v.kpi).setdefault(
+                        (str(v.grain), v.period_start), set()
+                    ).add((v.dimension, v.dimension_value))
             metrics.VALUES_CHANGED.inc(len(diff))
         if mrr_to is not None:
             self.mrr_horizon = max(mrr_to, self.mrr_horizon or mrr_to)
@@ -399,12 +429,18 @@ class KpiComponent:
         )
         return diff
 
-    def _members_of(self, days: set[dt.date]) -> frozenset[tuple[str, dt.date, str, str]]:
+    def _members_for(self, kpi: str) -> dict[tuple[str, dt.date], set[tuple[str, str]]]:
+        return self.trial_members if kpi in TRIAL_KPIS else self.members
+
+    @staticmethod
+    def _members_of(
+        days: set[dt.date], members: dict[tuple[str, dt.date], set[tuple[str, str]]]
+    ) -> frozenset[tuple[str, dt.date, str, str]]:
         starts = {(str(g), period_of(d, g).start) for d in days for g in GRAINS}
         return frozenset(
             (grain, start, dim, value)
             for grain, start in starts
-            for dim, value in self.members.get((grain, start), ())
+            for dim, value in members.get((grain, start), ())
         )
 
     async def _publish(
@@ -452,7 +488,11 @@ class KpiComponent:
         # Pacing depends on the day: refresh the closed month and the one now running.
         months = {period_of(d, Grain.MONTH).start for d in (day, day + dt.timedelta(days=1))}
         self._dirty.budget_months |= months
-        await self._mark_breakdowns(budget_months=months)
+        # Trials whose conversion window ended with ``day`` expire now (their start day's
+        # periods change though no event arrived).
+        expiring = {day - dt.timedelta(days=TRIAL_CONVERSION_WINDOW_DAYS)}
+        self._dirty.trial_days |= expiring
+        await self._mark_breakdowns(budget_months=months, trial_days=expiring)
         await self.refresh()
         await self.refresh_breakdowns()
         closed = [
@@ -499,6 +539,7 @@ class KpiComponent:
         for dirty in (self._dirty, self._dirty_dims):
             dirty.flow_days |= days
             dirty.budget_months |= months
+            dirty.trial_days |= days
         self._dirty.funnel_days |= days
         self._dirty.mark_mrr(first, last)
         changed_values = await self.refresh()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pulse_shared.cli_output import FORMAT_HELP, OutputFormat, emit
+from pulse_shared.cli_output import FORMAT_FILE_HELP, FORMAT_HELP, OutputFormat, emit, resolve
 from pulse_shared.events import Grain
 from pulse_shared.kpi_catalog import BY_NAME, CATALOG, MODELS
 
@@ -135,9 +135,11 @@ def show(
     """KPI values (one row per KPI × dimension value × period).
 
     In csv and json, complete is false for a period whose last day is today or later
-    (UTC); the table marks such a period's column "to date".
+    (UTC), and for a maturing KPI (e.g. trial conversion) until its window has passed; the
+    table marks a running period's column "to date".
     """
     from pulse_kpi.storage import KpiStorage
+    from pulse_shared.kpi_catalog import complete_on
     from pulse_shared.periods import period_complete
 
     kpi = _kpis(kpi)
@@ -151,7 +153,7 @@ def show(
                  f"{' and ' + by.value if by != By.ALL else ''}{span}")
     today = clock().astimezone(dt.UTC).date()
     for r in rows:
-        r["complete"] = period_complete(r["grain"], r["period_start"], today)
+        r["complete"] = complete_on(r["kpi"], r["grain"], r["period_start"], today)
     if fmt != OutputFormat.TABLE:
         emit([{c: r[c] for c in SHOW_COLUMNS} for r in rows], SHOW_COLUMNS, fmt, "KPIs")
         return
@@ -209,6 +211,156 @@ def mrr(
         for r in report
     ]
     emit(out, MRR_COLUMNS, fmt, f"MRR movements by {grain}")
+
+
+COHORT_COLUMNS = ("cohort", "months_since", "accounts", "logo_retention", "mrr_retention")
+ECONOMICS_COLUMNS = (
+    "cohort", "accounts", "spend", "cac", "months_observed", "revenue_per_account", "ltv_cac",
+    "payback_months",
+)
+COHORT_DIMENSIONS = ("first_paid_month", "first_touch_channel", "plan")
+RATIO_DECIMALS = 4  # ratios in cohort output: fixed decimals in csv and table
+FileFormatOption = Annotated[OutputFormat | None, typer.Option("--format", help=FORMAT_FILE_HELP)]
+OutputOption = Annotated[Path | None, typer.Option(
+    "--output", "-o", metavar="FILE", help="Write to FILE instead of printing.")]
+AsOfOption = Annotated[str, typer.Option(
+    "--as-of", hidden=True, metavar="DAY", help="Today (YYYY-MM-DD, UTC) instead of the clock.")]
+CohortFromOption = Annotated[str, typer.Option(
+    "--from", metavar="MONTH", help="First cohort (first paid month), e.g. 2026-01")]
+CohortToOption = Annotated[str, typer.Option(
+    "--to", metavar="MONTH", help="Last cohort (first paid month, inclusive), e.g. 2026-10")]
+
+
+def _cohort_by(text: str) -> str:
+    if text == "segment":  # named in issue 17, needs the accounts dimension first
+        raise typer.BadParameter("segment needs account events (not ingested yet)",
+                                 param_hint="--by")
+    if text not in COHORT_DIMENSIONS:
+        raise typer.BadParameter(
+            f"unknown cohort dimension {text!r}; valid: {', '.join(COHORT_DIMENSIONS)}",
+            param_hint="--by",
+        )
+    return text
+
+
+def _cohort_months(start: str, end: str) -> tuple[dt.date | None, dt.date | None]:
+    """--from/--to as the first days of the first and last cohort months."""
+    first = _period(start, "--from", Grain.MONTH).start if start else None
+    last = _period(end, "--to", Grain.MONTH).start if end else None
+    if first is not None and last is not None and last < first:
+        raise typer.BadParameter(f"{end} is before --from {start}", param_hint="--to")
+    return first, last
+
+
+def _as_of(text: str) -> dt.date:
+    if not text:
+        return clock().astimezone(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r} is not a YYYY-MM-DD day", param_hint="--as-of") from exc
+
+
+def _fixed(value: Any, fmt: OutputFormat, places: int) -> Any:
+    """A Decimal ratio or amount rounded half up; text with fixed decimals outside JSON."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    if value is None:
+        return "n/a" if fmt is OutputFormat.TABLE else None
+    rounded = Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return rounded if fmt is OutputFormat.JSON else format(rounded, "f")
+
+
+@app.command("cohorts")
+def cohorts(
+    by: Annotated[str, typer.Option(
+        metavar="DIMENSION",
+        help="first_paid_month, first_touch_channel or plan. For the last two, months_since "
+             "counts from each account's own first paid month.")] = "first_paid_month",
+    start: CohortFromOption = "",
+    end: CohortToOption = "",
+    fmt: FileFormatOption = None,
+    output: OutputOption = None,
+    as_of: AsOfOption = "",
+) -> None:
+    """Cohort retention: cohort, months_since, accounts, logo_retention, mrr_retention.
+
+    The cohort of an account is its first paid month (MRR > 0; reactivations stay in it).
+    Retention is read at the end of each month that has ended (UTC): the running month is
+    not a retention point. mrr_retention is n/a (empty in csv) when the cohort had no MRR at
+    the end of its first month. Ratios have 4 decimals.
+    """
+    from pulse_kpi.domain.cohorts import CohortBy, cohort_retention
+    from pulse_kpi.storage import KpiStorage
+
+    dimension = CohortBy(_cohort_by(by))
+    first, last = _cohort_months(start, end)
+    today = _as_of(as_of)
+    fmt = resolve(fmt, output)
+    with _store() as store:
+        storage = KpiStorage(store)
+        ledger = storage.cohort_ledger(first, last)
+        touches = (storage.first_touch_channels(sorted({e.account_id for e in ledger}))
+                   if dimension is CohortBy.FIRST_TOUCH_CHANNEL else {})
+    rows = cohort_retention(ledger, today, dimension, touches, first, last)
+    if not rows:
+        _nothing(f"no cohort with an ended first paid month{_span(start, end)} (as of {today})")
+    out = [
+        {
+            "cohort": r.cohort, "months_since": r.months_since, "accounts": r.accounts,
+            "logo_retention": _fixed(r.logo_retention, fmt, RATIO_DECIMALS),
+            "mrr_retention": _fixed(r.mrr_retention, fmt, RATIO_DECIMALS),
+        }
+        for r in rows
+    ]
+    emit(out, COHORT_COLUMNS, fmt, f"Cohort retention by {dimension}", output)
+
+
+def _span(start: str, end: str) -> str:
+    return f" from {start or 'the start'} to {end or 'now'}" if start or end else ""
+
+
+@app.command("cohort-economics")
+def cohort_economics(
+    start: CohortFromOption = "",
+    end: CohortToOption = "",
+    fmt: FileFormatOption = None,
+    output: OutputOption = None,
+    as_of: AsOfOption = "",
+) -> None:
+    """LTV to date and CAC payback per first-paid-month cohort.
+
+    Revenue of a month = the account's MRR at its end (gross, no proration); CAC = spend of
+    the cohort month / accounts of the cohort; payback_months = first months_since whose
+    cumulative revenue per account reaches CAC (empty until it does). Ended months only.
+    """
+    from pulse_kpi.domain.cohorts import cohort_economics as economics
+    from pulse_kpi.storage import KpiStorage
+
+    first, last = _cohort_months(start, end)
+    today = _as_of(as_of)
+    fmt = resolve(fmt, output)
+    with _store() as store:
+        storage = KpiStorage(store)
+        ledger = storage.cohort_ledger(first, last)
+        spend = {}
+        if ledger:
+            since = min(e.occurred_at for e in ledger).date().replace(day=1)
+            spend = storage.monthly_spend(since, today)
+    rows = economics(ledger, today, spend, first, last)
+    if not rows:
+        _nothing(f"no cohort with an ended first paid month{_span(start, end)} (as of {today})")
+    out = [
+        {
+            "cohort": r.cohort, "accounts": r.accounts, "spend": _fixed(r.spend, fmt, 2),
+            "cac": _fixed(r.cac, fmt, 2), "months_observed": r.months_observed,
+            "revenue_per_account": _fixed(r.revenue_per_account, fmt, 2),
+            "ltv_cac": _fixed(r.ltv_cac, fmt, RATIO_DECIMALS),
+            "payback_months": r.payback_months,
+        }
+        for r in rows
+    ]
+    emit(out, ECONOMICS_COLUMNS, fmt, "Cohort economics by first paid month", output)
 
 
 def catalog_markdown() -> str:

@@ -12,9 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
-from pulse_kpi.domain.compute import KpiValue
+from pulse_kpi.domain.cohorts import LedgerEvent
+from pulse_kpi.domain.compute import NO_CHANNEL, KpiValue
 from pulse_kpi.domain.facts import (
     AccountStages,
+    AccountTrial,
     BudgetRow,
     CreditRow,
     Facts,
@@ -119,9 +121,10 @@ def kpi_rows(values: Iterable[KpiValue], computed_at: dt.datetime) -> list[dict[
     ]
 
 
-#: Every part of :class:`Facts`; channel/campaign breakdowns need only the first three.
-FACT_PARTS = frozenset({"spend", "stages", "credits", "mrr", "budgets", "funnel"})
-BREAKDOWN_PARTS = frozenset({"spend", "credits", "budgets"})
+#: Every part of :class:`Facts`; channel/campaign breakdowns need only spend, credits,
+#: budgets and trials (trials by first-touch channel).
+FACT_PARTS = frozenset({"spend", "stages", "credits", "mrr", "budgets", "funnel", "trials"})
+BREAKDOWN_PARTS = frozenset({"spend", "credits", "budgets", "trials"})
 _POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="kpi-load")
 
 
@@ -139,11 +142,34 @@ _CREDITS_SQL = (
 
 
 def pending_rows(
-    flow_days: Iterable[dt.date], budget_months: Iterable[dt.date], at: dt.datetime
+    flow_days: Iterable[dt.date], budget_months: Iterable[dt.date], at: dt.datetime,
+    trial_days: Iterable[dt.date] = (),
 ) -> list[dict[str, Any]]:
-    return [{"kind": "flow", "day": d, "marked_at": at} for d in sorted(flow_days)] + [
-        {"kind": "budget", "day": m, "marked_at": at} for m in sorted(budget_months)
-    ]
+    return (
+        [{"kind": "flow", "day": d, "marked_at": at} for d in sorted(flow_days)]
+        + [{"kind": "budget", "day": m, "marked_at": at} for m in sorted(budget_months)]
+        + [{"kind": "trial", "day": d, "marked_at": at} for d in sorted(trial_days)]
+    )
+
+
+# Trials of the accounts with a trial_started event in [start, end): first trial, first paid
+# event, first-touch channel (the definitions of pulse_kpi.domain.compute.account_trials).
+# Constant SQL text: every value is a query parameter.
+_TRIAL_ACCOUNTS = (
+    "SELECT account_id FROM subscriptions WHERE event_type = 'trial_started' "
+    "AND toDate(occurred_at) >= {start:Date} AND toDate(occurred_at) < {end:Date}"
+)
+_TRIALS_SQL = (
+    "SELECT s.account_id AS account_id, s.started_at AS started_at, s.paid_at AS paid_at, "  # noqa: S608
+    "t.channel AS channel FROM ("
+    "SELECT account_id, minIfOrNull(occurred_at, event_type = 'trial_started') AS started_at, "
+    "minIfOrNull(occurred_at, mrr > 0) AS paid_at FROM subscriptions FINAL "
+    f"WHERE account_id IN ({_TRIAL_ACCOUNTS}) GROUP BY account_id) AS s "
+    "LEFT JOIN (SELECT account_id, argMin(channel, (occurred_at, event_id)) AS channel "
+    f"FROM touchpoints FINAL WHERE account_id IN ({_TRIAL_ACCOUNTS}) GROUP BY account_id) AS t "
+    "ON s.account_id = t.account_id "
+    "WHERE s.paid_at IS NULL OR s.paid_at >= s.started_at"
+)
 
 
 def _dec(value: Any) -> Decimal:
@@ -189,6 +215,15 @@ class KpiStorage:
         day = rows[0]["d"]
         return day if isinstance(day, dt.date) else None
 
+    def account_trial_days(self, accounts: Sequence[str]) -> set[dt.date]:
+        """Days of the accounts' trial starts (their trial KPIs change with their events)."""
+        rows = self._chunked(
+            "SELECT DISTINCT toDate(occurred_at) AS day FROM subscriptions FINAL "
+            "WHERE account_id IN {accounts:Array(String)} AND event_type = 'trial_started'",
+            accounts,
+        )
+        return {r["day"] for r in rows}
+
     def account_stage_days(self, accounts: Sequence[str]) -> set[dt.date]:
         rows = self._chunked(
             "SELECT DISTINCT toDate(occurred_at) AS day FROM pipeline_events FINAL "
@@ -223,7 +258,9 @@ class KpiStorage:
             KPI_STATE_TABLE, [{"name": BREAKDOWNS_DONE, "at": started}], KPI_STATE_COLUMNS
         )
 
-    def pending_since_done(self) -> tuple[set[dt.date], set[dt.date]]:
+    def pending_work_since_done(self) -> tuple[set[dt.date], set[dt.date], set[dt.date]]:
+        """Flow days, budget months and trial start days marked after the last completed
+        breakdown pass."""
         rows = self.store.query(
             "SELECT kind, day FROM kpi_pending FINAL WHERE marked_at >= "
             "(SELECT max(at) FROM kpi_state FINAL WHERE name = {name:String})",
@@ -231,7 +268,8 @@ class KpiStorage:
         )
         flow = {r["day"] for r in rows if r["kind"] == "flow"}
         budget = {r["day"] for r in rows if r["kind"] == "budget"}
-        return flow, budget
+        trial = {r["day"] for r in rows if r["kind"] == "trial"}
+        return flow, budget, trial
 
     # ------------------------------------------------------------------ facts
     def load_facts(
@@ -245,6 +283,7 @@ class KpiStorage:
         loaders: dict[str, Callable[[dict[str, Any]], Any]] = {
             "spend": self._spend, "stages": self._stages, "credits": self._credits,
             "mrr": self._mrr, "budgets": self._budgets, "funnel": self._funnel,
+            "trials": self._trials,
         }
         wanted = [name for name in loaders if name in parts]
         if self.store.backend == "server" and len(wanted) > 1:
@@ -262,6 +301,7 @@ class KpiStorage:
             paying_opening=opening[1],
             budgets=results.get("budgets", []),
             funnel=results.get("funnel", []),
+            trials=results.get("trials", []),
         )
 
     def _spend(self, p: dict[str, Any]) -> list[SpendRow]:
@@ -356,6 +396,13 @@ class KpiStorage:
             )
         ]
 
+    def _trials(self, p: dict[str, Any]) -> list[AccountTrial]:
+        return [
+            AccountTrial(r["account_id"], r["started_at"], r["paid_at"],
+                         r["channel"] or NO_CHANNEL)
+            for r in self.store.query(_TRIALS_SQL, p)
+        ]
+
     # ------------------------------------------------------------------ kpi_values
     def kpi_values(
         self,
@@ -405,3 +452,48 @@ class KpiStorage:
         """Every account with a subscription event (offline recomputation of MRR)."""
         rows = self.store.query("SELECT DISTINCT account_id FROM subscriptions")
         return [r["account_id"] for r in rows]
+
+    # ------------------------------------------------------------------ cohorts
+    def cohort_ledger(
+        self, first_month: dt.date | None = None, last_month: dt.date | None = None
+    ) -> list[LedgerEvent]:
+        """Every subscription event of the accounts whose first paid event (MRR > 0) is in
+        the months ``[first_month, last_month]`` (first days; None = open)."""
+        having = ["1"]
+        params: dict[str, Any] = {}
+        if first_month is not None:
+            having.append("toStartOfMonth(min(occurred_at)) >= {first:Date}")
+            params["first"] = first_month
+        if last_month is not None:
+            having.append("toStartOfMonth(min(occurred_at)) <= {last:Date}")
+            params["last"] = last_month
+        rows = self.store.query(
+            "SELECT event_id, account_id, occurred_at, mrr, plan FROM subscriptions FINAL "  # noqa: S608 - fixed fragments, values are parameters
+            "WHERE account_id IN (SELECT account_id FROM subscriptions FINAL WHERE mrr > 0 "
+            f"GROUP BY account_id HAVING {' AND '.join(having)})",
+            params,
+        )
+        return [
+            LedgerEvent(r["event_id"], r["account_id"], r["occurred_at"], _dec(r["mrr"]),
+                        r["plan"])
+            for r in rows
+        ]
+
+    def first_touch_channels(self, accounts: Sequence[str]) -> dict[str, str]:
+        """Channel of each account's first touchpoint (accounts with none are absent)."""
+        rows = self._chunked(
+            "SELECT account_id, argMin(channel, (occurred_at, event_id)) AS channel "
+            "FROM touchpoints FINAL WHERE account_id IN {accounts:Array(String)} "
+            "GROUP BY account_id",
+            accounts,
+        )
+        return {r["account_id"]: r["channel"] for r in rows}
+
+    def monthly_spend(self, start: dt.date, end: dt.date) -> dict[dt.date, Decimal]:
+        """Total spend per month (first day) of the days ``[start, end)``."""
+        rows = self.store.query(
+            "SELECT toStartOfMonth(date) AS month, sum(amount) AS amount FROM spend FINAL "
+            "WHERE date >= {start:Date} AND date < {end:Date} GROUP BY month",
+            {"start": start, "end": end},
+        )
+        return {r["month"]: _dec(r["amount"]) for r in rows}

@@ -100,6 +100,12 @@ class ReportingComponent:
             except Exception:
                 log.exception("scheduled_report_failed", kind=run.kind.value,
                               period=run.period.label)
+                continue
+            # to the report's subscribers (pulse_reporting.delivery); logs, never raises
+            from pulse_reporting.delivery.service import deliver_to_subscribers
+
+            await deliver_to_subscribers(
+                self.settings, self.writer, self.store, self.clock, results[-1])
         return results
 
     def _exists(self, run: ScheduledRun) -> bool:

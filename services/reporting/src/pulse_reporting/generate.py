@@ -18,6 +18,7 @@ from pulse_reporting.domain.assemble import (
     channel_kpi_names,
     daily_kpi_names,
 )
+from pulse_reporting.domain.cohorts import cohort_window
 from pulse_reporting.domain.model import Report
 from pulse_reporting.domain.periods import (
     Period,
@@ -174,9 +175,22 @@ def read_inputs(
     done = timed("coverage")
     coverage = storage.coverage()
     done()
+    mmm = None
+    if ReportKind.of(period) is not ReportKind.WEEKLY:
+        step("Reading marketing mix model results")
+        done = timed("mmm")
+        mmm = storage.mmm_inputs(period)
+        done()
+    cohort_ledger = None
+    if ReportKind.of(period) is not ReportKind.WEEKLY:
+        step("Reading the subscription ledger of the cohorts")
+        done = timed("cohort_ledger")
+        cohort_ledger = storage.cohort_ledger(*cohort_window(period))
+        done()
     return ReportInputs(
         period=period, model=model, kpis=kpis, budget_kpis=budget, alerts=alerts,
         paths=paths, daily=daily, coverage=coverage, daily_by_channel=daily_by_channel,
+        mmm=mmm, cohort_ledger=cohort_ledger,
     )
 
 
@@ -208,7 +222,7 @@ def produce_report(
         raise ReportError(f"period {the_period} is not {kind.value}")
     now = now or dt.datetime.now(dt.UTC)
     storage = ReportingStorage(store, writer)
-    total = 9 + len(fmts) + 1
+    total = 9 + len(fmts) + 1 + (0 if kind is ReportKind.WEEKLY else 1)
     counter = [0]
 
     def step(description: str) -> None:

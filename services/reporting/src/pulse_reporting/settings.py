@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, field_validator
@@ -51,6 +52,50 @@ class ReportingSettings(BaseSettings):
     )
     path_milestone: str = "won"
     base_url: str = Field(default="", description="Prefix for report links (ReportReady).")
+
+    # -- delivery to subscribers (pulse_reporting.delivery) --------------------------------
+    delivery_enabled: bool = Field(
+        default=True, description="Send scheduled reports to their subscribers "
+        "(`pulse report subscribe`); `pulse report send` works either way.",
+    )
+    dashboard_url: str = Field(
+        default="", description="Public URL of the dashboard (e.g. https://pulse.example.com): "
+        "links in report e-mails and webhook messages; none without it.",
+    )
+    smtp_host: str = Field(default="", description="SMTP server; e-mail delivery is off without.")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port (465 for ssl).")
+    smtp_security: Literal["starttls", "ssl", "none"] = Field(
+        default="starttls", description="starttls (port 587), ssl (implicit TLS, port 465) or "
+        "none (a local relay only).",
+    )
+    smtp_ca_file: Path | None = Field(
+        default=None, description="CA bundle that verifies the SMTP server's certificate (a "
+        "private CA); default: the system's CAs. Certificates are always verified.",
+    )
+    smtp_user: str = Field(default="", description="SMTP login; no AUTH without.")
+    smtp_password: SecretStr = Field(default=SecretStr(""), description="SMTP password.")
+    smtp_timeout_s: float = Field(default=30.0, gt=0, description="SMTP connect/reply timeout.")
+    email_from: str = Field(
+        default="Pulse reports <pulse-reports@localhost>", description="From: of report e-mails."
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, description="Timeout of one webhook POST (then it is retried)."
+    )
+    delivery_attempts: int = Field(
+        default=4, ge=1, le=10, description="Tries per recipient before it is logged failed."
+    )
+    delivery_backoff_s: float = Field(
+        default=2.0, ge=0, description="Wait before the 2nd try; doubles each try."
+    )
+    delivery_max_backoff_s: float = Field(default=60.0, ge=0, description="Longest wait.")
+    delivery_key: SecretStr = Field(
+        default=SecretStr(""), description="Fernet key(s) encrypting the e-mail addresses "
+        "and webhook URLs of report subscriptions in ClickHouse, comma-separated: the first "
+        "encrypts, every one decrypts (key rotation). Required for e-mail and webhook "
+        "subscriptions on a ClickHouse server; the embedded store keeps a random one beside "
+        "its data. New key: `python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'`.",
+    )
 
     def reader_credentials(self, common: PulseSettings) -> tuple[str | None, str | None]:
         """(user, password) of the read-only store. Against a ClickHouse server the

@@ -10,10 +10,23 @@ import datetime as dt
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
-from pulse_reporting.domain.model import AlertRecord, KpiValue, PathRecord, TrendPoint
+from pulse_reporting.domain.mmm import MmmInputs, select_runs
+from pulse_reporting.domain.model import (
+    AlertRecord,
+    KpiValue,
+    MmmAllocation,
+    MmmChannel,
+    MmmCurvePoint,
+    MmmRunInfo,
+    PathRecord,
+    TrendPoint,
+)
+from pulse_reporting.domain.periods import Period
 from pulse_reporting.metrics import QUERY_SECONDS
+from pulse_shared.cohorts import LedgerEvent
 from pulse_shared.credits import latest_credits
 from pulse_shared.store import Row, Store
 from pulse_shared.topics import REPORT_READY
@@ -144,6 +157,70 @@ FROM pipeline_events
 UNION ALL
 SELECT 'touchpoints', min(toDate(occurred_at)), max(toDate(occurred_at)), count()
 FROM touchpoints
+"""
+
+
+# Marketing mix model results (written by pulse_mmm, migration 0070). Read here with SQL:
+# reporting must not import pulse_mmm (it would pull PyMC into the reporting image).
+_MMM_RUNS_SQL = """
+SELECT run_id, version, target, grain, date_from, date_to, periods, channels, status, reason,
+       library, max_rhat, min_ess, divergences, holdout_periods, holdout_mape, r_squared,
+       finished_at
+FROM mmm_runs FINAL
+ORDER BY finished_at DESC, version DESC
+LIMIT {limit:UInt32}
+"""
+
+_MMM_CHANNELS_SQL = """
+SELECT channel, spend, contribution, contribution_lower, contribution_upper, roi, roi_lower,
+       roi_upper, marginal_roi, attribution_roas
+FROM mmm_channel_results FINAL
+WHERE run_id = {run_id:String}
+ORDER BY channel
+"""
+
+_MMM_CURVES_SQL = """
+SELECT channel, spend, contribution, lower, upper
+FROM mmm_response_curves FINAL
+WHERE run_id = {run_id:String}
+ORDER BY channel, spend
+"""
+
+_MMM_ALLOCATIONS_SQL = """
+SELECT budget, periods, channel, current_spend, recommended_spend, current_contribution,
+       expected_contribution, expected_contribution_lower, expected_contribution_upper
+FROM mmm_allocations FINAL
+WHERE run_id = {run_id:String}
+ORDER BY periods, budget, channel
+"""
+
+# Spend of the run's last ``periods`` model periods: the budget of the allocation stored
+# with the run (the current budget), to tell it from other budgets optimised later.
+_MMM_RECENT_SPEND_SQL = """
+SELECT sum(spend) AS spend
+FROM mmm_contributions FINAL
+WHERE run_id = {run_id:String}
+  AND channel != 'baseline'
+  AND period_start IN (
+    SELECT DISTINCT period_start FROM mmm_contributions FINAL
+    WHERE run_id = {run_id:String}
+    ORDER BY period_start DESC
+    LIMIT {periods:UInt32}
+  )
+"""
+
+
+# The subscription ledger of the accounts whose first paid event (MRR > 0) is in the months
+# [first, last]: the query of pulse_kpi.storage.KpiStorage.cohort_ledger (reporting must not
+# import the KPI service), bounded by the report's as_of — an event on or after it cannot
+# change the MRR at the end of a month that ended by then.
+_COHORT_LEDGER_SQL = """
+SELECT event_id, account_id, occurred_at, mrr, plan FROM subscriptions FINAL
+WHERE occurred_at < {as_of:Date}
+  AND account_id IN (
+    SELECT account_id FROM subscriptions FINAL WHERE mrr > 0 GROUP BY account_id
+    HAVING toStartOfMonth(min(occurred_at)) >= {first:Date}
+       AND toStartOfMonth(min(occurred_at)) <= {last:Date})
 """
 
 
@@ -302,6 +379,89 @@ class ReportingStorage:
             for r in rows if int(r["n"] or 0) > 0
         }
         return out or None
+
+    def mmm_runs(self, limit: int = 500) -> list[MmmRunInfo]:
+        """Marketing mix model fits, newest first (published and rejected)."""
+        rows = self._query("mmm_runs", _MMM_RUNS_SQL, {"limit": limit})
+        return [
+            MmmRunInfo(
+                run_id=r["run_id"], version=int(r["version"]), target=r["target"],
+                grain=r["grain"], date_from=_as_date(r["date_from"]),
+                date_to=_as_date(r["date_to"]), periods=int(r["periods"]),
+                channels=list(r["channels"] or []), status=r["status"], reason=r["reason"],
+                library=r["library"], max_rhat=r["max_rhat"], min_ess=r["min_ess"],
+                divergences=int(r["divergences"]), holdout_periods=int(r["holdout_periods"]),
+                holdout_mape=r["holdout_mape"], r_squared=r["r_squared"],
+                finished_at=r["finished_at"],
+            )
+            for r in rows
+        ]
+
+    def mmm_inputs(self, period: Period) -> MmmInputs:
+        """Every fit, and the results of the published run a report of ``period`` shows."""
+        runs = self.mmm_runs()
+        shown, _ = select_runs(runs, period)
+        if shown is None:
+            return MmmInputs(runs=runs)
+        params = {"run_id": shown.run_id}
+        channels = [
+            MmmChannel(**r)
+            for r in self._query("mmm_channels", _MMM_CHANNELS_SQL, params)
+        ]
+        curves: dict[str, list[MmmCurvePoint]] = {}
+        for r in self._query("mmm_curves", _MMM_CURVES_SQL, params):
+            curves.setdefault(r["channel"], []).append(MmmCurvePoint(
+                spend=r["spend"], contribution=r["contribution"], lower=r["lower"],
+                upper=r["upper"],
+            ))
+        groups: dict[tuple[float, int], list[MmmAllocation]] = {}
+        for r in self._query("mmm_allocations", _MMM_ALLOCATIONS_SQL, params):
+            groups.setdefault((float(r["budget"]), int(r["periods"])), []).append(
+                MmmAllocation(**{k: v for k, v in r.items() if k not in ("budget", "periods")})
+            )
+        budget, periods, allocation = self._run_allocation(shown.run_id, groups)
+        return MmmInputs(
+            runs=runs, channels=channels, curves=curves, allocation=allocation,
+            allocation_budget=budget, allocation_periods=periods,
+        )
+
+    def _run_allocation(
+        self, run_id: str, groups: Mapping[tuple[float, int], list[MmmAllocation]]
+    ) -> tuple[float | None, int | None, list[MmmAllocation]]:
+        """The allocation stored with the run: of the optimised (budget, periods), the one
+        whose budget is the run's last periods' spend (later ``pulse mmm optimize`` calls
+        may add others)."""
+        if not groups:
+            return None, None, []
+        if len(groups) == 1:
+            (budget, periods), rows = next(iter(groups.items()))
+            return budget, periods, rows
+
+        def distance(key: tuple[float, int]) -> float:
+            recent = self._query(
+                "mmm_recent_spend", _MMM_RECENT_SPEND_SQL,
+                {"run_id": run_id, "periods": key[1]},
+            )
+            spend = float(recent[0]["spend"] or 0.0) if recent else 0.0
+            return abs(key[0] - spend)
+
+        budget, periods = min(groups, key=lambda k: (distance(k), k))
+        return budget, periods, groups[(budget, periods)]
+
+    def cohort_ledger(
+        self, first_month: dt.date, last_month: dt.date, as_of: dt.date
+    ) -> list[LedgerEvent]:
+        """Every subscription event before ``as_of`` of the accounts whose first paid month
+        is in ``[first_month, last_month]`` (first days) — the cohort section's ledger."""
+        rows = self._query(
+            "cohort_ledger", _COHORT_LEDGER_SQL,
+            {"first": first_month, "last": last_month, "as_of": as_of},
+        )
+        return [
+            LedgerEvent(r["event_id"], r["account_id"], r["occurred_at"],
+                        Decimal(0) if r["mrr"] is None else Decimal(r["mrr"]), r["plan"])
+            for r in rows
+        ]
 
     def available_periods(self, grain: str, limit: int = 60) -> list[str]:
         rows = self._query("periods", _PERIODS_SQL, {"grain": grain, "limit": limit})

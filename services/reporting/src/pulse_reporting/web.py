@@ -41,7 +41,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from pulse_reporting.domain.assemble import assemble_report
-from pulse_reporting.domain.model import ModelComparison, MrrBridge, Report
+from pulse_reporting.domain.model import Report
 from pulse_reporting.domain.periods import (
     BY_GRAIN,
     Period,
@@ -50,6 +50,7 @@ from pulse_reporting.domain.periods import (
     last_complete,
     parse_period,
 )
+from pulse_reporting.domain.scoping import scoped_report
 from pulse_reporting.domain.to_date import ToDate, daily_names, period_to_date, running_period
 from pulse_reporting.generate import read_inputs
 from pulse_reporting.metrics import DASHBOARD_REQUESTS
@@ -277,56 +278,6 @@ class Dashboard:
 
 
 # -- what a role sees ---------------------------------------------------------------------
-
-
-def _alert_dimension(labels: Mapping[str, str]) -> str:
-    """The KPI dimension an alert is about (its labels name the channel or campaign)."""
-    if labels.get("dimension") in ("channel", "campaign"):
-        return labels["dimension"]
-    for dimension in ("campaign", "channel"):
-        if dimension in labels:
-            return dimension
-    return "all"
-
-
-def scoped_report(report: Report, role: Role | str) -> Report:
-    """``report`` cut to what ``role`` may see (:mod:`pulse_shared.access`): KPIs of its
-    families at its dimensions only. Sections that are channel or campaign economics
-    (channels, campaigns, model comparison, recommendations, paths, budget, funnel) are
-    emptied unless the role sees the KPIs they are made of; the notes (free text that may
-    name any KPI) are dropped for a narrowed role. Fails closed: a KPI outside the catalog
-    is hidden from a narrowed role."""
-    role = Role(role)
-    if role_scope(role).all_kpis:
-        return report
-
-    def visible(kpi: str, dimension: str = "all") -> bool:
-        return kpi_visible(role, kpi, dimension)
-
-    return report.model_copy(update={
-        "headline": [t for t in report.headline if visible(t.kpi)],
-        "mrr_bridge": report.mrr_bridge if visible("mrr_new") else MrrBridge(
-            starting=None, new=None, expansion=None, reactivation=None, contraction=None,
-            churn=None, net_new=None, ending=None),
-        "channels": report.channels if visible("spend", "channel") else [],
-        "campaigns": report.campaigns if visible("spend", "campaign") else [],
-        "top_campaigns": report.top_campaigns if visible("spend", "campaign") else [],
-        "bottom_campaigns": report.bottom_campaigns if visible("spend", "campaign") else [],
-        "model_comparison": report.model_comparison
-        if visible("attributed_revenue", "channel") else ModelComparison(models=[], rows=[]),
-        "funnel": report.funnel if visible("leads") else [],
-        "budget": report.budget if visible("budget", "channel") else [],
-        "paths": report.paths if visible("attributed_revenue", "channel") else [],
-        "alerts": [a for a in report.alerts if visible(a.kpi, _alert_dimension(a.labels))],
-        "trends": [t for t in report.trends if visible(t.kpi)],
-        "forecast": [f for f in report.forecast if visible(f.kpi, f.dimension)],
-        "forecast_check": [c for c in report.forecast_check if visible(c.kpi)],
-        "recommendations": report.recommendations if visible("roas", "campaign") else [],
-        "notes": [],
-        "footnotes": [f for f in report.footnotes if visible(f.kpi)],
-        "forecast_by_channel": [
-            f for f in report.forecast_by_channel if visible(f.kpi, f.dimension)],
-    })
 
 
 def scoped_to_date(to_date: ToDate, role: Role | str) -> ToDate | None:

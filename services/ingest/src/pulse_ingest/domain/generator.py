@@ -4,9 +4,16 @@ The model behind it, deliberately simple but shaped like real data:
 
 * Paid channels (search, social, display, events) have campaigns with a daily budget, a
   cost per click and a click-through rate; spend is produced per campaign per day and
-  monthly budgets per channel are planned slightly above or below actual spend.
-* Every account has 1–5 contacts. Each account is acquired through one channel (weighted
-  by reach); its contacts touch several channels before one of them fills a form (lead).
+  monthly budgets per channel are planned slightly above or below actual spend. Budget
+  moves between paid channels in two-week *flights* (one channel up, others down, the
+  day's total unchanged), as marketing teams re-plan: the variation a mix model learns from.
+* Spend causes demand (see :class:`SpendResponse`): each paid channel's spend, carried
+  over (geometric adstock) and saturating, draws new accounts on the days it runs and lifts
+  the chance that open deals close; channels differ in strength and saturation, so their
+  incremental returns differ. Organic channels bring a steady share.
+* Every account has 1–5 contacts. Each account is acquired through one channel (paid by the
+  day's spend response, the others by reach); its contacts touch several channels before
+  one of them fills a form (lead).
 * The funnel lead → mql → sql → opportunity → won/lost advances with probabilities scaled
   by the acquisition channel's *effectiveness* (referral and search convert better than
   display), with realistic delays; nurture touches (email, webinar, sales calls) happen
@@ -15,6 +22,10 @@ The model behind it, deliberately simple but shaped like real data:
   cancel and reactivate month by month; ``mrr`` is the account's MRR after each event.
   A share of accounts were already customers before the window, so MRR at the start of
   the window is not zero and churn rates are defined.
+* Optionally (``history_weeks``, see :class:`HistoryResponse`), a sales-led CRM history
+  for a marketing mix model: daily spend per campaign over the weeks before the window,
+  and won/lost deals over the history and the window whose weekly won revenue is caused
+  by each paid channel's adstocked, saturating spend with a known ROI.
 
 Everything is derived from one :class:`random.Random` seeded with ``seed``: the same
 arguments give the same dataset, event ids included. Contact ids are salted hashes of
@@ -28,6 +39,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -123,6 +135,155 @@ PLANS: tuple[tuple[str, int, float], ...] = (
     ("enterprise", 9500, 0.04),
 )
 
+#: Budget flights: every FLIGHT_DAYS the paid channels' shares are re-drawn in this range
+#: (then scaled so the day's total budget is unchanged).
+FLIGHT_DAYS = 14
+FLIGHT_RANGE = (0.35, 1.65)
+
+
+@dataclass(frozen=True)
+class ChannelResponse:
+    """How a paid channel's spend causes outcomes: ``adstock`` is the share of a day's
+    effect carried to the next; ``half_saturation`` the adstocked daily spend (USD) at
+    which it gives half its maximum; ``strength`` scales its pull on new accounts and
+    ``close_lift`` its lift on deals closing (at saturation)."""
+
+    adstock: float
+    half_saturation: float
+    strength: float
+    close_lift: float
+
+
+#: Incremental return differs by channel on purpose: search saturates late and converts,
+#: social carries over longest, display is weak, events strong but small and saturated.
+RESPONSES: dict[Channel, ChannelResponse] = {
+    Channel.PAID_SEARCH: ChannelResponse(0.35, 900.0, 1.0, 0.9),
+    Channel.PAID_SOCIAL: ChannelResponse(0.6, 500.0, 0.55, 0.45),
+    Channel.DISPLAY: ChannelResponse(0.3, 400.0, 0.15, 0.1),
+    Channel.EVENTS: ChannelResponse(0.5, 150.0, 0.5, 0.6),
+    Channel.AFFILIATE: ChannelResponse(0.2, 80.0, 0.2, 0.2),
+}
+
+
+class SpendResponse:
+    """Per day and paid channel, the saturated adstock of its spend (0..1) — what the
+    synthetic outcomes respond to. Built from the generated spend, so it is the same data
+    a mix model reads."""
+
+    def __init__(self, start: dt.date, days: int, spend: Sequence[Spend]) -> None:
+        self.start = start
+        daily: dict[Channel, list[float]] = {c: [0.0] * days for c in RESPONSES}
+        for row in spend:
+            if row.channel in daily:
+                daily[row.channel][(row.date - start).days] += float(row.amount)
+        self.level: dict[Channel, list[float]] = {}
+        for channel, amounts in daily.items():
+            response, carried, levels = RESPONSES[channel], 0.0, []
+            for amount in amounts:
+                carried = amount + response.adstock * carried
+                # adstock normalised to a steady daily spend, then x / (x + half)
+                steady = carried * (1 - response.adstock)
+                levels.append(steady / (steady + response.half_saturation))
+            self.level[channel] = levels
+        self.mean = {c: sum(v) / len(v) if v else 0.0 for c, v in self.level.items()}
+
+    def _index(self, day: dt.date) -> int | None:
+        i = (day - self.start).days
+        return i if 0 <= i < len(next(iter(self.level.values()), [])) else None
+
+    def pull(self, day: dt.date) -> dict[Channel, float]:
+        """Each paid channel's pull on new accounts that day (relative weights)."""
+        i = self._index(day)
+        return {c: (RESPONSES[c].strength * self.level[c][i] if i is not None else 0.0)
+                for c in RESPONSES}
+
+    def close_multiplier(self, day: dt.date) -> float:
+        """Factor on a deal's chance to close won that day: 1 at the window's average
+        spend, above it when channels spend more than usual (and below when less)."""
+        i = self._index(day)
+        if i is None:
+            return 1.0
+        lift = sum(RESPONSES[c].close_lift * (self.level[c][i] - self.mean[c])
+                   for c in RESPONSES)
+        return max(0.2, 1.0 + 2.5 * lift)
+
+
+@dataclass(frozen=True)
+class HistoryResponse:
+    """The truth behind the sales-led history, per paid channel and ISO week, in the form a
+    weekly mix model fits: the week's spend, carried over by a *normalised* geometric
+    adstock (``adstock`` = share carried to the next week, 8 weeks) and saturated
+    logistically (``(1 - e^-λx) / (1 + e^-λx)`` with ``x`` = adstocked spend / the
+    channel's largest weekly spend and λ = ``saturation``), scaled so that over the whole
+    history the channel's incremental won revenue / its spend = ``roi``."""
+
+    roi: float
+    adstock: float
+    saturation: float
+
+
+#: Known incremental ROI (won revenue per USD of spend) of the history, different per channel
+#: and two below 1: search 5.0 > events 2.5 > affiliate 1.2 > social 0.8 > display 0.5.
+#: A weekly mix model fitted on the demo recovers the big channels' order and level; affiliate
+#: and display spend too little to be told apart (docs/mmm.md, "Demo data").
+HISTORY_RESPONSES: dict[Channel, HistoryResponse] = {
+    Channel.PAID_SEARCH: HistoryResponse(roi=5.0, adstock=0.2, saturation=1.5),
+    Channel.PAID_SOCIAL: HistoryResponse(roi=0.8, adstock=0.5, saturation=1.5),
+    Channel.EVENTS: HistoryResponse(roi=2.5, adstock=0.4, saturation=2.0),
+    Channel.AFFILIATE: HistoryResponse(roi=1.2, adstock=0.1, saturation=1.0),
+    Channel.DISPLAY: HistoryResponse(roi=0.5, adstock=0.1, saturation=1.0),
+}
+#: Carry-over of the history's adstock, in weeks (the weekly model's ``adstock_l_max``).
+HISTORY_ADSTOCK_WEEKS = 8
+#: Won revenue per week without paid media (USD), before trend and seasonality: about 70 %
+#: of a week's won revenue, the rest caused by spend (~12.5k USD a week).
+HISTORY_BASELINE = 80_000.0
+HISTORY_TREND = 0.12  # baseline growth over the history
+HISTORY_SEASONALITY = 0.1  # amplitude of the yearly cycle of the baseline
+HISTORY_NOISE = 0.025  # sd of the weekly multiplicative (log-normal) noise
+#: Chance that a channel other than search is paused for a two-week history flight (its
+#: budget goes to the others): the on/off weeks that let a mix model tell small channels'
+#: returns apart.
+HISTORY_PAUSE = 0.2
+#: Range of a channel's multiplier in a history flight: wider than the window's
+#: (:data:`FLIGHT_RANGE`), two years of re-planning move budgets further than four months.
+HISTORY_FLIGHT_RANGE = (0.2, 1.8)
+#: Range of a history flight's total budget, relative to the campaigns' daily budgets.
+HISTORY_TOTAL_RANGE = (0.6, 1.4)
+#: Sales-led deals: mostly starter and growth plans (annual contract value = MRR × 12).
+HISTORY_PLAN_WEIGHTS: dict[str, float] = {"starter": 0.6, "growth": 0.33, "scale": 0.07}
+#: A week's won revenue is split into deals; the last one takes the remainder rather than
+#: leave less than this (a week's revenue below it gets no sales-led deal).
+HISTORY_MIN_DEAL = 3000.0
+#: Each won deal comes with 1 or 2 lost ones (mean 1.6): an opportunity win rate of ~38 %.
+HISTORY_EXTRA_LOSS = 0.6
+#: Days from opportunity to close (velocity opportunity → won around 40 days).
+HISTORY_CYCLE_DAYS = (14.0, 70.0)
+
+
+def history_contributions(
+    weekly_spend: dict[Channel, list[float]],
+) -> dict[Channel, list[float]]:
+    """Each channel's true incremental won revenue per week of ``weekly_spend`` (see
+    :class:`HistoryResponse`); over all the weeks, contribution / spend = the ROI."""
+    out: dict[Channel, list[float]] = {}
+    for channel, spend in weekly_spend.items():
+        truth = HISTORY_RESPONSES[channel]
+        weights = [truth.adstock**lag for lag in range(HISTORY_ADSTOCK_WEEKS)]
+        largest = max(spend, default=0.0)
+        if largest <= 0:
+            out[channel] = [0.0] * len(spend)
+            continue
+        shape: list[float] = []
+        for week in range(len(spend)):
+            carried = sum(w * spend[week - lag] for lag, w in enumerate(weights) if week >= lag)
+            x = truth.saturation * carried / sum(weights) / largest
+            shape.append((1 - math.exp(-x)) / (1 + math.exp(-x)))
+        scale = truth.roi * sum(spend) / sum(shape)
+        out[channel] = [scale * v for v in shape]
+    return out
+
+
 Kind = Literal["touchpoints", "spend", "subscriptions", "pipeline", "budgets"]
 KINDS: tuple[Kind, ...] = ("touchpoints", "spend", "subscriptions", "pipeline", "budgets")
 
@@ -195,7 +356,9 @@ def _days_in_month(month: str) -> int:
 
 
 class _Builder:
-    def __init__(self, seed: int, days: int, accounts: int, end: dt.date) -> None:
+    def __init__(
+        self, seed: int, days: int, accounts: int, end: dt.date, history_weeks: int = 0
+    ) -> None:
         self.rng = random.Random(seed)
         self.ids = _Ids(seed, days, accounts, end)
         self.start = end - dt.timedelta(days=days - 1)
@@ -211,8 +374,38 @@ class _Builder:
         self.nurture = [Channel.EMAIL, Channel.WEBINAR, Channel.CONTENT, Channel.DIRECT,
                         Channel.ORGANIC_SEARCH, Channel.PAID_SOCIAL, Channel.DISPLAY]
         self.nurture_weights = [30, 8, 8, 14, 12, 8, 6]
+        # Flights and the spend-driven draws use their own generator, so every other draw
+        # (funnel, plans, timing) is the same one as without them.
+        self.response_rng = random.Random(f"{seed}-spend-response")
+        self.response: SpendResponse | None = None
+        self.flights: dict[tuple[int, Channel], float] = {}
+        self.pulls: list[dict[Channel, float]] | None = None  # per day, built once
+        # The history has its own generator too (and its events are made last, so their ids
+        # follow the window's): history_weeks=0 gives exactly the dataset without it.
+        self.history_weeks = history_weeks
+        self.history_rng = random.Random(f"{seed}-history")
+        monday = end - dt.timedelta(days=end.weekday())
+        self.history_start = monday - dt.timedelta(weeks=history_weeks)
+        self.history_flights: dict[tuple[int, Channel], float] = {}
 
     # -- spend and budgets ---------------------------------------------------------------
+
+    def flight(self, offset: int, channel: Channel) -> float:
+        """The channel's budget multiplier on day ``offset`` of the window (1 outside it).
+        Each flight re-draws the paid channels' multipliers and scales them so the sum of
+        daily budgets is unchanged: the day's total spend keeps its range."""
+        if not 0 <= offset < self.days:
+            return 1.0
+        block = offset // FLIGHT_DAYS
+        if (block, channel) not in self.flights:
+            budgets: dict[Channel, float] = {}
+            for c in CAMPAIGNS:
+                budgets[c.channel] = budgets.get(c.channel, 0.0) + c.daily_budget
+            raw = {ch: self.response_rng.uniform(*FLIGHT_RANGE) for ch in sorted(budgets)}
+            scale = sum(budgets.values()) / sum(budgets[ch] * raw[ch] for ch in budgets)
+            for ch in budgets:
+                self.flights[(block, ch)] = raw[ch] * scale
+        return self.flights[(block, channel)]
 
     def spend_and_budgets(self) -> None:
         rng = self.rng
@@ -222,7 +415,7 @@ class _Builder:
             weekend = day.weekday() >= 5
             for c in CAMPAIGNS:
                 factor = rng.uniform(0.85, 1.3) * (0.6 if weekend else 1.0)
-                amount = c.daily_budget * factor
+                amount = c.daily_budget * factor * self.flight(offset, c.channel)
                 clicks = max(0, int(amount / (c.cpc * rng.uniform(0.85, 1.15))))
                 impressions = max(clicks, int(clicks / (c.ctr * rng.uniform(0.8, 1.25))))
                 self.out.spend.append(
@@ -237,9 +430,14 @@ class _Builder:
                     )
                 )
         for month in _months_between(self.start, self.end):
+            first = dt.date.fromisoformat(f"{month}-01")
             for c in CAMPAIGNS:
                 key = (month, c.channel)
-                planned[key] = planned.get(key, 0.0) + c.daily_budget * _days_in_month(month)
+                # planned with the flights (the plan moves budget, spend follows it)
+                planned[key] = planned.get(key, 0.0) + sum(
+                    c.daily_budget * self.flight((first - self.start).days + d, c.channel)
+                    for d in range(_days_in_month(month))
+                )
         for (month, channel), amount in sorted(planned.items(), key=lambda kv: (kv[0][0], kv[0][1].value)):
             plan = amount * rng.uniform(0.85, 1.1)
             self.out.budgets.append(
@@ -250,6 +448,7 @@ class _Builder:
                     amount=_money(round(plan / 100) * 100),
                 )
             )
+        self.response = SpendResponse(self.start, self.days, self.out.spend)
 
     # -- touchpoints ---------------------------------------------------------------------
 
@@ -374,6 +573,30 @@ class _Builder:
                 paying = True
                 self.subscription(when, account_id, SubscriptionEventType.SUBSCRIPTION_REACTIVATED, mrr, plan)
 
+    def arrival(self, day: dt.date, channel: Channel) -> tuple[dt.date, Channel]:
+        """When and through which channel a new account arrives. Organic arrivals (the
+        share of reach of the channels without spend) keep the uniform ``day`` drawn
+        before, through an organic channel; paid ones come on a day and through a channel
+        in proportion to the channels' spend response that day, so more (carried-over,
+        saturating) spend brings more accounts."""
+        response = self.response
+        if response is None:
+            return day, channel
+        rng = self.response_rng
+        organic = [c for c in self.channels if c not in RESPONSES and PROFILES[c].reach]
+        organic_reach = [PROFILES[c].reach for c in organic]
+        if rng.random() < sum(organic_reach) / sum(self.reach):
+            return day, channel if channel in organic else rng.choices(organic, organic_reach)[0]
+        if self.pulls is None:
+            self.pulls = [response.pull(self.start + dt.timedelta(days=i))
+                          for i in range(self.days)]
+        weights = [sum(p.values()) for p in self.pulls]
+        if not any(weights):
+            return day, channel
+        i = rng.choices(range(self.days), weights)[0]
+        pulls = self.pulls[i]
+        return self.start + dt.timedelta(days=i), rng.choices(list(pulls), list(pulls.values()))[0]
+
     def account(self, index: int) -> None:
         rng = self.rng
         account_id = f"acct-{index:05d}"
@@ -397,8 +620,9 @@ class _Builder:
             return
 
         acquisition = rng.choices(self.channels, self.reach)[0]
-        effectiveness = PROFILES[acquisition].effectiveness
         first_day = self.start + dt.timedelta(days=rng.randrange(self.days))
+        first_day, acquisition = self.arrival(first_day, acquisition)
+        effectiveness = PROFILES[acquisition].effectiveness
         t = _at(first_day, rng)
         primary = contacts[0]
         self.touch(t, account_id, primary, acquisition)
@@ -446,7 +670,8 @@ class _Builder:
         self.nurture_touches(account_id, contacts, t, close, rng.randint(1, 4))
         self.touch(close - dt.timedelta(hours=rng.uniform(2, 72)), account_id,
                    rng.choice(contacts), Channel.SALES, TouchType.SALES_CALL)
-        won = rng.random() < min(0.8, 0.34 * effectiveness)
+        lift = self.response.close_multiplier(close.date()) if self.response else 1.0
+        won = rng.random() < min(0.8, 0.34 * effectiveness * lift)
         if not self.stage(close, account_id, PipelineStage.WON if won else PipelineStage.LOST,
                           _money(mrr * 12)):
             return
@@ -456,10 +681,165 @@ class _Builder:
                                  SubscriptionEventType.SUBSCRIPTION_STARTED, mrr, plan):
                 self.lifecycle(account_id, started, plan, mrr)
 
+    # -- sales-led history (history_weeks) -----------------------------------------------
+
+    def history_flight(self, day: dt.date, channel: Channel) -> float:
+        """Budget multiplier of a history day: two-week flights drawn like the window's
+        (:meth:`flight`), from the history's own generator; over two years a channel other
+        than search is also paused now and then for a flight (:data:`HISTORY_PAUSE`)."""
+        block = (day - self.history_start).days // FLIGHT_DAYS
+        if (block, channel) not in self.history_flights:
+            budgets: dict[Channel, float] = {}
+            for c in CAMPAIGNS:
+                budgets[c.channel] = budgets.get(c.channel, 0.0) + c.daily_budget
+            rng = self.history_rng
+            raw = {ch: rng.uniform(*HISTORY_FLIGHT_RANGE) for ch in sorted(budgets)}
+            for ch in raw:
+                if ch is not Channel.PAID_SEARCH and rng.random() < HISTORY_PAUSE:
+                    raw[ch] = 0.0
+            # Unlike the window's flights, the history's also move the total (re-planned
+            # quarters, pushes and freezes): with a constant total, more of one channel is
+            # always less of the others and a mix model cannot tell the level of the returns
+            # from the baseline, only their differences.
+            total = rng.uniform(*HISTORY_TOTAL_RANGE)
+            scale = total * sum(budgets.values()) / sum(budgets[ch] * raw[ch] for ch in budgets)
+            for ch in budgets:
+                self.history_flights[(block, ch)] = raw[ch] * scale
+        return self.history_flights[(block, channel)]
+
+    def history_spend_and_budgets(self) -> None:
+        """Daily spend per campaign on the history days before the window (same campaigns,
+        budgets and noise as the window's, so a channel spends alike before and in it) and
+        the monthly budgets of the months the window's budgets do not cover."""
+        rng = self.history_rng
+        spend: list[Spend] = []
+        day = self.history_start
+        while day < self.start:
+            weekend = day.weekday() >= 5
+            for c in CAMPAIGNS:
+                factor = rng.uniform(0.85, 1.3) * (0.6 if weekend else 1.0)
+                amount = c.daily_budget * factor * self.history_flight(day, c.channel)
+                clicks = max(0, int(amount / (c.cpc * rng.uniform(0.85, 1.15))))
+                impressions = max(clicks, int(clicks / (c.ctr * rng.uniform(0.8, 1.25))))
+                spend.append(Spend(
+                    event_id=self.ids.next("spend"), date=day, channel=c.channel,
+                    campaign_id=c.campaign_id, amount=_money(amount),
+                    impressions=impressions, clicks=clicks,
+                ))
+            day += dt.timedelta(days=1)
+        self.out.spend = spend + self.out.spend
+        if self.history_start >= self.start:
+            return
+        first_window_month = f"{self.start:%Y-%m}"
+        budgets: list[Budget] = []
+        for month in _months_between(self.history_start, self.start):
+            if month >= first_window_month:
+                continue
+            first = dt.date.fromisoformat(f"{month}-01")
+            planned: dict[Channel, float] = {}
+            for d in range(_days_in_month(month)):
+                day = first + dt.timedelta(days=d)
+                for c in CAMPAIGNS:
+                    flight = self.history_flight(day, c.channel) if day >= self.history_start else 1.0
+                    planned[c.channel] = planned.get(c.channel, 0.0) + c.daily_budget * flight
+            for channel in sorted(planned, key=lambda ch: ch.value):
+                plan = planned[channel] * rng.uniform(0.85, 1.1)
+                budgets.append(Budget(
+                    event_id=self.ids.next("budget"), month=month, channel=channel,
+                    amount=_money(round(plan / 100) * 100),
+                ))
+        self.out.budgets = budgets + self.out.budgets
+
+    def history_weekly_spend(self) -> dict[Channel, list[float]]:
+        """Spend per paid channel and ISO week from the history's first Monday to ``end``
+        (the last week may be partial): the history days' spend, then the window's actual
+        spend, so deals in the window respond to the spend the window shows."""
+        weeks = self.history_weeks + 1
+        weekly = {c: [0.0] * weeks for c in HISTORY_RESPONSES}
+        for row in self.out.spend:
+            week = (row.date - self.history_start).days // 7
+            if row.channel in weekly and 0 <= week < weeks:
+                weekly[row.channel][week] += float(row.amount)
+        return weekly
+
+    def history_amount(self) -> float:
+        plans = {name: mrr for name, mrr, _ in PLANS}
+        plan = self.history_rng.choices(
+            list(HISTORY_PLAN_WEIGHTS), list(HISTORY_PLAN_WEIGHTS.values()))[0]
+        return round(plans[plan] * 12 * self.history_rng.uniform(0.8, 1.25), -1)
+
+    def history_deal(self, index: int, week_start: dt.date, won: bool, amount: float) -> None:
+        """One sales-led deal closing in the week of ``week_start`` (never after ``end``):
+        its opportunity some weeks before, then won or lost, both with the amount.
+
+        History accounts get no touchpoints and no subscriptions: they exist for the mix
+        model (which reads spend and won revenue only) and the funnel KPIs; touchpoints
+        would make attribution credit channels for deals the spend history, not journeys,
+        explains, and billing would double the window's customers' MRR history — both are
+        described by the window's accounts alone."""
+        rng = self.history_rng
+        last = min(6, (self.end - week_start).days)
+        weekday_weights = [1.0 if (week_start + dt.timedelta(days=d)).weekday() < 5 else 0.15
+                           for d in range(last + 1)]
+        close_day = week_start + dt.timedelta(
+            days=rng.choices(range(last + 1), weekday_weights)[0])
+        close = _ms(_at(close_day, rng))
+        opened = _ms(close - dt.timedelta(days=rng.uniform(*HISTORY_CYCLE_DAYS)))
+        account_id = f"acct-h{index:05d}"
+        money = _money(amount)
+        for when, stage in ((opened, PipelineStage.OPPORTUNITY),
+                            (close, PipelineStage.WON if won else PipelineStage.LOST)):
+            self.out.pipeline.append(PipelineEvent(
+                event_id=self.ids.next("pipe"), occurred_at=when, account_id=account_id,
+                stage=stage, amount=money,
+            ))
+
+    def history(self) -> None:
+        """The sales-led history: per ISO week, the company's won revenue = baseline
+        (trend, yearly season) + each channel's true contribution
+        (:func:`history_contributions`), times log-normal noise. The window's own accounts
+        are part of that revenue: their won deals are counted first and sales-led deals make
+        up the rest (so the window's few large deals do not stack on top of it). Lost deals
+        alongside, for the win rate."""
+        self.history_spend_and_budgets()
+        rng = self.history_rng
+        contributions = history_contributions(self.history_weekly_spend())
+        weeks = self.history_weeks + 1
+        window_won = [0.0] * weeks
+        for event in self.out.pipeline:
+            week = (event.occurred_at.date() - self.history_start).days // 7
+            if event.stage is PipelineStage.WON and event.amount is not None and 0 <= week < weeks:
+                window_won[week] += float(event.amount)
+        index = 0
+        for week in range(weeks):
+            week_start = self.history_start + dt.timedelta(weeks=week)
+            days = min(7, (self.end - week_start).days + 1)  # the last week may be partial
+            season = math.sin(2 * math.pi * week_start.timetuple().tm_yday / 365.25)
+            baseline = (HISTORY_BASELINE * (1 + HISTORY_TREND * week / weeks)
+                        * (1 + HISTORY_SEASONALITY * season))
+            expected = baseline + sum(c[week] for c in contributions.values())
+            remaining = (expected * math.exp(rng.gauss(0, HISTORY_NOISE)) * days / 7
+                         - window_won[week])
+            won_deals = 0
+            while remaining >= HISTORY_MIN_DEAL:
+                amount = self.history_amount()
+                if remaining - amount < HISTORY_MIN_DEAL:
+                    amount = round(remaining, -1)
+                remaining -= amount
+                index += 1
+                self.history_deal(index, week_start, True, amount)
+                won_deals += 1
+            for _ in range(won_deals):
+                for _ in range(1 + (rng.random() < HISTORY_EXTRA_LOSS)):
+                    index += 1
+                    self.history_deal(index, week_start, False, self.history_amount())
+
     def build(self) -> SyntheticDataset:
         self.spend_and_budgets()
         for index in range(1, self.accounts + 1):
             self.account(index)
+        if self.history_weeks:
+            self.history()
         out = self.out
         out.touchpoints.sort(key=lambda e: (e.occurred_at, e.event_id))
         out.pipeline.sort(key=lambda e: (e.occurred_at, e.event_id))
@@ -467,13 +847,23 @@ class _Builder:
         return out
 
 
-def generate_dataset(seed: int, days: int, accounts: int, end: dt.date) -> SyntheticDataset:
-    """A deterministic synthetic B2B SaaS dataset covering ``days`` days up to ``end``."""
+def generate_dataset(
+    seed: int, days: int, accounts: int, end: dt.date, history_weeks: int = 0
+) -> SyntheticDataset:
+    """A deterministic synthetic B2B SaaS dataset covering ``days`` days up to ``end``.
+
+    ``history_weeks`` > 0 adds a sales-led history for a weekly mix model: spend on the
+    ``history_weeks`` ISO weeks before ``end``'s week (those before the window), and won and
+    lost deals (accounts ``acct-h…``) over those weeks and ``end``'s, driven by the spend
+    with the known ROI of :data:`HISTORY_RESPONSES`. 0 (the default) leaves the dataset
+    exactly as without it."""
     if days < 1:
         raise ValueError("days must be >= 1")
     if accounts < 0:
         raise ValueError("accounts must be >= 0")
-    return _Builder(seed, days, accounts, end).build()
+    if history_weeks < 0:
+        raise ValueError("history_weeks must be >= 0")
+    return _Builder(seed, days, accounts, end, history_weeks).build()
 
 
 # -- file contents (written by pulse_ingest.files.write_files) ------------------------

@@ -13,15 +13,24 @@ import bisect
 import datetime as dt
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
 
-from pulse_kpi.domain.facts import ZERO, Facts, MrrDay, Scope
+from pulse_kpi.domain.facts import ZERO, AccountTrial, Facts, MrrDay, Scope
 from pulse_shared import kpi_catalog
 from pulse_shared.attribution_models import DEFAULT_MODEL
 from pulse_shared.events import Grain
-from pulse_shared.kpi_catalog import BUDGET_GRAINS, STAGE_KPI, STAGE_PAIRS, unit_of
+from pulse_shared.kpi_catalog import (
+    BUDGET_GRAINS,
+    STAGE_KPI,
+    STAGE_PAIRS,
+    TRIAL_CONVERSION_WINDOW_DAYS,
+    TRIAL_DIMS,
+    unit_of,
+)
 from pulse_shared.periods import GRAINS, Period, period_of, periods_between
 
 Number = Decimal | int | float
@@ -332,6 +341,128 @@ def funnel_values(
     return out
 
 
+# --------------------------------------------------------------------------- trials
+
+TrialKey = tuple[Grain, Period, str, str]
+TRIAL_STARTED = "trial_started"
+NO_CHANNEL = "unknown"
+
+
+class SubscriptionLike(Protocol):
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def occurred_at(self) -> dt.datetime: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def mrr(self) -> Decimal: ...
+
+
+def account_trials(
+    events: Iterable[SubscriptionLike], channels: Mapping[str, str] | None = None
+) -> list[AccountTrial]:
+    """The trials in a subscription ledger (what the storage query computes in SQL): per
+    account its first ``trial_started`` event and its first paid event (MRR > 0); an
+    account that paid before its first trial has no (acquisition) trial. ``channels``:
+    first-touch channel per account (``unknown`` when absent)."""
+    first_trial: dict[str, dt.datetime] = {}
+    first_paid: dict[str, dt.datetime] = {}
+    for e in events:
+        if e.event_type == TRIAL_STARTED:
+            first_trial[e.account_id] = min(e.occurred_at, first_trial.get(e.account_id, e.occurred_at))
+        if e.mrr > 0:
+            first_paid[e.account_id] = min(e.occurred_at, first_paid.get(e.account_id, e.occurred_at))
+    channels = channels or {}
+    out: list[AccountTrial] = []
+    for account, started in sorted(first_trial.items()):
+        paid = first_paid.get(account)
+        if paid is not None and paid < started:
+            continue
+        out.append(AccountTrial(account, started, paid, channels.get(account) or NO_CHANNEL))
+    return out
+
+
+class TrialOutcome(StrEnum):
+    CONVERTED = "converted"
+    EXPIRED = "expired"
+    RUNNING = "running"
+
+
+def trial_outcome(
+    trial: AccountTrial, as_of: dt.date, window_days: int = TRIAL_CONVERSION_WINDOW_DAYS
+) -> TrialOutcome:
+    """Where ``trial`` stands on ``as_of`` (UTC days; events after ``as_of`` are not known
+    yet). Its window runs from its start day to ``window_days`` days later, inclusive:
+    converted when the first paid event falls in it, expired once it is over (``as_of``
+    after its last day) without one, running until then."""
+    window_end = trial.started_at.date() + dt.timedelta(days=window_days)
+    paid = trial.paid_at
+    if paid is not None and paid.date() <= min(as_of, window_end):
+        return TrialOutcome.CONVERTED
+    return TrialOutcome.EXPIRED if as_of > window_end else TrialOutcome.RUNNING
+
+
+@dataclass
+class _TrialCounts:
+    started: int = 0
+    outcomes: dict[TrialOutcome, int] = field(default_factory=dict)
+    days_to_convert: list[dt.timedelta] = field(default_factory=list)
+
+    def values(self) -> dict[str, float | None]:
+        return {
+            "trials_started": to_float(self.started),
+            "trials_converted": to_float(self.outcomes.get(TrialOutcome.CONVERTED, 0)),
+            "trial_expired": to_float(self.outcomes.get(TrialOutcome.EXPIRED, 0)),
+            "trials_running": to_float(self.outcomes.get(TrialOutcome.RUNNING, 0)),
+            "days_to_convert": median_days(self.days_to_convert),
+        }
+
+
+def trial_values(
+    trials: Iterable[AccountTrial],
+    wanted: dict[Grain, set[Period]],
+    as_of: dt.date,
+    dims: Sequence[str] = TRIAL_DIMS,
+    known_members: Iterable[tuple[str, dt.date, str, str]] = (),
+    window_days: int = TRIAL_CONVERSION_WINDOW_DAYS,
+) -> dict[TrialKey, dict[str, float | None]]:
+    """Trial KPIs (base values, before the derived ``trial_to_paid_rate``) of the wanted
+    periods, cohort style: a trial counts in the period of its START day, whatever the day
+    of its conversion. Totals (``all``) for every wanted period, zeros included; a channel
+    for the periods where it has trials or had values before (``known_members``), so a
+    channel left without trials drops to 0 instead of going stale."""
+    counts: dict[TrialKey, _TrialCounts] = defaultdict(_TrialCounts)
+    dims = [d for d in dims if d in TRIAL_DIMS]
+    if "all" in dims:
+        for grain in GRAINS:
+            for period in wanted[grain]:
+                counts.setdefault((grain, period, "all", ""), _TrialCounts())
+    if "channel" in dims:
+        for grain_name, start, dim, member in known_members:
+            grain = Grain(grain_name)
+            period = period_of(start, grain)
+            if dim == "channel" and period in wanted[grain]:
+                counts.setdefault((grain, period, dim, member), _TrialCounts())
+    for trial in trials:
+        start_day = trial.started_at.date()
+        if start_day > as_of:  # not started yet on as_of (a recompute "as of" a past day)
+            continue
+        outcome = trial_outcome(trial, as_of, window_days)
+        members = [(dim, "" if dim == "all" else trial.channel) for dim in dims]
+        for grain in GRAINS:
+            period = period_of(start_day, grain)
+            if period not in wanted[grain]:
+                continue
+            for dim, member in members:
+                c = counts[(grain, period, dim, member)]
+                c.started += 1
+                c.outcomes[outcome] = c.outcomes.get(outcome, 0) + 1
+                if outcome is TrialOutcome.CONVERTED and trial.paid_at is not None:
+                    c.days_to_convert.append(trial.paid_at - trial.started_at)
+    return {key: c.values() for key, c in counts.items()}
+
+
 # --------------------------------------------------------------------------- budget
 
 
@@ -392,7 +523,7 @@ def budget_values(
 
 def wanted_periods(scope: Scope) -> dict[Grain, set[Period]]:
     """Periods of every grain touched by the scope's days and MRR range."""
-    days = set(scope.flow_days) | set(scope.funnel_days)
+    days = set(scope.flow_days) | set(scope.funnel_days) | set(scope.trial_days)
     wanted: dict[Grain, set[Period]] = {g: {period_of(d, g) for d in days} for g in GRAINS}
     if scope.mrr_from is not None:
         last = scope.mrr_to or scope.mrr_from
@@ -451,16 +582,21 @@ def compute(facts: Facts, scope: Scope, as_of: dt.date, p: Params = Params()) ->
     totals = "all" in dims
     series = MrrSeries(facts.mrr_days, facts.mrr_opening, facts.paying_opening)
     funnel = funnel_values(facts, wanted) if totals else {}
+    trials = trial_values(facts.trials, wanted, as_of, dims, scope.known_trial_members)
     for grain in GRAINS if totals else ():
         for period in sorted(wanted[grain]):
             flow = buckets.get((grain, period, "all", "")) or _Flow()
             values = _flow_values(flow, "all", models, p)
             values.update(mrr_values(series, period, flow.spend, p))
             values.update(funnel[(grain, period)])
+            values.update(trials.get((grain, period, "all", ""), {}))
             emit(grain, period, "all", "", values)
     for (grain, period, dim, value), flow in sorted(buckets.items(), key=lambda kv: kv[0]):
         if dim != "all" and dim in dims and period in flow_wanted[grain]:
             emit(grain, period, dim, value, _flow_values(flow, dim, models, p))
+    for (grain, period, dim, value), trial_kpis in sorted(trials.items(), key=lambda kv: kv[0]):
+        if dim != "all":
+            emit(grain, period, dim, value, trial_kpis)
     budget_periods: set[Period] = set()
     for grain in BUDGET_GRAINS:
         budget_periods |= wanted[grain]

@@ -77,6 +77,17 @@ class AccountStages:
     firsts: Mapping[str, dt.datetime]
 
 
+@dataclass(frozen=True, slots=True)
+class AccountTrial:
+    """One account's trial: its first ``trial_started`` event, its first paid event
+    (MRR > 0) after it if any, and its first-touch channel (``unknown`` without one)."""
+
+    account_id: str
+    started_at: dt.datetime
+    paid_at: dt.datetime | None
+    channel: str
+
+
 @dataclass(frozen=True)
 class Facts:
     spend: Sequence[SpendRow] = ()
@@ -88,6 +99,8 @@ class Facts:
     paying_opening: int = 0
     budgets: Sequence[BudgetRow] = ()
     funnel: Sequence[AccountStages] = ()
+    #: Trials started in the loaded range (with their conversions, whenever they happened).
+    trials: Sequence[AccountTrial] = ()
 
 
 @dataclass(frozen=True)
@@ -99,7 +112,9 @@ class Scope:
     - ``mrr_from``..``mrr_to``: MRR changed from ``mrr_from`` on; stock KPIs of every period
       intersecting the range are recomputed;
     - ``funnel_days``: days of stage entries of affected accounts (cohorts change);
-    - ``budget_months``: months whose budget changed (pacing depends on ``as_of`` too).
+    - ``budget_months``: months whose budget changed (pacing depends on ``as_of`` too);
+    - ``trial_days``: start days of trials whose outcome changed (a conversion, or the
+      window closing at the daily close): trial KPIs are counted by start day.
     """
 
     flow_days: frozenset[dt.date] = frozenset()
@@ -107,12 +122,19 @@ class Scope:
     mrr_to: dt.date | None = None
     funnel_days: frozenset[dt.date] = frozenset()
     budget_months: frozenset[dt.date] = frozenset()
+    trial_days: frozenset[dt.date] = frozenset()
     #: Which dimensions to emit: totals (``all``) and/or breakdowns (channel, campaign).
     dimensions: tuple[str, ...] = field(default=("all", "channel", "campaign"))
     #: (grain, period start, dimension, value) breakdowns that had values before: they are
     #: recomputed even when no fact supports them any more (e.g. a newer credit version
     #: moved the credit to another channel), so they drop to 0 instead of going stale.
     known_members: frozenset[tuple[str, dt.date, str, str]] = frozenset()
+    #: The same for trial KPIs, whose channels are the trials' first-touch channels (kept
+    #: apart: a channel with spend only must not get trial rows, nor the reverse).
+    known_trial_members: frozenset[tuple[str, dt.date, str, str]] = frozenset()
 
     def is_empty(self) -> bool:
-        return not (self.flow_days or self.mrr_from or self.funnel_days or self.budget_months)
+        return not (
+            self.flow_days or self.mrr_from or self.funnel_days or self.budget_months
+            or self.trial_days
+        )

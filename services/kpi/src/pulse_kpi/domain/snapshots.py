@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from pulse_kpi.domain.compute import KpiValue
 from pulse_shared.events import KpiSnapshot
-from pulse_shared.periods import period_complete, period_of
+from pulse_shared.kpi_catalog import complete_on
+from pulse_shared.periods import period_of
 
 _MISSING = object()
 
@@ -38,7 +39,9 @@ def live(values: Iterable[KpiValue], as_of: dt.date, horizon_days: int) -> list[
 
 def to_snapshot(value: KpiValue, computed_at: dt.datetime, final: bool = False) -> KpiSnapshot:
     """The snapshot of ``value`` as of ``computed_at`` (the service's clock), which also
-    decides whether its period is complete (ended before that UTC day)."""
+    decides whether its period is complete: ended before that UTC day, and for a maturing
+    KPI (trial conversion: :attr:`pulse_shared.kpi_catalog.KpiDef.matures_after_days`)
+    that many days more, so a provisional trial-to-paid rate is never flagged final."""
     today = computed_at.astimezone(dt.UTC).date()
     return KpiSnapshot(
         kpi=value.kpi,
@@ -51,7 +54,7 @@ def to_snapshot(value: KpiValue, computed_at: dt.datetime, final: bool = False) 
         unit=value.unit,
         computed_at=computed_at,
         final=final,
-        complete=period_complete(value.grain, value.period_start, today),
+        complete=complete_on(value.kpi, value.grain, value.period_start, today),
     )
 
 

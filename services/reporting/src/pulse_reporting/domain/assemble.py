@@ -12,13 +12,16 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from pulse_reporting.domain.cohorts import cohort_section, trial_metrics
 from pulse_reporting.domain.forecast import forecast_check, forecast_series
 from pulse_reporting.domain.kpis import KpiSpec
 from pulse_reporting.domain.kpis import spec as kpi_spec
+from pulse_reporting.domain.mmm import MmmInputs, mmm_recommendation, mmm_section
 from pulse_reporting.domain.model import (
     AlertRecord,
     Better,
     BudgetRow,
+    CohortSection,
     Delta,
     DimensionRow,
     Fmt,
@@ -28,6 +31,7 @@ from pulse_reporting.domain.model import (
     KpiFootnote,
     KpiTile,
     KpiValue,
+    MmmSection,
     ModelComparison,
     ModelComparisonRow,
     MrrBridge,
@@ -40,7 +44,7 @@ from pulse_reporting.domain.model import (
     TrendPoint,
 )
 from pulse_reporting.domain.periods import Period, ReportKind, parse_data_period
-from pulse_reporting.domain.recommend import consensus, recommend
+from pulse_reporting.domain.recommend import consensus, rank, recommend
 from pulse_shared import kpi_catalog
 from pulse_shared.attribution_models import (
     BESIDE_MODEL,
@@ -50,6 +54,7 @@ from pulse_shared.attribution_models import (
     MODEL_NAMES,
 )
 from pulse_shared.attribution_models import label as model_label
+from pulse_shared.cohorts import LedgerEvent
 from pulse_shared.periods import period_complete
 
 ATTRIBUTED_KPIS = frozenset({"attributed_pipeline", "attributed_revenue", "roas", "marketing_roi"})
@@ -259,6 +264,12 @@ class ReportInputs:
     daily_by_channel: Mapping[str, Mapping[str, Sequence[TrendPoint]]] = field(
         default_factory=dict
     )
+    # Marketing mix model runs and the shown run's results (monthly and quarterly
+    # reports; None: not read, no section).
+    mmm: MmmInputs | None = None
+    # The subscription ledger of the cohort section's accounts (monthly and quarterly
+    # reports; None: not read, no section).
+    cohort_ledger: Sequence[LedgerEvent] | None = None
 
 
 def report_id(kind: str, period: str, model: str, generated_at: dt.datetime) -> str:
@@ -643,6 +654,24 @@ def _coverage_note(coverage: Coverage | None, period: Period) -> tuple[str | Non
     return None, False
 
 
+def _mmm(inputs: ReportInputs) -> MmmSection | None:
+    """The incrementality section (monthly and quarterly reports that read MMM runs)."""
+    if inputs.mmm is None or ReportKind.of(inputs.period) is ReportKind.WEEKLY:
+        return None
+    m = inputs.mmm
+    return mmm_section(
+        inputs.period, m.runs, m.channels, m.curves, m.allocation, m.allocation_budget,
+        m.allocation_periods,
+    )
+
+
+def _cohorts(inputs: ReportInputs) -> CohortSection | None:
+    """The cohort retention section (monthly and quarterly reports that read the ledger)."""
+    if inputs.cohort_ledger is None or ReportKind.of(inputs.period) is ReportKind.WEEKLY:
+        return None
+    return cohort_section(inputs.period, inputs.cohort_ledger)
+
+
 def assemble_report(inputs: ReportInputs, now: dt.datetime) -> Report:
     """Build the report for ``inputs.period`` under ``inputs.model``."""
     period = inputs.period
@@ -660,7 +689,13 @@ def assemble_report(inputs: ReportInputs, now: dt.datetime) -> Report:
     campaigns = _dimension_rows(table, cur, "campaign", inputs.model, models)
     top, bottom = _top_bottom(campaigns)
     budget = _budget(inputs.budget_kpis)
-    recommendations = recommend(channels, campaigns, budget)
+    mmm = _mmm(inputs)
+    mmm_shift = mmm_recommendation(mmm)
+    # A current mix model is the better evidence for moving budget between channels: its
+    # shift replaces attribution's (which only divides credit among touched channels).
+    recommendations = recommend(channels, campaigns, budget, shift=mmm_shift is None)
+    if mmm_shift is not None:
+        recommendations = rank([mmm_shift, *recommendations])
     recommendations += list(inputs.recommendations)
     trends, forecasts, checks = _trends_and_forecast(inputs)
     notes = list(inputs.notes)
@@ -714,4 +749,11 @@ def assemble_report(inputs: ReportInputs, now: dt.datetime) -> Report:
         notes=notes,
         footnotes=footnotes(),
         forecast_by_channel=_forecast_by_channel(inputs),
+        mmm=mmm,
+        cohorts=_cohorts(inputs),
+        trials=trial_metrics(
+            lambda kpi, label: table.get(kpi, label),
+            lambda kpi, label: table.has(kpi, label),
+            period, today,
+        ),
     )

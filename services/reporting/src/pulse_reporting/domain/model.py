@@ -258,6 +258,167 @@ class Recommendation(_Model):
     spend: float | None = None
     spend_at_risk: float = 0.0  # what ranks recommendations (then spend)
     numbers: dict[str, float | None] = Field(default_factory=dict)
+    # Where the advice comes from when it is not attribution ("marketing mix model run v3
+    # of 2026-11-30"); empty for the attribution rules.
+    evidence: str = ""
+
+
+class MmmRunInfo(_Model):
+    """One marketing mix model fit (``mmm_runs``), published or rejected with its reason."""
+
+    run_id: str
+    version: int
+    target: str  # won_revenue, new_mrr or kpi:<name>
+    grain: str  # week or day: the period of the model, its curves and its allocation
+    date_from: dt.date
+    date_to: dt.date
+    periods: int
+    channels: list[str] = Field(default_factory=list)
+    status: str  # published | rejected
+    reason: str = ""
+    library: str = ""
+    max_rhat: float | None = None
+    min_ess: float | None = None
+    divergences: int = 0
+    holdout_periods: int = 0
+    holdout_mape: float | None = None
+    r_squared: float | None = None
+    finished_at: dt.datetime
+
+    @property
+    def published(self) -> bool:
+        return self.status == "published"
+
+
+class MmmChannel(_Model):
+    """A channel's incremental return over the run's window (``mmm_channel_results``):
+    ROI = modelled contribution / spend with its 90 % credible interval, beside the
+    attribution ROAS of the same window (what touches were credited, not what spend caused)."""
+
+    channel: str
+    spend: float
+    contribution: float
+    contribution_lower: float
+    contribution_upper: float
+    roi: float | None
+    roi_lower: float | None
+    roi_upper: float | None
+    marginal_roi: float | None
+    attribution_roas: float | None
+
+
+class MmmCurvePoint(_Model):
+    spend: float  # steady spend per model period
+    contribution: float  # expected contribution per model period
+    lower: float  # 90 % interval
+    upper: float
+
+
+class MmmCurve(_Model):
+    """A channel's response curve, with where its spend is now and where the optimiser
+    would put it (both per model period; None when unknown)."""
+
+    channel: str
+    points: list[MmmCurvePoint]
+    current_spend: float | None = None
+    recommended_spend: float | None = None
+
+
+class MmmAllocation(_Model):
+    """One channel of the optimiser's split of the current budget (``mmm_allocations``):
+    spend over ``MmmSection.allocation_periods`` periods, current mix vs recommended."""
+
+    channel: str
+    current_spend: float
+    recommended_spend: float
+    current_contribution: float
+    expected_contribution: float
+    expected_contribution_lower: float
+    expected_contribution_upper: float
+
+
+class MmmStatus(StrEnum):
+    CURRENT = "current"  # a published run covers the report period: results shown
+    REJECTED = "rejected"  # the latest fit for the period failed its diagnostics
+    NONE = "none"  # no fit covers the period
+
+
+class MmmSection(_Model):
+    """Incrementality (marketing mix model) section of monthly and quarterly reports."""
+
+    status: MmmStatus
+    statement: str  # one plain sentence: which run, or why there are no results
+    run: MmmRunInfo | None = None  # the published run shown (status current)
+    rejected: MmmRunInfo | None = None  # a later (or the only) rejected fit, with reason
+    channels: list[MmmChannel] = Field(default_factory=list)
+    curves: list[MmmCurve] = Field(default_factory=list)
+    allocation: list[MmmAllocation] = Field(default_factory=list)
+    allocation_budget: float | None = None
+    allocation_periods: int | None = None
+    # Expected gain of the recommended split over the current mix (same budget and
+    # horizon), with its 90 % interval; None without an allocation.
+    expected_gain: float | None = None
+    expected_gain_lower: float | None = None
+    expected_gain_upper: float | None = None
+
+
+class CohortCell(_Model):
+    """One heat-map cell: a cohort ``months_since`` its first paid month (an ended month).
+
+    ``mrr_retention`` is None when the cohort had no MRR at the end of its first month
+    (every account churned within it): n/a, never 0."""
+
+    months_since: int
+    accounts: int
+    retained_accounts: int
+    mrr: float
+    starting_mrr: float
+    logo_retention: float
+    mrr_retention: float | None
+
+
+class CohortLine(_Model):
+    """One first-paid-month cohort: its size, starting MRR and cells ``months_since`` 0, 1, …
+    up to the last month that had ended by the section's ``as_of`` (later cells are absent:
+    not observed yet, shown blank)."""
+
+    cohort: str  # YYYY-MM
+    accounts: int
+    starting_mrr: float
+    cells: list[CohortCell]
+
+    def cell(self, months_since: int) -> CohortCell | None:
+        return next((c for c in self.cells if c.months_since == months_since), None)
+
+
+class CohortSection(_Model):
+    """Cohort retention (monthly and quarterly reports): the last ``COHORTS`` first-paid-month
+    cohorts as of the report period's end, by the shared definition
+    (:mod:`pulse_shared.cohorts`, the same numbers as ``pulse kpi cohorts``)."""
+
+    as_of: dt.date  # the day after the period's last day: only ended months count
+    first_cohort: str
+    last_cohort: str
+    months: list[int]  # months_since columns of the heat-map (0 … 11)
+    # months_since columns of the report's table: every month (monthly) or quarter over
+    # quarter (quarterly: 0, 3, 6, 9)
+    table_months: list[int]
+    cohorts: list[CohortLine]
+    statement: str
+
+
+class TrialMetric(_Model):
+    """A trial KPI of the period (funnel area). ``provisional`` while its value can still
+    change (``kpi_catalog.complete_on`` false: trials started in the period may still
+    convert until ``final_on``); a provisional number is marked, never shown as final."""
+
+    kpi: str
+    label: str
+    fmt: Fmt
+    value: float | None
+    previous: float | None = None  # the previous period's value
+    provisional: bool
+    final_on: dt.date  # first day the period's value is final
 
 
 class TrendPoint(_Model):
@@ -320,3 +481,9 @@ class Report(_Model):
     notes: list[str] = Field(default_factory=list)
     footnotes: list[KpiFootnote] = Field(default_factory=list)
     forecast_by_channel: list[ForecastSeries] = Field(default_factory=list)
+    # Monthly and quarterly reports only (None in weekly ones).
+    mmm: MmmSection | None = None
+    # Monthly and quarterly reports only (None in weekly ones or when not read).
+    cohorts: CohortSection | None = None
+    # Trial KPIs of the period, shown with the funnel (empty: the KPI service has none).
+    trials: list[TrialMetric] = Field(default_factory=list)

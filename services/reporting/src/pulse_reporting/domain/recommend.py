@@ -20,6 +20,9 @@ rendered under:
   break-even under the consensus and beats the source by ``MIN_GAP``. (A shift moves
   money between channels; it is not a campaign cut, so the source may pay back too.)
 - **fix_pacing** for a channel's budget pacing outside 90–110 %.
+- Where a published marketing mix model covers the report period, the budget shift comes
+  from its optimiser instead (``domain/mmm.py``: expected gain with its 90 % interval and
+  the run it rests on); the attribution shift above is then left out.
 
 **Confidence** (documented rule, the same for every action):
 
@@ -259,12 +262,16 @@ def recommend(
     channels: Sequence[DimensionRow],
     campaigns: Sequence[DimensionRow],
     budget: Sequence[BudgetRow],
+    *,
+    shift: bool = True,
 ) -> list[Recommendation]:
-    """All recommendations, ranked. ``channels``/``campaigns`` carry ``roas_by_model``."""
+    """All recommendations, ranked. ``channels``/``campaigns`` carry ``roas_by_model``.
+    ``shift=False`` leaves out attribution's budget shift (a current marketing mix model
+    advises the shift instead: ``domain/mmm.py``)."""
     recs: list[Recommendation] = []
-    shift = shift_recommendation(channels)
-    if shift is not None:
-        recs.append(shift)
+    found = shift_recommendation(channels) if shift else None
+    if found is not None:
+        recs.append(found)
     for campaign in campaigns:
         rec = campaign_recommendation(campaign)
         if rec is not None:

@@ -5,16 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from pulse_reporting.domain.cohorts import trial_status
 from pulse_reporting.domain.formatting import fmt_value
+from pulse_reporting.domain.mmm import gain_text, horizon_text
 from pulse_reporting.domain.model import (
     AlertRecord,
+    CohortSection,
     DimensionRow,
     Fmt,
     KpiTile,
+    MmmSection,
     Recommendation,
     Report,
     ReportMeta,
 )
+from pulse_shared.attribution_models import DEFAULT_MODEL
 from pulse_shared.attribution_models import label as model_label
 
 Cell = str | float | int | None
@@ -35,6 +40,9 @@ class Table:
     rows: tuple[tuple[Cell, ...], ...]
     tones: tuple[tuple[str | None, ...], ...] = ()  # per cell: good/bad/neutral or None
 
+
+#: The model of the attribution ROAS stored beside MMM ROI (pulse_mmm.storage.ROAS_MODEL).
+ROAS_LABEL = model_label(DEFAULT_MODEL)
 
 _DIM_COLUMNS = (
     Column("spend", "Spend", Fmt.MONEY),
@@ -310,6 +318,11 @@ def report_tables(report: Report) -> list[Table]:
             ),
         )
     )
+    tables.append(trials_table(report))
+    if report.mmm is not None:
+        tables += mmm_tables(report.mmm)
+    if report.cohorts is not None:
+        tables.append(cohorts_table(report.cohorts))
     tables.append(
         Table(
             "recommendations",
@@ -325,16 +338,281 @@ def report_tables(report: Report) -> list[Table]:
                 Column("confidence", "Confidence"),
                 Column("spend_at_risk", "Spend at risk", Fmt.MONEY),
                 Column("reason", "Reason"),
+                Column("evidence", "Evidence"),
             ),
             tuple(
                 (r.action.value, r.campaign_id, r.channel, r.to_channel, r.amount,
                  r.consensus_roas, roas_summary(r.roas_by_model), r.confidence.value,
-                 r.spend_at_risk, r.reason)
+                 r.spend_at_risk, r.reason, r.evidence or "attribution ROAS by model")
                 for r in report.recommendations
             ),
         )
     )
     return tables
+
+
+def trials_table(report: Report) -> Table:
+    """The period's trial KPIs, raw (CSV): value, previous period, and whether it is final."""
+    return Table(
+        "trials",
+        "Trials",
+        (
+            Column("kpi", "KPI"), Column("label", "Label"), Column("value", "Value"),
+            Column("previous", "Previous period"), Column("fmt", "Format"),
+            Column("provisional", "Provisional"), Column("final_on", "Final on"),
+        ),
+        tuple(
+            (t.kpi, t.label, t.value, t.previous, t.fmt.value,
+             "true" if t.provisional else "false", t.final_on.isoformat())
+            for t in report.trials
+        ),
+    )
+
+
+def trials_display_table(report: Report) -> Table:
+    """Trial KPIs for people: formatted values, a provisional one marked as such."""
+    rows = tuple(
+        (
+            t.label,
+            fmt_value(t.value, t.fmt) + (" (provisional)" if t.provisional else ""),
+            fmt_value(t.previous, t.fmt),
+            trial_status(t),
+        )
+        for t in report.trials
+    )
+    return Table(
+        "trials", "Trials (counted in the period they started)",
+        (Column("label", "Trial KPI"), Column("value", "Value"),
+         Column("previous", "Previous period"), Column("status", "Status")),
+        rows,
+    )
+
+
+def cohorts_table(section: CohortSection) -> Table:
+    """Every cell of the cohort heat-map, long form (CSV): the columns of ``pulse kpi
+    cohorts`` plus the counts and MRR behind the two rates (mrr_retention empty: n/a)."""
+    return Table(
+        "cohorts",
+        "Cohort retention by first paid month",
+        (
+            Column("cohort", "Cohort"), Column("months_since", "Months since"),
+            Column("accounts", "Accounts", Fmt.COUNT),
+            Column("retained_accounts", "Retained accounts", Fmt.COUNT),
+            Column("logo_retention", "Logo retention", Fmt.PERCENT),
+            Column("mrr_retention", "MRR retention", Fmt.PERCENT),
+            Column("mrr", "MRR", Fmt.MONEY), Column("starting_mrr", "Starting MRR", Fmt.MONEY),
+        ),
+        tuple(
+            (line.cohort, c.months_since, c.accounts, c.retained_accounts, c.logo_retention,
+             c.mrr_retention, c.mrr, c.starting_mrr)
+            for line in section.cohorts for c in line.cells
+        ),
+    )
+
+
+COHORT_METRICS: dict[str, str] = {
+    "logo": "Logo retention",
+    "mrr": "MRR retention",
+}
+
+
+def cohort_display_table(section: CohortSection, metric: str) -> Table:
+    """Cohorts × months since first paid (the section's ``table_months``): ``metric`` "logo"
+    or "mrr" retention. A month not ended yet is blank; an undefined MRR retention (no MRR
+    at the end of the first month) is n/a — neither is ever 0."""
+    columns = (
+        Column("cohort", "Cohort"), Column("accounts", "Accounts", Fmt.COUNT),
+        Column("starting_mrr", "Starting MRR", Fmt.MONEY),
+        *(Column(f"m{k}", f"M{k}", Fmt.PERCENT) for k in section.table_months),
+    )
+    rows: list[tuple[Cell, ...]] = []
+    for line in section.cohorts:
+        values: list[Cell] = []
+        for k in section.table_months:
+            cell = line.cell(k)
+            if cell is None:
+                values.append("")  # not observed yet: blank
+            else:
+                values.append(cell.logo_retention if metric == "logo" else cell.mrr_retention)
+        rows.append((line.cohort, line.accounts, line.starting_mrr, *values))
+    step = "quarter over quarter, " if section.table_months[1:2] == [3] else ""
+    return Table(
+        f"cohort_{metric}_retention",
+        f"{COHORT_METRICS[metric]} by first-paid-month cohort ({step}M0 = first month)",
+        columns, tuple(rows),
+    )
+
+
+def mmm_tables(section: MmmSection) -> list[Table]:
+    """The marketing mix model's results as raw tables (CSV): the run (with the split's
+    expected gain), ROI per channel beside attribution ROAS, the optimiser's split and
+    the response curves. Intervals are 90 % credible intervals."""
+    run, rejected = section.run, section.rejected
+    run_table = Table(
+        "mmm_run",
+        "Marketing mix model run",
+        (
+            Column("status", "Status"), Column("statement", "Statement"),
+            Column("run_id", "Run"), Column("version", "Version"), Column("target", "Target"),
+            Column("grain", "Grain"), Column("date_from", "From"), Column("date_to", "To"),
+            Column("periods", "Periods"), Column("library", "Library"),
+            Column("max_rhat", "Max R-hat"), Column("min_ess", "Min ESS"),
+            Column("divergences", "Divergences"), Column("holdout_periods", "Hold-out periods"),
+            Column("holdout_mape", "Hold-out MAPE", Fmt.PERCENT),
+            Column("r_squared", "R²"), Column("finished_at", "Finished"),
+            Column("allocation_budget", "Budget", Fmt.MONEY),
+            Column("allocation_periods", "Budget periods"),
+            Column("expected_gain", "Expected gain", Fmt.MONEY),
+            Column("expected_gain_lower", "Gain lower 90%", Fmt.MONEY),
+            Column("expected_gain_upper", "Gain upper 90%", Fmt.MONEY),
+            Column("rejected_run_id", "Rejected run"),
+            Column("rejected_version", "Rejected version"),
+            Column("rejected_reason", "Rejected because"),
+        ),
+        ((
+            section.status.value, section.statement,
+            run.run_id if run else None, run.version if run else None,
+            run.target if run else None, run.grain if run else None,
+            run.date_from.isoformat() if run else None, run.date_to.isoformat() if run else None,
+            run.periods if run else None, run.library if run else None,
+            run.max_rhat if run else None, run.min_ess if run else None,
+            run.divergences if run else None, run.holdout_periods if run else None,
+            run.holdout_mape if run else None, run.r_squared if run else None,
+            run.finished_at.isoformat() if run else None,
+            section.allocation_budget, section.allocation_periods,
+            section.expected_gain, section.expected_gain_lower, section.expected_gain_upper,
+            rejected.run_id if rejected else None, rejected.version if rejected else None,
+            rejected.reason if rejected else None,
+        ),),
+    )
+    roi = Table(
+        "mmm_roi",
+        "Incremental ROI by channel (marketing mix model) beside attribution ROAS",
+        (
+            Column("channel", "Channel"), Column("spend", "Spend", Fmt.MONEY),
+            Column("contribution", "Contribution", Fmt.MONEY),
+            Column("contribution_lower", "Contribution lower 90%", Fmt.MONEY),
+            Column("contribution_upper", "Contribution upper 90%", Fmt.MONEY),
+            Column("roi", "ROI", Fmt.RATIO), Column("roi_lower", "ROI lower 90%", Fmt.RATIO),
+            Column("roi_upper", "ROI upper 90%", Fmt.RATIO),
+            Column("marginal_roi", "Marginal ROI", Fmt.RATIO),
+            Column("attribution_roas", f"Attribution ROAS ({ROAS_LABEL})", Fmt.RATIO),
+        ),
+        tuple(
+            (c.channel, c.spend, c.contribution, c.contribution_lower, c.contribution_upper,
+             c.roi, c.roi_lower, c.roi_upper, c.marginal_roi, c.attribution_roas)
+            for c in section.channels
+        ),
+    )
+    allocation = Table(
+        "mmm_allocation",
+        "Recommended budget split (marketing mix model optimiser)",
+        (
+            Column("channel", "Channel"),
+            Column("current_spend", "Current spend", Fmt.MONEY),
+            Column("recommended_spend", "Recommended spend", Fmt.MONEY),
+            Column("current_contribution", "Current contribution", Fmt.MONEY),
+            Column("expected_contribution", "Expected contribution", Fmt.MONEY),
+            Column("expected_contribution_lower", "Expected lower 90%", Fmt.MONEY),
+            Column("expected_contribution_upper", "Expected upper 90%", Fmt.MONEY),
+        ),
+        tuple(
+            (a.channel, a.current_spend, a.recommended_spend, a.current_contribution,
+             a.expected_contribution, a.expected_contribution_lower,
+             a.expected_contribution_upper)
+            for a in section.allocation
+        ),
+    )
+    curves = Table(
+        "mmm_response_curves",
+        "Response curves (contribution per period at a steady spend per period)",
+        (
+            Column("channel", "Channel"), Column("spend", "Spend per period", Fmt.MONEY),
+            Column("contribution", "Contribution per period", Fmt.MONEY),
+            Column("lower", "Lower 90%", Fmt.MONEY), Column("upper", "Upper 90%", Fmt.MONEY),
+        ),
+        tuple(
+            (c.channel, p.spend, p.contribution, p.lower, p.upper)
+            for c in section.curves for p in c.points
+        ),
+    )
+    return [run_table, roi, allocation, curves]
+
+
+def _ratio_range(lower: float | None, upper: float | None) -> str:
+    return f"{fmt_value(lower, Fmt.RATIO)} – {fmt_value(upper, Fmt.RATIO)}"
+
+
+def mmm_roi_display_table(section: MmmSection) -> Table:
+    """ROI per channel with its 90 % interval beside attribution ROAS, for people."""
+    columns = (
+        Column("channel", "Channel"),
+        Column("spend", "Spend"),
+        Column("contribution", "Incremental contribution (90%)"),
+        Column("roi", "MMM ROI"),
+        Column("roi_range", "ROI 90% interval"),
+        Column("marginal_roi", "Marginal ROI"),
+        Column("attribution_roas", f"Attribution ROAS ({ROAS_LABEL})"),
+    )
+    rows = tuple(
+        (
+            c.channel,
+            fmt_value(c.spend, Fmt.MONEY),
+            f"{fmt_value(c.contribution, Fmt.MONEY)} ({fmt_value(c.contribution_lower, Fmt.MONEY)}"
+            f" – {fmt_value(c.contribution_upper, Fmt.MONEY)})",
+            fmt_value(c.roi, Fmt.RATIO),
+            _ratio_range(c.roi_lower, c.roi_upper),
+            fmt_value(c.marginal_roi, Fmt.RATIO),
+            fmt_value(c.attribution_roas, Fmt.RATIO),
+        )
+        for c in section.channels
+    )
+    return Table("mmm_roi", "Incremental ROI by channel beside attribution ROAS", columns, rows)
+
+
+def mmm_allocation_display_table(section: MmmSection) -> Table:
+    """Current → recommended spend per channel over the allocation's horizon, with the
+    expected contribution and its 90 % interval; a total row carries the gain."""
+    columns = (
+        Column("channel", "Channel"),
+        Column("current_spend", "Current spend"),
+        Column("recommended_spend", "Recommended spend"),
+        Column("change", "Change"),
+        Column("expected_contribution", "Expected contribution"),
+        Column("range", "90% interval"),
+    )
+
+    def signed(value: float) -> str:
+        return ("+" if value >= 0 else "") + fmt_value(value, Fmt.MONEY)
+
+    rows: list[tuple[Cell, ...]] = [
+        (
+            a.channel,
+            fmt_value(a.current_spend, Fmt.MONEY),
+            fmt_value(a.recommended_spend, Fmt.MONEY),
+            signed(a.recommended_spend - a.current_spend),
+            fmt_value(a.expected_contribution, Fmt.MONEY),
+            f"{fmt_value(a.expected_contribution_lower, Fmt.MONEY)} – "
+            f"{fmt_value(a.expected_contribution_upper, Fmt.MONEY)}",
+        )
+        for a in section.allocation
+    ]
+    if section.allocation:
+        current = sum(a.current_spend for a in section.allocation)
+        recommended = sum(a.recommended_spend for a in section.allocation)
+        rows.append((
+            "total (expected gain vs current mix)",
+            fmt_value(current, Fmt.MONEY),
+            fmt_value(recommended, Fmt.MONEY),
+            signed(recommended - current),
+            gain_text(section),
+            "",
+        ))
+    return Table(
+        "mmm_allocation",
+        f"Recommended split of the current budget over {horizon_text(section)}",
+        columns, tuple(rows),
+    )
 
 
 def _horizon_label(report: Report) -> str:

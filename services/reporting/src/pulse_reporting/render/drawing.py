@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from reportlab.graphics import renderSVG
-from reportlab.graphics.shapes import Drawing, Line, Polygon, PolyLine, Rect, String
+from reportlab.graphics.shapes import Circle, Drawing, Line, Polygon, PolyLine, Rect, String
 from reportlab.lib import colors
 
 from pulse_reporting.domain.formatting import fmt_value
@@ -199,6 +199,114 @@ def forecast_by_channel(report: Report) -> Drawing | None:
     return d
 
 
+def mmm_roi(report: Report) -> Drawing | None:
+    """Incremental ROI per channel: a dot on its 90 % interval (whisker), beside a diamond
+    at the channel's attribution ROAS (position-based, the executive default); the dashed line is break-even (1x)."""
+    section = report.mmm
+    if section is None or not section.channels:
+        return None
+    rows = [c for c in section.channels if c.roi is not None][:12]
+    if not rows:
+        return None
+    d = _drawing("Incremental ROI by channel (90% interval) vs attribution ROAS")
+    values = [1.0]
+    for c in rows:
+        values += [v for v in (c.roi, c.roi_lower, c.roi_upper, c.attribution_roas)
+                   if v is not None]
+    frame = _value_axis(d, min(0.0, min(values)), max(values) * 1.08, Fmt.RATIO,
+                        top=TOP + 14)
+    one = frame.y(1.0)
+    d.add(Line(frame.x0, one, frame.x1, one, strokeColor=GREY, strokeWidth=0.7,
+               strokeDashArray=[3, 2]))
+    _label(d, frame.x1, one + 2, "break-even", 6, "end", GREY)
+    slot = 1 / len(rows)
+    for i, c in enumerate(rows):
+        mid = frame.x(slot * i + slot * 0.45)
+        lo = frame.y(c.roi_lower if c.roi_lower is not None else c.roi or 0.0)
+        up = frame.y(c.roi_upper if c.roi_upper is not None else c.roi or 0.0)
+        d.add(Line(mid, lo, mid, up, strokeColor=ACCENT, strokeWidth=1.6))
+        for y in (lo, up):
+            d.add(Line(mid - 4, y, mid + 4, y, strokeColor=ACCENT, strokeWidth=1.0))
+        y = frame.y(c.roi or 0.0)
+        d.add(Circle(mid, y, 3.2, fillColor=ACCENT, strokeColor=colors.white,
+                     strokeWidth=0.6))
+        _label(d, mid + 6, y - 2.5, fmt_value(c.roi, Fmt.RATIO), 6.2, "start")
+        if c.attribution_roas is not None:
+            ax, ay = mid + 14, frame.y(c.attribution_roas)
+            d.add(Polygon([ax, ay + 3.5, ax + 3.5, ay, ax, ay - 3.5, ax - 3.5, ay],
+                          fillColor=ACCENT2, strokeColor=None))
+        stagger = 9 if len(rows) > 6 and i % 2 else 0
+        _label(d, mid, frame.y0 - 11 - stagger, chart_text(c.channel, 16), 6.5)
+    legend = (("MMM ROI, 90% interval", ACCENT), ("Attribution ROAS (position-based)", ACCENT2))
+    for k, (text, colour) in enumerate(legend):
+        lx = frame.x1 - 230 + k * 105
+        d.add(Rect(lx, HEIGHT - 36, 7, 7, fillColor=colour, strokeColor=None))
+        _label(d, lx + 10, HEIGHT - 35, text, 7, "start")
+    return d
+
+
+CURVE_COLUMNS = 3
+
+
+def mmm_curves(report: Report) -> Drawing | None:
+    """Response curve per channel (small multiples): expected contribution per period at a
+    steady spend, its 90 % band, the current spend (grey line) and the optimiser's
+    recommended spend (green line)."""
+    section = report.mmm
+    curves = [c for c in (section.curves if section else []) if len(c.points) >= 2][:12]
+    if not curves:
+        return None
+    grain = section.run.grain if section and section.run else "period"
+    rows = math.ceil(len(curves) / CURVE_COLUMNS)
+    panel_w, panel_h = WIDTH / CURVE_COLUMNS, 128.0
+    height = 40.0 + rows * panel_h
+    d = _drawing(f"Response curves: contribution per {grain} at a steady spend per {grain} "
+                 "(90% band)", height)
+    _label(d, WIDTH / 2, height - 28, "grey: current spend · green: recommended spend",
+           6.8, "middle", GREY)
+    for index, curve in enumerate(curves):
+        col, row = index % CURVE_COLUMNS, index // CURVE_COLUMNS
+        x0 = col * panel_w + 44
+        x1 = (col + 1) * panel_w - 10
+        y0 = height - 40 - (row + 1) * panel_h + 24
+        y1 = y0 + panel_h - 42
+        max_x = max([p.spend for p in curve.points]
+                    + [v for v in (curve.current_spend, curve.recommended_spend) if v]) or 1.0
+        ticks = nice_ticks(0.0, max(p.upper for p in curve.points) or 1.0, 3)
+        hi_y = ticks[-1] or 1.0
+
+        def px(v: float, x0: float = x0, x1: float = x1, max_x: float = max_x) -> float:
+            return x0 + v / max_x * (x1 - x0)
+
+        def py(v: float, y0: float = y0, y1: float = y1, hi_y: float = hi_y) -> float:
+            return y0 + max(v, 0.0) / hi_y * (y1 - y0)
+
+        for t in ticks:
+            d.add(Line(x0, py(t), x1, py(t), strokeColor=colors.HexColor("#eaeef2"),
+                       strokeWidth=0.4))
+            _label(d, x0 - 3, py(t) - 2.5, fmt_value(t, Fmt.MONEY), 5.5, "end", GREY)
+        d.add(Line(x0, y0, x1, y0, strokeColor=AXIS, strokeWidth=0.6))
+        band: list[float] = []
+        for p in curve.points:
+            band += [px(p.spend), py(p.upper)]
+        for p in reversed(curve.points):
+            band += [px(p.spend), py(p.lower)]
+        d.add(Polygon(band, fillColor=BAND, strokeColor=None))
+        line: list[float] = []
+        for p in curve.points:
+            line += [px(p.spend), py(p.contribution)]
+        d.add(PolyLine(line, strokeColor=ACCENT2, strokeWidth=1.2))
+        for value, colour in ((curve.current_spend, GREY), (curve.recommended_spend, GOOD)):
+            if value is not None:
+                d.add(Line(px(value), y0, px(value), y1, strokeColor=colour, strokeWidth=0.9,
+                           strokeDashArray=[2, 2]))
+        _label(d, (x0 + x1) / 2, y1 + 6, chart_text(curve.channel, 28), 7.5)
+        _label(d, x0, y0 - 9, "$0", 5.5, "middle", GREY)
+        _label(d, x1, y0 - 9, fmt_value(max_x, Fmt.MONEY), 5.5, "end", GREY)
+        _label(d, (x0 + x1) / 2, y0 - 9, f"spend per {grain}", 5.5, "middle", GREY)
+    return d
+
+
 def funnel(report: Report) -> Drawing | None:
     steps = [s for s in report.funnel if s.count is not None]
     if not steps:
@@ -217,6 +325,65 @@ def funnel(report: Report) -> Drawing | None:
             text += f"  → {fmt_value(s.conversion_to_next, Fmt.PERCENT)}"
         _label(d, x0 + w + 5, y + 4, text, 7.5, "start")
     return d
+
+
+def _heat_colour(value: float) -> colors.Color:
+    """White (0 %) to the accent blue (100 % and above, MRR retention can exceed 100 %)."""
+    share = min(max(value, 0.0), 1.0)
+    start, end = colors.HexColor("#f6f8fa"), ACCENT
+    return colors.Color(
+        start.red + (end.red - start.red) * share,
+        start.green + (end.green - start.green) * share,
+        start.blue + (end.blue - start.blue) * share,
+    )
+
+
+def cohort_heatmap(report: Report, metric: str) -> Drawing | None:
+    """Cohorts (rows) × months since first paid (columns), each cell the cohort's ``metric``
+    ("logo" or "mrr") retention. A month not ended yet and an undefined MRR retention are
+    left blank (no fill, no number): never drawn as 0."""
+    section = report.cohorts
+    if section is None or not section.cohorts:
+        return None
+    rows, months = section.cohorts, section.months
+    cell_h = 16.0
+    height = 58.0 + cell_h * len(rows)
+    title = ("Logo retention" if metric == "logo" else "MRR retention") + \
+        " by first-paid-month cohort (months since first paid)"
+    d = _drawing(title, height)
+    x0, x1 = 86.0, WIDTH - RIGHT
+    cell_w = (x1 - x0) / len(months)
+    top = height - 34
+    for j, k in enumerate(months):
+        _label(d, x0 + (j + 0.5) * cell_w, top + 4, f"M{k}", 7, "middle", GREY)
+    for i, line in enumerate(rows):
+        y = top - (i + 1) * cell_h
+        _label(d, x0 - 6, y + 5, f"{chart_text(line.cohort, 7)} ({line.accounts})", 7, "end")
+        for j, k in enumerate(months):
+            cell = line.cell(k)
+            value = None if cell is None else (
+                cell.logo_retention if metric == "logo" else cell.mrr_retention)
+            x = x0 + j * cell_w
+            if value is None:
+                d.add(Rect(x, y, cell_w, cell_h, fillColor=None,
+                           strokeColor=colors.HexColor("#eaeef2"), strokeWidth=0.4))
+                continue
+            fill = _heat_colour(value)
+            d.add(Rect(x, y, cell_w, cell_h, fillColor=fill, strokeColor=colors.white,
+                       strokeWidth=0.6))
+            ink = colors.white if min(value, 1.0) > 0.55 else TEXT
+            _label(d, x + cell_w / 2, y + 5, f"{value * 100:.0f}%", 6.5, "middle", ink)
+    _label(d, x0, 8, f"as of {section.as_of.isoformat()} · (n) = accounts · blank: month not ended yet or "
+           "n/a (no MRR at the end of the first month)", 6.5, "start", GREY)
+    return d
+
+
+def cohort_logo(report: Report) -> Drawing | None:
+    return cohort_heatmap(report, "logo")
+
+
+def cohort_mrr(report: Report) -> Drawing | None:
+    return cohort_heatmap(report, "mrr")
 
 
 def trend(report: Report, kpi: str) -> Drawing | None:
@@ -281,6 +448,11 @@ class Chart:
     def svg(self) -> str:
         text = renderSVG.drawToString(self.drawing)
         text = text[text.index("<svg"):]
+        # reportlab names every drawing's clip path "clip": in one HTML page the first
+        # one would clip them all (a taller chart loses its top), so each gets its own.
+        clip = f"clip-{re.sub(r'[^A-Za-z0-9_-]', '-', self.name)}"
+        text = text.replace('<clipPath id="clip">', f'<clipPath id="{clip}">').replace(
+            "url(#clip)", f"url(#{clip})")
         # responsive: keep the viewBox, let CSS size it
         return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", text, count=1)
 
@@ -290,6 +462,10 @@ BUILDERS: Sequence[tuple[str, Callable[[Report], Drawing | None]]] = (
     ("channels", channels),
     ("funnel", funnel),
     ("forecast_by_channel", forecast_by_channel),
+    ("mmm_roi", mmm_roi),
+    ("mmm_curves", mmm_curves),
+    ("cohort_logo_retention", cohort_logo),
+    ("cohort_mrr_retention", cohort_mrr),
 )
 
 

@@ -16,7 +16,13 @@ from importlib import resources
 import jinja2
 
 from pulse_reporting.domain.formatting import MISSING, fmt_change, fmt_value
-from pulse_reporting.domain.model import RECOMMENDATION_LABEL, Report
+from pulse_reporting.domain.mmm import gain_text, horizon_text
+from pulse_reporting.domain.model import (
+    RECOMMENDATION_LABEL,
+    CohortSection,
+    MmmSection,
+    Report,
+)
 from pulse_reporting.domain.tables import (
     Cell,
     Column,
@@ -24,15 +30,19 @@ from pulse_reporting.domain.tables import (
     alert_data_period,
     alert_data_time,
     beside_text,
+    cohort_display_table,
     forecast_by_channel_display_table,
     forecast_check_display_table,
     forecast_display_table,
+    mmm_allocation_display_table,
+    mmm_roi_display_table,
     model_statement,
     partial_banner,
     recommendation_headline,
     report_tables,
     roas_summary,
     top_campaigns_empty,
+    trials_display_table,
 )
 from pulse_reporting.render.drawing import Chart, report_charts
 
@@ -46,6 +56,8 @@ class Section:
     chart: str | None = None
     extra_charts: list[str] = field(default_factory=list)
     empties: dict[str, str] = field(default_factory=dict)  # per-table empty text
+    intro: list[str] = field(default_factory=list)  # paragraphs before the tables
+    outro: list[str] = field(default_factory=list)  # paragraphs after the tables
 
 
 def cell(value: Cell, column: Column) -> str:
@@ -86,7 +98,7 @@ def sections(report: Report, rendered: list[Chart] | None = None) -> list[Sectio
     svg = {c.name: c.svg() for c in rendered or []}
     m = report.meta
     by_channel = forecast_by_channel_display_table(report)
-    return [
+    out = [
         Section("mrr-bridge", "MRR bridge", [t["mrr_bridge"]], "No MRR data.",
                 svg.get("mrr_bridge")),
         Section("channels", f"Channels — {m.model}", [t["channels"]], "No channel KPIs.",
@@ -97,7 +109,9 @@ def sections(report: Report, rendered: list[Chart] | None = None) -> list[Sectio
         Section("campaigns", f"Campaigns — {m.model}",
                 [t["campaigns"], t["top_campaigns"], t["bottom_campaigns"]],
                 "No campaign KPIs.", empties={"top_campaigns": top_campaigns_empty(report)}),
-        Section("funnel", "Funnel", [t["funnel"]], "No funnel data.", svg.get("funnel")),
+        Section("funnel", "Funnel", [t["funnel"], trials_display_table(report)],
+                "No funnel data.", svg.get("funnel"),
+                empties={"trials": "No trial KPIs for this period."}),
         Section("budget", "Budget vs actual and pacing", [t["budget"]], "No budgets."),
         Section("paths", "Top conversion paths", [t["paths"]], "No conversions in the period."),
         Section("alerts", "Alerts fired on this period's data", [t["alerts"]],
@@ -109,6 +123,52 @@ def sections(report: Report, rendered: list[Chart] | None = None) -> list[Sectio
         Section("forecast-by-channel", by_channel.title, [by_channel],
                 "Not enough daily history per channel.", svg.get("forecast_by_channel")),
     ]
+    if report.mmm is not None:
+        out.append(mmm_html_section(report.mmm, svg))
+    if report.cohorts is not None:
+        out.append(cohorts_html_section(report.cohorts, svg))
+    return out
+
+
+COHORTS_TITLE = "Cohort retention"
+
+
+def cohorts_html_section(section: CohortSection, svg: dict[str, str]) -> Section:
+    """Statement, the logo and MRR retention heat-maps and their tables."""
+    if not section.cohorts:
+        return Section("cohorts", COHORTS_TITLE, [], section.statement,
+                       intro=[section.statement])
+    return Section(
+        "cohorts", COHORTS_TITLE,
+        [cohort_display_table(section, "logo"), cohort_display_table(section, "mrr")],
+        "No cohorts.", svg.get("cohort_logo_retention"),
+        extra_charts=[v for k, v in svg.items() if k == "cohort_mrr_retention"],
+        intro=[section.statement],
+    )
+
+
+MMM_TITLE = "Incrementality (marketing mix model)"
+
+
+def mmm_html_section(section: MmmSection, svg: dict[str, str]) -> Section:
+    """Statement, ROI chart and table, allocation table and gain, response curves; only
+    the statement (n/a and why) without a current run."""
+    if section.run is None:
+        return Section("mmm", MMM_TITLE, [], section.statement, intro=[section.statement])
+    outro = []
+    if section.allocation:
+        outro.append(
+            f"Expected gain of the recommended split over the current mix (same budget, "
+            f"{horizon_text(section)}): {gain_text(section)}."
+        )
+    return Section(
+        "mmm", MMM_TITLE,
+        [mmm_roi_display_table(section), mmm_allocation_display_table(section)],
+        "No results in this run.", svg.get("mmm_roi"),
+        extra_charts=[v for k, v in svg.items() if k == "mmm_curves"],
+        empties={"mmm_allocation": "The run stored no budget allocation."},
+        intro=[section.statement], outro=outro,
+    )
 
 
 def render_html(

@@ -12,20 +12,31 @@ from __future__ import annotations
 import re
 
 from pulse_reporting.domain.formatting import MISSING, TONE_EMOJI, fmt_change, fmt_value
-from pulse_reporting.domain.model import RECOMMENDATION_LABEL, Report, Tone
+from pulse_reporting.domain.mmm import gain_text, horizon_text
+from pulse_reporting.domain.model import (
+    RECOMMENDATION_LABEL,
+    CohortSection,
+    MmmSection,
+    Report,
+    Tone,
+)
 from pulse_reporting.domain.tables import (
     Cell,
     Column,
     Table,
+    cohort_display_table,
     forecast_by_channel_display_table,
     forecast_check_display_table,
     forecast_display_table,
+    mmm_allocation_display_table,
+    mmm_roi_display_table,
     model_statement,
     partial_banner,
     recommendation_headline,
     report_tables,
     roas_summary,
     top_campaigns_empty,
+    trials_display_table,
 )
 from pulse_shared.attribution_models import label as model_label
 
@@ -69,6 +80,44 @@ def _section(title: str, table: Table, empty: str) -> list[str]:
         lines += _table(table)
     else:
         lines.append(f"_{md_escape(empty)}_")
+    return lines
+
+
+MMM_TITLE = "Incrementality (marketing mix model)"
+
+
+def _mmm(section: MmmSection) -> list[str]:
+    """Incremental ROI beside attribution ROAS, and the optimiser's split (the response
+    curves are charts: HTML and PDF; their points are in the CSV export)."""
+    lines = ["", f"## {MMM_TITLE}", "", md_escape(section.statement)]
+    if section.run is None:
+        return lines
+    roi = mmm_roi_display_table(section)
+    lines += _section(roi.title, roi, "No channel results in this run.")
+    allocation = mmm_allocation_display_table(section)
+    lines += _section(allocation.title, allocation, "The run stored no budget allocation.")
+    if section.allocation:
+        lines += [
+            "",
+            f"Expected gain of the recommended split over the current mix (same budget, "
+            f"{md_escape(horizon_text(section))}): **{md_escape(gain_text(section))}**.",
+        ]
+    lines += ["", "_Response curves per channel: see the HTML or PDF report (points in the "
+              "CSV export, mmm\\_response\\_curves.csv)._"]
+    return lines
+
+
+COHORTS_TITLE = "Cohort retention"
+
+
+def _cohorts(section: CohortSection) -> list[str]:
+    """The heat-map as tables (logo, then MRR retention): blank = month not ended yet."""
+    lines = ["", f"## {COHORTS_TITLE}", "", md_escape(section.statement)]
+    if not section.cohorts:
+        return lines
+    for metric in ("logo", "mrr"):
+        table = cohort_display_table(section, metric)
+        lines += ["", f"### {md_escape(table.title)}", ""] + _table(table)
     return lines
 
 
@@ -138,6 +187,8 @@ def render_markdown(report: Report) -> str:
         "No further campaigns.",
     )
     lines += _section("Funnel", tables["funnel"], "No funnel data.")
+    trials = trials_display_table(report)
+    lines += _section(trials.title, trials, "No trial KPIs for this period.")
     lines += _section("Budget vs actual", tables["budget"], "No budgets.")
     lines += _section("Top conversion paths", tables["paths"], "No conversions in the period.")
     lines += _section(
@@ -152,13 +203,19 @@ def render_markdown(report: Report) -> str:
         "Last period's forecast vs actual", forecast_check_display_table(report),
         "No forecast could be made before this period (too little history).",
     )
+    if report.mmm is not None:
+        lines += _mmm(report.mmm)
+    if report.cohorts is not None:
+        lines += _cohorts(report.cohorts)
     lines += ["", "## Recommendations", "", f"_{md_escape(RECOMMENDATION_LABEL)}._", ""]
     if report.recommendations:
         for r in report.recommendations:
             lines.append(
                 f"- **{md_escape(recommendation_headline(r))}** · confidence "
                 f"{md_escape(r.confidence.value)} — {md_escape(r.reason)} "
-                f"_(ROAS by model: {md_escape(roas_summary(r.roas_by_model)) or 'n/a'})_"
+                + (f"_(evidence: {md_escape(r.evidence)}; ROI and ROAS: "
+                   if r.evidence else "_(ROAS by model: ")
+                + f"{md_escape(roas_summary(r.roas_by_model)) or 'n/a'})_"
             )
     else:
         lines.append("_No recommendations this period._")

@@ -38,17 +38,22 @@ from reportlab.platypus import (
 from reportlab.platypus.flowables import Flowable
 
 from pulse_reporting.domain.formatting import TONE_COLOURS, fmt_change, fmt_value
+from pulse_reporting.domain.mmm import gain_text, horizon_text
 from pulse_reporting.domain.model import RECOMMENDATION_LABEL, Report, Tone
 from pulse_reporting.domain.tables import Table as DataTable
 from pulse_reporting.domain.tables import (
+    cohort_display_table,
     forecast_by_channel_display_table,
     forecast_check_display_table,
     forecast_display_table,
+    mmm_allocation_display_table,
+    mmm_roi_display_table,
     model_statement,
     partial_banner,
     recommendation_headline,
     report_tables,
     roas_summary,
+    trials_display_table,
 )
 from pulse_reporting.render.drawing import Chart, report_charts
 from pulse_reporting.render.html import cell
@@ -165,6 +170,7 @@ def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flo
     t["forecast"] = forecast_display_table(report)
     t["forecast_check"] = forecast_check_display_table(report)
     t["forecast_by_channel"] = forecast_by_channel_display_table(report)
+    t["trials"] = trials_display_table(report)
     if rendered is None:
         rendered = report_charts(report)
     figs = {c.name: c.drawing for c in rendered}
@@ -195,8 +201,10 @@ def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flo
         story += [
             Paragraph(
                 f"• <b>{pdf_escape(recommendation_headline(r))}</b> · confidence "
-                f"{pdf_escape(r.confidence.value)} — {pdf_escape(r.reason)} <i>(ROAS by model: "
-                f"{pdf_escape(roas_summary(r.roas_by_model)) or 'n/a'})</i>",
+                f"{pdf_escape(r.confidence.value)} — {pdf_escape(r.reason)} <i>("
+                + (f"evidence: {pdf_escape(r.evidence)}; ROI and ROAS: " if r.evidence
+                   else "ROAS by model: ")
+                + f"{pdf_escape(roas_summary(r.roas_by_model)) or 'n/a'})</i>",
                 styles["body"],
             )
             for r in report.recommendations
@@ -219,13 +227,47 @@ def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flo
     section(f"Channels — {m.model}", ["channels"], "channels")
     section("Attribution model comparison", ["model_comparison", "model_comparison_roas"])
     section(f"Campaigns — {m.model}", ["campaigns", "top_campaigns", "bottom_campaigns"])
-    section("Funnel", ["funnel"], "funnel")
+    section("Funnel", ["funnel", "trials"], "funnel")
     section("Budget vs actual and pacing", ["budget"])
     section("Top conversion paths", ["paths"])
     section("Alerts fired on this period's data", ["alerts"])
     section(t["forecast"].title, ["forecast"])
     section(t["forecast_by_channel"].title, ["forecast_by_channel"], "forecast_by_channel")
     section("Last period's forecast vs actual", ["forecast_check"])
+    if report.mmm is not None:
+        mmm = report.mmm
+        story.append(KeepTogether([
+            Paragraph("Incrementality (marketing mix model)", styles["h2"]),
+            Paragraph(pdf_escape(mmm.statement), styles["body"]),
+            *([figs.pop("mmm_roi")] if "mmm_roi" in figs else []),
+        ]))
+        if mmm.run is not None:
+            roi, allocation = mmm_roi_display_table(mmm), mmm_allocation_display_table(mmm)
+            story += [Paragraph(pdf_escape(roi.title), styles["h3"]),
+                      _table(roi, styles) if roi.rows else Paragraph("None.", styles["small"])]
+            story += [Paragraph(pdf_escape(allocation.title), styles["h3"]),
+                      _table(allocation, styles) if allocation.rows
+                      else Paragraph("The run stored no budget allocation.", styles["small"])]
+            if mmm.allocation:
+                story.append(Paragraph(
+                    "Expected gain of the recommended split over the current mix (same "
+                    f"budget, {pdf_escape(horizon_text(mmm))}): "
+                    f"<b>{pdf_escape(gain_text(mmm))}</b>.", styles["body"],
+                ))
+            if "mmm_curves" in figs:
+                story.append(KeepTogether([figs.pop("mmm_curves")]))
+    if report.cohorts is not None:
+        cohorts = report.cohorts
+        story.append(KeepTogether([
+            Paragraph("Cohort retention", styles["h2"]),
+            Paragraph(pdf_escape(cohorts.statement), styles["body"]),
+            *([figs.pop("cohort_logo_retention")] if "cohort_logo_retention" in figs else []),
+        ]))
+        if "cohort_mrr_retention" in figs:
+            story.append(KeepTogether([figs.pop("cohort_mrr_retention")]))
+        for metric in ("logo", "mrr") if cohorts.cohorts else ():
+            table = cohort_display_table(cohorts, metric)
+            story += [Paragraph(pdf_escape(table.title), styles["h3"]), _table(table, styles)]
     for name in [k for k in figs if k.startswith("trend_")]:
         story.append(KeepTogether([figs.pop(name)]))
     return story

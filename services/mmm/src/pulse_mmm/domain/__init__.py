@@ -1,0 +1,1 @@
+"""Pure MMM domain: datasets, fit results, diagnostics gate and the budget optimiser."""
