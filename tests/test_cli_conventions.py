@@ -31,6 +31,8 @@ FORMATS = ["table", "csv", "json"]
 # Commands that act or write documents rather than print records (why, each).
 NOT_READ_COMMANDS = {
     "migrate": "applies migrations",
+    "report daily": "writes report files",
+    "report annual": "writes report files",
     "generate": "writes dataset files",
     "config-reference": "prints a Markdown document",
     "replay": "rebuilds tables",

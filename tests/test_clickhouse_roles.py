@@ -52,7 +52,7 @@ POLICY = re.compile(
 
 def access_migrations() -> list[Migration]:
     """0060 (the roles, their grants, the row policy) and the later ones granting the
-    tables of newer migrations (0071: the mmm tables)."""
+    tables of newer migrations (0071: the mmm tables, 0072: martech costs)."""
     return [m for m in load_migrations() if m.access_control]
 
 
@@ -97,7 +97,7 @@ def test_access_migrations_are_marked_and_grant_exactly_each_scope() -> None:
 
 def test_only_the_access_migrations_are_marked_access_control() -> None:
     marked = [m.label for m in load_migrations() if m.access_control]
-    assert marked == ["0060_access_roles", "0071_mmm_access"]
+    assert marked == ["0060_access_roles", "0071_mmm_access", "0072_martech_access"]
 
 
 @pytest.mark.clickhouse

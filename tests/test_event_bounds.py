@@ -34,6 +34,8 @@ from pulse_shared.events import (
     InRange,
     InWindow,
     KpiSnapshot,
+    MartechCost,
+    MmmRunCompleted,
     PipelineEvent,
     ReportReady,
     Spend,
@@ -51,18 +53,22 @@ MODEL_TABLES: dict[type[Event], str] = {
     Subscription: "subscriptions",
     PipelineEvent: "pipeline_events",
     Budget: "budgets",
+    MartechCost: "martech_costs",
     AttributionCredit: "attribution_credits",
     KpiSnapshot: "kpi_values",
     Alert: "alert_events",
     ReportReady: "reports",
     Erasure: "erasures",
+    MmmRunCompleted: "mmm_runs",
 }
 #: Fields stored under another name: a report's paths become one row per format → path.
 RENAMED: dict[tuple[type[Event], str], str] = {(ReportReady, "paths"): "path"}
 #: Fields that travel on the bus only (they still need bounds). ``complete`` depends on the
 #: day it is read, not only on the value, so readers derive it from the period (a stored flag
 #: would stay false after the period ends).
-NOT_STORED = {(KpiSnapshot, "final"), (KpiSnapshot, "complete"), (KpiSnapshot, "schema_version")}
+NOT_STORED = {(KpiSnapshot, "final"), (KpiSnapshot, "complete"), (KpiSnapshot, "schema_version"),
+              # a run's channels are stored one row each in mmm_channel_results
+              (MmmRunCompleted, "channels"), (MmmRunCompleted, "schema_version")}
 #: Models stored whole as JSON inside a String column (their fields still need bounds).
 STORED_AS_JSON = {CampaignAction: "alert_events.actions"}
 
@@ -102,6 +108,8 @@ def samples(now: dt.datetime) -> dict[type[Event], dict[str, Any]]:
                         "stage": "won", "amount": Decimal(5), "currency": "USD"},
         Budget: {"event_id": "b-1", "month": f"{day:%Y-%m}", "channel": "email",
                  "campaign_id": "c-1", "amount": Decimal(100), "currency": "USD"},
+        MartechCost: {"event_id": "m-1", "month": f"{day:%Y-%m}", "vendor": "hubspot",
+                      "category": "crm", "amount": Decimal(100), "currency": "USD"},
         AttributionCredit: {"conversion_id": "cv-1", "milestone": "won", "model": "linear",
                             "account_id": "acct-1", "touchpoint_event_id": "e-1",
                             "channel": "email", "campaign_id": "c-1", "touched_at": now,
@@ -122,7 +130,16 @@ def samples(now: dt.datetime) -> dict[type[Event], dict[str, Any]]:
                   "requested_at": now},
         ReportReady: {"report_id": "r-1", "report_kind": "weekly", "period": "2026-W48",
                       "paths": {"md": "/reports/r.md"}, "created_at": now},
+        MmmRunCompleted: {"run_id": "run-1", "version": 1, "target": "won_revenue",
+                          "grain": "week", "date_from": day - dt.timedelta(days=700),
+                          "date_to": day, "status": "published", "reason": "none",
+                          "channels": [MMM_CHANNEL], "finished_at": now, "schema_version": 1},
     }
+
+
+#: One channel of a sample MMM run (its fields are bounded like an event's).
+MMM_CHANNEL = {"channel": "paid_search", "spend": 1.0, "contribution": 2.0, "roi": 2.0,
+               "roi_lower": 1.5, "roi_upper": 2.5, "marginal_roi": 1.8}
 
 
 # -- field introspection ---------------------------------------------------------------------
@@ -213,6 +230,14 @@ def check_bounded(model: type[Event], values: dict[str, Any], name: str, info: F
             assert refuses(model, values, name, {key[:1] + bad + key[1:] + "z": value}), what
         for bad in [c for c in INVISIBLE if c not in "\n"] + ["x" * 100_000]:
             assert refuses(model, values, name, {key: value[:1] + bad + value[1:] + "z"}), what
+    elif typing.get_origin(s.base) is list:
+        # a bounded number of items, each of a model whose every field is bounded
+        (item_model,) = typing.get_args(s.base)
+        assert s.bound("max_length", min) is not None, f"{what}: no max_length"
+        assert refuses(model, values, name, values[name] * 100_000), what
+        item = values[name][0]
+        for item_name, item_info in item_model.model_fields.items():
+            check_bounded(item_model, item, item_name, item_info)
     else:
         pytest.fail(f"{what}: no known bound for {s.base!r}: give it a bounded type from "
                     "pulse_shared.events (and teach this test its column type)")
@@ -361,6 +386,8 @@ def extreme(model: type[Event], name: str, high: bool) -> Any:
         return ("f" if high else "0") * 64
     if name == "currency":
         return "ZWL" if high else "AED"
+    if typing.get_origin(s.base) is list:
+        return []  # a list field is not stored as a column (NOT_STORED)
     if typing.get_origin(s.base) is dict:
         key_shape, value_shape = (shape(FieldInfo.from_annotation(a))
                                   for a in typing.get_args(s.base))
@@ -373,10 +400,10 @@ def extreme(model: type[Event], name: str, high: bool) -> Any:
 
 def stored_row(event: Event) -> dict[str, Any]:
     row = {k: (v.value if isinstance(v, Enum) else v) for k, v in dict(event).items()}
-    if isinstance(event, Budget):
+    if isinstance(event, Budget | MartechCost):
         row["month"] = event.month_start
-    for key in ("final", "complete", "schema_version"):
-        if isinstance(event, KpiSnapshot):
+    for model, key in NOT_STORED:
+        if isinstance(event, model):
             row.pop(key)
     return row
 

@@ -36,7 +36,9 @@ def test_ingest_kinds_come_from_the_registry() -> None:
     from pulse_ingest.domain.generator import KINDS as GENERATED
     from pulse_ingest.domain.normalize import KIND_TOPICS
 
-    assert topics.INGEST_KINDS == ("touchpoints", "spend", "subscriptions", "pipeline", "budgets")
+    assert topics.INGEST_KINDS == (
+        "touchpoints", "spend", "subscriptions", "pipeline", "budgets", "martech",
+    )
     # lists of kind names kept as literals (the CLI's for a fast start) must match the registry
     for names in (SOURCES, EVENT_KINDS, GENERATED):
         assert tuple(names) == topics.INGEST_KINDS

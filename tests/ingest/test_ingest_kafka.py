@@ -119,13 +119,15 @@ def rows_for(kind: str, marker: str) -> list[dict[str, Any]]:
                       "stage": "lead"}],
         "budgets": [{"month": "2026-12", "channel": "display", "campaign_id": marker,
                      "amount": 1000}],
+        "martech": [{"month": "2026-11", "vendor": marker, "category": "crm",
+                     "amount": "4200"}],
     }
     return rows[kind]
 
 
 async def test_each_endpoint_publishes_keyed_events(live: Live) -> None:
     for topic, kind in zip(INPUT_TOPICS, ("touchpoints", "spend", "subscriptions",
-                                          "pipeline", "budgets"), strict=True):
+                                          "pipeline", "budgets", "martech"), strict=True):
         marker = f"ep-{kind}-{RUN}"
         r = await live.http.post(f"/v1/{kind}", json=rows_for(kind, marker), headers=FULL)
         assert r.status_code == 200, r.text

@@ -14,9 +14,9 @@ from rich.table import Table
 from pulse_cli.runtime import open_pipeline
 from pulse_shared.settings import common_settings
 
-# Budgets and spend first so pacing is known when touches arrive; conversions last so
+# Budgets, tool costs (martech) and spend first so pacing is known when touches arrive; conversions last so
 # their journeys are complete (the late-touch path handles the other order in production).
-INGEST_ORDER = ("budgets", "spend", "touchpoints", "pipeline", "subscriptions")
+INGEST_ORDER = ("budgets", "martech", "spend", "touchpoints", "pipeline", "subscriptions")
 CHUNK = 2000
 # In process, "publishing" runs every downstream handler before it returns, so the ingest
 # back-pressure timeout (meant for a slow broker) must allow for the whole pipeline.
@@ -35,7 +35,8 @@ DEMO_MMM_SAMPLER: dict[str, Any] = {}  # no overrides: production draws, tune an
 
 
 def previous_periods(today: dt.date) -> dict[str, str]:
-    """The last complete ISO week, month and quarter before ``today``, by report kind."""
+    """The last complete period of every report kind before ``today`` (yesterday for the
+    daily briefing, then ISO week, month, quarter and year), by report kind."""
     from pulse_reporting.domain.periods import ReportKind, last_complete
 
     return {kind.value: last_complete(kind, today).label for kind in ReportKind}
@@ -94,7 +95,7 @@ async def run_demo(
     with console.status("generating synthetic data"):
         dataset = generate_dataset(
             seed=seed, days=days, accounts=accounts, end=today - dt.timedelta(days=1),
-            history_weeks=history_weeks,
+            history_weeks=history_weeks, martech_tools=True,
         )
     summary = Table(title="Pulse demo (embedded: in-process bus, chDB)")
     summary.add_column("step")

@@ -32,7 +32,7 @@ class PulseRoot(LazyGroup):
         "attribution": LazySubgroup("pulse_attribution.cli:app", "Attribution models and runs."),
         "kpi": LazySubgroup("pulse_kpi.cli:app", "KPI catalog and values."),
         "alerts": LazySubgroup("pulse_alerts.cli:app", "Alert rules, state and silences."),
-        "report": LazySubgroup("pulse_reporting.cli:app", "Weekly, monthly and quarterly reports."),
+        "report": LazySubgroup("pulse_reporting.cli:app", "Reports (daily briefing, weekly, monthly, quarterly, annual) and their delivery."),
         "mmm": LazySubgroup(
             "pulse_mmm.cli:app", "Marketing mix model: fit, incremental ROI, budget optimiser."),
         "privacy": LazySubgroup("pulse_cli.privacy:app", "Erase a subject's data; the erasure audit log."),

@@ -3,8 +3,8 @@
 Every surface reads this module: the HTTP guards of every service (permissions), the
 dashboard and its JSON API (KPI families and dimensions a role sees), the ClickHouse
 roles created by migration ``0060_access_roles`` (table grants, with later access
-migrations such as ``0071_mmm_access`` for newer tables, and the ``kpi_values`` row
-policy; a test checks the grants against :data:`SCOPES`), Grafana's per-role data
+migrations such as ``0071_mmm_access`` and ``0072_martech_access`` for newer tables, and
+the ``kpi_values`` row policy; a test checks the grants against :data:`SCOPES`), Grafana's per-role data
 sources and docs/security.md.
 
 The roles are the company's personas:
@@ -68,6 +68,10 @@ MMM_TABLES: frozenset[str] = frozenset({
     "mmm_runs", "mmm_channel_results", "mmm_contributions", "mmm_response_curves",
     "mmm_posterior_draws", "mmm_allocations",
 })
+#: Martech (tool and licence) costs (migration 0025): budget economics, so leadership and
+#: marketing ops read them and cx and platform do not (the martech KPIs are in the budget
+#: and acquisition families, outside cx's). Granted by the access migration 0072.
+MARTECH_TABLES: frozenset[str] = frozenset({"martech_costs"})
 #: Analytics tables and views a ClickHouse role may be granted (never the users,
 #: erasure audit or migration tables).
 BUSINESS_TABLES: frozenset[str] = frozenset({
@@ -75,7 +79,7 @@ BUSINESS_TABLES: frozenset[str] = frozenset({
     "touchpoints_daily", "attribution_credits", "attribution_credits_latest", "conversions",
     "attribution_model_runs", "attribution_channel_results", "kpi_values",
     "kpi_mrr_movements", "alert_state", "alert_events", "alert_silences", "reports",
-}) | MMM_TABLES
+}) | MMM_TABLES | MARTECH_TABLES
 
 
 @dataclass(frozen=True)

@@ -398,6 +398,8 @@ class RetentionSettings(BaseSettings):
         default=None, ge=1, description="Pipeline stage changes, by occurred_at.")
     spend_days: int | None = Field(default=None, ge=1, description="Ad spend, by date.")
     budgets_days: int | None = Field(default=None, ge=1, description="Budgets, by month.")
+    martech_costs_days: int | None = Field(
+        default=None, ge=1, description="Martech tool costs, by month.")
     conversions_days: int | None = Field(
         default=None, ge=1, description="Conversion milestones, by converted_at.")
     attribution_credits_days: int | None = Field(
@@ -430,6 +432,7 @@ RETENTION_RULES: tuple[RetentionRule, ...] = (
     RetentionRule("pipeline_events", "pipeline_events_days", "toDateTime(occurred_at)"),
     RetentionRule("spend", "spend_days", "date"),
     RetentionRule("budgets", "budgets_days", "month"),
+    RetentionRule("martech_costs", "martech_costs_days", "month"),
     RetentionRule("conversions", "conversions_days", "toDateTime(converted_at)"),
     RetentionRule("attribution_credits", "attribution_credits_days",
                   "toDateTime(converted_at)"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -448,6 +449,36 @@ class Budget(Event):
         return dt.date(int(year), int(month), 1)
 
 
+def _category_slug(value: str) -> str:
+    """Tool categories as one spelling (``Marketing Automation`` → ``marketing_automation``)
+    so a finance CSV and the demo group the same category together."""
+    return re.sub(r"[\s\-/]+", "_", value.strip().lower())
+
+
+class MartechCost(Event):
+    """Monthly cost of one marketing tool or licence (martech), e.g. from a finance CSV.
+
+    Counted in marketing cost beside ad spend (KPIs ``martech_cost``, ``marketing_cost``,
+    ``cac_fully_loaded``, ``marketing_roi_fully_loaded``). Several rows of one vendor and
+    month add up (two licences); a re-send with the same ``event_id`` replaces its row.
+    """
+
+    kind: ClassVar[str] = "martech_cost"
+    event_id: Identifier
+    month: Month
+    vendor: Identifier = Field(description="Tool or licence vendor, e.g. HubSpot.")
+    category: Annotated[Identifier, AfterValidator(_category_slug)] = Field(
+        description="Tool category, e.g. crm, marketing_automation, analytics, esp, "
+        "webinar, enrichment (lower case, spaces as underscores).")
+    amount: NonNegativeMoney = Field(description="Cost for the whole month.")
+    currency: Currency = "USD"
+
+    @property
+    def month_start(self) -> dt.date:
+        year, month = self.month.split("-")
+        return dt.date(int(year), int(month), 1)
+
+
 class ConversionMilestone(StrEnum):
     LEAD = "lead"
     OPPORTUNITY = "opportunity"
@@ -591,7 +622,9 @@ class MmmRunCompleted(Event):
     date_to: PlannedDate
     status: Identifier = Field(description="published or rejected.")
     reason: Text = ""
-    channels: list[MmmChannelRoi] = Field(default_factory=list)
+    channels: list[MmmChannelRoi] = Field(
+        default_factory=list, max_length=64,
+        description="ROI per channel of a published run (empty when rejected).")
     finished_at: StampTime
     schema_version: Version = SCHEMA_VERSION
 

@@ -124,6 +124,13 @@ NEW_CUSTOMERS_SOURCE = (
     f"new-subscription credits, {label(DEFAULT_MODEL)} model"
 )
 BUDGETS = "Budgets: budget events"
+MARTECH = "Martech: monthly tool/licence cost events (ingest kind martech)"
+#: How a monthly tool cost lands in periods shorter than a month (catalog definitions).
+MARTECH_SPREAD = (
+    "A month's tool cost is spread evenly over the month's calendar days (cost ÷ days in "
+    "the month per day), so a day or a week carries its days' share and a month or quarter "
+    "carries the whole costs of its months."
+)
 
 
 def crm_stage(stage: str) -> str:
@@ -194,6 +201,10 @@ _BASE: tuple[KpiDef, ...] = (
        UP, _attributed("roas", DEFAULT_MODEL), dimensions=ALL_DIMS),
     _d("marketing_roi", "Marketing ROI", "(Attributed revenue − spend) / spend (default "
        "model).", R, UP, _attributed("marketing_roi", DEFAULT_MODEL), dimensions=ALL_DIMS),
+    _d("martech_cost", "Martech cost", "Marketing tool and licence costs (martech) in the "
+       f"period. {MARTECH_SPREAD} By tool category or vendor: `pulse kpi martech --by "
+       "category` (KPI dimensions are channel and campaign; tools belong to neither).", U,
+       NEUTRAL, MARTECH, family=Family.BUDGET),
     _d("mrr", "MRR", "Monthly recurring revenue at period end (sum of every account's MRR).",
        U, UP, BILLING_MRR),
     _d("arr", "ARR", "Annual recurring revenue = 12 × MRR at period end.", U, UP,
@@ -406,3 +417,50 @@ def _ltv_cac(values: Values) -> float | None:
 )
 def _trial_to_paid_rate(values: Values) -> float | None:
     return ratio(values["trials_converted"], values["trials_started"])
+
+
+# --------------------------------------------------------------------------- martech
+
+
+def _money_sum(*amounts: float) -> float:
+    """Sum of money values exactly (Decimal of their shortest repr), to 9 decimals."""
+    return round(float(sum((Decimal(repr(a)) for a in amounts), Decimal(0))), 9)
+
+
+@derived_kpi(
+    _d("marketing_cost", "Marketing cost", "Fully loaded marketing cost = ad spend + martech "
+       f"cost (tools and licences). {MARTECH_SPREAD}", U, NEUTRAL, f"{AD_SPEND} + {MARTECH}"),
+    ("spend", "martech_cost"),
+)
+def _marketing_cost(values: Values) -> float | None:
+    spend, martech = values["spend"], values["martech_cost"]
+    if spend is None or martech is None:
+        return None
+    return _money_sum(spend, martech)
+
+
+@derived_kpi(
+    _d("cac_fully_loaded", "CAC (fully loaded)", "Customer acquisition cost with tools = "
+       "marketing_cost (ad spend + martech) / new_customers; `cac` is ad spend only. Unknown "
+       "without any recorded cost, like cac.", U, DOWN,
+       f"({AD_SPEND} + {MARTECH}) ÷ new customers ({NEW_CUSTOMERS_SOURCE})"),
+    ("marketing_cost", "new_customers"),
+)
+def _cac_fully_loaded(values: Values) -> float | None:
+    if not values["marketing_cost"]:
+        return None
+    return ratio(values["marketing_cost"], values["new_customers"])
+
+
+@derived_kpi(
+    _d("marketing_roi_fully_loaded", "Marketing ROI (fully loaded)", "(Attributed revenue − "
+       "marketing_cost) / marketing_cost (default model; marketing cost = ad spend + martech). "
+       "`marketing_roi` is the same over ad spend only.", R, UP,
+       f"{credits_of(DEFAULT_MODEL, 'won')} ÷ ({AD_SPEND} + {MARTECH})"),
+    ("attributed_revenue", "marketing_cost"),
+)
+def _marketing_roi_fully_loaded(values: Values) -> float | None:
+    revenue, cost = values["attributed_revenue"], values["marketing_cost"]
+    if revenue is None or not cost:
+        return None
+    return ratio(_money_sum(revenue, -cost), cost)

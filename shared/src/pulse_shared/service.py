@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from faststream.asgi import AsgiFastStream, AsgiResponse, AsyncAPIRoute, get
 from faststream.kafka import KafkaBroker
@@ -158,3 +158,26 @@ def create_service_app(
         app.routes, policies, auth, public=public, signin_path=signin_path
     )
     return app
+
+
+class ServedSettings(Protocol):
+    """What :func:`serve` needs of a service's settings: the address it binds."""
+
+    host: str
+    port: int
+
+
+_Served = TypeVar("_Served", bound=ServedSettings)
+
+
+def serve(settings: _Served, create_app: Callable[[_Served], Any]) -> None:
+    """A service's console entry point: refuse insecure common settings (one line, exit 2),
+    build the app from ``settings``, run it with uvicorn on the configured host and port."""
+    import uvicorn
+
+    from pulse_shared.config_checks import refuse_insecure_startup, refusing_to_start
+
+    with refusing_to_start():
+        refuse_insecure_startup(common_settings())
+        app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port)

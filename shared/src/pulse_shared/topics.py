@@ -61,6 +61,11 @@ BUDGETS = Topic(
     "marketing.budgets.v1", ev.Budget, "channel", "Monthly budgets per channel.",
     table="budgets", ingest_kind="budgets",
 )
+MARTECH = Topic(
+    "marketing.martech.v1", ev.MartechCost, "vendor",
+    "Monthly marketing tool and licence costs (martech) per vendor and category.",
+    table="martech_costs", ingest_kind="martech",
+)
 CREDITS = Topic(
     "attribution.credits.v1", ev.AttributionCredit, "account_id",
     "Attribution credits per conversion, touchpoint and model (versioned).",
@@ -95,7 +100,9 @@ MMM_RESULTS = Topic(
     table="mmm_runs",
 )
 
-INPUT_TOPICS: tuple[Topic, ...] = (TOUCHPOINTS, SPEND, SUBSCRIPTIONS, PIPELINE, BUDGETS)
+INPUT_TOPICS: tuple[Topic, ...] = (
+    TOUCHPOINTS, SPEND, SUBSCRIPTIONS, PIPELINE, BUDGETS, MARTECH,
+)
 ALL_TOPICS: tuple[Topic, ...] = (
     *INPUT_TOPICS, CREDITS, KPI_SNAPSHOTS, ALERTS, CAMPAIGN_ACTIONS, REPORT_READY, ERASURES,
     MMM_RESULTS,

@@ -1,6 +1,6 @@
 """HTTP API of the ingest service (FastAPI; OpenAPI at ``/docs``).
 
-* ``POST /v1/{touchpoints,spend,subscriptions,pipeline,budgets}`` — JSON array,
+* ``POST /v1/{touchpoints,spend,subscriptions,pipeline,budgets,martech}`` — JSON array,
   NDJSON (``application/x-ndjson``) or CSV (``text/csv``), up to ``max_rows`` rows.
   200 when every row was accepted (or a duplicate), 422 with row-level errors otherwise
   (valid rows are still published unless ``?atomic=true``).
@@ -141,6 +141,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "pipeline": {"occurred_at": "2026-11-20T10:00:00Z", "account_id": "acme",
                  "stage": "opportunity", "amount": "17880"},
     "budgets": {"month": "2026-12", "channel": "paid_social", "amount": "9000"},
+    "martech": {"month": "2026-11", "vendor": "HubSpot", "category": "marketing_automation",
+                "amount": "3200", "currency": "USD"},
 }
 
 

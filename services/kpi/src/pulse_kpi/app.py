@@ -32,6 +32,7 @@ from pulse_shared.events import (
     Budget,
     Grain,
     KpiSnapshot,
+    MartechCost,
     PipelineEvent,
     Spend,
     Subscription,
@@ -41,7 +42,15 @@ from pulse_shared.logging import get_logger
 from pulse_shared.periods import GRAINS, period_of
 from pulse_shared.store import Store
 from pulse_shared.streaming import BatchConsumer, DependencyNotReady
-from pulse_shared.topics import BUDGETS, CREDITS, KPI_SNAPSHOTS, PIPELINE, SPEND, SUBSCRIPTIONS
+from pulse_shared.topics import (
+    BUDGETS,
+    CREDITS,
+    KPI_SNAPSHOTS,
+    MARTECH,
+    PIPELINE,
+    SPEND,
+    SUBSCRIPTIONS,
+)
 from pulse_shared.writer import RowWriter
 
 log = get_logger(__name__)
@@ -151,6 +160,8 @@ class KpiComponent:
                      max_records=max_records),
             Consumer(BUDGETS, storage.budget_processor, self.after_budgets,
                      max_records=max_records),
+            Consumer(MARTECH, storage.martech_processor, self.after_martech,
+                     max_records=max_records),
             Consumer(CREDITS, then=self.after_credits, max_records=max_records),
         ]
         self.consumers: list[BatchConsumer[Any]] = [
@@ -221,6 +232,23 @@ class KpiComponent:
         months = {e.month_start for e in events}
         await self._mark_breakdowns(budget_months=months)
         self._dirty.budget_months.update(months)
+        await self.refresh()
+
+    async def after_martech(self, events: list[MartechCost]) -> None:
+        """A month's tool cost is spread over its days (martech_cost, marketing_cost and
+        the fully loaded CAC/ROI of every period overlapping it), so every day of the
+        month is marked for the totals; martech has no channel/campaign breakdowns. Days
+        after today are left to the daily close (it recomputes every period of the day it
+        closes), so a cost planned ahead creates no KPI rows of days still to come."""
+        if not events:
+            return
+        today = self.clock().date()
+        for month_start in {e.month_start for e in events}:
+            month = period_of(month_start, Grain.MONTH)
+            last = min(month.end - dt.timedelta(days=1), today)
+            self._dirty.flow_days.update(
+                month.start + dt.timedelta(days=i) for i in range((last - month.start).days + 1)
+            )
         await self.refresh()
 
     async def after_credits(self, events: list[AttributionCredit]) -> None:

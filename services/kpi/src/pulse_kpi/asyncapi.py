@@ -6,17 +6,17 @@ checks the committed files are up to date. The running service serves it at ``/a
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from faststream.specification import AsyncAPI
 
+from pulse_shared.asyncapi import DOC_BOOTSTRAP
+from pulse_shared.asyncapi import render as render_specification
 from pulse_shared.attribution_models import DEFAULT_MODEL
 from pulse_shared.kpi_catalog import CATALOG
 
 TITLE = "Pulse KPI service"
 VERSION = "1.0.0"
-DOC_BOOTSTRAP = "kafka:9092"
 
 
 def description() -> str:
@@ -62,9 +62,4 @@ def specification(broker: Any | None = None) -> AsyncAPI:
 
 def render(fmt: str = "json") -> str:
     """The document as stable text (keys sorted) in ``json`` or ``yaml``."""
-    document = json.loads(specification().to_specification().to_json())
-    if fmt == "yaml":
-        import yaml  # FastStream's YAML export needs PyYAML as well
-
-        return str(yaml.safe_dump(document, sort_keys=True, allow_unicode=True, width=100))
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+    return render_specification(specification(), fmt)

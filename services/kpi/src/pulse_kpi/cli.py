@@ -363,6 +363,56 @@ def cohort_economics(
     emit(out, ECONOMICS_COLUMNS, fmt, "Cohort economics by first paid month", output)
 
 
+class MartechBy(StrEnum):
+    CATEGORY = "category"
+    VENDOR = "vendor"
+
+
+MARTECH_MONEY_DECIMALS = 2
+
+
+@app.command("martech")
+def martech(
+    by: Annotated[MartechBy, typer.Option(help="category or vendor")] = MartechBy.CATEGORY,
+    start: Annotated[str, typer.Option(
+        "--from", metavar="MONTH", help="First month, e.g. 2026-01")] = "",
+    end: Annotated[str, typer.Option(
+        "--to", metavar="MONTH", help="Last month (inclusive), e.g. 2026-10")] = "",
+    fmt: FormatOption = OutputFormat.TABLE,
+) -> None:
+    """Martech (tool and licence) cost per month by tool category or vendor, with its share
+    of the month's martech cost (the KPI martech_cost is the month's total; KPI dimensions
+    are channel and campaign, which tools do not have, so the breakdown lives here)."""
+    from decimal import Decimal
+
+    from pulse_shared.periods import period_of
+
+    first, last = _cohort_months(start, end)
+    # Without bounds: ClickHouse Date's whole range (1970 to 2149).
+    lower = first or dt.date(1970, 1, 1)
+    upper = period_of(last, Grain.MONTH).end if last else dt.date(2149, 1, 1)
+    with _store() as store:
+        from pulse_kpi.storage import KpiStorage
+
+        rows = KpiStorage(store).martech_breakdown(lower, upper, by.value)
+    totals: dict[dt.date, Decimal] = {}
+    for r in rows:
+        totals[r["month"]] = totals.get(r["month"], Decimal(0)) + Decimal(r["amount"])
+    columns = ("month", by.value, "cost", "share")
+    out = [
+        {
+            "month": r["month"].isoformat()[:7], by.value: r["member"],
+            "cost": _fixed(r["amount"], fmt, MARTECH_MONEY_DECIMALS),
+            "share": _fixed(Decimal(r["amount"]) / totals[r["month"]]
+                            if totals[r["month"]] else None, fmt, RATIO_DECIMALS),
+        }
+        for r in rows
+    ]
+    if not out:
+        _nothing("no martech costs in the range")
+    emit(out, columns, fmt, f"Martech cost by {by.value}")
+
+
 def catalog_markdown() -> str:
     lines = [
         "# KPI catalog",

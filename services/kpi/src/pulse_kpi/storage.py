@@ -1,6 +1,6 @@
 """The KPI service's ClickHouse reads and writes (all through :class:`Store`).
 
-Raw input tables (spend, subscriptions, pipeline_events, budgets) and ``kpi_mrr_movements``
+Raw input tables (spend, subscriptions, pipeline_events, budgets, martech_costs) and ``kpi_mrr_movements``
 deduplicate on event ids; every read that must be exact uses ``FINAL``.
 """
 
@@ -20,6 +20,7 @@ from pulse_kpi.domain.facts import (
     BudgetRow,
     CreditRow,
     Facts,
+    MartechRow,
     MrrDay,
     SpendRow,
     StageCount,
@@ -28,10 +29,18 @@ from pulse_kpi.domain.mrr import MrrEvent, MrrMovement
 from pulse_shared.columns import model_columns
 from pulse_shared.consumers import TableRows
 from pulse_shared.credits import latest_credits
-from pulse_shared.events import Budget, Grain, KpiSnapshot, PipelineEvent, Spend, Subscription
+from pulse_shared.events import (
+    Budget,
+    Grain,
+    KpiSnapshot,
+    MartechCost,
+    PipelineEvent,
+    Spend,
+    Subscription,
+)
 from pulse_shared.kpi_catalog import STAGES
 from pulse_shared.store import Store
-from pulse_shared.topics import BUDGETS, KPI_SNAPSHOTS, PIPELINE, SPEND, SUBSCRIPTIONS
+from pulse_shared.topics import BUDGETS, KPI_SNAPSHOTS, MARTECH, PIPELINE, SPEND, SUBSCRIPTIONS
 
 # Insert column lists. The raw input tables and kpi_values store an event model's fields,
 # so their columns come from the model (pulse_shared.columns); runtime tables list theirs.
@@ -40,6 +49,7 @@ SPEND_COLUMNS = model_columns(Spend)
 SUBSCRIPTION_COLUMNS = model_columns(Subscription)
 PIPELINE_COLUMNS = model_columns(PipelineEvent)
 BUDGET_COLUMNS = model_columns(Budget)  # month stored as its first day (Budget.month_start)
+MARTECH_COLUMNS = model_columns(MartechCost)  # month stored as its first day, like budgets
 #: A movement plus what the service adds when it stores one.
 MOVEMENT_COLUMNS = model_columns(MrrMovement, extra=("paying_delta", "computed_at"))
 #: Snapshot fields without the bus-only ones (kpi_values holds the latest value per key).
@@ -54,6 +64,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     SUBSCRIPTIONS.stored_table(): SUBSCRIPTION_COLUMNS,
     PIPELINE.stored_table(): PIPELINE_COLUMNS,
     BUDGETS.stored_table(): BUDGET_COLUMNS,
+    MARTECH.stored_table(): MARTECH_COLUMNS,
     MOVEMENTS_TABLE: MOVEMENT_COLUMNS,
     KPI_SNAPSHOTS.stored_table(): KPI_COLUMNS,
     PENDING_TABLE: PENDING_COLUMNS,
@@ -80,6 +91,13 @@ def budget_rows(events: Iterable[Budget]) -> list[dict[str, Any]]:
     ]
 
 
+def martech_rows(events: Iterable[MartechCost]) -> list[dict[str, Any]]:
+    return [
+        {**e.model_dump(include=set(MARTECH_COLUMNS) - {"month"}), "month": e.month_start}
+        for e in events
+    ]
+
+
 # Processors of the KPI consumers (pure: events → rows of the raw-event tables).
 def spend_processor(events: Sequence[Spend]) -> list[TableRows]:
     return [TableRows(SPEND.stored_table(), SPEND_COLUMNS, spend_rows(events))]
@@ -96,6 +114,10 @@ def pipeline_processor(events: Sequence[PipelineEvent]) -> list[TableRows]:
 
 def budget_processor(events: Sequence[Budget]) -> list[TableRows]:
     return [TableRows(BUDGETS.stored_table(), BUDGET_COLUMNS, budget_rows(events))]
+
+
+def martech_processor(events: Sequence[MartechCost]) -> list[TableRows]:
+    return [TableRows(MARTECH.stored_table(), MARTECH_COLUMNS, martech_rows(events))]
 
 
 def movement_rows(moves: Iterable[MrrMovement], computed_at: dt.datetime) -> list[dict[str, Any]]:
@@ -122,8 +144,10 @@ def kpi_rows(values: Iterable[KpiValue], computed_at: dt.datetime) -> list[dict[
 
 
 #: Every part of :class:`Facts`; channel/campaign breakdowns need only spend, credits,
-#: budgets and trials (trials by first-touch channel).
-FACT_PARTS = frozenset({"spend", "stages", "credits", "mrr", "budgets", "funnel", "trials"})
+#: budgets and trials (trials by first-touch channel); martech costs are totals only.
+FACT_PARTS = frozenset({
+    "spend", "stages", "credits", "mrr", "budgets", "funnel", "trials", "martech",
+})
 BREAKDOWN_PARTS = frozenset({"spend", "credits", "budgets", "trials"})
 _POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="kpi-load")
 
@@ -283,7 +307,7 @@ class KpiStorage:
         loaders: dict[str, Callable[[dict[str, Any]], Any]] = {
             "spend": self._spend, "stages": self._stages, "credits": self._credits,
             "mrr": self._mrr, "budgets": self._budgets, "funnel": self._funnel,
-            "trials": self._trials,
+            "trials": self._trials, "martech": self._martech,
         }
         wanted = [name for name in loaders if name in parts]
         if self.store.backend == "server" and len(wanted) > 1:
@@ -302,6 +326,7 @@ class KpiStorage:
             budgets=results.get("budgets", []),
             funnel=results.get("funnel", []),
             trials=results.get("trials", []),
+            martech=results.get("martech", []),
         )
 
     def _spend(self, p: dict[str, Any]) -> list[SpendRow]:
@@ -378,6 +403,33 @@ class KpiStorage:
                 p,
             )
         ]
+
+    def _martech(self, p: dict[str, Any]) -> list[MartechRow]:
+        # Every month overlapping [start, end): a range starting mid-month still needs
+        # that month's cost (spread over its days).
+        return [
+            MartechRow(r["month"], r["vendor"], r["category"], _dec(r["amount"]))
+            for r in self.store.query(
+                "SELECT month, vendor, category, sum(amount) AS amount FROM martech_costs FINAL "
+                "WHERE month >= toStartOfMonth({start:Date}) AND month < {end:Date} "
+                "GROUP BY month, vendor, category",
+                p,
+            )
+        ]
+
+    def martech_breakdown(
+        self, start: dt.date, end: dt.date, by: str,
+    ) -> list[dict[str, Any]]:
+        """Tool cost per month and ``by`` (``category`` or ``vendor``) for the months from
+        ``start`` to before ``end`` (month starts), for ``pulse kpi martech``."""
+        if by not in ("category", "vendor"):
+            raise ValueError(f"unknown breakdown {by!r}; one of category, vendor")
+        return self.store.query(
+            f"SELECT month, {by} AS member, sum(amount) AS amount "  # noqa: S608 — by is checked
+            "FROM martech_costs FINAL WHERE month >= {start:Date} AND month < {end:Date} "
+            "GROUP BY month, member ORDER BY month, member",
+            {"start": start, "end": end},
+        )
 
     def _funnel(self, p: dict[str, Any]) -> list[AccountStages]:
         stage_cols = ", ".join(

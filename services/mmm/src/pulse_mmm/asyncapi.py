@@ -6,14 +6,15 @@ checks the committed files are up to date. The running service serves it at ``/a
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from faststream.specification import AsyncAPI
 
+from pulse_shared.asyncapi import DOC_BOOTSTRAP
+from pulse_shared.asyncapi import render as render_specification
+
 TITLE = "Pulse marketing mix model service"
 VERSION = "1.0.0"
-DOC_BOOTSTRAP = "kafka:9092"
 
 
 def description() -> str:
@@ -51,9 +52,4 @@ def specification(broker: Any | None = None) -> AsyncAPI:
 
 def render(fmt: str = "json") -> str:
     """The document as stable text (keys sorted) in ``json`` or ``yaml``."""
-    document = json.loads(specification().to_specification().to_json())
-    if fmt == "yaml":
-        import yaml
-
-        return str(yaml.safe_dump(document, sort_keys=True, allow_unicode=True, width=100))
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+    return render_specification(specification(), fmt)

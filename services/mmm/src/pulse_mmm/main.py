@@ -69,13 +69,7 @@ def create_app(settings: MmmSettings | None = None) -> Any:
 
 
 def run() -> None:
-    import uvicorn
+    """Console entry point ``pulse-mmm``: uvicorn on the configured host and port."""
+    from pulse_shared.service import serve
 
-    from pulse_shared.config_checks import refuse_insecure_startup, refusing_to_start
-    from pulse_shared.settings import common_settings
-
-    settings = MmmSettings()
-    with refusing_to_start():
-        refuse_insecure_startup(common_settings())
-        app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port)
+    serve(MmmSettings(), create_app)

@@ -85,12 +85,16 @@ class ReportingComponent:
     async def run_due(self, now: dt.datetime | None = None) -> list[ReportResult]:
         """Produce every scheduled report due since the last check (catch-up at start)."""
         now = now or self.clock()
+        kinds = tuple(self.settings.scheduled_kinds)
+        hours = {ReportKind.DAILY: self.settings.daily_briefing_hour}
         if self._last_check is None:
-            runs = [r for r in latest_runs(now, self.settings.zone, self.settings.schedule_hour)
+            runs = [r for r in latest_runs(now, self.settings.zone, self.settings.schedule_hour,
+                                           kinds=kinds, hours=hours)
                     if not await asyncio.to_thread(self._exists, r)]
         else:
             runs = due_runs(
-                self._last_check, now, self.settings.zone, self.settings.schedule_hour
+                self._last_check, now, self.settings.zone, self.settings.schedule_hour,
+                kinds=kinds, hours=hours,
             )
         self._last_check = now
         results: list[ReportResult] = []

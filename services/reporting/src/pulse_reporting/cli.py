@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from pulse_reporting.generate import ReportResult
     from pulse_shared.store import Store
 
-app = typer.Typer(help="Produce weekly, monthly and quarterly marketing reports; deliver them.",
+app = typer.Typer(help="Produce daily briefings and weekly, monthly, quarterly and annual marketing "
+                  "reports; deliver them.",
                   no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False)
 
 DEFAULT_FORMATS = "md"
@@ -123,6 +124,22 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output."
 
 
 @app.command()
+def daily(
+    period: Annotated[str | None, typer.Option(
+        "--period", "--day", "-p",
+        help="Day, e.g. 2026-12-02 (default: yesterday). A day not over yet is marked partial.")
+    ] = None,
+    formats: Formats = [DEFAULT_FORMATS],  # noqa: B006
+    model: Model = None,
+    output: OutDir = None,
+    quiet: Quiet = False,
+) -> None:
+    """Daily briefing: the day against the same weekday a week earlier, alerts, month-to-date
+    pacing."""
+    _command(ReportKind.DAILY, period, formats, model, output, quiet)
+
+
+@app.command()
 def weekly(
     period: Annotated[str | None, typer.Option(
         "--period", "--week", "-p", help="ISO week, e.g. 2026-W45 (default: last week).")
@@ -165,6 +182,21 @@ def quarterly(
 ) -> None:
     """Quarterly business review."""
     _command(ReportKind.QUARTERLY, period, formats, model, legacy_output or output, quiet)
+
+
+@app.command()
+def annual(
+    period: Annotated[str | None, typer.Option(
+        "--period", "--year", "-p", help="Year, e.g. 2025 (default: last year).")
+    ] = None,
+    formats: Formats = [DEFAULT_FORMATS],  # noqa: B006
+    model: Model = None,
+    output: OutDir = None,
+    quiet: Quiet = False,
+) -> None:
+    """Annual (board) report: twelve months year over year, cohorts, LTV:CAC, next quarter's
+    forecast."""
+    _command(ReportKind.ANNUAL, period, formats, model, output, quiet)
 
 
 # -- delivery: subscriptions and one-off sends ----------------------------------------------

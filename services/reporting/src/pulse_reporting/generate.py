@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pulse_reporting.domain.annual import AnnualInputs, assemble_annual
 from pulse_reporting.domain.assemble import (
     BUDGET_KPIS,
     HISTORY_DAYS,
@@ -18,15 +19,25 @@ from pulse_reporting.domain.assemble import (
     channel_kpi_names,
     daily_kpi_names,
 )
+from pulse_reporting.domain.briefing import (
+    BRIEFING_KPIS,
+    BriefingInputs,
+    assemble_briefing,
+    compared_day,
+    year_ago_day,
+)
+from pulse_reporting.domain.briefing import HISTORY_DAYS as BRIEFING_HISTORY_DAYS
 from pulse_reporting.domain.cohorts import cohort_window
-from pulse_reporting.domain.model import Report
+from pulse_reporting.domain.model import AlertRecord, Report
 from pulse_reporting.domain.periods import (
     Period,
     ReportKind,
+    YearPeriod,
     containing,
     overlapping_labels,
     parse_period,
 )
+from pulse_reporting.domain.to_date import daily_names as to_date_daily_names
 from pulse_reporting.metrics import (
     GENERATION_SECONDS,
     LAST_REPORT_TIMESTAMP,
@@ -40,7 +51,7 @@ from pulse_reporting.settings import ALL_FORMATS
 from pulse_reporting.storage import ReportingStorage
 from pulse_shared.attribution_models import DEFAULT_MODEL, MODEL_NAMES
 from pulse_shared.bus import Bus
-from pulse_shared.events import ReportReady
+from pulse_shared.events import Grain, ReportReady
 from pulse_shared.logging import get_logger
 from pulse_shared.store import Store
 from pulse_shared.topics import REPORT_READY
@@ -78,7 +89,7 @@ def report_dir(out_dir: Path, kind: str, period: str, model: str) -> Path:
 
 def _budget_periods(period: Period) -> tuple[list[str], list[str]]:
     """(grains, period labels) whose budget KPIs describe ``period``."""
-    if ReportKind.of(period) is ReportKind.WEEKLY:
+    if ReportKind.of(period) in (ReportKind.DAILY, ReportKind.WEEKLY):
         return ["month"], [containing(ReportKind.MONTHLY, period.last_day).label]
     if ReportKind.of(period) is ReportKind.MONTHLY:
         return ["month"], [period.label]
@@ -194,6 +205,88 @@ def read_inputs(
     )
 
 
+# Alerts resolved on a day (the daily briefing): ``ends_at`` is when the alerts service
+# resolved them.
+_RESOLVED_ALERTS_SQL = """
+SELECT alert_id, rule, state, severity, kpi, labels, annotations, value, threshold,
+       starts_at, ends_at
+FROM alert_events FINAL
+WHERE state = 'resolved'
+  AND ends_at IS NOT NULL AND toDate(ends_at, 'UTC') = {day:Date}
+ORDER BY ends_at, alert_id
+LIMIT {limit:UInt32}
+"""
+
+
+def _resolved_alerts(storage: ReportingStorage, day: Period, limit: int = 200) -> list[AlertRecord]:
+    rows = storage.store.query(_RESOLVED_ALERTS_SQL, {"day": day.start, "limit": limit})
+    return [
+        AlertRecord(
+            alert_id=r["alert_id"], rule=r["rule"], state=r["state"], severity=r["severity"],
+            kpi=r["kpi"], labels=dict(r["labels"] or {}),
+            summary=(r["annotations"] or {}).get("summary", ""),
+            value=r["value"], threshold=r["threshold"], starts_at=r["starts_at"],
+            ends_at=r["ends_at"], period=(r["annotations"] or {}).get("period", ""),
+        )
+        for r in rows
+    ]
+
+
+def read_briefing_inputs(
+    storage: ReportingStorage, period: Period, model: str,
+    step: Callable[[str], None] = lambda _: None,
+) -> BriefingInputs:
+    """All queries a daily briefing needs (``period``: the day)."""
+    day = period.start
+    bases = [containing(ReportKind.DAILY, d) for d in (compared_day(day), year_ago_day(day))]
+    step("Reading the day's KPI values")
+    kpis = storage.kpis(Grain.DAY.value, [(p.label, p.start) for p in (period, *bases)])
+    step("Reading budgets and pacing")
+    grains, labels = _budget_periods(period)
+    budget = storage.kpis_by_name(BUDGET_KPIS, grains, labels)
+    step("Reading alerts")
+    alerts = storage.alerts(period.start, period.end, periods=overlapping_labels(period))
+    resolved = _resolved_alerts(storage, period)
+    step("Reading daily values")
+    month_start = containing(ReportKind.MONTHLY, day).start
+    history_start = min(month_start - dt.timedelta(days=BRIEFING_HISTORY_DAYS),
+                        day - dt.timedelta(days=14))
+    names = sorted({
+        *to_date_daily_names(model),
+        *(name for s in BRIEFING_KPIS for name in (s.kpi, f"{s.kpi}__{model}")),
+    })
+    daily = storage.daily(names, history_start, period.end)
+    step("Reading data coverage")
+    return BriefingInputs(
+        period=period, model=model, kpis=kpis, budget_kpis=budget, alerts=alerts,
+        alerts_resolved=resolved, daily=daily, coverage=storage.coverage(),
+    )
+
+
+def read_annual_inputs(
+    storage: ReportingStorage, period: YearPeriod, model: str,
+    step: Callable[[str], None] = lambda _: None,
+) -> AnnualInputs:
+    """All queries an annual report needs: the months of the year and the year before."""
+    months = [*period.previous().month_periods(), *period.month_periods()]
+    step("Reading monthly KPI values")
+    kpis = storage.kpis(Grain.MONTH.value, [(m.label, m.start) for m in months])
+    step("Reading daily trends")
+    daily = storage.daily(
+        daily_kpi_names(model), period.last_day - dt.timedelta(days=HISTORY_DAYS * 2), period.end
+    )
+    step("Reading data coverage")
+    coverage = storage.coverage()
+    step("Reading marketing mix model results")
+    mmm = storage.mmm_inputs(period)
+    step("Reading the subscription ledger of the cohorts")
+    ledger = storage.cohort_ledger(*cohort_window(period))
+    return AnnualInputs(
+        period=period, model=model, kpis=kpis, coverage=coverage, daily=daily, mmm=mmm,
+        cohort_ledger=ledger,
+    )
+
+
 def produce_report(
     store: Store,
     kind: ReportKind | str,
@@ -222,7 +315,10 @@ def produce_report(
         raise ReportError(f"period {the_period} is not {kind.value}")
     now = now or dt.datetime.now(dt.UTC)
     storage = ReportingStorage(store, writer)
-    total = 9 + len(fmts) + 1 + (0 if kind is ReportKind.WEEKLY else 1)
+    if kind in (ReportKind.DAILY, ReportKind.ANNUAL):  # 5 reads, assembly, charts, record
+        total = 5 + 2 + len(fmts) + 1
+    else:
+        total = 9 + len(fmts) + 1 + (0 if kind is ReportKind.WEEKLY else 1)
     counter = [0]
 
     def step(description: str) -> None:
@@ -233,13 +329,27 @@ def produce_report(
     log_ctx = {"kind": kind.value, "period": the_period.label, "model": model}
     try:
         timings: dict[str, float] = {}
-        inputs = read_inputs(
-            storage, the_period, model, path_model=path_model,
-            path_milestone=path_milestone, step=step, timings=timings,
-        )
-        step("Assembling report")
         t0 = time.perf_counter()
-        report = assemble_report(inputs, now)
+        if kind is ReportKind.DAILY:
+            briefing = read_briefing_inputs(storage, the_period, model, step=step)
+            timings["read"] = time.perf_counter() - t0
+            step("Assembling report")
+            t0 = time.perf_counter()
+            report = assemble_briefing(briefing, now)
+        elif isinstance(the_period, YearPeriod):
+            annual = read_annual_inputs(storage, the_period, model, step=step)
+            timings["read"] = time.perf_counter() - t0
+            step("Assembling report")
+            t0 = time.perf_counter()
+            report = assemble_annual(annual, now)
+        else:
+            inputs = read_inputs(
+                storage, the_period, model, path_model=path_model,
+                path_milestone=path_milestone, step=step, timings=timings,
+            )
+            step("Assembling report")
+            t0 = time.perf_counter()
+            report = assemble_report(inputs, now)
         timings["assemble"] = time.perf_counter() - t0
         directory = report_dir(Path(out_dir), kind.value, the_period.label, model)
         paths: dict[str, Path] = {}

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pulse_reporting.domain.periods import ReportKind
+from pulse_reporting.domain.schedule import DEFAULT_KINDS
 from pulse_shared.attribution_models import DEFAULT_MODEL
 from pulse_shared.config_checks import ConfigurationError, check_secret
 from pulse_shared.settings import PulseSettings
@@ -47,6 +49,14 @@ class ReportingSettings(BaseSettings):
         "pipelines; off by default there, `pulse report` produces on demand.",
     )
     schedule_hour: int = Field(default=6, ge=0, le=23, description="Local hour of runs.")
+    scheduled_kinds: list[ReportKind] = Field(
+        default_factory=lambda: list(DEFAULT_KINDS),
+        description="Report kinds the schedule produces and delivers (JSON list): weekly, "
+        "monthly and quarterly by default; add daily (the briefing, at "
+        "PULSE_REPORTING_DAILY_BRIEFING_HOUR) and annual (on 1 January).",
+    )
+    daily_briefing_hour: int = Field(
+        default=7, ge=0, le=23, description="Local hour of the daily briefing, when scheduled.")
     path_model: str = Field(
         default="linear", description="Credits of this model give the conversion paths."
     )

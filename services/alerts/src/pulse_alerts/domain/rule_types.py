@@ -30,7 +30,7 @@ from pulse_alerts.domain.rule_base import (
 )
 from pulse_shared.events import Grain, KpiSnapshot
 
-SOURCES = ("touchpoints", "spend", "subscriptions", "pipeline", "budgets")
+SOURCES = ("touchpoints", "spend", "subscriptions", "pipeline", "budgets", "martech")
 
 
 def _directional(direction: str, score: float, threshold: float) -> bool:

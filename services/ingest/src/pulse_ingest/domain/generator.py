@@ -50,6 +50,7 @@ from pulse_shared.events import (
     Budget,
     Channel,
     Event,
+    MartechCost,
     PipelineEvent,
     PipelineStage,
     Spend,
@@ -284,8 +285,11 @@ def history_contributions(
     return out
 
 
-Kind = Literal["touchpoints", "spend", "subscriptions", "pipeline", "budgets"]
-KINDS: tuple[Kind, ...] = ("touchpoints", "spend", "subscriptions", "pipeline", "budgets")
+Kind = Literal["touchpoints", "spend", "subscriptions", "pipeline", "budgets", "martech"]
+#: Every kind the generator can make (martech only with ``martech_tools=True``).
+KINDS: tuple[Kind, ...] = (
+    "touchpoints", "spend", "subscriptions", "pipeline", "budgets", "martech",
+)
 
 
 @dataclass
@@ -297,18 +301,36 @@ class SyntheticDataset:
     subscriptions: list[Subscription] = field(default_factory=list)
     pipeline: list[PipelineEvent] = field(default_factory=list)
     budgets: list[Budget] = field(default_factory=list)
+    #: Tool costs per month (only with ``generate_dataset(martech_tools=True)``).
+    martech: list[MartechCost] = field(default_factory=list)
 
     def by_kind(self) -> dict[str, Sequence[Event]]:
-        return {
+        kinds: dict[str, Sequence[Event]] = {
             "touchpoints": self.touchpoints,
             "spend": self.spend,
             "subscriptions": self.subscriptions,
             "pipeline": self.pipeline,
             "budgets": self.budgets,
         }
+        if self.martech:  # opt-in: without it the dataset (and its files) are as before
+            kinds["martech"] = self.martech
+        return kinds
 
     def counts(self) -> dict[str, int]:
         return {kind: len(events) for kind, events in self.by_kind().items()}
+
+
+#: The demo's marketing tools (martech): vendor, category, monthly licence cost in USD —
+#: a mid-size B2B SaaS stack (CRM, marketing automation, analytics, ESP, webinars, data
+#: enrichment), about $11.7k a month beside the ad spend.
+MARTECH_TOOLS: tuple[tuple[str, str, Decimal], ...] = (
+    ("Salesforce", "crm", Decimal("4200.00")),
+    ("HubSpot", "marketing_automation", Decimal("3200.00")),
+    ("Amplitude", "analytics", Decimal("1500.00")),
+    ("SendGrid", "esp", Decimal("890.00")),
+    ("Zoom Webinars", "webinar", Decimal("690.00")),
+    ("Clearbit", "enrichment", Decimal("1250.00")),
+)
 
 
 class _Ids:
@@ -834,12 +856,28 @@ class _Builder:
                     index += 1
                     self.history_deal(index, week_start, False, self.history_amount())
 
-    def build(self) -> SyntheticDataset:
+    def martech(self) -> None:
+        """Every tool's cost for each month the window touches. No random draws and ids of
+        their own (month and vendor), so every other event is the same as without them."""
+        month = dt.date(self.start.year, self.start.month, 1)
+        while month <= self.end:
+            label = month.strftime("%Y-%m")
+            for vendor, category, amount in MARTECH_TOOLS:
+                slug = vendor.lower().replace(" ", "-")
+                self.out.martech.append(MartechCost(
+                    event_id=f"gen-{self.ids.prefix}-martech-{label}-{slug}", month=label,
+                    vendor=vendor, category=category, amount=amount,
+                ))
+            month = (month + dt.timedelta(days=32)).replace(day=1)
+
+    def build(self, martech_tools: bool = False) -> SyntheticDataset:
         self.spend_and_budgets()
         for index in range(1, self.accounts + 1):
             self.account(index)
         if self.history_weeks:
             self.history()
+        if martech_tools:
+            self.martech()
         out = self.out
         out.touchpoints.sort(key=lambda e: (e.occurred_at, e.event_id))
         out.pipeline.sort(key=lambda e: (e.occurred_at, e.event_id))
@@ -848,7 +886,8 @@ class _Builder:
 
 
 def generate_dataset(
-    seed: int, days: int, accounts: int, end: dt.date, history_weeks: int = 0
+    seed: int, days: int, accounts: int, end: dt.date, history_weeks: int = 0,
+    martech_tools: bool = False,
 ) -> SyntheticDataset:
     """A deterministic synthetic B2B SaaS dataset covering ``days`` days up to ``end``.
 
@@ -856,14 +895,17 @@ def generate_dataset(
     ``history_weeks`` ISO weeks before ``end``'s week (those before the window), and won and
     lost deals (accounts ``acct-h…``) over those weeks and ``end``'s, driven by the spend
     with the known ROI of :data:`HISTORY_RESPONSES`. 0 (the default) leaves the dataset
-    exactly as without it."""
+    exactly as without it.
+
+    ``martech_tools`` adds the monthly costs of :data:`MARTECH_TOOLS` for every month the
+    window touches (the demo turns it on); off (the default) the dataset is unchanged."""
     if days < 1:
         raise ValueError("days must be >= 1")
     if accounts < 0:
         raise ValueError("accounts must be >= 0")
     if history_weeks < 0:
         raise ValueError("history_weeks must be >= 0")
-    return _Builder(seed, days, accounts, end, history_weeks).build()
+    return _Builder(seed, days, accounts, end, history_weeks).build(martech_tools)
 
 
 # -- file contents (written by pulse_ingest.files.write_files) ------------------------

@@ -60,6 +60,8 @@ ALIASES: dict[str, dict[str, str]] = {
     "subscriptions": {"timestamp": "occurred_at", "type": "event_type", "event": "event_type"},
     "pipeline": {"timestamp": "occurred_at", "deal_stage": "stage", "value": "amount"},
     "budgets": {"campaign": "campaign_id", "budget": "amount"},
+    "martech": {"tool": "vendor", "cost": "amount", "monthly_cost": "amount",
+                "tool_category": "category"},
 }
 
 CHANNEL_ALIASES: dict[str, Channel] = {

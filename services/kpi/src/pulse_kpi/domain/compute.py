@@ -19,7 +19,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
-from pulse_kpi.domain.facts import ZERO, AccountTrial, Facts, MrrDay, Scope
+from pulse_kpi.domain.facts import ZERO, AccountTrial, Facts, MartechRow, MrrDay, Scope
 from pulse_shared import kpi_catalog
 from pulse_shared.attribution_models import DEFAULT_MODEL
 from pulse_shared.events import Grain
@@ -518,6 +518,24 @@ def budget_values(
     return out
 
 
+# --------------------------------------------------------------------------- martech
+
+
+def martech_cost(rows: Iterable[MartechRow], start: dt.date, end: dt.date) -> Decimal:
+    """Tool cost of the half-open day range ``[start, end)``: each month's cost spread
+    evenly over its calendar days (whole months count their exact cost, so a month,
+    quarter or year is the plain sum and only days and weeks carry shares)."""
+    total = ZERO
+    for row in rows:
+        month = period_of(row.month, Grain.MONTH)
+        overlap = (min(end, month.end) - max(start, month.start)).days
+        if overlap <= 0:
+            continue
+        days = (month.end - month.start).days
+        total += row.amount if overlap == days else row.amount * overlap / days
+    return total
+
+
 # --------------------------------------------------------------------------- all
 
 
@@ -590,6 +608,7 @@ def compute(facts: Facts, scope: Scope, as_of: dt.date, p: Params = Params()) ->
             values.update(mrr_values(series, period, flow.spend, p))
             values.update(funnel[(grain, period)])
             values.update(trials.get((grain, period, "all", ""), {}))
+            values["martech_cost"] = to_float(martech_cost(facts.martech, period.start, period.end))
             emit(grain, period, "all", "", values)
     for (grain, period, dim, value), flow in sorted(buckets.items(), key=lambda kv: kv[0]):
         if dim != "all" and dim in dims and period in flow_wanted[grain]:

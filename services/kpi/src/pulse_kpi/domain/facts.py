@@ -70,6 +70,16 @@ class BudgetRow:
 
 
 @dataclass(frozen=True, slots=True)
+class MartechRow:
+    """One month's cost of one marketing tool (its category's, summed over its rows)."""
+
+    month: dt.date  # first day of the month
+    vendor: str
+    category: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class AccountStages:
     """When one account first reached each funnel stage."""
 
@@ -101,6 +111,8 @@ class Facts:
     funnel: Sequence[AccountStages] = ()
     #: Trials started in the loaded range (with their conversions, whenever they happened).
     trials: Sequence[AccountTrial] = ()
+    #: Tool costs of the months overlapping the loaded range (totals only).
+    martech: Sequence[MartechRow] = ()
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,7 @@ KPI_SOURCES: dict[str, tuple[str, ...]] = {
     "mrr": (SUBSCRIPTIONS,),
     "arr": (SUBSCRIPTIONS,),
     "mrr_net_new": (SUBSCRIPTIONS,),
+    "mrr_new": (SUBSCRIPTIONS,),
     "nrr": (SUBSCRIPTIONS,),
     "gross_mrr_churn_rate": (SUBSCRIPTIONS,),
     "leads": (PIPELINE,),

@@ -431,6 +431,65 @@ class Trend(_Model):
     label: str
     fmt: Fmt
     points: list[TrendPoint]
+    # "day": one point per day; "month": one per month (dated its first day, the annual
+    # report's trends), never overlaid with a daily forecast.
+    grain: str = "day"
+
+
+class PacingRow(_Model):
+    """One KPI month to date in the daily briefing (:mod:`pulse_reporting.domain.to_date`):
+    days 1..N of the month through the briefing day against the same days of the previous
+    month, and where the month is forecast to land (80 % interval)."""
+
+    kpi: str
+    label: str
+    fmt: Fmt
+    value: float | None
+    previous: float | None
+    change_pct: float | None
+    tone: Tone
+    landing: float | None = None
+    landing_lower: float | None = None
+    landing_upper: float | None = None
+    unavailable: str | None = None  # why value or comparison is missing (never 0)
+
+
+class BriefingSection(_Model):
+    """What only the daily briefing has: the day compared with the same weekday a week
+    earlier (the headline's "previous"), month-to-date pacing, alerts resolved that day."""
+
+    day: dt.date
+    compared_with: dt.date  # the same weekday a week earlier
+    month: str  # YYYY-MM the pacing is about
+    pacing_title: str
+    pacing: list[PacingRow]
+    alerts_resolved: list[AlertRecord] = Field(default_factory=list)
+
+
+class AnnualKpiRow(_Model):
+    """One headline KPI month by month over the year, beside the previous year's months."""
+
+    kpi: str
+    label: str
+    fmt: Fmt
+    better: Better
+    values: list[float | None]  # January … December
+    previous: list[float | None]  # the previous year's January … December (None: no data)
+    total: float | None  # year value (flows: sum of months; stocks and ratios: December)
+    previous_total: float | None
+    aggregate: str  # "sum" or "december"
+
+
+class AnnualSection(_Model):
+    """What only the annual (board) report has: twelve months of headline KPIs against
+    the previous year's, and the quarter the forecast is about."""
+
+    year: str
+    previous_year: str
+    months: list[str]  # YYYY-MM, January … December
+    rows: list[AnnualKpiRow]
+    forecast_quarter: str  # the quarter after the year (YYYY-Q1)
+    forecast_days: int  # days of that quarter the forecast covers
 
 
 class ReportMeta(_Model):
@@ -487,3 +546,7 @@ class Report(_Model):
     cohorts: CohortSection | None = None
     # Trial KPIs of the period, shown with the funnel (empty: the KPI service has none).
     trials: list[TrialMetric] = Field(default_factory=list)
+    # Daily briefings only (None otherwise).
+    briefing: BriefingSection | None = None
+    # Annual (board) reports only (None otherwise).
+    annual: AnnualSection | None = None

@@ -26,7 +26,8 @@ def scoped_report(report: Report, role: Role | str) -> Report:
     marketing mix model) are
     emptied unless the role sees the KPIs they are made of; cohort retention (MRR by
     first paid month, in total) goes with the revenue family (cx sees it) and the trial
-    KPIs with the funnel family (cx does not); the notes (free text that may
+    KPIs with the funnel family (cx does not); the daily briefing's month-to-date rows,
+    resolved alerts and the annual report's month-by-month rows by their KPI; the notes (free text that may
     name any KPI) are dropped for a narrowed role. Fails closed: a KPI outside the catalog
     is hidden from a narrowed role."""
     role = Role(role)
@@ -66,4 +67,14 @@ def scoped_report(report: Report, role: Role | str) -> Report:
         "cohorts": report.cohorts if visible("mrr") else None,
         # trial KPIs are funnel KPIs (catalog family funnel): hidden from cx
         "trials": [t for t in report.trials if visible(t.kpi)],
+        # daily briefing: month-to-date rows and resolved alerts by their KPI
+        "briefing": report.briefing.model_copy(update={
+            "pacing": [r for r in report.briefing.pacing if visible(r.kpi)],
+            "alerts_resolved": [a for a in report.briefing.alerts_resolved
+                                if visible(a.kpi, alert_dimension(a.labels))],
+        }) if report.briefing is not None else None,
+        # annual report: the month-by-month rows by their KPI
+        "annual": report.annual.model_copy(update={
+            "rows": [r for r in report.annual.rows if visible(r.kpi)],
+        }) if report.annual is not None else None,
     })

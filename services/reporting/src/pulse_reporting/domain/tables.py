@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pulse_reporting.domain.cohorts import trial_status
@@ -10,11 +11,14 @@ from pulse_reporting.domain.formatting import fmt_value
 from pulse_reporting.domain.mmm import gain_text, horizon_text
 from pulse_reporting.domain.model import (
     AlertRecord,
+    AnnualSection,
+    BriefingSection,
     CohortSection,
     DimensionRow,
     Fmt,
     KpiTile,
     MmmSection,
+    PacingRow,
     Recommendation,
     Report,
     ReportMeta,
@@ -118,8 +122,189 @@ def headline_table(report: Report) -> Table:
     return Table("headline", "Headline KPIs", columns, rows, tones)
 
 
+#: The tables of the daily briefing and the annual report (they are short: the sections
+#: of the weekly/monthly/quarterly reports they do not have are not written as empty files).
+KIND_TABLES: dict[str, tuple[str, ...]] = {
+    "daily": ("headline", "pacing", "budget", "alerts", "alerts_resolved", "sparklines"),
+    # plus the marketing mix model's tables (mmm_*) when a run is shown
+    "annual": ("headline", "annual_months", "forecast", "cohorts"),
+}
+
+
 def report_tables(report: Report) -> list[Table]:
     """All tables, in report order (CSV exports write one file per table)."""
+    tables = _all_tables(report)
+    if report.briefing is not None:
+        tables += briefing_tables(report)
+    if report.annual is not None:
+        tables.append(annual_table(report.annual))
+    shown = KIND_TABLES.get(report.meta.kind)
+    if shown is None:
+        return tables
+    by_name = {t.name: t for t in tables}
+    mmm = [t for t in tables if t.name.startswith("mmm_")] if report.annual else []
+    return [by_name[name] for name in shown if name in by_name] + mmm
+
+
+def _alerts_table(name: str, title: str, alerts: Sequence[AlertRecord]) -> Table:
+    return Table(
+        name,
+        title,
+        (
+            Column("data_period", "Data period"),
+            Column("data_time", "Data as of"),
+            Column("severity", "Severity"),
+            Column("rule", "Rule"),
+            Column("kpi", "KPI"),
+            Column("value", "Value"),
+            Column("threshold", "Threshold"),
+            Column("summary", "Summary"),
+        ),
+        tuple(
+            (
+                alert_data_period(a), alert_data_time(a), a.severity, a.rule, a.kpi,
+                a.value, a.threshold, a.summary,
+            )
+            for a in alerts
+        ),
+    )
+
+
+def briefing_tables(report: Report) -> list[Table]:
+    """The daily briefing's own tables, raw (CSV): month-to-date pacing, alerts resolved on
+    the day, and the 14 days behind the sparklines."""
+    section = report.briefing
+    if section is None:
+        return []
+    pacing = Table(
+        "pacing",
+        section.pacing_title,
+        (
+            Column("kpi", "KPI"), Column("label", "Label"), Column("value", "Month to date"),
+            Column("previous", "Same days of the previous month"),
+            Column("change_pct", "Change", Fmt.PERCENT), Column("landing", "Landing"),
+            Column("landing_lower", "Landing lower"), Column("landing_upper", "Landing upper"),
+            Column("fmt", "Format"), Column("unavailable", "Not available"),
+        ),
+        tuple(
+            (r.kpi, r.label, r.value, r.previous, r.change_pct, r.landing, r.landing_lower,
+             r.landing_upper, r.fmt.value, r.unavailable)
+            for r in section.pacing
+        ),
+        tuple((None, None, None, None, r.tone.value, None, None, None, None, None)
+              for r in section.pacing),
+    )
+    resolved = _alerts_table(
+        "alerts_resolved", f"Alerts resolved on {section.day.isoformat()}",
+        section.alerts_resolved,
+    )
+    sparklines = Table(
+        "sparklines",
+        "Last 14 days",
+        (Column("kpi", "KPI"), Column("day", "Day"), Column("value", "Value")),
+        tuple((t.kpi, p.day.isoformat(), p.value) for t in report.trends for p in t.points),
+    )
+    return [pacing, resolved, sparklines]
+
+
+def pacing_display_table(section: BriefingSection) -> Table:
+    """Month to date for people: formatted values, n/a with the reason."""
+    def change(row: PacingRow) -> str:
+        if row.change_pct is None:
+            return f"n/a ({row.unavailable})" if row.unavailable else "n/a"
+        return f"{row.change_pct * 100:+.1f}%"
+
+    def landing(row: PacingRow) -> str:
+        if row.landing is None:
+            return "n/a"
+        text = fmt_value(row.landing, row.fmt)
+        if row.landing_lower is not None and row.landing_upper is not None:
+            text += (f" ({fmt_value(row.landing_lower, row.fmt)} – "
+                     f"{fmt_value(row.landing_upper, row.fmt)})")
+        return text
+
+    return Table(
+        "pacing", section.pacing_title,
+        (Column("label", "KPI"), Column("value", "Month to date"),
+         Column("previous", "Same days, previous month"), Column("change", "Change"),
+         Column("landing", "Month lands at (80% interval)")),
+        tuple(
+            (r.label, fmt_value(r.value, r.fmt), fmt_value(r.previous, r.fmt), change(r),
+             landing(r))
+            for r in section.pacing
+        ),
+        tuple((None, None, None, r.tone.value, None) for r in section.pacing),
+    )
+
+
+def annual_table(section: AnnualSection) -> Table:
+    """Every KPI × month of the year beside the same month of the previous year, raw (CSV);
+    plus one ``year`` row per KPI (its year value, see ``aggregate``)."""
+    rows: list[tuple[Cell, ...]] = []
+    for r in section.rows:
+        for month, value, previous in zip(section.months, r.values, r.previous, strict=True):
+            rows.append((r.kpi, month, value, previous, _pct(value, previous), r.fmt.value,
+                         r.aggregate))
+        rows.append((r.kpi, "year", r.total, r.previous_total,
+                     _pct(r.total, r.previous_total), r.fmt.value, r.aggregate))
+    return Table(
+        "annual_months",
+        f"{section.year} by month against {section.previous_year}",
+        (Column("kpi", "KPI"), Column("month", "Month"), Column("value", "Value"),
+         Column("previous_year", "Previous year"), Column("yoy_change_pct", "YoY change",
+                                                          Fmt.PERCENT),
+         Column("fmt", "Format"), Column("aggregate", "Year value")),
+        tuple(rows),
+    )
+
+
+def _pct(value: float | None, previous: float | None) -> float | None:
+    if value is None or previous is None or abs(previous) < 1e-9:
+        return None
+    return (value - previous) / abs(previous)
+
+
+#: KPIs of the annual month-by-month display (a board page, not every column).
+ANNUAL_DISPLAY_KPIS: tuple[str, ...] = (
+    "spend", "leads", "attributed_pipeline", "attributed_revenue", "new_customers", "cac",
+    "mrr_new", "mrr", "ltv_cac",
+)
+
+
+def annual_display_table(section: AnnualSection, yoy: bool = False) -> Table:
+    """Months × headline KPIs (``yoy``: change against the same month of the previous year,
+    n/a where that month has no data), with the year row last."""
+    shown = [r for r in section.rows if r.kpi.split("__")[0] in ANNUAL_DISPLAY_KPIS]
+    rows: list[tuple[Cell, ...]] = []
+    for index, month in enumerate(section.months):
+        cells: list[Cell] = [month]
+        for r in shown:
+            value, previous = r.values[index], r.previous[index]
+            if yoy:
+                pct = _pct(value, previous)
+                cells.append("n/a" if pct is None else f"{pct * 100:+.1f}%")
+            else:
+                cells.append(fmt_value(value, r.fmt))
+        rows.append(tuple(cells))
+    year: list[Cell] = [section.year]
+    for r in shown:
+        if yoy:
+            pct = _pct(r.total, r.previous_total)
+            year.append("n/a" if pct is None else f"{pct * 100:+.1f}%")
+        else:
+            year.append(fmt_value(r.total, r.fmt))
+    rows.append(tuple(year))
+    title = (f"Year over year by month (against {section.previous_year})" if yoy
+             else f"{section.year} month by month")
+    return Table(
+        "annual_yoy" if yoy else "annual_months",
+        title,
+        (Column("month", "Month"), *(Column(r.kpi, r.label) for r in shown)),
+        tuple(rows),
+    )
+
+
+def _all_tables(report: Report) -> list[Table]:
     tables = [headline_table(report)]
     b = report.mrr_bridge
     tables.append(
@@ -229,27 +414,7 @@ def report_tables(report: Report) -> list[Table]:
         )
     )
     tables.append(
-        Table(
-            "alerts",
-            "Alerts fired on this period's data",
-            (
-                Column("data_period", "Data period"),
-                Column("data_time", "Data as of"),
-                Column("severity", "Severity"),
-                Column("rule", "Rule"),
-                Column("kpi", "KPI"),
-                Column("value", "Value"),
-                Column("threshold", "Threshold"),
-                Column("summary", "Summary"),
-            ),
-            tuple(
-                (
-                    alert_data_period(a), alert_data_time(a), a.severity, a.rule, a.kpi,
-                    a.value, a.threshold, a.summary,
-                )
-                for a in report.alerts
-            ),
-        )
+        _alerts_table("alerts", "Alerts fired on this period's data", report.alerts)
     )
     tables.append(
         Table(
@@ -745,3 +910,136 @@ def beside_text(tile: KpiTile) -> str:
     if tile.beside_model is None or tile.value is None:
         return ""
     return f"{model_label(tile.beside_model)} {fmt_value(tile.beside_value, tile.fmt)}"
+
+
+@dataclass(frozen=True)
+class KindSection:
+    """One section of a daily briefing or an annual report, for every renderer: a title,
+    its tables (display form), the text when they are empty and the charts it shows."""
+
+    key: str  # html id
+    title: str
+    tables: tuple[Table, ...]
+    empty: str
+    charts: tuple[str, ...] = ()  # chart names (render.drawing.report_charts)
+    text: str = ""  # one paragraph above the tables
+
+
+def _display_alerts(name: str, title: str, alerts: Sequence[AlertRecord]) -> Table:
+    return Table(
+        name, title,
+        (Column("data_period", "Data period"), Column("severity", "Severity"),
+         Column("rule", "Rule"), Column("kpi", "KPI"), Column("summary", "Summary")),
+        tuple((alert_data_period(a), a.severity, a.rule, a.kpi, a.summary) for a in alerts),
+    )
+
+
+def _budget_display(report: Report) -> Table:
+    return Table(
+        "budget", "Budget pacing (month)",
+        (Column("period", "Month"), Column("channel", "Channel"), Column("budget", "Budget"),
+         Column("spend_to_date", "Spend to date"), Column("pacing", "Pacing"),
+         Column("projected_spend", "Projected spend")),
+        tuple(
+            (b.period, b.channel, fmt_value(b.budget, Fmt.MONEY),
+             fmt_value(b.spend_to_date, Fmt.MONEY), fmt_value(b.pacing, Fmt.PERCENT),
+             fmt_value(b.projected_spend, Fmt.MONEY))
+            for b in report.budget
+        ),
+        tuple((None, None, None, None, b.tone.value, None) for b in report.budget),
+    )
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float | None]) -> str:
+    """``▁▃█`` for the values (a space for a day without a value: n/a, not 0)."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return ""
+    lo, hi = min(known), max(known)
+    span = hi - lo
+    return "".join(
+        " " if v is None else _BARS[0 if span <= 0 else round((v - lo) / span * 7)]
+        for v in values
+    )
+
+
+def sparkline_display_table(report: Report) -> Table:
+    """The briefing's 14 days per KPI as a text sparkline, with the lowest and highest day."""
+    rows: list[tuple[Cell, ...]] = []
+    for t in report.trends:
+        values = [p.value for p in t.points]
+        known = [v for v in values if v is not None]
+        rows.append((
+            t.label, sparkline(values),
+            fmt_value(min(known), t.fmt) if known else "n/a",
+            fmt_value(max(known), t.fmt) if known else "n/a",
+        ))
+    return Table(
+        "sparklines", "Last 14 days",
+        (Column("label", "KPI"), Column("days", "Day by day"), Column("low", "Lowest day"),
+         Column("high", "Highest day")),
+        tuple(rows),
+    )
+
+
+def kind_sections(report: Report) -> list[KindSection] | None:
+    """The body of a daily briefing or an annual report after the headline (None for the
+    weekly, monthly and quarterly reports, whose renderers lay out their own sections).
+    The annual report's marketing mix model and cohort sections are the monthly report's,
+    drawn by each renderer after these."""
+    if report.briefing is not None:
+        b = report.briefing
+        day = b.day.isoformat()
+        return [
+            KindSection("sparklines", "Last 14 days", (sparkline_display_table(report),),
+                        "No daily values in the last 14 days.", ("briefing_sparklines",)),
+            KindSection("pacing", f"Month to date — {b.month}",
+                        (pacing_display_table(b), _budget_display(report)),
+                        "No month-to-date values or budgets.",
+                        text="" if b.pacing else b.pacing_title),
+            KindSection("alerts", f"Alerts on {day}",
+                        (_display_alerts("alerts", f"Fired on {day}'s data", report.alerts),
+                         _display_alerts("alerts_resolved", f"Resolved on {day}",
+                                         b.alerts_resolved)),
+                        "None."),
+        ]
+    if report.annual is not None:
+        a = report.annual
+        forecast = forecast_display_table(report)
+        ltv_cac = next((r for r in a.rows if r.kpi == "ltv_cac"), None)
+        ltv_text = (
+            f"LTV:CAC at the end of {a.year}: {fmt_value(ltv_cac.total, ltv_cac.fmt)} "
+            f"(end of {a.previous_year}: {fmt_value(ltv_cac.previous_total, ltv_cac.fmt)})."
+            if ltv_cac is not None else ""
+        )
+        return [
+            KindSection(
+                "months", f"{a.year} month by month",
+                (annual_display_table(a), annual_display_table(a, yoy=True)),
+                "No monthly KPI values.",
+                tuple(f"trend_{t.kpi}" for t in report.trends),
+                text=("Flows are summed over the twelve months (n/a unless every month has "
+                      "data); MRR, ARR, LTV and LTV:CAC are December's; CAC and ROAS are "
+                      "the year's spend ÷ new customers and revenue ÷ spend. " + ltv_text),
+            ),
+            KindSection(
+                "forecast", f"Forecast of {a.forecast_quarter}", (forecast,),
+                "Not enough daily history to forecast.",
+                text=(f"The next {a.forecast_days} days after {a.year} from the daily "
+                      "history, with calibrated 80 % and 95 % intervals."),
+            ),
+        ]
+    return None
+
+
+def comparison_labels(report: Report) -> tuple[str, str | None]:
+    """What a headline KPI's two deltas compare with (an annual report's previous year is
+    its year ago: shown once, the second label None)."""
+    if report.briefing is not None:
+        return "vs a week earlier", "vs 52 weeks earlier"
+    if report.annual is not None:
+        return "YoY", None
+    return "PoP", "YoY"

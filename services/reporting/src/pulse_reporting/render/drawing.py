@@ -391,7 +391,9 @@ def trend(report: Report, kpi: str) -> Drawing | None:
     if series is None:
         return None
     actual = [(p.day, p.value) for p in series.points if p.value is not None]
-    forecast = next((f for f in report.forecast if f.kpi == kpi), None)
+    monthly = series.grain != "day"
+    # a monthly series (the annual report) is never overlaid with a daily forecast
+    forecast = None if monthly else next((f for f in report.forecast if f.kpi == kpi), None)
     if not actual:
         return None
     days = [a for a, _ in actual] + ([p.day for p in forecast.points] if forecast else [])
@@ -401,7 +403,8 @@ def trend(report: Report, kpi: str) -> Drawing | None:
         values += [p.upper for p in forecast.points] + [p.lower for p in forecast.points]
     lo, hi = min(values), max(values)
     pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
-    title = f"{series.label} — daily" + (", with 30-day forecast" if forecast else "")
+    title = f"{series.label} — " + ("monthly" if monthly else "daily") + (
+        f", with {forecast.horizon_days}-day forecast" if forecast else "")
     d = _drawing(title, 190.0)
     f = _value_axis(d, lo - pad, hi + pad, series.fmt, 190.0)
     span = max((last - first).days, 1)
@@ -410,7 +413,7 @@ def trend(report: Report, kpi: str) -> Drawing | None:
         return f.x((day - first).days / span)
 
     start, end = report.meta.period_start, report.meta.period_end
-    if start >= first:
+    if start >= first and not monthly:
         d.add(Rect(fx(start), f.y0, fx(end) - fx(start), f.y1 - f.y0, fillColor=SPAN,
                    strokeColor=None))
     if forecast:
@@ -428,9 +431,59 @@ def trend(report: Report, kpi: str) -> Drawing | None:
     for day, value in actual:
         points += [fx(day), f.y(value or 0.0)]
     d.add(PolyLine(points, strokeColor=ACCENT, strokeWidth=1.3))
-    for tick in _date_ticks(first, last):
-        _label(d, fx(tick), f.y0 - 11, tick.strftime("%d %b"), 6.5)
+    if monthly:
+        for day, value in actual:
+            d.add(Circle(fx(day), f.y(value or 0.0), 1.8, fillColor=ACCENT, strokeColor=None))
+    ticks = [p.day for p in series.points] if monthly else _date_ticks(first, last)
+    for tick in ticks:
+        _label(d, fx(tick), f.y0 - 11, tick.strftime("%b" if monthly else "%d %b"), 6.5)
         d.add(Line(fx(tick), f.y0, fx(tick), f.y0 - 3, strokeColor=AXIS, strokeWidth=0.5))
+    return d
+
+
+SPARK_ROW = 30.0
+
+
+def briefing_sparklines(report: Report) -> Drawing | None:
+    """The daily briefing's one chart: a row per KPI — its last 14 days as a sparkline, the
+    briefing day marked, and the day's value (a day without a value is a gap, not 0)."""
+    if report.briefing is None or not report.trends:
+        return None
+    height = 30.0 + SPARK_ROW * len(report.trends)
+    d = _drawing(f"Last 14 days to {report.briefing.day.isoformat()}", height)
+    x0, x1 = 150.0, WIDTH - 110.0
+    last = report.briefing.day
+    first = last - dt.timedelta(days=13)
+    for row, series in enumerate(report.trends):
+        y0 = height - 34.0 - SPARK_ROW * (row + 1) + 6
+        y1 = y0 + SPARK_ROW - 10
+        _label(d, 8, y0 + 6, chart_text(series.label, 28), 8, "start")
+        known = [p.value for p in series.points if p.value is not None]
+        lo, hi = (min(known), max(known)) if known else (0.0, 0.0)
+        span = (hi - lo) or 1.0
+
+        def px(day: dt.date, first: dt.date = first) -> float:
+            return x0 + (x1 - x0) * (day - first).days / 13
+
+        def py(value: float, lo: float = lo, span: float = span, y0: float = y0,
+               y1: float = y1) -> float:
+            return y0 + (y1 - y0) * (value - lo) / span
+
+        segment: list[float] = []
+        for p in series.points:
+            if p.value is None:  # a gap: the line stops
+                if len(segment) >= 4:
+                    d.add(PolyLine(segment, strokeColor=ACCENT, strokeWidth=1.2))
+                segment = []
+                continue
+            segment += [px(p.day), py(p.value)]
+        if len(segment) >= 4:
+            d.add(PolyLine(segment, strokeColor=ACCENT, strokeWidth=1.2))
+        today = next((p for p in series.points if p.day == last), None)
+        if today is not None and today.value is not None:
+            d.add(Circle(px(last), py(today.value), 2.2, fillColor=ACCENT2, strokeColor=None))
+        _label(d, WIDTH - 8, y0 + 6,
+               fmt_value(today.value if today else None, series.fmt), 8, "end")
     return d
 
 
@@ -466,11 +519,14 @@ BUILDERS: Sequence[tuple[str, Callable[[Report], Drawing | None]]] = (
     ("mmm_curves", mmm_curves),
     ("cohort_logo_retention", cohort_logo),
     ("cohort_mrr_retention", cohort_mrr),
+    ("briefing_sparklines", briefing_sparklines),
 )
 
 
 def report_charts(report: Report) -> list[Chart]:
     out = [Chart(name, d) for name, build in BUILDERS if (d := build(report)) is not None]
+    if report.briefing is not None:
+        return out  # the sparkline panel is the briefing's trend chart
     for t in report.trends:
         d = trend(report, t.kpi)
         if d is not None:

@@ -26,14 +26,17 @@ from pulse_reporting.domain.model import (
 from pulse_reporting.domain.tables import (
     Cell,
     Column,
+    KindSection,
     Table,
     alert_data_period,
     alert_data_time,
     beside_text,
     cohort_display_table,
+    comparison_labels,
     forecast_by_channel_display_table,
     forecast_check_display_table,
     forecast_display_table,
+    kind_sections,
     mmm_allocation_display_table,
     mmm_roi_display_table,
     model_statement,
@@ -93,9 +96,30 @@ def _css() -> str:
     return resources.files("pulse_reporting").joinpath("templates/report.css").read_text()
 
 
+def _kind_html_sections(
+    report: Report, body: list[KindSection], svg: dict[str, str]
+) -> list[Section]:
+    """A daily briefing's or annual report's sections, then its MMM and cohort sections."""
+    out: list[Section] = []
+    for s in body:
+        charts = [svg[name] for name in s.charts if name in svg]
+        out.append(Section(
+            s.key, s.title, list(s.tables), s.empty, charts[0] if charts else None,
+            extra_charts=charts[1:], intro=[s.text] if s.text else [],
+        ))
+    if report.mmm is not None:
+        out.append(mmm_html_section(report.mmm, svg))
+    if report.cohorts is not None:
+        out.append(cohorts_html_section(report.cohorts, svg))
+    return out
+
+
 def sections(report: Report, rendered: list[Chart] | None = None) -> list[Section]:
-    t = {table.name: table for table in report_tables(report)}
     svg = {c.name: c.svg() for c in rendered or []}
+    body = kind_sections(report)
+    if body is not None:
+        return _kind_html_sections(report, body, svg)
+    t = {table.name: table for table in report_tables(report)}
     m = report.meta
     by_channel = forecast_by_channel_display_table(report)
     out = [
@@ -186,4 +210,6 @@ def render_html(
         recommendation_label=RECOMMENDATION_LABEL,
         model_statement=model_statement(report.meta),
         partial_banner=partial_banner(report.meta),
+        comparison_labels=comparison_labels(report),
+        with_recommendations=report.briefing is None and report.annual is None,
     )

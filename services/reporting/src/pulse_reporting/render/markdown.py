@@ -23,11 +23,14 @@ from pulse_reporting.domain.model import (
 from pulse_reporting.domain.tables import (
     Cell,
     Column,
+    KindSection,
     Table,
     cohort_display_table,
+    comparison_labels,
     forecast_by_channel_display_table,
     forecast_check_display_table,
     forecast_display_table,
+    kind_sections,
     mmm_allocation_display_table,
     mmm_roi_display_table,
     model_statement,
@@ -121,6 +124,27 @@ def _cohorts(section: CohortSection) -> list[str]:
     return lines
 
 
+def _kind_sections(report: Report, body: list[KindSection]) -> list[str]:
+    """A daily briefing's or annual report's sections (then its MMM and cohort sections)."""
+    lines: list[str] = []
+    for section in body:
+        lines += ["", f"## {md_escape(section.title)}"]
+        if section.text:
+            lines += ["", md_escape(section.text)]
+        if not any(t.rows for t in section.tables):
+            lines += ["", f"_{md_escape(section.empty)}_"]
+            continue
+        for table in section.tables:
+            if len(section.tables) > 1:
+                lines += ["", f"### {md_escape(table.title)}"]
+            lines += [""] + (_table(table) if table.rows else ["_None._"])
+    if report.mmm is not None:
+        lines += _mmm(report.mmm)
+    if report.cohorts is not None:
+        lines += _cohorts(report.cohorts)
+    return lines
+
+
 def render_markdown(report: Report) -> str:
     m = report.meta
     tables = {t.name: t for t in report_tables(report)}
@@ -147,21 +171,27 @@ def render_markdown(report: Report) -> str:
     beside_model = next((t.beside_model for t in report.headline if t.beside_model), None)
     # the beside model's value (last touch) in its own column, next to the report model's
     beside_head = f" {md_escape(model_label(beside_model))} |" if beside_model else ""
+    first, second = comparison_labels(report)
+    if report.briefing is None and report.annual is None:
+        first, second = "vs previous", "vs year ago"
     lines += [
-        f"| KPI | Value |{beside_head} vs previous | | vs year ago | |",
-        "|---|---:|" + ("---:|" if beside_model else "") + "---:|---|---:|---|",
+        f"| KPI | Value |{beside_head} {first} | |" + (f" {second} | |" if second else ""),
+        "|---|---:|" + ("---:|" if beside_model else "") + "---:|---|"
+        + ("---:|---|" if second else ""),
     ]
     for t in report.headline:
         beside = (
             f" {md_escape(fmt_value(t.beside_value, t.fmt)) if t.beside_model else ''} |"
             if beside_model else ""
         )
+        year_ago = (
+            f" {md_escape(fmt_change(t.yoy, t.fmt))} | "
+            f"{TONE_EMOJI[t.yoy.tone] if t.yoy.change is not None else ''} |"
+        ) if second else ""
         lines.append(
             f"| {md_escape(t.label)} | {md_escape(fmt_value(t.value, t.fmt))} |{beside} "
             f"{md_escape(fmt_change(t.pop, t.fmt))} | "
-            f"{TONE_EMOJI[t.pop.tone] if t.pop.change is not None else ''} | "
-            f"{md_escape(fmt_change(t.yoy, t.fmt))} | "
-            f"{TONE_EMOJI[t.yoy.tone] if t.yoy.change is not None else ''} |"
+            f"{TONE_EMOJI[t.pop.tone] if t.pop.change is not None else ''} |{year_ago}"
         )
     lines.append("")
     lines.append(
@@ -170,6 +200,9 @@ def render_markdown(report: Report) -> str:
     )
     for foot in report.footnotes:
         lines += ["", f"_{md_escape(foot.label)}: {md_escape(foot.source)}_"]
+    kind_body = kind_sections(report)
+    if kind_body is not None:
+        return "\n".join(lines + _kind_sections(report, kind_body)) + "\n"
     lines += _section("MRR bridge", tables["mrr_bridge"], "No MRR data.")
     lines += _section(f"Channels — {m.model}", tables["channels"], "No channel KPIs.")
     lines += _section(

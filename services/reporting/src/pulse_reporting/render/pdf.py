@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from reportlab import rl_config
+from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
@@ -40,12 +41,14 @@ from reportlab.platypus.flowables import Flowable
 from pulse_reporting.domain.formatting import TONE_COLOURS, fmt_change, fmt_value
 from pulse_reporting.domain.mmm import gain_text, horizon_text
 from pulse_reporting.domain.model import RECOMMENDATION_LABEL, Report, Tone
-from pulse_reporting.domain.tables import Table as DataTable
 from pulse_reporting.domain.tables import (
+    KindSection,
     cohort_display_table,
+    comparison_labels,
     forecast_by_channel_display_table,
     forecast_check_display_table,
     forecast_display_table,
+    kind_sections,
     mmm_allocation_display_table,
     mmm_roi_display_table,
     model_statement,
@@ -55,6 +58,7 @@ from pulse_reporting.domain.tables import (
     roas_summary,
     trials_display_table,
 )
+from pulse_reporting.domain.tables import Table as DataTable
 from pulse_reporting.render.drawing import Chart, report_charts
 from pulse_reporting.render.html import cell
 from pulse_shared.attribution_models import label as model_label
@@ -138,7 +142,10 @@ def _headline(report: Report, styles: dict[str, ParagraphStyle]) -> Flowable:
     regular, bold = _fonts()
     beside_model = next((t.beside_model for t in report.headline if t.beside_model), None)
     beside_head = [model_label(beside_model)] if beside_model else []
-    rows: list[list[str]] = [["KPI", "Value", *beside_head, "vs previous", "vs year ago"]]
+    first, second = comparison_labels(report)
+    if report.briefing is None and report.annual is None:
+        first, second = "vs previous", "vs year ago"
+    rows: list[list[str]] = [["KPI", "Value", *beside_head, first, second or ""]]
     shift = 1 if beside_model else 0
     style = [
         ("FONT", (0, 0), (-1, -1), regular, 9),
@@ -152,7 +159,7 @@ def _headline(report: Report, styles: dict[str, ParagraphStyle]) -> Flowable:
             [fmt_value(t.beside_value, t.fmt) if t.beside_model else ""] if beside_model else []
         )
         rows.append([t.label, fmt_value(t.value, t.fmt), *beside, fmt_change(t.pop, t.fmt),
-                     fmt_change(t.yoy, t.fmt)])
+                     fmt_change(t.yoy, t.fmt) if second else ""])
         for col, d in ((2 + shift, t.pop), (3 + shift, t.yoy)):
             if d.change is not None:
                 style.append(("TEXTCOLOR", (col, i), (col, i),
@@ -161,6 +168,32 @@ def _headline(report: Report, styles: dict[str, ParagraphStyle]) -> Flowable:
     table = Table(rows, colWidths=widths, hAlign="LEFT")
     table.setStyle(TableStyle(style))
     return table
+
+
+def _kind_story(
+    body: list[KindSection], figs: dict[str, Drawing], styles: dict[str, ParagraphStyle]
+) -> list[Flowable]:
+    """A daily briefing's or annual report's sections (its MMM and cohort sections follow,
+    as in the monthly report)."""
+    story: list[Flowable] = []
+    for s in body:
+        parts: list[Flowable] = [Paragraph(pdf_escape(s.title), styles["h2"])]
+        if s.text:
+            parts.append(Paragraph(pdf_escape(s.text), styles["body"]))
+        charts = [figs.pop(name) for name in s.charts if name in figs]
+        if charts:
+            parts.append(charts[0])
+        story.append(KeepTogether(parts))
+        story += [KeepTogether([chart]) for chart in charts[1:]]
+        if not any(table.rows for table in s.tables):
+            story.append(Paragraph(pdf_escape(s.empty), styles["small"]))
+            continue
+        for table in s.tables:
+            if len(s.tables) > 1:
+                story.append(Paragraph(pdf_escape(table.title), styles["h3"]))
+            story.append(_table(table, styles) if table.rows
+                         else Paragraph("None.", styles["small"]))
+    return story
 
 
 def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flowable]:
@@ -209,7 +242,9 @@ def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flo
             )
             for r in report.recommendations
         ]
-    story.append(PageBreak())
+    body = kind_sections(report)
+    if body is None:
+        story.append(PageBreak())
 
     def section(title: str, names: list[str], chart: str | None = None) -> None:
         parts: list[Flowable] = [Paragraph(pdf_escape(title), styles["h2"])]
@@ -223,17 +258,20 @@ def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flo
             story.append(_table(data, styles) if data.rows
                          else Paragraph("None.", styles["small"]))
 
-    section("MRR bridge", ["mrr_bridge"], "mrr_bridge")
-    section(f"Channels — {m.model}", ["channels"], "channels")
-    section("Attribution model comparison", ["model_comparison", "model_comparison_roas"])
-    section(f"Campaigns — {m.model}", ["campaigns", "top_campaigns", "bottom_campaigns"])
-    section("Funnel", ["funnel", "trials"], "funnel")
-    section("Budget vs actual and pacing", ["budget"])
-    section("Top conversion paths", ["paths"])
-    section("Alerts fired on this period's data", ["alerts"])
-    section(t["forecast"].title, ["forecast"])
-    section(t["forecast_by_channel"].title, ["forecast_by_channel"], "forecast_by_channel")
-    section("Last period's forecast vs actual", ["forecast_check"])
+    if body is not None:
+        story += _kind_story(body, figs, styles)
+    else:
+        section("MRR bridge", ["mrr_bridge"], "mrr_bridge")
+        section(f"Channels — {m.model}", ["channels"], "channels")
+        section("Attribution model comparison", ["model_comparison", "model_comparison_roas"])
+        section(f"Campaigns — {m.model}", ["campaigns", "top_campaigns", "bottom_campaigns"])
+        section("Funnel", ["funnel", "trials"], "funnel")
+        section("Budget vs actual and pacing", ["budget"])
+        section("Top conversion paths", ["paths"])
+        section("Alerts fired on this period's data", ["alerts"])
+        section(t["forecast"].title, ["forecast"])
+        section(t["forecast_by_channel"].title, ["forecast_by_channel"], "forecast_by_channel")
+        section("Last period's forecast vs actual", ["forecast_check"])
     if report.mmm is not None:
         mmm = report.mmm
         story.append(KeepTogether([
