@@ -345,6 +345,8 @@ def base_rows(tag: str) -> dict[str, dict[str, Any]]:
         "subscriptions": {"occurred_at": at, "event_type": "subscription_started", "mrr": "10"},
         "pipeline": {"occurred_at": at, "stage": "lead"},
         "budgets": {"month": now.strftime("%Y-%m"), "channel": "paid_search", "amount": "100"},
+        "martech": {"month": now.strftime("%Y-%m"), "vendor": "hubspot", "category": "crm",
+                    "amount": "100"},
     }
 
 
