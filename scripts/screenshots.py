@@ -14,7 +14,14 @@ reporting dashboard on 127.0.0.1 with that date, and captures PNGs with headless
   ``dashboard-month-to-date.png`` (the month-to-date panel with the landing) and
   ``report-monthly-forecast.png`` (the report's forecast sections) and
   ``report-monthly-mmm.png`` (its incrementality section: the marketing mix model fitted
-  on the demo data as ``pulse demo`` fits it, or why it has no results).
+  on the demo data as ``pulse demo`` fits it, or why it has no results);
+- the reports' insight sections (product usage, deliverability, customer experience,
+  segments, martech, …: every one the demo data fills), one close-up each,
+  ``report-monthly-insight-<key>.png``, and the quarterly report's own section
+  ``report-quarterly-insight-quarter.png`` (quarter over quarter and year over year);
+- the persona views: ``dashboard-persona-cmo.png``, ``dashboard-persona-ops.png``,
+  ``dashboard-persona-cx.png`` (as the cmo) and ``dashboard-persona-cx-as-cx.png`` (as a
+  cx user: only what that role may see).
 
 Run: ``.venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--today 2026-11-16]``.
 """
@@ -54,10 +61,12 @@ def fail(message: str) -> None:
     raise SystemExit(1)
 
 
-async def build_demo_data(data_dir: Path, reports_dir: Path, now: dt.datetime) -> Path:
+async def build_demo_data(
+    data_dir: Path, reports_dir: Path, now: dt.datetime
+) -> tuple[Path, Path]:
     """Generate and ingest the demo data with every clock at ``now``, fit the marketing mix
-    model as ``pulse demo`` does; write the monthly HTML report of the last complete month.
-    Returns the report's path."""
+    model as ``pulse demo`` does; write the monthly and quarterly HTML reports of the last
+    complete month and quarter. Returns their paths."""
     from pulse_cli.demo import DEMO_HISTORY_WEEKS, DEMO_MMM_GRAIN, DEMO_MMM_SAMPLER, INGEST_ORDER
     from pulse_cli.runtime import open_pipeline
     from pulse_ingest.domain.generator import generate_dataset
@@ -70,7 +79,7 @@ async def build_demo_data(data_dir: Path, reports_dir: Path, now: dt.datetime) -
     today = now.date()
     dataset = generate_dataset(seed=SEED, days=DAYS, accounts=ACCOUNTS,
                                end=today - dt.timedelta(days=1),
-                               history_weeks=DEMO_HISTORY_WEEKS)
+                               history_weeks=DEMO_HISTORY_WEEKS, **demo_kinds(generate_dataset))
     async with open_pipeline(PulseSettings(data_dir=data_dir)) as pipeline:
         assert pipeline.store is not None, "screenshots run on the embedded store"
         for component in pipeline.components:
@@ -98,7 +107,20 @@ async def build_demo_data(data_dir: Path, reports_dir: Path, now: dt.datetime) -
         month = last_complete("monthly", today)
         report = await generate_report(pipeline.store, "monthly", month, formats="html",
                                        out_dir=reports_dir, now=now)
-        return Path(report.paths["html"])
+        quarter = last_complete("quarterly", today)
+        quarterly = await generate_report(pipeline.store, "quarterly", quarter,
+                                          formats="html", out_dir=reports_dir, now=now)
+        return Path(report.paths["html"]), Path(quarterly.paths["html"])
+
+
+def demo_kinds(generate: Any) -> dict[str, bool]:
+    """Every opt-in event kind of the generator on (``martech_tools``, ``product_usage``,
+    …: its boolean flags, off by default so tests' datasets stay small), as ``pulse demo``
+    turns them on: the pictures show every section the demo fills."""
+    import inspect
+
+    return {name: True for name, parameter in inspect.signature(generate).parameters.items()
+            if parameter.default is False}
 
 
 def signed_in(app: Any, token: str) -> Any:
@@ -116,9 +138,10 @@ def signed_in(app: Any, token: str) -> Any:
 
 
 def serve_dashboard(
-    data_dir: Path, reports_dir: Path, now: dt.datetime
+    data_dir: Path, reports_dir: Path, now: dt.datetime, role: str = "cmo"
 ) -> tuple[str, Any, threading.Thread]:
-    """The reporting dashboard over the demo store, its clock at ``now``."""
+    """The reporting dashboard over the demo store, its clock at ``now``, every request
+    signed in as a user of ``role``."""
     import uvicorn
 
     from pulse_reporting.main import build
@@ -134,8 +157,8 @@ def serve_dashboard(
     settings = ReportingSettings(output_dir=reports_dir, schedule_enabled=False)
     component = build(store, Bus(make_broker(None), "reporting"), settings)
     component.clock = lambda: now
-    _, token = UserDirectory(store).add("screenshots", "cmo", created_by="screenshots",
-                                        valid_days=1)
+    _, token = UserDirectory(store).add(f"screenshots-{role}", role,
+                                        created_by="screenshots", valid_days=1)
     app = signed_in(create_dashboard(component, today=lambda: now.date(), host="127.0.0.1"),
                     token)
     port = free_port()
@@ -191,6 +214,32 @@ def capture_elements(url: str, shots: list[tuple[str, Path]], width: int = 1280)
             driver.quit()
 
 
+def capture_present(url: str, shots: list[tuple[str, Path]], width: int = 1280) -> None:
+    """Like :func:`capture_elements`, for elements the demo data may not produce (an
+    insight section of a kind not generated yet): the missing ones are reported, not
+    fatal."""
+    import httpx
+
+    page = (httpx.get(url, timeout=300).text if url.startswith("http")
+            else Path(url.removeprefix("file://")).read_text())
+    present = []
+    for selector, path in shots:
+        ident = selector.split("#", 1)[-1]
+        if f'id="{ident}"' in page:
+            present.append((selector, path))
+        else:
+            print(f"  skipped {path.name}: no {selector} (no demo data for it yet)")
+    if present:
+        capture_elements(url, present, width)
+
+
+def insight_sections(html: Path) -> list[str]:
+    """The ids of the insight sections (``insight-<key>``) of a rendered report."""
+    import re
+
+    return re.findall(r'<section id="(insight-[\w-]+)">', html.read_text())
+
+
 def warm(url: str) -> None:
     """Load a page once so the forecast (statsforecast import, fits) is cached before
     Chromium's time budget starts."""
@@ -216,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data_dir, reports_dir = work / "data", work / "reports"
         print(f"building the demo data as of {args.today} in {work}")
-        report_html = asyncio.run(build_demo_data(data_dir, reports_dir, now))
+        report_html, quarterly_html = asyncio.run(build_demo_data(data_dir, reports_dir, now))
         base, server, thread = serve_dashboard(data_dir, reports_dir, now)
         running = f"{args.today.year}-{args.today.month:02d}"
         query = f"grain=month&model={MODEL}"
@@ -231,8 +280,22 @@ def main(argv: list[str] | None = None) -> int:
         capture_elements(report_html.resolve().as_uri(),
                          [(FORECAST_SECTION, out / "report-monthly-forecast.png"),
                           (MMM_SECTION, out / "report-monthly-mmm.png")])
-        server.should_exit = True
-        thread.join(timeout=10)
+        capture_present(report_html.resolve().as_uri(), [
+            (f"section#{ident}", out / f"report-monthly-{ident}.png")
+            for ident in insight_sections(report_html)])
+        capture_present(quarterly_html.resolve().as_uri(), [
+            ("section#insight-quarter", out / "report-quarterly-insight-quarter.png")])
+        for persona in ("cmo", "ops", "cx"):
+            url = f"{base}/persona/{persona}?{query}"
+            warm(url)
+            capture(url, out / f"dashboard-persona-{persona}.png", 1280, 2000)
+        cx_base, cx_server, cx_thread = serve_dashboard(data_dir, reports_dir, now, "cx")
+        warm(f"{cx_base}/persona/cx?{query}")
+        capture(f"{cx_base}/persona/cx?{query}", out / "dashboard-persona-cx-as-cx.png",
+                1280, 2000)
+        for running_server, running_thread in ((server, thread), (cx_server, cx_thread)):
+            running_server.should_exit = True
+            running_thread.join(timeout=10)
     finally:
         from pulse_shared.store.embedded import close_all_embedded
 

@@ -44,7 +44,8 @@ from pulse_shared.schema.migrations import (
 GRANT = re.compile(r"^GRANT SELECT ON (\w+) TO (\w+)$")
 ROLE = re.compile(r"^CREATE ROLE IF NOT EXISTS (\w+)$")
 POLICY = re.compile(
-    r"^CREATE ROW POLICY IF NOT EXISTS (\w+) ON (\w+)\s+AS PERMISSIVE FOR SELECT\s+"
+    r"^(?:CREATE ROW POLICY IF NOT EXISTS|ALTER ROW POLICY) (\w+) ON (\w+)\s+AS PERMISSIVE "
+    r"FOR SELECT\s+"
     r"USING (?P<condition>.+?)\s+TO (?P<roles>\w+(?:,\s*\w+)*)$",
     re.S,
 )
@@ -97,7 +98,9 @@ def test_access_migrations_are_marked_and_grant_exactly_each_scope() -> None:
 
 def test_only_the_access_migrations_are_marked_access_control() -> None:
     marked = [m.label for m in load_migrations() if m.access_control]
-    assert marked == ["0060_access_roles", "0071_mmm_access", "0072_martech_access"]
+    assert marked == ["0060_access_roles", "0071_mmm_access", "0072_martech_access",
+                      "0073_accounts_access", "0074_usage_access", "0075_deliverability_access",
+                      "0076_cx_access"]
 
 
 @pytest.mark.clickhouse

@@ -48,7 +48,9 @@ def test_one_subscriber_per_declared_consumer_with_its_options() -> None:
     [
         ("pulse_kpi.main", {"marketing.spend.v1", "billing.subscriptions.v1",
                             "crm.pipeline.v1", "marketing.budgets.v1",
-                            "marketing.martech.v1", "attribution.credits.v1"}),
+                            "marketing.martech.v1", "attribution.credits.v1",
+                            "email.deliverability.v1", "crm.accounts.v1",
+                            "product.usage.v1", "cx.feedback.v1", "cx.tickets.v1"}),
         ("pulse_attribution.main", {"marketing.touchpoints.v1", "crm.pipeline.v1",
                                     "billing.subscriptions.v1"}),
         ("pulse_alerts.main", {"kpi.snapshots.v1"}),

@@ -38,6 +38,7 @@ def test_ingest_kinds_come_from_the_registry() -> None:
 
     assert topics.INGEST_KINDS == (
         "touchpoints", "spend", "subscriptions", "pipeline", "budgets", "martech",
+        "deliverability", "usage", "accounts", "feedback", "tickets",
     )
     # lists of kind names kept as literals (the CLI's for a fast start) must match the registry
     for names in (SOURCES, EVENT_KINDS, GENERATED):

@@ -215,7 +215,7 @@ def model_kpi(base: str) -> str:
 
 #: Grafana units per catalog unit (ratios that are rates use percentunit, set per tile).
 GRAFANA_UNITS = {Unit.USD: "currencyUSD", Unit.COUNT: "short", Unit.RATIO: "none",
-                 Unit.MONTHS: "months", Unit.DAYS: "d"}
+                 Unit.MONTHS: "months", Unit.DAYS: "d", Unit.HOURS: "h", Unit.POINTS: "none"}
 COMPLETE_NOTE = ("Last complete period of the chosen grain; the running one is left out "
                  "unless 'Running period' is set to include (then it is a partial value).")
 RUNNING_NOTE = "The running month (pacing is about the period in progress)."
@@ -1157,10 +1157,307 @@ def operations() -> dict[str, Any]:
     )
 
 
+# --------------------------------------------------------------------------- personas
+#: Families of issue 17 (usage, deliverability, customer experience): their KPI rows are
+#: generated from the catalog, so a KPI added there appears after regenerating. A family
+#: not in the catalog yet is skipped (its KPIs cannot be queried by name).
+NEW_FAMILIES = (("product", "Product usage"), ("deliverability", "Deliverability"),
+                ("experience", "Customer experience: NPS, CSAT, support"))
+#: Industry alert thresholds drawn on the deliverability tiles (the alert rule templates').
+RATE_THRESHOLDS: dict[str, float] = {"bounce_rate": 0.02, "hard_bounce_rate": 0.02,
+                                     "complaint_rate": 0.001}
+#: Catalog ratios read as percentages (rates) rather than multiples.
+PERCENT_RATIOS = {"delivery_rate", "bounce_rate", "hard_bounce_rate", "complaint_rate",
+                  "unsubscribe_rate", "open_rate", "click_rate", "feature_adoption_rate",
+                  "csat", "nrr", "gross_mrr_churn_rate", "logo_churn_rate", "marketing_roi",
+                  "marketing_roi_fully_loaded", "trial_to_paid_rate"}
+
+
+def catalog_unit(kpi: str) -> str:
+    return "percentunit" if kpi in PERCENT_RATIOS else kpi_unit(kpi)
+
+
+def family_kpis(family: str) -> list[str]:
+    """KPIs of ``family`` with a company total (catalog order)."""
+    return [k for k, d in KPI_CATALOG.items()
+            if d.family.value == family and "all" in d.dimensions and "__" not in k]
+
+
+def tiles(lay: Layout, kpis: list[tuple[str, str]], *, model_based: tuple[str, ...] = ()
+          ) -> list[dict[str, Any]]:
+    """A stat tile per (title, kpi) the catalog has (others are skipped: not computed)."""
+    out = []
+    for title, kpi in kpis:
+        if kpi not in KPI_CATALOG:
+            continue
+        threshold = RATE_THRESHOLDS.get(kpi)
+        out.append(kpi_tile(
+            lay, title, kpi, catalog_unit(kpi), "", model_based=kpi in model_based,
+            decimals=3 if kpi == "complaint_rate" else 2,
+            thresholds=[(None, "green"), (threshold, "red")] if threshold else None))
+    return out
+
+
+def family_rows(lay: Layout, family: str, title: str) -> list[dict[str, Any]]:
+    """A row per new family: a tile per KPI with a total (thresholds on the deliverability
+    rates), each KPI over time, and its breakdown (feature, sending domain) as a table."""
+    kpis = family_kpis(family)
+    if not kpis:
+        return []
+    panels = [lay.row(title)]
+    panels += tiles(lay, [(KPI_CATALOG[k].label or k, k) for k in kpis])
+    by_unit: dict[str, list[str]] = {}
+    for k in kpis:  # one chart per unit: rates, volumes, points, hours … never mixed
+        by_unit.setdefault(catalog_unit(k), []).append(k)
+    for unit, group in by_unit.items():
+        name = {"percentunit": f"{title}: rates", "short": f"{title}: volumes"}.get(
+            unit, " and ".join(KPI_CATALOG[k].label or k for k in group))
+        names = ", ".join(f"'{k}'" for k in group)
+        columns = ",\n".join(f"maxIf(value, kpi = '{k}') AS {k}" for k in group)
+        panels.append(panel(
+            lay, "timeseries", f"{name} per period", [sql_target(f"""
+                SELECT period_start AS time, {columns}
+                FROM kpi_values FINAL
+                WHERE kpi IN ({names}) AND grain = '${{grain}}' AND dimension = 'all'
+                  AND $__dateFilter(period_start)
+                GROUP BY time
+                ORDER BY time
+            """, FMT_TIMESERIES)],
+            w=12, h=8, unit=unit, decimals=3 if unit == "percentunit" else 0,
+            options=TS_LEGEND,
+            description="Company totals per period of the chosen grain, from kpi_values.",
+        ))
+    breakdowns = sorted({d for k in kpis for d in KPI_CATALOG[k].dimensions}
+                        - {"all", "channel", "campaign"})
+    for dimension in breakdowns[:1]:
+        group = [k for k in kpis if dimension in KPI_CATALOG[k].dimensions]
+        names = ", ".join(f"'{k}'" for k in group)
+        columns = ",\n".join(f"argMaxIf(value, period_start, kpi = '{k}') AS {k}"
+                              for k in group)
+        panels.append(panel(
+            lay, "table", f"{title} by {dimension.replace('_', ' ')} (latest period in range)",
+            [sql_target(f"""
+                SELECT dimension_value AS {dimension}, {columns}
+                FROM kpi_values FINAL
+                WHERE kpi IN ({names}) AND grain = '${{grain}}'
+                  AND dimension = '{dimension}' AND $__dateFilter(period_start)
+                GROUP BY {dimension}
+                ORDER BY {dimension}
+            """)],
+            w=24, h=8, decimals=3,
+        ))
+    return panels
+
+
+def martech_panels(lay: Layout) -> list[dict[str, Any]]:
+    """Tool and licence costs by category (martech_costs) and CAC / ROI with and without
+    them (kpi_values)."""
+    panels = [lay.row("Martech: tools and licences in marketing cost")]
+    panels += tiles(lay, [("Martech cost", "martech_cost"), ("Marketing cost", "marketing_cost"),
+                          ("CAC (ad spend)", "cac"), ("CAC (with tools)", "cac_fully_loaded"),
+                          ("ROI (ad spend)", "marketing_roi"),
+                          ("ROI (with tools)", "marketing_roi_fully_loaded")],
+                    model_based=("marketing_roi",))
+    panels.append(panel(
+        lay, "barchart", "Martech cost by tool category (months in range)", [sql_target("""
+            SELECT category, sum(amount) AS cost
+            FROM martech_costs FINAL
+            WHERE $__dateFilter(month)
+            GROUP BY category
+            ORDER BY cost DESC
+        """)],
+        w=12, h=8, unit="currencyUSD",
+        options={"xField": "category", "orientation": "horizontal", "showValue": "always"},
+        description="Sum of the monthly tool and licence costs (pulse ingest martech) of the "
+                    "months in the time range, by tool category.",
+    ))
+    panels.append(panel(
+        lay, "timeseries", "CAC without and with tools", [sql_target("""
+            SELECT period_start AS time,
+                   maxIf(value, kpi = 'cac') AS cac_ad_spend,
+                   maxIf(value, kpi = 'cac_fully_loaded') AS cac_with_tools
+            FROM kpi_values FINAL
+            WHERE kpi IN ('cac', 'cac_fully_loaded') AND grain = '${grain}'
+              AND dimension = 'all' AND $__dateFilter(period_start)
+            GROUP BY time
+            ORDER BY time
+        """, FMT_TIMESERIES)],
+        w=12, h=8, unit="currencyUSD", options=TS_LEGEND,
+        description=kpi_description("cac_fully_loaded"),
+    ))
+    return panels
+
+
+def persona_cmo() -> dict[str, Any]:
+    """The CMO's overview: revenue, pipeline, CAC and LTV (with tools), martech, MMM."""
+    lay = Layout()
+    panels: list[dict[str, Any]] = [lay.row("Revenue")]
+    panels += tiles(lay, [("MRR", "mrr"), ("ARR", "arr"), ("Net new MRR", "mrr_net_new"),
+                          ("NRR", "nrr"), ("Paying accounts", "paying_accounts"),
+                          ("New customers", "new_customers")])
+    panels.append(lay.row("Pipeline"))
+    panels += tiles(lay, [("Attributed pipeline", "attributed_pipeline"),
+                          ("Attributed revenue", "attributed_revenue"), ("Leads", "leads"),
+                          ("Opportunities", "opportunities"), ("Deals won", "wins"),
+                          ("Trial-to-paid rate", "trial_to_paid_rate")],
+                    model_based=("attributed_pipeline", "attributed_revenue"))
+    panels.append(lay.row("CAC and LTV"))
+    panels += tiles(lay, [("CAC", "cac"), ("LTV", "ltv"), ("LTV:CAC", "ltv_cac"),
+                          ("CAC payback", "cac_payback_months"), ("ROAS", "roas"),
+                          ("Marketing ROI", "marketing_roi")],
+                    model_based=("roas", "marketing_roi"))
+    panels += martech_panels(lay)
+    panels.append(lay.row("Incrementality"))
+    panels.append(mmm_roi_panel(lay))
+    return dashboard(
+        "pulse-persona-cmo", "Pulse · CMO overview",
+        "CMO view: revenue, pipeline, CAC and LTV with and without tools, martech spend by "
+        "category, incrementality (marketing mix model). All numbers from kpi_values.",
+        panels, [EXECUTIVE_GRAIN_VAR, MODEL_VAR, PARTIAL_VAR], time_from="now-180d",
+        tags=["persona", "cmo"], links=DASH_LINKS,
+    )
+
+
+def persona_ops() -> dict[str, Any]:
+    """Marketing ops: pacing, alerts, deliverability (with thresholds), campaigns."""
+    lay = Layout()
+    panels: list[dict[str, Any]] = [lay.row("Budget pacing (running month)")]
+    for title, kpi in (("Budget pacing", "pacing"), ("Projected spend", "projected_spend"),
+                       ("Spend to date", "spend_to_date"), ("Budget", "budget")):
+        panels.append(kpi_tile(lay, f"{title} (running month)", kpi,
+                               catalog_unit(kpi) if kpi != "pacing" else "percentunit", "",
+                               decimals=2, running=True))
+    panels.append(panel(
+        lay, "table", "Pacing by channel (running month)", [sql_target("""
+            SELECT dimension_value AS channel,
+                   argMaxIf(value, period_start, kpi = 'budget') AS budget,
+                   argMaxIf(value, period_start, kpi = 'spend_to_date') AS spend_to_date,
+                   argMaxIf(value, period_start, kpi = 'pacing') AS pacing,
+                   argMaxIf(value, period_start, kpi = 'projected_spend') AS projected_spend
+            FROM kpi_values FINAL
+            WHERE kpi IN ('budget', 'spend_to_date', 'pacing', 'projected_spend')
+              AND grain = 'month' AND dimension = 'channel' AND $__dateFilter(period_start)
+            GROUP BY channel
+            ORDER BY pacing DESC
+        """, complete=False)],
+        w=8, h=8, decimals=2,
+        description="Pacing 1.0 = on plan; projected spend assumes the current daily pace.",
+    ))
+    panels.append(lay.row("Alerts"))
+    panels.append(panel(
+        lay, "table", "KPI alerts firing now", [sql_target("""
+            SELECT rule, severity, kpi, labels, value, threshold, active_since
+            FROM alert_state FINAL
+            WHERE state = 'firing'
+            ORDER BY severity, active_since
+        """)],
+        w=12, h=8,
+    ))
+    panels.append(panel(
+        lay, "table", "Alert notifications in range", [sql_target("""
+            SELECT sent_at, state, severity, rule, kpi, value, threshold, labels
+            FROM alert_events FINAL
+            WHERE $__timeFilter(sent_at)
+            ORDER BY sent_at DESC
+            LIMIT 100
+        """)],
+        w=12, h=8,
+    ))
+    panels += family_rows(lay, "deliverability", "Deliverability")
+    panels.append(lay.row("Campaigns"))
+    panels.append(panel(
+        lay, "table", "Campaigns by ROAS (latest period in range)", [sql_target(f"""
+            SELECT dimension_value AS campaign,
+                   sumIf(value, kpi = 'spend') AS spend,
+                   sumIf(value, kpi = {model_kpi('attributed_revenue')}) AS attributed_revenue,
+                   sumIf(value, kpi = {model_kpi('roas')}) AS roas,
+                   sumIf(value, kpi = 'cac') AS cac,
+                   sumIf(value, kpi = 'leads') AS leads
+            FROM kpi_values FINAL
+            WHERE grain = '${{grain}}' AND dimension = 'campaign' AND {LATEST_CAMPAIGN_PERIOD}
+            GROUP BY campaign
+            ORDER BY roas DESC
+            LIMIT 50
+        """)],
+        w=24, h=9, decimals=2,
+    ))
+    return dashboard(
+        "pulse-persona-ops", "Pulse · Marketing ops",
+        "Marketing ops view: budget pacing, alerts, deliverability against the industry "
+        "thresholds (bounce 2 %, complaints 0.1 %), campaigns. All numbers from kpi_values.",
+        panels, [EXECUTIVE_GRAIN_VAR, MODEL_VAR, PARTIAL_VAR], time_from="now-90d",
+        tags=["persona", "marketing_ops"], links=DASH_LINKS,
+    )
+
+
+#: Accounts at churn risk: paying at the end of the newest complete month in range whose
+#: usage per day fell by more than the KPI service's default drop (50 %) against the month
+#: before (the definition of churn_risk_accounts). Ids only.
+CHURN_RISK_SQL = """
+    WITH toStartOfMonth(least($__toTime, today())) AS month_end,
+         addMonths(month_end, -1) AS month_start,
+         addMonths(month_end, -2) AS previous_start
+    SELECT u.account_id AS account_id, m.mrr AS mrr, u.previous_uses AS previous_uses,
+           u.uses AS uses,
+           1 - (u.uses / dateDiff('day', month_start, month_end))
+             / (u.previous_uses / dateDiff('day', previous_start, month_start)) AS usage_drop
+    FROM (
+        SELECT account_id,
+               sumIf(count, day >= month_start) AS uses,
+               sumIf(count, day < month_start) AS previous_uses
+        FROM product_usage FINAL
+        WHERE day >= previous_start AND day < month_end
+        GROUP BY account_id
+    ) AS u
+    INNER JOIN (
+        SELECT account_id, argMax(mrr_after, occurred_at) AS mrr
+        FROM kpi_mrr_movements FINAL
+        WHERE toDate(occurred_at) < month_end
+        GROUP BY account_id
+    ) AS m ON u.account_id = m.account_id
+    WHERE m.mrr > 0 AND u.previous_uses > 0 AND usage_drop > 0.5
+    ORDER BY usage_drop DESC, mrr DESC
+    LIMIT 50
+"""
+
+
+def persona_cx() -> dict[str, Any]:
+    """Customer experience: retention, NPS and support, usage, accounts at churn risk."""
+    lay = Layout()
+    panels: list[dict[str, Any]] = [lay.row("Retention")]
+    panels += tiles(lay, [("NRR", "nrr"), ("Gross MRR churn", "gross_mrr_churn_rate"),
+                          ("Logo churn", "logo_churn_rate"), ("Churned MRR", "mrr_churn"),
+                          ("Paying accounts", "paying_accounts"), ("ARPA", "arpa")])
+    panels.append(cohort_heatmap_panel(lay))
+    for family, title in NEW_FAMILIES:
+        if family == "deliverability":  # marketing ops' (not cx's)
+            continue
+        rows = family_rows(lay, family, title)
+        panels += rows
+        if family == "product" and rows:
+            panels.append(panel(
+                lay, "table", "Accounts at churn risk (newest complete month in range)",
+                [sql_target(CHURN_RISK_SQL)],
+                w=24, h=9, decimals=2,
+                description=kpi_description("churn_risk_accounts")
+                + " Listed for follow-up: paying accounts only, riskiest first.",
+            ))
+    return dashboard(
+        "pulse-persona-cx", "Pulse · Customer experience",
+        "CX view: retention (NRR, churn, cohorts), NPS, CSAT and support tickets, product "
+        "usage and the accounts at churn risk. All numbers from kpi_values.",
+        panels, [EXECUTIVE_GRAIN_VAR, PARTIAL_VAR], time_from="now-180d",
+        tags=["persona", "cx"], links=DASH_LINKS,
+    )
+
+
 DASHBOARDS = {
     "pulse-executive.json": executive,
     "pulse-campaigns.json": campaigns,
     "pulse-operations.json": operations,
+    "pulse-persona-cmo.json": persona_cmo,
+    "pulse-persona-ops.json": persona_ops,
+    "pulse-persona-cx.json": persona_cx,
 }
 
 
@@ -1181,11 +1478,14 @@ PERSONA_TITLES = {
 #: Which dashboards each persona's folder holds (each cut to the persona's scope; one left
 #: with no data panel is not written).
 PERSONA_DASHBOARDS: dict[Role, tuple[str, ...]] = {
-    Role.CMO: ("pulse-executive.json", "pulse-campaigns.json"),
-    Role.DIRECTOR: ("pulse-executive.json", "pulse-campaigns.json"),
-    Role.MARKETING_OPS: ("pulse-executive.json", "pulse-campaigns.json",
-                         "pulse-operations.json"),
-    Role.CX: ("pulse-executive.json",),
+    Role.CMO: ("pulse-persona-cmo.json", "pulse-executive.json", "pulse-campaigns.json",
+               "pulse-persona-cx.json"),
+    Role.DIRECTOR: ("pulse-persona-cmo.json", "pulse-executive.json", "pulse-campaigns.json",
+                    "pulse-persona-cx.json"),
+    Role.MARKETING_OPS: ("pulse-persona-ops.json", "pulse-executive.json",
+                         "pulse-campaigns.json", "pulse-operations.json",
+                         "pulse-persona-cmo.json", "pulse-persona-cx.json"),
+    Role.CX: ("pulse-persona-cx.json", "pulse-executive.json"),
     Role.PLATFORM: ("pulse-operations.json",),
 }
 _TABLE_REF = re.compile(r"\b(?:FROM|JOIN)\s+([a-z_][a-z0-9_]*)", re.IGNORECASE)

@@ -252,10 +252,10 @@ def test_scope_checks_accept_valid_kpis_and_check_dimensions_without_a_catalog()
     # Without a catalog KPI names are not checked, dimensions still are.
     assert load_rules(threshold_rule("kpi: spnd")).rules[0].kpi == "spnd"
     with pytest.raises(RulesError) as info:
-        load_rules(threshold_rule("kpi: spend, dimension: region"), "f.yaml")
+        load_rules(threshold_rule("kpi: spend, dimension: planet"), "f.yaml")
     assert info.value.problems == [
-        "f.yaml: rule 'r' (#1): dimension: unknown dimension 'region'; valid: all, channel, "
-        "campaign"]
+        "f.yaml: rule 'r' (#1): dimension: unknown dimension 'planet'; valid: all, channel, "
+        "campaign, sending_domain, segment, plan, region, industry, employee_band"]
     # Other invalid fields keep exit status 1.
     with pytest.raises(RulesError) as other:
         load_rules("rules:\n  - {name: a, type: threshold, kpi: spend, op: above}\n")
@@ -283,10 +283,10 @@ def test_the_service_refuses_to_start_with_a_rule_that_can_never_match(tmp_path:
     from pulse_alerts.settings import AlertsSettings
 
     rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text(threshold_rule("kpi: spend, grain: day, dimension: region"))
+    rules_file.write_text(threshold_rule("kpi: spend, grain: day, dimension: planet"))
     with pytest.raises(RulesError) as info:
         load_ruleset(AlertsSettings(rules_file=rules_file))
-    assert info.value.code == 2 and "unknown dimension 'region'" in info.value.problems[0]
+    assert info.value.code == 2 and "unknown dimension 'planet'" in info.value.problems[0]
     rules_file.write_text(threshold_rule("kpi: spnd"))
     with pytest.raises(RulesError, match="unknown KPI 'spnd'"):
         load_ruleset(AlertsSettings(rules_file=rules_file))

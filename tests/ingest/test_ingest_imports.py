@@ -14,7 +14,7 @@ from pulse_ingest.domain.imports import IMPORTS, MappingError, map_export
 from pulse_ingest.domain.normalize import normalise_rows
 from pulse_ingest.main import build_api
 from pulse_ingest.service import IngestService
-from pulse_shared.topics import PIPELINE, SPEND, SUBSCRIPTIONS, TOUCHPOINTS
+from pulse_shared.topics import DELIVERABILITY, PIPELINE, SPEND, SUBSCRIPTIONS, TOUCHPOINTS
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SAMPLES = {
@@ -23,6 +23,8 @@ SAMPLES = {
     "hubspot_contacts": "hubspot_contacts_export.csv",
     "hubspot_deals": "hubspot_deals_export.csv",
     "stripe_subscriptions": "stripe_subscriptions_export.csv",
+    "sendgrid_stats": "sendgrid_stats.csv",
+    "mailchimp_campaigns": "mailchimp_campaigns.csv",
 }
 PII = [b"Lovelace", b"Babbage", b"Hopper", b"Turing", b"Katherine", b"ada.lovelace@",
        b"@analytical-engines", b"7946 0958", b"555 0147", b"Sam Seller", b"call Ada"]
@@ -167,7 +169,8 @@ async def test_import_endpoint_publishes_without_pii(
     for secret in PII:
         assert secret.lower() not in published.lower(), secret
     topic = {"google_ads": SPEND, "linkedin_ads": SPEND, "hubspot_contacts": TOUCHPOINTS,
-             "hubspot_deals": PIPELINE, "stripe_subscriptions": SUBSCRIPTIONS}[source]
+             "hubspot_deals": PIPELINE, "stripe_subscriptions": SUBSCRIPTIONS,
+             "sendgrid_stats": DELIVERABILITY, "mailchimp_campaigns": DELIVERABILITY}[source]
     assert memory_bus.recorder.events(topic.name)
     again = await client.post(f"/v1/import/{source}", content=sample(source), headers=headers)
     assert again.json()["accepted"] == 0 and again.json()["duplicates"] == body["accepted"]

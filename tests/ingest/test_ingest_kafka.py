@@ -26,10 +26,17 @@ from ingest_support import KEYS, ingest_settings
 from pulse_ingest.main import build_api
 from pulse_ingest.service import IngestService, ingest_file
 from pulse_shared.bus import Bus, make_broker
-from pulse_shared.events import DeadLetter, Touchpoint
+from pulse_shared.events import AccountProfile, Channel, DeadLetter, Touchpoint
 from pulse_shared.service import broker_health
 from pulse_shared.streaming import BatchConsumer, batch_subscription
-from pulse_shared.topics import INPUT_TOPICS, PIPELINE, SPEND, SUBSCRIPTIONS, TOUCHPOINTS
+from pulse_shared.topics import (
+    DELIVERABILITY,
+    INPUT_TOPICS,
+    PIPELINE,
+    SPEND,
+    SUBSCRIPTIONS,
+    TOUCHPOINTS,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -121,13 +128,33 @@ def rows_for(kind: str, marker: str) -> list[dict[str, Any]]:
                      "amount": 1000}],
         "martech": [{"month": "2026-11", "vendor": marker, "category": "crm",
                      "amount": "4200"}],
+        "deliverability": [{"day": "2026-11-20", "sending_domain": "news.example.com",
+                            "campaign_id": marker, "esp": "sendgrid", "sent": 1000,
+                            "delivered": 990, "hard_bounces": 6, "soft_bounces": 4,
+                            "spam_complaints": 1, "unique_opens": 300, "unique_clicks": 40}],
+        "usage": [{"day": "2026-11-20", "account_id": marker, "feature": "Automations",
+                   "count": 3}],
+        "accounts": [{"account_id": marker, "effective_from": "2026-11-01",
+                      "segment": "Mid-Market", "plan": "pro", "region": "emea",
+                      "industry": "retail", "employee_band": "51-200"}],
+        # The comment is accepted and dropped (never on the topic, never stored).
+        "feedback": [{"account_id": marker, "survey": "NPS", "score": 9,
+                      "responded_at": "2026-11-20T10:00:00Z",
+                      "comment": "call me at +1 415 555 0100"}],
+        "tickets": [{"ticket_id": marker, "account_id": marker,
+                     "created_at": "2026-11-20T09:00:00Z",
+                     "first_response_at": "2026-11-20T09:45:00Z", "status": "open",
+                     "channel": "Chat"}],
     }
     return rows[kind]
 
 
 async def test_each_endpoint_publishes_keyed_events(live: Live) -> None:
     for topic, kind in zip(INPUT_TOPICS, ("touchpoints", "spend", "subscriptions",
-                                          "pipeline", "budgets", "martech"), strict=True):
+                                          "pipeline", "budgets", "martech",
+                                          "deliverability", "usage", "accounts",
+                                          "feedback", "tickets"),
+                                         strict=True):
         marker = f"ep-{kind}-{RUN}"
         r = await live.http.post(f"/v1/{kind}", json=rows_for(kind, marker), headers=FULL)
         assert r.status_code == 200, r.text
@@ -138,23 +165,53 @@ async def test_each_endpoint_publishes_keyed_events(live: Live) -> None:
         assert records[0].key == topic.key_of(event)
 
 
+async def test_account_profiles_reach_the_broker_normalised_and_keyed_by_account(
+    live: Live,
+) -> None:
+    """CRM spellings (``Mid-Market``, ``SMB``, a channel alias) arrive normalised; a CSV
+    of profiles goes through the same path; an unknown segment is a row error."""
+    marker = f"acct-{RUN}"
+    csv_body = (
+        "account,effective_date,segment,plan,region,industry,company_size,channel\n"
+        f"{marker}-a,2026-10-01,SMB,starter,na,media,1-10,\n"
+        f"{marker}-a,2026-11-15,Mid-Market,pro,na,media,51-200,LinkedIn Ads\n"
+        f"{marker}-b,2026-11-15,Giant,pro,na,media,51-200,\n"
+    )
+    r = await live.http.post("/v1/accounts", content=csv_body,
+                             headers={**FULL, "content-type": "text/csv"})
+    assert r.status_code == 422, r.text
+    assert [(e["index"], e["field"]) for e in r.json()["rejected"]] == [(2, "segment")]
+    records = [x for x in await read_topic(live.bootstrap, "crm.accounts.v1")
+               if marker.encode() in x.value]
+    events = sorted((AccountProfile.model_validate_json(x.value) for x in records),
+                    key=lambda e: e.effective_from)
+    assert [(e.segment.value, e.plan, str(e.effective_from)) for e in events] == [
+        ("smb", "starter", "2026-10-01"), ("mid_market", "pro", "2026-11-15")]
+    assert [e.acquisition_channel for e in events] == [None, Channel.PAID_SOCIAL]
+    assert {x.key for x in records} == {f"{marker}-a".encode()}
+
+
 @pytest.mark.parametrize("source", ["google_ads", "linkedin_ads", "hubspot_contacts",
-                                    "hubspot_deals", "stripe_subscriptions"])
+                                    "hubspot_deals", "stripe_subscriptions",
+                                    "sendgrid_stats", "mailchimp_campaigns"])
 async def test_each_csv_mapping_reaches_the_broker(live: Live, source: str) -> None:
     name = {"google_ads": "google_ads_campaign_report.csv",
             "linkedin_ads": "linkedin_ads_campaign_export.csv",
             "hubspot_contacts": "hubspot_contacts_export.csv",
             "hubspot_deals": "hubspot_deals_export.csv",
-            "stripe_subscriptions": "stripe_subscriptions_export.csv"}[source]
+            "stripe_subscriptions": "stripe_subscriptions_export.csv",
+            "sendgrid_stats": "sendgrid_stats.csv",
+            "mailchimp_campaigns": "mailchimp_campaigns.csv"}[source]
     r = await live.http.post(f"/v1/import/{source}", content=(DATA / name).read_text(),
                              headers={**FULL, "content-type": "text/csv"})
     assert r.status_code == 200, r.text
     by_kind = r.json()["by_kind"] or {}
     topics = {"spend": SPEND, "touchpoints": TOUCHPOINTS, "pipeline": PIPELINE,
-              "subscriptions": SUBSCRIPTIONS}
+              "subscriptions": SUBSCRIPTIONS, "deliverability": DELIVERABILITY}
     prefix = {"google_ads": "google_ads:", "linkedin_ads": "linkedin_ads:",
               "hubspot_contacts": "hubspot:", "hubspot_deals": "hubspot:deal:",
-              "stripe_subscriptions": "stripe:"}[source]
+              "stripe_subscriptions": "stripe:", "sendgrid_stats": "sendgrid:",
+              "mailchimp_campaigns": "mailchimp:"}[source]
     published = r.json()["accepted"] + r.json()["duplicates"]
     assert published > 0
     for kind in by_kind:

@@ -134,6 +134,8 @@ SAMPLE_FILES = {
     "hubspot_contacts": "hubspot_contacts_export.csv",
     "hubspot_deals": "hubspot_deals_export.csv",
     "stripe_subscriptions": "stripe_subscriptions_export.csv",
+    "sendgrid_stats": "sendgrid_stats.csv",
+    "mailchimp_campaigns": "mailchimp_campaigns.csv",
 }
 cells = st.one_of(
     st.text(max_size=12), emails,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pulse_kpi import cli
+from pulse_kpi import cli_support
 from pulse_kpi.asyncapi import render
 from pulse_kpi.cli import MRR_COLUMNS, app, catalog_markdown
 from pulse_shared.kpi_catalog import CATALOG
@@ -125,7 +125,7 @@ def test_show_flags_the_running_period_as_not_complete(
 ) -> None:
     """Last month is complete, this month is "to date" — whatever day the suite runs."""
     now = dt.datetime.now(dt.UTC)
-    monkeypatch.setattr(cli, "clock", lambda: now)
+    monkeypatch.setattr(cli_support, "clock", lambda: now)
     this_month = now.date().replace(day=1)
     last_month = (this_month - dt.timedelta(days=1)).replace(day=1)
     label = {d: f"{d.year}-{d.month:02d}" for d in (last_month, this_month)}
@@ -163,7 +163,7 @@ def test_show_flags_the_running_period_as_not_complete(
 
     # The day after the month's last day, the same month is complete.
     next_month = (this_month + dt.timedelta(days=31)).replace(day=1)
-    monkeypatch.setattr(cli, "clock", lambda: dt.datetime.combine(
+    monkeypatch.setattr(cli_support, "clock", lambda: dt.datetime.combine(
         next_month, dt.time(0, 0, 1), tzinfo=dt.UTC))
     later = runner.invoke(app, ["show", *span, "--format", "json"])
     assert [r["complete"] for r in json.loads(later.output)

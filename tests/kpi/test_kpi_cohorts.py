@@ -398,7 +398,6 @@ class TestCohortsCli:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--by", "segment"], "segment needs account events (not ingested yet)"),
         (["--by", "industry"], "unknown cohort dimension 'industry'"),
         (["--from", "2026-13"], "--from"),
         (["--from", "2026-05", "--to", "2026-04"], "--to"),

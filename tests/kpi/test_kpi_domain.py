@@ -450,7 +450,8 @@ def test_every_catalog_entry_has_a_label_and_a_source() -> None:
     assert wins.label == "Deals won (CRM)" and wins.source.startswith("CRM")
     assert "not the cac denominator" in wins.definition.lower()
     assert new.source.startswith("Billing") and new.source in cac.source
-    assert new.dimensions == cac.dimensions == ("all", "channel", "campaign")
+    assert cac.dimensions == ("all", "channel", "campaign")
+    assert new.dimensions == (*cac.dimensions, *kpi_catalog.ACCOUNT_DIMS)  # billing's, too
 
 
 def test_data_range_looks_back_for_ltv() -> None:

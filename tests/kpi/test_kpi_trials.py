@@ -263,7 +263,8 @@ def test_trial_periods_are_complete_only_after_the_window() -> None:
 def test_catalog_and_kpi_list_include_the_trial_kpis() -> None:
     for name in TRIAL_KPIS:
         entry = kpi_catalog.BY_NAME[name]
-        assert entry.dimensions == ("all", "channel") and entry.family == kpi_catalog.Family.FUNNEL
+        assert entry.dimensions == ("all", "channel", *kpi_catalog.ACCOUNT_DIMS)
+        assert entry.family == kpi_catalog.Family.FUNNEL
         assert name in catalog_markdown()
     assert "START" in kpi_catalog.BY_NAME["trials_converted"].definition  # cohort style, said
     assert "Median" in kpi_catalog.BY_NAME["days_to_convert"].definition

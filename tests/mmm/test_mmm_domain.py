@@ -157,6 +157,11 @@ def test_recommended_split_beats_the_current_mix_and_spends_the_budget() -> None
     mean, lower, upper = expected_gain(draws, rows)
     assert mean == pytest.approx(recommended - current)
     assert 0 < lower <= mean <= upper
+    # each row carries the whole split's interval (per draw), not per-channel bounds summed
+    assert {(r.gain_lower, r.gain_upper) for r in rows} == {(lower, upper)}
+    summed = (sum(r.expected_contribution_lower for r in rows) - current,
+              sum(r.expected_contribution_upper for r in rows) - current)
+    assert summed[0] < lower and upper < summed[1]
 
 
 def test_identical_channels_split_evenly() -> None:

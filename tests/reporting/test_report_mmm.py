@@ -26,7 +26,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from reporting_fixtures import insert_kpis, period_kpis
 
-from pulse_reporting.domain.mmm import MmmInputs, mmm_recommendation, mmm_section, select_runs
+from pulse_reporting.domain.mmm import (
+    MmmInputs,
+    gain_text,
+    mmm_recommendation,
+    mmm_section,
+    select_runs,
+)
 from pulse_reporting.domain.model import MmmAllocation, MmmRunInfo, MmmStatus
 from pulse_reporting.domain.periods import parse_period
 from pulse_reporting.generate import ReportResult, produce_report
@@ -56,7 +62,7 @@ CURVE_COLUMNS = ("run_id", "channel", "spend", "contribution", "lower", "upper")
 ALLOCATION_COLUMNS = (
     "run_id", "budget", "periods", "channel", "current_spend", "recommended_spend",
     "current_contribution", "expected_contribution", "expected_contribution_lower",
-    "expected_contribution_upper",
+    "expected_contribution_upper", "gain_lower", "gain_upper",
 )
 CONTRIBUTION_COLUMNS = (
     "run_id", "channel", "period_start", "spend", "contribution", "lower", "upper",
@@ -76,8 +82,12 @@ ALLOCATION: tuple[tuple[str, float, float, float, float, float, float], ...] = (
     ("display", 3000.0, 3000.0, 2700.0, 2700.0, 600.0, 5000.0),
 )
 BUDGET, HORIZON = 24000.0, 8
-# expected 41,200 - current 36,100; bounds 31,600 and 52,000 minus the current 36,100
-GAIN_TEXT = "+$5,100 (90% interval -$4,500 to +$15,900)"
+# The whole split's gain interval as the optimiser stored it (per posterior draw): narrower
+# than the per-channel bounds summed (31,600 and 52,000 minus the current 36,100 would be
+# -4,500 to +15,900), which the report must not show.
+GAIN_LOWER, GAIN_UPPER = 1200.0, 9800.0
+# expected 41,200 - current 36,100
+GAIN_TEXT = "+$5,100 (90% interval +$1,200 to +$9,800)"
 
 
 def _run(run_id: str, version: int, status: str, start: dt.date, end: dt.date,
@@ -111,11 +121,12 @@ def write_published_run(store: Store, run_id: str, end: dt.date = dt.date(2041, 
             curves.append({"run_id": run_id, "channel": channel, "spend": spend,
                            "contribution": mean, "lower": mean * 0.6, "upper": mean * 1.4})
     store.insert("mmm_response_curves", curves, CURVE_COLUMNS)
-    rows = [dict(zip(ALLOCATION_COLUMNS, (run_id, BUDGET, HORIZON, *a), strict=True))
+    rows = [dict(zip(ALLOCATION_COLUMNS, (run_id, BUDGET, HORIZON, *a, GAIN_LOWER, GAIN_UPPER),
+                     strict=True))
             for a in ALLOCATION]
     # a later `pulse mmm optimize --budget 50000` stored beside the run's own split
     rows += [dict(zip(ALLOCATION_COLUMNS, (run_id, 50000.0, HORIZON, a[0], 16666.0, 16667.0,
-                                           1.0, 2.0, 1.0, 3.0), strict=True))
+                                           1.0, 2.0, 1.0, 3.0, -1.0, 5.0), strict=True))
              for a in ALLOCATION]
     store.insert("mmm_allocations", rows, ALLOCATION_COLUMNS)
     # the run's last 8 weeks spent $3,000 a week: its own split is of $24,000
@@ -228,7 +239,7 @@ def test_json_and_csv_carry_the_run_numbers(reports: dict[str, ReportResult]) ->
     assert mmm["allocation_budget"] == BUDGET and mmm["allocation_periods"] == HORIZON
     assert mmm["expected_gain"] == pytest.approx(5100.0)
     assert (mmm["expected_gain_lower"], mmm["expected_gain_upper"]) == pytest.approx(
-        (-4500.0, 15900.0))
+        (GAIN_LOWER, GAIN_UPPER))
     curve = next(c for c in mmm["curves"] if c["channel"] == "paid_search")
     # current and recommended spend per week marked on the curve
     assert (curve["current_spend"], curve["recommended_spend"]) == (1500.0, 2000.0)
@@ -254,8 +265,8 @@ def test_recommendation_carries_the_mmm_evidence(reports: dict[str, ReportResult
     assert shift.evidence == "Marketing mix model run v2 of 2041-03-26"
     assert GAIN_TEXT in shift.reason and "over the next 8 weeks" in shift.reason
     assert "MMM ROI 0.60x, 90% 0.10x – 1.20x" in shift.reason
-    assert shift.confidence == "low"  # the gain's interval includes a loss
-    assert shift.numbers["expected_gain_lower"] == pytest.approx(-4500.0)
+    assert shift.confidence == "high"  # the whole split's interval excludes a loss
+    assert shift.numbers["expected_gain_lower"] == pytest.approx(GAIN_LOWER)
     md = result.paths["md"].read_text()
     assert "evidence: Marketing mix model run v2 of 2041-03-26" in md
     assert "Evidence: Marketing mix model run v2 of 2041-03-26" in (
@@ -372,33 +383,45 @@ def test_no_shift_when_the_split_gains_nothing() -> None:
     assert mmm_recommendation(section) is None  # no allocation: no MMM advice
 
 
-def _allocation(rows: list[tuple[str, float, float, float, float, float, float]]
+def _allocation(rows: list[tuple[str, float, float, float, float, float, float]],
+                gain: tuple[float | None, float | None] = (None, None),
                 ) -> list[MmmAllocation]:
     return [MmmAllocation(channel=c, current_spend=cur, recommended_spend=rec,
                           current_contribution=cc, expected_contribution=e,
-                          expected_contribution_lower=lo, expected_contribution_upper=hi)
+                          expected_contribution_lower=lo, expected_contribution_upper=hi,
+                          gain_lower=gain[0], gain_upper=gain[1])
             for c, cur, rec, cc, e, lo, hi in rows]
+
+
+SPLIT = [("a", 1000.0, 600.0, 500.0, 350.0, 300.0, 400.0),
+         ("b", 1000.0, 1400.0, 900.0, 1300.0, 1100.0, 1500.0)]
 
 
 def test_shift_confidence_follows_the_gain_interval() -> None:
     march = parse_period("monthly", "2041-03")
     run = _info("r", "published", dt.date(2040, 9, 1), dt.date(2041, 3, 31),
                 dt.datetime(2041, 4, 1, tzinfo=dt.UTC))
-    sure = _allocation([("a", 1000.0, 600.0, 500.0, 350.0, 300.0, 400.0),
-                        ("b", 1000.0, 1400.0, 900.0, 1300.0, 1100.0, 1500.0)])
-    section = mmm_section(march, [run], allocation=sure, allocation_budget=2000.0,
+    unsure = _allocation(SPLIT, gain=(-20.0, 480.0))
+    section = mmm_section(march, [run], allocation=unsure, allocation_budget=2000.0,
                           allocation_periods=8)
-    # +$250 expected; bounds 1,400 and 1,900 against the current 1,400: 0 to +$500
+    # +$250 expected (means add up: 1,650 - 1,400); the interval is the stored whole-split
+    # one, not the per-channel bounds summed (which would say 0 to +$500)
     assert (section.expected_gain, section.expected_gain_lower,
-            section.expected_gain_upper) == pytest.approx((250.0, 0.0, 500.0))
+            section.expected_gain_upper) == pytest.approx((250.0, -20.0, 480.0))
     rec = mmm_recommendation(section)
     assert rec is not None and (rec.channel, rec.to_channel, rec.amount) == ("a", "b", 400.0)
-    assert rec.confidence == "low"  # a gain of 0 is inside the interval
-    surer = _allocation([("a", 1000.0, 600.0, 500.0, 350.0, 320.0, 400.0),
-                         ("b", 1000.0, 1400.0, 900.0, 1300.0, 1100.0, 1500.0)])
-    rec = mmm_recommendation(mmm_section(march, [run], allocation=surer,
+    assert rec.confidence == "low"  # a loss is inside the interval
+    sure = _allocation(SPLIT, gain=(40.0, 460.0))
+    rec = mmm_recommendation(mmm_section(march, [run], allocation=sure,
                                          allocation_budget=2000.0, allocation_periods=8))
     assert rec is not None and rec.confidence == "high"
+    # an allocation stored before the interval was: the gain, no made-up interval, low
+    legacy = mmm_section(march, [run], allocation=_allocation(SPLIT),
+                         allocation_budget=2000.0, allocation_periods=8)
+    assert legacy.expected_gain == pytest.approx(250.0) and legacy.expected_gain_lower is None
+    assert "interval not stored" in gain_text(legacy)
+    rec = mmm_recommendation(legacy)
+    assert rec is not None and rec.confidence == "low"
     tiny = _allocation([("a", 1000.0, 990.0, 500.0, 496.0, 450.0, 550.0),
                         ("b", 1000.0, 1010.0, 900.0, 910.0, 850.0, 950.0)])
     # moving 0.5 % of the budget is not advice worth giving

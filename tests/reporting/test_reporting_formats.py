@@ -80,7 +80,12 @@ def test_json_and_csv_carry_the_same_numbers(quarterly: ReportResult) -> None:
                 # the incrementality section of quarterly and monthly reports
                 "mmm_run", "mmm_roi", "mmm_allocation", "mmm_response_curves",
                 # trial KPIs (with the funnel) and the cohort retention section
-                "trials", "cohorts"}
+                "trials", "cohorts",
+                # the quarterly report's own section (quarter over quarter, its months)
+                "quarter_comparison", "quarter_months"}
+    # and every other insight section's tables (one CSV file per table)
+    expected |= {t.name for s in quarterly.report.insights if not s.unavailable
+                 for t in s.tables}
     assert {p.stem for p in quarterly.paths["csv"].glob("*.csv")} == expected
     with (quarterly.paths["csv"] / "meta.csv").open() as fh:
         meta = {r["key"]: r["value"] for r in csv.DictReader(fh)}

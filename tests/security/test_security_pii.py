@@ -347,6 +347,15 @@ def base_rows(tag: str) -> dict[str, dict[str, Any]]:
         "budgets": {"month": now.strftime("%Y-%m"), "channel": "paid_search", "amount": "100"},
         "martech": {"month": now.strftime("%Y-%m"), "vendor": "hubspot", "category": "crm",
                     "amount": "100"},
+        "deliverability": {"day": (now - dt.timedelta(days=2)).date().isoformat(),
+                           "sending_domain": "mail.example.com", "sent": 10, "delivered": 9},
+        "usage": {"day": (now - dt.timedelta(days=2)).date().isoformat(),
+                  "feature": "automations", "count": 3},
+        "accounts": {"effective_from": (now - dt.timedelta(days=2)).date().isoformat(),
+                     "segment": "Mid-Market"},
+        "feedback": {"responded_at": at, "survey": "nps", "score": 9},
+        "tickets": {"ticket_id": f"{tag}-ticket", "created_at": at, "status": "open",
+                    "channel": "email"},
     }
 
 

@@ -16,7 +16,11 @@ from pulse_shared.settings import common_settings
 
 # Budgets, tool costs (martech) and spend first so pacing is known when touches arrive; conversions last so
 # their journeys are complete (the late-touch path handles the other order in production).
-INGEST_ORDER = ("budgets", "martech", "spend", "touchpoints", "pipeline", "subscriptions")
+# Product usage after subscriptions: churn risk counts the accounts paying by then.
+# Account profiles first: billing is then broken down by segment as it arrives.
+# Survey answers and tickets after subscriptions: tickets per account counts paying accounts.
+INGEST_ORDER = ("accounts", "budgets", "martech", "spend", "touchpoints", "pipeline",
+                "subscriptions", "usage", "deliverability", "feedback", "tickets")
 CHUNK = 2000
 # In process, "publishing" runs every downstream handler before it returns, so the ingest
 # back-pressure timeout (meant for a slow broker) must allow for the whole pipeline.
@@ -95,7 +99,8 @@ async def run_demo(
     with console.status("generating synthetic data"):
         dataset = generate_dataset(
             seed=seed, days=days, accounts=accounts, end=today - dt.timedelta(days=1),
-            history_weeks=history_weeks, martech_tools=True,
+            history_weeks=history_weeks, martech_tools=True, product_usage=True,
+            email_deliverability=True, account_profiles=True, customer_experience=True,
         )
     summary = Table(title="Pulse demo (embedded: in-process bus, chDB)")
     summary.add_column("step")

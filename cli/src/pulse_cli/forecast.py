@@ -33,13 +33,19 @@ ORDER BY period_start
 """
 
 
+#: Breakdowns a series can be read from (kpi_values.dimension; the account's profile ones
+#: are weekly and coarser: pulse_shared.kpi_catalog.ACCOUNT_DIMS).
+DIMENSIONS = ("channel", "campaign", "segment", "plan", "region", "industry", "employee_band")
+
+
 def parse_dimension(text: str | None) -> tuple[str, str]:
     if not text:
         return "all", ""
     name, sep, value = text.partition("=")
-    if not sep or name not in ("channel", "campaign") or not value:
+    if not sep or name not in DIMENSIONS or not value:
         raise typer.BadParameter(
-            f"{text!r}: expected channel=VALUE or campaign=VALUE", param_hint="--dimension"
+            f"{text!r}: expected NAME=VALUE, NAME one of {', '.join(DIMENSIONS)}",
+            param_hint="--dimension"
         )
     return name, value
 

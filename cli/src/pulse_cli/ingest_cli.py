@@ -16,7 +16,8 @@ from pulse_cli.errors import UserError
 from pulse_ingest.cli import app as ingest_service_app
 from pulse_shared.cli_output import FORMAT_HELP, OutputFormat
 
-EVENT_KINDS = ("touchpoints", "spend", "subscriptions", "pipeline", "budgets", "martech")
+EVENT_KINDS = ("touchpoints", "spend", "subscriptions", "pipeline", "budgets", "martech", "deliverability",
+               "usage", "accounts", "feedback", "tickets")
 
 app = typer.Typer(help="Validate and publish events from a JSON/NDJSON/CSV file.",
                   no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False)

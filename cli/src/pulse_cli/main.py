@@ -234,7 +234,9 @@ def forecast(
     grain: Annotated[ForecastGrain, typer.Option(help="day or week")] = ForecastGrain.DAY,
     horizon: Annotated[int, typer.Option(min=7, max=30, help="Periods ahead (7..30).")] = 14,
     dimension: Annotated[
-        str | None, typer.Option(help="channel=VALUE or campaign=VALUE (default: total).")
+        str | None, typer.Option(help="channel=VALUE, campaign=VALUE or segment=VALUE "
+                                 "(also plan, region, industry, employee_band; default: "
+                                 "total).")
     ] = None,
     level: Annotated[int, typer.Option(min=50, max=99, help="Interval level, %.")] = 80,
     fmt: Annotated[OutputFormat | None, typer.Option("--format", help=FORMAT_FILE_HELP)]
@@ -245,7 +247,8 @@ def forecast(
 ) -> None:
     """Forecast a KPI (AutoETS or seasonal naive, weekly season) with intervals."""
     from pulse_cli.forecast import parse_dimension, run_forecast
-    from pulse_kpi.cli import _store, kpi_choices
+    from pulse_kpi.cli import kpi_choices
+    from pulse_kpi.cli_support import open_store as _store
     from pulse_shared.kpi_catalog import BY_NAME
 
     if kpi not in BY_NAME:

@@ -13,10 +13,12 @@ The roles are the company's personas:
   economics, reports, alerts (read).
 * ``marketing_ops`` — runs the numbers: everything leadership sees, and manages alert
   silences and rules.
-* ``cx`` — customer experience: revenue retention of paying customers only (MRR movements,
-  churn, NRR, paying accounts, ARPA, LTV) in total, plus account-level subscriptions and
-  MRR movements in ClickHouse (to follow up churned accounts); no spend, funnel, campaign
-  or channel economics, no report files (they carry economics).
+* ``cx`` — customer experience: revenue retention of paying customers (MRR movements,
+  churn, NRR, paying accounts, ARPA, LTV), product usage and customer experience (NPS,
+  CSAT, tickets) KPIs in total and by segment, plus account-level subscriptions, MRR
+  movements, usage, survey answers and tickets in ClickHouse (to follow up accounts at
+  risk); no spend, funnel, campaign or channel economics, no report files (they carry
+  economics).
 * ``platform`` — the platform team: operations only (API docs, silences and rules, users),
   no business data.
 """
@@ -59,7 +61,13 @@ class Permission(StrEnum):
 
 #: Dimensions of KPI values (``kpi_values.dimension``): "all" is the company total.
 TOTAL = "all"
-ALL_DIMENSIONS: frozenset[str] = frozenset({"all", "channel", "campaign"})
+ALL_DIMENSIONS: frozenset[str] = frozenset({"all", "channel", "campaign", "sending_domain",
+                                            "feature"})
+#: Breakdowns by the account's profile at the time (account_profiles, migration 0026).
+ACCOUNT_DIMENSIONS: frozenset[str] = frozenset({
+    "segment", "plan", "region", "industry", "employee_band",
+})
+ALL_DIMENSIONS |= ACCOUNT_DIMENSIONS
 
 #: The marketing mix model's tables (migration 0070): spend economics (incremental ROI,
 #: spend per channel and period, budget allocations), so leadership and marketing ops
@@ -72,6 +80,22 @@ MMM_TABLES: frozenset[str] = frozenset({
 #: marketing ops read them and cx and platform do not (the martech KPIs are in the budget
 #: and acquisition families, outside cx's). Granted by the access migration 0072.
 MARTECH_TABLES: frozenset[str] = frozenset({"martech_costs"})
+#: E-mail deliverability counts (migration 0028): marketing operations, so leadership and
+#: marketing ops read them and cx and platform do not (the deliverability family is not
+#: cx's). Granted by the access migration 0075.
+DELIVERABILITY_TABLES: frozenset[str] = frozenset({"email_deliverability"})
+#: Product usage per account and feature (migration 0027): leadership and marketing ops
+#: read it, and cx (who follows up the accounts whose usage drops, the churn-risk list).
+#: Granted by the access migration 0074.
+USAGE_TABLES: frozenset[str] = frozenset({"product_usage"})
+#: Customer experience: NPS / CSAT answers and support tickets per account (migration
+#: 0029): leadership and marketing ops read them, and cx (whose data it is: who answered
+#: what, which tickets wait). Granted by the access migration 0076.
+CX_TABLES: frozenset[str] = frozenset({"feedback_responses", "support_tickets"})
+#: Account profiles (firmographics per account over time, migration 0026): leadership and
+#: marketing ops read them, and cx (retention by segment and plan, per account). Granted by
+#: the access migration 0073.
+ACCOUNT_TABLES: frozenset[str] = frozenset({"account_profiles"})
 #: Analytics tables and views a ClickHouse role may be granted (never the users,
 #: erasure audit or migration tables).
 BUSINESS_TABLES: frozenset[str] = frozenset({
@@ -79,7 +103,8 @@ BUSINESS_TABLES: frozenset[str] = frozenset({
     "touchpoints_daily", "attribution_credits", "attribution_credits_latest", "conversions",
     "attribution_model_runs", "attribution_channel_results", "kpi_values",
     "kpi_mrr_movements", "alert_state", "alert_events", "alert_silences", "reports",
-}) | MMM_TABLES | MARTECH_TABLES
+}) | MMM_TABLES | MARTECH_TABLES | USAGE_TABLES | DELIVERABILITY_TABLES | ACCOUNT_TABLES
+BUSINESS_TABLES |= CX_TABLES
 
 
 @dataclass(frozen=True)
@@ -122,12 +147,18 @@ SCOPES: dict[Role, Scope] = {
         _LEADERSHIP | _OPERATIONS, frozenset(Family), ALL_DIMENSIONS, BUSINESS_TABLES,
     ),
     Role.CX: Scope(
-        Role.CX, "Revenue retention of paying customers: KPIs (MRR movements, churn, NRR, "
-        "paying accounts, ARPA, LTV) in total, and per account the subscriptions and MRR "
-        "movements behind them (who churned, contracted or expanded); no spend, funnel, "
-        "channel or campaign economics and no report files.",
-        frozenset({Permission.VIEW_OVERVIEW}), frozenset({Family.REVENUE}),
-        frozenset({TOTAL}), frozenset({"kpi_values", "kpi_mrr_movements", "subscriptions"}),
+        Role.CX, "Customer retention and experience: revenue retention (MRR movements, churn, "
+        "NRR, paying accounts, ARPA, LTV), product usage (active accounts, adoption, churn "
+        "risk) and customer experience (NPS, CSAT, tickets, first response time) KPIs in "
+        "total and by segment (usage also by feature), and per account the subscriptions, MRR movements, usage, "
+        "survey answers and tickets behind them; no spend, funnel, channel or campaign "
+        "economics, no deliverability and no report files.",
+        frozenset({Permission.VIEW_OVERVIEW}),
+        frozenset({Family.REVENUE, Family.PRODUCT, Family.EXPERIENCE}),
+        # feature: adoption per feature (product family only has KPIs by feature)
+        frozenset({TOTAL, "segment", "feature"}),
+        frozenset({"kpi_values", "kpi_mrr_movements", "subscriptions"}) | USAGE_TABLES
+        | ACCOUNT_TABLES | CX_TABLES,
     ),
     Role.PLATFORM: Scope(
         Role.PLATFORM, "Operations: API docs, alert silences and rules, users; no business "

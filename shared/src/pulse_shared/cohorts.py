@@ -14,13 +14,17 @@ reading as ``mrr_report``'s ending MRR.
 Cohort dimensions (:class:`CohortBy`):
 
 - ``first_paid_month``: the cohort is the first paid month ``c`` (``YYYY-MM``);
-- ``plan``: the plan of the account's last *paid* event (MRR > 0) up to the end of its first
-  paid month — the plan it paid for at that month's end, or the last one it paid for if it
-  churned within that month ("unknown" when the events carry no plan);
+- ``plan``: the plan of the account's profile (ingest kind ``accounts``) in force on the last
+  day of its first paid month; for an account without a profile by then, the plan of its
+  last *paid* event (MRR > 0) up to that month's end — the plan it paid for at that month's
+  end, or the last one it paid for if it churned within that month ("unknown" when the
+  events carry no plan either);
+- ``segment``: the segment of the account's profile in force on the last day of its first
+  paid month ("unknown" without one);
 - ``first_touch_channel``: the channel of the account's first touchpoint ("unknown" when it
   has none).
 
-For ``plan`` and ``first_touch_channel`` the accounts of one value started in different
+For ``plan``, ``segment`` and ``first_touch_channel`` the accounts of one value started in different
 months, so ``months_since`` counts from each account's *own* first paid month.
 
 Only months that have ended by ``as_of`` (the caller's today, UTC) are retention points: the
@@ -46,7 +50,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -62,6 +66,25 @@ class CohortBy(StrEnum):
     FIRST_PAID_MONTH = "first_paid_month"
     FIRST_TOUCH_CHANNEL = "first_touch_channel"
     PLAN = "plan"
+    SEGMENT = "segment"
+
+
+#: Account → its profiles as ``(effective_from, {"plan": …, "segment": …})``, in the order
+#: they hold (the last one effective on a day is the one in force).
+Profiles = Mapping[str, Sequence[tuple[dt.date, Mapping[str, str]]]]
+
+
+def profile_value(
+    profiles: Profiles, account_id: str, day: dt.date, field: str
+) -> str | None:
+    """``field`` of the account's profile in force on ``day`` ("" counts as absent); None
+    without one."""
+    value = None
+    for effective_from, values in profiles.get(account_id, ()):
+        if effective_from > day:
+            break
+        value = values.get(field) or None
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,12 +184,15 @@ def _selected(
 
 
 def _cohort_of(
-    history: AccountHistory, by: CohortBy, first_touch: Mapping[str, str]
+    history: AccountHistory, by: CohortBy, first_touch: Mapping[str, str],
+    profiles: Profiles,
 ) -> str:
     if by is CohortBy.FIRST_PAID_MONTH:
         return history.first_paid.label
-    if by is CohortBy.PLAN:
-        return history.plan
+    if by in (CohortBy.PLAN, CohortBy.SEGMENT):
+        month_end = history.first_paid.end - dt.timedelta(days=1)
+        value = profile_value(profiles, history.account_id, month_end, by.value)
+        return value or (history.plan if by is CohortBy.PLAN else UNKNOWN)
     return first_touch.get(history.account_id) or UNKNOWN
 
 
@@ -177,17 +203,19 @@ def cohort_retention(
     first_touch: Mapping[str, str] | None = None,
     first_month: dt.date | None = None,
     last_month: dt.date | None = None,
+    profiles: Profiles | None = None,
 ) -> list[CohortRow]:
     """Retention rows ordered by cohort then ``months_since``, over ended months only.
 
-    ``first_touch`` maps account → first-touch channel (``by=first_touch_channel``);
+    ``first_touch`` maps account → first-touch channel (``by=first_touch_channel``),
+    ``profiles`` account → profile history (``by=plan`` or ``segment``);
     ``first_month``/``last_month`` (first days, inclusive) restrict cohorts by first paid
     month whatever ``by`` is.
     """
     by = CohortBy(by)
     groups: dict[str, list[AccountHistory]] = defaultdict(list)
     for history in _selected(account_histories(events), as_of, first_month, last_month):
-        groups[_cohort_of(history, by, first_touch or {})].append(history)
+        groups[_cohort_of(history, by, first_touch or {}, profiles or {})].append(history)
     rows: list[CohortRow] = []
     for cohort in sorted(groups):
         series = [h.month_end_mrr(as_of) for h in groups[cohort]]  # each non-empty

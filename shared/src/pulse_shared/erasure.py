@@ -38,6 +38,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pulse_shared.events import Erasure, ErasureSubjectKind
 from pulse_shared.logging import get_logger
+from pulse_shared.schema.cluster import LOCAL_SUFFIX, local_table, mutation_table
 from pulse_shared.store.base import Store, StoreError
 
 log = get_logger(__name__)
@@ -59,7 +60,17 @@ TIME_COLUMNS: dict[str, str] = {
     "conversions": "converted_at",
     "attribution_credits": "converted_at",
     "kpi_mrr_movements": "occurred_at",
+    "product_usage": "day",
+    "feedback_responses": "responded_at",
+    "support_tickets": "created_at",
 }
+
+
+def _mutated(store: Store, table: str) -> str:
+    """Where a mutation of ``table`` runs: the table, or its shards' local tables on a
+    cluster (a Distributed table holds no rows)."""
+    _quoted(table)  # checked as an identifier
+    return mutation_table(table, store.cluster)
 
 
 def _quoted(table: str) -> str:
@@ -122,11 +133,19 @@ def subject_tables(store: Store, kind: ErasureSubjectKind) -> list[SubjectTable]
         "AND t.engine LIKE '%MergeTree' ORDER BY c.table",
         {"column": SUBJECT_COLUMNS[kind]},
     )
-    return [
+    found = [
         SubjectTable(str(r["table"]), SUBJECT_COLUMNS[kind], "Replacing" in str(r["engine"]))
         for r in rows
-        if r["table"] not in _NOT_ERASED
     ]
+    if store.cluster:
+        # On a cluster the MergeTree tables are the shards' ``<name>_local`` replicas:
+        # count through the Distributed ``<name>`` (every shard), mutate the locals
+        # (:func:`_delete_pass`).
+        found = [
+            SubjectTable(t.table.removesuffix(LOCAL_SUFFIX), t.column, t.replacing)
+            for t in found if t.table.endswith(LOCAL_SUFFIX)
+        ]
+    return [t for t in found if t.table not in _NOT_ERASED]
 
 
 @dataclass
@@ -234,7 +253,8 @@ def _delete_pass(
         if time_column:
             days += [found["first"], found["last"]]
         store.command(
-            f"ALTER TABLE {table} DELETE WHERE {where} SETTINGS mutations_sync = 2", params
+            f"ALTER TABLE {_mutated(store, target.table)} DELETE WHERE {where} "
+            "SETTINGS mutations_sync = 2", params,
         )
 
 
@@ -248,7 +268,8 @@ def rebuild_touchpoints_daily(store: Store, first: dt.date, end: dt.date) -> int
         f"SELECT count() FROM (SELECT day, channel, campaign_id FROM touchpoints_daily "  # noqa: S608
         f"WHERE {window} GROUP BY day, channel, campaign_id)", params) or 0)
     store.command(
-        f"ALTER TABLE touchpoints_daily DELETE WHERE {window} SETTINGS mutations_sync = 2",
+        f"ALTER TABLE {_mutated(store, 'touchpoints_daily')} DELETE WHERE {window} "
+        "SETTINGS mutations_sync = 2",
         params,
     )
     store.command(
@@ -400,6 +421,17 @@ class RetentionSettings(BaseSettings):
     budgets_days: int | None = Field(default=None, ge=1, description="Budgets, by month.")
     martech_costs_days: int | None = Field(
         default=None, ge=1, description="Martech tool costs, by month.")
+    account_profiles_days: int | None = Field(
+        default=None, ge=1, description="Account profiles, by effective_from (an account's "
+        "profile older than this is lost: its events count as unknown).")
+    product_usage_days: int | None = Field(
+        default=None, ge=1, description="Product usage per account and feature, by day.")
+    email_deliverability_days: int | None = Field(
+        default=None, ge=1, description="E-mail deliverability counts, by day.")
+    feedback_responses_days: int | None = Field(
+        default=None, ge=1, description="NPS / CSAT survey answers, by responded_at.")
+    support_tickets_days: int | None = Field(
+        default=None, ge=1, description="Support tickets, by created_at.")
     conversions_days: int | None = Field(
         default=None, ge=1, description="Conversion milestones, by converted_at.")
     attribution_credits_days: int | None = Field(
@@ -433,6 +465,11 @@ RETENTION_RULES: tuple[RetentionRule, ...] = (
     RetentionRule("spend", "spend_days", "date"),
     RetentionRule("budgets", "budgets_days", "month"),
     RetentionRule("martech_costs", "martech_costs_days", "month"),
+    RetentionRule("account_profiles", "account_profiles_days", "effective_from"),
+    RetentionRule("product_usage", "product_usage_days", "day"),
+    RetentionRule("email_deliverability", "email_deliverability_days", "day"),
+    RetentionRule("feedback_responses", "feedback_responses_days", "toDateTime(responded_at)"),
+    RetentionRule("support_tickets", "support_tickets_days", "toDateTime(created_at)"),
     RetentionRule("conversions", "conversions_days", "toDateTime(converted_at)"),
     RetentionRule("attribution_credits", "attribution_credits_days",
                   "toDateTime(converted_at)"),
@@ -454,6 +491,12 @@ def _current_ttl(engine_full: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
+def _physical(store: Store, table: str) -> str:
+    """The table holding ``table``'s rows and TTL: itself, or its local table on a
+    cluster."""
+    return local_table(table) if store.cluster else table
+
+
 def apply_retention(store: Store, settings: RetentionSettings | None = None) -> dict[str, str]:
     """Make every table's TTL match the settings; returns table → what changed. A table
     whose TTL already matches is left alone (``MODIFY TTL`` rewrites the table's parts)."""
@@ -461,16 +504,17 @@ def apply_retention(store: Store, settings: RetentionSettings | None = None) -> 
     rows = store.query(
         "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() "
         "AND name IN {tables:Array(String)}",
-        {"tables": [r.table for r in RETENTION_RULES]},
+        {"tables": [_physical(store, r.table) for r in RETENTION_RULES]},
     )
-    engines = {str(r["name"]): str(r["engine_full"]) for r in rows}
+    engines = {str(r["name"]).removesuffix(LOCAL_SUFFIX if store.cluster else ""):
+               str(r["engine_full"]) for r in rows}
     changed: dict[str, str] = {}
     for rule in RETENTION_RULES:
         if rule.table not in engines:
             continue
         days = getattr(settings, rule.setting)
         current = _current_ttl(engines[rule.table])
-        table = _quoted(rule.table)
+        table = _mutated(store, rule.table)
         if days is None:
             if current is not None:
                 store.command(f"ALTER TABLE {table} REMOVE TTL")

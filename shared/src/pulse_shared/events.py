@@ -29,9 +29,11 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
 )
 
@@ -477,6 +479,260 @@ class MartechCost(Event):
     def month_start(self) -> dt.date:
         year, month = self.month.split("-")
         return dt.date(int(year), int(month), 1)
+
+
+class Segment(StrEnum):
+    """Customer segments of an account (firmographic size class)."""
+
+    SMB = "smb"
+    MID_MARKET = "mid_market"
+    ENTERPRISE = "enterprise"
+
+
+#: How CRMs spell the segments, separators and case removed (``Mid-Market`` → ``midmarket``).
+SEGMENT_SPELLINGS: dict[str, Segment] = {
+    **dict.fromkeys(("smb", "sme", "small", "smallbusiness", "smallandmedium",
+                     "smallmediumbusiness", "smallandmediumbusiness", "selfserve",
+                     "startup"), Segment.SMB),
+    **dict.fromkeys(("midmarket", "mid", "mm", "midsize", "midsized", "middlemarket",
+                     "commercial"), Segment.MID_MARKET),
+    **dict.fromkeys(("enterprise", "ent", "large", "largeenterprise", "strategic",
+                     "corporate"), Segment.ENTERPRISE),
+}
+
+
+def normalise_segment(value: Any) -> Any:
+    """A segment as CRMs write it (``SMB``, ``Mid-Market``, ``mid market``, ``Enterprise``)
+    → its :class:`Segment` value; anything else is left for the enum to refuse."""
+    if isinstance(value, str):
+        return SEGMENT_SPELLINGS.get(re.sub(r"[\s\-_/.&]+", "", value.lower()), value)
+    return value
+
+
+class AccountProfile(Event):
+    """An account's firmographic profile from its ``effective_from`` day on (CRM).
+
+    History is kept: a later ``effective_from`` of the same account is a change (a plan
+    upgrade, a new segment) that applies from its day; KPI breakdowns by segment, plan,
+    region, industry and employee band use the profile in force on each event's day
+    (accounts without one count as ``unknown``). A re-send with the same ``event_id``
+    replaces its row. Ids and categories only: no company names or people.
+    """
+
+    kind: ClassVar[str] = "account_profile"
+    event_id: Identifier
+    account_id: Identifier
+    effective_from: EventDate = Field(description="Day (UTC) from which this profile holds.")
+    plan: Label = Field(default="", description="Plan the account is on, e.g. pro.")
+    segment: Annotated[Segment, BeforeValidator(normalise_segment)] = Field(
+        description="smb, mid_market or enterprise (SMB, Mid-Market, Enterprise … accepted).")
+    industry: Label = Field(default="", description="Industry, e.g. retail.")
+    region: Label = Field(default="", description="Sales region, e.g. emea.")
+    employee_band: Label = Field(default="", description="Company size, e.g. 51-200.")
+    acquisition_channel: Channel | None = Field(
+        default=None, description="How the account was acquired; absent: its first-touch "
+        "channel (from touchpoints).")
+
+
+def _domain_slug(value: str) -> str:
+    """Sending domains in one spelling (``News.Example.com.`` → ``news.example.com``)."""
+    return value.strip().lower().rstrip(".")
+
+
+#: Each count and the count it is part of: validated ``count <= whole`` (and hard + soft
+#: bounces <= sent), so a row whose numbers cannot be true is refused at the field that is
+#: too large, with both numbers in the reason.
+_DELIVERY_WHOLE: dict[str, str] = {
+    "delivered": "sent", "hard_bounces": "sent", "soft_bounces": "sent",
+    "spam_complaints": "delivered", "unsubscribes": "delivered",
+    "unique_opens": "delivered", "unique_clicks": "delivered",
+}
+
+
+class EmailDeliveryStats(Event):
+    """One day's e-mail delivery counts of one sending domain (and ESP campaign), as an
+    ESP reports them (SendGrid stats, a Mailchimp campaign report …).
+
+    Rates are computed by the KPI service (family ``deliverability``): delivery, bounce
+    and complaint rates over ``sent``, open and click rates over ``delivered``. A re-sent
+    or corrected row with the same ``event_id`` replaces the earlier one; distinct rows of
+    one day and domain add up (two campaigns, two ESPs).
+    """
+
+    kind: ClassVar[str] = "email_delivery"
+    event_id: Identifier
+    day: EventDate = Field(description="Day the e-mails were sent (UTC).")
+    sending_domain: Annotated[Identifier, AfterValidator(_domain_slug)] = Field(
+        description="Domain the e-mails were sent from, e.g. news.example.com.")
+    campaign_id: Label = Field(default="", description="ESP campaign id, '' for all.")
+    esp: Annotated[Identifier, AfterValidator(_category_slug)] = Field(
+        default="other", description="E-mail service provider, e.g. sendgrid, mailchimp.")
+    sent: Count = Field(description="E-mails handed to the ESP for delivery (requests).")
+    delivered: Count = Field(description="Accepted by the receiving servers (≤ sent).")
+    hard_bounces: Count = Field(default=0, description="Permanent failures (≤ sent).")
+    soft_bounces: Count = Field(default=0, description="Temporary failures or blocks (≤ sent).")
+    spam_complaints: Count = Field(default=0, description="Marked as spam (≤ delivered).")
+    unsubscribes: Count = Field(default=0, description="Recipients who unsubscribed.")
+    unique_opens: Count = Field(default=0, description="Recipients who opened (≤ delivered).")
+    unique_clicks: Count = Field(default=0, description="Recipients who clicked (≤ delivered).")
+
+    @field_validator("delivered", "hard_bounces", "soft_bounces", "spam_complaints",
+                     "unsubscribes", "unique_opens", "unique_clicks")
+    @classmethod
+    def _within_whole(cls, value: int, info: ValidationInfo) -> int:
+        # Fields validate in declaration order, so the whole (sent, delivered) is known
+        # here unless it was itself invalid (then that field carries the error).
+        whole = _DELIVERY_WHOLE[info.field_name or ""]
+        limit = info.data.get(whole)
+        if limit is not None and value > limit:
+            raise ValueError(f"{value} is more than {whole} ({limit})")
+        if info.field_name == "soft_bounces":
+            hard = info.data.get("hard_bounces")
+            sent = info.data.get("sent")
+            if hard is not None and sent is not None and hard + value > sent:
+                raise ValueError(f"hard_bounces + soft_bounces ({hard + value}) is more than "
+                                 f"sent ({sent})")
+        return value
+
+
+class ProductUsage(Event):
+    """How often one account used one product feature on one day (a daily aggregate from
+    the product's analytics; several rows of one account, feature and day add up).
+
+    Feeds the product KPIs (``active_accounts_daily``/``_weekly``/``_monthly``,
+    ``usage_events``, ``feature_adoption_rate``, ``churn_risk_accounts``): an account is
+    active on a day it has any usage. Ids only: no user names or free text.
+    """
+
+    kind: ClassVar[str] = "product_usage"
+    event_id: Identifier
+    account_id: Identifier
+    feature: Annotated[Identifier, AfterValidator(_category_slug)] = Field(
+        description="Feature slug, e.g. campaigns, automations, ab_testing (lower case, "
+        "spaces as underscores).")
+    day: EventDate = Field(description="Day of use (UTC).")
+    count: Annotated[int, Field(ge=1, le=COUNT_MAX)] = Field(
+        default=1, description="Uses of the feature that day (at least 1).")
+
+
+class Survey(StrEnum):
+    """Customer feedback surveys and their score scales."""
+
+    NPS = "nps"
+    """Net Promoter Score question: 0–10 (promoters 9–10, detractors 0–6)."""
+    CSAT = "csat"
+    """Customer satisfaction: 1–5 (satisfied 4–5)."""
+
+
+#: Score range (inclusive) of each survey; a score outside it is refused at ``score``.
+SURVEY_SCALES: dict[Survey, tuple[int, int]] = {Survey.NPS: (0, 10), Survey.CSAT: (1, 5)}
+
+
+class FeedbackResponse(Event):
+    """One answer of one account to an NPS or CSAT survey (from the survey tool).
+
+    Feeds the customer experience KPIs (``nps``, ``nps_responses``, ``csat``). Scores only:
+    free-text comments are personal data in practice (names, e-mail addresses, complaints
+    about people), so the event has no comment field; ingest drops a ``comment`` column of a
+    survey export before validating (:mod:`pulse_ingest.domain.normalize`). A re-send with
+    the same ``event_id`` replaces its row.
+    """
+
+    kind: ClassVar[str] = "feedback_response"
+    event_id: Identifier
+    account_id: Identifier
+    survey: Annotated[Survey, BeforeValidator(lambda v: v.strip().lower()
+                                              if isinstance(v, str) else v)] = Field(
+        description="nps (score 0–10) or csat (score 1–5).")
+    score: Annotated[int, Field(ge=0, le=10)] = Field(
+        description="The answer: 0–10 for nps, 1–5 for csat.")
+    responded_at: EventTime = Field(description="When the account answered (UTC).")
+
+    @field_validator("score")
+    @classmethod
+    def _score_on_scale(cls, value: int, info: ValidationInfo) -> int:
+        survey = info.data.get("survey")  # absent when survey itself was invalid
+        if survey is not None:
+            low, high = SURVEY_SCALES[Survey(survey)]
+            if not low <= value <= high:
+                raise ValueError(f"{value} is outside the {Survey(survey).value} scale "
+                                 f"{low}–{high}")
+        return value
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    SOLVED = "solved"
+    CLOSED = "closed"
+
+
+#: Statuses of a resolved ticket (they carry ``resolved_at``).
+RESOLVED_STATUSES: frozenset[TicketStatus] = frozenset({TicketStatus.SOLVED,
+                                                        TicketStatus.CLOSED})
+
+
+class TicketChannel(StrEnum):
+    EMAIL = "email"
+    CHAT = "chat"
+    PHONE = "phone"
+
+
+class SupportTicket(Event):
+    """The state of one support ticket (help desk export or webhook). Each update of a
+    ticket is sent again with the same ``ticket_id``: the latest state wins (the one with
+    the latest ``updated_at``, which defaults to the ticket's latest time).
+
+    Feeds ``tickets_created``, ``tickets_resolved``, ``first_response_hours`` and
+    ``tickets_per_account``. Ids, times and categories only: no subject, body or requester.
+    """
+
+    kind: ClassVar[str] = "support_ticket"
+    event_id: Identifier
+    ticket_id: Identifier = Field(description="Help desk ticket id.")
+    account_id: Identifier
+    created_at: EventTime = Field(description="When the ticket was opened (UTC).")
+    first_response_at: EventTime | None = Field(
+        default=None, description="First agent response (UTC), absent if none yet.")
+    resolved_at: EventTime | None = Field(
+        default=None, description="When it was solved (UTC); required for solved and "
+        "closed, absent for open and pending (a reopened ticket is not resolved).")
+    status: Annotated[TicketStatus, BeforeValidator(lambda v: v.strip().lower()
+                                                    if isinstance(v, str) else v)]
+    channel: Annotated[TicketChannel, BeforeValidator(lambda v: v.strip().lower()
+                                                      if isinstance(v, str) else v)] = Field(
+        description="email, chat or phone.")
+    updated_at: EventTime | None = Field(
+        default=None, description="When this state was recorded; default: the latest of "
+        "created_at, first_response_at and resolved_at.")
+
+    @field_validator("first_response_at", "resolved_at")
+    @classmethod
+    def _not_before_created(cls, value: dt.datetime | None,
+                            info: ValidationInfo) -> dt.datetime | None:
+        created = info.data.get("created_at")
+        if value is not None and created is not None and value < created:
+            raise ValueError(f"{_show(value)} is before created_at ({_show(created)})")
+        return value
+
+    @field_validator("status")
+    @classmethod
+    def _resolved_matches_status(cls, value: TicketStatus,
+                                 info: ValidationInfo) -> TicketStatus:
+        resolved = info.data.get("resolved_at")
+        if value in RESOLVED_STATUSES and resolved is None and "resolved_at" in info.data:
+            raise ValueError(f"a {value.value} ticket needs resolved_at")
+        if value not in RESOLVED_STATUSES and resolved is not None:
+            raise ValueError(f"a {value.value} ticket has no resolved_at (it is not resolved)")
+        return value
+
+    @property
+    def state_at(self) -> dt.datetime:
+        """When this state was recorded (the version of the stored row)."""
+        if self.updated_at is not None:
+            return self.updated_at
+        return max(t for t in (self.created_at, self.first_response_at, self.resolved_at)
+                   if t is not None)
 
 
 class ConversionMilestone(StrEnum):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
 
@@ -29,6 +29,19 @@ ALL_GRAINS: tuple[Grain, ...] = GRAINS
 BUDGET_GRAINS: tuple[Grain, ...] = (Grain.MONTH, Grain.QUARTER)
 ALL_DIMS: tuple[str, ...] = ("all", "channel", "campaign")
 TOTAL_ONLY: tuple[str, ...] = ("all",)
+#: Breakdowns by the account's profile (ingest kind accounts): the member of a movement, new
+#: customer or trial is the profile in force on its day, the member of a stock (MRR,
+#: paying accounts at a period's end) the profile on the period's last day; accounts
+#: without a profile then are ``unknown``. Computed by week, month and quarter (not by
+#: day: a segment's day-by-day MRR says nothing its week does not, at 5 × the rows).
+ACCOUNT_DIMS: tuple[str, ...] = ("segment", "plan", "region", "industry", "employee_band")
+ACCOUNT_DIM_GRAINS: tuple[Grain, ...] = (Grain.WEEK, Grain.MONTH, Grain.QUARTER)
+#: Billing KPIs broken down by ACCOUNT_DIMS (the trial KPIs are too, see TRIAL_KPI_DIMS).
+ACCOUNT_DIM_KPIS: tuple[str, ...] = (
+    "mrr", "arr", "mrr_new", "mrr_expansion", "mrr_contraction", "mrr_churn",
+    "mrr_reactivation", "mrr_net_new", "gross_mrr_churn_rate", "net_mrr_churn_rate", "nrr",
+    "logo_churn_rate", "paying_accounts", "arpa", "ltv", "new_customers",
+)
 
 MODELS: tuple[str, ...] = MODEL_NAMES
 #: Funnel stages in order, and the stage pairs whose conversion and velocity are KPIs.
@@ -56,6 +69,12 @@ class Family(StrEnum):
     """Recurring revenue and retention of paying customers (billing): MRR, churn, NRR."""
     BUDGET = "budget"
     """Budgets and pacing."""
+    DELIVERABILITY = "deliverability"
+    """E-mail deliverability: sent, delivered, bounces, complaints, opens, clicks (ESP)."""
+    PRODUCT = "product"
+    """Product usage: active accounts, feature adoption, launches, usage-based churn risk."""
+    EXPERIENCE = "experience"
+    """Customer experience: NPS and CSAT survey answers, support tickets and response times."""
 
 
 class Direction(StrEnum):
@@ -70,6 +89,8 @@ class Unit(StrEnum):
     RATIO = "ratio"
     MONTHS = "months"
     DAYS = "days"
+    HOURS = "hours"
+    POINTS = "points"  # a score on a fixed scale, e.g. NPS −100…100
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +268,10 @@ _BASE: tuple[KpiDef, ...] = (
     _d("projected_spend", "Projected spend", "Projected period-end spend = spend to date / "
        "elapsed fraction.", U, NEUTRAL, AD_SPEND, BUDGET_GRAINS, ALL_DIMS, Family.BUDGET),
 )
+_BASE = tuple(
+    replace(k, dimensions=(*k.dimensions, *ACCOUNT_DIMS)) if k.name in ACCOUNT_DIM_KPIS else k
+    for k in _BASE
+)
 
 #: Funnel stages for people.
 STAGE_LABELS: dict[str, str] = {
@@ -285,6 +310,9 @@ def _per_model() -> tuple[KpiDef, ...]:
 TRIAL_CONVERSION_WINDOW_DAYS = 30
 #: Trials by channel: the account's first-touch channel (``unknown`` without touchpoints).
 TRIAL_DIMS: tuple[str, ...] = ("all", "channel")
+#: The trial KPIs' catalog dimensions: TRIAL_DIMS and the account's profile on the trial's
+#: start day (computed with the other ACCOUNT_DIMS breakdowns).
+TRIAL_KPI_DIMS: tuple[str, ...] = (*TRIAL_DIMS, *ACCOUNT_DIMS)
 TRIAL_SOURCE = (
     "Billing: subscription events (trial_started, first MRR > 0); by channel: the account's "
     "first touchpoint"
@@ -301,8 +329,8 @@ _TRIAL_DEF = (
     "before it; it converts when the account's first MRR > 0 (subscription_started) is at "
     f"most {TRIAL_CONVERSION_WINDOW_DAYS} days (calendar days) after the trial's start day. "
     "By channel: the account's first-touch channel, whole trials (no attribution credits: "
-    "trials are not an attribution milestone); segment needs account events (not ingested "
-    "yet)."
+    "trials are not an attribution milestone); by segment, plan, region, industry or "
+    "employee band: the account's profile on the trial's start day (unknown without one)."
 )
 
 
@@ -313,7 +341,7 @@ def _trials() -> tuple[KpiDef, ...]:
     def trial(name: str, label: str, definition: str, unit: Unit, direction: Direction,
               matures: int = lag) -> KpiDef:
         return _d(name, label, definition, unit, direction, TRIAL_SOURCE,
-                  dimensions=TRIAL_DIMS, family=Family.FUNNEL, matures_after_days=matures)
+                  dimensions=TRIAL_KPI_DIMS, family=Family.FUNNEL, matures_after_days=matures)
 
     return (
         trial("trials_started", "Trials started", f"Trials started in the period. {_TRIAL_DEF}",
@@ -335,7 +363,139 @@ def _trials() -> tuple[KpiDef, ...]:
     )
 
 
-CATALOG: tuple[KpiDef, ...] = (*_BASE, *_funnel(), *_per_model(), *_trials())
+# --------------------------------------------------------------------------- product usage
+
+#: Default share by which an account's usage must drop month over month to count as a churn
+#: risk (the KPI service's PULSE_KPI_CHURN_RISK_DROP, `pulse kpi churn-risk --drop`).
+CHURN_RISK_DROP_DEFAULT = 0.5
+USAGE_SOURCE = "Product: daily feature usage per account (ingest kind usage)"
+USAGE_DIMS: tuple[str, ...] = ("all", "feature")
+_ACTIVE = "An account is active on a day it has any usage (any feature, count ≥ 1)."
+
+
+def _usage() -> tuple[KpiDef, ...]:
+    def kpi(name: str, label: str, definition: str, unit: Unit, direction: Direction,
+            grains: tuple[Grain, ...] = ALL_GRAINS, dimensions: tuple[str, ...] = TOTAL_ONLY,
+            source: str = USAGE_SOURCE) -> KpiDef:
+        return _d(name, label, definition, unit, direction, source, grains, dimensions,
+                  Family.PRODUCT)
+
+    return (
+        kpi("active_accounts_daily", "Daily active accounts (DAU)", "Distinct accounts "
+            f"with usage on the day. {_ACTIVE}", C, UP, (Grain.DAY,)),
+        kpi("active_accounts_weekly", "Weekly active accounts (WAU)", "Distinct accounts "
+            f"with usage in the ISO week. {_ACTIVE}", C, UP, (Grain.WEEK,)),
+        kpi("active_accounts_monthly", "Monthly active accounts (MAU)", "Distinct accounts "
+            f"with usage in the calendar month. {_ACTIVE}", C, UP, (Grain.MONTH,)),
+        kpi("usage_events", "Feature uses", "Uses of product features in the period (sum "
+            "of the usage counts); by feature: that feature's.", C, UP,
+            dimensions=USAGE_DIMS),
+        kpi("feature_adoption_rate", "Feature adoption rate", "Accounts that used the "
+            "feature in the period / active accounts in the period (by feature only). "
+            "Launch curves since a release: `pulse kpi launch FEATURE`.", R, UP,
+            dimensions=("feature",)),
+        kpi("churn_risk_accounts", "Accounts at churn risk", "Paying accounts (MRR > 0 at "
+            "the month's end, or today in the running month) whose usage per day dropped by "
+            f"more than PULSE_KPI_CHURN_RISK_DROP (default {CHURN_RISK_DROP_DEFAULT:.0%}) "
+            "against the previous month (uses ÷ days of the month, elapsed days for the "
+            "running month; accounts without usage the previous month are not counted). "
+            "The accounts with their usage and MRR: `pulse kpi churn-risk`.", C, DOWN,
+            (Grain.MONTH,), source=f"{USAGE_SOURCE}; {BILLING_MRR}"),
+    )
+
+
+#: Every product usage KPI (computed together from product usage, totals pass).
+USAGE_KPIS: tuple[str, ...] = tuple(k.name for k in _usage())
+
+# --------------------------------------------------------------------------- deliverability
+
+#: Deliverability KPIs by sending domain and ESP campaign (the campaign dimension holds the
+#: ESP's campaign id for these KPIs).
+DELIVERABILITY_DIMS: tuple[str, ...] = ("all", "sending_domain", "campaign")
+#: Industry thresholds (mailbox providers' guidance) of the shipped alert rule templates
+#: (pulse_alerts/rules/default.yaml; a rules file changes them for alerts) and of the
+#: report's breach statements: bounce rate 2 %, spam complaint rate 0.1 % of sent.
+BOUNCE_RATE_THRESHOLD = 0.02
+COMPLAINT_RATE_THRESHOLD = 0.001
+DELIVERABILITY_SOURCE = (
+    "ESP: daily e-mail delivery counts (ingest kind deliverability; SendGrid stats or "
+    "Mailchimp campaign report imports)"
+)
+_OVER_SENT = "of the e-mails sent in the period (n/a when nothing was sent)"
+_OVER_DELIVERED = "of the e-mails delivered in the period (n/a when nothing was delivered)"
+
+
+def _deliverability() -> tuple[KpiDef, ...]:
+    def kpi(name: str, label: str, definition: str, unit: Unit, direction: Direction) -> KpiDef:
+        return _d(name, label, definition, unit, direction, DELIVERABILITY_SOURCE,
+                  dimensions=DELIVERABILITY_DIMS, family=Family.DELIVERABILITY)
+
+    return (
+        kpi("emails_sent", "E-mails sent", "E-mails handed to the ESP for delivery in the "
+            "period (SendGrid requests, Mailchimp emails sent).", C, NEUTRAL),
+        kpi("emails_delivered", "E-mails delivered", "E-mails accepted by the receiving "
+            "servers in the period.", C, UP),
+        kpi("delivery_rate", "Delivery rate", f"delivered / sent {_OVER_SENT}.", R, UP),
+        kpi("bounce_rate", "Bounce rate", "(hard + soft bounces) / sent "
+            f"{_OVER_SENT}. Industry threshold: keep it under 2 %.", R, DOWN),
+        kpi("hard_bounce_rate", "Hard bounce rate", f"hard bounces / sent {_OVER_SENT}.", R,
+            DOWN),
+        kpi("complaint_rate", "Spam complaint rate", f"spam complaints / sent {_OVER_SENT}. "
+            "Industry threshold: keep it under 0.1 % (mailbox providers filter or block "
+            "above 0.3 %).", R, DOWN),
+        kpi("unsubscribe_rate", "Unsubscribe rate", f"unsubscribes / sent {_OVER_SENT}.", R,
+            DOWN),
+        kpi("open_rate", "Open rate", f"unique opens / delivered {_OVER_DELIVERED}.", R, UP),
+        kpi("click_rate", "Click rate", f"unique clicks / delivered {_OVER_DELIVERED}.", R,
+            UP),
+    )
+
+
+#: Every deliverability KPI (the KPI service tracks their breakdown members apart: their
+#: campaigns are ESP campaigns, not ad campaigns).
+DELIVERABILITY_KPIS: tuple[str, ...] = tuple(k.name for k in _deliverability())
+
+# --------------------------------------------------------------------------- experience
+
+FEEDBACK_SOURCE = "Surveys: NPS and CSAT answers per account (ingest kind feedback)"
+TICKETS_SOURCE = "Help desk: support ticket states, latest per ticket (ingest kind tickets)"
+
+
+def _experience() -> tuple[KpiDef, ...]:
+    def kpi(name: str, label: str, definition: str, unit: Unit, direction: Direction,
+            source: str) -> KpiDef:
+        return _d(name, label, definition, unit, direction, source, family=Family.EXPERIENCE)
+
+    return (
+        kpi("nps", "NPS", "Net Promoter Score of the NPS answers given in the period, in "
+            "points (−100…100): % promoters (9–10) − % detractors (0–6); passives (7–8) "
+            "count in the base only. Every answer counts (an account answering twice counts "
+            "twice). n/a without answers.", Unit.POINTS, UP, FEEDBACK_SOURCE),
+        kpi("nps_responses", "NPS responses", "NPS answers given in the period.", C, UP,
+            FEEDBACK_SOURCE),
+        kpi("csat", "CSAT", "Share of the CSAT answers given in the period that are 4 or 5 "
+            "(on 1–5). n/a without answers.", R, UP, FEEDBACK_SOURCE),
+        kpi("tickets_created", "Tickets created", "Support tickets opened in the period "
+            "(by created_at).", C, DOWN, TICKETS_SOURCE),
+        kpi("tickets_resolved", "Tickets resolved", "Tickets whose latest state is solved or "
+            "closed with resolved_at in the period (a reopened ticket is not resolved).", C,
+            UP, TICKETS_SOURCE),
+        kpi("first_response_hours", "First response time", "Median hours from creation to "
+            "first response of the tickets created in the period that have a first "
+            "response. n/a when none has.", Unit.HOURS, DOWN, TICKETS_SOURCE),
+        kpi("tickets_per_account", "Tickets per account", "tickets_created / paying accounts "
+            "(MRR > 0) at the period's end (for the running period: at the start of today). "
+            "n/a without paying accounts.", R, DOWN, f"{TICKETS_SOURCE}; {BILLING_MRR}"),
+    )
+
+
+#: Every customer experience KPI (computed together from feedback and tickets, totals pass).
+EXPERIENCE_KPIS: tuple[str, ...] = tuple(k.name for k in _experience())
+
+CATALOG: tuple[KpiDef, ...] = (
+    *_BASE, *_funnel(), *_per_model(), *_trials(), *_deliverability(), *_usage(),
+    *_experience(),
+)
 #: Every trial KPI (the derived trial_to_paid_rate included): their channel members come
 #: from trials, not spend or credits, so the KPI service tracks them apart.
 TRIAL_KPIS: tuple[str, ...] = (*(k.name for k in _trials()), "trial_to_paid_rate")
@@ -411,7 +571,7 @@ def _ltv_cac(values: Values) -> float | None:
 @derived_kpi(
     _d("trial_to_paid_rate", "Trial-to-paid rate", "trials_converted / trials_started of the "
        f"trials started in the period. {_TRIAL_COHORT}", R, UP, TRIAL_SOURCE,
-       dimensions=TRIAL_DIMS, family=Family.FUNNEL,
+       dimensions=TRIAL_KPI_DIMS, family=Family.FUNNEL,
        matures_after_days=TRIAL_CONVERSION_WINDOW_DAYS),
     ("trials_converted", "trials_started"),
 )

@@ -51,6 +51,12 @@ class PulseSettings(BaseSettings):
         default=SecretStr(""), description="ClickHouse password."
     )
     clickhouse_database: str = Field(default="default", description="ClickHouse database.")
+    clickhouse_cluster: str | None = Field(
+        default=None,
+        description="ClickHouse cluster (a remote_servers name): migrations create "
+        "replicated local tables and Distributed tables over them on every node (ON "
+        "CLUSTER); unset = one server, the plain schema. docs/operations.md.",
+    )
     data_dir: Path = Field(
         default=Path("pulse-data"), description="Embedded chDB data directory."
     )

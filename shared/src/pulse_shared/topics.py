@@ -66,6 +66,33 @@ MARTECH = Topic(
     "Monthly marketing tool and licence costs (martech) per vendor and category.",
     table="martech_costs", ingest_kind="martech",
 )
+ACCOUNTS = Topic(
+    "crm.accounts.v1", ev.AccountProfile, "account_id",
+    "Account firmographic profiles (plan, segment, industry, region, employee band) with "
+    "the day each applies from; keyed by account so one account's changes stay in order.",
+    table="account_profiles", ingest_kind="accounts",
+)
+DELIVERABILITY = Topic(
+    "email.deliverability.v1", ev.EmailDeliveryStats, "sending_domain",
+    "Daily e-mail delivery counts per sending domain and ESP campaign (deliverability).",
+    table="email_deliverability", ingest_kind="deliverability",
+)
+USAGE = Topic(
+    "product.usage.v1", ev.ProductUsage, "account_id",
+    "Daily product usage per account and feature; keyed by account.",
+    table="product_usage", ingest_kind="usage",
+)
+FEEDBACK = Topic(
+    "cx.feedback.v1", ev.FeedbackResponse, "account_id",
+    "NPS and CSAT survey answers per account (scores only, no comments); keyed by account.",
+    table="feedback_responses", ingest_kind="feedback",
+)
+TICKETS = Topic(
+    "cx.tickets.v1", ev.SupportTicket, "ticket_id",
+    "Support ticket states (created, first response, resolved); keyed by ticket so one "
+    "ticket's updates stay in order and the latest state wins.",
+    table="support_tickets", ingest_kind="tickets",
+)
 CREDITS = Topic(
     "attribution.credits.v1", ev.AttributionCredit, "account_id",
     "Attribution credits per conversion, touchpoint and model (versioned).",
@@ -101,7 +128,8 @@ MMM_RESULTS = Topic(
 )
 
 INPUT_TOPICS: tuple[Topic, ...] = (
-    TOUCHPOINTS, SPEND, SUBSCRIPTIONS, PIPELINE, BUDGETS, MARTECH,
+    TOUCHPOINTS, SPEND, SUBSCRIPTIONS, PIPELINE, BUDGETS, MARTECH, DELIVERABILITY,
+    USAGE, ACCOUNTS, FEEDBACK, TICKETS,
 )
 ALL_TOPICS: tuple[Topic, ...] = (
     *INPUT_TOPICS, CREDITS, KPI_SNAPSHOTS, ALERTS, CAMPAIGN_ACTIONS, REPORT_READY, ERASURES,

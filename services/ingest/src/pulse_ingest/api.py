@@ -1,11 +1,12 @@
 """HTTP API of the ingest service (FastAPI; OpenAPI at ``/docs``).
 
-* ``POST /v1/{touchpoints,spend,subscriptions,pipeline,budgets,martech}`` — JSON array,
+* ``POST /v1/{touchpoints,spend,subscriptions,pipeline,budgets,martech,deliverability,usage,accounts,feedback,tickets}`` —
+  JSON array,
   NDJSON (``application/x-ndjson``) or CSV (``text/csv``), up to ``max_rows`` rows.
   200 when every row was accepted (or a duplicate), 422 with row-level errors otherwise
   (valid rows are still published unless ``?atomic=true``).
-* ``POST /v1/import/{source}`` — CSV export of Google Ads, LinkedIn Ads, HubSpot or
-  Stripe (see README for the column mappings).
+* ``POST /v1/import/{source}`` — CSV export of Google Ads, LinkedIn Ads, HubSpot,
+  Stripe, SendGrid or Mailchimp (see README for the column mappings).
 * 401 missing/unknown API key, 403 kind outside the key's scope, 413 too large,
   503 + ``Retry-After`` when the broker is slow or down.
 * Limits are enforced while the body arrives and while it is parsed (in a worker thread,
@@ -143,6 +144,22 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "budgets": {"month": "2026-12", "channel": "paid_social", "amount": "9000"},
     "martech": {"month": "2026-11", "vendor": "HubSpot", "category": "marketing_automation",
                 "amount": "3200", "currency": "USD"},
+    "usage": {"account_id": "acme", "feature": "automations", "day": "2026-11-20",
+              "count": 14},
+    "deliverability": {"day": "2026-11-20", "sending_domain": "news.example.com",
+                       "campaign_id": "nov-newsletter", "esp": "sendgrid", "sent": 12000,
+                       "delivered": 11820, "hard_bounces": 95, "soft_bounces": 85,
+                       "spam_complaints": 6, "unsubscribes": 21, "unique_opens": 4310,
+                       "unique_clicks": 610},
+    "accounts": {"account_id": "acme", "effective_from": "2026-11-01", "plan": "pro",
+                 "segment": "Mid-Market", "industry": "retail", "region": "emea",
+                 "employee_band": "51-200"},
+    "feedback": {"account_id": "acme", "survey": "nps", "score": 9,
+                 "responded_at": "2026-11-20T10:00:00Z"},
+    "tickets": {"ticket_id": "T-1042", "account_id": "acme",
+                "created_at": "2026-11-20T09:00:00Z",
+                "first_response_at": "2026-11-20T10:30:00Z",
+                "resolved_at": "2026-11-21T16:00:00Z", "status": "solved", "channel": "email"},
 }
 
 
@@ -298,7 +315,8 @@ def build_api(
         source: str, request: Request, who: AuthDep, atomic: AtomicQuery = False
     ) -> JSONResponse:
         """Import a CSV export: google_ads, linkedin_ads, hubspot_contacts, hubspot_deals,
-        stripe_subscriptions (column mappings in the service README)."""
+        stripe_subscriptions, sendgrid_stats, mailchimp_campaigns (column mappings in the
+        service README)."""
         csv_import = IMPORTS.get(source)
         if csv_import is None:
             raise HttpError(404, f"unknown import source {source!r}; one of {', '.join(IMPORTS)}")

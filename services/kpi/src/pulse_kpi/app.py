@@ -20,43 +20,63 @@ from decimal import Decimal
 from typing import Any
 
 from pulse_kpi import metrics, storage
-from pulse_kpi.domain.compute import KpiValue, Params, compute, data_range
+from pulse_kpi.domain.compute import KpiValue, Params, data_range
+from pulse_kpi.domain.experience import experience_range
 from pulse_kpi.domain.facts import Scope
 from pulse_kpi.domain.mrr import movements
+from pulse_kpi.domain.segments import compute_with_accounts
 from pulse_kpi.domain.snapshots import Throttle, changed, live, to_snapshot
+from pulse_kpi.domain.usage import usage_range
 from pulse_kpi.settings import GROUP_ID, SERVICE, KpiSettings
 from pulse_shared.bus import Bus
 from pulse_shared.consumers import Consumer, build_router
 from pulse_shared.events import (
+    AccountProfile,
     AttributionCredit,
     Budget,
+    EmailDeliveryStats,
+    FeedbackResponse,
     Grain,
     KpiSnapshot,
     MartechCost,
     PipelineEvent,
+    ProductUsage,
     Spend,
     Subscription,
+    SupportTicket,
 )
-from pulse_shared.kpi_catalog import TRIAL_CONVERSION_WINDOW_DAYS, TRIAL_KPIS
+from pulse_shared.kpi_catalog import (
+    ACCOUNT_DIMS,
+    DELIVERABILITY_KPIS,
+    TRIAL_CONVERSION_WINDOW_DAYS,
+    TRIAL_KPIS,
+)
 from pulse_shared.logging import get_logger
 from pulse_shared.periods import GRAINS, period_of
 from pulse_shared.store import Store
 from pulse_shared.streaming import BatchConsumer, DependencyNotReady
 from pulse_shared.topics import (
+    ACCOUNTS,
     BUDGETS,
     CREDITS,
+    DELIVERABILITY,
+    FEEDBACK,
     KPI_SNAPSHOTS,
     MARTECH,
     PIPELINE,
     SPEND,
     SUBSCRIPTIONS,
+    TICKETS,
+    USAGE,
 )
 from pulse_shared.writer import RowWriter
 
 log = get_logger(__name__)
 TOTALS: tuple[str, ...] = ("all",)
-BREAKDOWNS: tuple[str, ...] = ("channel", "campaign")
+BREAKDOWNS: tuple[str, ...] = ("channel", "campaign", "sending_domain", *ACCOUNT_DIMS)
 PUBLISH_CHUNK = 200
+#: Subscription events this recent (days) refresh the usage KPIs of their periods.
+USAGE_BILLING_HORIZON_DAYS = 62
 
 
 def utc_now() -> dt.datetime:
@@ -73,6 +93,8 @@ class _Dirty:
     funnel_days: set[dt.date] = field(default_factory=set)
     budget_months: set[dt.date] = field(default_factory=set)
     trial_days: set[dt.date] = field(default_factory=set)
+    usage_days: set[dt.date] = field(default_factory=set)  # product usage (totals only)
+    cx_days: set[dt.date] = field(default_factory=set)  # customer experience (totals only)
 
     def mark_mrr(self, first: dt.date, last: dt.date) -> None:
         self.mrr_from = first if self.mrr_from is None else min(self.mrr_from, first)
@@ -81,8 +103,11 @@ class _Dirty:
     def take(self) -> _Dirty:
         taken = _Dirty(
             set(self.flow_days), self.mrr_from, self.mrr_to, set(self.funnel_days),
-            set(self.budget_months), set(self.trial_days),
+            set(self.budget_months), set(self.trial_days), set(self.usage_days),
+            set(self.cx_days),
         )
+        self.cx_days.clear()
+        self.usage_days.clear()
         self.flow_days.clear()
         self.trial_days.clear()
         self.funnel_days.clear()
@@ -93,7 +118,7 @@ class _Dirty:
     def empty(self) -> bool:
         return not (
             self.flow_days or self.mrr_from or self.funnel_days or self.budget_months
-            or self.trial_days
+            or self.trial_days or self.usage_days or self.cx_days
         )
 
     def merge(self, other: _Dirty) -> None:
@@ -101,6 +126,8 @@ class _Dirty:
         self.funnel_days |= other.funnel_days
         self.budget_months |= other.budget_months
         self.trial_days |= other.trial_days
+        self.usage_days |= other.usage_days
+        self.cx_days |= other.cx_days
         if other.mrr_from is not None:
             self.mark_mrr(other.mrr_from, other.mrr_to or other.mrr_from)
 
@@ -128,7 +155,8 @@ class KpiComponent:
         self.storage = storage.KpiStorage(store)
         self.writer = RowWriter(store, SERVICE)
         # The un-suffixed attribution KPIs use the shared executive default model.
-        self.params = Params(gross_margin=Decimal(str(settings.gross_margin)))
+        self.params = Params(gross_margin=Decimal(str(settings.gross_margin)),
+                             churn_risk_drop=settings.churn_risk_drop)
         self.throttle = Throttle(
             settings.snapshot_min_interval_s, settings.snapshot_dimension_min_interval_s
         )
@@ -137,11 +165,15 @@ class KpiComponent:
         #: of the trial KPIs apart (their channels are trials' first touches).
         self.members: dict[tuple[str, dt.date], set[tuple[str, str]]] = {}
         self.trial_members: dict[tuple[str, dt.date], set[tuple[str, str]]] = {}
+        #: … and of the deliverability KPIs apart (sending domains, ESP campaigns).
+        self.deliverability_members: dict[tuple[str, dt.date], set[tuple[str, str]]] = {}
         self.mrr_horizon: dt.date | None = None
         #: Offline recomputation of a range: stock KPIs are not carried beyond this day.
         self.mrr_cap: dt.date | None = None
         #: Last day with a subscription event (read once, then advanced by consumed events).
         self.last_subscription_day: dt.date | None = None
+        #: Whether any survey answer or ticket is stored (customer experience KPIs exist).
+        self.experience_seen = False
         self._dirty = _Dirty()  # totals (dimension all), recomputed before each commit
         self._dirty_dims = _Dirty()  # channel/campaign breakdowns, recomputed in background
         self._lock = asyncio.Lock()
@@ -161,6 +193,16 @@ class KpiComponent:
             Consumer(BUDGETS, storage.budget_processor, self.after_budgets,
                      max_records=max_records),
             Consumer(MARTECH, storage.martech_processor, self.after_martech,
+                     max_records=max_records),
+            Consumer(USAGE, storage.usage_processor, self.after_usage,
+                     max_records=max_records),
+            Consumer(DELIVERABILITY, storage.deliverability_processor,
+                     self.after_deliverability, max_records=max_records),
+            Consumer(ACCOUNTS, storage.account_processor, self.after_accounts,
+                     max_records=max_records),
+            Consumer(FEEDBACK, storage.feedback_processor, self.after_feedback,
+                     max_records=max_records),
+            Consumer(TICKETS, storage.ticket_processor, self.after_tickets,
                      max_records=max_records),
             Consumer(CREDITS, then=self.after_credits, max_records=max_records),
         ]
@@ -212,6 +254,18 @@ class KpiComponent:
             await self._mark_breakdowns(trial_days=trial_days)
             self._dirty.trial_days |= trial_days
         days = [e.occurred_at.date() for e in events]
+        # Breakdowns by segment … carry every account's MRR from its first changed day on.
+        await self._mark_breakdowns(segment_from=min(days))
+        # Churn risk counts paying accounts: recent billing changes move it in their months
+        # (an old backfill would reload years of usage: `pulse kpi recompute` covers it).
+        recent = self.clock().date() - dt.timedelta(days=USAGE_BILLING_HORIZON_DAYS)
+        self._dirty.usage_days.update(d for d in days if d >= recent)
+        # … and so does tickets per account, where there are answers or tickets at all
+        # (looked up until the first is seen, then remembered).
+        if not self.experience_seen:
+            self.experience_seen = await asyncio.to_thread(self.storage.has_experience_data)
+        if self.experience_seen:
+            self._dirty.cx_days.update(days)
         if self.last_subscription_day is not None:
             self.last_subscription_day = max(self.last_subscription_day, max(days))
         self._dirty.mark_mrr(min(days), max(days))
@@ -249,6 +303,58 @@ class KpiComponent:
             self._dirty.flow_days.update(
                 month.start + dt.timedelta(days=i) for i in range((last - month.start).days + 1)
             )
+        await self.refresh()
+
+    async def after_accounts(self, events: list[AccountProfile]) -> None:
+        """A profile (late or not) changes the breakdowns by segment, plan … of every
+        period from its effective day on, and the trials its account started since then:
+        marked for the background breakdown pass (totals do not depend on profiles)."""
+        if not events:
+            return
+        first = min(e.effective_from for e in events)
+        accounts = sorted({e.account_id for e in events})
+        trial_days = await asyncio.to_thread(self.storage.account_trial_days, accounts)
+        await self._mark_breakdowns(
+            trial_days={d for d in trial_days if d >= first}, segment_from=first
+        )
+
+    async def after_deliverability(self, events: list[EmailDeliveryStats]) -> None:
+        """Delivery counts are daily flows: their days' periods are recomputed, totals now
+        and the sending-domain / ESP-campaign breakdowns in the background pass."""
+        if not events:
+            return
+        days = {e.day for e in events}
+        await self._mark_breakdowns(flow_days=days)
+        self._dirty.flow_days.update(days)
+        await self.refresh()
+
+    async def after_usage(self, events: list[ProductUsage]) -> None:
+        """Usage KPIs of the events' days (and the next month's churn risk) are totals
+        and feature members, recomputed before the commit (no background breakdowns)."""
+        if not events:
+            return
+        self._dirty.usage_days.update(e.day for e in events)
+        await self.refresh()
+
+    async def after_feedback(self, events: list[FeedbackResponse]) -> None:
+        """Survey answers change the experience KPIs of their days' periods (totals,
+        recomputed before the commit)."""
+        if not events:
+            return
+        self.experience_seen = True
+        self._dirty.cx_days.update(e.responded_at.date() for e in events)
+        await self.refresh()
+
+    async def after_tickets(self, events: list[SupportTicket]) -> None:
+        """A ticket's new state moves it between periods (created, resolved): the days of
+        every stored state of the batch's tickets are recomputed (totals)."""
+        if not events:
+            return
+        self.experience_seen = True
+        ids = sorted({e.ticket_id for e in events})
+        days = await asyncio.to_thread(self.storage.ticket_days, ids)
+        self._dirty.cx_days.update(days)
+        self._dirty.cx_days.update(e.created_at.date() for e in events)
         await self.refresh()
 
     async def after_credits(self, events: list[AttributionCredit]) -> None:
@@ -318,19 +424,24 @@ class KpiComponent:
 
     async def _mark_breakdowns(
         self, flow_days: set[dt.date] | None = None, budget_months: set[dt.date] | None = None,
-        trial_days: set[dt.date] | None = None,
+        trial_days: set[dt.date] | None = None, segment_from: dt.date | None = None,
     ) -> None:
-        """Remember (durably, before the commit) which breakdowns must be recomputed."""
+        """Remember (durably, before the commit) which breakdowns must be recomputed
+        (``segment_from``: the account breakdowns of every period from that day on)."""
         flow_days, budget_months = flow_days or set(), budget_months or set()
         trial_days = trial_days or set()
+        segment_days = {segment_from} if segment_from is not None else set()
         await self.writer.write(
             storage.PENDING_TABLE,
-            storage.pending_rows(flow_days, budget_months, utc_now(), trial_days),
+            storage.pending_rows(flow_days, budget_months, utc_now(), trial_days,
+                                 segment_days),
             storage.PENDING_COLUMNS,
         )
         self._dirty_dims.flow_days |= flow_days
         self._dirty_dims.budget_months |= budget_months
         self._dirty_dims.trial_days |= trial_days
+        if segment_from is not None:  # stocks: every later period, up to the MRR horizon
+            self._dirty_dims.mark_mrr(segment_from, segment_from)
 
     async def _replay_pending(self) -> None:
         """Breakdowns marked after the last completed pass (e.g. before a crash)."""
@@ -340,6 +451,9 @@ class KpiComponent:
         self._dirty_dims.flow_days |= flow_days
         self._dirty_dims.budget_months |= budget_months
         self._dirty_dims.trial_days |= trial_days
+        segment_days = await asyncio.to_thread(self.storage.pending_segment_days_since_done)
+        if segment_days:
+            self._dirty_dims.mark_mrr(min(segment_days), max(segment_days))
         if flow_days or budget_months or trial_days:
             log.info("breakdowns_replayed", days=len(flow_days), months=len(budget_months),
                      trial_days=len(trial_days))
@@ -397,28 +511,48 @@ class KpiComponent:
             funnel_days=frozenset(dirty.funnel_days),
             budget_months=frozenset(dirty.budget_months),
             trial_days=frozenset(dirty.trial_days),
+            usage_days=frozenset(dirty.usage_days),
+            cx_days=frozenset(dirty.cx_days),
             dimensions=dims,
             known_members=(
                 self._members_of(dirty.flow_days, self.members)
+                | self._account_members(self.members)
                 if dims != TOTALS else frozenset()
             ),
             known_trial_members=(
                 self._members_of(dirty.flow_days | dirty.trial_days, self.trial_members)
+                | self._account_members(self.trial_members)
+                if dims != TOTALS else frozenset()
+            ),
+            known_deliverability_members=(
+                self._members_of(dirty.flow_days, self.deliverability_members)
                 if dims != TOTALS else frozenset()
             ),
         )
         window = data_range(scope, self.params)
-        if window is None:
+        # Product usage has its own day range (its periods and the month before each).
+        usage_window = (usage_range(scope.usage_days, self.clock().date())
+                        if "all" in dims else None)
+        # … and so has customer experience (its days' periods).
+        cx_window = experience_range(scope.cx_days) if "all" in dims else None
+        span = window or usage_window or cx_window
+        if span is None:
             return []
         # The clock is read before the facts: kpi_values keeps the row with the latest
         # computed_at, so a value must never carry a time later than the data it was
         # computed from (two replicas: a slow load finishing last would otherwise win
         # with facts older than the other replica's).
         now = self.clock()
-        facts = await asyncio.to_thread(self.storage.load_facts, *window, parts)
+        facts = await asyncio.to_thread(
+            self.storage.load_facts, *span, parts if window else frozenset(), usage_window,
+            cx_window,
+        )
         loaded = time.perf_counter()
         # Pure CPU work off the event loop, so consumers and publishing keep moving.
-        values = await asyncio.to_thread(compute, facts, scope, now.date(), self.params)
+        # compute() and the breakdowns by the account's profile (domain/segments.py)
+        values = await asyncio.to_thread(
+            compute_with_accounts, facts, scope, now.date(), self.params
+        )
         diff = changed(values, known)
         computed = time.perf_counter()
         metrics.VALUES_COMPUTED.inc(len(values))
@@ -451,14 +585,31 @@ class KpiComponent:
         metrics.LAST_RECOMPUTE.set(time.time())
         log.info(
             "kpis_recomputed", dims=",".join(dims), computed=len(values), changed=len(diff), published=published,
-            window=f"{window[0]}..{window[1]}", seconds=round(elapsed, 4),
+            window=f"{span[0]}..{span[1]}", seconds=round(elapsed, 4),
             load_s=round(loaded - started, 4), compute_s=round(computed - loaded, 4),
             write_publish_s=round(time.perf_counter() - computed, 4),
         )
         return diff
 
     def _members_for(self, kpi: str) -> dict[tuple[str, dt.date], set[tuple[str, str]]]:
+        if kpi in DELIVERABILITY_KPIS:
+            return self.deliverability_members
         return self.trial_members if kpi in TRIAL_KPIS else self.members
+
+    @staticmethod
+    def _account_members(
+        members: dict[tuple[str, dt.date], set[tuple[str, str]]],
+    ) -> frozenset[tuple[str, dt.date, str, str]]:
+        """Every stored member of the account dimensions (segment …), whatever its period:
+        the account breakdowns keep those of the periods they redo (domain/segments.py),
+        so a member left without accounts — every account's profile arriving after its
+        billing, say — drops to 0 instead of going stale."""
+        return frozenset(
+            (grain, start, dim, value)
+            for (grain, start), pairs in members.items()
+            for dim, value in pairs
+            if dim in ACCOUNT_DIMS
+        )
 
     @staticmethod
     def _members_of(
@@ -520,7 +671,13 @@ class KpiComponent:
         # periods change though no event arrived).
         expiring = {day - dt.timedelta(days=TRIAL_CONVERSION_WINDOW_DAYS)}
         self._dirty.trial_days |= expiring
-        await self._mark_breakdowns(budget_months=months, trial_days=expiring)
+        # Churn risk of the running month compares usage per elapsed day: one more day.
+        self._dirty.usage_days.add(day)
+        # Tickets per account of the running periods counts accounts paying today.
+        self._dirty.cx_days.add(day)
+        # Account breakdowns' stocks (MRR by segment …) are carried to ``day`` too.
+        await self._mark_breakdowns(budget_months=months, trial_days=expiring,
+                                    segment_from=day)
         await self.refresh()
         await self.refresh_breakdowns()
         closed = [
@@ -569,7 +726,10 @@ class KpiComponent:
             dirty.budget_months |= months
             dirty.trial_days |= days
         self._dirty.funnel_days |= days
+        self._dirty.usage_days |= days
+        self._dirty.cx_days |= days
         self._dirty.mark_mrr(first, last)
+        self._dirty_dims.mark_mrr(first, last)  # breakdowns by segment, plan …
         changed_values = await self.refresh()
         changed_values += await self.refresh_breakdowns()
         return changed_values

@@ -9,29 +9,32 @@ inside the commands (start-up time).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from pulse_kpi import cli_support
+from pulse_kpi.accounts_cli import register as register_account_commands
+from pulse_kpi.cli_support import (
+    OutputOption,
+    fixed,
+    open_store,
+    parse_day_option,
+    parse_period_option,
+)
+from pulse_kpi.experience_cli import register as register_experience_commands
+from pulse_kpi.usage_cli import register as register_usage_commands
 from pulse_shared.cli_output import FORMAT_FILE_HELP, FORMAT_HELP, OutputFormat, emit, resolve
 from pulse_shared.events import Grain
 from pulse_shared.kpi_catalog import BY_NAME, CATALOG, MODELS
 
 if TYPE_CHECKING:
-    from pulse_shared.periods import Period
-    from pulse_shared.store import Store
+    pass
 
 app = typer.Typer(help="KPIs: catalog, values, MRR movements.", no_args_is_help=True,
                   rich_markup_mode=None, pretty_exceptions_enable=False)
-
-
-def clock() -> dt.datetime:
-    """The CLI's clock (UTC); tests replace it to pin "today"."""
-    return dt.datetime.now(dt.UTC)
 
 
 SHOW_COLUMNS = (
@@ -51,30 +54,13 @@ class By(StrEnum):
     ALL = "all"
     CHANNEL = "channel"
     CAMPAIGN = "campaign"
-
-
-@contextmanager
-def _store() -> Iterator[Store]:
-    from pulse_shared.schema.migrations import migrate
-    from pulse_shared.settings import common_settings
-    from pulse_shared.store import open_store
-
-    store = open_store(common_settings())
-    try:
-        migrate(store)  # idempotent; lets the commands run on a fresh data dir
-        yield store
-    finally:
-        store.close()
-
-
-def _period(text: str, option: str, grain: Grain | None = None) -> Period:
-    """Parse a --from/--to period; a bad value is a usage error (exit 2), not a crash."""
-    from pulse_shared.periods import parse_period
-
-    try:
-        return parse_period(text, grain)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint=option) from exc
+    # The account's profile (ingest kind accounts): kpi_catalog.ACCOUNT_DIMS.
+    SEGMENT = "segment"
+    PLAN = "plan"
+    REGION = "region"
+    INDUSTRY = "industry"
+    EMPLOYEE_BAND = "employee_band"
+    FEATURE = "feature"  # product usage: usage_events, feature_adoption_rate
 
 
 def kpi_choices() -> list[str]:
@@ -127,10 +113,13 @@ def show(
     grain: Annotated[Grain, typer.Option(help="day, week, month or quarter")] = Grain.MONTH,
     start: Annotated[str, typer.Option("--from", metavar="PERIOD", help="First period, e.g. 2026-01")] = "",
     end: Annotated[str, typer.Option("--to", metavar="PERIOD", help="Last period (inclusive), e.g. 2026-10")] = "",
-    by: Annotated[By, typer.Option(help="all, channel or campaign")] = By.ALL,
+    by: Annotated[By, typer.Option(
+        help="all, channel, campaign, or the account's segment, plan, region, industry or "
+             "employee_band (week, month and quarter), or feature (product usage)")] = By.ALL,
     kpi: Annotated[list[str] | None, typer.Option(
         metavar="NAME", help="Only these KPIs (repeatable; names: pulse kpi list)")] = None,
-    fmt: FormatOption = OutputFormat.TABLE,
+    fmt: FileFormatOption = None,
+    output: OutputOption = None,
 ) -> None:
     """KPI values (one row per KPI × dimension value × period).
 
@@ -139,23 +128,31 @@ def show(
     table marks a running period's column "to date".
     """
     from pulse_kpi.storage import KpiStorage
-    from pulse_shared.kpi_catalog import complete_on
+    from pulse_shared.kpi_catalog import ACCOUNT_DIM_GRAINS, ACCOUNT_DIMS, complete_on
     from pulse_shared.periods import period_complete
 
     kpi = _kpis(kpi)
-    first = _period(start, "--from", grain).start if start else None
-    last = _period(end, "--to", grain).end if end else None
-    with _store() as store:
+    if by.value in ACCOUNT_DIMS and grain not in ACCOUNT_DIM_GRAINS:
+        raise typer.BadParameter(
+            f"breakdowns by {by.value} are computed by "
+            f"{', '.join(str(g) for g in ACCOUNT_DIM_GRAINS)}, not by {grain}",
+            param_hint="--grain",
+        )
+    fmt = resolve(fmt, output)
+    first = parse_period_option(start, "--from", grain).start if start else None
+    last = parse_period_option(end, "--to", grain).end if end else None
+    with open_store() as store:
         rows = KpiStorage(store).kpi_values(grain, first, last, str(by), kpi)
     if not rows:
         span = f" from {start or 'the start'} to {end or 'now'}" if start or end else ""
         _nothing(f"no KPI values{' for ' + ', '.join(kpi) if kpi else ''} by {grain}"
                  f"{' and ' + by.value if by != By.ALL else ''}{span}")
-    today = clock().astimezone(dt.UTC).date()
+    today = cli_support.clock().astimezone(dt.UTC).date()
     for r in rows:
         r["complete"] = complete_on(r["kpi"], r["grain"], r["period_start"], today)
     if fmt != OutputFormat.TABLE:
-        emit([{c: r[c] for c in SHOW_COLUMNS} for r in rows], SHOW_COLUMNS, fmt, "KPIs")
+        emit([{c: r[c] for c in SHOW_COLUMNS} for r in rows], SHOW_COLUMNS, fmt, "KPIs",
+             output)
         return
     periods = sorted({(r["period_start"], r["period"]) for r in rows})
     heading = {
@@ -171,7 +168,7 @@ def show(
         entry[heading[r["period"]]] = r["value"]
     head = ["kpi"] + ([by.value] if by != By.ALL else []) + ["unit"]
     emit(list(wide.values()), head + [heading[p] for _, p in periods], fmt,
-          f"KPIs by {grain}")
+          f"KPIs by {grain}", output)
 
 
 @app.command("mrr")
@@ -187,7 +184,7 @@ def mrr(
     from pulse_kpi.domain.mrr import MrrEvent, movements, mrr_report
     from pulse_shared.periods import periods_between
 
-    with _store() as store:
+    with open_store() as store:
         rows = store.query(
             "SELECT event_id, account_id, occurred_at, mrr FROM subscriptions FINAL"
         )
@@ -198,8 +195,8 @@ def mrr(
     if not start and not days:
         emit([], MRR_COLUMNS, fmt, "MRR movements")
         return
-    first = _period(start, "--from", grain).start if start else min(days)
-    last = _period(end, "--to", grain).start if end else max(days)
+    first = parse_period_option(start, "--from", grain).start if start else min(days)
+    last = parse_period_option(end, "--to", grain).start if end else max(days)
     periods = [(p.label, p.start, p.end) for p in periods_between(first, last, grain)]
     report = mrr_report(moves, periods)
     out = [
@@ -218,11 +215,9 @@ ECONOMICS_COLUMNS = (
     "cohort", "accounts", "spend", "cac", "months_observed", "revenue_per_account", "ltv_cac",
     "payback_months",
 )
-COHORT_DIMENSIONS = ("first_paid_month", "first_touch_channel", "plan")
+COHORT_DIMENSIONS = ("first_paid_month", "first_touch_channel", "plan", "segment")
 RATIO_DECIMALS = 4  # ratios in cohort output: fixed decimals in csv and table
 FileFormatOption = Annotated[OutputFormat | None, typer.Option("--format", help=FORMAT_FILE_HELP)]
-OutputOption = Annotated[Path | None, typer.Option(
-    "--output", "-o", metavar="FILE", help="Write to FILE instead of printing.")]
 AsOfOption = Annotated[str, typer.Option(
     "--as-of", hidden=True, metavar="DAY", help="Today (YYYY-MM-DD, UTC) instead of the clock.")]
 CohortFromOption = Annotated[str, typer.Option(
@@ -232,9 +227,6 @@ CohortToOption = Annotated[str, typer.Option(
 
 
 def _cohort_by(text: str) -> str:
-    if text == "segment":  # named in issue 17, needs the accounts dimension first
-        raise typer.BadParameter("segment needs account events (not ingested yet)",
-                                 param_hint="--by")
     if text not in COHORT_DIMENSIONS:
         raise typer.BadParameter(
             f"unknown cohort dimension {text!r}; valid: {', '.join(COHORT_DIMENSIONS)}",
@@ -245,38 +237,21 @@ def _cohort_by(text: str) -> str:
 
 def _cohort_months(start: str, end: str) -> tuple[dt.date | None, dt.date | None]:
     """--from/--to as the first days of the first and last cohort months."""
-    first = _period(start, "--from", Grain.MONTH).start if start else None
-    last = _period(end, "--to", Grain.MONTH).start if end else None
+    first = parse_period_option(start, "--from", Grain.MONTH).start if start else None
+    last = parse_period_option(end, "--to", Grain.MONTH).start if end else None
     if first is not None and last is not None and last < first:
         raise typer.BadParameter(f"{end} is before --from {start}", param_hint="--to")
     return first, last
-
-
-def _as_of(text: str) -> dt.date:
-    if not text:
-        return clock().astimezone(dt.UTC).date()
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{text!r} is not a YYYY-MM-DD day", param_hint="--as-of") from exc
-
-
-def _fixed(value: Any, fmt: OutputFormat, places: int) -> Any:
-    """A Decimal ratio or amount rounded half up; text with fixed decimals outside JSON."""
-    from decimal import ROUND_HALF_UP, Decimal
-
-    if value is None:
-        return "n/a" if fmt is OutputFormat.TABLE else None
-    rounded = Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    return rounded if fmt is OutputFormat.JSON else format(rounded, "f")
 
 
 @app.command("cohorts")
 def cohorts(
     by: Annotated[str, typer.Option(
         metavar="DIMENSION",
-        help="first_paid_month, first_touch_channel or plan. For the last two, months_since "
-             "counts from each account's own first paid month.")] = "first_paid_month",
+        help="first_paid_month, first_touch_channel, plan or segment (plan and segment: "
+             "the account's profile on the last day of its first paid month; plan falls "
+             "back to the billing plan). For all but the first, months_since counts from "
+             "each account's own first paid month.")] = "first_paid_month",
     start: CohortFromOption = "",
     end: CohortToOption = "",
     fmt: FileFormatOption = None,
@@ -290,26 +265,29 @@ def cohorts(
     not a retention point. mrr_retention is n/a (empty in csv) when the cohort had no MRR at
     the end of its first month. Ratios have 4 decimals.
     """
+    from pulse_kpi.domain.accounts import cohort_profiles
     from pulse_kpi.domain.cohorts import CohortBy, cohort_retention
     from pulse_kpi.storage import KpiStorage
 
     dimension = CohortBy(_cohort_by(by))
     first, last = _cohort_months(start, end)
-    today = _as_of(as_of)
+    today = parse_day_option(as_of)
     fmt = resolve(fmt, output)
-    with _store() as store:
+    with open_store() as store:
         storage = KpiStorage(store)
         ledger = storage.cohort_ledger(first, last)
         touches = (storage.first_touch_channels(sorted({e.account_id for e in ledger}))
                    if dimension is CohortBy.FIRST_TOUCH_CHANNEL else {})
-    rows = cohort_retention(ledger, today, dimension, touches, first, last)
+        profiles = (cohort_profiles(storage.account_profiles())
+                    if dimension in (CohortBy.PLAN, CohortBy.SEGMENT) else {})
+    rows = cohort_retention(ledger, today, dimension, touches, first, last, profiles)
     if not rows:
         _nothing(f"no cohort with an ended first paid month{_span(start, end)} (as of {today})")
     out = [
         {
             "cohort": r.cohort, "months_since": r.months_since, "accounts": r.accounts,
-            "logo_retention": _fixed(r.logo_retention, fmt, RATIO_DECIMALS),
-            "mrr_retention": _fixed(r.mrr_retention, fmt, RATIO_DECIMALS),
+            "logo_retention": fixed(r.logo_retention, fmt, RATIO_DECIMALS),
+            "mrr_retention": fixed(r.mrr_retention, fmt, RATIO_DECIMALS),
         }
         for r in rows
     ]
@@ -338,9 +316,9 @@ def cohort_economics(
     from pulse_kpi.storage import KpiStorage
 
     first, last = _cohort_months(start, end)
-    today = _as_of(as_of)
+    today = parse_day_option(as_of)
     fmt = resolve(fmt, output)
-    with _store() as store:
+    with open_store() as store:
         storage = KpiStorage(store)
         ledger = storage.cohort_ledger(first, last)
         spend = {}
@@ -352,10 +330,10 @@ def cohort_economics(
         _nothing(f"no cohort with an ended first paid month{_span(start, end)} (as of {today})")
     out = [
         {
-            "cohort": r.cohort, "accounts": r.accounts, "spend": _fixed(r.spend, fmt, 2),
-            "cac": _fixed(r.cac, fmt, 2), "months_observed": r.months_observed,
-            "revenue_per_account": _fixed(r.revenue_per_account, fmt, 2),
-            "ltv_cac": _fixed(r.ltv_cac, fmt, RATIO_DECIMALS),
+            "cohort": r.cohort, "accounts": r.accounts, "spend": fixed(r.spend, fmt, 2),
+            "cac": fixed(r.cac, fmt, 2), "months_observed": r.months_observed,
+            "revenue_per_account": fixed(r.revenue_per_account, fmt, 2),
+            "ltv_cac": fixed(r.ltv_cac, fmt, RATIO_DECIMALS),
             "payback_months": r.payback_months,
         }
         for r in rows
@@ -391,7 +369,7 @@ def martech(
     # Without bounds: ClickHouse Date's whole range (1970 to 2149).
     lower = first or dt.date(1970, 1, 1)
     upper = period_of(last, Grain.MONTH).end if last else dt.date(2149, 1, 1)
-    with _store() as store:
+    with open_store() as store:
         from pulse_kpi.storage import KpiStorage
 
         rows = KpiStorage(store).martech_breakdown(lower, upper, by.value)
@@ -402,8 +380,8 @@ def martech(
     out = [
         {
             "month": r["month"].isoformat()[:7], by.value: r["member"],
-            "cost": _fixed(r["amount"], fmt, MARTECH_MONEY_DECIMALS),
-            "share": _fixed(Decimal(r["amount"]) / totals[r["month"]]
+            "cost": fixed(r["amount"], fmt, MARTECH_MONEY_DECIMALS),
+            "share": fixed(Decimal(r["amount"]) / totals[r["month"]]
                             if totals[r["month"]] else None, fmt, RATIO_DECIMALS),
         }
         for r in rows
@@ -411,6 +389,70 @@ def martech(
     if not out:
         _nothing("no martech costs in the range")
     emit(out, columns, fmt, f"Martech cost by {by.value}")
+
+
+class DeliverabilityBy(StrEnum):
+    ALL = "all"
+    SENDING_DOMAIN = "sending_domain"
+    CAMPAIGN = "campaign"
+
+
+DELIVERABILITY_RATES = (
+    "delivery_rate", "bounce_rate", "hard_bounce_rate", "complaint_rate", "unsubscribe_rate",
+    "open_rate", "click_rate",
+)
+
+
+@app.command("deliverability")
+def deliverability(
+    start: Annotated[str, typer.Option(
+        "--from", metavar="PERIOD", help="First day or period, e.g. 2026-11-01, 2026-W45, 2026-11")] = "",
+    end: Annotated[str, typer.Option(
+        "--to", metavar="PERIOD", help="Last day or period (inclusive), e.g. 2026-11-30")] = "",
+    by: Annotated[DeliverabilityBy, typer.Option(
+        help="all (one total row), sending_domain or campaign (the ESP campaign)")
+    ] = DeliverabilityBy.ALL,
+    fmt: FileFormatOption = None,
+    output: OutputOption = None,
+) -> None:
+    """E-mail deliverability over a range: sent, delivered and the rates (delivery, bounce,
+    hard bounce, complaint and unsubscribe over sent; open and click over delivered), in
+    total or per sending domain or ESP campaign. A rate is n/a (empty in csv, null in json)
+    when nothing was sent (or delivered); ratios have 4 decimals (json: 9)."""
+    from pulse_kpi.domain.deliverability import DeliveryCounts
+    from pulse_kpi.storage import KpiStorage
+
+    lower = parse_period_option(start, "--from").start if start else dt.date(1970, 1, 1)
+    upper = parse_period_option(end, "--to").end if end else dt.date(2149, 1, 1)
+    if upper <= lower:
+        raise typer.BadParameter(f"{end} is before --from {start}", param_hint="--to")
+    fmt = resolve(fmt, output)
+    with open_store() as store:
+        rows = KpiStorage(store).deliverability_rows(lower, upper)
+    members: dict[str, DeliveryCounts] = {}
+    for row in rows:
+        if by is DeliverabilityBy.ALL:
+            member = "all"
+        elif by is DeliverabilityBy.SENDING_DOMAIN:
+            member = row.sending_domain
+        else:
+            if not row.campaign_id:
+                continue  # rows without an ESP campaign count in totals and domains only
+            member = row.campaign_id
+        members.setdefault(member, DeliveryCounts()).add(row)
+    places = 9 if fmt is OutputFormat.JSON else RATIO_DECIMALS
+    out = []
+    for member, counts in sorted(members.items()):
+        values = counts.values()
+        out.append({
+            by.value: member, "sent": counts.sent, "delivered": counts.delivered,
+            **{name: fixed(values[name], fmt, places) for name in DELIVERABILITY_RATES},
+        })
+    if not out:
+        _nothing("no e-mail deliverability data in the range")
+    columns = (by.value, "sent", "delivered", *DELIVERABILITY_RATES)
+    title = "E-mail deliverability" + ("" if by is DeliverabilityBy.ALL else f" by {by.value}")
+    emit(out, columns, fmt, title, output)
 
 
 def catalog_markdown() -> str:
@@ -467,7 +509,12 @@ def recompute(
 
     from pulse_kpi.main import recompute_range
 
-    first, last = _period(start, "--from").start, _period(end, "--to").end
-    with _store() as store:
+    first, last = parse_period_option(start, "--from").start, parse_period_option(end, "--to").end
+    with open_store() as store:
         changed = asyncio.run(recompute_range(store, first, last))
     typer.echo(f"recomputed {first}..{last}: {changed} KPI values changed")
+
+
+register_usage_commands(app)  # pulse kpi usage|adoption|launch|churn-risk
+register_account_commands(app)  # pulse kpi accounts
+register_experience_commands(app)  # pulse kpi nps|tickets|nps-churn

@@ -24,6 +24,11 @@ class KpiSettings(BaseSettings):
     gross_margin: float = Field(
         default=0.8, gt=0, le=1, description="Gross margin used by LTV and CAC payback."
     )
+    churn_risk_drop: float = Field(
+        default=0.5, gt=0, le=1, description="A paying account is a churn risk "
+        "(churn_risk_accounts) when its usage per day dropped by more than this share "
+        "against the previous month (0.5 = 50 %)."
+    )
     snapshot_min_interval_s: float = Field(
         default=0.1, ge=0, description="At most one snapshot per total (dimension all) KPI "
         "key per this many seconds (bounds the freshness added by rate limiting)."

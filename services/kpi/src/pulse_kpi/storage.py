@@ -12,8 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
+from pulse_kpi.domain.accounts import AccountFacts, AccountMove, ProfileRow
 from pulse_kpi.domain.cohorts import LedgerEvent
 from pulse_kpi.domain.compute import NO_CHANNEL, KpiValue
+from pulse_kpi.domain.deliverability import DeliverabilityRow
+from pulse_kpi.domain.experience import FeedbackRow, TicketRow
 from pulse_kpi.domain.facts import (
     AccountStages,
     AccountTrial,
@@ -26,21 +29,40 @@ from pulse_kpi.domain.facts import (
     StageCount,
 )
 from pulse_kpi.domain.mrr import MrrEvent, MrrMovement
+from pulse_kpi.domain.usage import MrrChange, UsageLedger, UsageRow
 from pulse_shared.columns import model_columns
 from pulse_shared.consumers import TableRows
 from pulse_shared.credits import latest_credits
 from pulse_shared.events import (
+    AccountProfile,
     Budget,
+    EmailDeliveryStats,
+    FeedbackResponse,
     Grain,
     KpiSnapshot,
     MartechCost,
     PipelineEvent,
+    ProductUsage,
     Spend,
     Subscription,
+    SupportTicket,
 )
+from pulse_shared.experience import MrrPoint, NpsAnswer
 from pulse_shared.kpi_catalog import STAGES
 from pulse_shared.store import Store
-from pulse_shared.topics import BUDGETS, KPI_SNAPSHOTS, MARTECH, PIPELINE, SPEND, SUBSCRIPTIONS
+from pulse_shared.topics import (
+    ACCOUNTS,
+    BUDGETS,
+    DELIVERABILITY,
+    FEEDBACK,
+    KPI_SNAPSHOTS,
+    MARTECH,
+    PIPELINE,
+    SPEND,
+    SUBSCRIPTIONS,
+    TICKETS,
+    USAGE,
+)
 
 # Insert column lists. The raw input tables and kpi_values store an event model's fields,
 # so their columns come from the model (pulse_shared.columns); runtime tables list theirs.
@@ -50,6 +72,12 @@ SUBSCRIPTION_COLUMNS = model_columns(Subscription)
 PIPELINE_COLUMNS = model_columns(PipelineEvent)
 BUDGET_COLUMNS = model_columns(Budget)  # month stored as its first day (Budget.month_start)
 MARTECH_COLUMNS = model_columns(MartechCost)  # month stored as its first day, like budgets
+USAGE_COLUMNS = model_columns(ProductUsage)
+DELIVERABILITY_COLUMNS = model_columns(EmailDeliveryStats)
+ACCOUNT_COLUMNS = model_columns(AccountProfile)
+FEEDBACK_COLUMNS = model_columns(FeedbackResponse)
+#: state_at: the time of the state (SupportTicket.state_at), the version of the latest state.
+TICKET_COLUMNS = model_columns(SupportTicket, extra=("state_at",))
 #: A movement plus what the service adds when it stores one.
 MOVEMENT_COLUMNS = model_columns(MrrMovement, extra=("paying_delta", "computed_at"))
 #: Snapshot fields without the bus-only ones (kpi_values holds the latest value per key).
@@ -65,6 +93,11 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     PIPELINE.stored_table(): PIPELINE_COLUMNS,
     BUDGETS.stored_table(): BUDGET_COLUMNS,
     MARTECH.stored_table(): MARTECH_COLUMNS,
+    USAGE.stored_table(): USAGE_COLUMNS,
+    DELIVERABILITY.stored_table(): DELIVERABILITY_COLUMNS,
+    ACCOUNTS.stored_table(): ACCOUNT_COLUMNS,
+    FEEDBACK.stored_table(): FEEDBACK_COLUMNS,
+    TICKETS.stored_table(): TICKET_COLUMNS,
     MOVEMENTS_TABLE: MOVEMENT_COLUMNS,
     KPI_SNAPSHOTS.stored_table(): KPI_COLUMNS,
     PENDING_TABLE: PENDING_COLUMNS,
@@ -120,6 +153,41 @@ def martech_processor(events: Sequence[MartechCost]) -> list[TableRows]:
     return [TableRows(MARTECH.stored_table(), MARTECH_COLUMNS, martech_rows(events))]
 
 
+def usage_rows(events: Iterable[ProductUsage]) -> list[dict[str, Any]]:
+    return [e.model_dump(include=set(USAGE_COLUMNS)) for e in events]
+
+
+def usage_processor(events: Sequence[ProductUsage]) -> list[TableRows]:
+    return [TableRows(USAGE.stored_table(), USAGE_COLUMNS, usage_rows(events))]
+
+
+def deliverability_processor(events: Sequence[EmailDeliveryStats]) -> list[TableRows]:
+    rows = [e.model_dump(include=set(DELIVERABILITY_COLUMNS)) for e in events]
+    return [TableRows(DELIVERABILITY.stored_table(), DELIVERABILITY_COLUMNS, rows)]
+
+
+def account_rows(events: Iterable[AccountProfile]) -> list[dict[str, Any]]:
+    return [e.model_dump(include=set(ACCOUNT_COLUMNS)) for e in events]
+
+
+def account_processor(events: Sequence[AccountProfile]) -> list[TableRows]:
+    return [TableRows(ACCOUNTS.stored_table(), ACCOUNT_COLUMNS, account_rows(events))]
+
+
+def feedback_processor(events: Sequence[FeedbackResponse]) -> list[TableRows]:
+    rows = [e.model_dump(include=set(FEEDBACK_COLUMNS)) for e in events]
+    return [TableRows(FEEDBACK.stored_table(), FEEDBACK_COLUMNS, rows)]
+
+
+def ticket_rows(events: Iterable[SupportTicket]) -> list[dict[str, Any]]:
+    return [{**e.model_dump(include=set(TICKET_COLUMNS)), "state_at": e.state_at}
+            for e in events]
+
+
+def ticket_processor(events: Sequence[SupportTicket]) -> list[TableRows]:
+    return [TableRows(TICKETS.stored_table(), TICKET_COLUMNS, ticket_rows(events))]
+
+
 def movement_rows(moves: Iterable[MrrMovement], computed_at: dt.datetime) -> list[dict[str, Any]]:
     return [
         {
@@ -147,11 +215,16 @@ def kpi_rows(values: Iterable[KpiValue], computed_at: dt.datetime) -> list[dict[
 #: budgets and trials (trials by first-touch channel); martech costs are totals only.
 FACT_PARTS = frozenset({
     "spend", "stages", "credits", "mrr", "budgets", "funnel", "trials", "martech",
+    "deliverability",
 })
-BREAKDOWN_PARTS = frozenset({"spend", "credits", "budgets", "trials"})
+BREAKDOWN_PARTS = frozenset({"spend", "credits", "budgets", "trials", "deliverability"})
+#: Per-account MRR and profiles: the breakdowns by segment, plan … only (never totals).
+BREAKDOWN_PARTS |= {"accounts"}
 _POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="kpi-load")
 
 
+#: kpi_pending kind: account breakdowns (segment …) are dirty from that day on.
+SEGMENT_PENDING = "segment"
 ACCOUNT_CHUNK = 2000  # ~60 kB of ids: well under http_max_field_value_size (128 kB)
 BREAKDOWNS_DONE = "breakdowns_done"
 # Credits of the days [start, end), latest version only: read through the shared fragment
@@ -167,12 +240,13 @@ _CREDITS_SQL = (
 
 def pending_rows(
     flow_days: Iterable[dt.date], budget_months: Iterable[dt.date], at: dt.datetime,
-    trial_days: Iterable[dt.date] = (),
+    trial_days: Iterable[dt.date] = (), segment_days: Iterable[dt.date] = (),
 ) -> list[dict[str, Any]]:
     return (
         [{"kind": "flow", "day": d, "marked_at": at} for d in sorted(flow_days)]
         + [{"kind": "budget", "day": m, "marked_at": at} for m in sorted(budget_months)]
         + [{"kind": "trial", "day": d, "marked_at": at} for d in sorted(trial_days)]
+        + [{"kind": SEGMENT_PENDING, "day": d, "marked_at": at} for d in sorted(segment_days)]
     )
 
 
@@ -193,6 +267,19 @@ _TRIALS_SQL = (
     f"FROM touchpoints FINAL WHERE account_id IN ({_TRIAL_ACCOUNTS}) GROUP BY account_id) AS t "
     "ON s.account_id = t.account_id "
     "WHERE s.paid_at IS NULL OR s.paid_at >= s.started_at"
+)
+
+
+_DELIVERY_COUNTS = (
+    "sent", "delivered", "hard_bounces", "soft_bounces", "spam_complaints", "unsubscribes",
+    "unique_opens", "unique_clicks",
+)
+# Constant SQL text: the day range is a query parameter.
+_DELIVERABILITY_SQL = (
+    "SELECT day, sending_domain, campaign_id, "  # noqa: S608 - constant column names
+    + ", ".join(f"sum({c}) AS {c}" for c in _DELIVERY_COUNTS)
+    + " FROM email_deliverability FINAL WHERE day >= {start:Date} AND day < {end:Date} "
+    "GROUP BY day, sending_domain, campaign_id ORDER BY day, sending_domain, campaign_id"
 )
 
 
@@ -295,11 +382,24 @@ class KpiStorage:
         trial = {r["day"] for r in rows if r["kind"] == "trial"}
         return flow, budget, trial
 
+    def pending_segment_days_since_done(self) -> set[dt.date]:
+        """First days of account breakdowns marked after the last completed pass."""
+        rows = self.store.query(
+            "SELECT DISTINCT day FROM kpi_pending FINAL WHERE kind = {kind:String} AND "
+            "marked_at >= (SELECT max(at) FROM kpi_state FINAL WHERE name = {name:String})",
+            {"kind": SEGMENT_PENDING, "name": BREAKDOWNS_DONE},
+        )
+        return {r["day"] for r in rows}
+
     # ------------------------------------------------------------------ facts
     def load_facts(
-        self, start: dt.date, end: dt.date, parts: frozenset[str] = FACT_PARTS
+        self, start: dt.date, end: dt.date, parts: frozenset[str] = FACT_PARTS,
+        usage: tuple[dt.date, dt.date] | None = None,
+        cx: tuple[dt.date, dt.date] | None = None,
     ) -> Facts:
-        """Facts for the half-open day range ``[start, end)`` (only ``parts`` are loaded).
+        """Facts for the half-open day range ``[start, end)`` (only ``parts`` are loaded),
+        plus product usage of the day range ``usage`` when given (its own range: see
+        :func:`pulse_kpi.domain.usage.usage_range`).
 
         On the server the queries run concurrently (the HTTP client is thread-safe).
         """
@@ -308,8 +408,17 @@ class KpiStorage:
             "spend": self._spend, "stages": self._stages, "credits": self._credits,
             "mrr": self._mrr, "budgets": self._budgets, "funnel": self._funnel,
             "trials": self._trials, "martech": self._martech,
+            "deliverability": self._deliverability, "accounts": self._accounts,
         }
         wanted = [name for name in loaders if name in parts]
+        if usage is not None:
+            usage_days = usage  # narrowed, for the closure
+            loaders["usage"] = lambda _: self.usage_facts(*usage_days)
+            wanted.append("usage")
+        if cx is not None:
+            cx_days = cx  # narrowed, for the closure
+            loaders["cx"] = lambda _: self.experience_facts(*cx_days)
+            wanted.append("cx")
         if self.store.backend == "server" and len(wanted) > 1:
             futures = {name: _POOL.submit(loaders[name], p) for name in wanted}
             results: dict[str, Any] = {name: f.result() for name, f in futures.items()}
@@ -327,6 +436,14 @@ class KpiStorage:
             funnel=results.get("funnel", []),
             trials=results.get("trials", []),
             martech=results.get("martech", []),
+            deliverability=results.get("deliverability", []),
+            accounts=results.get("accounts"),
+            usage=results.get("usage", ([], [], None))[0],
+            usage_mrr=results.get("usage", ([], [], None))[1],
+            usage_since=results.get("usage", ([], [], None))[2],
+            feedback=results.get("cx", ([], [], []))[0],
+            tickets=results.get("cx", ([], [], []))[1],
+            cx_mrr=results.get("cx", ([], [], []))[2],
         )
 
     def _spend(self, p: dict[str, Any]) -> list[SpendRow]:
@@ -414,6 +531,219 @@ class KpiStorage:
                 "WHERE month >= toStartOfMonth({start:Date}) AND month < {end:Date} "
                 "GROUP BY month, vendor, category",
                 p,
+            )
+        ]
+
+    def _accounts(self, p: dict[str, Any]) -> AccountFacts:
+        """Per-account MRR before ``start``, movements in ``[start, end)`` and the profiles
+        in force by ``end`` (pulse_kpi.domain.segments)."""
+        opening = self.store.query(
+            "SELECT account_id, sum(mrr_after - mrr_before) AS mrr FROM kpi_mrr_movements "
+            "FINAL WHERE toDate(occurred_at) < {start:Date} GROUP BY account_id "
+            "HAVING mrr != 0",
+            p,
+        )
+        moves = self.store.query(
+            "SELECT account_id, toDate(occurred_at) AS day, kind, "
+            "mrr_after - mrr_before AS delta, paying_delta FROM kpi_mrr_movements FINAL "
+            "WHERE toDate(occurred_at) >= {start:Date} AND toDate(occurred_at) < {end:Date} "
+            "AND kind != 'none' ORDER BY account_id, occurred_at, event_id",
+            p,
+        )
+        return AccountFacts(
+            p["start"], p["end"],
+            opening={r["account_id"]: _dec(r["mrr"]) for r in opening},
+            moves=[AccountMove(r["account_id"], r["day"], r["kind"], _dec(r["delta"]),
+                               int(r["paying_delta"])) for r in moves],
+            profiles=self.account_profiles(before=p["end"]),
+        )
+
+    def account_profiles(
+        self, before: dt.date | None = None, first_touch: bool = False
+    ) -> list[ProfileRow]:
+        """Stored profiles (those effective before ``before`` when given), each account's
+        in the order they hold: effective_from, then ingestion (a later row of the same
+        day is a correction). ``first_touch``: an absent acquisition_channel is the
+        account's first-touch channel (None without touchpoints)."""
+        profiles = (
+            "SELECT event_id, account_id, effective_from, plan, segment, industry, region, "
+            "employee_band, acquisition_channel, ingested_at FROM account_profiles FINAL "
+            "WHERE effective_from < {before:Date}"
+        )
+        params = {"before": before or dt.date(2149, 6, 6)}  # default: Date's last day
+        if not first_touch:
+            rows = self.store.query(
+                profiles + " ORDER BY account_id, effective_from, ingested_at, event_id",
+                params,
+            )
+        else:
+            rows = self.store.query(
+                "SELECT p.account_id AS account_id, p.effective_from AS effective_from, "  # noqa: S608 - constant fragments
+                "p.plan AS plan, p.segment AS segment, p.industry AS industry, "
+                "p.region AS region, p.employee_band AS employee_band, "
+                "coalesce(p.acquisition_channel, nullIf(t.channel, '')) AS acquisition_channel "
+                f"FROM ({profiles}) AS p LEFT JOIN (SELECT account_id, "
+                "argMin(channel, (occurred_at, event_id)) AS channel FROM touchpoints FINAL "
+                "WHERE account_id IN (SELECT account_id FROM account_profiles) "
+                "GROUP BY account_id) AS t ON p.account_id = t.account_id "
+                "ORDER BY p.account_id, p.effective_from, p.ingested_at, p.event_id",
+                params,
+            )
+        return [
+            ProfileRow(r["account_id"], r["effective_from"], r["plan"], r["segment"],
+                       r["industry"], r["region"], r["employee_band"],
+                       r["acquisition_channel"] or None)
+            for r in rows
+        ]
+
+    def _deliverability(self, p: dict[str, Any]) -> list[DeliverabilityRow]:
+        return [
+            DeliverabilityRow(r["day"], r["sending_domain"], r["campaign_id"],
+                              *(int(r[c]) for c in _DELIVERY_COUNTS))
+            for r in self.store.query(_DELIVERABILITY_SQL, p)
+        ]
+
+    def deliverability_rows(self, start: dt.date, end: dt.date) -> list[DeliverabilityRow]:
+        """Delivery counts of the days ``[start, end)`` per day × domain × ESP campaign
+        (``pulse kpi deliverability`` sums them over any range)."""
+        return self._deliverability({"start": start, "end": end})
+
+    # ------------------------------------------------------------------ product usage
+    def usage_rows(
+        self, start: dt.date, end: dt.date, features: Sequence[str] | None = None,
+    ) -> list[UsageRow]:
+        """Usage per day, account and feature of the days ``[start, end)`` (re-sent rows
+        counted once, distinct rows of a key summed); only ``features`` when given."""
+        where = "day >= {start:Date} AND day < {end:Date}"
+        params: dict[str, Any] = {"start": start, "end": end}
+        if features:
+            where += " AND feature IN {features:Array(String)}"
+            params["features"] = list(features)
+        return [
+            UsageRow(r["day"], r["account_id"], r["feature"], int(r["n"]))
+            for r in self.store.query(
+                "SELECT day, account_id, feature, sum(count) AS n FROM product_usage FINAL "  # noqa: S608 - fixed fragments, values are parameters
+                f"WHERE {where} GROUP BY day, account_id, feature",
+                params,
+            )
+        ]
+
+    def usage_ledger(self, start: dt.date, end: dt.date) -> UsageLedger:
+        return UsageLedger(self.usage_rows(start, end))
+
+    def usage_span(self, feature: str | None = None) -> tuple[dt.date, dt.date] | None:
+        """First and last day with usage (of ``feature`` when given); None without any."""
+        where, params = ("feature = {feature:String}", {"feature": feature}) if feature else (
+            "1", {})
+        rows = self.store.query(
+            f"SELECT min(day) AS first, max(day) AS last, count() AS n FROM product_usage "  # noqa: S608 - fixed fragments, values are parameters
+            f"WHERE {where}",
+            params,
+        )
+        if not rows or not int(rows[0]["n"]):
+            return None
+        return rows[0]["first"], rows[0]["last"]
+
+    def mrr_changes(self, end: dt.date) -> list[MrrChange]:
+        """Every account's MRR changes before the day ``end`` (from the MRR movements)."""
+        return [
+            MrrChange(r["account_id"], r["occurred_at"], _dec(r["mrr_after"]))
+            for r in self.store.query(
+                "SELECT account_id, occurred_at, mrr_after FROM kpi_mrr_movements FINAL "
+                "WHERE toDate(occurred_at) < {end:Date}",
+                {"end": end},
+            )
+        ]
+
+    def usage_facts(
+        self, start: dt.date, end: dt.date
+    ) -> tuple[list[UsageRow], list[MrrChange], dt.date | None]:
+        span = self.usage_span()
+        return self.usage_rows(start, end), self.mrr_changes(end), span[0] if span else None
+
+    # ------------------------------------------------------------------ customer experience
+    def feedback_rows(self, start: dt.date, end: dt.date,
+                      survey: str | None = None) -> list[FeedbackRow]:
+        """Survey answers given on the days ``[start, end)`` (of ``survey`` when given)."""
+        where = " AND survey = {survey:String}" if survey is not None else ""
+        return [
+            FeedbackRow(r["account_id"], r["survey"], int(r["score"]), r["responded_at"])
+            for r in self.store.query(
+                "SELECT account_id, survey, score, responded_at FROM feedback_responses FINAL "  # noqa: S608 - fixed fragments, values are parameters
+                "WHERE toDate(responded_at) >= {start:Date} AND toDate(responded_at) < {end:Date}"
+                + where + " ORDER BY responded_at, account_id",
+                {"start": start, "end": end, "survey": survey or ""},
+            )
+        ]
+
+    def ticket_rows(self, start: dt.date, end: dt.date) -> list[TicketRow]:
+        """Latest states of the tickets created or resolved on the days ``[start, end)``."""
+        return [
+            TicketRow(r["ticket_id"], r["account_id"], r["created_at"], r["first_response_at"],
+                      r["resolved_at"], r["status"], r["channel"])
+            for r in self.store.query(
+                "SELECT ticket_id, account_id, created_at, first_response_at, resolved_at, "
+                "status, channel FROM support_tickets FINAL WHERE (toDate(created_at) >= "
+                "{start:Date} AND toDate(created_at) < {end:Date}) OR (resolved_at IS NOT NULL "
+                "AND toDate(resolved_at) >= {start:Date} AND toDate(resolved_at) < {end:Date}) "
+                "ORDER BY created_at, ticket_id",
+                {"start": start, "end": end},
+            )
+        ]
+
+    def ticket_days(self, ticket_ids: Sequence[str]) -> set[dt.date]:
+        """Creation and resolution days of every stored state (old ones too, not FINAL)
+        of the tickets: the days whose KPIs a new state of them may change."""
+        if not ticket_ids:
+            return set()
+        rows = self.store.query(
+            "SELECT DISTINCT toDate(created_at) AS created, toDate(resolved_at) AS resolved "
+            "FROM support_tickets WHERE ticket_id IN {ids:Array(String)}",
+            {"ids": list(ticket_ids)},
+        )
+        days = {r["created"] for r in rows}
+        return days | {r["resolved"] for r in rows if r["resolved"] is not None}
+
+    def has_experience_data(self) -> bool:
+        """Whether any survey answer or ticket is stored."""
+        return bool(self.store.query_value(
+            "SELECT (SELECT count() FROM feedback_responses) + "
+            "(SELECT count() FROM support_tickets)"))
+
+    def experience_span(self, tickets: bool = False) -> tuple[dt.date, dt.date] | None:
+        """First and last day with a survey answer (``tickets``: a ticket created); None
+        without any."""
+        sql = ("SELECT min(toDate(created_at)) AS first, max(toDate(created_at)) AS last, "
+               "count() AS n FROM support_tickets" if tickets else
+               "SELECT min(toDate(responded_at)) AS first, max(toDate(responded_at)) AS last, "
+               "count() AS n FROM feedback_responses")
+        row = self.store.query(sql)[0]
+        return (row["first"], row["last"]) if int(row["n"]) else None
+
+    def experience_facts(
+        self, start: dt.date, end: dt.date
+    ) -> tuple[list[FeedbackRow], list[TicketRow], list[MrrChange]]:
+        return self.feedback_rows(start, end), self.ticket_rows(start, end), self.mrr_changes(end)
+
+    def nps_answers(self, end: dt.datetime) -> list[NpsAnswer]:
+        """Every NPS answer given before ``end`` (for NPS of churned vs retained)."""
+        return [
+            NpsAnswer(r["account_id"], int(r["score"]), r["responded_at"])
+            for r in self.store.query(
+                "SELECT account_id, score, responded_at FROM feedback_responses FINAL "
+                "WHERE survey = 'nps' AND responded_at < {end:DateTime64(3, 'UTC')}",
+                {"end": end},
+            )
+        ]
+
+    def mrr_points(self, end: dt.datetime) -> list[MrrPoint]:
+        """Every account's MRR changes before ``end`` (from the MRR movements)."""
+        return [
+            MrrPoint(r["account_id"], r["occurred_at"], _dec(r["mrr_after"]))
+            for r in self.store.query(
+                "SELECT account_id, occurred_at, mrr_after FROM kpi_mrr_movements FINAL "
+                "WHERE occurred_at < {end:DateTime64(3, 'UTC')}",
+                {"end": end},
             )
         ]
 

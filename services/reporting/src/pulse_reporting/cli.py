@@ -8,6 +8,7 @@ Service code is imported inside the commands (start-up time).
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -123,80 +124,63 @@ LegacyOutDir = Annotated[Path | None, typer.Option("--out-dir", hidden=True)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
-@app.command()
-def daily(
-    period: Annotated[str | None, typer.Option(
-        "--period", "--day", "-p",
-        help="Day, e.g. 2026-12-02 (default: yesterday). A day not over yet is marked partial.")
-    ] = None,
-    formats: Formats = [DEFAULT_FORMATS],  # noqa: B006
-    model: Model = None,
-    output: OutDir = None,
-    quiet: Quiet = False,
-) -> None:
-    """Daily briefing: the day against the same weekday a week earlier, alerts, month-to-date
-    pacing."""
-    _command(ReportKind.DAILY, period, formats, model, output, quiet)
+@dataclass(frozen=True)
+class KindCommand:
+    """One ``pulse report <kind>`` command: the kind, the extra names of its ``--period``
+    option, that option's help and the command's help."""
+
+    kind: ReportKind
+    period_aliases: tuple[str, ...]
+    period_help: str
+    summary: str
 
 
-@app.command()
-def weekly(
-    period: Annotated[str | None, typer.Option(
-        "--period", "--week", "-p", help="ISO week, e.g. 2026-W45 (default: last week).")
-    ] = None,
-    formats: Formats = [DEFAULT_FORMATS],  # noqa: B006 - typer reads, never mutates
-    model: Model = None,
-    output: OutDir = None,
-    legacy_output: LegacyOutDir = None,
-    quiet: Quiet = False,
-) -> None:
-    """Weekly report (ISO week)."""
-    _command(ReportKind.WEEKLY, period, formats, model, legacy_output or output, quiet)
+#: The report commands, one per kind (the same options, the period's spelling differs).
+KIND_COMMANDS: tuple[KindCommand, ...] = (
+    KindCommand(ReportKind.DAILY, ("--day",),
+                "Day, e.g. 2026-12-02 (default: yesterday). A day not over yet is marked "
+                "partial.",
+                "Daily briefing: the day against the same weekday a week earlier, alerts, "
+                "month-to-date pacing."),
+    KindCommand(ReportKind.WEEKLY, ("--week",),
+                "ISO week, e.g. 2026-W45 (default: last week).", "Weekly report (ISO week)."),
+    KindCommand(ReportKind.MONTHLY, ("--month",),
+                "Month, e.g. 2026-10 (default: last month).", "Monthly strategic report."),
+    KindCommand(ReportKind.QUARTERLY, ("--quarter",),
+                "Quarter, e.g. 2026-Q3 (default: last one).", "Quarterly business review."),
+    KindCommand(ReportKind.ANNUAL, ("--year",),
+                "Year, e.g. 2025 (default: last year).",
+                "Annual (board) report: twelve months year over year, cohorts, LTV:CAC, next "
+                "quarter's forecast."),
+)
 
 
-@app.command()
-def monthly(
-    period: Annotated[str | None, typer.Option(
-        "--period", "--month", "-p", help="Month, e.g. 2026-10 (default: last month).")
-    ] = None,
-    formats: Formats = [DEFAULT_FORMATS],  # noqa: B006
-    model: Model = None,
-    output: OutDir = None,
-    legacy_output: LegacyOutDir = None,
-    quiet: Quiet = False,
-) -> None:
-    """Monthly strategic report."""
-    _command(ReportKind.MONTHLY, period, formats, model, legacy_output or output, quiet)
+def _register(spec: KindCommand) -> None:
+    def command(
+        period: str | None = None,
+        formats: list[str] = [DEFAULT_FORMATS],  # noqa: B006 - typer reads, never mutates
+        model: str | None = None,
+        output: Path | None = None,
+        legacy_output: Path | None = None,
+        quiet: bool = False,
+    ) -> None:
+        _command(spec.kind, period, formats, model, legacy_output or output, quiet)
+
+    # Real objects, not the module's postponed (string) annotations: typer resolves these
+    # per command, and the period option's names and help differ by kind.
+    command.__annotations__ = {
+        "period": Annotated[str | None, typer.Option(
+            "--period", *spec.period_aliases, "-p", help=spec.period_help)],
+        "formats": Formats, "model": Model, "output": OutDir,
+        "legacy_output": LegacyOutDir, "quiet": Quiet, "return": None,
+    }
+    command.__doc__ = spec.summary
+    command.__name__ = spec.kind.value
+    app.command(spec.kind.value)(command)
 
 
-@app.command()
-def quarterly(
-    period: Annotated[str | None, typer.Option(
-        "--period", "--quarter", "-p", help="Quarter, e.g. 2026-Q3 (default: last one).")
-    ] = None,
-    formats: Formats = [DEFAULT_FORMATS],  # noqa: B006
-    model: Model = None,
-    output: OutDir = None,
-    legacy_output: LegacyOutDir = None,
-    quiet: Quiet = False,
-) -> None:
-    """Quarterly business review."""
-    _command(ReportKind.QUARTERLY, period, formats, model, legacy_output or output, quiet)
-
-
-@app.command()
-def annual(
-    period: Annotated[str | None, typer.Option(
-        "--period", "--year", "-p", help="Year, e.g. 2025 (default: last year).")
-    ] = None,
-    formats: Formats = [DEFAULT_FORMATS],  # noqa: B006
-    model: Model = None,
-    output: OutDir = None,
-    quiet: Quiet = False,
-) -> None:
-    """Annual (board) report: twelve months year over year, cohorts, LTV:CAC, next quarter's
-    forecast."""
-    _command(ReportKind.ANNUAL, period, formats, model, output, quiet)
+for _spec in KIND_COMMANDS:
+    _register(_spec)
 
 
 # -- delivery: subscriptions and one-off sends ----------------------------------------------

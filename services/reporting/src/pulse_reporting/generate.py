@@ -38,6 +38,7 @@ from pulse_reporting.domain.periods import (
     parse_period,
 )
 from pulse_reporting.domain.to_date import daily_names as to_date_daily_names
+from pulse_reporting.insights import build_insights, insights_for, read_insights
 from pulse_reporting.metrics import (
     GENERATION_SECONDS,
     LAST_REPORT_TIMESTAMP,
@@ -319,6 +320,7 @@ def produce_report(
         total = 5 + 2 + len(fmts) + 1
     else:
         total = 9 + len(fmts) + 1 + (0 if kind is ReportKind.WEEKLY else 1)
+    total += 1 if insights_for(kind) else 0
     counter = [0]
 
     def step(description: str) -> None:
@@ -351,6 +353,14 @@ def produce_report(
             t0 = time.perf_counter()
             report = assemble_report(inputs, now)
         timings["assemble"] = time.perf_counter() - t0
+        if insights_for(kind):
+            step("Reading and assembling insight sections")
+            t0 = time.perf_counter()
+            insight_inputs = read_insights(storage, the_period, kind)
+            report = report.model_copy(update={
+                "insights": build_insights(insight_inputs, the_period, kind, now),
+            })
+            timings["insights"] = time.perf_counter() - t0
         directory = report_dir(Path(out_dir), kind.value, the_period.label, model)
         paths: dict[str, Path] = {}
         rendered = None

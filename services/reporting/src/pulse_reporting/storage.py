@@ -13,6 +13,10 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
+from pulse_reporting.domain import cx as cx_domain
+from pulse_reporting.domain.deliverability import DeliverabilityInputs, day_labels, week_labels
+from pulse_reporting.domain.martech import KPIS as MARTECH_KPIS
+from pulse_reporting.domain.martech import MartechInputs, compared, kpi_parts
 from pulse_reporting.domain.mmm import MmmInputs, select_runs
 from pulse_reporting.domain.model import (
     AlertRecord,
@@ -24,10 +28,27 @@ from pulse_reporting.domain.model import (
     PathRecord,
     TrendPoint,
 )
-from pulse_reporting.domain.periods import Period
+from pulse_reporting.domain.periods import Period, trend_months
+from pulse_reporting.domain.quarter import (
+    MONTH_KPIS,
+    QUARTER_KPIS,
+    QuarterInputs,
+    quarter_months,
+    quarter_periods,
+)
+from pulse_reporting.domain.segments import KPIS as SEGMENT_KPIS
+from pulse_reporting.domain.segments import SegmentInputs
+from pulse_reporting.domain.usage import (
+    LAUNCH_DAYS,
+    Adoption,
+    Launch,
+    UsageInputs,
+    churn_month,
+)
 from pulse_reporting.metrics import QUERY_SECONDS
 from pulse_shared.cohorts import LedgerEvent
 from pulse_shared.credits import latest_credits
+from pulse_shared.kpi_catalog import DELIVERABILITY_KPIS
 from pulse_shared.store import Row, Store
 from pulse_shared.topics import REPORT_READY
 
@@ -188,7 +209,8 @@ ORDER BY channel, spend
 
 _MMM_ALLOCATIONS_SQL = """
 SELECT budget, periods, channel, current_spend, recommended_spend, current_contribution,
-       expected_contribution, expected_contribution_lower, expected_contribution_upper
+       expected_contribution, expected_contribution_lower, expected_contribution_upper,
+       gain_lower, gain_upper
 FROM mmm_allocations FINAL
 WHERE run_id = {run_id:String}
 ORDER BY periods, budget, channel
@@ -462,6 +484,214 @@ class ReportingStorage:
                         Decimal(0) if r["mrr"] is None else Decimal(r["mrr"]), r["plan"])
             for r in rows
         ]
+
+    def martech_inputs(self, period: Period) -> MartechInputs:
+        """The martech insight section's reads: the total-dimension KPIs of the period,
+        the previous one and a year ago (a year: its quarters), and tool cost per month
+        and category over the three."""
+        periods = compared(period)
+        parts: dict[str, tuple[str, ...]] = {}
+        grain = ""
+        for p in periods:
+            grain, parts[p.label] = kpi_parts(p)
+        kpis = self.kpis_by_name(
+            MARTECH_KPIS, [grain], [label for labels in parts.values() for label in labels])
+        rows = self._query(
+            "martech_costs",
+            "SELECT month, category, sum(amount) AS amount FROM martech_costs FINAL "
+            "WHERE month >= {start:Date} AND month < {end:Date} GROUP BY month, category "
+            "ORDER BY month, category",
+            {"start": min(p.start for p in periods), "end": max(p.end for p in periods)},
+        )
+        costs = [(_as_date(r["month"]), str(r["category"]), float(r["amount"])) for r in rows]
+        return MartechInputs(periods, parts, [k for k in kpis if k.dimension == "all"], costs,
+                             self.coverage())
+
+    def segment_inputs(self, period: Period) -> SegmentInputs:
+        """The segments section's reads: the segment breakdowns of its KPIs for the period
+        and the previous one (a year: their quarters)."""
+        periods = (period, period.previous())
+        parts: dict[str, tuple[str, ...]] = {}
+        grain = ""
+        for p in periods:
+            grain, parts[p.label] = kpi_parts(p)
+        kpis = self.kpis_by_name(
+            SEGMENT_KPIS, [grain], [label for labels in parts.values() for label in labels])
+        return SegmentInputs(periods, parts, [k for k in kpis if k.dimension == "segment"])
+
+    def deliverability_inputs(self, period: Period) -> DeliverabilityInputs:
+        """The deliverability section's reads: its KPIs (total and per sending domain) of
+        the period and the previous one, bounce/complaint rates and e-mails sent of the
+        weeks overlapping the period, and bounce/complaint rates of its days."""
+        previous = period.previous()
+        domain_rows = ("all", "sending_domain")
+        kpis = self.kpis_by_name(DELIVERABILITY_KPIS, [period.grain],
+                                 [period.label, previous.label])
+        weeks = self.kpis_by_name(("emails_sent", "bounce_rate", "complaint_rate"), ["week"],
+                                  week_labels(period))
+        days = self.kpis_by_name(("bounce_rate", "complaint_rate"), ["day"], day_labels(period))
+        return DeliverabilityInputs(
+            period, previous,
+            [k for k in kpis if k.dimension in domain_rows],
+            [k for k in weeks if k.dimension in domain_rows],
+            [k for k in days if k.dimension in domain_rows],
+        )
+
+    def cx_inputs(self, period: Period) -> cx_domain.CxInputs:
+        """The customer experience section's reads (domain/cx.py): survey answers and the
+        latest states of the tickets created or resolved from the window's start (trend
+        months and the previous period) to the period's end; every NPS answer and MRR
+        change before the period's end (NPS of churned vs retained accounts)."""
+        from pulse_shared.experience import MrrPoint, NpsAnswer
+
+        start, end = cx_domain.window_start(period), period.end
+        params = {"start": start, "end": end}
+        answers = [
+            cx_domain.Answer(str(r["account_id"]), str(r["survey"]), int(r["score"]),
+                             r["responded_at"])
+            for r in self._query(
+                "cx_answers",
+                "SELECT account_id, survey, score, responded_at FROM feedback_responses FINAL "
+                "WHERE toDate(responded_at) >= {start:Date} AND toDate(responded_at) < "
+                "{end:Date} ORDER BY responded_at, account_id", params)
+        ]
+        tickets = [
+            cx_domain.Ticket(r["created_at"], r["first_response_at"],
+                             r["resolved_at"] if r["status"] in ("solved", "closed") else None)
+            for r in self._query(
+                "cx_tickets",
+                "SELECT created_at, first_response_at, resolved_at, status "
+                "FROM support_tickets FINAL WHERE (toDate(created_at) >= {start:Date} AND "
+                "toDate(created_at) < {end:Date}) OR (resolved_at IS NOT NULL AND "
+                "toDate(resolved_at) >= {start:Date} AND toDate(resolved_at) < {end:Date}) "
+                "ORDER BY created_at", params)
+        ]
+        history = [
+            NpsAnswer(str(r["account_id"]), int(r["score"]), r["responded_at"])
+            for r in self._query(
+                "cx_nps_history",
+                "SELECT account_id, score, responded_at FROM feedback_responses FINAL "
+                "WHERE survey = 'nps' AND toDate(responded_at) < {end:Date}", params)
+        ]
+        mrr = [
+            MrrPoint(str(r["account_id"]), r["occurred_at"], Decimal(r["mrr_after"]))
+            for r in self._query(
+                "cx_mrr",
+                "SELECT account_id, occurred_at, mrr_after FROM kpi_mrr_movements FINAL "
+                "WHERE toDate(occurred_at) < {end:Date}", params)
+        ] if history else []
+        return cx_domain.CxInputs(period, period.previous(), trend_months(period),
+                                  answers, tickets, history, mrr)
+
+    def quarter_inputs(self, period: Period) -> QuarterInputs:
+        """The quarterly section's reads: total-dimension KPIs of the last five quarters
+        and of the quarter's months."""
+        quarters, months = quarter_periods(period), quarter_months(period)
+        rows = self.kpis_by_name(QUARTER_KPIS, ["quarter"], [q.label for q in quarters])
+        rows += self.kpis_by_name(MONTH_KPIS, ["month"], [m.label for m in months])
+        return QuarterInputs(quarters, months, [r for r in rows if r.dimension == "all"],
+                             self.coverage())
+
+    def churn_risk_rows(
+        self, start: dt.date, end: dt.date, previous_start: dt.date
+    ) -> list[tuple[str, float, int, int]]:
+        """(account, MRR at ``end``, uses in [start, end), uses in [previous_start, start))
+        of the accounts paying at ``end`` that used the product in the previous period:
+        the candidates of the CX page's churn-risk list (domain/personas.churn_risks)."""
+        rows = self._query(
+            "churn_risk_rows",
+            """
+SELECT u.account_id AS account_id, m.mrr AS mrr, u.uses AS uses,
+       u.previous_uses AS previous_uses
+FROM (
+    SELECT account_id,
+           sumIf(count, day >= {start:Date}) AS uses,
+           sumIf(count, day < {start:Date}) AS previous_uses
+    FROM product_usage FINAL
+    WHERE day >= {previous_start:Date} AND day < {end:Date}
+    GROUP BY account_id
+) AS u
+INNER JOIN (
+    SELECT account_id, argMax(mrr_after, occurred_at) AS mrr
+    FROM kpi_mrr_movements FINAL
+    WHERE toDate(occurred_at) < {end:Date}
+    GROUP BY account_id
+) AS m ON u.account_id = m.account_id
+WHERE m.mrr > 0 AND u.previous_uses > 0
+ORDER BY account_id
+""",
+            {"start": start, "end": end, "previous_start": previous_start},
+        )
+        return [(str(r["account_id"]), float(r["mrr"]), int(r["uses"]),
+                 int(r["previous_uses"])) for r in rows]
+
+    def usage_inputs(self, period: Period) -> UsageInputs:
+        """The product usage section's reads (domain/usage.py): the usage span, monthly
+        active accounts of the trend, adoption per feature of the period, the previous one
+        and a year ago, the most recent launch and the churn-risk candidates of the
+        period's last month."""
+        previous, year_ago = period.previous(), period.year_ago()
+        span = self._query(
+            "usage_span",
+            "SELECT min(day) AS first, max(day) AS last, count() AS n FROM product_usage",
+            {},
+        )
+        if not span or not int(span[0]["n"]):
+            return UsageInputs(period, previous, year_ago, None, None)
+        first, last = _as_date(span[0]["first"]), _as_date(span[0]["last"])
+        months = trend_months(period)
+        rows = self._query(
+            "usage_monthly_active",
+            "SELECT toStartOfMonth(day) AS month, uniqExact(account_id) AS n "
+            "FROM product_usage FINAL WHERE day >= {start:Date} AND day < {end:Date} "
+            "GROUP BY month",
+            {"start": months[0].start, "end": months[-1].end},
+        )
+        by_month = {_as_date(r["month"]): int(r["n"]) for r in rows}
+        monthly = [(m.label, by_month.get(m.start, 0)) for m in months if m.end > first]
+        adoption: dict[str, Adoption] = {}
+        for p in (period, previous, year_ago):
+            if p.end <= first:
+                continue  # before any usage: n/a, not 0
+            params = {"start": p.start, "end": p.end}
+            features = self._query(
+                "usage_adoption",
+                "SELECT feature, uniqExact(account_id) AS n FROM product_usage FINAL "
+                "WHERE day >= {start:Date} AND day < {end:Date} GROUP BY feature",
+                params,
+            )
+            active = self._query(
+                "usage_active",
+                "SELECT uniqExact(account_id) AS n FROM product_usage FINAL "
+                "WHERE day >= {start:Date} AND day < {end:Date}",
+                params,
+            )
+            adoption[p.label] = Adoption(int(active[0]["n"]) if active else 0,
+                                         {str(r["feature"]): int(r["n"]) for r in features})
+        launch = None
+        newest = self._query(
+            "usage_newest_feature",
+            "SELECT feature, min(day) AS released FROM product_usage WHERE day < {end:Date} "
+            "GROUP BY feature ORDER BY released DESC, feature LIMIT 1",
+            {"end": period.end},
+        )
+        if newest and _as_date(newest[0]["released"]) > first:
+            feature, released = str(newest[0]["feature"]), _as_date(newest[0]["released"])
+            days = self._query(
+                "usage_launch",
+                "SELECT day, account_id, max(feature = {feature:String}) AS used "
+                "FROM product_usage FINAL WHERE day >= {start:Date} AND day < {end:Date} "
+                "GROUP BY day, account_id ORDER BY day, account_id",
+                {"feature": feature, "start": released,
+                 "end": min(period.end, released + dt.timedelta(days=LAUNCH_DAYS))},
+            )
+            launch = Launch(feature, released, [
+                (_as_date(r["day"]), str(r["account_id"]), bool(r["used"])) for r in days])
+        month = churn_month(period)
+        before = month.start - dt.timedelta(days=1)
+        candidates = self.churn_risk_rows(month.start, month.end, before.replace(day=1))
+        return UsageInputs(period, previous, year_ago, first, last, monthly, adoption, launch,
+                           month, candidates)
 
     def available_periods(self, grain: str, limit: int = 60) -> list[str]:
         rows = self._query("periods", _PERIODS_SQL, {"grain": grain, "limit": limit})

@@ -50,6 +50,14 @@ from pulse_reporting.domain.periods import (
     last_complete,
     parse_period,
 )
+from pulse_reporting.domain.personas import (
+    PERSONAS,
+    PersonaInputs,
+    PersonaView,
+    churn_risks,
+    persona_kpis,
+    persona_view,
+)
 from pulse_reporting.domain.scoping import scoped_report
 from pulse_reporting.domain.to_date import ToDate, daily_names, period_to_date, running_period
 from pulse_reporting.generate import read_inputs
@@ -91,12 +99,17 @@ DASHBOARD_POLICIES: dict[str, RoutePolicy] = {
     "/reports": Permission.VIEW_REPORTS,
     "/reports/file": Permission.VIEW_REPORTS,
     "/api/reports": Permission.VIEW_REPORTS,
+    # persona views: CMO and marketing ops need channel economics; cx opens its own
+    **{f"/persona/{key}": spec.permission for key, spec in PERSONAS.items()},
+    **{f"/api/persona/{key}": spec.permission for key, spec in PERSONAS.items()},
 }
 PATHS = tuple(DASHBOARD_POLICIES)
 #: Pages in the navigation, each shown only to roles that may open it.
 NAV_PAGES: tuple[tuple[str, str, str, Permission], ...] = (
     ("overview", "/", "Overview", Permission.VIEW_OVERVIEW),
     ("campaigns", "/campaigns", "Campaigns", Permission.VIEW_CAMPAIGNS),
+    *((f"persona-{key}", f"/persona/{key}", spec.nav, spec.permission)
+      for key, spec in PERSONAS.items()),
     ("reports", "/reports", "Reports", Permission.VIEW_REPORTS),
 )
 SIGNIN_PATH = "/signin"
@@ -263,6 +276,34 @@ class Dashboard:
                 c.svg() for c in report_charts(report) if c.name.startswith(wanted)
             ][:4]
         return self._chart_cache[key]
+
+    def persona(
+        self, persona: str, grain: str, period: Period, model: str, role: Role
+    ) -> tuple[PersonaView, dict[str, str]]:
+        """The persona's view of ``period`` as ``role`` sees it, and the SVG of the report
+        charts its panels show."""
+        storage = self.component.storage
+        previous = period.previous()
+        rows = storage.kpis_by_name(persona_kpis(persona, grain), [grain],
+                                    [period.label, previous.label])
+        report = scoped_report(self.report(period, model), role)
+        risks: list[Any] = []
+        note = ""
+        if persona == "cx":
+            if grain == "month":
+                candidates = storage.churn_risk_rows(period.start, period.end, previous.start)
+                risks = churn_risks(candidates, period.days, previous.days)
+            else:
+                note = "Churn risk compares calendar months: choose the month grain."
+        view = persona_view(PersonaInputs(
+            persona=persona, role=role, grain=grain, period=period.label,
+            previous_period=previous.label, model=model, kpis=rows, report=report,
+            churn_risks=risks, churn_risk_note=note,
+        ))
+        wanted = {name for panel in view.panels for name in panel.charts}
+        svg = {c.name: c.svg() for c in report_charts(report) if c.name in wanted} \
+            if wanted else {}
+        return view, svg
 
     def reports(self) -> list[dict[str, Any]]:
         return self.component.storage.list_reports()
@@ -545,6 +586,40 @@ def dashboard_app(
         body["meta"]["complete"] = dash.complete(period)
         return JSONResponse(body)
 
+    def persona_page(key: str) -> Callable[[Request], Awaitable[Response]]:
+        async def page(request: Request) -> Response:
+            DASHBOARD_REQUESTS.labels(f"persona_{key}").inc()
+            principal = principal_of(request.scope)
+            if principal is None:
+                return _unauthenticated()
+            try:
+                grain, period, model, periods = await asyncio.to_thread(dash.select, request)
+            except BadRequest as exc:
+                return bad(exc, False)
+            view, svg = await asyncio.to_thread(
+                dash.persona, key, grain, period, model, principal.role)
+            ctx = context(f"persona-{key}", principal, grain, period, model, periods)
+            ctx["page_title"] = f"{view.title} view"
+            return _page("dash_persona.html.j2", view=view, svg=svg, **ctx)
+
+        return page
+
+    def persona_api(key: str) -> Callable[[Request], Awaitable[Response]]:
+        async def api(request: Request) -> Response:
+            DASHBOARD_REQUESTS.labels(f"api_persona_{key}").inc()
+            principal = principal_of(request.scope)
+            if principal is None:
+                return _unauthenticated()
+            try:
+                grain, period, model, _ = await asyncio.to_thread(dash.select, request)
+            except BadRequest as exc:
+                return bad(exc, True)
+            view, _ = await asyncio.to_thread(
+                dash.persona, key, grain, period, model, principal.role)
+            return JSONResponse(persona_json(view, dash.complete(period)))
+
+        return api
+
     async def api_reports(request: Request) -> Response:
         DASHBOARD_REQUESTS.labels("api_reports").inc()
         rows = await asyncio.to_thread(dash.reports)
@@ -582,8 +657,28 @@ def dashboard_app(
             Route("/api/campaigns", api_campaigns),
             Route("/api/reports", api_reports),
             Route("/api/periods", api_periods),
+            *(Route(f"/persona/{key}", persona_page(key)) for key in PERSONAS),
+            *(Route(f"/api/persona/{key}", persona_api(key)) for key in PERSONAS),
         ]
     )
+
+
+def persona_json(view: PersonaView, complete: bool) -> dict[str, Any]:
+    """A persona view as the API answers it: the numbers of the page, panel by panel."""
+    return {
+        "persona": view.persona, "title": view.title, "period": view.period,
+        "previous_period": view.previous_period, "complete": complete,
+        "panels": [{
+            "key": p.key, "title": p.title, "text": list(p.text),
+            "tiles": [{"kpi": t.kpi, "label": t.label, "fmt": t.fmt.value, "value": t.value,
+                       "previous": t.change.previous, "change_pct": t.change.change_pct,
+                       "tone": t.change.tone.value, "threshold": t.threshold,
+                       "over_threshold": t.over} for t in p.tiles],
+            "tables": [{"name": t.name, "title": t.title,
+                        "columns": [c.key for c in t.columns],
+                        "rows": [list(r) for r in t.rows]} for t in p.tables],
+        } for p in view.panels],
+    }
 
 
 # -- sign-in --------------------------------------------------------------------------------

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
 from pulse_shared.logging import get_logger
+from pulse_shared.schema.cluster import ClusterSchema, replicated_tables
 from pulse_shared.store.base import Store, StoreError
 
 log = get_logger(__name__)
@@ -80,18 +81,36 @@ def load_migrations() -> list[Migration]:
     return sorted(found, key=lambda m: m.number)
 
 
+_MIGRATIONS_TABLE_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version UInt32, name String, "
+    "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+    "ENGINE = ReplacingMergeTree ORDER BY version",
+    # Rows written before outcomes were recorded were all applied.
+    f"ALTER TABLE {MIGRATIONS_TABLE} ADD COLUMN IF NOT EXISTS "
+    f"outcome LowCardinality(String) DEFAULT '{APPLIED}'",
+)
+
+
+def statements_for(store: Store, statements: Sequence[str]) -> tuple[str, ...]:
+    """``statements`` as they run on ``store``: unchanged on one node, rendered for its
+    cluster (replicated local + Distributed tables, ON CLUSTER) when it has one."""
+    if not store.cluster:
+        return tuple(statements)
+    return cluster_schema(store.cluster).render_all(statements)
+
+
+def cluster_schema(cluster: str) -> ClusterSchema:
+    """The renderer of every migration for ``cluster`` (knows every replicated table)."""
+    every = [*_MIGRATIONS_TABLE_DDL]
+    for migration in load_migrations():
+        every.extend(migration.statements)
+    return ClusterSchema(cluster, replicated_tables(every))
+
+
 def applied_versions(store: Store) -> set[int]:
     """Versions recorded as applied (``skipped`` access-control migrations are pending)."""
-    store.command(
-        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version UInt32, name String, "
-        "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
-        "ENGINE = ReplacingMergeTree ORDER BY version"
-    )
-    # Rows written before outcomes were recorded were all applied.
-    store.command(
-        f"ALTER TABLE {MIGRATIONS_TABLE} ADD COLUMN IF NOT EXISTS "
-        f"outcome LowCardinality(String) DEFAULT '{APPLIED}'"
-    )
+    for statement in statements_for(store, _MIGRATIONS_TABLE_DDL):
+        store.command(statement)
     rows = store.query(
         f"SELECT version FROM {MIGRATIONS_TABLE} FINAL "  # noqa: S608 - constant
         "WHERE outcome = {applied:String}",
@@ -117,7 +136,7 @@ def _apply_access_control(store: Store, migration: Migration) -> bool:
         # and structlog's default prints every level there.)
         return False
     try:
-        for statement in migration.statements:
+        for statement in statements_for(store, migration.statements):
             store.command(statement)
     except StoreError as exc:
         if exc.name not in ACCESS_MANAGEMENT_ERRORS:
@@ -170,7 +189,7 @@ def migrate(
                 _record(store, migration, SKIPPED)
                 continue
         else:
-            for statement in migration.statements:
+            for statement in statements_for(store, migration.statements):
                 store.command(statement)
         _record(store, migration, APPLIED)
         applied.append(migration)

@@ -33,6 +33,7 @@ def open_store(
             else settings.clickhouse_password.get_secret_value(),
             database=settings.clickhouse_database,
             readonly=readonly,
+            cluster=settings.clickhouse_cluster,
         )
     from pulse_shared.store.embedded import EmbeddedStore
 

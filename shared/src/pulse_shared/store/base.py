@@ -158,6 +158,9 @@ class Store(ABC):
     supports_access_control: bool = False
     """Whether the backend has users and roles at all (a server does; embedded chDB does
     not), i.e. whether access-control migrations can apply to it."""
+    cluster: str | None = None
+    """The ClickHouse cluster the schema spans (``PULSE_CLICKHOUSE_CLUSTER``), None on one
+    node: migrations and mutations are rendered for it (:mod:`pulse_shared.schema.cluster`)."""
 
     def __init__(self, readonly: bool = False) -> None:
         self.readonly = readonly

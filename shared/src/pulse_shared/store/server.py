@@ -50,8 +50,10 @@ class ServerStore(Store):
         password: str = "",
         database: str = "default",
         readonly: bool = False,
+        cluster: str | None = None,
     ) -> None:
         super().__init__(readonly=readonly)
+        self.cluster = cluster or None
         parsed = urlparse(url)
         try:
             self._client = clickhouse_connect.get_client(

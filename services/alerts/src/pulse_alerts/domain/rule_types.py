@@ -30,7 +30,8 @@ from pulse_alerts.domain.rule_base import (
 )
 from pulse_shared.events import Grain, KpiSnapshot
 
-SOURCES = ("touchpoints", "spend", "subscriptions", "pipeline", "budgets", "martech")
+SOURCES = ("touchpoints", "spend", "subscriptions", "pipeline", "budgets", "martech", "deliverability",
+           "usage", "accounts", "feedback", "tickets")
 
 
 def _directional(direction: str, score: float, threshold: float) -> bool:
@@ -325,7 +326,8 @@ class FreshnessRule(RuleBase):
     on_timer: ClassVar[bool] = True
 
     type: Literal["freshness"]
-    source: Literal["touchpoints", "spend", "subscriptions", "pipeline", "budgets"]
+    source: Literal["touchpoints", "spend", "subscriptions", "pipeline", "budgets", "deliverability",
+                    "usage"]
     max_age: Duration
 
     def matches(self, kpi: str, grain: str, dimension: str, dimension_value: str) -> bool:

@@ -75,7 +75,9 @@ __all__ = [
 
 #: Dimensions of ``kpi_values`` (the cross-service contract): a rule scoped to any other
 #: dimension could never match a snapshot.
-DIMENSIONS: tuple[str, ...] = ("all", "channel", "campaign")
+DIMENSIONS: tuple[str, ...] = ("all", "channel", "campaign", "sending_domain",
+                               # the account's profile (kpi_catalog.ACCOUNT_DIMS)
+                               "segment", "plan", "region", "industry", "employee_band")
 #: Exit status of a rules file that names an unknown choice (KPI, grain, dimension, type):
 #: a usage error, like an unknown choice on the command line.
 EXIT_UNKNOWN_CHOICE = 2

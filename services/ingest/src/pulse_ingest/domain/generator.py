@@ -46,16 +46,25 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
+from pulse_ingest.domain.accounts_gen import account_profiles
+from pulse_ingest.domain.deliverability_gen import email_deliverability as deliverability_events
+from pulse_ingest.domain.experience_gen import customer_experience
+from pulse_ingest.domain.usage_gen import product_usage as usage_events
 from pulse_shared.events import (
+    AccountProfile,
     Budget,
     Channel,
+    EmailDeliveryStats,
     Event,
+    FeedbackResponse,
     MartechCost,
     PipelineEvent,
     PipelineStage,
+    ProductUsage,
     Spend,
     Subscription,
     SubscriptionEventType,
+    SupportTicket,
     Touchpoint,
     TouchType,
 )
@@ -285,10 +294,13 @@ def history_contributions(
     return out
 
 
-Kind = Literal["touchpoints", "spend", "subscriptions", "pipeline", "budgets", "martech"]
-#: Every kind the generator can make (martech only with ``martech_tools=True``).
+Kind = Literal["touchpoints", "spend", "subscriptions", "pipeline", "budgets", "martech",
+               "usage", "deliverability", "accounts", "feedback", "tickets"]
+#: Every kind the generator can make (martech only with ``martech_tools=True``, usage only
+#: with ``product_usage=True``).
 KINDS: tuple[Kind, ...] = (
-    "touchpoints", "spend", "subscriptions", "pipeline", "budgets", "martech",
+    "touchpoints", "spend", "subscriptions", "pipeline", "budgets", "martech", "deliverability",
+    "usage", "accounts", "feedback", "tickets",
 )
 
 
@@ -303,6 +315,15 @@ class SyntheticDataset:
     budgets: list[Budget] = field(default_factory=list)
     #: Tool costs per month (only with ``generate_dataset(martech_tools=True)``).
     martech: list[MartechCost] = field(default_factory=list)
+    #: Daily feature usage per paying account (only with ``product_usage=True``).
+    usage: list[ProductUsage] = field(default_factory=list)
+    #: Daily e-mail delivery counts (only with ``email_deliverability=True``).
+    deliverability: list[EmailDeliveryStats] = field(default_factory=list)
+    #: Account profiles (only with ``account_profiles=True``).
+    accounts: list[AccountProfile] = field(default_factory=list)
+    #: NPS / CSAT answers and support tickets (only with ``customer_experience=True``).
+    feedback: list[FeedbackResponse] = field(default_factory=list)
+    tickets: list[SupportTicket] = field(default_factory=list)
 
     def by_kind(self) -> dict[str, Sequence[Event]]:
         kinds: dict[str, Sequence[Event]] = {
@@ -314,6 +335,16 @@ class SyntheticDataset:
         }
         if self.martech:  # opt-in: without it the dataset (and its files) are as before
             kinds["martech"] = self.martech
+        if self.usage:  # opt-in, like martech
+            kinds["usage"] = self.usage
+        if self.deliverability:  # opt-in, like martech
+            kinds["deliverability"] = self.deliverability
+        if self.accounts:  # opt-in, like martech
+            kinds["accounts"] = self.accounts
+        if self.feedback:  # opt-in, like martech
+            kinds["feedback"] = self.feedback
+        if self.tickets:  # opt-in, like martech
+            kinds["tickets"] = self.tickets
         return kinds
 
     def counts(self) -> dict[str, int]:
@@ -382,6 +413,7 @@ class _Builder:
         self, seed: int, days: int, accounts: int, end: dt.date, history_weeks: int = 0
     ) -> None:
         self.rng = random.Random(seed)
+        self.seed = seed
         self.ids = _Ids(seed, days, accounts, end)
         self.start = end - dt.timedelta(days=days - 1)
         self.end = end
@@ -857,9 +889,12 @@ class _Builder:
                     self.history_deal(index, week_start, False, self.history_amount())
 
     def martech(self) -> None:
-        """Every tool's cost for each month the window touches. No random draws and ids of
-        their own (month and vendor), so every other event is the same as without them."""
-        month = dt.date(self.start.year, self.start.month, 1)
+        """Every tool's cost for each month the window (and the sales-led history, when
+        there is one) touches: the tools were paid for all along, so a year-ago comparison
+        is fully loaded too. No random draws and ids of their own (month and vendor), so
+        every other event is the same as without them."""
+        first = min(self.start, self.history_start)
+        month = dt.date(first.year, first.month, 1)
         while month <= self.end:
             label = month.strftime("%Y-%m")
             for vendor, category, amount in MARTECH_TOOLS:
@@ -870,7 +905,34 @@ class _Builder:
                 ))
             month = (month + dt.timedelta(days=32)).replace(day=1)
 
-    def build(self, martech_tools: bool = False) -> SyntheticDataset:
+    def usage(self) -> None:
+        """Product usage of the paying accounts (:mod:`pulse_ingest.domain.usage_gen`),
+        read from the subscriptions: their own random draws, so nothing else changes."""
+        self.out.usage = usage_events(self.out.subscriptions, self.start, self.end,
+                                       self.seed, self.ids.prefix)
+
+    def deliverability(self) -> None:
+        """Daily e-mail delivery counts of two sending domains with one bad week
+        (:mod:`pulse_ingest.domain.deliverability_gen`; own random generator)."""
+        self.out.deliverability = deliverability_events(self.start, self.end, self.seed)
+
+    def accounts_profiles(self) -> None:
+        """A profile per account and plan change (:mod:`pulse_ingest.domain.accounts_gen`;
+        own random generator, read from the other events)."""
+        self.out.accounts = account_profiles(self.out.touchpoints, self.out.pipeline,
+                                             self.out.subscriptions, self.seed,
+                                             self.ids.prefix)
+
+    def experience(self) -> None:
+        """NPS / CSAT answers and support tickets of the paying accounts, churners less
+        happy and with more tickets ahead of cancelling
+        (:mod:`pulse_ingest.domain.experience_gen`; own random generator)."""
+        self.out.feedback, self.out.tickets = customer_experience(
+            self.out.subscriptions, self.end, self.seed, self.ids.prefix)
+
+    def build(self, martech_tools: bool = False, usage: bool = False,
+              deliverability: bool = False, accounts: bool = False,
+              experience: bool = False) -> SyntheticDataset:
         self.spend_and_budgets()
         for index in range(1, self.accounts + 1):
             self.account(index)
@@ -878,6 +940,14 @@ class _Builder:
             self.history()
         if martech_tools:
             self.martech()
+        if usage:
+            self.usage()
+        if deliverability:
+            self.deliverability()
+        if accounts:
+            self.accounts_profiles()
+        if experience:
+            self.experience()
         out = self.out
         out.touchpoints.sort(key=lambda e: (e.occurred_at, e.event_id))
         out.pipeline.sort(key=lambda e: (e.occurred_at, e.event_id))
@@ -887,7 +957,8 @@ class _Builder:
 
 def generate_dataset(
     seed: int, days: int, accounts: int, end: dt.date, history_weeks: int = 0,
-    martech_tools: bool = False,
+    martech_tools: bool = False, product_usage: bool = False, email_deliverability: bool = False,
+    account_profiles: bool = False, customer_experience: bool = False,
 ) -> SyntheticDataset:
     """A deterministic synthetic B2B SaaS dataset covering ``days`` days up to ``end``.
 
@@ -898,14 +969,34 @@ def generate_dataset(
     exactly as without it.
 
     ``martech_tools`` adds the monthly costs of :data:`MARTECH_TOOLS` for every month the
-    window touches (the demo turns it on); off (the default) the dataset is unchanged."""
+    window touches (the demo turns it on); off (the default) the dataset is unchanged.
+
+    ``product_usage`` adds daily feature usage of the paying accounts (a feature released
+    mid-window, usage falling ahead of cancellations: :mod:`pulse_ingest.domain.usage_gen`);
+    off (the default) the dataset is unchanged.
+
+    ``email_deliverability`` adds daily e-mail delivery counts of two sending domains with
+    one bad week above the bounce and complaint thresholds
+    (:mod:`pulse_ingest.domain.deliverability_gen`); off (the default) the dataset is
+    unchanged.
+
+    ``account_profiles`` adds a profile per account (segment following its plan) and per
+    plan change (:mod:`pulse_ingest.domain.accounts_gen`); off (the default) the dataset is
+    unchanged.
+
+    ``customer_experience`` adds NPS / CSAT answers and support tickets of the paying
+    accounts, accounts about to churn answering lower and opening more tickets
+    (:mod:`pulse_ingest.domain.experience_gen`); off (the default) the dataset is
+    unchanged."""
     if days < 1:
         raise ValueError("days must be >= 1")
     if accounts < 0:
         raise ValueError("accounts must be >= 0")
     if history_weeks < 0:
         raise ValueError("history_weeks must be >= 0")
-    return _Builder(seed, days, accounts, end, history_weeks).build(martech_tools)
+    return _Builder(seed, days, accounts, end, history_weeks).build(
+        martech_tools, usage=product_usage, deliverability=email_deliverability,
+        accounts=account_profiles, experience=customer_experience)
 
 
 # -- file contents (written by pulse_ingest.files.write_files) ------------------------

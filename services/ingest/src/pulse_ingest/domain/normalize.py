@@ -62,6 +62,27 @@ ALIASES: dict[str, dict[str, str]] = {
     "budgets": {"campaign": "campaign_id", "budget": "amount"},
     "martech": {"tool": "vendor", "cost": "amount", "monthly_cost": "amount",
                 "tool_category": "category"},
+    "accounts": {"account": "account_id", "company_id": "account_id",
+                 "effective_date": "effective_from", "valid_from": "effective_from",
+                 "date": "effective_from", "customer_segment": "segment", "tier": "segment",
+                 "size": "employee_band", "company_size": "employee_band",
+                 "employees": "employee_band", "number_of_employees": "employee_band",
+                 "channel": "acquisition_channel", "source": "acquisition_channel"},
+    "usage": {"date": "day", "uses": "count", "events": "count", "feature_name": "feature",
+              "account": "account_id"},
+    "deliverability": {"date": "day", "domain": "sending_domain", "campaign": "campaign_id",
+                       "requests": "sent", "spam_reports": "spam_complaints",
+                       "complaints": "spam_complaints"},
+    # Survey exports: a comment / feedback text column is NOT an alias of anything, so it
+    # is dropped like every unknown column (reported by name in "ignored"): comments are
+    # personal data in practice and never stored.
+    "feedback": {"account": "account_id", "type": "survey", "survey_type": "survey",
+                 "rating": "score", "date": "responded_at", "submitted_at": "responded_at",
+                 "answered_at": "responded_at"},
+    "tickets": {"id": "ticket_id", "ticket": "ticket_id", "account": "account_id",
+                "organization_id": "account_id", "solved_at": "resolved_at",
+                "first_reply_at": "first_response_at", "via": "channel",
+                "updated": "updated_at"},
 }
 
 CHANNEL_ALIASES: dict[str, Channel] = {
@@ -81,8 +102,10 @@ _ENUM_FIELDS: dict[str, tuple[str, ...]] = {
     "touch_type": tuple(t.value for t in TouchType),
     "event_type": tuple(t.value for t in SubscriptionEventType),
     "stage": tuple(s.value for s in PipelineStage),
+    "acquisition_channel": tuple(c.value for c in Channel),  # accounts: same aliases
 }
-_DATETIME_FIELDS = ("occurred_at",)
+_DATETIME_FIELDS = ("occurred_at", "responded_at", "created_at", "first_response_at",
+                    "resolved_at", "updated_at")
 
 
 @dataclass(frozen=True)
@@ -137,7 +160,7 @@ def _enum_value(name: str, value: Any) -> Any:
     if not isinstance(value, str) or value in _ENUM_SETS[name]:
         return value
     slug = _slug(value)
-    if name == "channel" and slug not in _ENUM_FIELDS["channel"]:
+    if name in ("channel", "acquisition_channel") and slug not in _ENUM_FIELDS["channel"]:
         alias = CHANNEL_ALIASES.get(slug)
         return alias.value if alias else value
     return slug if slug in _ENUM_FIELDS[name] else value

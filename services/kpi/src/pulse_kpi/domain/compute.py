@@ -19,11 +19,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
+from pulse_kpi.domain import deliverability, experience, usage
 from pulse_kpi.domain.facts import ZERO, AccountTrial, Facts, MartechRow, MrrDay, Scope
 from pulse_shared import kpi_catalog
 from pulse_shared.attribution_models import DEFAULT_MODEL
 from pulse_shared.events import Grain
 from pulse_shared.kpi_catalog import (
+    ACCOUNT_DIMS,
     BUDGET_GRAINS,
     STAGE_KPI,
     STAGE_PAIRS,
@@ -66,6 +68,8 @@ class Params:
     lead_milestone: str = "lead"
     customer_milestone: str = "new_subscription"
     ltv_churn_months: int = 6
+    #: Usage drop (share, month over month) beyond which a paying account is a churn risk.
+    churn_risk_drop: float = kpi_catalog.CHURN_RISK_DROP_DEFAULT
 
 
 def to_float(value: Number | None) -> float | None:
@@ -595,7 +599,8 @@ def compute(facts: Facts, scope: Scope, as_of: dt.date, p: Params = Params()) ->
     for grain_name, start, dim, member in scope.known_members:
         grain = Grain(grain_name)
         period = period_of(start, grain)
-        if dim in dims and period in flow_wanted[grain]:
+        # Account dimensions (segment …) have no flows (spend, credits): segments.py.
+        if dim in dims and period in flow_wanted[grain] and dim not in ACCOUNT_DIMS:
             buckets.setdefault((grain, period, dim, member), _Flow())
     totals = "all" in dims
     series = MrrSeries(facts.mrr_days, facts.mrr_opening, facts.paying_opening)
@@ -608,7 +613,11 @@ def compute(facts: Facts, scope: Scope, as_of: dt.date, p: Params = Params()) ->
             values.update(mrr_values(series, period, flow.spend, p))
             values.update(funnel[(grain, period)])
             values.update(trials.get((grain, period, "all", ""), {}))
-            values["martech_cost"] = to_float(martech_cost(facts.martech, period.start, period.end))
+            if facts.martech:  # without tool costs: n/a (and no fully loaded KPIs), not $0
+                values["martech_cost"] = to_float(
+                    martech_cost(facts.martech, period.start, period.end))
+            if facts.deliverability:  # without ESP data: no rows (n/a), not "0 e-mails sent"
+                values.update(deliverability.totals(facts.deliverability, period))
             emit(grain, period, "all", "", values)
     for (grain, period, dim, value), flow in sorted(buckets.items(), key=lambda kv: kv[0]):
         if dim != "all" and dim in dims and period in flow_wanted[grain]:
@@ -616,10 +625,25 @@ def compute(facts: Facts, scope: Scope, as_of: dt.date, p: Params = Params()) ->
     for (grain, period, dim, value), trial_kpis in sorted(trials.items(), key=lambda kv: kv[0]):
         if dim != "all":
             emit(grain, period, dim, value, trial_kpis)
+    for (grain, period, dim, value), delivery_kpis in deliverability.breakdowns(
+        facts.deliverability, flow_wanted, dims, scope.known_deliverability_members
+    ).items():
+        emit(grain, period, dim, value, delivery_kpis)
     budget_periods: set[Period] = set()
     for grain in BUDGET_GRAINS:
         budget_periods |= wanted[grain]
         budget_periods |= {period_of(m, grain) for m in scope.budget_months}
     for period, dim, value, values in budget_values(facts, sorted(budget_periods), as_of, dims):
         emit(period.grain, period, dim, value, values)
+    if totals and scope.usage_days:  # product usage: totals and features (domain/usage.py)
+        ledger, mrr = usage.UsageLedger(facts.usage), usage.MrrLookup(facts.usage_mrr)
+        for (grain, period, dim, value), usage_kpis in usage.usage_values(
+            ledger, mrr, scope.usage_days, as_of, p.churn_risk_drop, facts.usage_since
+        ).items():
+            emit(grain, period, dim, value, usage_kpis)
+    if totals and scope.cx_days:  # customer experience: totals (domain/experience.py)
+        for (grain, period, dim, value), cx_kpis in experience.experience_values(
+            facts.feedback, facts.tickets, facts.cx_mrr, scope.cx_days, as_of
+        ).items():
+            emit(grain, period, dim, value, cx_kpis)
     return out

@@ -7,6 +7,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from pulse_kpi.domain.accounts import AccountFacts
+from pulse_kpi.domain.deliverability import DeliverabilityRow
+from pulse_kpi.domain.experience import FeedbackRow, TicketRow
+from pulse_kpi.domain.usage import MrrChange, UsageRow
+
 ZERO = Decimal(0)
 
 
@@ -113,6 +118,21 @@ class Facts:
     trials: Sequence[AccountTrial] = ()
     #: Tool costs of the months overlapping the loaded range (totals only).
     martech: Sequence[MartechRow] = ()
+    #: Product usage of the usage range (pulse_kpi.domain.usage.usage_range; totals pass
+    #: only) and every MRR change before its end (paying accounts, for churn risk).
+    usage: Sequence[UsageRow] = ()
+    usage_mrr: Sequence[MrrChange] = ()
+    #: First day with any usage (None: none yet): no usage KPIs for periods before it.
+    usage_since: dt.date | None = None
+    #: E-mail delivery counts per day × sending domain × ESP campaign.
+    deliverability: Sequence[DeliverabilityRow] = ()
+    #: Customer experience of the experience range (pulse_kpi.domain.experience; totals
+    #: pass only): survey answers, tickets' latest states, MRR changes before its end.
+    feedback: Sequence[FeedbackRow] = ()
+    tickets: Sequence[TicketRow] = ()
+    cx_mrr: Sequence[MrrChange] = ()
+    #: Per-account MRR and profiles for the breakdowns by segment, plan … (breakdown pass).
+    accounts: AccountFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +155,12 @@ class Scope:
     funnel_days: frozenset[dt.date] = frozenset()
     budget_months: frozenset[dt.date] = frozenset()
     trial_days: frozenset[dt.date] = frozenset()
+    #: Days whose product usage changed: usage KPIs of their periods (and the next month's
+    #: churn risk) are recomputed, in the totals pass (with their feature members).
+    usage_days: frozenset[dt.date] = frozenset()
+    #: Days whose survey answers or tickets changed: experience KPIs of their periods are
+    #: recomputed in the totals pass (pulse_kpi.domain.experience).
+    cx_days: frozenset[dt.date] = frozenset()
     #: Which dimensions to emit: totals (``all``) and/or breakdowns (channel, campaign).
     dimensions: tuple[str, ...] = field(default=("all", "channel", "campaign"))
     #: (grain, period start, dimension, value) breakdowns that had values before: they are
@@ -144,9 +170,12 @@ class Scope:
     #: The same for trial KPIs, whose channels are the trials' first-touch channels (kept
     #: apart: a channel with spend only must not get trial rows, nor the reverse).
     known_trial_members: frozenset[tuple[str, dt.date, str, str]] = frozenset()
+    #: The same for deliverability KPIs (sending domains and ESP campaigns, kept apart
+    #: from ad campaigns so neither gets the other's KPI rows).
+    known_deliverability_members: frozenset[tuple[str, dt.date, str, str]] = frozenset()
 
     def is_empty(self) -> bool:
         return not (
             self.flow_days or self.mrr_from or self.funnel_days or self.budget_months
-            or self.trial_days
+            or self.trial_days or self.usage_days or self.cx_days
         )

@@ -146,6 +146,11 @@ class AllocationRow:
     expected_contribution: float
     expected_contribution_lower: float
     expected_contribution_upper: float
+    # 90 % interval of the whole allocation's gain (sum over channels of recommended minus
+    # current contribution), per posterior draw: the same on every channel row of one
+    # allocation. None on rows stored before the interval was (migration 0079).
+    gain_lower: float | None = None
+    gain_upper: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,12 @@ def optimize_budget(
     lower, upper = _bounds(channels, budget, periods, minimum or {}, maximum or {})
     current = _current_mix(channels, current_spend, budget)
     recommended = _maximise(channels, params, budget, periods, current, lower, upper)
+    total_gain = _total_gain(
+        params, periods, dict(zip(channels, current, strict=True)),
+        dict(zip(channels, recommended, strict=True)),
+    )
+    gain_lower = float(np.percentile(total_gain, _LOWER_Q))
+    gain_upper = float(np.percentile(total_gain, _UPPER_Q))
     rows = []
     for i, channel in enumerate(channels):
         now = periods * params[channel].response(current[i] / periods)
@@ -97,8 +103,25 @@ def optimize_budget(
             expected_contribution=float(best.mean()),
             expected_contribution_lower=float(np.percentile(best, _LOWER_Q)),
             expected_contribution_upper=float(np.percentile(best, _UPPER_Q)),
+            gain_lower=gain_lower, gain_upper=gain_upper,
         ))
     return rows
+
+
+def _total_gain(
+    params: Mapping[str, ResponseParameters], periods: int,
+    current: Mapping[str, float], recommended: Mapping[str, float],
+) -> FloatArray:
+    """Per posterior draw: the total contribution of ``recommended`` minus that of
+    ``current`` (totals over ``periods``) summed over channels. Quantiles of this, not
+    sums of per-channel quantiles, are the interval of the gain."""
+    gain: FloatArray | float = 0.0
+    for channel in current:
+        response = params[channel].response
+        gain = gain + periods * (
+            response(recommended[channel] / periods) - response(current[channel] / periods)
+        )
+    return np.asarray(gain, dtype=np.float64)
 
 
 def expected_gain(
@@ -109,13 +132,11 @@ def expected_gain(
     if not allocations:
         return 0.0, 0.0, 0.0
     params = _parameters_for(draws, [a.channel for a in allocations])
-    gain: FloatArray | float = 0.0
-    for row in allocations:
-        response = params[row.channel].response
-        gain = gain + row.periods * (
-            response(row.recommended_spend / row.periods) - response(row.current_spend / row.periods)
-        )
-    per_draw = np.asarray(gain, dtype=np.float64)
+    per_draw = _total_gain(
+        params, allocations[0].periods,
+        {a.channel: a.current_spend for a in allocations},
+        {a.channel: a.recommended_spend for a in allocations},
+    )
     return (float(per_draw.mean()), float(np.percentile(per_draw, _LOWER_Q)),
             float(np.percentile(per_draw, _UPPER_Q)))
 

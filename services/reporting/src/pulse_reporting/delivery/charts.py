@@ -187,22 +187,33 @@ def drawing_png(drawing: shapes.Drawing, dpi: int = DPI) -> tuple[bytes, int, in
 
 #: Charts in one e-mail (the report's first ones; the PDF has them all).
 EMAIL_CHARTS = 6
+#: Insight section charts (usage, deliverability, CX, martech …) in one e-mail, on top of
+#: the report's first charts: each section's chart is its point, never crowded out.
+EMAIL_INSIGHT_CHARTS = 8
 
 
 def png_charts(
     report: Report, names: Iterable[str] | None = None, limit: int = EMAIL_CHARTS,
+    insight_limit: int = EMAIL_INSIGHT_CHARTS,
 ) -> list[PngChart]:
-    """The report's first ``limit`` charts (as its HTML and PDF draw them) as PNG,
-    optionally only those whose name starts with one of ``names``."""
-    from pulse_reporting.render.drawing import report_charts
+    """The report's first ``limit`` charts (as its HTML and PDF draw them) and up to
+    ``insight_limit`` insight section charts — every section's first chart before any
+    section's second — as PNG, in report order, optionally only those whose name starts
+    with one of ``names``."""
+    from pulse_reporting.render.drawing import insight_chart_name, report_charts
 
     wanted = tuple(names) if names is not None else None
+    charts = [c for c in report_charts(report)
+              if wanted is None or c.name.startswith(wanted)]
+    rank = {insight_chart_name(s, c): (i, k) for k, s in enumerate(report.insights)
+            for i, c in enumerate(s.charts)}
+    insights = sorted((c.name for c in charts if c.name in rank), key=rank.__getitem__)
+    chosen = set(insights[:insight_limit])
+    core = [c.name for c in charts if c.name not in rank][:limit]
+    chosen.update(core)
     out: list[PngChart] = []
-    for chart in report_charts(report):
-        if wanted is not None and not chart.name.startswith(wanted):
-            continue
-        if len(out) >= limit:
-            break
-        png, width, height = drawing_png(chart.drawing)
-        out.append(PngChart(chart.name, png, width, height))
+    for chart in charts:
+        if chart.name in chosen:
+            png, width, height = drawing_png(chart.drawing)
+            out.append(PngChart(chart.name, png, width, height))
     return out

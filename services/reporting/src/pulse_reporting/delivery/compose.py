@@ -35,6 +35,8 @@ CHAT_PRIORITY: tuple[str, ...] = (
 )
 #: Alerts listed in an e-mail or a webhook message (the rest are counted).
 LISTED_ALERTS = 5
+#: Statements of each insight section in an e-mail (the report has them all).
+LISTED_STATEMENTS = 3
 _MIME = {
     "pdf": ("application", "pdf"),
     "html": ("text", "html"),
@@ -81,6 +83,11 @@ def plain_text(
         lines += [banner, ""]
     if report.headline:
         lines += ["Headline KPIs", *(f"- {_tile_line(t)}" for t in report.headline), ""]
+    for section in report.insights:
+        lines.append(section.title)
+        lines += ([f"- {section.unavailable}"] if section.unavailable else
+                  [f"- {text}" for text in section.statements[:LISTED_STATEMENTS]])
+        lines.append("")
     if report.alerts:
         lines.append(f"Alerts on this period's data: {len(report.alerts)}")
         lines += [f"- {a.rule}: {a.summary or a.kpi}" for a in report.alerts[:LISTED_ALERTS]]
@@ -124,9 +131,20 @@ _HTML = """\
   </table>
 </td></tr>
 {% endif %}
-{% for c in charts %}
+{% for c in charts if c.name not in insight_charts %}
 <tr><td style="padding:8px 24px;"><img src="cid:{{ c.content_id }}" width="552"
  alt="{{ c.name.replace('_', ' ') }} chart" style="display:block;width:100%;max-width:552px;height:auto;border:0;"></td></tr>
+{% endfor %}
+{% for s in insights %}
+<tr><td style="padding:8px 24px 0 24px;font-size:13px;">
+  <h2 style="font-size:15px;margin:8px 0 4px 0;">{{ s.title }}</h2>
+  {% if s.unavailable %}<p style="margin:0;color:#6e7781;">{{ s.unavailable }}</p>
+  {% else %}<ul style="margin:0;padding-left:18px;">{% for text in s.statements[:listed_statements] %}<li>{{ text }}</li>{% endfor %}</ul>{% endif %}
+</td></tr>
+{% for c in charts if insight_charts.get(c.name) == s.key %}
+<tr><td style="padding:8px 24px;"><img src="cid:{{ c.content_id }}" width="552"
+ alt="{{ s.title }}: {{ c.name.replace('_', ' ') }} chart" style="display:block;width:100%;max-width:552px;height:auto;border:0;"></td></tr>
+{% endfor %}
 {% endfor %}
 {% if alerts %}
 <tr><td style="padding:8px 24px;font-size:13px;">
@@ -158,10 +176,16 @@ def email_html(
     report: Report, charts: Sequence[PngChart], link: str | None,
     attachments: Sequence[str] = (), footer: str = "",
 ) -> str:
+    from pulse_reporting.render.drawing import insight_chart_name
+
+    # each insight section's charts go under its title and statements
+    insight_charts = {insight_chart_name(s, c): s.key for s in report.insights
+                      for c in s.charts}
     return _template().render(
         m=report.meta, banner=partial_banner(report.meta), tiles=report.headline,
         charts=charts, alerts=report.alerts, listed=LISTED_ALERTS, link=link,
-        attachments=list(attachments), footer=footer,
+        attachments=list(attachments), footer=footer, insights=report.insights,
+        insight_charts=insight_charts, listed_statements=LISTED_STATEMENTS,
     )
 
 

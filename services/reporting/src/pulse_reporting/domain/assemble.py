@@ -138,6 +138,8 @@ KPI_SOURCES: dict[str, tuple[str, ...]] = {
     "wins": (PIPELINE,),
     "new_customers": (SUBSCRIPTIONS,),
     "cpl": (SPEND, PIPELINE),
+    "cac_fully_loaded": (SPEND, SUBSCRIPTIONS),
+    "marketing_roi_fully_loaded": (SPEND, *_ATTRIBUTED),
 }
 Coverage = Mapping[str, tuple[dt.date, dt.date]]
 """Source table → (first day, last day) with data. A source absent from it has no data."""
@@ -229,6 +231,19 @@ def missing_reason(coverage: Coverage | None, kpi: str, base: Period) -> str | N
     if base.start < span[0]:
         return f"no data before {span[0].isoformat()}"
     return None
+
+
+def covered(
+    coverage: Coverage | None, kpi: str, period: Period, value: float | None
+) -> float | None:
+    """``value`` of ``kpi`` in ``period``, or None when it is an empty sum over a period
+    none of the KPI's sources has data for (missing, not zero) — the headline's rule, for
+    sections that show values of several periods. A measurement (non-zero) is kept."""
+    if coverage is None or kpi not in KPI_SOURCES or _measured(value):
+        return value
+    if missing_reason(coverage, kpi, period) == f"no data for {period.label}":
+        return None
+    return value
 
 
 def unavailable(previous: float | None, reason: str) -> Delta:

@@ -17,7 +17,8 @@ PERCENT_KPIS = frozenset({
     "ctr", "pacing",
 })
 _FMT = {Unit.USD: Fmt.MONEY, Unit.COUNT: Fmt.COUNT, Unit.RATIO: Fmt.RATIO,
-        Unit.MONTHS: Fmt.MONTHS, Unit.DAYS: Fmt.DAYS}
+        Unit.MONTHS: Fmt.MONTHS, Unit.DAYS: Fmt.DAYS, Unit.HOURS: Fmt.HOURS,
+        Unit.POINTS: Fmt.POINTS}
 _BETTER = {Direction.UP: Better.UP, Direction.DOWN: Better.DOWN,
            Direction.NEUTRAL: Better.NEUTRAL}
 

@@ -154,15 +154,15 @@ def _none_statement(
 def expected_gain(
     allocation: Sequence[MmmAllocation],
 ) -> tuple[float | None, float | None, float | None]:
-    """(gain, lower, upper) of the recommended split over the current mix."""
+    """(gain, lower, upper) of the recommended split over the current mix. The mean gain
+    is the sum of the channels' mean gains (means add up); the interval is the one the
+    optimiser computed per posterior draw for the whole split (quantiles do not add up),
+    None when the allocation predates it."""
     if not allocation:
         return None, None, None
     current = sum(a.current_contribution for a in allocation)
-    return (
-        sum(a.expected_contribution for a in allocation) - current,
-        sum(a.expected_contribution_lower for a in allocation) - current,
-        sum(a.expected_contribution_upper for a in allocation) - current,
-    )
+    gain = sum(a.expected_contribution for a in allocation) - current
+    return gain, allocation[0].gain_lower, allocation[0].gain_upper
 
 
 def _curves(
@@ -266,6 +266,8 @@ def gain_text(section: MmmSection) -> str:
     def signed(value: float | None) -> str:
         return ("+" if value is not None and value >= 0 else "") + _money(value)
 
+    if section.expected_gain_lower is None or section.expected_gain_upper is None:
+        return f"{signed(section.expected_gain)} (90% interval not stored with this fit: refit)"
     return (
         f"{signed(section.expected_gain)} (90% interval {signed(section.expected_gain_lower)} "
         f"to {signed(section.expected_gain_upper)})"

@@ -43,6 +43,8 @@ class Fmt(StrEnum):
     COUNT = "count"
     MONTHS = "months"
     DAYS = "days"
+    HOURS = "hours"
+    POINTS = "points"  # a score such as NPS: signed, whole points
 
 
 class KpiValue(_Model):
@@ -335,6 +337,10 @@ class MmmAllocation(_Model):
     expected_contribution: float
     expected_contribution_lower: float
     expected_contribution_upper: float
+    # 90 % interval of the whole allocation's gain, per posterior draw (the same on each
+    # channel of one allocation); None for allocations stored before it was (0079).
+    gain_lower: float | None = None
+    gain_upper: float | None = None
 
 
 class MmmStatus(StrEnum):
@@ -492,6 +498,67 @@ class AnnualSection(_Model):
     forecast_days: int  # days of that quarter the forecast covers
 
 
+class InsightColumn(_Model):
+    key: str
+    title: str
+    fmt: Fmt | None = None  # None: text
+    # Numbers in this column take their row's format (InsightTable.row_fmts): a table
+    # with one KPI per row (money, counts and rates in one column).
+    row_fmt: bool = False
+
+
+class InsightTable(_Model):
+    """A table of an insight section; ``rows`` are raw values (None: n/a), one per column."""
+
+    name: str  # file-safe, unique in the report (the CSV export's file name)
+    title: str
+    columns: list[InsightColumn]
+    rows: list[list[str | float | int | None]]
+    row_fmts: list[Fmt] = Field(default_factory=list)  # per row, for row_fmt columns
+
+
+class InsightSeries(_Model):
+    name: str
+    values: list[float | None]  # one per label of the chart; None: no value (a gap, never 0)
+
+
+class InsightChart(_Model):
+    """A chart of an insight section, drawn the same way in every format (HTML/PDF/e-mail
+    PNG; Markdown links the PNG). ``bar``: grouped bars per label; ``line``: one line per
+    series over the labels (e.g. days or months, in order)."""
+
+    name: str  # file-safe, unique in the report
+    title: str
+    kind: str  # "bar" | "line"
+    labels: list[str]
+    series: list[InsightSeries]
+    fmt: Fmt = Fmt.COUNT
+    # Optional horizontal reference line (an alert threshold, say) and its caption.
+    threshold: float | None = None
+    threshold_label: str = ""
+
+
+class InsightSection(_Model):
+    """A self-contained report section (product usage, deliverability, customer experience,
+    martech, segments, quarter over quarter …): statements, charts and tables. Every
+    renderer draws any insight section the same generic way, so a new section is one pure
+    builder in ``domain/`` and one registration, never a change to the renderers."""
+
+    key: str  # file-safe, e.g. "usage"
+    title: str
+    statements: list[str] = Field(default_factory=list)  # evidence-carrying sentences
+    charts: list[InsightChart] = Field(default_factory=list)
+    tables: list[InsightTable] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)  # definitions, partial-data warnings
+    # Why the section has no numbers (no events of this kind yet): shown instead of n/a tables.
+    unavailable: str | None = None
+    # The KPIs (kpi_values names) and dimensions the section shows, for role scoping
+    # (domain/scoping.py): a narrowed role (cx) gets the section only if it may see every
+    # one of them at every dimension; a section naming none is cut by its key's default.
+    kpis: list[str] = Field(default_factory=list)
+    dimensions: list[str] = Field(default_factory=lambda: ["all"])
+
+
 class ReportMeta(_Model):
     report_id: str
     kind: str
@@ -550,3 +617,6 @@ class Report(_Model):
     briefing: BriefingSection | None = None
     # Annual (board) reports only (None otherwise).
     annual: AnnualSection | None = None
+    # Generic sections (usage, deliverability, CX, martech, segments, quarter over quarter),
+    # in display order; see InsightSection.
+    insights: list[InsightSection] = Field(default_factory=list)

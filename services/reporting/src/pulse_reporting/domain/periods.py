@@ -150,3 +150,16 @@ def overlapping_labels(period: Period) -> list[str]:
             if label not in labels:
                 labels.append(label)
     return labels
+
+
+#: Months of the monthly trend charts of the insight sections (usage, customer experience).
+TREND_MONTHS = 12
+
+
+def trend_months(period: Period, count: int = TREND_MONTHS) -> list[Period]:
+    """The ``count`` months ending with ``period``'s last month (oldest first)."""
+    last = calendar.period_of(period.end - dt.timedelta(days=1), Grain.MONTH)
+    first = last.start
+    for _ in range(count - 1):
+        first = calendar.period_of(first - dt.timedelta(days=1), Grain.MONTH).start
+    return calendar.periods_between(first, last.start, Grain.MONTH)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pulse_reporting.domain.model import ModelComparison, MrrBridge, Report
+from pulse_reporting.domain.model import InsightSection, ModelComparison, MrrBridge, Report
 from pulse_shared.access import Role, kpi_visible, scope
 
 
@@ -17,6 +17,33 @@ def alert_dimension(labels: Mapping[str, str]) -> str:
         if dimension in labels:
             return dimension
     return "all"
+
+
+#: What an insight section that names no KPIs is about, by its key (the sections of
+#: issue 17): (KPIs, dimensions). A key not listed is shown only to roles that see
+#: every KPI (fails closed).
+INSIGHT_DEFAULT_KPIS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "usage": (("active_accounts_monthly", "feature_adoption_rate", "churn_risk_accounts"),
+              ("all",)),
+    "deliverability": (("delivery_rate", "bounce_rate", "complaint_rate"), ("all",)),
+    "cx": (("nps", "csat", "tickets_created"), ("all",)),
+    "martech": (("spend", "cac", "marketing_roi"), ("all",)),
+    "segments": (("mrr",), ("segment",)),
+    "quarter": (("spend", "cac", "roas", "mrr"), ("all",)),
+}
+
+
+def insight_visible(role: Role | str, section: InsightSection) -> bool:
+    """Whether ``role`` may see the whole section: every KPI it shows at every dimension
+    (its own ``kpis``/``dimensions``, else its key's :data:`INSIGHT_DEFAULT_KPIS`)."""
+    if scope(role).all_kpis:
+        return True
+    kpis, dimensions = tuple(section.kpis), tuple(section.dimensions)
+    if not kpis:
+        kpis, dimensions = INSIGHT_DEFAULT_KPIS.get(section.key, ((), ()))
+    if not kpis:
+        return False
+    return all(kpi_visible(role, k, d) for k in kpis for d in dimensions or ("all",))
 
 
 def scoped_report(report: Report, role: Role | str) -> Report:
@@ -77,4 +104,6 @@ def scoped_report(report: Report, role: Role | str) -> Report:
         "annual": report.annual.model_copy(update={
             "rows": [r for r in report.annual.rows if visible(r.kpi)],
         }) if report.annual is not None else None,
+        # insight sections whole: by the KPIs and dimensions each one shows
+        "insights": [s for s in report.insights if insight_visible(role, s)],
     })

@@ -16,6 +16,9 @@ from pulse_reporting.domain.model import (
     CohortSection,
     DimensionRow,
     Fmt,
+    InsightChart,
+    InsightSection,
+    InsightTable,
     KpiTile,
     MmmSection,
     PacingRow,
@@ -138,12 +141,57 @@ def report_tables(report: Report) -> list[Table]:
         tables += briefing_tables(report)
     if report.annual is not None:
         tables.append(annual_table(report.annual))
+    insights = [t for section in report.insights for t in insight_tables(section)]
     shown = KIND_TABLES.get(report.meta.kind)
     if shown is None:
-        return tables
+        return tables + insights
     by_name = {t.name: t for t in tables}
     mmm = [t for t in tables if t.name.startswith("mmm_")] if report.annual else []
-    return [by_name[name] for name in shown if name in by_name] + mmm
+    return [by_name[name] for name in shown if name in by_name] + mmm + insights
+
+
+def insight_table(table: InsightTable, display: bool = False) -> Table:
+    """An insight section's table as a report table: raw values (CSV, whose file name is
+    the table's ``name``) or, with ``display``, the cells of ``row_fmt`` columns written
+    in their row's format (Markdown, HTML, PDF)."""
+    columns = tuple(
+        Column(c.key, c.title, c.fmt or (Fmt.COUNT if c.row_fmt else None))
+        for c in table.columns
+    )
+
+    def shown(value: Cell, column: int, row: int) -> Cell:
+        if not (display and table.columns[column].row_fmt and row < len(table.row_fmts)):
+            return value
+        if isinstance(value, int | float):
+            return fmt_value(float(value), table.row_fmts[row])
+        return value
+
+    return Table(
+        table.name, table.title, columns,
+        tuple(tuple(shown(v, i, r) for i, v in enumerate(values))
+              for r, values in enumerate(table.rows)),
+    )
+
+
+def insight_tables(section: InsightSection, display: bool = False) -> list[Table]:
+    """The section's tables (none while it is unavailable: no n/a-only tables)."""
+    if section.unavailable:
+        return []
+    return [insight_table(t, display) for t in section.tables]
+
+
+def insight_chart_table(chart: InsightChart) -> Table:
+    """A chart's numbers as a table (label, one column per series): how text formats
+    without images (Markdown) show a chart. None stays n/a, never 0."""
+    return Table(
+        chart.name, chart.title,
+        (Column("label", "Label"), *(Column(f"s{i}", s.name, chart.fmt)
+                                for i, s in enumerate(chart.series))),
+        tuple(
+            (label, *(s.values[i] if i < len(s.values) else None for s in chart.series))
+            for i, label in enumerate(chart.labels)
+        ),
+    )
 
 
 def _alerts_table(name: str, title: str, alerts: Sequence[AlertRecord]) -> Table:
@@ -1042,4 +1090,16 @@ def comparison_labels(report: Report) -> tuple[str, str | None]:
         return "vs a week earlier", "vs 52 weeks earlier"
     if report.annual is not None:
         return "YoY", None
+    if report.meta.kind == "quarterly":
+        return "QoQ", "YoY"
     return "PoP", "YoY"
+
+
+def headline_column_labels(report: Report) -> tuple[str, str | None]:
+    """The headline table's comparison columns (Markdown, PDF): a quarterly report says
+    which quarters it compares with."""
+    if report.briefing is not None or report.annual is not None:
+        return comparison_labels(report)
+    if report.meta.kind == "quarterly":
+        return "vs previous quarter", "vs same quarter last year"
+    return "vs previous", "vs year ago"

@@ -18,7 +18,7 @@ from reportlab.graphics.shapes import Circle, Drawing, Line, Polygon, PolyLine, 
 from reportlab.lib import colors
 
 from pulse_reporting.domain.formatting import fmt_value
-from pulse_reporting.domain.model import Fmt, Report
+from pulse_reporting.domain.model import Fmt, InsightChart, InsightSection, Report
 
 GOOD = colors.HexColor("#1a7f37")
 BAD = colors.HexColor("#cf222e")
@@ -487,6 +487,106 @@ def briefing_sparklines(report: Report) -> Drawing | None:
     return d
 
 
+#: Series colours of insight charts, in series order (then repeated).
+PALETTE = (ACCENT, ACCENT2, colors.HexColor("#bf8700"), GOOD, GREY, colors.HexColor("#e16f24"))
+#: The most x labels an insight chart writes (every k-th beyond that; all are plotted).
+MAX_X_LABELS = 14
+
+
+def _insight_legend(d: Drawing, chart: InsightChart, y: float) -> None:
+    x = LEFT
+    for i, series in enumerate(chart.series):
+        name = chart_text(series.name, 28)
+        d.add(Rect(x, y, 7, 7, fillColor=PALETTE[i % len(PALETTE)], strokeColor=None))
+        _label(d, x + 10, y + 1, name, 7, "start")
+        x += 22 + 4.2 * len(name)
+
+
+def insight_chart(chart: InsightChart) -> Drawing | None:
+    """An insight section's chart: grouped bars (``bar``) or one line per series (``line``)
+    over the chart's labels, with the optional threshold as a dashed line. A None value is
+    a gap (no bar, the line breaks), never 0; None when there is no value at all."""
+    known = [v for s in chart.series for v in s.values if v is not None]
+    if not chart.labels or not known:
+        return None
+    d = _drawing(chart.title)
+    legend = len(chart.series) > 1 or chart.threshold is not None
+    if legend:
+        _insight_legend(d, chart, HEIGHT - 33)
+    extremes = [*known, *([chart.threshold] if chart.threshold is not None else [])]
+    lo, hi = min(extremes), max(extremes)
+    if chart.kind == "bar":
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+    pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
+    # values that cannot be negative (rates, counts) keep their axis at 0, never below
+    lo = lo if lo >= 0 and (chart.kind == "bar" or lo - pad < 0) else lo - pad
+    f = _value_axis(d, lo, hi + pad, chart.fmt, top=TOP + (14 if legend else 0))
+    n = len(chart.labels)
+    step = max(1, math.ceil(n / MAX_X_LABELS))
+    if chart.kind == "bar":
+        slot = 1 / n
+        width = (f.x(slot * 0.76) - f.x0) / max(len(chart.series), 1)
+        base = f.y(max(f.lo, 0.0))
+        for i, label in enumerate(chart.labels):
+            x = f.x(slot * i + slot * 0.12)
+            for j, series in enumerate(chart.series):
+                value = series.values[i] if i < len(series.values) else None
+                if value is None:
+                    continue
+                top = f.y(value)
+                d.add(Rect(x + j * width, min(base, top), width, max(abs(top - base), 0.6),
+                           fillColor=PALETTE[j % len(PALETTE)], strokeColor=None))
+            if i % step == 0:
+                stagger = 9 if n > 6 and (i // step) % 2 else 0
+                _label(d, f.x(slot * (i + 0.5)), f.y0 - 11 - stagger,
+                       chart_text(label, 16), 6.5)
+    else:
+        def fx(i: int) -> float:
+            return f.x(i / (n - 1) if n > 1 else 0.5)
+
+        for j, series in enumerate(chart.series):
+            colour = PALETTE[j % len(PALETTE)]
+            runs: list[list[tuple[float, float]]] = [[]]
+            for i in range(n):
+                value = series.values[i] if i < len(series.values) else None
+                if value is None:  # a gap: the line stops
+                    runs.append([])
+                    continue
+                runs[-1].append((fx(i), f.y(value)))
+            for run in runs:
+                if len(run) == 1:  # an isolated value: a dot, no line to draw
+                    d.add(Circle(run[0][0], run[0][1], 1.8, fillColor=colour, strokeColor=None))
+                elif run:
+                    d.add(PolyLine([c for point in run for c in point], strokeColor=colour,
+                                   strokeWidth=1.3))
+        for i, label in enumerate(chart.labels):
+            if i % step == 0:
+                text = chart_text(label, 12)
+                half = len(text) * 6.5 * 0.3  # about half the text's width
+                # a label at the right edge is moved in, not cut off
+                _label(d, min(fx(i), WIDTH - half - 1), f.y0 - 11, text, 6.5)
+                d.add(Line(fx(i), f.y0, fx(i), f.y0 - 3, strokeColor=AXIS, strokeWidth=0.5))
+    if chart.threshold is not None:
+        y = f.y(chart.threshold)
+        d.add(Line(f.x0, y, f.x1, y, strokeColor=BAD, strokeWidth=0.9, strokeDashArray=[6, 4]))
+        caption = chart.threshold_label or f"threshold {fmt_value(chart.threshold, chart.fmt)}"
+        _label(d, f.x1, y + 2.5, chart_text(caption, 60), 6.2, "end", BAD)
+    return d
+
+
+def insight_chart_name(section: InsightSection, chart: InsightChart) -> str:
+    """The chart's name among the report's charts (section keys keep names unique)."""
+    return f"insight_{section.key}_{chart.name}"
+
+
+def insight_charts(report: Report) -> list[Chart]:
+    return [
+        Chart(insight_chart_name(section, chart), d)
+        for section in report.insights if not section.unavailable
+        for chart in section.charts if (d := insight_chart(chart)) is not None
+    ]
+
+
 def _date_ticks(first: dt.date, last: dt.date, count: int = 7) -> list[dt.date]:
     span = (last - first).days
     step = max(1, math.ceil(span / count))
@@ -525,6 +625,7 @@ BUILDERS: Sequence[tuple[str, Callable[[Report], Drawing | None]]] = (
 
 def report_charts(report: Report) -> list[Chart]:
     out = [Chart(name, d) for name, build in BUILDERS if (d := build(report)) is not None]
+    out += insight_charts(report)
     if report.briefing is not None:
         return out  # the sparkline panel is the briefing's trend chart
     for t in report.trends:

@@ -20,6 +20,7 @@ from pulse_reporting.domain.mmm import gain_text, horizon_text
 from pulse_reporting.domain.model import (
     RECOMMENDATION_LABEL,
     CohortSection,
+    InsightSection,
     MmmSection,
     Report,
 )
@@ -36,6 +37,7 @@ from pulse_reporting.domain.tables import (
     forecast_by_channel_display_table,
     forecast_check_display_table,
     forecast_display_table,
+    insight_tables,
     kind_sections,
     mmm_allocation_display_table,
     mmm_roi_display_table,
@@ -47,7 +49,7 @@ from pulse_reporting.domain.tables import (
     top_campaigns_empty,
     trials_display_table,
 )
-from pulse_reporting.render.drawing import Chart, report_charts
+from pulse_reporting.render.drawing import Chart, insight_chart_name, report_charts
 
 
 @dataclass
@@ -111,7 +113,22 @@ def _kind_html_sections(
         out.append(mmm_html_section(report.mmm, svg))
     if report.cohorts is not None:
         out.append(cohorts_html_section(report.cohorts, svg))
-    return out
+    return out + [insight_html_section(s, svg) for s in report.insights]
+
+
+def insight_html_section(section: InsightSection, svg: dict[str, str]) -> Section:
+    """Statements, charts (inline SVG), tables and notes of an insight section; only why
+    it is unavailable when it has no numbers."""
+    if section.unavailable:
+        return Section(f"insight-{section.key}", section.title, [], section.unavailable,
+                       intro=[section.unavailable], outro=list(section.notes))
+    charts = [svg[name] for c in section.charts
+              if (name := insight_chart_name(section, c)) in svg]
+    return Section(
+        f"insight-{section.key}", section.title, insight_tables(section, display=True), "None.",
+        charts[0] if charts else None, extra_charts=charts[1:],
+        intro=list(section.statements), outro=list(section.notes),
+    )
 
 
 def sections(report: Report, rendered: list[Chart] | None = None) -> list[Section]:
@@ -151,7 +168,7 @@ def sections(report: Report, rendered: list[Chart] | None = None) -> list[Sectio
         out.append(mmm_html_section(report.mmm, svg))
     if report.cohorts is not None:
         out.append(cohorts_html_section(report.cohorts, svg))
-    return out
+    return out + [insight_html_section(s, svg) for s in report.insights]
 
 
 COHORTS_TITLE = "Cohort retention"

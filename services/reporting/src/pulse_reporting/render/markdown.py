@@ -16,6 +16,7 @@ from pulse_reporting.domain.mmm import gain_text, horizon_text
 from pulse_reporting.domain.model import (
     RECOMMENDATION_LABEL,
     CohortSection,
+    InsightSection,
     MmmSection,
     Report,
     Tone,
@@ -26,10 +27,12 @@ from pulse_reporting.domain.tables import (
     KindSection,
     Table,
     cohort_display_table,
-    comparison_labels,
     forecast_by_channel_display_table,
     forecast_check_display_table,
     forecast_display_table,
+    headline_column_labels,
+    insight_chart_table,
+    insight_tables,
     kind_sections,
     mmm_allocation_display_table,
     mmm_roi_display_table,
@@ -124,6 +127,36 @@ def _cohorts(section: CohortSection) -> list[str]:
     return lines
 
 
+def _insight(section: InsightSection) -> list[str]:
+    """An insight section: statements, its charts as tables of their numbers (Markdown
+    shows no images; the HTML, PDF and e-mail draw them), its tables and notes."""
+    lines = ["", f"## {md_escape(section.title)}"]
+    if section.unavailable:
+        lines += ["", f"_{md_escape(section.unavailable)}_"]
+    else:
+        if section.statements:
+            lines.append("")
+            lines += [f"- {md_escape(text)}" for text in section.statements]
+        for chart in section.charts:
+            table = insight_chart_table(chart)
+            lines += ["", f"### {md_escape(chart.title)}", ""]
+            lines += _table(table) if table.rows else ["_No values._"]
+            if chart.threshold is not None:
+                caption = chart.threshold_label or "Threshold"
+                lines += ["", f"_{md_escape(caption)}: "
+                          f"{md_escape(fmt_value(chart.threshold, chart.fmt))}_"]
+        for table in insight_tables(section, display=True):
+            lines += ["", f"### {md_escape(table.title)}", ""]
+            lines += _table(table) if table.rows else ["_None._"]
+    for note in section.notes:
+        lines += ["", f"_{md_escape(note)}_"]
+    return lines
+
+
+def _insights(report: Report) -> list[str]:
+    return [line for section in report.insights for line in _insight(section)]
+
+
 def _kind_sections(report: Report, body: list[KindSection]) -> list[str]:
     """A daily briefing's or annual report's sections (then its MMM and cohort sections)."""
     lines: list[str] = []
@@ -171,9 +204,7 @@ def render_markdown(report: Report) -> str:
     beside_model = next((t.beside_model for t in report.headline if t.beside_model), None)
     # the beside model's value (last touch) in its own column, next to the report model's
     beside_head = f" {md_escape(model_label(beside_model))} |" if beside_model else ""
-    first, second = comparison_labels(report)
-    if report.briefing is None and report.annual is None:
-        first, second = "vs previous", "vs year ago"
+    first, second = headline_column_labels(report)
     lines += [
         f"| KPI | Value |{beside_head} {first} | |" + (f" {second} | |" if second else ""),
         "|---|---:|" + ("---:|" if beside_model else "") + "---:|---|"
@@ -202,7 +233,7 @@ def render_markdown(report: Report) -> str:
         lines += ["", f"_{md_escape(foot.label)}: {md_escape(foot.source)}_"]
     kind_body = kind_sections(report)
     if kind_body is not None:
-        return "\n".join(lines + _kind_sections(report, kind_body)) + "\n"
+        return "\n".join(lines + _kind_sections(report, kind_body) + _insights(report)) + "\n"
     lines += _section("MRR bridge", tables["mrr_bridge"], "No MRR data.")
     lines += _section(f"Channels — {m.model}", tables["channels"], "No channel KPIs.")
     lines += _section(
@@ -240,6 +271,7 @@ def render_markdown(report: Report) -> str:
         lines += _mmm(report.mmm)
     if report.cohorts is not None:
         lines += _cohorts(report.cohorts)
+    lines += _insights(report)
     lines += ["", "## Recommendations", "", f"_{md_escape(RECOMMENDATION_LABEL)}._", ""]
     if report.recommendations:
         for r in report.recommendations:

@@ -40,14 +40,15 @@ from reportlab.platypus.flowables import Flowable
 
 from pulse_reporting.domain.formatting import TONE_COLOURS, fmt_change, fmt_value
 from pulse_reporting.domain.mmm import gain_text, horizon_text
-from pulse_reporting.domain.model import RECOMMENDATION_LABEL, Report, Tone
+from pulse_reporting.domain.model import RECOMMENDATION_LABEL, InsightSection, Report, Tone
 from pulse_reporting.domain.tables import (
     KindSection,
     cohort_display_table,
-    comparison_labels,
     forecast_by_channel_display_table,
     forecast_check_display_table,
     forecast_display_table,
+    headline_column_labels,
+    insight_tables,
     kind_sections,
     mmm_allocation_display_table,
     mmm_roi_display_table,
@@ -59,7 +60,7 @@ from pulse_reporting.domain.tables import (
     trials_display_table,
 )
 from pulse_reporting.domain.tables import Table as DataTable
-from pulse_reporting.render.drawing import Chart, report_charts
+from pulse_reporting.render.drawing import Chart, insight_chart_name, report_charts
 from pulse_reporting.render.html import cell
 from pulse_shared.attribution_models import label as model_label
 
@@ -142,9 +143,7 @@ def _headline(report: Report, styles: dict[str, ParagraphStyle]) -> Flowable:
     regular, bold = _fonts()
     beside_model = next((t.beside_model for t in report.headline if t.beside_model), None)
     beside_head = [model_label(beside_model)] if beside_model else []
-    first, second = comparison_labels(report)
-    if report.briefing is None and report.annual is None:
-        first, second = "vs previous", "vs year ago"
+    first, second = headline_column_labels(report)
     rows: list[list[str]] = [["KPI", "Value", *beside_head, first, second or ""]]
     shift = 1 if beside_model else 0
     style = [
@@ -193,6 +192,27 @@ def _kind_story(
                 story.append(Paragraph(pdf_escape(table.title), styles["h3"]))
             story.append(_table(table, styles) if table.rows
                          else Paragraph("None.", styles["small"]))
+    return story
+
+
+def _insight_story(
+    section: InsightSection, figs: dict[str, Drawing], styles: dict[str, ParagraphStyle]
+) -> list[Flowable]:
+    """An insight section: statements, charts (vector drawings), tables, notes."""
+    head: list[Flowable] = [Paragraph(pdf_escape(section.title), styles["h2"])]
+    if section.unavailable:
+        head.append(Paragraph(pdf_escape(section.unavailable), styles["body"]))
+        return [KeepTogether(head),
+                *(Paragraph(pdf_escape(n), styles["small"]) for n in section.notes)]
+    head += [Paragraph(f"• {pdf_escape(text)}", styles["body"]) for text in section.statements]
+    charts = [figs.pop(name) for c in section.charts
+              if (name := insight_chart_name(section, c)) in figs]
+    story: list[Flowable] = [KeepTogether(head + charts[:1])]
+    story += [KeepTogether([chart]) for chart in charts[1:]]
+    for table in insight_tables(section, display=True):
+        story += [Paragraph(pdf_escape(table.title), styles["h3"]),
+                  _table(table, styles) if table.rows else Paragraph("None.", styles["small"])]
+    story += [Paragraph(pdf_escape(n), styles["small"]) for n in section.notes]
     return story
 
 
@@ -306,6 +326,8 @@ def build_story(report: Report, rendered: list[Chart] | None = None) -> list[Flo
         for metric in ("logo", "mrr") if cohorts.cohorts else ():
             table = cohort_display_table(cohorts, metric)
             story += [Paragraph(pdf_escape(table.title), styles["h3"]), _table(table, styles)]
+    for insight in report.insights:
+        story += _insight_story(insight, figs, styles)
     for name in [k for k in figs if k.startswith("trend_")]:
         story.append(KeepTogether([figs.pop(name)]))
     return story

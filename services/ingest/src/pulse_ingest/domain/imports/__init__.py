@@ -34,6 +34,7 @@ from pulse_ingest.domain.imports.base import (
 #: ``pulse ingest sources`` lists them and errors name them.
 VENDORS: tuple[str, ...] = (
     "google_ads", "linkedin_ads", "hubspot_contacts", "hubspot_deals", "stripe_subscriptions",
+    "sendgrid_stats", "mailchimp_campaigns",
 )
 for _vendor in VENDORS:
     importlib.import_module(f"{__name__}.{_vendor}")

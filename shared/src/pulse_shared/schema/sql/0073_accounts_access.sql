@@ -1,0 +1,24 @@
+-- pulse: access-control
+-- Account profiles (0026_accounts) for the roles whose scope lists them
+-- (pulse_shared.access.SCOPES: account_profiles is part of BUSINESS_TABLES, which
+-- leadership and marketing ops read, and of cx's tables: customer experience follows up
+-- accounts by segment and plan). platform gets none.
+-- pulse_reader (reporting, Grafana's shared data source) reads every table of the database
+-- already (SELECT ON pulse.*).
+--
+-- Same rules as 0060_access_roles: runs in the migrating store's database, needs a user
+-- with access management, skipped (and retried) where that is missing and on the embedded
+-- store. The roles exist (0060 runs first); IF NOT EXISTS keeps this file runnable alone.
+
+CREATE ROLE IF NOT EXISTS pulse_cmo;
+CREATE ROLE IF NOT EXISTS pulse_director;
+CREATE ROLE IF NOT EXISTS pulse_marketing_ops;
+CREATE ROLE IF NOT EXISTS pulse_cx;
+
+GRANT SELECT ON account_profiles TO pulse_cmo;
+
+GRANT SELECT ON account_profiles TO pulse_director;
+
+GRANT SELECT ON account_profiles TO pulse_marketing_ops;
+
+GRANT SELECT ON account_profiles TO pulse_cx;

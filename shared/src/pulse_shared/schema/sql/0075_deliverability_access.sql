@@ -1,0 +1,20 @@
+-- pulse: access-control
+-- E-mail deliverability (0028_deliverability) for the roles whose scope lists it
+-- (pulse_shared.access.SCOPES: email_deliverability is part of BUSINESS_TABLES, which
+-- leadership and marketing ops read). cx and platform get none: deliverability KPIs are
+-- not cx's families. pulse_reader (reporting, Grafana's shared data source) reads every
+-- table of the database already (SELECT ON pulse.*).
+--
+-- Same rules as 0060_access_roles: runs in the migrating store's database, needs a user
+-- with access management, skipped (and retried) where that is missing and on the embedded
+-- store. The roles exist (0060 runs first); IF NOT EXISTS keeps this file runnable alone.
+
+CREATE ROLE IF NOT EXISTS pulse_cmo;
+CREATE ROLE IF NOT EXISTS pulse_director;
+CREATE ROLE IF NOT EXISTS pulse_marketing_ops;
+
+GRANT SELECT ON email_deliverability TO pulse_cmo;
+
+GRANT SELECT ON email_deliverability TO pulse_director;
+
+GRANT SELECT ON email_deliverability TO pulse_marketing_ops;
