@@ -60,6 +60,25 @@ def parse_period_option(text: str, option: str, grain: Grain | None = None) -> P
         raise typer.BadParameter(str(exc), param_hint=option) from exc
 
 
+def periods_option(
+    start: str, end: str, grain: Grain, span: tuple[dt.date, dt.date] | None,
+) -> list[Period]:
+    """The ``grain`` periods of --from/--to, each side defaulting to ``span`` (the data's
+    first and last days; None without data: no periods). --to before --from is a usage
+    error naming --to."""
+    from pulse_shared.periods import periods_between
+
+    first = parse_period_option(start, "--from", grain).start if start else (
+        span[0] if span else None)
+    last = parse_period_option(end, "--to", grain).start if end else (span[1] if span else None)
+    if first is None or last is None:
+        return []
+    if last < first:
+        raise typer.BadParameter(f"{end or last} is before --from {start or first}",
+                                 param_hint="--to")
+    return periods_between(first, last, grain)
+
+
 def parse_day_option(text: str, option: str = "--as-of") -> dt.date:
     """A YYYY-MM-DD day option; empty: today on :func:`clock`."""
     if not text:

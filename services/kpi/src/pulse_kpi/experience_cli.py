@@ -23,7 +23,7 @@ from pulse_kpi.cli_support import (
     fixed,
     open_store,
     parse_day_option,
-    parse_period_option,
+    periods_option,
 )
 from pulse_shared.cli_output import emit, resolve
 from pulse_shared.events import Grain
@@ -51,22 +51,15 @@ RATIO_DECIMALS = 4
 
 
 def _periods(start: str, end: str, grain: Grain, tickets: bool) -> list[Period]:
-    """The periods of --from/--to (default: the data's first and last days)."""
+    """The periods of --from/--to (default: the first and last days with answers, or with
+    tickets created)."""
     from pulse_kpi.storage import KpiStorage
-    from pulse_shared.periods import periods_between
 
     span = None
     if not (start and end):
         with open_store() as store:
             span = KpiStorage(store).experience_span(tickets)
-    first = parse_period_option(start, "--from", grain).start if start else (span[0] if span else None)
-    last = parse_period_option(end, "--to", grain).start if end else (span[1] if span else None)
-    if first is None or last is None:
-        return []
-    if last < first:
-        raise typer.BadParameter(f"{end or last} is before --from {start or first}",
-                                 param_hint="--to")
-    return periods_between(first, last, grain)
+    return periods_option(start, end, grain, span)
 
 
 def nps(

@@ -20,6 +20,7 @@ from pulse_kpi.cli_support import (
     open_store,
     parse_day_option,
     parse_period_option,
+    periods_option,
 )
 from pulse_shared.cli_output import OutputFormat, emit, resolve
 from pulse_shared.events import Grain
@@ -53,21 +54,6 @@ def _ratio(value: float | None, fmt: OutputFormat) -> Any:
 def _today(as_of: str) -> dt.date:
     return parse_day_option(as_of)
 
-
-def _periods(
-    start: str, end: str, grain: Grain, span: tuple[dt.date, dt.date] | None,
-) -> list[Period]:
-    """The periods of --from/--to (default: the usage's first and last days)."""
-    from pulse_shared.periods import periods_between
-
-    first = parse_period_option(start, "--from", grain).start if start else (span[0] if span else None)
-    last = parse_period_option(end, "--to", grain).start if end else (span[1] if span else None)
-    if first is None or last is None:
-        return []
-    if last < first:
-        raise typer.BadParameter(f"{end or last} is before --from {start or first}",
-                                 param_hint="--to")
-    return periods_between(first, last, grain)
 
 
 def _ledger(periods: list[Period], before: int = 0) -> UsageLedger:
@@ -104,7 +90,7 @@ def usage(
 
     fmt = resolve(fmt, output)
     today = _today(as_of)
-    periods = _periods(start, end, grain, None if start and end else _span())
+    periods = periods_option(start, end, grain, None if start and end else _span())
     rows = activity(_ledger(periods), periods, today)
     if not rows:
         typer.echo("no product usage yet (ingest kind usage)", err=True)
@@ -135,7 +121,7 @@ def adoption(
     from pulse_kpi.domain.usage import adoption as adoption_rows
 
     fmt = resolve(fmt, output)
-    periods = _periods(start, end, grain, None if start and end else _span())
+    periods = periods_option(start, end, grain, None if start and end else _span())
     ledger = _ledger(periods)
     if feature:
         known = set(_known_features())
