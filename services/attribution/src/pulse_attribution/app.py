@@ -36,6 +36,7 @@ from pulse_attribution.domain.model import (
     Touch,
 )
 from pulse_attribution.domain.rules import all_rule_credits, journey_window
+from pulse_attribution.keyed_lock import KeyedLock
 from pulse_attribution.settings import GROUP_ID, SERVICE, AttributionSettings
 from pulse_attribution.storage import (
     CHANNEL_RESULT_COLUMNS,
@@ -93,8 +94,10 @@ class AttributionComponent:
         self.consumers: list[BatchConsumer[Any]] = [
             self.touchpoints, self.pipeline, self.subscriptions
         ]
-        # Serialises credit computations so version numbers never collide.
-        self._credit_lock = asyncio.Lock()
+        # Credit versions count per conversion × model (latest + 1, read then written), so
+        # the computations of one conversion take turns, keyed by conversion id; those of
+        # other conversions (and accounts) run meanwhile.
+        self.credit_keys = KeyedLock()
         self._run_lock = asyncio.Lock()
         self._schedule: asyncio.Task[None] | None = None
         self.router = build_router(self, GROUP_ID)
@@ -196,18 +199,38 @@ class AttributionComponent:
     async def attribute(
         self, conversions: Sequence[Conversion], reason: str
     ) -> list[AttributionCredit]:
-        """(Re)compute rule-model credits of the conversions; write and publish changes."""
-        async with self._credit_lock:
-            started = time.perf_counter()
-            credits = await asyncio.to_thread(self._compute_rule_credits, conversions)
-            # Write, then publish: a consumer of the topic (KPI) reads the table when the
-            # event arrives. Unchanged credits are re-sent under their current version, so
-            # a crash between the write and the publish is repaired by the redelivery.
-            await self.writer.write(
-                CREDITS.stored_table(), [credit_row(c) for c in credits], CREDIT_COLUMNS
-            )
-            await self.bus.publish(CREDITS, credits)
-            metrics.RECOMPUTE_SECONDS.observe(time.perf_counter() - started)
+        """(Re)compute rule-model credits of the conversions; write and publish changes.
+
+        Each conversion is computed while its key is held (versions: see ``KeyedLock``).
+        The conversions whose keys are free are computed together, as one batch (one
+        read of each kind, one insert, one publish); those being computed elsewhere (a
+        late touch, a data-driven run) follow once released, in a further pass. A batch is
+        not split per account on purpose: one insert per account would make a ClickHouse
+        part per account and multiply the reads. Concurrency comes from the callers (the
+        three consumers and the data-driven run), which wait for each other only over a
+        conversion they share.
+        """
+        pending = {c.conversion_id: c for c in conversions}
+        credits: list[AttributionCredit] = []
+        while pending:
+            waiting_since = time.perf_counter()
+            async with self.credit_keys.hold_free(pending.keys()) as taken:
+                metrics.CREDIT_KEY_WAIT_SECONDS.observe(time.perf_counter() - waiting_since)
+                batch = [c for conversion_id, c in pending.items() if conversion_id in taken]
+                for conversion_id in taken:
+                    del pending[conversion_id]
+                started = time.perf_counter()
+                computed = await asyncio.to_thread(self._compute_rule_credits, batch)
+                # Write, then publish: a consumer of the topic (KPI) reads the table when
+                # the event arrives. Unchanged credits are re-sent under their current
+                # version, so a crash between the write and the publish is repaired by the
+                # redelivery.
+                await self.writer.write(
+                    CREDITS.stored_table(), [credit_row(c) for c in computed], CREDIT_COLUMNS
+                )
+                await self.bus.publish(CREDITS, computed)
+                metrics.RECOMPUTE_SECONDS.observe(time.perf_counter() - started)
+            credits.extend(computed)
         versions = {(c.conversion_id, c.model, c.version) for c in credits}
         metrics.CREDIT_VERSIONS.labels(reason).inc(len(versions))
         for model, count in Counter(c.model for c in credits).items():
@@ -291,16 +314,7 @@ class AttributionComponent:
                 for model in models:
                     metrics.MODEL_RUNS.labels(model, "error").inc()
                 raise
-            # Versions are assigned under the same lock as rule-model credits (which also
-            # apply the latest run's weights to new conversions and late touches).
-            async with self._credit_lock:
-                credits = await asyncio.to_thread(self._version_run_credits, runs)
-                # Written before published (consumers read the table on arrival).
-                await self.writer.write(
-                    CREDITS.stored_table(), [credit_row(c) for c in credits], CREDIT_COLUMNS
-                )
-                if publish:
-                    await self.bus.publish(CREDITS, credits)
+            credits = await self._write_run_credits(runs, publish=publish)
             # The run rows go last: they make the new weights visible to the consumers.
             await self.writer.write(
                 CHANNEL_RESULTS_TABLE, rows["channels"], CHANNEL_RESULT_COLUMNS
@@ -393,13 +407,44 @@ class AttributionComponent:
                     )
         return runs, rows
 
-    def _version_run_credits(self, runs: Sequence[ModelRun]) -> list[AttributionCredit]:
+    async def _write_run_credits(
+        self, runs: Sequence[ModelRun], *, publish: bool
+    ) -> list[AttributionCredit]:
+        """Version, write and publish the runs' per-conversion credits.
+
+        Rule-model computations also version ``markov`` / ``shapley`` credits (the latest
+        run's weights applied to new conversions and late touches), so the run takes the
+        same per-conversion keys rather than a lock of its own. Keys, not one exclusive
+        lock over all credits: a run versions every converting journey, and conversions
+        of other accounts (new ones above all) keep being credited while it writes; the
+        conversions being computed elsewhere at that moment are versioned in a later pass,
+        on top of what that computation wrote.
+        """
+        pending = {c.conversion_id for run in runs for c, _ in run.conversion_credits}
+        credits: list[AttributionCredit] = []
+        while pending:
+            async with self.credit_keys.hold_free(pending) as taken:
+                pending -= taken
+                versioned = await asyncio.to_thread(self._version_run_credits, runs, taken)
+                # Written before published (consumers read the table on arrival).
+                await self.writer.write(
+                    CREDITS.stored_table(), [credit_row(c) for c in versioned], CREDIT_COLUMNS
+                )
+                if publish:
+                    await self.bus.publish(CREDITS, versioned)
+            credits.extend(versioned)
+        return credits
+
+    def _version_run_credits(
+        self, runs: Sequence[ModelRun], conversion_ids: frozenset[str]
+    ) -> list[AttributionCredit]:
+        """Versioned credits of the runs' conversions among ``conversion_ids`` (held)."""
         credits: list[AttributionCredit] = []
         for run in runs:
-            latest = self.storage.latest_credits(
-                [c.conversion_id for c, _ in run.conversion_credits], [run.model]
-            )
-            for conversion, touch_credits in run.conversion_credits:
+            mine = [(c, cs) for c, cs in run.conversion_credits
+                    if c.conversion_id in conversion_ids]
+            latest = self.storage.latest_credits([c.conversion_id for c, _ in mine], [run.model])
+            for conversion, touch_credits in mine:
                 previous = latest.get((conversion.conversion_id, run.model))
                 credits.extend(
                     versioned_credits(

@@ -22,6 +22,12 @@ RECOMPUTE_SECONDS = Histogram(
     "Time to recompute rule-based credits for one batch of conversions.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+CREDIT_KEY_WAIT_SECONDS = Histogram(
+    "pulse_attribution_credit_key_wait_seconds",
+    "Wait of a credit computation for conversions another computation holds (0 when "
+    "none of its conversions is busy).",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 JOURNEY_TOUCHES = Histogram(
     "pulse_attribution_journey_touches",
     "Touches in the lookback window of a conversion.",

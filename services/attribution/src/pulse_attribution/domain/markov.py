@@ -7,7 +7,9 @@ estimates from the journeys (each unique path weighted by its conversions + null
 
 ``P(conversion)`` is the absorption probability into ``conversion`` from ``start``:
 solve ``(I - Q) x = r`` with ``Q`` the transient-to-transient block and ``r`` the
-one-step conversion probabilities (scipy sparse LU, no simulation). Removing channel
+one-step conversion probabilities (no simulation): a dense numpy solve while the chain is
+small (order 1 and 2 on dozens of channels: a few hundred states), scipy's sparse LU
+beyond that. Removing channel
 ``c`` deletes every state that contains ``c`` — transitions into them go to ``null`` —
 and the same system is solved on the remaining states. Removal effect
 ``RE(c) = 1 - P(conversion | c removed) / P(conversion)``; each channel receives the
@@ -17,12 +19,21 @@ total conversions (and value) in proportion to its removal effect.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.linalg import splu
+import numpy.typing as npt
 
 from pulse_attribution.domain.paths import ChannelCredit, FloatArray, IntArray, PathTable
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+# Up to this many transient states the chain is solved densely with numpy. scipy is then
+# never imported: importing scipy.sparse costs ~0.4 s, more than reading and solving a
+# 200k-path file (the `pulse attribution paths` CLI is benchmarked end to end against
+# ChannelAttribution). A dense 1,500² solve is ~0.1 s; past that, sparse LU wins.
+DENSE_MAX_STATES = 1500
 
 
 @dataclass(frozen=True)
@@ -32,7 +43,7 @@ class MarkovChain:
     order: int
     channels: tuple[str, ...]
     state_channels: IntArray  # (n_states, order) channel codes per state, -1 = padding
-    transient: sp.csr_matrix  # (n+1, n+1) Q, last row/column = start
+    transient: FloatArray | sp.csr_matrix  # (n+1, n+1) Q, last row/column = start
     to_conversion: FloatArray  # (n+1,) r
 
     @property
@@ -120,35 +131,47 @@ def estimate_chain(table: PathTable, order: int = 1) -> MarkovChain:
         ]
     )
     w = np.concatenate([weight, touch_weight[not_last], table.conversions, table.nulls])
-    if (n + 1) * (n + 3) <= 1 << 24:
-        dense = np.bincount(src * (n + 3) + dst, weights=w, minlength=(n + 1) * (n + 3))
-        counts = sp.csr_matrix(dense.reshape(n + 1, n + 3))
-    else:
-        counts = sp.csr_matrix(sp.coo_matrix((w, (src, dst)), shape=(n + 1, n + 3)))
-    out = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+    if n + 1 <= DENSE_MAX_STATES:
+        counts = np.bincount(src * (n + 3) + dst, weights=w, minlength=(n + 1) * (n + 3))
+        dense = counts.astype(np.float64).reshape(n + 1, n + 3)  # int64 when w is empty
+        out = dense.sum(axis=1)
+        inv = np.divide(1.0, out, out=np.zeros_like(out), where=out > 0)
+        probs = dense * inv[:, None]
+        return MarkovChain(
+            order, table.channels, state_channels, probs[:, : n + 1], probs[:, conv].copy()
+        )
+    import scipy.sparse as sp
+
+    sparse_counts = sp.csr_matrix(sp.coo_matrix((w, (src, dst)), shape=(n + 1, n + 3)))
+    out = np.asarray(sparse_counts.sum(axis=1), dtype=np.float64).ravel()
     inv = np.divide(1.0, out, out=np.zeros_like(out), where=out > 0)
-    probs = sp.csr_matrix(sp.diags(inv) @ counts)
-    # Reorder so that start is the last transient index (it already is: index n).
-    transient = sp.csr_matrix(probs[:, : n + 1])
-    to_conversion = np.asarray(probs[:, conv].todense()).ravel()
+    sparse_probs = sp.csr_matrix(sp.diags(inv) @ sparse_counts)
+    # Start is already the last transient index (index n).
+    transient = sp.csr_matrix(sparse_probs[:, : n + 1])
+    to_conversion = np.asarray(sparse_probs[:, conv].todense()).ravel()
     return MarkovChain(order, table.channels, state_channels, transient, to_conversion)
 
 
-def absorption_probability(chain: MarkovChain, keep: np.ndarray | None = None) -> float:
+def absorption_probability(chain: MarkovChain, keep: npt.NDArray[np.bool_] | None = None) -> float:
     """P(reaching conversion from start) using only the transient states in ``keep``."""
-    q = chain.transient
+    q: Any = chain.transient
     r = chain.to_conversion
     if keep is not None:
         idx = np.flatnonzero(keep)
-        q = q[idx][:, idx]
+        q = q[np.ix_(idx, idx)] if isinstance(q, np.ndarray) else q[idx][:, idx]
         r = r[idx]
         start = len(idx) - 1  # start is always kept and is the last index
     else:
         start = chain.start
     size = q.shape[0]
+    if isinstance(q, np.ndarray):
+        x = np.linalg.solve(np.eye(size) - q, r)
+        return float(x[start])
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import splu
+
     system = sp.csc_matrix(sp.identity(size, format="csc") - q)
-    x = splu(system).solve(r)
-    return float(x[start])
+    return float(splu(system).solve(r)[start])
 
 
 def markov_model(table: PathTable, order: int = 1) -> MarkovResult:

@@ -94,6 +94,31 @@ class PathTable:
         return _finish(index, codes, lengths, conv, null, value, keep)
 
 
+    @staticmethod
+    def from_codes(
+        names: Sequence[str],
+        codes: IntArray,
+        lengths: IntArray,
+        conversions: FloatArray,
+        nulls: FloatArray,
+        values: FloatArray,
+    ) -> PathTable:
+        """Build from codes into ``names`` (a file reader's own factorisation).
+
+        Same rules as :meth:`from_strings`: a path that is a single blank token is dropped,
+        a blank channel inside a path is an error.
+        """
+        if not len(conversions) == len(nulls) == len(values) == len(lengths):
+            raise ValueError("paths, conversions, nulls and values differ in length")
+        index = {name: i for i, name in enumerate(names)}
+        blank = index.get("")
+        keep = np.ones(len(lengths), dtype=bool)
+        if blank is not None:
+            starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+            keep = ~((lengths == 1) & (codes[np.minimum(starts, max(len(codes) - 1, 0))] == blank))
+        return _finish(index, codes, lengths, conversions, nulls, values, keep)
+
+
 _CHUNK = 32768
 
 
