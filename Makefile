@@ -10,9 +10,12 @@ VENV := .venv
 
 .PHONY: bootstrap kafka-jars system-deps demo test test-clock-ahead lint typecheck bench screenshots clean
 
+# Bytecode is compiled at set-up (~15 s once; later syncs that change nothing skip it), so
+# no command compiles its imports at run time: PyMC, JAX, pandas and statsforecast took
+# ~10 s to import uncompiled, ~3 s compiled (pulse demo, issue 19).
 bootstrap:
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
-	@$(UV) sync --locked --quiet
+	@$(UV) sync --locked --quiet --compile-bytecode
 
 kafka-jars:
 	@bash scripts/kafka/fetch-jars.sh
@@ -45,8 +48,10 @@ test-clock-ahead: bootstrap kafka-jars system-deps
 	LD_PRELOAD=$(LIBFAKETIME) FAKETIME=+365d PULSE_EXPECT_CLOCK_AHEAD_DAYS=365 \
 	  $(VENV)/bin/pytest -p no:cacheprovider tests/test_clock_ahead.py tests/alerts tests/kpi
 
+# Every benchmark at full size (bench/results/*-latest.json), then the README's performance
+# table from those results, also when a benchmark failed (the runner's exit status is kept).
 bench: bootstrap kafka-jars
-	$(VENV)/bin/python -m bench
+	$(VENV)/bin/python -m bench; status=$$?; $(VENV)/bin/python -m bench.table && exit $$status
 
 # Dashboard and monthly report screenshots for docs/ (demo data, clock fixed mid-month,
 # headless Chromium): docs/screenshots/*.png, described in docs/dashboard.md.

@@ -1,8 +1,13 @@
 """Helpers shared by the benchmark runner and the pipeline benchmark.
 
 - :func:`machine` describes the machine (CPU count and model, memory, Python, package and
-  server versions) so a result file says where it was measured.
-- :func:`write_results` stores a benchmark's figures as JSON under ``bench/results/``.
+  server versions) so a result file says where it was measured; :func:`commit` says which
+  commit was measured (and whether the work tree differed from it).
+- :func:`figure` is one headline figure with its baseline, ratio and goal;
+  :func:`write_results` stores a benchmark's figures as JSON under ``bench/results/`` (every
+  benchmark writes through it; ``bench/table.py`` renders the README table from them).
+- :func:`shared_servers` reads the Kafka broker / ClickHouse server a caller asks the
+  benchmarks to reuse (``BENCH_KAFKA_BOOTSTRAP`` / ``BENCH_CLICKHOUSE_URL``).
 - :func:`table` formats rows as a plain-text table; :func:`ratio` formats "x vs baseline".
 - :func:`peak_rss_mb` / :func:`rss_mb` read a process's memory from ``/proc``.
 """
@@ -10,21 +15,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import datetime as dt
 import importlib.metadata
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
+#: Where results go instead of ``bench/results/`` (the CI smoke test writes to a tmp dir).
+RESULTS_DIR_ENV = "BENCH_RESULTS_DIR"
+#: A running Kafka broker / ClickHouse server (testinfra users) for the benchmarks to use
+#: instead of starting their own: the smoke test starts one of each for every script.
+KAFKA_ENV = "BENCH_KAFKA_BOOTSTRAP"
+CLICKHOUSE_ENV = "BENCH_CLICKHOUSE_URL"
 
 _PACKAGES = (
     "faststream", "aiokafka", "clickhouse-connect", "chdb", "pydantic", "pydantic-core",
@@ -100,17 +114,146 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def write_results(name: str, data: Mapping[str, Any], directory: Path = RESULTS_DIR) -> Path:
-    """Write ``{name}-{utc stamp}.json`` and ``{name}-latest.json``; return the first."""
+def results_dir() -> Path:
+    """``$BENCH_RESULTS_DIR`` when set, else ``bench/results/``."""
+    return Path(os.environ.get(RESULTS_DIR_ENV) or RESULTS_DIR)
+
+
+def shared_servers() -> tuple[str | None, str | None]:
+    """(Kafka bootstrap, ClickHouse URL) to reuse, from the environment (None: start one)."""
+    return os.environ.get(KAFKA_ENV) or None, os.environ.get(CLICKHOUSE_ENV) or None
+
+
+@dataclasses.dataclass(frozen=True)
+class Kafka:
+    """A broker for a benchmark: its address and, when this process started it, its pid."""
+
+    bootstrap_servers: str
+    pid: int | None = None
+
+    def create_topics(self, names: Iterable[str], partitions: int = 3) -> None:
+        """Create the topics that do not exist yet and wait until they have leaders."""
+        from pulse_testinfra.kafka import KafkaBroker
+
+        # The testinfra helper only needs the address, so it serves a shared broker too.
+        names = list(names)
+        asyncio.run(KafkaBroker.create_topics_async(self, names, partitions))  # type: ignore[arg-type]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClickHouse:
+    """A ClickHouse server for a benchmark, with testinfra's users."""
+
+    url: str
+    pid: int | None = None
+    writer_user: str = "pulse_writer"
+    writer_password: str = "pulse-writer-pw"
+    reader_user: str = "pulse_reader"
+    reader_password: str = "pulse-reader-pw"
+
+
+@contextlib.contextmanager
+def kafka_broker(workdir: Path | None = None, **options: Any) -> Iterator[Kafka]:
+    """``$BENCH_KAFKA_BOOTSTRAP`` when set (left running), else a fresh testinfra broker
+    (``options`` go to :class:`pulse_testinfra.kafka.KafkaBroker`), stopped afterwards."""
+    shared = shared_servers()[0]
+    if shared:
+        yield Kafka(shared)
+        return
+    from pulse_testinfra.kafka import KafkaBroker
+
+    with KafkaBroker(workdir, **options) as broker:
+        yield Kafka(broker.bootstrap_servers, broker.pid)
+
+
+@contextlib.contextmanager
+def clickhouse_server(workdir: Path | None = None) -> Iterator[ClickHouse]:
+    """``$BENCH_CLICKHOUSE_URL`` when set (a testinfra server, left running), else a fresh
+    testinfra server, stopped afterwards."""
+    shared = shared_servers()[1]
+    if shared:
+        yield ClickHouse(shared)
+        return
+    from pulse_testinfra.clickhouse import ClickHouseServer
+
+    with ClickHouseServer(workdir) as server:
+        yield ClickHouse(server.url, server.pid, server.writer_user, server.writer_password,
+                         server.reader_user, server.reader_password)
+
+
+# Changes here are results or generated from them, not the code that was measured.
+_NOT_MEASURED = (":(exclude)bench/results", ":(exclude)README.md")
+
+
+def commit(root: Path = REPO_ROOT) -> dict[str, Any]:
+    """The commit measured: ``sha`` (HEAD) and ``dirty`` (tracked or untracked changes
+    outside bench/results and README.md); both None when ``root`` is not a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                              check=True, timeout=30).stdout.strip()
+
+    try:
+        sha = git("rev-parse", "HEAD")
+        changed = git("status", "--porcelain", "--", ".", *_NOT_MEASURED)
+    except (OSError, subprocess.SubprocessError):
+        return {"sha": None, "dirty": None}
+    return {"sha": sha, "dirty": bool(changed)}
+
+
+def figure(
+    name: str,
+    value: float | None,
+    unit: str,
+    *,
+    baseline: float | None = None,
+    baseline_is: str | None = None,
+    goal: str | None = None,
+    met: bool | None = None,
+) -> dict[str, Any]:
+    """One headline figure: its value, the baseline measured in the same run (what it is),
+    value/baseline, and the goal in words with whether it was met (None: no goal)."""
+    return {
+        "figure": name,
+        "value": value,
+        "unit": unit,
+        "baseline": baseline,
+        "baseline_is": baseline_is,
+        # Four significant digits, not decimals: a 0.0107x ratio keeps its precision.
+        "ratio": (float(f"{value / baseline:.4g}")
+                  if value is not None and baseline not in (None, 0) else None),
+        "goal": goal,
+        "met": met,
+    }
+
+
+def write_results(
+    name: str,
+    data: Mapping[str, Any],
+    *,
+    quick: bool,
+    figures: Sequence[Mapping[str, Any]] = (),
+    directory: Path | None = None,
+) -> Path:
+    """Write ``{name}-{utc stamp}.json`` and ``{name}-latest.json`` with the machine, the
+    commit measured, ``quick`` and ``figures`` (see :func:`figure`); return the first.
+
+    A ``quick`` run writes ``{name}-quick-…`` files instead, so a smoke run never replaces
+    the full-size figures that the README table is generated from."""
+    directory = directory or results_dir()
     directory.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    payload = {"name": name, "written_at": stamp, "machine": machine(), **data}
-    text = json.dumps(payload, indent=2, default=str, sort_keys=False)
-    path = directory / f"{name}-{stamp}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text + "\n")
-    tmp.replace(path)
-    (directory / f"{name}-latest.json").write_text(text + "\n")
+    header = {"name": name, "written_at": stamp, "quick": quick, "commit": commit(),
+              "machine": machine(), "figures": list(figures)}
+    if clash := sorted(set(header) & set(data)):
+        raise ValueError(f"write_results sets {', '.join(clash)} itself")
+    payload = {**header, **data}
+    text = json.dumps(payload, indent=2, default=str, sort_keys=False) + "\n"
+    base = f"{name}-quick" if quick else name
+    path = directory / f"{base}-{stamp}.json"
+    for target in (path, directory / f"{base}-latest.json"):
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(target)
     return path
 
 

@@ -30,8 +30,9 @@ from pulse_shared.events import (
     event_window,
     is_forbidden_char,
 )
+from pulse_shared.privacy import QUICK_CLEAN_REFUSES, quick_clean
 from pulse_shared.settings import common_settings
-from pulse_shared.store import Store, StoreError
+from pulse_shared.store import Store, StoreDataError, StoreError
 
 CONTACT = "ab" * 32
 TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
@@ -281,3 +282,94 @@ def test_forbidden_class_is_exactly_what_pydantic_refuses() -> None:
             continue
         char = chr(code)
         assert bool(pattern.match(char)) == is_forbidden_char(char), hex(code)
+
+
+# -- The PII pre-check: ClickHouse flags, Python decides -------------------------------------
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.one_of(
+    TEXT, st.text(alphabet="0123456789-x./()[]~ \t\n\r\x0b\x0c@%&+:aZ_é\x00", max_size=12)),
+    min_size=1, max_size=40))
+def test_the_sql_pre_check_flags_exactly_what_quick_clean_flags(
+    any_store: Store, texts: list[str]
+) -> None:
+    """ClickHouse's RE2 and Python's re agree with the byte-table check they replace."""
+    python = re.compile(QUICK_CLEAN_REFUSES)
+    expected = [not quick_clean(t.encode()) for t in texts]
+    assert [python.search(t) is not None for t in texts] == expected
+    flagged = any_store.query_value(
+        "SELECT arrayMap(t -> match(t, {p:String}), {texts:Array(String)})",
+        {"p": QUICK_CLEAN_REFUSES, "texts": texts},
+    )
+    assert [bool(f) for f in flagged] == expected
+
+
+def test_the_insert_checks_only_flagged_batches_in_python(twin_tables: Any) -> None:
+    """Clean batches: one insert; flagged but clean: inserted after the full check; PII:
+    refused whole, nothing stored."""
+    store, spec, _ = twin_tables
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
+
+    def record(event_id: str, **fields: str) -> bytes:
+        return touchpoint(event_id=event_id, occurred_at=at).to_json().replace(
+            b'"utm_term":""', f'"utm_term":"{fields.get("utm_term", "")}"'.encode(), 1)
+
+    plain = [record(f"plain{i}") for i in range(3)]
+    flagged = [record("flagged", utm_term="c-6208717303 2026-11-25 12345678.90")]
+    pii = [record("pii", utm_term="call +1-555-867-5309")]
+    assert "PII check" in spec.sql("input()") and "PII check" not in spec.sql(
+        "input()", pii_checked=True)
+    for batch in (plain, plain + flagged):
+        lines = spec.frame(batch)
+        assert lines is not None and not spec.holds_pii(lines)
+        store.insert_canonical(spec, lines)
+    lines = spec.frame(plain + pii)
+    assert lines is not None and spec.lines(plain + pii) is None  # frame leaves PII to the insert
+    with pytest.raises(StoreDataError, match="PII"):
+        store.insert_canonical(spec, lines)
+    ids = {r["event_id"] for r in store.query(f"SELECT event_id FROM {spec.table}")}
+    assert ids == {"plain0", "plain1", "plain2", "flagged"}
+    # A batch that is flagged and not canonical is refused as not canonical.
+    bad = record("bad").replace(b'"currency":"USD"', b'"currency":"usd"')
+    with pytest.raises(StoreError, match="canonical"):
+        store.insert_canonical(spec, spec.frame(flagged + [bad]) or b"")
+
+
+async def test_after_a_flagged_batch_the_writer_checks_in_python_first(
+    twin_tables: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream whose values the pre-check keeps flagging does not pay a refused insert per
+    batch: the next batches are checked in Python and inserted once; then ClickHouse's
+    pre-check is tried again."""
+    from pulse_shared.writer import PII_CHECKS_FIRST_AFTER_FLAG, RowWriter
+
+    store, spec, _ = twin_tables
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
+    inserts: list[bool] = []  # pii_checked of every insert statement
+    original = store._insert_canonical
+
+    def spy(spec: CanonicalInsert, lines: bytes, *, pii_checked: bool) -> None:
+        inserts.append(pii_checked)
+        original(spec, lines, pii_checked=pii_checked)
+
+    monkeypatch.setattr(store, "_insert_canonical", spy)
+    writer = RowWriter(store, "test")
+
+    def batch(i: int, term: str) -> bytes:
+        record = touchpoint(event_id=f"w{i}", occurred_at=at).to_json().replace(
+            b'"utm_term":""', f'"utm_term":"{term}"'.encode(), 1)  # (PII: no model)
+        return spec.frame([record]) or b""
+
+    assert await writer.write_canonical(spec, batch(0, "plain"), 1)
+    assert inserts == [False]  # pre-check in ClickHouse, passed
+    assert await writer.write_canonical(spec, batch(1, "launch 2026-05-01"), 1)
+    assert inserts[1:] == [False, True]  # flagged, checked in Python, inserted again
+    for i in range(PII_CHECKS_FIRST_AFTER_FLAG):
+        assert await writer.write_canonical(spec, batch(2 + i, "spring 2026-05"), 1)
+    assert inserts[3:] == [True] * PII_CHECKS_FIRST_AFTER_FLAG  # one insert each
+    assert not await writer.write_canonical(spec, batch(99, "call +1-555-867-5309"), 1)
+    assert inserts[-1] is False  # ClickHouse's pre-check again (flagged: PII, refused)
+    stored = store.query_value(f"SELECT count() FROM {spec.table}")
+    assert stored == 2 + PII_CHECKS_FIRST_AFTER_FLAG

@@ -7,6 +7,8 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pulse_shared.schema.migrations import load_migrations, migrate
 from pulse_shared.store import ReadOnlyStoreError, Store, StoreError
@@ -89,6 +91,14 @@ class StoreContract:
             assert store.query_value("SELECT {v:String}", {"v": text}) == text
         assert store.query_value("SELECT {v:Array(String)}", {"v": texts}) == texts
 
+    def test_long_string_arrays_arrive_unchanged(self, store: Store) -> None:
+        # Long enough for the server store's own array formatting (string_array_bind).
+        texts = ["back\\slash", "it's", "new\nline", "tab\tand\rreturn", "`tick`", "", "é 🚀",
+                 "a', 'b", "\\'", *(f"acct-{i}" for i in range(20))]
+        assert store.query_value("SELECT {v:Array(String)}", {"v": texts}) == texts
+        with_nul = [*texts, "nul\x00inside"]  # (formatted by clickhouse-connect instead)
+        assert store.query_value("SELECT {v:Array(String)}", {"v": with_nul}) == with_nul
+
     def test_bad_sql_raises_store_error(self, store: Store) -> None:
         with pytest.raises(StoreError):
             store.query("SELECT * FROM table_that_does_not_exist")
@@ -146,3 +156,19 @@ class TestServerStore(StoreContract):
         assert reader.query_value("SELECT count() FROM touchpoints") is not None
         with pytest.raises(StoreError, match="READONLY"):
             reader.command("INSERT INTO store_contract (id) VALUES ('x')")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(), st.text(alphabet="\\'`\t\n\x00a,[] ")), max_size=30))
+def test_server_string_arrays_are_bound_as_clickhouse_connect_binds_them(
+    values: list[str],
+) -> None:
+    from clickhouse_connect.driver.binding import format_bind_value
+
+    from pulse_shared.store.server import string_array_bind
+
+    text = string_array_bind(values)
+    if text is None:  # only a value holding the NUL that joins them
+        assert any("\x00" in v for v in values)
+    else:
+        assert text == format_bind_value(values)

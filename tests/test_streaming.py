@@ -159,3 +159,48 @@ def test_isolated_consumer_groups_fixture_prefixes_the_service_groups(
     assert isolated_consumer_groups.startswith("test-")
     group = batch_subscription("pulse-attribution")["group_id"]
     assert group == f"{isolated_consumer_groups}pulse-attribution"
+
+
+async def test_the_batch_parser_hands_over_every_record_without_parsing_each() -> None:
+    """FastStream parses the first record (headers, consumer); the message carries all."""
+    from aiokafka import ConsumerRecord
+    from faststream.kafka.message import KafkaAckableMessage
+    from faststream.kafka.parser import AioKafkaBatchParser
+
+    from pulse_shared.streaming import batch_parser
+
+    records = tuple(
+        ConsumerRecord(SPEND.name, i % 2, 10 + i, 1_700_000_000_000 + i, 0, b"k", GOOD, None,
+                       1, len(GOOD), [("pulse-kind", b"spend")])
+        for i in range(5))
+    parsed: list[int] = []
+    faststream = AioKafkaBatchParser(KafkaAckableMessage, None)
+
+    async def parse(batch: tuple[ConsumerRecord, ...]) -> KafkaAckableMessage:
+        parsed.append(len(batch))
+        return await faststream.parse_batch(batch)
+
+    message = await batch_parser(records, parse)
+    assert parsed == [1]
+    assert message.raw_message is records and message.body == []
+    assert message.headers == {"pulse-kind": "spend"}
+    assert message.message_id == f"10-14-{1_700_000_000_000}"
+    in_memory = [records[0]]  # the in-memory bus hands a list over: kept as it is
+    assert (await batch_parser(in_memory, parse)).raw_message is in_memory
+
+
+def test_services_tune_the_garbage_collector_once_built() -> None:
+    """``tune_gc`` (called by ``serve``): startup objects frozen, young generation larger."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gc\n"
+        "from pulse_shared.service import GC_YOUNG_THRESHOLD, tune_gc\n"
+        "before = gc.get_threshold()\n"
+        "tune_gc()\n"
+        "print(gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:]), gc.get_freeze_count() > 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    assert out.split() == ["True", "True"]

@@ -1,6 +1,7 @@
 """Markov order 1 on ~200k unique paths (~2M journeys): Pulse vs ChannelAttribution.
 
     .venv/bin/python bench/attribution/bench_markov.py [--paths FILE] [--order 1] [--skip-ca]
+    .venv/bin/python bench/attribution/bench_markov.py --quick   # 20k journeys, Pulse only, once
 
 Steps (each tool runs in its own fresh process so peak memory is comparable):
 
@@ -99,7 +100,7 @@ def child_ca(path: str, order: int) -> dict[str, Any]:
     with open(path) as handle:
         sep = ";" if handle.readline().count(";") else ","
     frame = pd.read_csv(path, sep=sep)
-    read = time.perf_counter()
+    read, cpu_read = time.perf_counter(), _cpu()
     with contextlib.redirect_stdout(io.StringIO()):
         out = ca.markov_model(
             frame, "path", "total_conversions", var_value="total_conversion_value",
@@ -113,6 +114,7 @@ def child_ca(path: str, order: int) -> dict[str, Any]:
     re_by = dict(zip(effects["channel_name"], effects[re_col], strict=True))
     return {
         "cpu_read_model_s": cpu1 - cpu0,
+        "cpu_model_s": cpu1 - cpu_read,
         "import_s": imported - started,
         "read_s": read - imported,
         "model_s": done - read,
@@ -159,11 +161,87 @@ def run_child(python: str, tool: str, path: Path, order: int) -> dict[str, Any]:
     return data
 
 
-def ensure_paths(path: Path) -> None:
+def run_cli(path: Path, order: int, repeat: int) -> dict[str, Any]:
+    """``pulse attribution paths FILE --model markov --output OUT`` as users run it.
+
+    Each run is a fresh process, timed from spawn to exit (start-up, read, model, write);
+    CPU is the child's user + system time. Best wall and best CPU over ``repeat`` runs;
+    removal effects are read back from the written CSV.
+    """
+    import csv
+    import resource
+    import tempfile
+
+    pulse = Path(sys.executable).with_name("pulse")
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "markov.csv"
+        for _ in range(repeat):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            proc = subprocess.run(
+                [str(pulse), "attribution", "paths", str(path), "--model", "markov",
+                 "--order", str(order), "--format", "csv", "--output", str(out)],
+                capture_output=True, text=True, check=False, cwd=REPO,
+            )
+            wall = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if proc.returncode != 0:
+                raise RuntimeError(f"pulse attribution paths failed:\n{proc.stderr[-3000:]}")
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            runs.append({"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": after.ru_maxrss / 1024})
+        with open(out, newline="") as handle:
+            effects = {row["channel_name"]: float(row["removal_effect"])
+                       for row in csv.DictReader(handle)}
+    return {
+        "wall_s": min(r["wall_s"] for r in runs),
+        "cpu_s": min(r["cpu_s"] for r in runs),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "runs": runs,
+        "removal_effects": effects,
+    }
+
+
+def ensure_paths(path: Path, journeys: int | None = None) -> None:
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, str(HERE / "make_paths.py"), str(path)], check=True)
+    size = [] if journeys is None else ["--journeys", str(journeys)]
+    subprocess.run([sys.executable, str(HERE / "make_paths.py"), str(path), *size], check=True)
+
+
+def figures(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Pulse against ChannelAttribution (None when it was skipped or failed)."""
+    from bench.common import figure
+
+    pulse, ca = summary["pulse"], summary.get("channelattribution") or {}
+    paths = f"{summary['unique_paths']:,} unique paths"
+    baseline_is = "ChannelAttribution markov_model (simulated)"
+
+    def read_model(d: dict[str, Any], key: str = "") -> float | None:
+        if not d:
+            return None
+        return d["cpu_read_model_s"] if key == "cpu" else d["read_s"] + d["model_s"]
+
+    cli = summary.get("cli")  # older results did not run the CLI
+    end_to_end = [] if not cli else [figure(
+        f"`pulse attribution paths --model markov`, {paths}: end to end", cli["wall_s"], "s",
+        baseline=ca.get("model_s"), baseline_is="ChannelAttribution markov_model call alone",
+        goal="<= 1x baseline",
+        met=(cli["wall_s"] <= ca["model_s"]) if ca.get("model_s") else None)]
+    exact = summary["dense_reference_max_abs_error_removal_effect"]
+    return [
+        *end_to_end,
+        figure(f"Markov order {summary['order']}, {paths}: read + model CPU time",
+               read_model(pulse, "cpu"), "s", baseline=read_model(ca, "cpu"),
+               baseline_is=baseline_is),
+        figure(f"Markov order {summary['order']}, {paths}: model time", pulse["model_s"], "s",
+               baseline=ca.get("model_s"), baseline_is=baseline_is),
+        figure(f"Markov order {summary['order']}, {paths}: peak RSS", pulse["peak_rss_mb"],
+               "MB", baseline=ca.get("peak_rss_mb"), baseline_is=baseline_is),
+        figure(f"Markov order {summary['order']}: max |removal effect − exact dense solve|",
+               exact, "abs", goal="<= 1e-6", met=exact <= 1e-6),
+    ]
 
 
 def install_ca() -> tuple[str | None, str]:
@@ -234,10 +312,13 @@ def dense_reference(path: Path, order: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--paths", type=Path, default=DEFAULT_PATHS)
+    parser.add_argument("--quick", action="store_true",
+                        help="20k journeys in a temp file, Pulse only, 1 process (smoke test)")
+    parser.add_argument("--paths", type=Path, default=None, help=f"default {DEFAULT_PATHS}")
     parser.add_argument("--order", type=int, default=1)
     parser.add_argument("--skip-ca", action="store_true")
-    parser.add_argument("--repeat", type=int, default=3, help="Fresh processes per tool.")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="Fresh processes per tool (default 3).")
     parser.add_argument("--child", choices=["pulse", "ca"])
     parser.add_argument("child_path", nargs="?")
     args = parser.parse_args()
@@ -247,15 +328,25 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(REPO))
+    import tempfile
+
     from bench.common import ratio, table, write_results
 
-    ensure_paths(args.paths)
+    if args.quick:
+        args.skip_ca = True  # its install needs the network; not for a smoke test
+        args.paths = args.paths or Path(tempfile.mkdtemp(prefix="pulse-bench-markov-")) / "paths.csv"
+    args.paths = args.paths or DEFAULT_PATHS
+    args.repeat = args.repeat or (1 if args.quick else 3)
+    ensure_paths(args.paths, 20_000 if args.quick else None)
     print(f"path file: {args.paths} ({args.paths.stat().st_size / 1e6:.1f} MB)", flush=True)
     pulse = best_of(sys.executable, "pulse", args.paths, args.order, args.repeat)
     print(
         f"pulse: {pulse['unique_paths']:,} unique paths, {pulse['journeys']:,.0f} journeys, "
         f"{pulse['states']} states", flush=True,
     )
+    cli = run_cli(args.paths, args.order, args.repeat)
+    print(f"pulse attribution paths (CLI, end to end): best {cli['wall_s']:.3f} s wall, "
+          f"{cli['cpu_s']:.3f} s CPU", flush=True)
     ca: dict[str, Any] | None = None
     ca_note = "skipped"
     if not args.skip_ca:
@@ -273,6 +364,7 @@ def main() -> None:
     max_err_ref = max(
         abs(pulse["channels"][c]["removal_effect"] - reference[c]) for c in reference
     )
+    max_err_cli = max(abs(cli["removal_effects"][c] - reference[c]) for c in reference)
 
     rows = []
     for name, data in (("pulse (exact)", pulse), ("ChannelAttribution (simulated)", ca)):
@@ -295,10 +387,13 @@ def main() -> None:
         "pulse": pulse,
         "channelattribution": ca,
         "channelattribution_note": ca_note,
+        "cli": cli,
         "dense_reference_max_abs_error_removal_effect": max_err_ref,
+        "cli_max_abs_error_removal_effect": max_err_cli,
         "dense_reference_seconds": ref_s,
     }
-    print(f"\nexactness: max |RE_pulse - RE_dense| = {max_err_ref:.2e} over {len(reference)} channels")
+    print(f"\nexactness: max |RE_pulse - RE_dense| = {max_err_ref:.2e} over {len(reference)} channels"
+          f" (CLI output file: {max_err_cli:.2e}; goal <= 1e-6)")
     if ca is not None:
         common = sorted(set(pulse["channels"]) & set(ca["channels"]))
         total = pulse["conversions"]
@@ -313,12 +408,21 @@ def main() -> None:
             "process_wall_time": pulse["wall_s"] / ca["wall_s"],
             "read_plus_model_cpu": pulse["cpu_read_model_s"] / ca["cpu_read_model_s"],
             "peak_rss": pulse["peak_rss_mb"] / ca["peak_rss_mb"],
+            # The issue's goal: the whole CLI run <= ChannelAttribution's markov_model call.
+            "cli_end_to_end_over_ca_markov_model": cli["wall_s"] / ca["model_s"],
+            "cli_cpu_over_ca_markov_model_cpu": cli["cpu_s"] / ca["cpu_model_s"],
         }
         summary.update({
             "ratios_pulse_over_ca": ratios,
             "max_abs_diff_removal_effect_vs_ca": re_err,
             "max_abs_diff_conversion_share_vs_ca": share_err,
         })
+        print(
+            f"goal: pulse CLI end to end {cli['wall_s']:.3f} s vs ChannelAttribution "
+            f"markov_model {ca['model_s']:.3f} s = "
+            f"{ratio(cli['wall_s'], ca['model_s'])} (goal <= 1.00x); CPU "
+            f"{ratio(cli['cpu_s'], ca['cpu_model_s'])}"
+        )
         print(
             "ratios pulse/ChannelAttribution: "
             f"model time {ratio(pulse['model_s'], ca['model_s'])}, "
@@ -338,8 +442,9 @@ def main() -> None:
               pulse["channels"][c]["total_conversions"], ca["channels"][c]["total_conversions"]]
              for c in common],
         ))
-    out = write_results("attribution_markov", summary)
-    print(f"\nresults: {out.relative_to(REPO)}")
+    out = write_results("attribution_markov", summary, quick=args.quick,
+                        figures=figures(summary))
+    print(f"\nresults: {out}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ in the same run on the same machine) as subprocesses, and reports median wall ti
 their ratio. A few other light commands are measured beside it for information.
 
     .venv/bin/python bench/cli/bench_cli_startup.py           # 21 runs of each
-    .venv/bin/python bench/cli/bench_cli_startup.py --quick   # 7 runs of each
+    .venv/bin/python bench/cli/bench_cli_startup.py --quick   # 2 runs, pulse --help only
 
 Goal (issue 18): ``pulse --help`` within 2x of the baseline. Results:
 ``bench/results/cli-startup-latest.json``.
@@ -27,7 +27,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import REPO_ROOT, table, write_results
+from bench.common import REPO_ROOT, figure, table, write_results
 
 GOAL_RATIO = 2.0
 BASELINE = "import typer, rich"
@@ -57,24 +57,20 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     return seconds
 
 
-def commit() -> dict[str, Any]:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(
-            ["git", "status", "--porcelain", "--", "cli", "services", "shared"],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None}
-    return {"commit": sha, "sources_modified": dirty}
+def figures(out: dict[str, Any]) -> list[dict[str, Any]]:
+    return [figure("`pulse --help` start-up (median)", out["pulse_help"]["median_s"], "s",
+                   baseline=out["baseline"]["median_s"],
+                   baseline_is=f"python -c '{BASELINE}'",
+                   goal=f"<= {GOAL_RATIO:g}x baseline", met=out["goal_met"])]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="7 runs of each instead of 21")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 runs of the baseline and pulse --help only (smoke test)")
     parser.add_argument("--runs", type=int, help="runs of each command")
     args = parser.parse_args()
-    runs = args.runs or (7 if args.quick else 21)
+    runs = args.runs or (2 if args.quick else 21)
     pulse = pulse_script()
     # No bytecode writes and no user site differences between the commands; terminal
     # width fixed so help text is rendered the same way each time.
@@ -83,7 +79,7 @@ def main() -> None:
     commands: dict[str, list[str]] = {
         f"python -c '{BASELINE}'": [sys.executable, "-c", BASELINE],
         "pulse --help": [pulse, "--help"],
-        **{"pulse " + " ".join(o): [pulse, *o] for o in OTHERS},
+        **{"pulse " + " ".join(o): [pulse, *o] for o in (() if args.quick else OTHERS)},
     }
     for argv in commands.values():  # warm the page cache and .pyc files once
         timed(argv, env)
@@ -107,8 +103,7 @@ def main() -> None:
     print(table(["command", "median ms", "min ms", "vs baseline"], rows))
     print(f"pulse --help: {ratio:.2f}x the baseline (goal <= {GOAL_RATIO:.0f}x): "
           f"{'met' if met else 'NOT met'}")
-    path = write_results("cli-startup", {
-        **commit(),
+    out = {
         "runs": runs,
         "baseline": {"command": f'python -c "{BASELINE}"', **results[baseline_name]},
         "pulse_help": {"command": "pulse --help", **results["pulse --help"]},
@@ -117,8 +112,9 @@ def main() -> None:
         "goal_met": met,
         "others": {k: v for k, v in results.items()
                    if k not in (baseline_name, "pulse --help")},
-    })
-    print(f"results: {path.relative_to(REPO_ROOT)}")
+    }
+    path = write_results("cli-startup", out, quick=args.quick, figures=figures(out))
+    print(f"results: {path}")
 
 
 if __name__ == "__main__":

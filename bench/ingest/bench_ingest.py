@@ -16,6 +16,9 @@ of each path to the raw producer.
     .venv/bin/python bench/ingest/bench_ingest.py                 # starts a Kafka broker
     .venv/bin/python bench/ingest/bench_ingest.py --rows 20000
     .venv/bin/python bench/ingest/bench_ingest.py --bootstrap 127.0.0.1:9092
+    .venv/bin/python bench/ingest/bench_ingest.py --quick          # 500 rows (smoke test)
+
+``--bootstrap`` defaults to ``$BENCH_KAFKA_BOOTSTRAP``.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import httpx
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import table, write_results
+from bench.common import figure, shared_servers, table, write_results
 from pulse_testinfra import free_port
 
 TOPIC = "marketing.touchpoints.v1"
@@ -170,8 +173,8 @@ def bench_cli_process(bootstrap: str, n: int, folder: Path) -> float | None:
     elapsed = time.perf_counter() - started
     plain = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)  # rich colours
     if done.returncode != 0 or f"accepted {n}" not in plain:
-        print(f"pulse ingest failed ({done.returncode}): {done.stdout[-300:]} {done.stderr[-300:]}")
-        return None
+        raise RuntimeError(f"pulse ingest failed ({done.returncode}): {done.stdout[-300:]} "
+                           f"{done.stderr[-300:]}")
     return n / elapsed
 
 
@@ -243,13 +246,28 @@ def kafka(bootstrap: str | None) -> Iterator[str]:
         yield broker.bootstrap_servers
 
 
+RAW = "raw aiokafka producer (baseline)"
+#: The paths a client uses, each a headline figure against the raw producer.
+CLIENT_PATHS = ("HTTP API: POST /v1/touchpoints NDJSON", "CLI path: ingest_file NDJSON",
+                "`pulse ingest` command (incl. start-up)")
+
+
+def figures(out: dict[str, Any]) -> list[dict[str, Any]]:
+    rates = out["rows_per_s"]
+    return [figure(f"ingest {path}", rates.get(path), "rows/s", baseline=rates.get(RAW),
+                   baseline_is="raw aiokafka producer, same settings")
+            for path in CLIENT_PATHS]
+
+
 async def main(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--quick", action="store_true", help="500 rows per path (smoke test)")
+    parser.add_argument("--rows", type=int, default=None, help="rows per path (default 50,000)")
     parser.add_argument("--repeat", type=int, default=1, help="best of N runs per path")
-    parser.add_argument("--bootstrap", default=None, help="existing broker (else one is started)")
+    parser.add_argument("--bootstrap", default=shared_servers()[0],
+                        help="existing broker (else one is started)")
     args = parser.parse_args(argv)
-    n = args.rows
+    n = args.rows or (500 if args.quick else 50_000)
     from pulse_shared.logging import configure_logging
 
     configure_logging("WARNING", json=False)
@@ -262,19 +280,19 @@ async def main(argv: list[str]) -> dict[str, Any]:
         print(f"ingest benchmark: {n} touchpoints per path, broker {bootstrap}")
         for _ in range(args.repeat):
             keep("normalise only (CPU, no broker)", bench_normalise(n))
-            keep("raw aiokafka producer (baseline)", await bench_raw_producer(bootstrap, n))
+            keep(RAW, await bench_raw_producer(bootstrap, n))
             keep("Bus.publish only (validated events)", await bench_bus(bootstrap, n))
             keep("CLI path: ingest_file NDJSON", await bench_file(bootstrap, n, Path(tmp)))
             keep("HTTP API: POST /v1/touchpoints NDJSON", await bench_http(bootstrap, n))
             cli = await asyncio.to_thread(bench_cli_process, bootstrap, n, Path(tmp))
             if cli is not None:
                 keep("`pulse ingest` command (incl. start-up)", cli)
-    baseline = results["raw aiokafka producer (baseline)"]
+    baseline = results[RAW]
     print(table(["path", "rows/s", "vs raw producer"],
                 [[name, round(rate), f"{rate / baseline:.2f}x"] for name, rate in results.items()]))
     out = {"rows": n, "repeat": args.repeat, "rows_per_s": results,
            "ratio_to_raw": {k: v / baseline for k, v in results.items()}}
-    path = write_results("ingest_throughput", out)
+    path = write_results("ingest_throughput", out, quick=args.quick, figures=figures(out))
     print(f"results: {path}")
     return out
 

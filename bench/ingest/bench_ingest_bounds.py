@@ -16,7 +16,7 @@ before it; the peak is reset before the body through ``/proc/PID/clear_refs``).
 Goals: ``/health`` p95 < 100 ms while a body is rejected, peak RSS growth < 64 MiB.
 
     .venv/bin/python bench/ingest/bench_ingest_bounds.py
-    .venv/bin/python bench/ingest/bench_ingest_bounds.py --quick      # 1 repeat, 100 polls
+    .venv/bin/python bench/ingest/bench_ingest_bounds.py --quick      # 1 MiB limit, 1 repeat, 20 polls
     .venv/bin/python -m bench ingest                                  # with the other ingest bench
 """
 
@@ -40,11 +40,12 @@ import httpx
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import REPO_ROOT, _proc_status_kb, percentiles, table, write_results
+from bench.common import _proc_status_kb, figure, percentiles, table, write_results
 from pulse_testinfra import free_port
 
 MIB = 1024 * 1024
 LIMIT = 16 * MIB  # PULSE_INGEST_MAX_BODY_BYTES default
+ROW_LIMIT = 10_000  # PULSE_INGEST_MAX_ROWS default
 HEALTH_GOAL_MS = 100.0
 RSS_GOAL_MIB = 64.0
 
@@ -63,15 +64,17 @@ def fill(limit: int, piece: bytes, prefix: bytes = b"", suffix: bytes = b"",
     return prefix + sep.join([piece] * count) + suffix
 
 
-def bodies() -> list[tuple[str, str, bytes | None]]:
+def bodies(limit: int = LIMIT) -> list[tuple[str, str, bytes | None]]:
     row = json.dumps(touchpoint(7)).encode()
+    size = f"{limit / MIB:g} MiB"
     return [
-        ("16 MiB x\\n NDJSON (8 Mi bad lines)", "application/x-ndjson", b"x\n" * (LIMIT // 2)),
-        ("16 MiB JSON array over the row limit", "application/json",
-         fill(LIMIT, row, b"[", b"]", b",")),
-        ("16 MiB valid NDJSON over the row limit", "application/x-ndjson",
-         fill(LIMIT, row + b"\n")),
-        ("32 MiB chunked, no Content-Length", "application/x-ndjson", None),
+        (f"{size} x\\n NDJSON ({limit // 2:,} bad lines)", "application/x-ndjson",
+         b"x\n" * (limit // 2)),
+        (f"{size} JSON array over the row limit", "application/json",
+         fill(limit, row, b"[", b"]", b",")),
+        (f"{size} valid NDJSON over the row limit", "application/x-ndjson",
+         fill(limit, row + b"\n")),
+        (f"{2 * limit / MIB:g} MiB chunked, no Content-Length", "application/x-ndjson", None),
     ]
 
 
@@ -122,12 +125,13 @@ def reset_peak(pid: int) -> bool:
         return False
 
 
-def send_big(base: str, content_type: str, body: bytes | None) -> tuple[int, float, str]:
+def send_big(base: str, content_type: str, body: bytes | None,
+             limit: int) -> tuple[int, float, str]:
     headers = {"content-type": content_type}
     started = time.perf_counter()
     with httpx.Client(base_url=base, timeout=600) as http:
         try:
-            content = body if body is not None else chunked(2 * LIMIT)
+            content = body if body is not None else chunked(2 * limit)
             r = http.post("/v1/touchpoints", content=content, headers=headers)
             status, detail = r.status_code, r.json().get("detail", "")
         except httpx.HTTPError as exc:  # the server may close while we still send
@@ -136,7 +140,7 @@ def send_big(base: str, content_type: str, body: bytes | None) -> tuple[int, flo
 
 
 def run_body(base: str, pid: int, name: str, content_type: str, body: bytes | None,
-             repeat: int) -> dict[str, Any]:
+             repeat: int, limit: int) -> dict[str, Any]:
     rss_before = _proc_status_kb(pid, "VmRSS") or 0
     peak_reset = reset_peak(pid)
     poller = Poller(base)
@@ -144,14 +148,14 @@ def run_body(base: str, pid: int, name: str, content_type: str, body: bytes | No
     while not poller.latencies:  # the poller is running before the body goes out
         time.sleep(0.001)
     polls_before = len(poller.latencies)
-    outcomes = [send_big(base, content_type, body) for _ in range(repeat)]
+    outcomes = [send_big(base, content_type, body, limit) for _ in range(repeat)]
     poller.stop.set()
     poller.join()
     hwm = _proc_status_kb(pid, "VmHWM") or 0
     during = poller.latencies[polls_before:]
     return {
         "body": name,
-        "bytes": len(body) if body is not None else 2 * LIMIT,
+        "bytes": len(body) if body is not None else 2 * limit,
         "statuses": sorted({o[0] for o in outcomes}),
         "request_ms": percentiles([o[1] for o in outcomes]),
         "detail": outcomes[0][2],
@@ -165,25 +169,16 @@ def run_body(base: str, pid: int, name: str, content_type: str, body: bytes | No
     }
 
 
-def commit() -> dict[str, Any]:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "services/ingest"],
-                                    cwd=REPO_ROOT, capture_output=True, text=True,
-                                    check=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None}
-    return {"commit": sha, "ingest_sources_modified": dirty}
-
-
-def start_ingest(port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_ingest(port: int, log: Path, limit: int) -> subprocess.Popen[bytes]:
     exe = shutil.which("pulse-ingest", path=str(Path(sys.executable).parent))
     if exe is None:
         raise SystemExit("pulse-ingest console script not found next to this Python")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
     env.update({"PULSE_INGEST_DEMO": "true", "PULSE_INGEST_HOST": "127.0.0.1",
-                "PULSE_INGEST_PORT": str(port), "PULSE_LOG_LEVEL": "WARNING"})
+                "PULSE_INGEST_PORT": str(port), "PULSE_LOG_LEVEL": "WARNING",
+                "PULSE_INGEST_MAX_BODY_BYTES": str(limit)})
+    if limit != LIMIT:  # scale the row limit too, so the bodies are still over it
+        env["PULSE_INGEST_MAX_ROWS"] = str(ROW_LIMIT * limit // LIMIT)
     return subprocess.Popen([exe], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
@@ -203,14 +198,14 @@ def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def measure(name: str, content_type: str, body: bytes | None, repeat: int,
-            polls: int) -> dict[str, Any]:
+            polls: int, limit: int) -> dict[str, Any]:
     """One fresh ``pulse-ingest`` process per body, so that each body's memory growth is
     measured from the same idle state (freed memory stays with the process)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="pulse-bench-bounds-") as tmp:
         log = Path(tmp) / "ingest.log"
-        proc = start_ingest(port, log)
+        proc = start_ingest(port, log, limit)
         try:
             wait_ready(base, proc, log)
             # warm-up: one small request of each kind of body
@@ -219,7 +214,7 @@ def measure(name: str, content_type: str, body: bytes | None, repeat: int,
                 http.post("/v1/touchpoints", content=b"x\n",
                           headers={"content-type": "application/x-ndjson"})
             base_ms = baseline(base, polls)
-            run = run_body(base, proc.pid, name, content_type, body, repeat)
+            run = run_body(base, proc.pid, name, content_type, body, repeat, limit)
             run["rss_after_mib"] = round((_proc_status_kb(proc.pid, "VmRSS") or 0) / 1024, 1)
         finally:
             proc.terminate()
@@ -235,17 +230,35 @@ def measure(name: str, content_type: str, body: bytes | None, repeat: int,
     return run
 
 
+def figures(out: dict[str, Any]) -> list[dict[str, Any]]:
+    """The worst body's /health p95 (against the same process idle) and RSS growth."""
+    worst = max(out["bodies"], key=lambda r: r["health_ms"]["p95"] or 0)
+    size = f"{out['body_limit_bytes'] / MIB:g} MiB"
+    return [
+        figure(f"ingest /health p95 while a {size} body is rejected (worst body)",
+               out["worst_health_p95_ms"], "ms", baseline=worst["baseline_health_ms"]["p95"],
+               baseline_is="/health p95 of the same process, idle",
+               goal=f"< {HEALTH_GOAL_MS:g} ms",
+               met=out["worst_health_p95_ms"] < HEALTH_GOAL_MS),
+        figure(f"ingest peak RSS growth while a {size} body is rejected (worst body)",
+               out["worst_peak_rss_growth_mib"], "MiB", goal=f"< {RSS_GOAL_MIB:g} MiB",
+               met=out["worst_peak_rss_growth_mib"] < RSS_GOAL_MIB),
+    ]
+
+
 def main(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 repeat, 100 baseline polls")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 MiB body limit, 1 repeat, 20 baseline polls (smoke test)")
     parser.add_argument("--repeat", type=int, default=3, help="big requests per body")
     parser.add_argument("--polls", type=int, default=300, help="baseline /health polls")
     args = parser.parse_args(argv)
-    repeat, polls = (1, 100) if args.quick else (args.repeat, args.polls)
+    repeat, polls = (1, 20) if args.quick else (args.repeat, args.polls)
+    limit = MIB if args.quick else LIMIT
 
     print(f"ingest bounds benchmark: a fresh pulse-ingest process (demo mode) per body, body "
-          f"limit {LIMIT:,} bytes, {repeat} request(s) per body, {polls} baseline polls each")
-    runs = [measure(name, ct, body, repeat, polls) for name, ct, body in bodies()]
+          f"limit {limit:,} bytes, {repeat} request(s) per body, {polls} baseline polls each")
+    runs = [measure(name, ct, body, repeat, polls, limit) for name, ct, body in bodies(limit)]
     rows = []
     for run in runs:
         b, h = run["baseline_health_ms"], run["health_ms"]
@@ -266,8 +279,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     for run in runs:
         print(f"  {run['body']}: {run['detail']}")
     out = {
-        **commit(),
-        "body_limit_bytes": LIMIT,
+        "body_limit_bytes": limit,
         "repeat": repeat,
         "bodies": runs,
         "worst_health_p95_ms": worst_p95,
@@ -275,7 +287,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         "goals": {"health_p95_ms": HEALTH_GOAL_MS, "peak_rss_growth_mib": RSS_GOAL_MIB,
                   "met": worst_p95 < HEALTH_GOAL_MS and worst_rss < RSS_GOAL_MIB},
     }
-    path = write_results("ingest_bounds", out)
+    path = write_results("ingest_bounds", out, quick=args.quick, figures=figures(out))
     print(f"results: {path}")
     return out
 

@@ -8,7 +8,7 @@ instead of numpyro (ratio = ours / baseline; < 1 = faster). Fit time is the whol
 diagnostics and every result row (response curves, allocation).
 
     .venv/bin/python bench/mmm/bench_mmm_fit.py           # 4 and 12 channels, 500+500 draws, + baseline
-    .venv/bin/python bench/mmm/bench_mmm_fit.py --quick   # 4 channels, 200+200 draws, no baseline
+    .venv/bin/python bench/mmm/bench_mmm_fit.py --quick   # 2 channels, 20+20 draws, no baseline
 
 Goal (issue 20): < 180 s for 2 years × 12 channels on 2 cores.
 """
@@ -29,7 +29,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import REPO_ROOT, peak_rss_mb, ratio, table, write_results
+from bench.common import REPO_ROOT, figure, peak_rss_mb, ratio, table, write_results
 
 GOAL_12_CHANNELS_S = 180.0
 WEEKS = 104
@@ -80,17 +80,33 @@ def run_one(channels: int, sampler: str, draws: int, tune: int) -> dict[str, Any
     return result
 
 
+def figures(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fit time per size against PyMC's own NUTS; the goal is on 12 channels."""
+    out = []
+    for r in results:
+        ours, base = r["ours"], r.get("baseline") or {}
+        seconds = ours.get("fit_seconds")
+        twelve = r["channels"] == 12
+        out.append(figure(
+            f"MMM fit, {r['channels']} channels × {ours.get('weeks', WEEKS)} weeks", seconds,
+            "s", baseline=base.get("fit_seconds"), baseline_is="PyMC's own NUTS sampler",
+            goal=f"< {GOAL_12_CHANNELS_S:g} s" if twelve else None,
+            met=(seconds is not None and seconds < GOAL_12_CHANNELS_S) if twelve else None))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="4 channels, 200+200 draws, no baseline")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 channels, 20+20 draws, no baseline (smoke test)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         channels, sampler, draws, tune = json.loads(args.one)
         print(json.dumps(measure(channels, sampler, draws, tune)), flush=True)
         return
-    sizes = (4,) if args.quick else (4, 12)
-    draws = tune = 200 if args.quick else 500
+    sizes = (2,) if args.quick else (4, 12)
+    draws = tune = 20 if args.quick else 500
     results: list[dict[str, Any]] = []
     rows: list[list[Any]] = []
     for channels in sizes:
@@ -115,21 +131,22 @@ def main() -> None:
     goal_met = None if twelve is None else twelve["ours"].get("fit_seconds", 1e9) < GOAL_12_CHANNELS_S
     if goal_met is not None:
         print(f"goal < {GOAL_12_CHANNELS_S:.0f} s for 12 channels: {'met' if goal_met else 'NOT met'}")
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                            text=True, check=False).stdout.strip() or None
     versions = {}
     for package in ("pymc-marketing", "pymc", "pytensor", "numpyro", "jax", "arviz"):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             pass
+    errors = [r["ours"]["error"] for r in results if "error" in r["ours"]]
     path = write_results("mmm_fit", {
-        "quick": args.quick, "commit": commit, "library_versions": versions,
+        "library_versions": versions,
         "goal": {"fit_seconds_12_channels_below": GOAL_12_CHANNELS_S}, "goal_met": goal_met,
         "baseline": "same model and settings sampled with PyMC's default NUTS (nuts_sampler='pymc')",
         "draws": draws, "tune": tune, "weeks": WEEKS, "results": results,
-    })
+    }, quick=args.quick, figures=figures(results))
     print(f"results: {path}")
+    if errors:  # a fit that crashed is a failed benchmark, not a figure
+        raise SystemExit(f"fit failed: {errors[0]}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ async def running(
     options: dict[str, Any] = {"snapshot_min_interval_s": 0,
                                "snapshot_dimension_min_interval_s": 0,
                                "close_enabled": False, "breakdown_interval_s": 3600,
+                               "campaign_breakdown_delay_s": 3600,
                                "snapshot_horizon_days": 0}
     options.update(overrides)
     component = build(store, bus, KpiSettings(**options))

@@ -487,6 +487,26 @@ def test_throttle_defers_and_paces_breakdowns() -> None:
     assert throttle.due(now=3.0) == [v("campaign", "c0")]
 
 
+def test_throttle_due_keeps_the_interval_of_keys_sent_meanwhile() -> None:
+    """A key waiting for the flusher and then sent directly waits a whole interval again."""
+    def v(value: float, dim: str = "all", member: str = "") -> KpiValue:
+        return KpiValue("spend", Grain.DAY, "2030-01-01", D(2030, 1, 1), dim, member, value, "USD")
+
+    throttle = Throttle(min_interval=1.0, dimension_min_interval=2.0)
+    assert throttle.offer([v(1.0)], now=0.0, defer=True) == []  # queued, due at once
+    assert throttle.offer([v(2.0)], now=0.5) == [v(2.0)]  # sent directly meanwhile
+    assert throttle.offer([v(3.0)], now=0.6) == []  # waits until 1.5
+    assert throttle.due(now=1.0) == []  # the old queue entry does not send it early
+    assert throttle.due(now=1.5) == [v(3.0)]
+    assert throttle.pending == {}
+    # Totals first when paced, then breakdowns in the order they became due.
+    many = [v(float(i), "campaign", f"c{i}") for i in range(3)]
+    throttle.offer(many, now=2.0, defer=True)
+    throttle.offer([v(9.0)], now=2.0, defer=True)
+    assert throttle.due(now=2.5, limit=2) == [v(9.0), many[0]]
+    assert throttle.due(now=2.5) == many[1:]
+
+
 # ----------------------------------------------------------------------- derived KPIs
 
 

@@ -117,6 +117,28 @@ class Pipeline:
         self.refusals.clear()
         return taken
 
+    async def settle(self) -> None:
+        """In process: run now what the services otherwise do on their timers, so what is
+        read next (``pulse demo``'s reports) shows all of it, however soon that is: the
+        data-driven attribution models (Markov, Shapley: hourly, first 60 s after start),
+        the KPI breakdown passes (every second) with the snapshots they hold back, and the
+        alerts' timer rules. The same calls as the timers make."""
+        from pulse_alerts.app import AlertsComponent
+        from pulse_attribution.app import AttributionComponent
+        from pulse_kpi.app import KpiComponent
+
+        # In pipeline order: new credits are KPI inputs, KPI snapshots are alert inputs.
+        for component in self.components:
+            if isinstance(component, AttributionComponent):
+                await component.recompute_data_driven()
+        for component in self.components:
+            if isinstance(component, KpiComponent):
+                await component.refresh_breakdowns()
+                await component.flush(force=True)
+        for component in self.components:
+            if isinstance(component, AlertsComponent):
+                await component.tick()
+
 
 @asynccontextmanager
 async def open_pipeline(settings: PulseSettings | None = None) -> AsyncIterator[Pipeline]:

@@ -8,9 +8,12 @@ SELECT … FROM input(…)`` parses them server side and ``throwIf`` aborts the 
 unless every row passes conditions *derived from the model* — a deliberately conservative
 subset of what pydantic accepts (no ``@`` at all instead of "no e-mail address", no edge
 whitespace instead of stripping it, no JSON escapes, all fields present). Phone numbers (and
-disguised addresses) are beyond SQL: :meth:`CanonicalInsert.lines` runs the model's own PII
-detector on the free-text fields first (a cheap pre-check over the whole batch, the full
-one only on values the pre-check flags) and sends a batch holding any to the pydantic path. The model's own
+disguised addresses) are beyond SQL, but their conservative pre-check
+(:func:`~pulse_shared.privacy.quick_clean`: no ``@ % & + :``, no non-ASCII, no grouped
+digits) is not: ClickHouse runs it on the free-text values it parses and refuses a batch
+it flags with :data:`PII_CHECK_NEEDED`; only then does Python run the model's own PII
+detector (:meth:`CanonicalInsert.holds_pii`) and insert again without the pre-check, or
+send a batch holding PII to the pydantic path (``Store.insert_canonical``). The model's own
 checks are mirrored exactly where they are not a formatting question: the characters
 :func:`~pulse_shared.events.visible` forbids (one character class built from the same
 predicate), and the :class:`~pulse_shared.events.InWindow` time window, whose bounds are
@@ -47,7 +50,7 @@ from pulse_shared.events import (
     no_raw_pii,
     to_utc,
 )
-from pulse_shared.privacy import contains_pii, quick_clean
+from pulse_shared.privacy import QUICK_CLEAN_REFUSES, contains_pii, quick_clean
 
 #: Model-level validators whose effect the conditions below reproduce conservatively.
 KNOWN_MODEL_VALIDATORS: frozenset[str] = frozenset()
@@ -77,6 +80,10 @@ INSERT_SETTINGS: dict[str, int] = {
 }
 #: A second object (or array) after one closes, within a line (lines hold no newline).
 _TWO_OBJECTS = re.compile(rb"\}[ \t\r]*,?[ \t\r]*[\[{]")
+#: The insert's messages: a record fails the conditions (the batch takes the pydantic
+#: path), or some free-text value needs the full PII check (:meth:`CanonicalInsert.sql`).
+NOT_CANONICAL = "record not in canonical form"
+PII_CHECK_NEEDED = "a value needs the PII check"
 
 
 class UnsupportedModel(TypeError):
@@ -97,7 +104,8 @@ class CanonicalColumn:
     window: str | None = None  # InWindow horizon, checked against the window of the insert
     visible_allow: str | None = None  # no forbidden character but these (VISIBLE_ALLOW)
     nullable: bool = False
-    #: Checked by :func:`~pulse_shared.events.no_raw_pii` (mirrored by ``lines``).
+    #: Checked by :func:`~pulse_shared.events.no_raw_pii` (mirrored by the insert's
+    #: pre-check and :meth:`CanonicalInsert.holds_pii`).
     pii_scan: bool = False
 
     def window_condition(self, window: EventWindow) -> str:
@@ -259,21 +267,46 @@ class CanonicalInsert:
     def structure(self) -> str:
         return ", ".join(f"{c.name} {c.input_type}" for c in self.columns)
 
-    def sql(self, source: str, now: dt.datetime | None = None) -> str:
+    def sql(
+        self, source: str, now: dt.datetime | None = None, *, pii_checked: bool = False
+    ) -> str:
         """``INSERT … SELECT`` from ``source`` (``input(…)`` or ``format(…)``), with the
-        time window as of ``now`` (default: the wall clock)."""
+        time window as of ``now`` (default: the wall clock).
+
+        Unless ``pii_checked`` (the batch passed :meth:`holds_pii` already), ClickHouse
+        also runs the PII pre-check on the free-text values it has just parsed — the
+        conservative :func:`~pulse_shared.privacy.quick_clean`, in RE2 — and refuses the
+        batch with :data:`PII_CHECK_NEEDED` if any value needs a closer look. That check
+        is per value, which Python could only do by extracting every value (~1.5 µs per
+        touchpoint); ClickHouse reads the values anyway. It runs after the canonical
+        conditions (``and`` evaluates its second argument only where the first holds), so
+        that refusal normally means every record is canonical and only the PII question is
+        open; if not, the insert after the full check refuses the batch as not canonical.
+        """
         conditions = [cond for c in self.columns for cond in c.conditions]
         conditions += self._visible_conditions()
         window = event_window(now)
         conditions += [c.window_condition(window) for c in self.columns if c.window]
         condition = " AND ".join(conditions)
+        where = f"throwIf(NOT ({condition}), {sql_string(NOT_CANONICAL)}) = 0"
+        if self.pii_columns and not pii_checked:
+            where += (f" AND throwIf({self._pii_precheck()}, "
+                      f"{sql_string(PII_CHECK_NEEDED)}) = 0")
         # Built from the model's field names and constraints and the clock's window
         # bounds only; data never enters SQL.
         return (
             f"INSERT INTO {self.table} ({', '.join(self.column_names)}) "  # noqa: S608
-            f"SELECT {', '.join(c.select for c in self.columns)} FROM {source} "
-            f"WHERE throwIf(NOT ({condition}), 'record not in canonical form') = 0"
+            f"SELECT {', '.join(c.select for c in self.columns)} FROM {source} WHERE {where}"
         )
+
+    def _pii_precheck(self) -> str:
+        """True for a row with a free-text value that :func:`quick_clean` would not pass:
+        one match over the values joined by NUL (no letter, ends digit runs: the join is
+        clean only if each value is)."""
+        names = [f"ifNull({c.name}, '')" if c.nullable else c.name
+                 for c in self.columns if c.pii_scan]
+        text = names[0] if len(names) == 1 else f"concat({', char(0), '.join(names)})"
+        return f"match({text}, {sql_string(QUICK_CLEAN_REFUSES)})"
 
     def _visible_conditions(self) -> list[str]:
         """One ``match`` per allowed-character set over the concatenated columns (a
@@ -289,16 +322,21 @@ class CanonicalInsert:
             conditions.append(f"NOT match({text}, {sql_string(forbidden_class(allow))})")
         return conditions
 
-    def lines(self, values: list[Any]) -> bytes | None:
+    def frame(self, values: list[Any]) -> bytes | None:
         """The batch as JSON lines if it can try the canonical path, else ``None``.
 
         Cheap whole-buffer checks (C speed): bytes only, valid UTF-8, no escapes (so no
-        string can hide a quote or a key), one record per line, one object per record;
-        then no free-text value in which the model's validator would find PII.
+        string can hide a quote or a key), one record per line, one object per record.
+        Whether a free-text value holds PII is the insert's question (its pre-check in
+        ClickHouse, then :meth:`holds_pii` only for a batch the pre-check flags): nothing
+        here costs a step per value.
         """
-        if not values or not all(isinstance(v, bytes) for v in values):
+        if not values:
             return None
-        data = b"\n".join(values)
+        try:
+            data = b"\n".join(values)
+        except TypeError:  # a value that is not bytes (None, text)
+            return None
         if (
             b"\\" in data
             or data.count(b"\n") != len(values) - 1
@@ -306,17 +344,26 @@ class CanonicalInsert:
             or _TWO_OBJECTS.search(data) is not None
         ):
             return None
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-        if self._holds_pii(data):
+        if not data.isascii():  # (a word-at-a-time scan; decoding builds a copy)
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        return data
+
+    def lines(self, values: list[Any]) -> bytes | None:
+        """:meth:`frame`, and ``None`` too if a free-text value holds PII by the model's
+        own detector (:meth:`holds_pii`, in Python: the answer before any insert)."""
+        data = self.frame(values)
+        if data is None or self.holds_pii(data):
             return None
         return data
 
-    def _holds_pii(self, data: bytes) -> bool:
-        """Would the model's PII validator refuse a record? Values appear verbatim (no
-        escapes, no edge whitespace), so they are exactly what pydantic checks."""
+    def holds_pii(self, data: bytes) -> bool:
+        """Would the model's PII validator refuse a record of these framed lines? Values
+        appear verbatim (no escapes, no edge whitespace), so they are exactly what pydantic
+        checks. ~1.5 µs per touchpoint (a regex match per value): the insert runs it only
+        for batches its pre-check flags."""
         pattern = _text_values_pattern(self.pii_columns)
         if pattern is None:
             return False
@@ -338,6 +385,12 @@ def field_values(lines: bytes, name: str) -> list[str]:
     record has it exactly once.
     """
     return [v.decode() for v in _field_pattern(name).findall(lines)]
+
+
+def distinct_field_values(lines: bytes, name: str) -> list[str]:
+    """The distinct values of one string field of canonical records, sorted (decoded once
+    each, not once per record)."""
+    return sorted(v.decode() for v in set(_field_pattern(name).findall(lines)))
 
 
 @functools.cache

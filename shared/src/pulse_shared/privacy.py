@@ -266,6 +266,22 @@ def quick_clean(raw: bytes) -> bool:
     return b"0-" not in classes or not any(g in classes for g in _GROUPED_CLASSES)
 
 
+def _byte_set(kind: str, limit: int = 0x100) -> str:
+    """A regex character set of the bytes below ``limit`` that :func:`quick_clean` maps to
+    ``kind`` (every byte hex-escaped: no escaping question in SQL or RE2)."""
+    return "[" + "".join(f"\\x{b:02x}" for b in range(limit) if _BYTE_CLASSES[b] == ord(kind)) + "]"
+
+
+#: A regular expression (RE2 and Python syntax, over UTF-8 text) that finds something
+#: exactly when :func:`quick_clean` of the text is False: a byte it flags (ASCII ``@ % & +
+#: :`` or any non-ASCII character) or digits grouped by 1-4 separators. Built from the same
+#: byte table, so ClickHouse can run the pre-check where it parses the values
+#: (:mod:`pulse_shared.canonical`); tests compare the two.
+QUICK_CLEAN_REFUSES = (
+    f"{_byte_set('!', 0x80)}|[^\\x00-\\x7f]|{_byte_set('0')}{_byte_set('-')}{{1,4}}{_byte_set('0')}"
+)
+
+
 def may_contain_pii(text: str, region: str = DEFAULT_PHONE_REGION) -> bool:
     """Cheap, conservative pre-check: False means :func:`contains_pii` is False.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
@@ -25,6 +26,25 @@ from pulse_shared.store import Store
 from pulse_shared.streaming import BatchConsumer
 
 HealthCheck = Callable[[], Awaitable[bool]]
+
+#: Container allocations between two young-generation collections (CPython's default:
+#: 700). A consumer allocates a few objects per Kafka record (aiokafka's ConsumerRecord,
+#: its value, its headers), so at 700 the collector ran every ~200 records, and each older
+#: collection walked every live object of a 20k-record batch as well.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper garbage collections, once the process has built its app: what exists
+    now (modules, models, schemas, the app) is frozen out of the collector's scans, and the
+    young generation is collected every :data:`GC_YOUNG_THRESHOLD` allocations.
+
+    Reference counting frees almost everything a batch allocates; the collector is only
+    for cycles, which wait a little longer now. Measured on the touchpoint consumer:
+    ~0.7 µs less CPU per event, no change in peak RSS (bench/pipeline/README.md).
+    """
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def store_health(store: Store) -> HealthCheck:
@@ -180,4 +200,5 @@ def serve(settings: _Served, create_app: Callable[[_Served], Any]) -> None:
     with refusing_to_start():
         refuse_insecure_startup(common_settings())
         app = create_app(settings)
+    tune_gc()
     uvicorn.run(app, host=settings.host, port=settings.port)

@@ -40,6 +40,7 @@ import contextvars
 import datetime as dt
 import enum
 import functools
+import operator
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -68,6 +69,8 @@ from pulse_shared.topics import Topic
 E = TypeVar("E", bound=Event)
 T = TypeVar("T")
 log = get_logger(__name__)
+_TOPIC_PARTITION = operator.attrgetter("topic", "partition")
+_OFFSET = operator.attrgetter("offset")
 
 #: Attempts on the in-memory bus (no offsets to rewind to: the publisher gets the error).
 IN_MEMORY_ATTEMPTS = 5
@@ -366,9 +369,14 @@ class BatchConsumer(Generic[E]):
 
     def _track(self, records: Sequence[Any]) -> None:
         """Remember the first offset of each partition in the batch being processed."""
-        for record in records:
-            key = (record.topic, record.partition)
-            self._inflight[key] = min(self._inflight.get(key, record.offset), record.offset)
+        # A poll returns each partition's records in offset order (FastStream chains the
+        # partitions' lists), so a partition's first record is its earliest: a dict built
+        # from the records backwards keeps it, with no Python step per record.
+        backwards = records[::-1]
+        firsts = dict(zip(map(_TOPIC_PARTITION, backwards), map(_OFFSET, backwards),
+                          strict=True))
+        for key, offset in firsts.items():
+            self._inflight[key] = min(self._inflight.get(key, offset), offset)
 
     async def _process(self, records: Sequence[Any], in_memory: bool) -> list[DeadLetter]:
         """Write what can be written; returns every dead letter sent for this batch."""
@@ -597,8 +605,29 @@ def batch_subscription(
         # start (and to rejoin after any rebalance); 300 ms makes that ~3 s.
         "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
         "ack_policy": AckPolicy.MANUAL,
+        "parser": batch_parser,
         "decoder": raw_body_decoder,
     }
+
+
+async def batch_parser(
+    records: Sequence[Any], parse: Callable[[Sequence[Any]], Awaitable[Any]]
+) -> Any:
+    """FastStream's batch message without its per-record work.
+
+    FastStream's own parser (``parse``) builds a header dict (decoding every header) and a
+    body list for every record of a batch; :class:`BatchConsumer` reads neither — it takes
+    the records from ``raw_message``. So FastStream parses the first record only (the
+    message's headers, ids and consumer) and the message carries the whole batch.
+    """
+    if not records:
+        return await parse(records)
+    message = await parse(records[:1])
+    message.raw_message = records  # the in-memory bus hands over a list: kept as is
+    message.body = []  # the handler ignores it; the records are in ``raw_message``
+    first, last = records[0], records[-1]
+    message.message_id = f"{first.offset}-{last.offset}-{first.timestamp}"
+    return message
 
 
 async def raw_body_decoder(message: Any, original: Any = None) -> Any:

@@ -55,7 +55,7 @@ from pulse_attribution.storage import (
 )
 from pulse_shared.attribution_models import DATA_DRIVEN_MODELS
 from pulse_shared.bus import Bus
-from pulse_shared.canonical import field_values
+from pulse_shared.canonical import distinct_field_values, field_values
 from pulse_shared.consumers import Consumer, build_router
 from pulse_shared.events import AttributionCredit, PipelineEvent, Subscription, Touchpoint
 from pulse_shared.logging import get_logger
@@ -142,18 +142,20 @@ class AttributionComponent:
         Only touches of accounts that already have conversions (late touches, few) are
         decoded, to re-attribute those conversions.
         """
-        lines = TOUCHPOINTS_CANONICAL.lines(values)
+        lines = TOUCHPOINTS_CANONICAL.frame(values)
         if lines is None:
             return False
         if not await self.writer.write_canonical(TOUCHPOINTS_CANONICAL, lines, len(values)):
             return False
-        accounts = field_values(lines, "account_id")  # one per record, in order
         # Look conversions up only once the touches are stored: the conversion consumer
         # stores a conversion before reading touches, so one of the two always sees the
         # other (a concurrent lookup could miss a conversion whose read missed these).
-        existing = await asyncio.to_thread(self.storage.conversions_of, sorted(set(accounts)))
+        existing = await asyncio.to_thread(
+            self.storage.conversions_of, distinct_field_values(lines, "account_id")
+        )
         if existing:
             converted = {c.account_id for c in existing}
+            accounts = field_values(lines, "account_id")  # one per record, in order
             touched = [
                 Touchpoint.model_validate_json(value)
                 for value, account in zip(values, accounts, strict=True)

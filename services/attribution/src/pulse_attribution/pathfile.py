@@ -241,13 +241,19 @@ def _factorise_keys(key: npt.NDArray[np.uint64]) -> tuple[npt.NDArray[np.uint64]
     Looking keys up in a small sorted table is ~10× faster than sorting all of them;
     keys missing from a sample's table are added in a second round.
     """
-    table = np.unique(key[:65536])
+    table = _distinct(key[:65536])
     pos = np.minimum(np.searchsorted(table, key), len(table) - 1)
     missing = table[pos] != key
     if missing.any():
-        table = np.unique(np.concatenate((table, key[missing])))
+        table = _distinct(np.concatenate((table, key[missing])))
         pos = np.searchsorted(table, key)
     return table, pos.astype(np.int64)
+
+
+def _distinct(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """Sorted distinct values (``np.unique`` imports ``numpy.ma``: 35 ms of start-up)."""
+    ordered = np.sort(values)
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
 
 
 def _count(row: list[str], index: int, columns: list[str], line: int) -> float:

@@ -34,16 +34,24 @@ class KpiSettings(BaseSettings):
         "key per this many seconds (bounds the freshness added by rate limiting)."
     )
     snapshot_dimension_min_interval_s: float = Field(
-        default=2.0, ge=0, description="At most one snapshot per channel/campaign KPI key per "
-        "this many seconds (they are far more numerous)."
+        default=1.0, ge=0, description="At most one snapshot per breakdown (channel, campaign "
+        "…) KPI key per this many seconds (they are far more numerous); a later change waits "
+        "and its latest value goes out when the interval has passed. A key that changes "
+        "continuously is at most this stale on the topic."
     )
     snapshot_horizon_days: int = Field(
         default=62, ge=0, description="Changes of periods that ended more than this many "
         "days ago (backfills) are stored but not published as snapshots; 0 = publish all."
     )
     breakdown_interval_s: float = Field(
-        default=1.0, gt=0, description="How often channel/campaign breakdowns are recomputed "
-        "(totals are recomputed with every batch, before its commit)."
+        default=1.0, gt=0, description="How often the breakdowns other than campaign KPIs "
+        "(trials by channel, deliverability, segment …) are recomputed (totals are "
+        "recomputed with every batch, before its commit)."
+    )
+    campaign_breakdown_delay_s: float = Field(
+        default=0.1, ge=0, description="Channel/campaign KPIs of spend, credits and budgets "
+        "are recomputed, for the channels and campaigns a batch touched, this long after the "
+        "batch (batches finishing meanwhile join the same pass)."
     )
     flush_interval_s: float = Field(
         default=0.02, gt=0, description="How often deferred (rate-limited) snapshots are sent."

@@ -9,10 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from pulse_kpi.domain.accounts import AccountFacts, AccountMove, ProfileRow
+from pulse_kpi.domain.campaigns import CAMPAIGN_PARTS
 from pulse_kpi.domain.cohorts import LedgerEvent
 from pulse_kpi.domain.compute import NO_CHANNEL, KpiValue
 from pulse_kpi.domain.deliverability import DeliverabilityRow
@@ -220,6 +222,9 @@ FACT_PARTS = frozenset({
 BREAKDOWN_PARTS = frozenset({"spend", "credits", "budgets", "trials", "deliverability"})
 #: Per-account MRR and profiles: the breakdowns by segment, plan … only (never totals).
 BREAKDOWN_PARTS |= {"accounts"}
+#: The breakdown pass leaves campaign KPIs (spend, credits, budgets) to the campaign pass
+#: (pulse_kpi.domain.campaigns).
+OTHER_BREAKDOWN_PARTS = BREAKDOWN_PARTS - CAMPAIGN_PARTS
 _POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="kpi-load")
 
 
@@ -227,6 +232,8 @@ _POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="kpi-load")
 SEGMENT_PENDING = "segment"
 ACCOUNT_CHUNK = 2000  # ~60 kB of ids: well under http_max_field_value_size (128 kB)
 BREAKDOWNS_DONE = "breakdowns_done"
+#: kpi_state: start of the last campaign pass that completed (flow and budget kinds).
+CAMPAIGNS_DONE = "campaign_breakdowns_done"
 # Credits of the days [start, end), latest version only: read through the shared fragment
 # (pulse_shared.credits), not the view, whose window cannot use the day filter. Constant SQL
 # text: every value is a query parameter.
@@ -235,6 +242,16 @@ _CREDITS_SQL = (
     "sum(credit) AS credit, sum(credited_revenue) AS revenue FROM "
     + latest_credits("toDate(converted_at) >= {start:Date} AND toDate(converted_at) < {end:Date}")
     + " GROUP BY day, model, milestone, channel, campaign_id"
+)
+# … of some channels and campaigns only: filtered after the latest version is chosen (a
+# filter inside latest_credits may only name conversion columns).
+_MEMBER_ROWS = ("(channel IN {channels:Array(String)} "
+                "OR campaign_id IN {campaigns:Array(String)})")
+_MEMBER_CREDITS_SQL = (
+    "SELECT toDate(converted_at) AS day, model, milestone, channel, campaign_id, "  # noqa: S608
+    "sum(credit) AS credit, sum(credited_revenue) AS revenue FROM "
+    + latest_credits("toDate(converted_at) >= {start:Date} AND toDate(converted_at) < {end:Date}")
+    + f" WHERE {_MEMBER_ROWS} GROUP BY day, model, milestone, channel, campaign_id"
 )
 
 
@@ -281,6 +298,16 @@ _DELIVERABILITY_SQL = (
     + " FROM email_deliverability FINAL WHERE day >= {start:Date} AND day < {end:Date} "
     "GROUP BY day, sending_domain, campaign_id ORDER BY day, sending_domain, campaign_id"
 )
+
+
+@dataclass(frozen=True)
+class PendingWork:
+    """Breakdowns marked in kpi_pending after the last completed pass that does them."""
+
+    flow_days: set[dt.date]  # breakdown pass (deliverability …)
+    trial_days: set[dt.date]  # breakdown pass
+    campaign_days: set[dt.date]  # campaign pass, every member
+    campaign_months: set[dt.date]  # campaign pass (budgets), every member
 
 
 def _dec(value: Any) -> Decimal:
@@ -364,23 +391,33 @@ class KpiStorage:
         )
         return len(keys) - int(found or 0)
 
-    def breakdowns_done(self, started: dt.datetime) -> None:
-        self.store.insert(
-            KPI_STATE_TABLE, [{"name": BREAKDOWNS_DONE, "at": started}], KPI_STATE_COLUMNS
-        )
+    def breakdowns_done(self, started: dt.datetime, name: str = BREAKDOWNS_DONE) -> None:
+        """Everything marked before ``started`` is done by the pass ``name``
+        (:data:`BREAKDOWNS_DONE` or :data:`CAMPAIGNS_DONE`)."""
+        self.store.insert(KPI_STATE_TABLE, [{"name": name, "at": started}], KPI_STATE_COLUMNS)
 
-    def pending_work_since_done(self) -> tuple[set[dt.date], set[dt.date], set[dt.date]]:
-        """Flow days, budget months and trial start days marked after the last completed
-        breakdown pass."""
+    def pending_work_since_done(self) -> PendingWork:
+        """Work marked after the last completed pass that does it: flow days and trial
+        start days of the breakdown pass, flow days and budget months of the campaign pass
+        (which, before its first marker, follows the breakdown pass's: it used to do it)."""
         rows = self.store.query(
-            "SELECT kind, day FROM kpi_pending FINAL WHERE marked_at >= "
-            "(SELECT max(at) FROM kpi_state FINAL WHERE name = {name:String})",
-            {"name": BREAKDOWNS_DONE},
+            "WITH (SELECT max(at) FROM kpi_state FINAL WHERE name = {full:String}) AS full, "
+            "ifNull((SELECT maxOrNull(at) FROM kpi_state FINAL WHERE name = "
+            "{campaigns:String}), full) AS campaigns "
+            "SELECT kind, day, marked_at >= full AS for_breakdowns, "
+            "marked_at >= campaigns AS for_campaigns FROM kpi_pending FINAL "
+            "WHERE marked_at >= least(full, campaigns)",
+            {"full": BREAKDOWNS_DONE, "campaigns": CAMPAIGNS_DONE},
         )
-        flow = {r["day"] for r in rows if r["kind"] == "flow"}
-        budget = {r["day"] for r in rows if r["kind"] == "budget"}
-        trial = {r["day"] for r in rows if r["kind"] == "trial"}
-        return flow, budget, trial
+        return PendingWork(
+            flow_days={r["day"] for r in rows if r["kind"] == "flow" and r["for_breakdowns"]},
+            trial_days={r["day"] for r in rows
+                        if r["kind"] == "trial" and r["for_breakdowns"]},
+            campaign_days={r["day"] for r in rows
+                           if r["kind"] == "flow" and r["for_campaigns"]},
+            campaign_months={r["day"] for r in rows
+                             if r["kind"] == "budget" and r["for_campaigns"]},
+        )
 
     def pending_segment_days_since_done(self) -> set[dt.date]:
         """First days of account breakdowns marked after the last completed pass."""
@@ -396,14 +433,21 @@ class KpiStorage:
         self, start: dt.date, end: dt.date, parts: frozenset[str] = FACT_PARTS,
         usage: tuple[dt.date, dt.date] | None = None,
         cx: tuple[dt.date, dt.date] | None = None,
+        members: tuple[Sequence[str], Sequence[str]] | None = None,
     ) -> Facts:
         """Facts for the half-open day range ``[start, end)`` (only ``parts`` are loaded),
         plus product usage of the day range ``usage`` when given (its own range: see
         :func:`pulse_kpi.domain.usage.usage_range`).
 
+        ``members`` = (channels, campaign ids): spend, credits and budgets counting in one
+        of them only, plus the models of every credit of the range (``credit_models``;
+        pulse_kpi.domain.campaigns).
+
         On the server the queries run concurrently (the HTTP client is thread-safe).
         """
         p: dict[str, Any] = {"start": start, "end": end}
+        if members is not None:
+            p["channels"], p["campaigns"] = list(members[0]), list(members[1])
         loaders: dict[str, Callable[[dict[str, Any]], Any]] = {
             "spend": self._spend, "stages": self._stages, "credits": self._credits,
             "mrr": self._mrr, "budgets": self._budgets, "funnel": self._funnel,
@@ -411,6 +455,9 @@ class KpiStorage:
             "deliverability": self._deliverability, "accounts": self._accounts,
         }
         wanted = [name for name in loaders if name in parts]
+        if members is not None and "credits" in parts:
+            loaders["credit_models"] = self._credit_models
+            wanted.append("credit_models")
         if usage is not None:
             usage_days = usage  # narrowed, for the closure
             loaders["usage"] = lambda _: self.usage_facts(*usage_days)
@@ -438,6 +485,7 @@ class KpiStorage:
             martech=results.get("martech", []),
             deliverability=results.get("deliverability", []),
             accounts=results.get("accounts"),
+            credit_models=results.get("credit_models", ()),
             usage=results.get("usage", ([], [], None))[0],
             usage_mrr=results.get("usage", ([], [], None))[1],
             usage_since=results.get("usage", ([], [], None))[2],
@@ -447,13 +495,14 @@ class KpiStorage:
         )
 
     def _spend(self, p: dict[str, Any]) -> list[SpendRow]:
+        members = f"AND {_MEMBER_ROWS} " if "channels" in p else ""
         return [
             SpendRow(r["day"], r["channel"], r["campaign_id"], _dec(r["amount"]),
                      int(r["impressions"]), int(r["clicks"]))
             for r in self.store.query(
-                "SELECT date AS day, channel, campaign_id, sum(amount) AS amount, "
+                "SELECT date AS day, channel, campaign_id, sum(amount) AS amount, "  # noqa: S608 - constant fragments
                 "sum(impressions) AS impressions, sum(clicks) AS clicks FROM spend FINAL "
-                "WHERE date >= {start:Date} AND date < {end:Date} "
+                f"WHERE date >= {{start:Date}} AND date < {{end:Date}} {members}"
                 "GROUP BY day, channel, campaign_id",
                 p,
             )
@@ -476,10 +525,30 @@ class KpiStorage:
             CreditRow(r["day"], r["model"], r["milestone"], r["channel"], r["campaign_id"],
                       float(r["credit"]), _dec(r["revenue"]))
             for r in self.store.query(
-                _CREDITS_SQL,
+                _MEMBER_CREDITS_SQL if "channels" in p else _CREDITS_SQL,
                 p,
             )
         ]
+
+    def _credit_models(self, p: dict[str, Any]) -> list[str]:
+        """Models with credits in the range (any version: a model's versions are all its)."""
+        return [
+            r["model"] for r in self.store.query(
+                "SELECT DISTINCT model FROM attribution_credits WHERE "
+                "toDate(converted_at) >= {start:Date} AND toDate(converted_at) < {end:Date}",
+                p,
+            )
+        ]
+
+    def credit_members(self, conversions: Sequence[str]) -> set[tuple[dt.date, str, str]]:
+        """(day, channel, campaign id) of every stored credit version of ``conversions``:
+        where a new version may have added credit, and where an older one may leave some."""
+        rows = self._chunked(  # (its chunk parameter is named accounts: ids here)
+            "SELECT DISTINCT toDate(converted_at) AS day, channel, campaign_id "
+            "FROM attribution_credits WHERE conversion_id IN {accounts:Array(String)}",
+            conversions,
+        )
+        return {(r["day"], r["channel"], r["campaign_id"]) for r in rows}
 
     def _mrr(self, p: dict[str, Any]) -> tuple[tuple[Decimal, int], list[MrrDay]]:
         days = [
@@ -512,11 +581,12 @@ class KpiStorage:
         return (_dec(first["mrr"]), int(first["paying"] or 0)), days
 
     def _budgets(self, p: dict[str, Any]) -> list[BudgetRow]:
+        members = f" AND {_MEMBER_ROWS}" if "channels" in p else ""
         return [
             BudgetRow(r["month"], r["channel"], r["campaign_id"], _dec(r["amount"]))
             for r in self.store.query(
-                "SELECT month, channel, campaign_id, amount FROM budgets FINAL "
-                "WHERE month >= {start:Date} AND month < {end:Date}",
+                "SELECT month, channel, campaign_id, amount FROM budgets FINAL "  # noqa: S608 - constant fragments
+                f"WHERE month >= {{start:Date}} AND month < {{end:Date}}{members}",
                 p,
             )
         ]

@@ -8,11 +8,12 @@ Called by ``pulse mmm fit``, the service's scheduled refit and ``pulse demo``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import functools
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pulse_mmm.domain.history import InsufficientHistory, check_history
 from pulse_mmm.domain.model import MmmDataset, MmmRunResult, MmmRunRow, ModelGrain, RunStatus
@@ -23,6 +24,9 @@ from pulse_shared.events import MmmChannelRoi, MmmRunCompleted
 from pulse_shared.logging import get_logger
 from pulse_shared.store import Store
 from pulse_shared.topics import MMM_RESULTS
+
+if TYPE_CHECKING:
+    from pulse_mmm.worker import FitWorker
 
 log = get_logger(__name__)
 Clock = Callable[[], dt.datetime]
@@ -133,6 +137,7 @@ async def run_fit(
     bus: Bus | None = None,
     fit_overrides: dict[str, Any] | None = None,
     record_refusals: bool = False,
+    worker: FitWorker | None = None,
 ) -> MmmRunResult:
     """Fit the model of ``target`` × ``grain`` (default: the settings') over the window
     (default: the last ``window_weeks`` complete weeks of spend), store the run and
@@ -143,7 +148,9 @@ async def run_fit(
     storing nothing — unless ``record_refusals`` (the scheduled refit): then the refusal
     is stored and published as a rejected run like any other. ``fit_overrides`` replace
     sampler settings (draws, tune, chains…) for this run; ``progress`` is passed to the
-    fit (see :func:`pulse_mmm.domain.fit.fit_mmm`).
+    fit (see :func:`pulse_mmm.domain.fit.fit_mmm`). The fit runs in a worker thread, or in
+    ``worker``'s process when given (:mod:`pulse_mmm.worker`; ``finished_at`` is then
+    stamped with ``clock`` when the result is back).
     """
     storage = MmmStorage(store)
     clock = millisecond_clock(clock)
@@ -191,10 +198,17 @@ async def run_fit(
     log.info("mmm_fit_started", run_id=run_id, target=target, grain=str(model_grain),
              window=f"{window[0]}..{window[1]}", periods=len(dataset.period_starts),
              channels=len(dataset.channels))
-    result = await asyncio.to_thread(functools.partial(
-        fit_mmm, dataset, fit, run_id=run_id, version=version, started_at=started_at,
-        clock=clock, attribution_roas=roas, progress=progress,
-    ))
+    if worker is None:
+        result = await asyncio.to_thread(functools.partial(
+            fit_mmm, dataset, fit, run_id=run_id, version=version, started_at=started_at,
+            clock=clock, attribution_roas=roas, progress=progress,
+        ))
+    else:
+        result = await worker.fit(dataset, fit, run_id=run_id, version=version,
+                                  started_at=started_at, attribution_roas=roas,
+                                  progress=progress)
+        result = dataclasses.replace(
+            result, run=dataclasses.replace(result.run, finished_at=clock()))
     await asyncio.to_thread(storage.write_result, result)
     await publish(bus, result)
     log.info("mmm_fit_finished", run_id=run_id, status=result.run.status,

@@ -28,6 +28,7 @@ from pulse_reporting.domain.briefing import (
 )
 from pulse_reporting.domain.briefing import HISTORY_DAYS as BRIEFING_HISTORY_DAYS
 from pulse_reporting.domain.cohorts import cohort_window
+from pulse_reporting.domain.mmm import KINDS_WITH_MODEL
 from pulse_reporting.domain.model import AlertRecord, Report
 from pulse_reporting.domain.periods import (
     Period,
@@ -188,7 +189,7 @@ def read_inputs(
     coverage = storage.coverage()
     done()
     mmm = None
-    if ReportKind.of(period) is not ReportKind.WEEKLY:
+    if ReportKind.of(period) in KINDS_WITH_MODEL:
         step("Reading marketing mix model results")
         done = timed("mmm")
         mmm = storage.mmm_inputs(period)

@@ -183,12 +183,37 @@ class Store(ABC):
     ) -> None:
         """Insert rows (dicts keyed by column) in one batch; returns once confirmed."""
 
-    @abstractmethod
-    def insert_canonical(self, spec: CanonicalInsert, lines: bytes) -> None:
-        """Insert canonical JSON lines through ``spec``'s checked ``INSERT … SELECT``.
+    def insert_canonical(
+        self, spec: CanonicalInsert, lines: bytes, *, pii_checked: bool = False
+    ) -> bool:
+        """Insert canonical JSON lines (``spec.frame(values)``) through ``spec``'s checked
+        ``INSERT … SELECT``; ``pii_checked``: the caller found no PII with
+        :meth:`CanonicalInsert.holds_pii` already.
 
-        All or nothing: raises :class:`StoreError` if any line fails the conditions.
+        All or nothing: raises :class:`StoreError` if any line fails the conditions, and
+        :class:`StoreDataError` if a free-text value holds PII. ClickHouse pre-checks the
+        values (:meth:`CanonicalInsert.sql`); only a batch it flags is checked in Python
+        and, when clean, inserted again without the pre-check — one more insert for such
+        batches, none for the others. Returns True for a batch the pre-check flagged.
         """
+        from pulse_shared.canonical import PII_CHECK_NEEDED
+
+        try:
+            self._insert_canonical(spec, lines, pii_checked=pii_checked)
+            return False
+        except StoreError as exc:
+            # The thrown message starts ClickHouse's text ("DB::Exception: <message>: while
+            # executing …"); quoted in an expression it would not follow "Exception: ".
+            if isinstance(exc, StoreUnavailable) or f"Exception: {PII_CHECK_NEEDED}" not in str(exc):
+                raise
+            if spec.holds_pii(lines):
+                raise StoreDataError("a free-text value holds PII (the model refuses it)") from exc
+        self._insert_canonical(spec, lines, pii_checked=True)
+        return True
+
+    @abstractmethod
+    def _insert_canonical(self, spec: CanonicalInsert, lines: bytes, *, pii_checked: bool) -> None:
+        """Run ``spec.sql(…, pii_checked=pii_checked)`` on ``lines`` (all or nothing)."""
 
     def query_value(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         rows = self.query(sql, parameters)

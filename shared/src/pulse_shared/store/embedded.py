@@ -151,12 +151,12 @@ class EmbeddedStore(Store):
             None,
         )
 
-    def insert_canonical(self, spec: CanonicalInsert, lines: bytes) -> None:
+    def _insert_canonical(self, spec: CanonicalInsert, lines: bytes, *, pii_checked: bool) -> None:
         self._check_writable()
         # chDB has no request body for input(): the lines go in as one String parameter.
         source = f"format(JSONEachRow, {sql_string(spec.structure)}, {{lines:String}})"
         settings = ", ".join(f"{k} = {v}" for k, v in INSERT_SETTINGS.items())
-        self._run(f"{spec.sql(source)} SETTINGS {settings}", "TabSeparated",
+        self._run(f"{spec.sql(source, pii_checked=pii_checked)} SETTINGS {settings}", "TabSeparated",
                   {"lines": lines.decode()})
 
     def close(self) -> None:

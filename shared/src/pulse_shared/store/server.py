@@ -25,6 +25,54 @@ from pulse_shared.store.base import (
 _SERIALISATION_ERRORS = (ValueError, TypeError, OverflowError, ArithmeticError, struct.error)
 
 
+class _BindText:
+    """A parameter value already in clickhouse-connect's bind format: its formatter passes
+    any type it does not know through ``str()``."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+#: clickhouse-connect's escapes in a quoted bind string (``binding.must_escape``),
+#: backslash first.
+_BIND_ESCAPES = (("\\", "\\\\"), ("'", "\\'"), ("`", "\\`"), ("\t", "\\\t"), ("\n", "\\\n"))
+
+
+def string_array_bind(values: list[Any]) -> str | None:
+    """The bind text clickhouse-connect makes of a list of strings (``['a', 'b']``), built
+    by a few replaces over the joined list instead of a formatting call per element (~1 µs
+    each: ~5 ms for the 5000 accounts of a 20k-touchpoint batch's late-touch lookup).
+    None when that does not apply (an element that is not text, or holds the NUL used to
+    join them): clickhouse-connect formats it then. Tests compare the two."""
+    if not values:
+        return "[]"
+    try:
+        text = "\x00".join(values)
+    except TypeError:
+        return None
+    if text.count("\x00") != len(values) - 1:
+        return None
+    for raw, escaped in _BIND_ESCAPES:
+        text = text.replace(raw, escaped)
+    return "['" + text.replace("\x00", "', '") + "']"
+
+
+def _bind_values(parameters: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``parameters`` with long lists of strings already formatted (see above)."""
+    out = dict(parameters or {})
+    for name, value in out.items():
+        if isinstance(value, list) and len(value) > 8:  # (a tuple binds as a tuple)
+            text = string_array_bind(value)
+            if text is not None:
+                out[name] = _BindText(text)
+    return out
+
+
 def store_error(exc: Exception) -> StoreError:
     """A clickhouse-connect failure as refused data, unavailable server or other error."""
     code, name = getattr(exc, "code", None), getattr(exc, "name", None)
@@ -78,7 +126,7 @@ class ServerStore(Store):
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[Row]:
         try:
-            result = self._client.query(sql, parameters=dict(parameters or {}))
+            result = self._client.query(sql, parameters=_bind_values(parameters))
         except ClickHouseError as exc:
             raise store_error(exc) from exc
         names = result.column_names
@@ -99,10 +147,11 @@ class ServerStore(Store):
         except (ClickHouseError, *_SERIALISATION_ERRORS) as exc:
             raise store_error(exc) from exc
 
-    def insert_canonical(self, spec: CanonicalInsert, lines: bytes) -> None:
+    def _insert_canonical(self, spec: CanonicalInsert, lines: bytes, *, pii_checked: bool) -> None:
         self._check_writable()
         # The lines travel as the request body; input() reads them on the server.
-        sql = spec.sql(f"input({sql_string(spec.structure)})") + " FORMAT JSONEachRow"
+        source = f"input({sql_string(spec.structure)})"
+        sql = spec.sql(source, pii_checked=pii_checked) + " FORMAT JSONEachRow"
         try:
             self._client.command(sql, data=lines, settings=INSERT_SETTINGS)
         except ClickHouseError as exc:

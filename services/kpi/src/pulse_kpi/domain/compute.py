@@ -594,7 +594,8 @@ def compute(facts: Facts, scope: Scope, as_of: dt.date, p: Params = Params()) ->
         for kpi, v in with_derived(values, grain, dim).items():
             out.append(KpiValue(kpi, grain, period.label, period.start, dim, value, v, unit_of(kpi)))
 
-    models = sorted({c.model for c in facts.credits} | {p.default_model})
+    models = sorted({c.model for c in facts.credits} | set(facts.credit_models)
+                    | {p.default_model})
     buckets = _flows(facts, wanted, dims)
     for grain_name, start, dim, member in scope.known_members:
         grain = Grain(grain_name)

@@ -133,6 +133,10 @@ class Facts:
     cx_mrr: Sequence[MrrChange] = ()
     #: Per-account MRR and profiles for the breakdowns by segment, plan … (breakdown pass).
     accounts: AccountFacts | None = None
+    #: Models of every credit in the loaded range, when ``credits`` holds some channels'
+    #: and campaigns' rows only (pulse_kpi.domain.campaigns): every member still gets the
+    #: per-model KPIs of every model credited in the range, as with all rows loaded.
+    credit_models: Sequence[str] = ()
 
 
 @dataclass(frozen=True)

@@ -134,13 +134,7 @@ def fit_mmm(
     controls, control_scales = _controls(dataset, fit_n)
 
     say("loading pymc-marketing")
-    if settings.sampler == "numpyro":
-        import numpyro
-
-        # XLA sees the CPU as one device, so numpyro would draw the chains one after the
-        # other; one device per chain (up to the usable cores) runs them in parallel. Only
-        # effective before JAX starts its backend, i.e. on the first fit in a process.
-        numpyro.set_host_device_count(max(1, min(settings.chains, len(os.sched_getaffinity(0)))))
+    _set_up_sampler(settings)
     import pandas as pd  # lazy: ~7 s of imports; the CLI must start fast
     from pymc_extras.prior import Prior
     from pymc_marketing.mmm import GeometricAdstock, LogisticSaturation
@@ -240,6 +234,30 @@ def fit_mmm(
         contributions=tuple(contributions), curves=tuple(curves), draws=tuple(kept),
         allocations=tuple(allocations),
     )
+
+
+def _set_up_sampler(settings: FitSettings) -> None:
+    if settings.sampler == "numpyro":
+        import numpyro
+
+        # XLA sees the CPU as one device, so numpyro would draw the chains one after the
+        # other; one device per chain (up to the usable cores) runs them in parallel. Only
+        # effective before JAX starts its backend, i.e. on the first fit in a process.
+        numpyro.set_host_device_count(max(1, min(settings.chains, len(os.sched_getaffinity(0)))))
+
+
+def preload(settings: FitSettings) -> None:
+    """Set up the sampler and import the model libraries (3-8 s) ahead of a fit, e.g. in a
+    worker process while the data it will fit is still being ingested
+    (:mod:`pulse_mmm.worker`)."""
+    _set_up_sampler(settings)
+    with _quiet_library():
+        import pandas  # noqa: F401
+        import pymc_extras.prior  # noqa: F401
+        import pymc_marketing.mmm.multidimensional  # noqa: F401
+        if settings.sampler == "numpyro":
+            import numpyro.infer  # noqa: F401
+            import pymc.sampling.jax  # noqa: F401
 
 
 @contextlib.contextmanager

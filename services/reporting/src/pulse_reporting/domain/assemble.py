@@ -16,7 +16,12 @@ from pulse_reporting.domain.cohorts import cohort_section, trial_metrics
 from pulse_reporting.domain.forecast import forecast_check, forecast_series
 from pulse_reporting.domain.kpis import KpiSpec
 from pulse_reporting.domain.kpis import spec as kpi_spec
-from pulse_reporting.domain.mmm import MmmInputs, mmm_recommendation, mmm_section
+from pulse_reporting.domain.mmm import (
+    KINDS_WITH_MODEL,
+    MmmInputs,
+    mmm_recommendation,
+    mmm_section,
+)
 from pulse_reporting.domain.model import (
     AlertRecord,
     Better,
@@ -672,7 +677,7 @@ def _coverage_note(coverage: Coverage | None, period: Period) -> tuple[str | Non
 
 def _mmm(inputs: ReportInputs) -> MmmSection | None:
     """The incrementality section (monthly and quarterly reports that read MMM runs)."""
-    if inputs.mmm is None or ReportKind.of(inputs.period) is ReportKind.WEEKLY:
+    if inputs.mmm is None or ReportKind.of(inputs.period) not in KINDS_WITH_MODEL:
         return None
     m = inputs.mmm
     return mmm_section(

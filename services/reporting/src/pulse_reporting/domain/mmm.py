@@ -39,12 +39,17 @@ from pulse_reporting.domain.model import (
     MmmStatus,
     Recommendation,
 )
-from pulse_reporting.domain.periods import Period
+from pulse_reporting.domain.periods import Period, ReportKind
 from pulse_shared.attribution_models import DEFAULT_MODEL
 
 DEFAULT_TARGET = "won_revenue"
 #: A run ending this many days before the report period's last day still covers it.
 MAX_END_GAP_DAYS = 31
+#: The report kinds with the model's section: a day or a week is too short a period for a
+#: model of weekly spend (the daily briefing and the weekly report never read its results;
+#: ``pulse demo`` writes them while the model is still being fitted).
+KINDS_WITH_MODEL: frozenset[ReportKind] = frozenset(
+    {ReportKind.MONTHLY, ReportKind.QUARTERLY, ReportKind.ANNUAL})
 #: A shift smaller than this share of the budget is not worth advising.
 MIN_SHIFT_SHARE = 0.02
 TARGET_LABELS = {"won_revenue": "won revenue", "new_mrr": "new MRR"}
