@@ -5,6 +5,7 @@ score is refused naming the field."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -67,8 +68,13 @@ async def test_answers_and_ticket_states_on_the_broker(http: httpx.AsyncClient,
     event = FeedbackResponse.model_validate_json(records[0].value)
     assert (event.survey.value, event.score) == ("nps", 9)
     assert records[0].key == account.encode()
-    assert b"comment" not in records[0].value and b"415" not in records[0].value
-    assert RUN.encode() not in records[0].value.replace(account.encode(), b"")
+    # The event id is a random-looking hex digest that can contain "415" by chance, so the
+    # comment check reads every other field of the published record.
+    published_fields = json.loads(records[0].value)
+    assert "comment" not in published_fields
+    del published_fields["event_id"], published_fields["account_id"]
+    rest = json.dumps(published_fields)
+    assert "415" not in rest and "555" not in rest and RUN not in rest
     tickets = [r for r in await read_topic(kafka_broker.bootstrap_servers, TICKETS.name)
                if ticket.encode() in r.value]
     assert [SupportTicket.model_validate_json(r.value).status.value for r in tickets] == [
