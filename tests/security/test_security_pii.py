@@ -275,6 +275,24 @@ def test_the_default_region_reads_national_numbers() -> None:
     assert not privacy.contains_pii("020 7946 0958", region="US")
 
 
+def test_recurring_identifiers_are_searched_once_and_answered_the_same() -> None:
+    """The phone search of short texts is remembered (ids recur on every event of their
+    account); the remembered answer is the searched one, region included, and long free
+    texts are not kept."""
+    search = privacy._remembered_phone_search
+    search.cache_clear()
+    account = f"acct-{uuid.uuid4().hex[:6]}-2026-12-04-0001"  # grouped digits: searched
+    assert not privacy.contains_pii(account) and not privacy.contains_pii(account)
+    assert search.cache_info().hits == 1 and search.cache_info().misses == 1
+    for _ in range(2):
+        assert privacy.contains_pii("020 7946 0958", region="GB")
+        assert not privacy.contains_pii("020 7946 0958", region="US")
+    assert search.cache_info().misses == 3
+    long_text = "reach me on 415 555 0100 " + "x" * privacy.PHONE_SEARCH_CACHE_MAX_CHARS
+    assert privacy.contains_pii(long_text) and privacy.contains_pii(long_text)
+    assert search.cache_info().currsize == 3
+
+
 def test_dead_letter_copies_are_redacted_even_through_json_escapes() -> None:
     payload = '{"utm_content": "hi jane\\u0040acme.example", "utm_term": "+1 555 867 5309"}'
     redacted = privacy.redact_pii(payload)
