@@ -141,6 +141,52 @@ class TestEmbeddedStore(StoreContract):
             readonly.command("CREATE TABLE IF NOT EXISTS nope (a String) ENGINE = Memory")
         assert readonly.query_value("SELECT 1") == 1
 
+    def test_insert_takes_rows_in_any_key_order_and_narrows_other_rows(
+        self, store: Store, table: str
+    ) -> None:
+        """Rows holding exactly the columns are encoded as they are, whatever their key
+        order; rows with other keys are narrowed to the columns, a missing one null."""
+        keys = [uuid.uuid4().hex for _ in range(3)]
+        at = dt.datetime(2026, 5, 1, 8, tzinfo=dt.UTC)
+        exact = {"n": 1, "tags": {"a": "b"}, "ratio": 0.25, "amount": Decimal("1.5"),
+                 "day": dt.date(2026, 5, 1), "at": at, "id": keys[0]}
+        extra = {"id": keys[1], "at": at, "day": dt.date(2026, 5, 2), "amount": Decimal(2),
+                 "ratio": 0.5, "tags": {}, "n": 2, "not_a_column": "ignored"}
+        missing = {"id": keys[2], "at": at, "day": dt.date(2026, 5, 3), "amount": Decimal(3),
+                   "tags": {}, "n": 3}  # no ratio: stored as null
+        store.insert(table, [exact, extra, missing], COLUMNS)
+        rows = store.query(
+            f"SELECT id, day, amount, ratio, tags, n FROM {table} "
+            "WHERE id IN {ids:Array(String)} ORDER BY n", {"ids": keys},
+        )
+        assert rows == [
+            {"id": keys[0], "day": dt.date(2026, 5, 1), "amount": Decimal("1.5"),
+             "ratio": 0.25, "tags": {"a": "b"}, "n": 1},
+            {"id": keys[1], "day": dt.date(2026, 5, 2), "amount": Decimal(2), "ratio": 0.5,
+             "tags": {}, "n": 2},
+            {"id": keys[2], "day": dt.date(2026, 5, 3), "amount": Decimal(3), "ratio": None,
+             "tags": {}, "n": 3},
+        ]
+
+    def test_query_normalises_timestamps_inside_arrays_and_maps(self, store: Store) -> None:
+        """Timestamps come back UTC-aware in every column that holds them, nested ones
+        too; columns in select order, nulls and other types as they are."""
+        rows = store.query(
+            "SELECT 'x' AS s, [toDateTime64('2026-01-01 10:00:00', 3, 'Europe/Paris')] AS l, "
+            "map('k', toDateTime64('2026-07-01 10:00:00', 3, 'Europe/Paris')) AS m, "
+            "CAST(NULL, 'Nullable(DateTime64(3, \\'UTC\\'))') AS none, "
+            "toDate('2026-01-02') AS d"
+        )
+        assert rows == [{
+            "s": "x",
+            "l": [dt.datetime(2026, 1, 1, 9, tzinfo=dt.UTC)],
+            "m": {"k": dt.datetime(2026, 7, 1, 8, tzinfo=dt.UTC)},
+            "none": None,
+            "d": dt.date(2026, 1, 2),
+        }]
+        assert list(rows[0]) == ["s", "l", "m", "none", "d"]
+        assert rows[0]["l"][0].tzinfo is dt.UTC and rows[0]["m"]["k"].tzinfo is dt.UTC
+
 
 @pytest.mark.clickhouse
 class TestServerStore(StoreContract):
