@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
@@ -255,9 +256,11 @@ def credit(conv: str, version: int, channel: str, campaign: str, at: dt.datetime
 
 @asynccontextmanager
 async def running(
-    store: Store, year: int, **overrides: Any
+    store: Store, year: int, watch: Callable[[KpiSnapshot], None] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[tuple[KpiComponent, Bus, list[KpiSnapshot]]]:
-    """The KPI component on the in-memory bus; its breakdown pass never runs by itself."""
+    """The KPI component on the in-memory bus; its breakdown pass never runs by itself.
+    ``watch`` sees each snapshot as it arrives."""
     broker = make_broker(None)
     bus = Bus(broker, "kpi", in_memory=True)
     options: dict[str, Any] = {"snapshot_min_interval_s": 0,
@@ -272,6 +275,8 @@ async def running(
 
     @broker.subscriber(KPI_SNAPSHOTS.name)
     async def sink(snapshot: KpiSnapshot) -> None:
+        if watch is not None:
+            watch(snapshot)
         received.append(snapshot)
 
     async with TestKafkaBroker(broker):
@@ -305,6 +310,40 @@ async def test_the_campaign_pass_follows_each_batch_by_itself(embedded_store: St
                 break
             await asyncio.sleep(0.05)
         assert [s.value for s in received if s.key == key] == [0.06]
+
+
+async def test_a_snapshot_arrives_after_its_value_is_stored(
+    embedded_store: Store, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Subscribers (the alerts service) read a KPI's history from kpi_values when its
+    snapshot arrives: every snapshot, totals and campaigns, of a batch spanning several
+    days finds its own value stored already, however slow the write (slowed down here,
+    so a publish racing the write would be seen)."""
+    insert = embedded_store.insert
+
+    def slow_insert(table: str, rows: Any, columns: Any) -> None:
+        if table == KPI_SNAPSHOTS.stored_table():
+            time.sleep(0.2)
+        insert(table, rows, columns)
+
+    monkeypatch.setattr(embedded_store, "insert", slow_insert)
+    y = 2025
+    days = [D(y, 2, 3) + dt.timedelta(days=i) for i in range(5)]
+    missing: list[str] = []
+
+    def check(snapshot: KpiSnapshot) -> None:
+        if stored(embedded_store, y).get(snapshot.key, "absent") != snapshot.value:
+            missing.append(snapshot.key)
+
+    async with running(embedded_store, y, watch=check) as (_, bus, received):
+        await bus.publish(SPEND, [spend(i, day, 5 + i, "cp-order") for i, day in enumerate(days)])
+        keys = {f"ctr|day|campaign|cp-order|{day}" for day in days}
+        for _ in range(400):  # at most 20 s on a loaded machine; ~0.2 s normally
+            if keys <= {s.key for s in received}:
+                break
+            await asyncio.sleep(0.05)
+        assert keys <= {s.key for s in received}
+    assert len(received) > len(keys) and missing == []
 
 
 async def test_a_pass_recomputes_the_touched_members_a_close_and_a_recompute_all(

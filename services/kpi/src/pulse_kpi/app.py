@@ -725,17 +725,19 @@ class KpiComponent:
         metrics.VALUES_COMPUTED.inc(len(values))
         published = 0
         if diff:
-            # kpi_values (the source of truth) and the snapshots are written concurrently;
-            # ``known`` is only updated once both succeeded, so a failure redoes both.
+            # kpi_values (the source of truth) first, then the snapshots: the alerts
+            # service reads a KPI's history from kpi_values when its snapshot arrives, and
+            # one pass can change many periods of a series at once (a backfill, a late
+            # batch), so a snapshot must never arrive before the values it follows. Written
+            # concurrently, alerts sometimes judged a value against a history without its
+            # neighbours (pulse demo's alerts differed from run to run). ``known`` is only
+            # updated once both succeeded, so a failure redoes both.
+            await self.writer.write(
+                KPI_SNAPSHOTS.stored_table(), storage.kpi_rows(diff, now), storage.KPI_COLUMNS
+            )
             recent = live(diff, now.date(), self.settings.snapshot_horizon_days)
             ready = self.throttle.offer(recent, time.monotonic(), defer=defer)
-            _, snapshots = await asyncio.gather(
-                self.writer.write(
-                    KPI_SNAPSHOTS.stored_table(), storage.kpi_rows(diff, now), storage.KPI_COLUMNS
-                ),
-                self._publish(ready, now),
-            )
-            published = len(snapshots)
+            published = len(await self._publish(ready, now))
             for v in diff:
                 known[v.key] = v.value
                 if v.dimension != "all":
