@@ -367,6 +367,13 @@ def contact_hash(identifier: str, salt: str, region: str = DEFAULT_PHONE_REGION)
     """``contact_id`` of a raw contact identifier: an e-mail address or phone number, even
     disguised, hashes as its canonical form (so its tokens elsewhere are prefixes of this);
     anything else as trimmed lower-case text."""
+    normal = normalise(identifier)
+    if "@" in normal:
+        # The usual identifier, one address and nothing else: find_pii would drop any phone
+        # number inside it (part of the address), so its phone search can be skipped.
+        emails = _emails(normal)
+        if len(emails) == 1 and normal.strip() == normal[emails[0].start:emails[0].end]:
+            return hash_identifier(emails[0].canonical, salt)
     normal, findings = find_pii(identifier, region)
     if len(findings) == 1 and normal.strip() == normal[findings[0].start:findings[0].end]:
         return hash_identifier(findings[0].canonical, salt)
