@@ -343,6 +343,33 @@ def test_history_reads_single_and_bulk_agree(any_store: Store) -> None:
     assert together[reads[1]] == {kpi: [2.0, 1.0, 0.0, None, None]}
 
 
+def test_a_gappy_history_is_its_own_window_alone_or_in_a_batch(any_store: Store) -> None:
+    """A series with values 2, 9 and 20 days back: its 5-day history holds the day 2 value
+    only, read alone or with a series whose window reaches 30 days back (a batch used to
+    stretch every window to the batch's earliest, so the batch decided the history)."""
+    kpi = f"g{uuid.uuid4().hex[:8]}"
+    rows = [
+        {"kpi": kpi, "grain": grain, "period": start.isoformat(), "period_start": start,
+         "dimension": "channel", "dimension_value": "gappy", "value": float(back),
+         "unit": "USD", "computed_at": T0}
+        for grain, back, start in [
+            *(("day", back, DAY - dt.timedelta(days=back)) for back in (2, 9, 20)),
+            *(("month", back, dt.date(2026, back, 1)) for back in (1, 5, 6)),
+        ]
+    ]
+    any_store.insert("kpi_values", rows, list(rows[0]))
+    alone = (kpi, "day", "channel", "gappy", DAY, 5)
+    wide = (kpi, "day", "channel", "gappy", DAY, 30)
+    assert storage.series_history(any_store, *alone) == [2.0]
+    assert storage.bulk_history(any_store, [alone, wide]) == {
+        alone: [2.0], wide: [20.0, 9.0, 2.0]}
+    # Calendar months: the 2 months before July 2026 are May and June, not January.
+    months = (kpi, "month", "channel", "gappy", dt.date(2026, 7, 1), 2)
+    assert storage.series_history(any_store, *months) == [5.0, 6.0]
+    assert storage.bulk_history(any_store, [months, (*months[:4], dt.date(2026, 3, 1), 2)]) == {
+        months: [5.0, 6.0], (*months[:4], dt.date(2026, 3, 1), 2): [1.0]}
+
+
 def test_series_that_stops_reporting_is_resolved_after_stale_after() -> None:
     engine = Engine(ruleset(", grain: day, repeat_interval: 7d"))
     assert sent(feed(engine, 150, 0)) == ["firing"]

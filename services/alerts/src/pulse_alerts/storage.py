@@ -10,6 +10,7 @@ from typing import Any
 from pulse_alerts.domain.model import AlertStatus, Silence, Status
 from pulse_shared.columns import model_columns
 from pulse_shared.events import Alert, CampaignAction, Severity
+from pulse_shared.periods import period_of
 from pulse_shared.store import Store
 from pulse_shared.topics import ALERTS, BY_INGEST_KIND
 
@@ -233,14 +234,18 @@ def series_history(
     before: dt.date,
     periods: int,
 ) -> list[float | None]:
-    """Values of the ``periods`` periods before ``before``, oldest first."""
+    """Values of the ``periods`` periods before ``before``, oldest first (those stored:
+    a period without a row is left out, never replaced by an older one; see
+    :func:`history_window_start`)."""
     rows = store.query(
         "SELECT period_start, value FROM kpi_values FINAL "
         "WHERE kpi = {kpi:String} AND grain = {grain:String} AND dimension = {dim:String} "
         "AND dimension_value = {dv:String} AND period_start < {before:Date} "
+        "AND period_start >= {since:Date} "
         "ORDER BY period_start DESC LIMIT {n:UInt32}",
         {"kpi": kpi, "grain": grain, "dim": dimension, "dv": dimension_value,
-         "before": before, "n": periods},
+         "before": before, "since": history_window_start(grain, before, periods),
+         "n": periods},
     )
     return [r["value"] for r in reversed(rows)]
 
@@ -295,6 +300,16 @@ def bulk_related(
             else:
                 out[req] = {k: [v for _, v in points][-periods:] for k, points in window.items()}
     return out
+
+
+def history_window_start(grain: str, before: dt.date, periods: int) -> dt.date:
+    """First day of the window a rule's history covers: the ``periods`` calendar periods
+    just before the one holding ``before`` (28 days of a "28-day mean", however many of
+    them have values; a gappy series never reaches back to older periods instead)."""
+    period = period_of(before, grain)
+    for _ in range(periods):
+        period = period.previous()
+    return period.start
 
 
 def _since(grain: str, until: dt.date, periods: int) -> dt.date:
@@ -356,7 +371,7 @@ def bulk_history(
     for req in requests:
         by_grain.setdefault(req[1], []).append(req)
     for grain, reqs in by_grain.items():
-        since = min(_since(grain, r[4], r[5] + 1) for r in reqs)
+        since = min(history_window_start(grain, r[4], r[5]) for r in reqs)
         rows = store.query(
             "SELECT kpi, dimension, dimension_value, period_start, value FROM kpi_values FINAL "
             "WHERE grain = {grain:String} AND kpi IN {kpis:Array(String)} "
@@ -373,8 +388,10 @@ def bulk_history(
             series.setdefault(key, []).append((row["period_start"], row["value"]))
         for req in reqs:
             points = series.get((req[0], req[2], req[3]), [])
-            earlier = [v for d, v in points if d < req[4]]
-            out[req] = earlier[-req[5]:]
+            # Each series its own window: not the batch's earliest (what the history of a
+            # snapshot holds must not depend on which snapshots it was evaluated with).
+            start = history_window_start(grain, req[4], req[5])
+            out[req] = [v for d, v in points if start <= d < req[4]][-req[5]:]
     return out
 
 
