@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import pytest
+
 from pulse_alerts import storage
 from pulse_alerts.domain.engine import Engine, latest_per_series
 from pulse_alerts.domain.evaluate import evaluate
@@ -13,6 +15,7 @@ from pulse_alerts.domain.lifecycle import Outcome
 from pulse_alerts.domain.model import Silence, Status
 from pulse_alerts.domain.rules import RuleSet, load_rules
 from pulse_shared.events import AlertState, Grain, KpiSnapshot
+from pulse_shared.periods import period_of
 from pulse_shared.store import Store
 
 T0 = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)
@@ -385,3 +388,14 @@ def test_stale_pending_goes_inactive_and_explicit_stale_after() -> None:
     assert tick(engine, 31) != [] and only_state(engine) is Status.INACTIVE
     rules = ruleset()
     assert rules.rules[0].effective_stale_after == dt.timedelta(days=93)
+
+
+@pytest.mark.parametrize("grain", ["day", "week", "month", "quarter"])
+def test_the_history_window_starts_the_given_number_of_periods_back(grain: str) -> None:
+    for offset in range(0, 800, 11):
+        before = dt.date(2024, 1, 1) + dt.timedelta(days=offset)
+        for periods in (0, 1, 2, 5, 13, 28):
+            period = period_of(before, grain)
+            for _ in range(periods):
+                period = period.previous()
+            assert storage.history_window_start(grain, before, periods) == period.start

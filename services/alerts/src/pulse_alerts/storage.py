@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -302,14 +303,17 @@ def bulk_related(
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def history_window_start(grain: str, before: dt.date, periods: int) -> dt.date:
     """First day of the window a rule's history covers: the ``periods`` calendar periods
     just before the one holding ``before`` (28 days of a "28-day mean", however many of
-    them have values; a gappy series never reaches back to older periods instead)."""
-    period = period_of(before, grain)
-    for _ in range(periods):
-        period = period.previous()
-    return period.start
+    them have values; a gappy series never reaches back to older periods instead).
+    Cached: a batch asks it for every snapshot, mostly of a few periods."""
+    start = period_of(before, grain).start
+    if grain in ("day", "week"):
+        return start - dt.timedelta(days=periods * (1 if grain == "day" else 7))
+    months = start.year * 12 + start.month - 1 - periods * (1 if grain == "month" else 3)
+    return dt.date(months // 12, months % 12 + 1, 1)
 
 
 def _since(grain: str, until: dt.date, periods: int) -> dt.date:
