@@ -264,14 +264,22 @@ _remembered_phone_search = functools.lru_cache(maxsize=PHONE_SEARCH_CACHE_SIZE)(
 def find_pii(text: str, region: str = DEFAULT_PHONE_REGION) -> tuple[str, list[Finding]]:
     """The normalised text and the identifiers in it, in order (none overlapping)."""
     normal = normalise(text)
-    emails = _emails(normal) if "@" in normal else []
+    return normal, _identifiers(normal, region)
+
+
+def _identifiers(
+    normal: str, region: str, emails: list[Finding] | None = None
+) -> list[Finding]:
+    """:func:`find_pii` of a normalised text (``emails``: its addresses, if found already)."""
+    if emails is None:
+        emails = _emails(normal) if "@" in normal else []
     phones = _phones(normal, region)
     findings: list[Finding] = []
     for finding in sorted([*emails, *phones], key=lambda f: (f.start, f.kind != "email")):
         if findings and finding.start < findings[-1].end:
             continue  # a phone inside an address is part of the address
         findings.append(finding)
-    return normal, findings
+    return findings
 
 
 def quick_clean(raw: bytes) -> bool:
@@ -368,16 +376,18 @@ def contact_hash(identifier: str, salt: str, region: str = DEFAULT_PHONE_REGION)
     disguised, hashes as its canonical form (so its tokens elsewhere are prefixes of this);
     anything else as trimmed lower-case text."""
     normal = normalise(identifier)
-    if "@" in normal:
-        # The usual identifier, one address and nothing else: find_pii would drop any phone
-        # number inside it (part of the address), so its phone search can be skipped.
-        emails = _emails(normal)
-        if len(emails) == 1 and normal.strip() == normal[emails[0].start:emails[0].end]:
-            return hash_identifier(emails[0].canonical, salt)
-    normal, findings = find_pii(identifier, region)
+    emails = _emails(normal) if "@" in normal else []
+    # The usual identifier, one address and nothing else: any phone number inside it is
+    # part of the address (dropped by find_pii), so the phone search is skipped.
+    sole = _sole(normal, emails) or _sole(normal, _identifiers(normal, region, emails))
+    return hash_identifier(sole.canonical if sole else identifier, salt)
+
+
+def _sole(normal: str, findings: list[Finding]) -> Finding | None:
+    """The one finding that is all of the (stripped) text, if so."""
     if len(findings) == 1 and normal.strip() == normal[findings[0].start:findings[0].end]:
-        return hash_identifier(findings[0].canonical, salt)
-    return hash_identifier(identifier, salt)
+        return findings[0]
+    return None
 
 
 def _redact_text(text: str, region: str) -> str:
