@@ -22,6 +22,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -112,6 +113,17 @@ def machine() -> dict[str, Any]:
     except Exception:
         pass
     return info
+
+
+def pulse_script() -> str:
+    """The venv's ``pulse`` entry point (next to this interpreter)."""
+    beside = Path(sys.executable).parent / "pulse"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("pulse")
+    if found is None:
+        raise SystemExit("no `pulse` console script: run `make bootstrap` (uv sync) first")
+    return found
 
 
 def results_dir() -> Path:

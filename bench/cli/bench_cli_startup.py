@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -27,23 +26,12 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import REPO_ROOT, figure, table, write_results
+from bench.common import REPO_ROOT, figure, pulse_script, table, write_results
 
 GOAL_RATIO = 2.0
 BASELINE = "import typer, rich"
 # Measured beside the goal, for information: other commands that touch no store.
 OTHERS = (("--version",), ("kpi", "--help"), ("alerts", "--help"), ("report", "--help"))
-
-
-def pulse_script() -> str:
-    """The venv's ``pulse`` entry point (next to this interpreter)."""
-    beside = Path(sys.executable).parent / "pulse"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("pulse")
-    if found is None:
-        raise SystemExit("no `pulse` console script: run `make bootstrap` (uv sync) first")
-    return found
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:

@@ -41,7 +41,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import REPO_ROOT, figure, table, write_results
+from bench.common import REPO_ROOT, figure, pulse_script, table, write_results
 
 GOAL_S = 10.0
 #: What a demo run must have written to count: every report kind in every format, with
@@ -64,16 +64,6 @@ print(sum(len(getattr(data, k)) for k in
           ("accounts", "budgets", "martech", "spend", "touchpoints", "pipeline",
            "subscriptions", "usage", "deliverability", "feedback", "tickets")))
 """
-
-
-def pulse_script() -> str:
-    beside = Path(sys.executable).parent / "pulse"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("pulse")
-    if found is None:
-        raise SystemExit("no `pulse` console script: run `make bootstrap` (uv sync) first")
-    return found
 
 
 def environment(pycache: Path, data_dir: Path) -> dict[str, str]:
