@@ -371,6 +371,13 @@ def test_a_gappy_history_is_its_own_window_alone_or_in_a_batch(any_store: Store)
     assert storage.series_history(any_store, *months) == [5.0, 6.0]
     assert storage.bulk_history(any_store, [months, (*months[:4], dt.date(2026, 3, 1), 2)]) == {
         months: [5.0, 6.0], (*months[:4], dt.date(2026, 3, 1), 2): [1.0]}
+    # Related reads (up to and including ``until``) keep to their calendar periods too:
+    # the 2 months up to July are June and July (not May), up to March February and
+    # March, which hold no value (not January).
+    related = [((kpi,), "month", "channel", "gappy", dt.date(2026, 7, 1), 2),
+               ((kpi,), "month", "channel", "gappy", dt.date(2026, 3, 1), 2)]
+    assert storage.bulk_related(any_store, related) == {
+        related[0]: {kpi: [6.0]}, related[1]: {kpi: []}}
 
 
 def test_series_that_stops_reporting_is_resolved_after_stale_after() -> None:

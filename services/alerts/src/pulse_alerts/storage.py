@@ -275,12 +275,12 @@ def bulk_related(
             "SELECT kpi, dimension_value, period_start, value FROM kpi_values FINAL "
             "WHERE kpi IN {kpis:Array(String)} AND grain = {grain:String} "
             "AND dimension = {dim:String} AND dimension_value IN {dvs:Array(String)} "
-            "AND period_start <= {until:Date} AND period_start > {since:Date} "
+            "AND period_start <= {until:Date} AND period_start >= {since:Date} "
             "ORDER BY kpi, period_start",
             {"kpis": sorted({k for r in reqs for k in r[0]}), "grain": grain,
              "dim": dimension, "dvs": sorted({r[3] for r in reqs}),
              "until": max(r[4] for r in reqs),
-             "since": min(_since(grain, r[4], r[5]) for r in reqs)},
+             "since": min(_related_start(grain, r[4], r[5]) for r in reqs)},
         )
         series: dict[tuple[str, str], list[tuple[dt.date, float | None]]] = {}
         for row in rows:
@@ -289,9 +289,9 @@ def bulk_related(
             )
         for req in reqs:
             kpis, _, _, dv, until, periods = req
-            since = _since(grain, until, periods)
+            start = _related_start(grain, until, periods)
             window = {
-                k: [(d, v) for d, v in series.get((k, dv), []) if since < d <= until]
+                k: [(d, v) for d, v in series.get((k, dv), []) if start <= d <= until]
                 for k in kpis
             }
             if grain == "day":
@@ -316,9 +316,10 @@ def history_window_start(grain: str, before: dt.date, periods: int) -> dt.date:
     return dt.date(months // 12, months % 12 + 1, 1)
 
 
-def _since(grain: str, until: dt.date, periods: int) -> dt.date:
-    days = {"day": 1, "week": 7, "month": 31, "quarter": 92}.get(grain, 1)
-    return until - dt.timedelta(days=days * periods)
+def _related_start(grain: str, until: dt.date, periods: int) -> dt.date:
+    """First day of a related read's window: ``periods`` calendar periods up to and
+    including the one holding ``until`` (the history window, one period later)."""
+    return history_window_start(grain, until, periods - 1)
 
 
 def kpi_history(
