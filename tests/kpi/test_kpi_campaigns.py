@@ -285,8 +285,11 @@ async def running(
         await component.stop()
 
 
-def stored(store: Store, year: int) -> dict[str, float | None]:
-    rows = KpiStorage(store).kpi_values(start=D(year, 1, 1), end=D(year + 1, 1, 1))
+def stored(store: Store, year: int, start: dt.date | None = None,
+           end: dt.date | None = None, grain: Any = None) -> dict[str, float | None]:
+    """Stored values by key, of ``year`` (or of ``[start, end)``, of ``grain``)."""
+    rows = KpiStorage(store).kpi_values(grain=grain, start=start or D(year, 1, 1),
+                                        end=end or D(year + 1, 1, 1))
     return {f"{r['kpi']}|{r['grain']}|{r['dimension']}|{r['dimension_value']}|{r['period']}":
             r["value"] for r in rows}
 
@@ -334,10 +337,8 @@ async def test_a_snapshot_arrives_after_its_value_is_stored(
     def check(snapshot: KpiSnapshot) -> None:
         # (by the snapshot's own period: the MRR stocks reach back into other tests' years)
         start = snapshot.period_start
-        rows = KpiStorage(embedded_store).kpi_values(
-            grain=snapshot.grain, start=start, end=start + dt.timedelta(days=1))
-        if {f"{r['kpi']}|{r['grain']}|{r['dimension']}|{r['dimension_value']}|{r['period']}":
-                r["value"] for r in rows}.get(snapshot.key, "absent") != snapshot.value:
+        values = stored(embedded_store, y, start, start + dt.timedelta(days=1), snapshot.grain)
+        if values.get(snapshot.key, "absent") != snapshot.value:
             missing.append(snapshot.key)
 
     async with running(embedded_store, y, watch=check) as (_, bus, received):
