@@ -95,8 +95,7 @@ async def test_usage_csv_over_kafka_to_the_usage_kpis(
     for table_rows in usage_processor(events):
         server_store.insert(table_rows.table, table_rows.rows, list(table_rows.columns))
     kpi = build(server_store, SilentBus(make_broker(None), SERVICE),
-                KpiSettings(close_enabled=False, snapshot_min_interval_s=0,
-                            totals_after_commit=False))
+                KpiSettings(close_enabled=False, snapshot_min_interval_s=0))
     kpi.clock = lambda: dt.datetime(Y, 7, 15, tzinfo=dt.UTC)
     await kpi.after_usage(events)
     stored = server_store.query_value(

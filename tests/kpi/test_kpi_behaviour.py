@@ -3,7 +3,6 @@ rate limiting, daily closes, crash-safe breakdowns, and the served AsyncAPI docu
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,9 +45,7 @@ async def running(
                                "snapshot_dimension_min_interval_s": 0,
                                "close_enabled": False, "breakdown_interval_s": 3600,
                                "campaign_breakdown_delay_s": 3600,
-                               "snapshot_horizon_days": 0,
-                               # as in the embedded pipeline: totals before the commit
-                               "totals_after_commit": False}
+                               "snapshot_horizon_days": 0}
     options.update(overrides)
     component = build(store, bus, KpiSettings(**options))
     component.clock = lambda: dt.datetime(year, 12, 31, 12, tzinfo=dt.UTC)
@@ -177,57 +174,6 @@ async def test_breakdowns_survive_a_crash(embedded_store: Store) -> None:
         assert restarted._dirty_dims.flow_days >= {day}  # replayed from kpi_pending
         await restarted.refresh_breakdowns()
     assert stored(embedded_store, y)[f"spend|day|campaign|crash-c|{day}"][0] == 9
-
-
-async def test_totals_after_commit_are_marked_then_computed_by_the_totals_pass(
-    embedded_store: Store,
-) -> None:
-    """The services' default: a batch's follow-up marks its totals in kpi_pending and
-    returns (the consumer commits and polls on); the totals pass computes them and
-    records its progress, so nothing is left to replay."""
-    y = 2010
-    day = dt.date(y, 4, 2)
-    async with running(embedded_store, y, totals_after_commit=True) as (c, bus, received):
-        await bus.publish(SPEND, [spend(1, day, 12), spend(2, day, 30)])
-        marked = KpiStorage(embedded_store).pending_totals_since_done()
-        assert day in marked["flow"]
-        for _ in range(200):  # the pass runs beside the consumer
-            if stored(embedded_store, y).get(f"spend|day|all||{day}"):
-                break
-            await asyncio.sleep(0.02)
-        assert stored(embedded_store, y)[f"spend|day|all||{day}"][0] == 42
-        assert [s.value for s in received if s.key == f"spend|day|all||{day}"] == [42]
-    assert stored(embedded_store, y)[f"spend|month|all||{y}-04"][0] == 42
-    assert KpiStorage(embedded_store).pending_totals_since_done() == {}  # stop recorded it
-
-
-async def test_totals_after_commit_survive_a_crash(embedded_store: Store) -> None:
-    """Committed batches whose totals pass never ran (a crash right after the commit) are
-    replayed from kpi_pending at the next start: every part of the totals' scope."""
-    y = 2010
-    day = dt.date(y, 7, 3)
-    broker = make_broker(None)
-    bus = Bus(broker, "kpi", in_memory=True)
-    crashed = build(embedded_store, bus, KpiSettings(close_enabled=False,
-                                                     campaign_breakdown_delay_s=3600))
-    crashed.clock = lambda: dt.datetime(y, 12, 31, 12, tzinfo=dt.UTC)
-    broker.include_router(crashed.router)
-    async with TestKafkaBroker(broker):  # consumers only: no totals pass ever runs
-        await bus.publish(SPEND, [spend(1, day, 17)])
-        await bus.publish(SUBSCRIPTIONS, [Subscription(
-            event_id=f"tc{y}-1", account_id=f"tc{y}-a", occurred_at=dt.datetime.combine(
-                day, dt.time(9), tzinfo=dt.UTC),
-            event_type=SubscriptionEventType.SUBSCRIPTION_STARTED, mrr=Decimal(50),
-            plan="pro")])
-    assert f"spend|day|all||{day}" not in stored(embedded_store, y)
-    marked = KpiStorage(embedded_store).pending_totals_since_done()
-    assert day in marked["flow"] and day in marked["mrr"]
-    async with running(embedded_store, y, totals_after_commit=True):
-        pass  # started: replays the marks; stopped: the last totals pass is done
-    kpis = stored(embedded_store, y)
-    assert kpis[f"spend|day|all||{day}"][0] == 17
-    assert kpis[f"mrr_new|day|all||{day}"][0] == 50
-    assert KpiStorage(embedded_store).pending_totals_since_done() == {}
 
 
 async def test_app_serves_asyncapi_and_health(

@@ -148,8 +148,7 @@ def test_shipped_deliverability_rules_parse_and_fire_on_a_bad_week() -> None:
 # ------------------------------------------------------------------ both backends
 def component(store: Store) -> KpiComponent:
     kpi = build(store, SilentBus(make_broker(None), SERVICE),
-                KpiSettings(close_enabled=False, snapshot_min_interval_s=0,
-                            totals_after_commit=False))
+                KpiSettings(close_enabled=False, snapshot_min_interval_s=0))
     kpi.clock = lambda: dt.datetime(Y, 12, 15, 12, tzinfo=dt.UTC)
     kpi.mrr_cap = dt.date(Y, 12, 31)
     return kpi

@@ -242,8 +242,7 @@ def test_catalog_access_and_the_committed_docs() -> None:
 # ------------------------------------------------------------------ consumers → KPIs, both backends
 def component(store: Store) -> KpiComponent:
     kpi = build(store, SilentBus(make_broker(None), SERVICE),
-                KpiSettings(close_enabled=False, snapshot_min_interval_s=0,
-                            totals_after_commit=False))
+                KpiSettings(close_enabled=False, snapshot_min_interval_s=0))
     kpi.clock = lambda: dt.datetime(Y, 6, 15, 12, tzinfo=dt.UTC)
     kpi.mrr_cap = dt.date(Y, 12, 31)  # other tests' later subscriptions stay out of 2001
     return kpi

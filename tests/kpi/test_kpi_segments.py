@@ -133,8 +133,7 @@ async def ingest_profiles(rows: list[dict[str, str]]) -> list[AccountProfile]:
 
 def component(store: Store) -> KpiComponent:
     kpi = build(store, SilentBus(make_broker(None), SERVICE),
-                KpiSettings(close_enabled=False, snapshot_min_interval_s=0,
-                            totals_after_commit=False))
+                KpiSettings(close_enabled=False, snapshot_min_interval_s=0))
     kpi.clock = lambda: dt.datetime(Y, 6, 15, 12, tzinfo=dt.UTC)
     kpi.mrr_cap = dt.date(Y, 12, 31)  # other tests' later subscriptions stay out of 2021
     return kpi

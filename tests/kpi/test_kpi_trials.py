@@ -322,8 +322,7 @@ def stored(store: Store, y: int) -> dict[tuple[str, str, str, str], float | None
 
 def component_at(store: Store, y: int, today: dt.date) -> KpiComponent:
     component = build(store, SilentBus(make_broker(None), SERVICE),
-                      KpiSettings(close_enabled=False, snapshot_min_interval_s=0,
-                                  totals_after_commit=False))
+                      KpiSettings(close_enabled=False, snapshot_min_interval_s=0))
     component.clock = lambda: dt.datetime.combine(today, dt.time(12), dt.UTC)
     # Other tests' later subscriptions share the store: MRR is not carried into their years.
     component.mrr_cap = dt.date(y, 6, 30)

@@ -166,8 +166,7 @@ def test_catalog_family_and_access() -> None:
 # ------------------------------------------------------------------ consumer → KPIs, both backends
 def component(store: Store) -> KpiComponent:
     kpi = build(store, SilentBus(make_broker(None), SERVICE),
-                KpiSettings(close_enabled=False, snapshot_min_interval_s=0,
-                            totals_after_commit=False))
+                KpiSettings(close_enabled=False, snapshot_min_interval_s=0))
     kpi.clock = lambda: CLOCK
     kpi.mrr_cap = dt.date(Y, 12, 31)  # other tests' later subscriptions stay out of 2017
     return kpi

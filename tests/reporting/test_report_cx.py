@@ -57,8 +57,7 @@ def acct(name: str) -> str:
 
 async def load(store: Store) -> None:
     kpi = build_kpi(store, SilentBus(make_broker(None), SERVICE),
-                    KpiSettings(close_enabled=False, snapshot_min_interval_s=0,
-                                totals_after_commit=False))
+                    KpiSettings(close_enabled=False, snapshot_min_interval_s=0))
     kpi.clock = lambda: NOW
     kpi.mrr_cap = dt.date(Y, 12, 31)
     subs = [

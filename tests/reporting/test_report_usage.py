@@ -62,8 +62,7 @@ async def load(store: Store) -> None:
                          mrr=Decimal(mrr), plan="growth") for n, a, d, kind, mrr in SUBS]
     store.insert("subscriptions", subscription_rows(subs), list(SUBSCRIPTION_COLUMNS))
     kpi = build(store, SilentBus(make_broker(None), SERVICE),
-                KpiSettings(close_enabled=False, snapshot_min_interval_s=0,
-                            totals_after_commit=False))
+                KpiSettings(close_enabled=False, snapshot_min_interval_s=0))
     kpi.clock = lambda: NOW
     kpi.mrr_cap = dt.date(Y, 12, 31)
     await kpi.after_subscriptions(subs)

@@ -90,16 +90,11 @@ def build_components(store: Store, broker: KafkaBroker, in_memory: bool) -> list
     from pulse_alerts.main import build as build_alerts
     from pulse_attribution.main import build as build_attribution
     from pulse_kpi.main import build as build_kpi
-    from pulse_kpi.settings import KpiSettings
     from pulse_reporting.main import build as build_reporting
 
-    # In process, the bus runs every handler before an ingest call returns: totals are
-    # computed before each commit too, so a chunk returns with its KPIs and pulse demo's
-    # snapshots (and the alerts they raise) are the same from run to run.
-    kpi_settings = KpiSettings(totals_after_commit=False) if in_memory else None
     components: list[Component] = [
         build_attribution(store, Bus(broker, "attribution", in_memory=in_memory)),
-        build_kpi(store, Bus(broker, "kpi", in_memory=in_memory), kpi_settings),
+        build_kpi(store, Bus(broker, "kpi", in_memory=in_memory)),
         build_alerts(store, Bus(broker, "alerts", in_memory=in_memory)),
         build_reporting(store, Bus(broker, "reporting", in_memory=in_memory)),
     ]

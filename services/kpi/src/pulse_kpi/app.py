@@ -4,12 +4,10 @@ and the daily close.
 Flow per consumed batch: raw rows → ClickHouse (idempotent), MRR movements re-classified for
 the batch's accounts, then the periods the batch touched are recomputed exactly from
 ClickHouse (``FINAL``), changed values are upserted into ``kpi_values`` and published on
-``kpi.snapshots.v1`` (rate-limited per key). That is the totals (dimension ``all``): in the
-services, the totals pass recomputes them right after the commit, from marks written to
-``kpi_pending`` before it (``totals_after_commit``: a consumer polls its next batch meanwhile,
-and a crash loses nothing); in the embedded pipeline, before the commit.
+``kpi.snapshots.v1`` (rate-limited per key). Everything happens before the offsets are
+committed, so a crash only causes a harmless recompute on redelivery.
 
-Breakdowns follow in the background, marked in
+That is the totals (dimension ``all``). Breakdowns follow in the background, marked in
 ``kpi_pending`` before the commit (replayed after a crash): the campaign pass recomputes the
 channel/campaign KPIs of spend, credits and budgets for the channels and campaigns a batch
 touched, right after it (pulse_kpi.domain.campaigns); the breakdown pass recomputes the
@@ -97,10 +95,6 @@ PUBLISH_CHUNK = 200
 CAMPAIGNS_DONE_EVERY_S = 1.0
 #: After a failed campaign pass (its work was put back), wait this long before retrying.
 CAMPAIGN_RETRY_S = 1.0
-#: The totals pass (totals_after_commit) records its progress at most this often, and
-#: waits this long after a failed pass.
-TOTALS_DONE_EVERY_S = 1.0
-TOTALS_RETRY_S = 1.0
 #: Subscription events this recent (days) refresh the usage KPIs of their periods.
 USAGE_BILLING_HORIZON_DAYS = 62
 
@@ -156,27 +150,6 @@ class _Dirty:
         self.cx_days |= other.cx_days
         if other.mrr_from is not None:
             self.mark_mrr(other.mrr_from, other.mrr_to or other.mrr_from)
-
-    def parts(self) -> dict[str, set[dt.date]]:
-        """The scope by part, as kpi_pending marks it (storage.TOTALS_PENDING)."""
-        mrr = {d for d in (self.mrr_from, self.mrr_to) if d is not None}
-        return {
-            "flow": set(self.flow_days), "funnel": set(self.funnel_days),
-            "budget": set(self.budget_months), "trial": set(self.trial_days),
-            "usage": set(self.usage_days), "cx": set(self.cx_days), "mrr": mrr,
-        }
-
-    def add_parts(self, parts: dict[str, set[dt.date]]) -> None:
-        """Add a scope read back from kpi_pending (the inverse of :meth:`parts`)."""
-        self.flow_days |= parts.get("flow", set())
-        self.funnel_days |= parts.get("funnel", set())
-        self.budget_months |= parts.get("budget", set())
-        self.trial_days |= parts.get("trial", set())
-        self.usage_days |= parts.get("usage", set())
-        self.cx_days |= parts.get("cx", set())
-        mrr = parts.get("mrr")
-        if mrr:
-            self.mark_mrr(min(mrr), max(mrr))
 
 
 @dataclass
@@ -254,18 +227,13 @@ class KpiComponent:
         self.last_subscription_day: dt.date | None = None
         #: Whether any survey answer or ticket is stored (customer experience KPIs exist).
         self.experience_seen = False
-        self._dirty = _Dirty()  # totals (dimension all): after (or before) each commit
+        self._dirty = _Dirty()  # totals (dimension all), recomputed before each commit
         self._dirty_dims = _Dirty()  # other breakdowns, recomputed in the background pass
         self._dirty_campaigns = _CampaignDirty()  # campaign KPIs, right after their batch
         self._lock = asyncio.Lock()
         self._dims_lock = asyncio.Lock()
         self._campaigns_lock = asyncio.Lock()
         self._campaigns_marked = asyncio.Event()  # wakes the campaign pass
-        self._totals_marked = asyncio.Event()  # wakes the totals pass
-        #: Start of the last completed totals pass not yet recorded in kpi_state, and when
-        #: it was last recorded (monotonic).
-        self._totals_done: dt.datetime | None = None
-        self._totals_recorded_at = float("-inf")
         #: Start of the last completed campaign pass not yet recorded in kpi_state, and
         #: when it was last recorded (monotonic).
         self._campaigns_done: dt.datetime | None = None
@@ -278,8 +246,8 @@ class KpiComponent:
         self._tasks: list[asyncio.Task[None]] = []
         max_records = settings.max_records
         # Raw events: processor → rows written by the sink, then the KPIs they touch are
-        # marked (the totals recomputed right after the commit, or before it). Credits are
-        # written by attribution: only the follow-up.
+        # marked and the totals recomputed (before the commit). Credits are written by
+        # attribution: only the follow-up.
         declared: list[Consumer[Any]] = [
             Consumer(SPEND, storage.spend_processor, self.after_spend, max_records=max_records),
             Consumer(SUBSCRIPTIONS, storage.subscription_processor, self.after_subscriptions,
@@ -311,7 +279,6 @@ class KpiComponent:
     async def start(self) -> None:
         await self._replay_pending()
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="kpi-flush"))
-        self._tasks.append(asyncio.create_task(self._totals_loop(), name="kpi-totals"))
         self._tasks.append(
             asyncio.create_task(self._breakdown_loop(), name="kpi-breakdowns")
         )
@@ -327,10 +294,6 @@ class KpiComponent:
                 await task
         self._tasks.clear()
         try:
-            await self.refresh_totals(record=True)
-        except Exception as exc:  # replayed from kpi_pending at the next start
-            log.warning("final_totals_refresh_failed", error=repr(exc))
-        try:
             await self.refresh_breakdowns()
         except Exception as exc:  # replayed from kpi_pending at the next start
             log.warning("final_breakdown_refresh_failed", error=repr(exc))
@@ -342,7 +305,7 @@ class KpiComponent:
             return
         await self._mark_campaigns(flows={(e.date, e.channel, e.campaign_id) for e in events})
         self._dirty.flow_days.update(e.date for e in events)
-        await self._totals_changed()
+        await self.refresh()
 
     async def after_subscriptions(self, events: list[Subscription]) -> None:
         if not events:
@@ -370,7 +333,7 @@ class KpiComponent:
         if self.last_subscription_day is not None:
             self.last_subscription_day = max(self.last_subscription_day, max(days))
         self._dirty.mark_mrr(min(days), max(days))
-        await self._totals_changed()
+        await self.refresh()
 
     async def after_pipeline(self, events: list[PipelineEvent]) -> None:
         if not events:
@@ -379,7 +342,7 @@ class KpiComponent:
         stage_days = await asyncio.to_thread(self.storage.account_stage_days, accounts)
         self._dirty.flow_days.update(e.occurred_at.date() for e in events)
         self._dirty.funnel_days.update(stage_days)
-        await self._totals_changed()
+        await self.refresh()
 
     async def after_budgets(self, events: list[Budget]) -> None:
         if not events:
@@ -388,7 +351,7 @@ class KpiComponent:
             budgets={(e.month_start, e.channel, e.campaign_id) for e in events}
         )
         self._dirty.budget_months.update(e.month_start for e in events)
-        await self._totals_changed()
+        await self.refresh()
 
     async def after_martech(self, events: list[MartechCost]) -> None:
         """A month's tool cost is spread over its days (martech_cost, marketing_cost and
@@ -405,7 +368,7 @@ class KpiComponent:
             self._dirty.flow_days.update(
                 month.start + dt.timedelta(days=i) for i in range((last - month.start).days + 1)
             )
-        await self._totals_changed()
+        await self.refresh()
 
     async def after_accounts(self, events: list[AccountProfile]) -> None:
         """A profile (late or not) changes the breakdowns by segment, plan … of every
@@ -428,23 +391,24 @@ class KpiComponent:
         days = {e.day for e in events}
         await self._mark_breakdowns(flow_days=days)
         self._dirty.flow_days.update(days)
-        await self._totals_changed()
+        await self.refresh()
 
     async def after_usage(self, events: list[ProductUsage]) -> None:
         """Usage KPIs of the events' days (and the next month's churn risk) are totals
-        and feature members (no background breakdowns)."""
+        and feature members, recomputed before the commit (no background breakdowns)."""
         if not events:
             return
         self._dirty.usage_days.update(e.day for e in events)
-        await self._totals_changed()
+        await self.refresh()
 
     async def after_feedback(self, events: list[FeedbackResponse]) -> None:
-        """Survey answers change the experience KPIs of their days' periods (totals)."""
+        """Survey answers change the experience KPIs of their days' periods (totals,
+        recomputed before the commit)."""
         if not events:
             return
         self.experience_seen = True
         self._dirty.cx_days.update(e.responded_at.date() for e in events)
-        await self._totals_changed()
+        await self.refresh()
 
     async def after_tickets(self, events: list[SupportTicket]) -> None:
         """A ticket's new state moves it between periods (created, resolved): the days of
@@ -456,7 +420,7 @@ class KpiComponent:
         days = await asyncio.to_thread(self.storage.ticket_days, ids)
         self._dirty.cx_days.update(days)
         self._dirty.cx_days.update(e.created_at.date() for e in events)
-        await self._totals_changed()
+        await self.refresh()
 
     async def after_credits(self, events: list[AttributionCredit]) -> None:
         """Attribution writes ``attribution_credits`` itself; we only recompute its days.
@@ -481,7 +445,7 @@ class KpiComponent:
         )
         await self._mark_campaigns(flows=members, conversion_days=days, credited=True)
         self._dirty.flow_days.update(days)
-        await self._totals_changed()
+        await self.refresh()
 
     async def _reclassify(self, accounts: Sequence[str]) -> None:
         """Recompute the MRR movements of whole accounts (late events re-classify later ones)."""
@@ -501,41 +465,6 @@ class KpiComponent:
     async def refresh(self) -> list[KpiValue]:
         """Recompute dirty totals (dimension ``all``); returns the values that changed."""
         return await self._refresh(self._dirty, self._lock, TOTALS, storage.FACT_PARTS)
-
-    async def _totals_changed(self) -> None:
-        """A consumed batch changed totals (already in ``_dirty``): recompute them now,
-        before the commit, or (totals_after_commit) mark them durably and wake the totals
-        pass, which runs while the consumer commits and polls its next batch."""
-        if not self.settings.totals_after_commit:
-            await self.refresh()
-            return
-        if self._dirty.empty():
-            return
-        # In memory first (the handler did), then the time of the mark (see
-        # _mark_breakdowns): a pass that starts after that time has the work. The pass may
-        # start before the row is written: it only matters after a crash.
-        self._totals_marked.set()
-        await self.writer.write(
-            storage.PENDING_TABLE,
-            storage.totals_pending_rows(self._dirty.parts(), utc_now()),
-            storage.PENDING_COLUMNS,
-        )
-
-    async def refresh_totals(self, record: bool = False) -> list[KpiValue]:
-        """The totals pass: :meth:`refresh`, then its progress recorded in kpi_state (at
-        most every TOTALS_DONE_EVERY_S; ``record``: now) so a restart replays only the
-        totals marked after it."""
-        started = utc_now()  # before the pass takes its work (see _mark_breakdowns)
-        changed_values = await self.refresh()
-        self._totals_done = started
-        due = time.monotonic() - self._totals_recorded_at >= TOTALS_DONE_EVERY_S
-        if record or due:
-            await asyncio.to_thread(
-                self.storage.breakdowns_done, self._totals_done, storage.TOTALS_DONE
-            )
-            self._totals_done = None
-            self._totals_recorded_at = time.monotonic()
-        return changed_values
 
     async def refresh_breakdowns(self) -> list[KpiValue]:
         """Recompute every dirty breakdown now: campaign KPIs, then the other breakdowns
@@ -654,11 +583,6 @@ class KpiComponent:
         segment_days = await asyncio.to_thread(self.storage.pending_segment_days_since_done)
         if segment_days:
             self._dirty_dims.mark_mrr(min(segment_days), max(segment_days))
-        totals = await asyncio.to_thread(self.storage.pending_totals_since_done)
-        if totals:
-            self._dirty.add_parts(totals)
-            self._totals_marked.set()
-            log.info("totals_replayed", **{part: len(days) for part, days in totals.items()})
         if work.flow_days or work.trial_days or work.campaign_days or work.campaign_months:
             log.info("breakdowns_replayed", days=len(work.flow_days),
                      trial_days=len(work.trial_days), campaign_days=len(work.campaign_days),
@@ -671,19 +595,6 @@ class KpiComponent:
                 await self._refresh_other_breakdowns()
             except Exception as exc:  # the dirty set was restored; the next tick retries
                 log.warning("breakdown_refresh_failed", error=repr(exc))
-
-    async def _totals_loop(self) -> None:
-        """Run the totals pass whenever batches marked totals; batches that finish during
-        a pass join the next one."""
-        while True:
-            await self._totals_marked.wait()
-            self._totals_marked.clear()
-            try:
-                await self.refresh_totals()
-            except Exception as exc:  # the work was put back: retry a little later
-                log.warning("totals_refresh_failed", error=repr(exc))
-                self._totals_marked.set()
-                await asyncio.sleep(TOTALS_RETRY_S)
 
     async def _campaign_loop(self) -> None:
         """Run the campaign pass shortly after a batch marked campaign KPIs; batches that

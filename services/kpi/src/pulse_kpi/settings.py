@@ -43,16 +43,10 @@ class KpiSettings(BaseSettings):
         default=62, ge=0, description="Changes of periods that ended more than this many "
         "days ago (backfills) are stored but not published as snapshots; 0 = publish all."
     )
-    totals_after_commit: bool = Field(
-        default=True, description="Recompute the totals (dimension all) a batch changed in "
-        "a background pass right after the batch, its days first marked in kpi_pending "
-        "(replayed after a crash), so a consumer polls its next batch without waiting for "
-        "the recompute. false: before each commit (the embedded pipeline does this, so an "
-        "ingest call returns with its totals computed and `pulse demo` is reproducible)."
-    )
     breakdown_interval_s: float = Field(
         default=1.0, gt=0, description="How often the breakdowns other than campaign KPIs "
-        "(trials by channel, deliverability, segment …) are recomputed."
+        "(trials by channel, deliverability, segment …) are recomputed (totals are "
+        "recomputed with every batch, before its commit)."
     )
     campaign_breakdown_delay_s: float = Field(
         default=0.1, ge=0, description="Channel/campaign KPIs of spend, credits and budgets "

@@ -234,15 +234,6 @@ ACCOUNT_CHUNK = 2000  # ~60 kB of ids: well under http_max_field_value_size (128
 BREAKDOWNS_DONE = "breakdowns_done"
 #: kpi_state: start of the last campaign pass that completed (flow and budget kinds).
 CAMPAIGNS_DONE = "campaign_breakdowns_done"
-#: kpi_state: start of the last totals pass that completed (the TOTALS_PENDING kinds).
-TOTALS_DONE = "totals_done"
-#: kpi_pending kinds of the totals pass (totals recomputed after the commit): the part of
-#: the totals' scope a row marks → its kind. ``mrr`` rows hold the first and last day of
-#: the stocks to carry (a replay carries them over the range between).
-TOTALS_PENDING: dict[str, str] = {
-    part: f"totals_{part}"
-    for part in ("flow", "funnel", "budget", "trial", "usage", "cx", "mrr")
-}
 # Credits of the days [start, end), latest version only: read through the shared fragment
 # (pulse_shared.credits), not the view, whose window cannot use the day filter. Constant SQL
 # text: every value is a query parameter.
@@ -274,16 +265,6 @@ def pending_rows(
         + [{"kind": "trial", "day": d, "marked_at": at} for d in sorted(trial_days)]
         + [{"kind": SEGMENT_PENDING, "day": d, "marked_at": at} for d in sorted(segment_days)]
     )
-
-
-def totals_pending_rows(
-    parts: dict[str, set[dt.date]], at: dt.datetime
-) -> list[dict[str, Any]]:
-    """kpi_pending rows marking the totals' scope ``parts`` (keys of TOTALS_PENDING)."""
-    return [
-        {"kind": TOTALS_PENDING[part], "day": d, "marked_at": at}
-        for part, days in parts.items() for d in sorted(days)
-    ]
 
 
 # Trials of the accounts with a trial_started event in [start, end): first trial, first paid
@@ -437,21 +418,6 @@ class KpiStorage:
             campaign_months={r["day"] for r in rows
                              if r["kind"] == "budget" and r["for_campaigns"]},
         )
-
-    def pending_totals_since_done(self) -> dict[str, set[dt.date]]:
-        """The totals' scope marked after the last completed totals pass, by part (keys
-        of TOTALS_PENDING; before the first pass: every mark)."""
-        rows = self.store.query(
-            "SELECT kind, day FROM kpi_pending FINAL WHERE kind IN {kinds:Array(String)} "
-            "AND marked_at >= ifNull((SELECT maxOrNull(at) FROM kpi_state FINAL "
-            "WHERE name = {name:String}), toDateTime64(0, 6, 'UTC'))",
-            {"kinds": list(TOTALS_PENDING.values()), "name": TOTALS_DONE},
-        )
-        part_of = {kind: part for part, kind in TOTALS_PENDING.items()}
-        parts: dict[str, set[dt.date]] = {}
-        for r in rows:
-            parts.setdefault(part_of[r["kind"]], set()).add(r["day"])
-        return parts
 
     def pending_segment_days_since_done(self) -> set[dt.date]:
         """First days of account breakdowns marked after the last completed pass."""
