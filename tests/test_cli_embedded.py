@@ -96,3 +96,38 @@ def test_import_a_google_ads_export(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "google_ads: accepted" in result.stderr
     assert "rejected 0" in result.stderr
+
+
+GC_SCRIPT = r"""
+import asyncio, gc, json, os
+from pulse_cli.runtime import open_pipeline
+from pulse_shared.service import GC_YOUNG_THRESHOLD
+
+async def main():
+    before = gc.get_threshold()
+    async with open_pipeline():
+        inside = gc.get_threshold()
+    after = gc.get_threshold()
+    print(json.dumps(dict(before=before, inside=inside, after=after, young=GC_YOUNG_THRESHOLD)))
+
+asyncio.run(main())
+from pulse_shared.store.embedded import close_all_embedded
+close_all_embedded()
+os._exit(0)
+"""
+
+
+def test_the_in_process_pipeline_collects_the_young_generation_as_services_do(
+    tmp_path: Path,
+) -> None:
+    """Every service runs in the CLI's process: while the pipeline is open, its young
+    generation is collected as rarely as in a service process; the setting is restored."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PULSE_KAFKA_BOOTSTRAP", "PULSE_CLICKHOUSE_URL")}
+    env["PULSE_DATA_DIR"] = str(tmp_path / "pulse-data")
+    done = subprocess.run([sys.executable, "-c", GC_SCRIPT], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["inside"] == [outcome["young"], *outcome["before"][1:]]
+    assert outcome["after"] == outcome["before"] != outcome["inside"]

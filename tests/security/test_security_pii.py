@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import hmac
 import re
 import time
 import uuid
@@ -270,6 +272,15 @@ def test_one_person_gets_one_token_however_written() -> None:
     assert privacy.scrub_text("jane@acme.example", "another-salt-0123456789") != plain
 
 
+def test_identifier_hashes_are_the_hmac_of_the_trimmed_lower_case_text() -> None:
+    """hash_identifier copies an HMAC keyed once per salt: the same hash as keying anew."""
+    salts = [f"salt-{i}-0123456789" for i in range(6)]  # more salts than stay keyed
+    for salt in [*salts, *salts[:2]]:
+        for raw in ("Jane.Doe@Acme.com ", "+15558675309", "j\u00fcrgen@ex\u00e4mple.de", ""):
+            expected = hmac.new(salt.encode(), raw.strip().lower().encode(), hashlib.sha256)
+            assert privacy.hash_identifier(raw, salt) == expected.hexdigest()
+
+
 def test_the_default_region_reads_national_numbers() -> None:
     assert privacy.contains_pii("020 7946 0958", region="GB")
     assert not privacy.contains_pii("020 7946 0958", region="US")
@@ -291,6 +302,37 @@ def test_recurring_identifiers_are_searched_once_and_answered_the_same() -> None
     long_text = "reach me on 415 555 0100 " + "x" * privacy.PHONE_SEARCH_CACHE_MAX_CHARS
     assert privacy.contains_pii(long_text) and privacy.contains_pii(long_text)
     assert search.cache_info().currsize == 3
+
+
+def test_the_clean_check_of_short_texts_is_remembered() -> None:
+    """Ids and labels recur on many events, each checked by ingest and by the models'
+    validator: the cheap pre-check's verdict on short texts is remembered, long texts are
+    checked every time and not kept."""
+    check = privacy._remembered_clean_check
+    check.cache_clear()
+    label = f"camp-{uuid.uuid4().hex[:6]}"
+    assert privacy.is_surely_clean(label) and privacy.is_surely_clean(label)
+    assert not privacy.is_surely_clean("jane@acme.example")
+    assert not privacy.is_surely_clean("jane@acme.example")
+    assert (check.cache_info().hits, check.cache_info().misses) == (2, 2)
+    long_text = "x" * (privacy.CLEAN_CHECK_CACHE_MAX_CHARS + 1)
+    assert privacy.is_surely_clean(long_text) and privacy.is_surely_clean(long_text)
+    assert check.cache_info().currsize == 2
+
+
+@pytest.mark.parametrize("value", ["jane@acme.example", "jane%40acme.example",
+                                   "call +1 555 867 5309", "(415) 555-2671"])
+def test_the_models_refuse_raw_pii_however_often_they_see_it(value: str) -> None:
+    """Remembering the pre-check never turns a refusal into a pass."""
+    fields = {"event_id": "e1", "occurred_at": dt.datetime.now(dt.UTC) - dt.timedelta(days=1),
+              "account_id": "acct-1", "contact_id": privacy.hash_identifier("c@x.example", SALT),
+              "channel": "paid_search", "touch_type": "ad_click"}
+    Touchpoint.model_validate({**fields, "utm_term": "spring sale"})
+    for _ in range(3):
+        with pytest.raises(ValueError, match="looks like it holds"):
+            Touchpoint.model_validate({**fields, "utm_term": value})
+        with pytest.raises(ValueError, match="looks like it holds"):
+            Touchpoint.model_validate({**fields, "account_id": value})
 
 
 def test_dead_letter_copies_are_redacted_even_through_json_escapes() -> None:
@@ -317,6 +359,16 @@ def test_the_cheap_pre_check_never_misses_what_the_detector_finds(text: str) -> 
         assert privacy.may_contain_pii(text)
         assert privacy.may_contain_pii("a\x00" + text + "\x00b")  # inside a joined batch
         assert not privacy.quick_clean(text.encode())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(texts, st.text(max_size=40),
+                 st.text(min_size=privacy.CLEAN_CHECK_CACHE_MAX_CHARS - 2,
+                         max_size=privacy.CLEAN_CHECK_CACHE_MAX_CHARS + 2)))
+def test_the_remembered_clean_check_answers_as_quick_clean(text: str) -> None:
+    expected = privacy.quick_clean(text.encode("utf-8", "surrogatepass"))
+    assert privacy.is_surely_clean(text) is expected
+    assert privacy.is_surely_clean(text) is expected  # asked again: remembered or checked
 
 
 # -- Every text field of every input kind, through ingest and the pipeline ------------------

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import ssl
+import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,11 +90,12 @@ class Bus:
 
     async def publish(self, topic: Topic, events: Sequence[Event]) -> None:
         """Publish and wait until the broker has every message (acks=all)."""
-        await self._send(
-            topic.name,
-            [(event.to_json(), topic.key_of(event)) for event in events],
-            topic.model.kind,
-        )
+        messages: list[tuple[bytes, bytes | None]]
+        if self.in_memory:  # no partitions: the keys would be thrown away
+            messages = [(event.to_json(), None) for event in events]
+        else:
+            messages = [(event.to_json(), topic.key_of(event)) for event in events]
+        await self._send(topic.name, messages, topic.model.kind)
 
     async def publish_dead_letters(self, topic: Topic, letters: Sequence[DeadLetter]) -> None:
         await self._send(
@@ -110,7 +113,14 @@ class Bus:
         if not messages:
             return
         if self.in_memory:
-            await self.broker.publish_batch(*(body for body, _ in messages), topic=topic_name)
+            # One time stamp and correlation id for the batch, as one publish: the
+            # in-memory producer otherwise reads the clock and draws a UUID per record.
+            await self.broker.publish_batch(
+                *(body for body, _ in messages),
+                topic=topic_name,
+                timestamp_ms=time.time_ns() // 1_000_000,
+                correlation_id=str(uuid.uuid4()),
+            )
         else:
             # Send everything, then wait for all acknowledgements: the producer batches
             # per partition instead of one round trip per message.

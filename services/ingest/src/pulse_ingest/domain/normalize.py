@@ -40,7 +40,13 @@ from pulse_shared.events import (
     TouchType,
     deterministic_event_id,
 )
-from pulse_shared.privacy import DEFAULT_PHONE_REGION, contact_hash, is_hashed, scrub_text
+from pulse_shared.privacy import (
+    DEFAULT_PHONE_REGION,
+    contact_hash,
+    is_hashed,
+    quick_clean,
+    scrub_text,
+)
 from pulse_shared.topics import Topic
 
 KIND_TOPICS: dict[str, Topic] = topics.BY_INGEST_KIND  # the registry's kind ↔ topic ↔ table
@@ -104,8 +110,8 @@ _ENUM_FIELDS: dict[str, tuple[str, ...]] = {
     "stage": tuple(s.value for s in PipelineStage),
     "acquisition_channel": tuple(c.value for c in Channel),  # accounts: same aliases
 }
-_DATETIME_FIELDS = ("occurred_at", "responded_at", "created_at", "first_response_at",
-                    "resolved_at", "updated_at")
+_DATETIME_FIELDS = frozenset({"occurred_at", "responded_at", "created_at", "first_response_at",
+                              "resolved_at", "updated_at"})
 
 
 @dataclass(frozen=True)
@@ -242,6 +248,7 @@ def prepare_row(
     texts = _TEXT_FIELDS[kind]
     out: dict[str, Any] = {}
     contacts: dict[str, Any] = {}
+    kept_texts: list[str] = []  # fields kept with a text value: scrubbed after the loop
     for raw_key, value in row.items():
         key = targets.get(raw_key)
         if key is None:
@@ -263,17 +270,25 @@ def prepare_row(
         if key == _CONTACT:
             contacts.setdefault(normal, value)
             continue
-        if is_text and key in texts:
-            value = scrub_text(value, salt, region)
+        if is_text and key in texts and key not in out:
+            kept_texts.append(key)
         if key in _ENUM_FIELDS:
             value = _enum_value(key, value)
         elif key in _DATETIME_FIELDS:
             value = _datetime_value(value)
         out.setdefault(key, value)
-    if contacts:
-        raw = next(contacts[name] for name in CONTACT_FIELDS if name in contacts)
-        text = str(raw).strip()
-        out["contact_id"] = text if is_hashed(text) else contact_hash(text, salt, region)
+    # One C-speed check of all the row's texts at once (joined, they are clean only if each
+    # one is): most rows hold no PII outside their contact, and then need no closer look.
+    if kept_texts and not quick_clean(
+        "\x00".join([out[key] for key in kept_texts]).encode("utf-8", "surrogatepass")
+    ):
+        for key in kept_texts:
+            out[key] = scrub_text(out[key], salt, region)
+    for name in CONTACT_FIELDS:  # the first contact field given, in priority order
+        if name in contacts:
+            text = str(contacts[name]).strip()
+            out["contact_id"] = text if is_hashed(text) else contact_hash(text, salt, region)
+            break
     return out
 
 
@@ -311,10 +326,14 @@ def normalise_row(
     except ValidationError as exc:
         return _errors(index, exc)
     if client_id is None:
-        canonical = event.model_dump(mode="json", exclude={"event_id"})
-        event = event.model_copy(
-            update={"event_id": deterministic_event_id(model.kind, canonical)}
-        )
+        # model_dump(mode="json"), without its keyword plumbing (~0.5 µs a row);
+        # deterministic_event_id leaves the placeholder id out of the hash by itself.
+        canonical = model.__pydantic_serializer__.to_python(event, mode="json")
+        event_id = deterministic_event_id(model.kind, canonical)
+        # The event was built just above and nobody else holds it yet: set its id the way
+        # model_copy(update=…) sets it on the copy (in __dict__; "event_id" is already in
+        # the fields set), without the copy, which cost ~2 µs of every row.
+        event.__dict__["event_id"] = event_id
     return event
 
 
