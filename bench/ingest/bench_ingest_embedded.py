@@ -8,8 +8,10 @@ runs every service's handlers (attribution, KPI, alerts, reporting) into embedde
 before the call returns. Two workloads:
 
 1. **touchpoints**: raw touchpoint rows as a client sends them (``bench_ingest.raw_rows``:
-   e-mail addresses to hash, free text to drop), in chunks of 5,000 (the CLI's chunk).
-   Touchpoints are the high-volume kind; attribution stores them.
+   e-mail addresses to hash, free text to drop), through ``pulse ingest FILE``'s path
+   (``pulse_ingest.service.ingest_rows``, after the file is read): chunks of 5,000, each
+   published while the next one is normalised. Touchpoints are the high-volume kind;
+   attribution stores them.
 2. **demo mix**: ``pulse demo``'s data set (every kind, 104 weeks of spend and deal history)
    in the demo's order and chunks; every KPI, credit and alert those events cause.
 
@@ -78,9 +80,14 @@ def _mix(days: int, accounts: int, history_weeks: int) -> dict[str, list[Any]]:
     return {kind: list(getattr(data, kind)) for kind in INGEST_ORDER}
 
 
-async def _through_pipeline(batches: list[tuple[str, list[dict[str, Any]]]]) -> dict[str, Any]:
+async def _through_pipeline(
+    batches: list[tuple[str, list[dict[str, Any]]]], chunk_size: int | None = None
+) -> dict[str, Any]:
+    """Ingest ``batches`` in order: one ``IngestService.ingest`` call each (as ``pulse
+    demo`` does), or, with ``chunk_size``, each batch's rows through ``ingest_rows`` (what
+    ``pulse ingest FILE`` does: chunk k is published while chunk k+1 is normalised)."""
     from pulse_cli.runtime import open_pipeline
-    from pulse_ingest.service import IngestService
+    from pulse_ingest.service import IngestService, ingest_rows
     from pulse_ingest.settings import IngestSettings
 
     events = sum(len(rows) for _, rows in batches)
@@ -93,7 +100,11 @@ async def _through_pipeline(batches: list[tuple[str, list[dict[str, Any]]]]) -> 
             max_rows=max(len(rows) for _, rows in batches)))
         started, cpu = time.perf_counter(), time.process_time()
         for kind, rows in batches:
-            accepted += (await service.ingest(kind, rows, "bench")).accepted
+            if chunk_size is None:
+                accepted += (await service.ingest(kind, rows, "bench")).accepted
+            else:
+                accepted += (await ingest_rows(service, kind, rows, chunk_size,
+                                               source="bench")).accepted
         returned = time.perf_counter() - started
     except BaseException:
         await opened.__aexit__(*sys.exc_info())
@@ -150,9 +161,7 @@ def measure(workload: str, path: str, size: list[int]) -> dict[str, Any]:
     if workload == "touchpoints":
         rows, events = _touchpoint_events(size[0])
         if path == "pipeline":
-            chunks = [("touchpoints", rows[i:i + TOUCHPOINT_CHUNK])
-                      for i in range(0, len(rows), TOUCHPOINT_CHUNK)]
-            return asyncio.run(_through_pipeline(chunks))
+            return asyncio.run(_through_pipeline([("touchpoints", rows)], TOUCHPOINT_CHUNK))
         table_name = BY_INGEST_KIND["touchpoints"].stored_table()
         return _bare_insert([(table_name, [_json_line(e) for e in events[i:i + TOUCHPOINT_CHUNK]])
                              for i in range(0, len(events), TOUCHPOINT_CHUNK)])

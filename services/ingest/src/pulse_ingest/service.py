@@ -399,10 +399,23 @@ async def ingest_file(
     gives the total). With ``atomic`` the whole file is validated before anything is
     published. Row indexes in errors are 0-based positions in the file.
     """
+    rows = read_rows(path, limits=service.file_limits)
+    return await ingest_rows(service, kind, rows, chunk_size, on_progress, source, atomic)
+
+
+async def ingest_rows(
+    service: IngestService,
+    kind: str,
+    rows: Iterable[Any],
+    chunk_size: int = 5000,
+    on_progress: ProgressCallback | None = None,
+    source: str = "cli",
+    atomic: bool = False,
+) -> IngestResult:
+    """:func:`ingest_file` of rows read already (or read lazily by ``rows``)."""
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
     total = IngestResult(kind=kind, source=source, atomic=atomic)
-    rows = read_rows(path, limits=service.file_limits)
     if atomic:
         batches: list[NormalisedBatch] = []
         index = 0
