@@ -436,3 +436,16 @@ async def test_canonical_batches_skip_decoding_and_odd_ones_fall_back(
     }
     assert set(stored) == {e.event_id for e in [*canonical, odd, plain]}
     assert stored[canonical[0].event_id] == T0
+
+
+def test_conversion_consumers_top_their_batches_up_briefly(embedded_store: Store) -> None:
+    """A conversion's credit waits for its batch's top-up: the conversion consumers use
+    their own (short) one; touchpoints, many and not waited for, keep the common one."""
+    from pulse_shared.settings import common_settings
+
+    component = build(embedded_store, Bus(make_broker(None), "attribution"),
+                      AttributionSettings(conversion_flush_after_s=0.03))
+    assert component.pipeline.flush_after_s == 0.03
+    assert component.subscriptions.flush_after_s == 0.03
+    assert component.touchpoints.flush_after_s == common_settings().consumer_flush_after_s
+    assert AttributionSettings().conversion_flush_after_s < common_settings().consumer_flush_after_s

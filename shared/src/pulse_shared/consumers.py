@@ -58,6 +58,8 @@ class Consumer(Generic[E]):
     canonical: Callable[[list[bytes]], Awaitable[bool]] | None = None
     """Optional fast path for canonical JSON (see :mod:`pulse_shared.canonical`)."""
     max_records: int = 5000
+    flush_after_s: float | None = None
+    """How long a polled batch is topped up (None: ``consumer_flush_after_s``)."""
 
     def strategy(
         self, service: str, bus: Bus, sink: RowWriter | None = None
@@ -77,7 +79,7 @@ class Consumer(Generic[E]):
 
         return BatchConsumer(
             service, self.topic, consume, bus, consume_canonical=self.canonical,
-            max_records=self.max_records,
+            max_records=self.max_records, flush_after_s=self.flush_after_s,
         )
 
 

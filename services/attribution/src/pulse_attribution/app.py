@@ -88,12 +88,16 @@ class AttributionComponent:
             TOUCHPOINTS, touchpoint_processor, self.after_touchpoints,
             canonical=self.consume_canonical_touchpoints, max_records=max_records,
         ).strategy(SERVICE, bus, self.writer)
+        # Conversions wait for their batch's top-up before their credits are computed:
+        # a short one (touchpoints, many and not waited for, keep the common one).
+        conversion_top_up = settings.conversion_flush_after_s
         self.pipeline: BatchConsumer[PipelineEvent] = Consumer(
-            PIPELINE, pipeline_processor, self.after_pipeline, max_records=max_records
+            PIPELINE, pipeline_processor, self.after_pipeline, max_records=max_records,
+            flush_after_s=conversion_top_up,
         ).strategy(SERVICE, bus, self.writer)
         self.subscriptions: BatchConsumer[Subscription] = Consumer(
             SUBSCRIPTIONS, subscription_processor, self.after_subscriptions,
-            max_records=max_records,
+            max_records=max_records, flush_after_s=conversion_top_up,
         ).strategy(SERVICE, bus, self.writer)
         self.consumers: list[BatchConsumer[Any]] = [
             self.touchpoints, self.pipeline, self.subscriptions

@@ -29,6 +29,12 @@ class AttributionSettings(BaseSettings):
         default=20000, ge=1, description="Records per consumed batch (bench/pipeline: "
         "20000 gives ~100k touchpoints/s at ~210 MB peak RSS; 5000 ~64k/s at ~130 MB)."
     )
+    conversion_flush_after_s: float = Field(
+        default=0.02, ge=0, lt=60, description="How long the conversion consumers (pipeline "
+        "events, subscriptions) top a polled batch up before computing its credits: "
+        "conversions are few and each waits the whole top-up (PULSE_CONSUMER_FLUSH_AFTER_S, "
+        "0.1 s, still applies to touchpoints)."
+    )
     lookback_days: float = Field(default=90.0, gt=0, description="Default lookback window.")
     lookback_days_by_milestone: dict[Milestone, float] = Field(
         default_factory=dict,
