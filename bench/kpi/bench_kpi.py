@@ -51,6 +51,7 @@ from bench.common import (
     figure,
     kafka_broker,
     percentiles,
+    run_tag,
     table,
     wait_healthy,
     write_results,
@@ -121,6 +122,7 @@ async def run_rate(bootstrap: str, rate: int, seconds: float, day: dt.date,
     n = int(rate * seconds)
     started = time.perf_counter()
     i = 0
+    tag = run_tag(0, rate)  # no digits grouped across the id's parts (see run_tag)
     while i < n:
         for _ in range(min(per_tick, n - i)):
             if i % 2 == 0:
@@ -128,16 +130,16 @@ async def run_rate(bootstrap: str, rate: int, seconds: float, day: dt.date,
                 channel = rng.choice(CHANNELS)
                 campaign = f"bench-{channel}-{rng.randint(0, 19)}"
                 body = orjson.dumps({
-                    "event_id": f"bk-{rate}-{i}", "date": day.isoformat(), "channel": channel,
+                    "event_id": f"bk-{tag}-{i}", "date": day.isoformat(), "channel": channel,
                     "campaign_id": campaign, "amount": str(amount), "impressions": 100,
                     "clicks": 3,
                 })
                 topic, key, kpi = "marketing.spend.v1", campaign, spend_key
             else:
                 amount = Decimal(rng.randint(10, 500))
-                account = f"bench-{rate}-{day}-{i}"
+                account = f"bench-{tag}-{day:%Y%m%d}n{i}"
                 body = orjson.dumps({
-                    "event_id": f"bk-{rate}-{i}", "occurred_at": when, "account_id": account,
+                    "event_id": f"bk-{tag}-{i}", "occurred_at": when, "account_id": account,
                     "event_type": "subscription_started", "mrr": str(amount),
                 })
                 topic, key, kpi = "billing.subscriptions.v1", account, mrr_key

@@ -79,6 +79,7 @@ from bench.common import (
     kafka_broker,
     percentiles,
     ratio,
+    run_tag,
     table,
     wait_healthy,
     write_results,
@@ -261,14 +262,6 @@ class RunPlan:
     tag: str  # unique per run: keys and ids of measured events start with it
     rate: int
     seconds: float
-
-
-def run_tag(index: int, rate: int) -> str:
-    """The tag of a measured run: ids are "<kind>-<tag>-<n>", so the tag ends in a letter.
-    A tag like "1-10000" made every id a 9+ digit run of grouped digits ("1-10000-123456"),
-    which the privacy check must hand to the phone-number matcher (~50 µs each; client ids
-    such as UUIDs take that path ~13 % of the time, content-hash ids never)."""
-    return f"r{index}at{rate}n"
 
 
 @dataclass
