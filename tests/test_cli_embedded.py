@@ -16,12 +16,18 @@ DATA = Path(__file__).parent / "data"
 pytestmark = pytest.mark.timeout(300)
 
 
-def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def embedded(tmp_path: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """``argv`` in its own process on the embedded default (no Kafka, no server), with a
+    data directory of its own."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("PULSE_KAFKA_BOOTSTRAP", "PULSE_CLICKHOUSE_URL")}
     env["PULSE_DATA_DIR"] = str(tmp_path / "pulse-data")
-    return subprocess.run([PULSE, *args], env=env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=240)
+    return subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=240)
+
+
+def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return embedded(tmp_path, [PULSE, *args])
 
 
 def test_ingest_subscriptions_then_mrr_movements(tmp_path: Path) -> None:
@@ -122,11 +128,7 @@ def test_the_in_process_pipeline_collects_the_young_generation_as_services_do(
 ) -> None:
     """Every service runs in the CLI's process: while the pipeline is open, its young
     generation is collected as rarely as in a service process; the setting is restored."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PULSE_KAFKA_BOOTSTRAP", "PULSE_CLICKHOUSE_URL")}
-    env["PULSE_DATA_DIR"] = str(tmp_path / "pulse-data")
-    done = subprocess.run([sys.executable, "-c", GC_SCRIPT], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=240, check=False)
+    done = embedded(tmp_path, [sys.executable, "-c", GC_SCRIPT])
     assert done.returncode == 0, done.stderr[-3000:]
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     assert outcome["inside"] == [outcome["young"], *outcome["before"][1:]]
