@@ -466,3 +466,106 @@ async def test_marked_account_breakdowns_are_replayed_after_a_crash(
     assert restarted._dirty_dims.mrr_from <= dt.date(Y, 8, 3)
     await restarted.refresh_breakdowns()  # done: nothing left for later pipelines to replay
     assert dt.date(Y, 8, 3) not in KpiStorage(embedded_store).pending_segment_days_since_done()
+
+
+def _reference_member_series(
+    accounts: AccountFacts, book: ProfileBook, dimension: str
+) -> dict[str, tuple[Decimal, int, list[tuple[dt.date, str, Decimal, int]],
+                     list[tuple[dt.date, Decimal, int]]]]:
+    """The per-dimension walk the one-pass :func:`member_series_by_dim` replaced, written
+    out naively: every account day by day, profile changes before that day's movements.
+    Per member: opening MRR, paying accounts, movements, transfers."""
+    out: dict[str, tuple[Decimal, int, list[tuple[dt.date, str, Decimal, int]],
+                         list[tuple[dt.date, Decimal, int]]]] = {}
+
+    def member(name: str) -> tuple[Decimal, int, list[tuple[dt.date, str, Decimal, int]],
+                                   list[tuple[dt.date, Decimal, int]]]:
+        return out.setdefault(name, (Decimal(0), 0, [], []))
+
+    eve = accounts.start - dt.timedelta(days=1)
+    accounts_seen = sorted(set(accounts.opening) | {m.account_id for m in accounts.moves})
+    for account in accounts_seen:
+        mrr = accounts.opening.get(account, Decimal(0))
+        current = book.member(account, eve, dimension)
+        if mrr:
+            opening, paying, moves, transfers = member(current)
+            out[current] = (opening + mrr, paying + int(mrr > 0), moves, transfers)
+        day = accounts.start
+        own = [m for m in accounts.moves if m.account_id == account]
+        while day < accounts.end:
+            now = book.member(account, day, dimension)
+            if now != current and mrr > 0:
+                member(current)[3].append((day, -mrr, -1))
+                member(now)[3].append((day, mrr, 1))
+            current = now
+            for m in own:
+                if m.day == day:
+                    member(current)[2].append((m.day, m.kind, m.delta, m.paying_delta))
+                    mrr += m.delta
+            day += dt.timedelta(days=1)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_one_pass_member_series_match_a_per_dimension_walk(seed: int) -> None:
+    """Random ledgers (accounts with and without profiles, profile changes inside and
+    before the range, accounts at 0, same-day changes and movements): every dimension's
+    members, stocks at every day boundary and movement sums equal the naive walk's."""
+    import random
+
+    from pulse_kpi.domain.segments import member_series_by_dim
+    from pulse_shared.kpi_catalog import ACCOUNT_DIMS
+
+    rng = random.Random(seed)
+    start, end = dt.date(2020, 2, 1), dt.date(2020, 3, 15)
+    span = (end - start).days
+    opening: dict[str, Decimal] = {}
+    moves: list[AccountMove] = []
+    profiles: list[ProfileRow] = []
+    for n in range(60):
+        account = f"acct{n}"
+        mrr = Decimal(rng.choice([0, 0, 50, 100, 250])) if rng.random() < 0.6 else None
+        if mrr is not None:
+            opening[account] = mrr
+        current = mrr or Decimal(0)
+        for day in sorted(start + dt.timedelta(days=rng.randrange(span))
+                          for _ in range(rng.randrange(4))):
+            after = Decimal(rng.choice([0, 40, 100, 300]))
+            if after == current:
+                continue
+            kind = ("new" if current == 0 else "churn" if after == 0
+                    else "expansion" if after > current else "contraction")
+            moves.append(AccountMove(account, day, kind, after - current,
+                                     int(after > 0) - int(current > 0)))
+            current = after
+        for _ in range(rng.choice([0, 1, 1, 2, 3])):
+            day = start + dt.timedelta(days=rng.randrange(-40, span + 5))
+            profiles.append(ProfileRow(
+                account, day, plan=rng.choice(["basic", "pro", ""]),
+                segment=rng.choice(["smb", "enterprise", f"only{n}"]),  # (some members of one account)
+                region=rng.choice(["emea", "na"]),
+                industry=rng.choice(["retail", ""]), employee_band=rng.choice(["1-10", "11-50"]),
+            ))
+    facts = AccountFacts(start, end, opening=opening, moves=moves, profiles=profiles)
+    book = ProfileBook(profiles)
+    dims = list(ACCOUNT_DIMS)
+    got = member_series_by_dim(facts, book, dims)
+    days = [start + dt.timedelta(days=i) for i in range(span + 1)]
+    for dim in dims:
+        want = _reference_member_series(facts, book, dim)
+        assert set(got[dim]) == set(want), dim
+        assert member_series(facts, book, dim).keys() == got[dim].keys()
+        for name, (opening_mrr, paying, member_moves, transfers) in want.items():
+            series = got[dim][name]
+            for day in days:
+                mrr_then = opening_mrr + sum(
+                    (d for (mday, _, d, _) in member_moves if mday < day), Decimal(0)
+                ) + sum((t for (tday, t, _) in transfers if tday < day), Decimal(0))
+                paying_then = paying + sum(p for (mday, _, _, p) in member_moves if mday < day) \
+                    + sum(p for (tday, _, p) in transfers if tday < day)
+                assert series.mrr_at(day) == mrr_then, (dim, name, day)
+                assert series.paying_at(day) == paying_then, (dim, name, day)
+            for kind in ("new", "expansion", "contraction", "churn", "reactivation"):
+                assert series.movement(kind, start, end) == sum(
+                    (d for (_, k, d, _) in member_moves if k == kind), Decimal(0)
+                ), (dim, name, kind)

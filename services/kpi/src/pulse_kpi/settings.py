@@ -34,10 +34,12 @@ class KpiSettings(BaseSettings):
         "key per this many seconds (bounds the freshness added by rate limiting)."
     )
     snapshot_dimension_min_interval_s: float = Field(
-        default=1.0, ge=0, description="At most one snapshot per breakdown (channel, campaign "
+        default=0.25, ge=0, description="At most one snapshot per breakdown (channel, campaign "
         "…) KPI key per this many seconds (they are far more numerous); a later change waits "
         "and its latest value goes out when the interval has passed. A key that changes "
-        "continuously is at most this stale on the topic."
+        "continuously is at most this stale on the topic. (Campaign keys change at most once "
+        "per campaign pass anyway; at 1 s the interval alone held a busy campaign's day spend "
+        "back ~0.5 s on average.)"
     )
     snapshot_horizon_days: int = Field(
         default=62, ge=0, description="Changes of periods that ended more than this many "

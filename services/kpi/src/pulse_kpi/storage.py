@@ -714,14 +714,24 @@ class KpiStorage:
             return None
         return rows[0]["first"], rows[0]["last"]
 
-    def mrr_changes(self, end: dt.date) -> list[MrrChange]:
-        """Every account's MRR changes before the day ``end`` (from the MRR movements)."""
+    def mrr_changes(
+        self, end: dt.date, used_in: tuple[dt.date, dt.date] | None = None
+    ) -> list[MrrChange]:
+        """Every account's MRR changes before the day ``end`` (from the MRR movements); with
+        ``used_in``, only of the accounts with product usage on those days ``[start, end)``
+        (the only ones the usage KPIs look up: reading every account's history for each
+        subscription batch cost the KPI service a tenth of its time at 10k events/s)."""
+        where, params = "toDate(occurred_at) < {end:Date}", {"end": end}
+        if used_in is not None:
+            where += (" AND account_id IN (SELECT account_id FROM product_usage "
+                      "WHERE day >= {used_from:Date} AND day < {used_to:Date})")
+            params |= {"used_from": used_in[0], "used_to": used_in[1]}
         return [
             MrrChange(r["account_id"], r["occurred_at"], _dec(r["mrr_after"]))
             for r in self.store.query(
-                "SELECT account_id, occurred_at, mrr_after FROM kpi_mrr_movements FINAL "
-                "WHERE toDate(occurred_at) < {end:Date}",
-                {"end": end},
+                "SELECT account_id, occurred_at, mrr_after FROM kpi_mrr_movements FINAL "  # noqa: S608 - fixed fragments, values are parameters
+                f"WHERE {where}",
+                params,
             )
         ]
 
@@ -729,7 +739,9 @@ class KpiStorage:
         self, start: dt.date, end: dt.date
     ) -> tuple[list[UsageRow], list[MrrChange], dt.date | None]:
         span = self.usage_span()
-        return self.usage_rows(start, end), self.mrr_changes(end), span[0] if span else None
+        if span is None:  # no usage ever: no usage KPIs (pulse_kpi.domain.usage.usage_values)
+            return [], [], None
+        return self.usage_rows(start, end), self.mrr_changes(end, (start, end)), span[0]
 
     # ------------------------------------------------------------------ customer experience
     def feedback_rows(self, start: dt.date, end: dt.date,
@@ -793,7 +805,11 @@ class KpiStorage:
     def experience_facts(
         self, start: dt.date, end: dt.date
     ) -> tuple[list[FeedbackRow], list[TicketRow], list[MrrChange]]:
-        return self.feedback_rows(start, end), self.ticket_rows(start, end), self.mrr_changes(end)
+        feedback, tickets = self.feedback_rows(start, end), self.ticket_rows(start, end)
+        # Without answers or tickets there are no experience KPIs (experience_values), so
+        # every account's MRR history is not read.
+        changes = self.mrr_changes(end) if feedback or tickets else []
+        return feedback, tickets, changes
 
     def nps_answers(self, end: dt.datetime) -> list[NpsAnswer]:
         """Every NPS answer given before ``end`` (for NPS of churned vs retained)."""

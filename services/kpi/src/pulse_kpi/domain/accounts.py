@@ -92,6 +92,10 @@ class ProfileBook:
             self._histories[account] = ordered
             self._days[account] = [p.effective_from for p in ordered]
 
+    def __contains__(self, account_id: object) -> bool:
+        """Whether the account has any profile."""
+        return account_id in self._days
+
     def as_of(self, account_id: str, day: dt.date) -> ProfileRow | None:
         days = self._days.get(account_id)
         if not days:

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from pulse_kpi.domain.accounts import AccountFacts, AccountMove, ProfileBook
+from pulse_kpi.domain.accounts import UNKNOWN, AccountFacts, AccountMove, ProfileBook
 from pulse_kpi.domain.compute import (
     KpiValue,
     MrrSeries,
@@ -111,6 +111,16 @@ class _Member:
         elif move.kind == "churn":
             sums["churned_logos"] = sums.get("churned_logos", 0) + 1
 
+    def merge(self, other: _Member) -> None:
+        """Adds ``other``'s opening, paying accounts, day sums and transfers to this one."""
+        self.opening += other.opening
+        self.paying += other.paying
+        for day, other_sums in other.days.items():
+            sums = self.days.setdefault(day, {})
+            for key, value in other_sums.items():
+                sums[key] = sums.get(key, 0) + value
+        self.transfers.extend(other.transfers)
+
     def series(self) -> MemberSeries:
         days = [
             MrrDay(
@@ -130,34 +140,70 @@ def member_series(
 ) -> dict[str, MemberSeries]:
     """One :class:`MemberSeries` per member of ``dimension`` that holds MRR or movements
     in the range (see the module docstring for who counts where)."""
+    return member_series_by_dim(accounts, book, (dimension,))[dimension]
+
+
+def member_series_by_dim(
+    accounts: AccountFacts, book: ProfileBook, dimensions: Sequence[str]
+) -> dict[str, dict[str, MemberSeries]]:
+    """:func:`member_series` of each of ``dimensions``, in one pass over the accounts.
+
+    Most accounts keep one profile through the range: their opening MRR and movements are
+    summed once per distinct profile (the members it gives in every dimension) and those
+    sums are then added to each dimension's members, so the per-account work does not
+    repeat per dimension. Only accounts whose profile changes in the range are walked day
+    by day, with every dimension's current member tracked side by side."""
     moves: dict[str, list[AccountMove]] = defaultdict(list)
     for move in accounts.moves:
         if move.kind in _KINDS:
             moves[move.account_id].append(move)
-    members: dict[str, _Member] = defaultdict(_Member)
+    by_profile: dict[tuple[str, ...], _Member] = defaultdict(_Member)
+    members: dict[str, dict[str, _Member]] = {d: defaultdict(_Member) for d in dimensions}
     eve = accounts.start - dt.timedelta(days=1)
-    for account in sorted(set(accounts.opening) | set(moves)):
+    no_profile = (UNKNOWN,) * len(dimensions)
+    for account in set(accounts.opening) | set(moves):
         mrr = accounts.opening.get(account, ZERO)
-        current = book.member(account, eve, dimension)
-        if mrr:  # (a member only appears where an account holds MRR or moves)
-            members[current].opening += mrr
-            members[current].paying += int(mrr > 0)
+        account_moves = moves.get(account, ())
+        if not mrr and not account_moves:
+            continue  # (a member only appears where an account holds MRR or moves)
+        if account not in book:  # (most accounts: no profile, ``unknown`` throughout)
+            change_days: list[dt.date] = []
+            current = list(no_profile)
+        else:
+            change_days = book.change_days(account, accounts.start, accounts.end)
+            current = [book.member(account, eve, d) for d in dimensions]
+        if not change_days:
+            group = by_profile[tuple(current)]
+            group.opening += mrr
+            group.paying += int(mrr > 0)
+            for move in account_moves:
+                group.add(move)
+            continue
+        if mrr:
+            for d, member in zip(dimensions, current, strict=True):
+                members[d][member].opening += mrr
+                members[d][member].paying += int(mrr > 0)
         # Profile changes first on a day (order 0), then that day's movements (order 1).
         timeline: list[tuple[dt.date, int, int, AccountMove | None]] = [
-            (day, 0, 0, None) for day in book.change_days(account, accounts.start, accounts.end)
+            (day, 0, 0, None) for day in change_days
         ]
-        timeline += [(m.day, 1, i, m) for i, m in enumerate(moves.get(account, ()))]
+        timeline += [(m.day, 1, i, m) for i, m in enumerate(account_moves)]
         for day, _, _, step in sorted(timeline, key=lambda t: t[:3]):
             if step is None:
-                member = book.member(account, day, dimension)
-                if member != current and mrr > 0:
-                    members[current].transfers.append(Transfer(day, -mrr, -1))
-                    members[member].transfers.append(Transfer(day, mrr, 1))
-                current = member
+                for i, d in enumerate(dimensions):
+                    member = book.member(account, day, d)
+                    if member != current[i] and mrr > 0:
+                        members[d][current[i]].transfers.append(Transfer(day, -mrr, -1))
+                        members[d][member].transfers.append(Transfer(day, mrr, 1))
+                    current[i] = member
                 continue
-            members[current].add(step)
+            for d, member in zip(dimensions, current, strict=True):
+                members[d][member].add(step)
             mrr += step.delta
-    return {member: m.series() for member, m in members.items()}
+    for profile, group in by_profile.items():
+        for d, member in zip(dimensions, profile, strict=True):
+            members[d][member].merge(group)
+    return {d: {member: m.series() for member, m in ms.items()} for d, ms in members.items()}
 
 
 def _known(
@@ -193,9 +239,10 @@ def segment_values(
     book = ProfileBook(facts.accounts.profiles)
     periods = {g: set(wanted[g]) if g in ACCOUNT_DIM_GRAINS else set() for g in GRAINS}
     out: dict[Key, dict[str, float | None]] = {}
+    series_by_dim = member_series_by_dim(facts.accounts, book, account_dims)
     for dim in account_dims:
         kpis = {k for k in ACCOUNT_DIM_KPIS if dim in BY_NAME[k].dimensions}
-        series = member_series(facts.accounts, book, dim)
+        series = series_by_dim[dim]
         known = _known(known_members, dim, periods)
         for grain in ACCOUNT_DIM_GRAINS:
             for period in periods[grain]:
