@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import random
 import ssl
 import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from faststream.kafka import KafkaBroker
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from faststream.kafka import KafkaBroker, KafkaPublishMessage
 from faststream.kafka.security import parse_security
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
@@ -31,6 +34,16 @@ from pulse_shared.settings import PulseSettings, common_settings
 from pulse_shared.topics import Topic
 
 IN_PROCESS_BOOTSTRAP = "in-process"
+
+#: Bodies + keys per produced batch: well under the producer's 1 MiB ``max_batch_size``
+#: (see :func:`make_broker`), leaving room for record overhead and headers.
+BATCH_BYTES = 512 * 1024
+#: What a record costs in a batch besides its body and key (varints, timestamp delta and
+#: the two headers), rounded up.
+_RECORD_OVERHEAD = 96
+#: The partitioner of :func:`make_broker`'s producer (aiokafka's default: murmur2 of the
+#: key, as Kafka's Java clients), so a key lands where a per-message send would put it.
+_PARTITIONER = DefaultPartitioner()
 
 
 def broker_security(settings: PulseSettings | None = None) -> BaseSecurity | None:
@@ -122,16 +135,64 @@ class Bus:
                 correlation_id=str(uuid.uuid4()),
             )
         else:
-            # Send everything, then wait for all acknowledgements: the producer batches
-            # per partition instead of one round trip per message.
-            pending: list[Any] = []
-            headers = {"content-type": "application/json", "pulse-kind": kind}
+            await self._send_to_kafka(topic_name, messages, kind)
+        MESSAGES_PUBLISHED.labels(self.service, topic_name).inc(len(messages))
+
+    async def _send_to_kafka(
+        self, topic_name: str, messages: Sequence[tuple[bytes, bytes | None]], kind: str
+    ) -> None:
+        """One produce batch per partition (and per :data:`BATCH_BYTES`), each record on
+        the partition its key gives, then wait for every acknowledgement.
+
+        FastStream's per-message ``publish`` costs ~22 µs of CPU per record (a command
+        object, middlewares, a correlation id) against ~5 µs in a batch, and a service
+        publishes thousands per second (ingest, credits, KPI snapshots). Keys still decide
+        partitions, and a key's records keep their order (one partition, batches sent in
+        order). Keyless records of one call share a partition, as Kafka's sticky
+        partitioner would. Without an aiokafka producer to ask for the partitions (a
+        FastStream change), records go one by one as before.
+        """
+        headers = {"content-type": "application/json", "pulse-kind": kind}
+        producer = self._kafka_producer()
+        partitions = sorted(await producer.partitions_for(topic_name)) if producer else []
+        pending: list[Any] = []
+        if not partitions:
             for body, key in messages:
                 result = await self.broker.publish(
                     body, topic=topic_name, key=key, headers=headers, no_confirm=True
                 )
                 if inspect.isawaitable(result):
                     pending.append(result)
-            if pending:
-                await asyncio.gather(*pending)
-        MESSAGES_PUBLISHED.labels(self.service, topic_name).inc(len(messages))
+            await asyncio.gather(*pending)
+            return
+        keyless = random.choice(partitions)
+        batches: dict[int, list[KafkaPublishMessage | bytes]] = {}
+        sizes: dict[int, int] = {}
+
+        async def send(partition: int) -> None:
+            pending.append(await self.broker.publish_batch(
+                *batches.pop(partition), topic=topic_name, partition=partition,
+                headers=headers, no_confirm=True,
+            ))
+            sizes[partition] = 0
+
+        for body, key in messages:
+            partition = keyless if key is None else _PARTITIONER(key, partitions, partitions)
+            size = len(body) + len(key or b"") + _RECORD_OVERHEAD
+            if sizes.get(partition, 0) + size > BATCH_BYTES and partition in batches:
+                await send(partition)
+            # (FastStream unwraps keyed messages only when a batch has a key at all.)
+            batches.setdefault(partition, []).append(
+                body if key is None else KafkaPublishMessage(body, key=key)
+            )
+            sizes[partition] = sizes.get(partition, 0) + size
+        for partition in list(batches):
+            await send(partition)
+        await asyncio.gather(*pending)
+
+    def _kafka_producer(self) -> AIOKafkaProducer | None:
+        """The started aiokafka producer behind the FastStream broker (for the topic's
+        partitions), or None where there is none (FastStream's internals moved)."""
+        fast_producer = getattr(getattr(self.broker, "config", None), "producer", None)
+        producer = getattr(getattr(fast_producer, "_producer", None), "producer", None)
+        return producer if isinstance(producer, AIOKafkaProducer) else None
