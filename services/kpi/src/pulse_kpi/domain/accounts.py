@@ -92,10 +92,6 @@ class ProfileBook:
             self._histories[account] = ordered
             self._days[account] = [p.effective_from for p in ordered]
 
-    def __contains__(self, account_id: object) -> bool:
-        """Whether the account has any profile."""
-        return account_id in self._days
-
     def as_of(self, account_id: str, day: dt.date) -> ProfileRow | None:
         days = self._days.get(account_id)
         if not days:
@@ -108,6 +104,15 @@ class ProfileBook:
         profile then)."""
         profile = self.as_of(account_id, day)
         return UNKNOWN if profile is None else profile.member(dimension)
+
+    def members_on(
+        self, account_id: str, day: dt.date, dimensions: Sequence[str]
+    ) -> list[str]:
+        """:meth:`member` of each of ``dimensions``, from one as-of lookup."""
+        profile = self.as_of(account_id, day)
+        if profile is None:
+            return [UNKNOWN] * len(dimensions)
+        return [profile.member(d) for d in dimensions]
 
     def change_days(self, account_id: str, start: dt.date, end: dt.date) -> list[dt.date]:
         """Days in ``[start, end)`` on which a profile of the account takes effect."""

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from pulse_kpi.domain.accounts import UNKNOWN, AccountFacts, AccountMove, ProfileBook
+from pulse_kpi.domain.accounts import AccountFacts, AccountMove, ProfileBook
 from pulse_kpi.domain.compute import (
     KpiValue,
     MrrSeries,
@@ -160,18 +160,13 @@ def member_series_by_dim(
     by_profile: dict[tuple[str, ...], _Member] = defaultdict(_Member)
     members: dict[str, dict[str, _Member]] = {d: defaultdict(_Member) for d in dimensions}
     eve = accounts.start - dt.timedelta(days=1)
-    no_profile = (UNKNOWN,) * len(dimensions)
     for account in set(accounts.opening) | set(moves):
         mrr = accounts.opening.get(account, ZERO)
         account_moves = moves.get(account, ())
         if not mrr and not account_moves:
             continue  # (a member only appears where an account holds MRR or moves)
-        if account not in book:  # (most accounts: no profile, ``unknown`` throughout)
-            change_days: list[dt.date] = []
-            current = list(no_profile)
-        else:
-            change_days = book.change_days(account, accounts.start, accounts.end)
-            current = [book.member(account, eve, d) for d in dimensions]
+        change_days = book.change_days(account, accounts.start, accounts.end)
+        current = book.members_on(account, eve, dimensions)
         if not change_days:
             group = by_profile[tuple(current)]
             group.opening += mrr
@@ -190,8 +185,9 @@ def member_series_by_dim(
         timeline += [(m.day, 1, i, m) for i, m in enumerate(account_moves)]
         for day, _, _, step in sorted(timeline, key=lambda t: t[:3]):
             if step is None:
-                for i, d in enumerate(dimensions):
-                    member = book.member(account, day, d)
+                for i, (d, member) in enumerate(
+                    zip(dimensions, book.members_on(account, day, dimensions), strict=True)
+                ):
                     if member != current[i] and mrr > 0:
                         members[d][current[i]].transfers.append(Transfer(day, -mrr, -1))
                         members[d][member].transfers.append(Transfer(day, mrr, 1))
