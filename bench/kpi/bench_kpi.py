@@ -189,6 +189,8 @@ async def run_rate(bootstrap: str, rate: int, seconds: float, day: dt.date,
     campaign_stats = percentiles(campaign_latencies)
     ramp_latencies = watcher.latencies(ramp_sent)
     ramp_campaign_latencies = watcher.latencies(ramp_campaign_sent)
+    ramp_stats, ramp_campaign_stats = percentiles(ramp_latencies), percentiles(
+        ramp_campaign_latencies)
     cpu_after = cpu_seconds(service_pid) if service_pid else None
     return {
         "rate_target": rate,
@@ -211,12 +213,11 @@ async def run_rate(bootstrap: str, rate: int, seconds: float, day: dt.date,
         "ramp": None if not ramp_sent else {
             "events": len(ramp_sent),
             "missing": len(ramp_sent) - len(ramp_latencies),
-            **{f"{q}_s": percentiles(ramp_latencies)[q] for q in ("p50", "p95", "p99", "max")},
+            **{f"{q}_s": ramp_stats[q] for q in ("p50", "p95", "p99", "max")},
             "campaign": {
                 "events": len(ramp_campaign_sent),
                 "missing": len(ramp_campaign_sent) - len(ramp_campaign_latencies),
-                **{f"{q}_s": percentiles(ramp_campaign_latencies)[q]
-                   for q in ("p50", "p95", "p99", "max")},
+                **{f"{q}_s": ramp_campaign_stats[q] for q in ("p50", "p95", "p99", "max")},
             },
         },
         # every snapshot published during the run and its drain, per dimension
