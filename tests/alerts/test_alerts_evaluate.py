@@ -239,3 +239,45 @@ class TestForecast:
         obs = evaluate(r, snap(values[-1]), EvalContext(history=values[:-1],
                                                         forecaster=forecast_intervals))
         assert obs is not None and obs.breaching
+
+
+def _constant_forecaster(values, horizon, level):  # type: ignore[no-untyped-def]
+    return [(values[-1], values[-1] - 1, values[-1] + 1)] * horizon
+
+
+@pytest.mark.parametrize(("text", "triggering"), [
+    ("{name: t, type: threshold, kpi: spend, op: above, threshold: 100,"
+     " labels: {route: 'team-{dimension_value}'}}", snap(150.0)),
+    ("{name: c, type: change, kpi: leads, direction: down, threshold_pct: 20}",
+     snap(60.0, kpi="leads")),
+    ("{name: z, type: zscore, kpi: cpl, threshold: 3, min_periods: 5}", snap(20.0, kpi="cpl")),
+    ("{name: e, type: ewma, kpi: ctr, alpha: 0.3, threshold: 3, min_periods: 5}",
+     snap(0.01, kpi="ctr")),
+    ("{name: b, type: budget, mode: pacing, dimension: channel, tolerance_pct: 10}",
+     snap(12000.0, kpi="projected_spend", grain=Grain.MONTH)),
+    ("{name: s, type: campaign_status, condition: spend_without_clicks, days: 3}",
+     snap(1.0, kpi="clicks", dimension="campaign", dimension_value="cmp-1")),
+    ("{name: n, type: campaign_status, condition: no_spend, days: 2}",
+     snap(0.0, kpi="spend", dimension="campaign", dimension_value="cmp-1")),
+    ("{name: f, type: forecast, kpi: spend, op: above, threshold: 150, horizon: 7,"
+     " min_periods: 7}", snap(100.0)),
+])
+def test_series_of_names_the_alert_an_evaluation_updates(
+    text: str, triggering: KpiSnapshot
+) -> None:
+    """The engine skips a snapshot older than the period its alert holds before reading
+    anything (Engine.superseded): that alert is found by ``series_of``, so it must be the
+    very one the evaluation observes, for every rule type."""
+    from pulse_alerts.domain.model import fingerprint_of
+
+    r = rule(text)
+    ctx = EvalContext(
+        history=[10.0, 12.0, 11.0, 13.0, 12.0, 11.0, 12.0, 10.0, 11.0, 12.0],
+        related={"budget": [10000.0], "spend": [5.0, 6.0, 7.0], "clicks": [1.0, 1.0, 1.0],
+                 "prior_spend": [1.0] * 7},
+        forecaster=_constant_forecaster,
+    )
+    obs = evaluate(r, triggering, ctx)
+    assert obs is not None
+    assert obs.fingerprint == fingerprint_of(r.name, r.series_of(triggering))
+

@@ -172,6 +172,40 @@ def test_stale_and_duplicate_snapshots_change_nothing() -> None:
     assert sent(feed(engine, 10, 30, day=DAY + dt.timedelta(days=1))) == ["resolved"]
 
 
+def test_a_snapshot_older_than_its_alerts_period_is_not_even_planned() -> None:
+    """Backfilled history (last month's KPIs recomputed) would be discarded as stale
+    after its context was read: it is left out of the plan, so nothing is read for it."""
+    engine = Engine(ruleset())
+    feed(engine, 150, 10)
+    yesterday = snap(10, 20, day=DAY - dt.timedelta(days=1))
+    assert engine.plan([yesterday]) == []
+    # The same period recomputed, a later period, and another series are all evaluated.
+    same_day, tomorrow = snap(10, 30), snap(10, 30, day=DAY + dt.timedelta(days=1))
+    other_series = snap(10, 20, day=DAY - dt.timedelta(days=1), channel="email")
+    for planned in (same_day, tomorrow, other_series):
+        assert [s for _, s in engine.plan([planned])] == [planned]
+    assert engine.plan([snap(10, 10)]) == []  # the computation the alert already holds
+    assert sent(feed(engine, 10, 30)) == ["resolved"]
+
+
+def test_a_campaign_rule_is_evaluated_once_per_computation_of_its_campaign() -> None:
+    """Spend and clicks snapshots of one KPI pass both trigger the campaign's
+    spend-without-clicks alert: one evaluation (one read of its days) is enough."""
+    engine = Engine(load_rules(
+        "rules:\n  - {name: s, type: campaign_status, condition: spend_without_clicks}\n"))
+
+    def campaign(kpi: str, at: float, campaign_id: str = "cmp-1") -> KpiSnapshot:
+        return KpiSnapshot(kpi=kpi, grain=Grain.DAY, period=DAY.isoformat(), period_start=DAY,
+                           dimension="campaign", dimension_value=campaign_id, value=1.0,
+                           unit="count", computed_at=minutes(at))
+
+    spend, clicks = campaign("spend", 1), campaign("clicks", 1)
+    other = campaign("clicks", 1, "cmp-2")
+    assert [s for _, s in engine.plan([spend, clicks, other])] == [spend, other]
+    later_clicks = campaign("clicks", 2)
+    assert [s for _, s in engine.plan([spend, later_clicks])] == [spend, later_clicks]
+
+
 def test_latest_per_series_keeps_newest_period() -> None:
     old, new = snap(500, 1, day=DAY - dt.timedelta(days=3)), snap(5, 0)
     other = snap(7, 0, channel="email")

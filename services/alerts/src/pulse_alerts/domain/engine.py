@@ -11,8 +11,15 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from pulse_alerts.domain.lifecycle import Outcome, step, tick
-from pulse_alerts.domain.model import AlertStatus, Observation, Silence, Status, is_silenced
+from pulse_alerts.domain.lifecycle import Outcome, holds_later, step, tick
+from pulse_alerts.domain.model import (
+    AlertStatus,
+    Observation,
+    Silence,
+    Status,
+    fingerprint_of,
+    is_silenced,
+)
 from pulse_alerts.domain.rules import RuleBase, RuleSet
 from pulse_shared.events import KpiSnapshot
 
@@ -40,14 +47,33 @@ class Engine:
     silences: tuple[Silence, ...] = ()
 
     def plan(self, snapshots: Sequence[KpiSnapshot]) -> list[tuple[RuleBase, KpiSnapshot]]:
-        """(rule, snapshot) pairs to evaluate: newest snapshot per series × matching rules."""
+        """(rule, snapshot) pairs to evaluate: newest snapshot per series × matching rules,
+        less those whose observation could only be stale.
+
+        An observation on a snapshot carries the snapshot's period and computation time,
+        so whether :func:`~pulse_alerts.domain.lifecycle.step` would discard it as stale is
+        known before its context (history, related KPIs) is read: the alert it updates
+        (:meth:`RuleBase.series_of`) already holds a later period (backfilled history, such
+        as last month recomputed, arrives after the current period was evaluated) or the
+        same computation (a campaign rule is triggered by the spend, clicks and leads
+        snapshots of one pass). Those reads were most of the service's time on such
+        batches."""
         pairs: list[tuple[RuleBase, KpiSnapshot]] = []
+        planned: dict[str, tuple[dt.date, dt.datetime]] = {}
         for snap in latest_per_series(snapshots):
+            at = (snap.period_start, snap.computed_at)
             for rule in self.rules.candidates(snap.kpi):
-                if rule.matches(
-                    snap.kpi, snap.grain.value, snap.dimension, snap.dimension_value
-                ) or rule.triggered_by(snap):
-                    pairs.append((rule, snap))
+                if not (rule.matches(snap.kpi, snap.grain.value, snap.dimension,
+                                     snap.dimension_value) or rule.triggered_by(snap)):
+                    continue
+                fingerprint = fingerprint_of(rule.name, rule.series_of(snap))
+                state = self.states.get(fingerprint)
+                if state is not None and holds_later(state, *at):
+                    continue
+                if fingerprint in planned and planned[fingerprint] >= at:
+                    continue  # evaluated in this batch on as recent a snapshot
+                planned[fingerprint] = at
+                pairs.append((rule, snap))
         return pairs
 
     def apply(

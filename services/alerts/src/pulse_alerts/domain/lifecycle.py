@@ -43,12 +43,18 @@ def initial_state(obs: Observation, rule: RuleBase) -> AlertStatus:
 
 def is_stale(prev: AlertStatus, obs: Observation) -> bool:
     """Older period than already evaluated, or the very same snapshot again."""
-    if prev.period_start is not None and obs.period_start is not None:
-        if obs.period_start < prev.period_start:
+    return holds_later(prev, obs.period_start, obs.as_of)
+
+
+def holds_later(prev: AlertStatus, period_start: dt.date | None, as_of: dt.datetime) -> bool:
+    """``prev`` already reflects a later period than ``period_start``, or a computation of
+    that period as recent as ``as_of`` or more (the engine asks before evaluating)."""
+    if prev.period_start is not None and period_start is not None:
+        if period_start < prev.period_start:
             return True
-        if obs.period_start > prev.period_start:
+        if period_start > prev.period_start:
             return False
-    return prev.as_of is not None and obs.as_of <= prev.as_of
+    return prev.as_of is not None and as_of <= prev.as_of
 
 
 def for_satisfied(state: AlertStatus, rule: RuleBase, now: dt.datetime) -> bool:

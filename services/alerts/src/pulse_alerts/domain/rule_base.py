@@ -274,6 +274,13 @@ class RuleBase(BaseModel):
         """Other KPIs evaluation of ``snapshot`` needs, into ``EvalContext.related``."""
         return []
 
+    # -- identity of what an evaluation updates -----------------------------------------
+    def series_of(self, snapshot: KpiSnapshot) -> dict[str, str]:
+        """Labels of the alert an evaluation on ``snapshot`` observes (its fingerprint's
+        input): the snapshot's own series. The engine reads them before evaluating, to
+        skip a snapshot older than the period that alert already holds."""
+        return series_labels(self, scope_context(self, snapshot), snapshot.kpi)
+
     # -- evaluation -------------------------------------------------------------------
     @abstractmethod
     def evaluate(self, snapshot: KpiSnapshot, ctx: EvalContext) -> Observation | None:
@@ -356,7 +363,7 @@ def observe(
     return Observation(
         rule=rule.name,
         kpi=snapshot.kpi,
-        labels=series_labels(rule, scope, snapshot.kpi),
+        labels=rule.series_of(snapshot),
         breaching=breaching,
         value=value,
         threshold=threshold,

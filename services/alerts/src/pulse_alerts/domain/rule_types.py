@@ -251,6 +251,10 @@ class CampaignStatusRule(RuleBase):
             ]
         return reads
 
+    def series_of(self, snapshot: KpiSnapshot) -> dict[str, str]:
+        """The campaign's spend series, whichever of its KPIs triggered the evaluation."""
+        return series_labels(self, {**scope_context(self, snapshot), "kpi": "spend"}, "spend")
+
     def evaluate(self, snapshot: KpiSnapshot, ctx: EvalContext) -> Observation | None:
         related: Mapping[str, Sequence[float | None]] = ctx.related
         spend = [v or 0.0 for v in (related.get("spend") or ())][-self.days :]
@@ -278,7 +282,7 @@ class CampaignStatusRule(RuleBase):
         return Observation(
             rule=self.name,
             kpi="spend",
-            labels=series_labels(self, scope, "spend"),
+            labels=self.series_of(snapshot),
             breaching=breaching,
             value=total_spend,
             threshold=threshold,

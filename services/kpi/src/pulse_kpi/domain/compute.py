@@ -48,13 +48,14 @@ class KpiValue:
     dimension_value: str
     value: float | None
     unit: str
+    #: Same key as :attr:`pulse_shared.events.KpiSnapshot.key`. Made once: a pass looks
+    #: every value up by key five or six times (changed, known, the throttle's maps), and
+    #: a backfill's campaign pass holds ~130k values.
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """Same key as :attr:`pulse_shared.events.KpiSnapshot.key`."""
-        return (
-            f"{self.kpi}|{self.grain}|{self.dimension}|{self.dimension_value}|{self.period}"
-        )
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.kpi}|{self.grain}|{self.dimension}|"
+                                        f"{self.dimension_value}|{self.period}")
 
 
 @dataclass(frozen=True)
