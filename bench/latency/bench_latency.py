@@ -43,7 +43,7 @@ their touches (credited via the late-touch path), and every sample.
 ``$BENCH_KAFKA_BOOTSTRAP`` / ``$BENCH_CLICKHOUSE_URL`` name running servers to use instead.
 
 Goals (issue 19): campaign snapshot (hop 1) p95 < 1 s at 1k events/s and < 2 s at
-10k events/s; breach → alert p95 < 2 s. Results: ``bench/results/latency-*.json``.
+10k events/s; breach → alert p95 < 2 s; conversion → credit p99 < 1 s. Results: ``bench/results/latency-*.json``.
 """
 
 from __future__ import annotations
@@ -123,6 +123,7 @@ THROTTLE_GUARD_S = 0.1 + KpiSettings().snapshot_dimension_min_interval_s
 #: from the steady state: consumers, caches and the first pass of each service warm up.
 FIRST_S = 5.0
 GOAL_ALERT_P95_MS = 2000.0
+GOAL_CREDIT_P99_MS = 1000.0
 CHANNELS = ("paid_search", "paid_social", "display", "email", "webinar", "content", "partner")
 TOUCH_TYPES = ("ad_click", "ad_impression", "email_open", "web_visit", "form_fill")
 CONTACTS = [hashlib.sha256(f"bench-contact-{i}".encode()).hexdigest() for i in range(257)]
@@ -933,28 +934,29 @@ def figures(out: dict[str, Any]) -> list[dict[str, Any]]:
         rate = r["rate_target"]
         b = r["breach_to_alert"]
         goal_1 = campaign_goal_ms(rate)
+        # (path, its latencies, goal ms, the quantile the goal is on)
         paths = (
-            ("conversion → first credit", r["conversion_to_credit"], None),
-            ("CTR breach → alert", b, GOAL_ALERT_P95_MS),
+            ("conversion → first credit", r["conversion_to_credit"], GOAL_CREDIT_P99_MS,
+             "p99"),
+            ("CTR breach → alert", b, GOAL_ALERT_P95_MS, "p95"),
             ("campaign snapshot (spend → campaign CTR snapshot, hop 1)",
-             b["spend_to_snapshot"], goal_1),
+             b["spend_to_snapshot"], goal_1, "p95"),
         )
-        for path, part, goal in paths:
+        for path, part, goal, goal_q in paths:
             missing = part.get("missing", b["sent"] - part["measured"])
             for q in ("p50", "p95", "p99"):
                 value = part["latency_ms"].get(q)
-                met = None
-                if q == "p95" and goal is not None:
-                    met = value is not None and value < goal and not missing
+                judged = goal is not None and q == goal_q
                 rows.append(figure(
                     f"end to end {path} {q} at {rate:,} events/s", value, "ms",
                     baseline=base.get(q), baseline_is=raw,
-                    goal=f"< {goal:g} ms" if q == "p95" and goal is not None else None,
-                    met=met))
-            steady = part["steady"]["latency_ms"].get("p95")
+                    goal=f"< {goal:g} ms" if judged else None,
+                    met=value is not None and value < goal and not missing if judged
+                    else None))
+            steady = part["steady"]["latency_ms"].get(goal_q)
             rows.append(figure(
-                f"end to end {path} p95 at {rate:,} events/s, steady state (after the "
-                f"first {part['first_s']:g} s)", steady, "ms", baseline=base.get("p95"),
+                f"end to end {path} {goal_q} at {rate:,} events/s, steady state (after the "
+                f"first {part['first_s']:g} s)", steady, "ms", baseline=base.get(goal_q),
                 baseline_is=raw, goal=f"< {goal:g} ms" if goal is not None else None,
                 met=None if goal is None else steady is not None and steady < goal))
     warm = out.get("warmup")

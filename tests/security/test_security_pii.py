@@ -371,6 +371,21 @@ def test_the_remembered_clean_check_answers_as_quick_clean(text: str) -> None:
     assert privacy.is_surely_clean(text) is expected  # asked again: remembered or checked
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(texts, st.text(max_size=40), st.sampled_from(
+    ["2026-12-04", "2026-12-04T10:00:00", "(415) 555-2671", "+1 555 867 5309",
+     "jane@acme.example", "12-3456-789"])))
+def test_the_remembered_pii_kinds_answer_as_the_matchers(text: str) -> None:
+    """Short texts' kinds are remembered (a day period is on every snapshot and fails the
+    quick check): asked again, and after a caller changed the list it got, the answer is
+    the matchers' own."""
+    expected = privacy._pii_kinds(text, privacy.DEFAULT_PHONE_REGION)
+    first = privacy.pii_kinds(text)
+    assert tuple(first) == expected
+    first.append("tampered")
+    assert tuple(privacy.pii_kinds(text)) == expected
+
+
 # -- Every text field of every input kind, through ingest and the pipeline ------------------
 
 local_parts = st.from_regex(r"[a-z]{3,8}(\.[a-z]{2,6})?", fullmatch=True)

@@ -361,10 +361,22 @@ def contains_pii(text: str, region: str = DEFAULT_PHONE_REGION) -> bool:
 
 
 def pii_kinds(text: str, region: str = DEFAULT_PHONE_REGION) -> list[str]:
-    """Kinds of identifier found ("email", "phone"), without repeating the values."""
+    """Kinds of identifier found ("email", "phone"), without repeating the values;
+    remembered for short texts, as :func:`is_surely_clean` is. A day (``2026-12-04``) is
+    digits grouped by separators, so it fails the quick check and the phone matcher looked
+    at it again on every KPI snapshot of a day period that every consumer decoded."""
+    if len(text) <= CLEAN_CHECK_CACHE_MAX_CHARS:
+        return list(_remembered_pii_kinds(text, region))
+    return list(_pii_kinds(text, region))
+
+
+def _pii_kinds(text: str, region: str) -> tuple[str, ...]:
     if not may_contain_pii(text, region):
-        return []
-    return sorted({f.kind for f in find_pii(text, region)[1]})
+        return ()
+    return tuple(sorted({f.kind for f in find_pii(text, region)[1]}))
+
+
+_remembered_pii_kinds = functools.lru_cache(maxsize=CLEAN_CHECK_CACHE_SIZE)(_pii_kinds)
 
 
 def contains_email(text: str) -> bool:
