@@ -85,6 +85,21 @@ def make(store: Store, rules_yaml: str, bus: FakeBus, clock: Clock,
     )
 
 
+def test_snapshots_are_evaluated_as_they_come_unless_a_top_up_is_set(
+    embedded_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other services top polled batches up for their inserts
+    (PULSE_CONSUMER_FLUSH_AFTER_S); the alerts service writes no rows in bulk, so by
+    default it does not wait, and its own setting decides."""
+    monkeypatch.setenv("PULSE_CONSUMER_FLUSH_AFTER_S", "0.4")
+    rules = load_rules("rules: []\n")
+    default = build(embedded_store, FakeBus(), AlertsSettings(), rules=rules)  # type: ignore[arg-type]
+    assert default.consumer.flush_after_s == 0
+    monkeypatch.setenv("PULSE_ALERTS_FLUSH_AFTER_S", "0.25")
+    tuned = build(embedded_store, FakeBus(), AlertsSettings(), rules=rules)  # type: ignore[arg-type]
+    assert tuned.consumer.flush_after_s == 0.25
+
+
 def unique() -> str:
     return f"k{uuid.uuid4().hex[:10]}"
 

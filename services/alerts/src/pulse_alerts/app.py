@@ -112,7 +112,8 @@ class AlertsComponent:
         # No processor: snapshots are evaluated against the rules (stateful), and what
         # changes is written and published by the follow-up itself.
         self.consumer: BatchConsumer[KpiSnapshot] = Consumer(
-            KPI_SNAPSHOTS, then=self.consume, max_records=MAX_RECORDS
+            KPI_SNAPSHOTS, then=self.consume, max_records=MAX_RECORDS,
+            flush_after_s=settings.flush_after_s,
         ).strategy(SERVICE, bus)
         self.consumers: list[BatchConsumer[Any]] = [self.consumer]
         self.router = build_router(self, GROUP_ID)

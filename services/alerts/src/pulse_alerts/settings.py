@@ -22,6 +22,12 @@ class AlertsSettings(BaseSettings):
     tick_interval_s: float = Field(
         default=30.0, gt=0, description="Timer evaluation (freshness, `for`, repeats)."
     )
+    flush_after_s: float = Field(
+        default=0.0, ge=0, lt=60,
+        description="How long a polled batch of snapshots is topped up before it is "
+        "evaluated (PULSE_CONSUMER_FLUSH_AFTER_S for this consumer). 0: as it comes; the "
+        "service writes no rows in bulk, so waiting would only delay its alerts.",
+    )
     # Slack-compatible incoming webhook
     webhook_url: str | None = None
     webhook_timeout_s: float = 5.0
