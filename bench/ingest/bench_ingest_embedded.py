@@ -16,9 +16,10 @@ before the call returns. Two workloads:
    in the demo's order and chunks; every KPI, credit and alert those events cause.
 
 Touchpoints are measured three times (each path, each in a fresh process) and the median
-run is reported; the demo mix (~25 s) once. Both are timed until the pipeline has stopped (the KPI service's last breakdown pass and
-snapshot flush included): work a service defers is still work the events caused. The
-"returned" figure stops the clock when the last ingest call returns.
+run is reported; the demo mix (~25 s) once. Both are timed until the pipeline has stopped
+(the KPI service's last breakdown pass and snapshot flush included): work a service defers
+is still work the events caused. The "returned" figure stops the clock when the last
+ingest call returns.
 
 Baseline: the same events, already valid, as canonical JSON lines inserted into their raw
 tables with one bare chDB ``INSERT … FORMAT JSONEachRow`` per chunk (no Pulse code in the
