@@ -795,7 +795,13 @@ class KpiSnapshot(Event):
 
     @property
     def key(self) -> str:
-        return f"{self.kpi}|{self.grain}|{self.dimension}|{self.dimension_value}|{self.period}"
+        return kpi_key(self.kpi, self.grain, self.dimension, self.dimension_value, self.period)
+
+
+def kpi_key(kpi: str, grain: str, dimension: str, dimension_value: str, period: str) -> str:
+    """Identity of one KPI value (kpi × grain × dimension member × period): the key of
+    :class:`KpiSnapshot`, of the KPI service's values and of what it remembers it sent."""
+    return f"{kpi}|{grain}|{dimension}|{dimension_value}|{period}"
 
 
 class AlertState(StrEnum):

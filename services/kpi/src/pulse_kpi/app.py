@@ -59,6 +59,7 @@ from pulse_shared.events import (
     Spend,
     Subscription,
     SupportTicket,
+    kpi_key,
 )
 from pulse_shared.kpi_catalog import (
     ACCOUNT_DIMS,
@@ -615,8 +616,8 @@ class KpiComponent:
         if self.known is None:
             rows = await asyncio.to_thread(self.storage.kpi_values)
             self.known = {
-                f"{r['kpi']}|{r['grain']}|{r['dimension']}|{r['dimension_value']}|{r['period']}":
-                    r["value"]
+                kpi_key(r["kpi"], r["grain"], r["dimension"], r["dimension_value"],
+                        r["period"]): r["value"]
                 for r in rows
             }
             for r in rows:

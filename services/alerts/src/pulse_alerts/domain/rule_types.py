@@ -253,7 +253,10 @@ class CampaignStatusRule(RuleBase):
 
     def series_of(self, snapshot: KpiSnapshot) -> dict[str, str]:
         """The campaign's spend series, whichever of its KPIs triggered the evaluation."""
-        return series_labels(self, {**scope_context(self, snapshot), "kpi": "spend"}, "spend")
+        return series_labels(self, self._spend_scope(snapshot), "spend")
+
+    def _spend_scope(self, snapshot: KpiSnapshot) -> dict[str, Any]:
+        return {**scope_context(self, snapshot), "kpi": "spend"}
 
     def evaluate(self, snapshot: KpiSnapshot, ctx: EvalContext) -> Observation | None:
         related: Mapping[str, Sequence[float | None]] = ctx.related
@@ -278,7 +281,7 @@ class CampaignStatusRule(RuleBase):
                 and sum(others) == 0
             )
         threshold = self.min_spend
-        scope: dict[str, Any] = {**scope_context(self, snapshot), "kpi": "spend"}
+        scope = self._spend_scope(snapshot)
         return Observation(
             rule=self.name,
             kpi="spend",

@@ -23,7 +23,7 @@ from pulse_kpi.domain import deliverability, experience, usage
 from pulse_kpi.domain.facts import ZERO, AccountTrial, Facts, MartechRow, MrrDay, Scope
 from pulse_shared import kpi_catalog
 from pulse_shared.attribution_models import DEFAULT_MODEL
-from pulse_shared.events import Grain
+from pulse_shared.events import Grain, kpi_key
 from pulse_shared.kpi_catalog import (
     ACCOUNT_DIMS,
     BUDGET_GRAINS,
@@ -48,14 +48,14 @@ class KpiValue:
     dimension_value: str
     value: float | None
     unit: str
-    #: Same key as :attr:`pulse_shared.events.KpiSnapshot.key`. Made once: a pass looks
+    #: :func:`pulse_shared.events.kpi_key`, as its snapshot's. Made once: a pass looks
     #: every value up by key five or six times (changed, known, the throttle's maps), and
     #: a backfill's campaign pass holds ~130k values.
     key: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "key", f"{self.kpi}|{self.grain}|{self.dimension}|"
-                                        f"{self.dimension_value}|{self.period}")
+        object.__setattr__(self, "key", kpi_key(self.kpi, self.grain, self.dimension,
+                                                self.dimension_value, self.period))
 
 
 @dataclass(frozen=True)
