@@ -4,6 +4,7 @@ compose/k8s/ClickHouse exposure, the reporting reader, salted API keys."""
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -60,6 +61,35 @@ def test_services_bind_loopback_by_default_and_the_image_sets_every_interface(
         clean_env.setenv(name, value)
     captured = start(svc, clean_env)
     assert captured["host"] == "0.0.0.0" and captured["port"] == PORTS[svc]
+
+
+# ------------------------------------------------------------------ malformed settings
+@pytest.mark.parametrize("svc", SERVICES)
+def test_services_refuse_a_malformed_setting_naming_the_variable(
+    svc: str, clean_env: pytest.MonkeyPatch
+) -> None:
+    variable = f"PULSE_{svc.upper()}_PORT"
+    clean_env.setenv(variable, "eighty")
+    with pytest.raises(SystemExit) as refused:
+        start(svc, clean_env)
+    assert str(refused.value.code) == (
+        f"configuration: {variable}: Input should be a valid integer, unable to parse string "
+        "as an integer")
+
+
+@pytest.mark.parametrize(("variable", "value", "reason"), [
+    ("PULSE_ALERTS_FLUSH_AFTER_S", "-1", "greater than or equal to 0"),
+    ("PULSE_CONSUMER_FLUSH_AFTER_S", "-5", "greater than or equal to 0"),  # common settings
+])
+def test_an_out_of_range_setting_is_one_line_not_a_traceback(
+    variable: str, value: str, reason: str, clean_env: pytest.MonkeyPatch
+) -> None:
+    """The real console script, as an operator starts it: stderr is one line, exit 1."""
+    script = Path(sys.executable).with_name("pulse-alerts")
+    done = subprocess.run([str(script)], env={**os.environ, variable: value},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"configuration: {variable}: Input should be {reason}"]
 
 
 # ------------------------------------------------------------------ demo mode

@@ -468,8 +468,9 @@ def base_rows(tag: str) -> dict[str, dict[str, Any]]:
 PATTERNED = {"currency", "month", "contact_id"}  # hex hashes, codes and months hold no text
 
 
-def string_cells(store: Store, needles: list[str]) -> list[tuple[str, str]]:
-    """(table, column) of every String cell holding a needle (case-insensitive)."""
+def string_cells(store: Store, needles: list[str]) -> list[tuple[str, str, str]]:
+    """(table, column, one such cell) of every String column with a cell holding a needle
+    (case-insensitive): the cell shows, on a failure, what got through and how."""
     columns = store.query(
         "SELECT c.table AS t, c.name AS c FROM system.columns AS c "
         "INNER JOIN system.tables AS t ON t.database = c.database AND t.name = c.table "
@@ -477,12 +478,13 @@ def string_cells(store: Store, needles: list[str]) -> list[tuple[str, str]]:
         "AND t.engine NOT IN ('View', 'MaterializedView')")
     hits = []
     for row in columns:
-        found = store.query_value(
-            "SELECT count() FROM {t:Identifier} WHERE multiSearchAnyCaseInsensitive("
-            "toString({c:Identifier}), {n:Array(String)})",
+        found = store.query(
+            "SELECT toString({c:Identifier}) AS cell FROM {t:Identifier} "
+            "WHERE multiSearchAnyCaseInsensitive(toString({c:Identifier}), {n:Array(String)}) "
+            "LIMIT 1",
             {"t": row["t"], "c": row["c"], "n": needles})
         if found:
-            hits.append((row["t"], row["c"]))
+            hits.append((row["t"], row["c"], found[0]["cell"]))
     return hits
 
 
@@ -519,7 +521,7 @@ async def test_no_disguised_identifier_reaches_any_string_column(
     assert string_cells(embedded_store, [tag]), "nothing stored: the scan would prove nothing"
     needles = sorted({n for written, core in identifiers
                       for n in (written, privacy.normalise(written), core)})
-    assert string_cells(embedded_store, needles) == []
+    assert string_cells(embedded_store, needles) == [], needles
     stored = embedded_store.query_value(
         "SELECT any(utm_content) FROM touchpoints WHERE account_id LIKE {p:String}",
         {"p": f"%{tag}%"})

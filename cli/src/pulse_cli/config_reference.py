@@ -11,6 +11,8 @@ from typing import Any
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
+from pulse_shared.config_checks import env_variable
+
 
 def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
     from pulse_alerts.settings import AlertsSettings
@@ -60,16 +62,17 @@ def render() -> str:
         "",
         "Generated from the settings classes by `pulse config-reference`; do not edit by hand.",
         "Every setting is an environment variable (pydantic-settings; lists and nested values",
-        "as JSON).",
+        "as JSON). A value a setting cannot hold (malformed, out of range) stops a service or",
+        "command at start with one line naming the variable, e.g.",
+        "`configuration: PULSE_KPI_FLUSH_INTERVAL_S: Input should be greater than 0`.",
         "",
     ]
     for title, cls in settings_classes():
-        prefix = str(cls.model_config.get("env_prefix", ""))
         lines += [f"## {title}", "", "| variable | default | meaning |", "|---|---|---|"]
         for name, field in cls.model_fields.items():
             description = (field.description or "").replace("|", "\\|")
             lines.append(
-                f"| `{prefix}{name.upper()}` | {_default(field)} | {description} |"
+                f"| `{env_variable(cls, name)}` | {_default(field)} | {description} |"
             )
         lines.append("")
     return "\n".join(lines)

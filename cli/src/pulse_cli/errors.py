@@ -100,11 +100,9 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
     from pydantic import ValidationError
 
     if isinstance(exc, ValidationError):  # settings from the environment
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(value)'}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-        return f"invalid {exc.title}: {problems}", EXIT_USAGE
+        from pulse_shared.config_checks import describe_settings_error
+
+        return f"configuration: {describe_settings_error(exc)}", EXIT_USAGE
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.filename}: {exc.strerror or exc}", EXIT_USER_ERROR
     if isinstance(exc, ConnectionError | TimeoutError):

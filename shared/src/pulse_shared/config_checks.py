@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
 from pulse_shared.settings import PulseSettings
 
 #: Values (compared case-insensitively, blanks stripped) that are known defaults or
@@ -85,11 +88,47 @@ def refuse_insecure_startup(common: PulseSettings) -> None:
     check_kafka_credentials(common)
 
 
+def _settings_classes(root: type[BaseSettings] = BaseSettings) -> Iterator[type[BaseSettings]]:
+    for sub in root.__subclasses__():
+        yield sub
+        yield from _settings_classes(sub)
+
+
+def env_variable(settings_class: type[BaseSettings], field: str) -> str:
+    """The environment variable that sets ``field`` of ``settings_class`` (prefix + name,
+    upper-cased as operators write it; pydantic-settings matches it case-insensitively)."""
+    prefix = str(settings_class.model_config.get("env_prefix", ""))
+    return f"{prefix}{field}".upper()
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line naming each bad environment variable and why, e.g.
+    ``PULSE_KPI_FLUSH_INTERVAL_S: Input should be greater than 0``.
+
+    The error only carries the settings class's name (its title), so the class is found among
+    the loaded subclasses of ``BaseSettings`` to learn its prefix. Inputs are left out: the
+    variable may hold a secret.
+    """
+    settings_class = next((c for c in _settings_classes() if c.__name__ == exc.title), None)
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in error["loc"])
+        if settings_class is not None and field:
+            where = env_variable(settings_class, field)
+        else:  # a model-level check, or not a settings class
+            where = ".".join(part for part in (exc.title, field) if part)
+        problems.append(f"{where}: {error['msg']}")
+    return "; ".join(problems)
+
+
 @contextmanager
 def refusing_to_start() -> Iterator[None]:
-    """Turn a :class:`ConfigurationError` raised while a service starts into one line on
+    """Turn a :class:`ConfigurationError`, or a settings :class:`ValidationError` (an
+    out-of-range or malformed variable), raised while a service starts into one line on
     stderr and exit status 1 (no traceback)."""
     try:
         yield
     except ConfigurationError as exc:
         raise SystemExit(f"configuration: {exc}") from None
+    except ValidationError as exc:
+        raise SystemExit(f"configuration: {describe_settings_error(exc)}") from None

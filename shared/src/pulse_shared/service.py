@@ -190,15 +190,17 @@ class ServedSettings(Protocol):
 _Served = TypeVar("_Served", bound=ServedSettings)
 
 
-def serve(settings: _Served, create_app: Callable[[_Served], Any]) -> None:
-    """A service's console entry point: refuse insecure common settings (one line, exit 2),
-    build the app from ``settings``, run it with uvicorn on the configured host and port."""
+def serve(settings_class: Callable[[], _Served], create_app: Callable[[_Served], Any]) -> None:
+    """A service's console entry point: read its settings from the environment and refuse
+    insecure or out-of-range ones (one line naming the variable, exit 1), build the app, run it
+    with uvicorn on the configured host and port."""
     import uvicorn
 
     from pulse_shared.config_checks import refuse_insecure_startup, refusing_to_start
 
     with refusing_to_start():
         refuse_insecure_startup(common_settings())
+        settings = settings_class()
         app = create_app(settings)
     tune_gc()
     uvicorn.run(app, host=settings.host, port=settings.port)

@@ -89,9 +89,9 @@ def run() -> None:
     from pulse_shared.config_checks import refuse_insecure_startup, refusing_to_start
     from pulse_shared.settings import common_settings
 
-    settings = AlertsSettings()
     with refusing_to_start():
         refuse_insecure_startup(common_settings())
+        settings = AlertsSettings()
     try:
         app = create_app(settings)
     except RulesError as exc:

@@ -47,4 +47,4 @@ def run() -> None:
     """Console entry point ``pulse-attribution``: uvicorn on the configured host and port."""
     from pulse_shared.service import serve
 
-    serve(AttributionSettings(), create_app)
+    serve(AttributionSettings, create_app)

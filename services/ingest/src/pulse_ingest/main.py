@@ -89,7 +89,7 @@ def run() -> None:
 
     from pulse_shared.config_checks import refusing_to_start
 
-    settings = IngestSettings()
-    with refusing_to_start():  # no/weak/placeholder salt, demo mode beside Kafka
+    with refusing_to_start():  # out-of-range settings, no/weak/placeholder salt, demo beside Kafka
+        settings = IngestSettings()
         app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)

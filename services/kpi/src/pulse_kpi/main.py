@@ -80,7 +80,7 @@ def run() -> None:
     """Console entry point ``pulse-kpi``: uvicorn on the configured host and port."""
     from pulse_shared.service import serve
 
-    serve(KpiSettings(), create_app)
+    serve(KpiSettings, create_app)
 
 
 async def recompute_range(store: Store, first: dt.date, end: dt.date) -> int:

@@ -72,4 +72,4 @@ def run() -> None:
     """Console entry point ``pulse-mmm``: uvicorn on the configured host and port."""
     from pulse_shared.service import serve
 
-    serve(MmmSettings(), create_app)
+    serve(MmmSettings, create_app)

@@ -63,4 +63,4 @@ def run() -> None:
     """Console entry point ``pulse-reporting``: uvicorn on the configured host and port."""
     from pulse_shared.service import serve
 
-    serve(ReportingSettings(), create_app)
+    serve(ReportingSettings, create_app)
