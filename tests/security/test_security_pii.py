@@ -257,6 +257,24 @@ def test_ids_amounts_dates_and_labels_are_not_pii(text: str) -> None:
     assert privacy.scrub_text(text, SALT) == text
 
 
+#: Numbers written next to other digits (an id's, an amount's, a date's), which the phone
+#: matcher reads as one longer candidate and drops whole; each hid a number before.
+BESIDE_DIGITS = [
+    ("acc-pp2dad2c5065 555.308.0815", ["+15553080815"]),
+    ("c5065 555.308.0815", ["+15553080815"]),
+    ("order 12345 (555) 308-0815", ["+15553080815"]),
+    (" +1 (555) 200 0000 1234", ["+15552000000"]),
+    ("(555) 200-0000 1234", ["+15552000000"]),
+    ("555.308.0815 2026-12-04 tel 555-308-0816", ["+15553080815", "+15553080816"]),
+]
+
+
+@pytest.mark.parametrize(("text", "numbers"), BESIDE_DIGITS)
+def test_a_number_beside_other_digits_is_found(text: str, numbers: list[str]) -> None:
+    assert [f.canonical for f in privacy.find_pii(text)[1]] == numbers
+    assert not privacy.contains_pii(privacy.scrub_text(text, SALT))
+
+
 def test_one_person_gets_one_token_however_written() -> None:
     plain = privacy.scrub_text("jane@acme.example", SALT)
     for disguised in ("jane%40acme.example", "mailto:jane&#64;acme.example", "JANE@ACME.EXAMPLE",
@@ -417,6 +435,18 @@ def disguised_phones(draw: st.DrawFn) -> tuple[str, str]:
         f"tel:+1&#32;{national}", f"+1\u2010{national}",
     ]))
     return written, f"{exchange}{line:04d}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=st.from_regex(r"[a-z0-9\-]{0,10}", fullmatch=True),
+       gap=st.sampled_from([" ", ", ", ": ", " / ", "; "]), phone=disguised_phones(),
+       after=st.sampled_from(["", " ", " 1234", " ok", ", 2026-12-04", " x9", " 42 7"]))
+def test_a_phone_between_ids_and_amounts_never_survives_scrubbing(
+    before: str, gap: str, phone: tuple[str, str], after: str
+) -> None:
+    written, digits = phone
+    scrubbed = privacy.scrub_text(f"{before}{gap}{written}{after}", SALT)
+    assert digits not in scrubbed and privacy.normalise(written) not in scrubbed, scrubbed
 
 
 def reference_contact_hash(identifier: str) -> str:

@@ -267,7 +267,55 @@ def _phone_search(text: str, region: str) -> tuple[Finding, ...]:
         e164 = _plausible(text, match.start, match.end, match.raw_string, region)
         if e164 is not None:
             found.append(Finding("phone", match.start, match.end, e164))
-    return tuple(found)
+    missed = [
+        phone
+        for run in _GROUPED_DIGITS.finditer(text)
+        if not any(f.start < run.end() and run.start() < f.end for f in found)
+        for phone in _phones_among_groups(text, run.start(), run.end(), region)
+    ]
+    return tuple(sorted(found + missed, key=lambda f: f.start)) if missed else tuple(found)
+
+
+#: Most digits a phone number is written with: 15 (E.164) after an international dialling
+#: prefix of up to 4 digits.
+_MAX_PHONE_DIGITS = 19
+
+
+def _phones_among_groups(text: str, start: int, end: int, region: str) -> list[Finding]:
+    """Numbers in one run of digit groups that the matcher missed. It keeps or drops a
+    candidate whole, so an id's or an amount's digits written next to a number hide it:
+    ``c5065 555.308.0815`` gives ``5065 555`` and ``308.0815``; ``+1 (555) 200 0000 1234``
+    gives nothing. Contiguous groups are tried, longest first from each group, through the
+    same matcher and :func:`_plausible`; a span found is skipped past."""
+    groups = [(m.start(), m.end()) for m in _DIGITS.finditer(text, start, end)]
+    digits = [b - a for a, b in groups]
+    least = _min_phone_digits(region)
+    found: list[Finding] = []
+    first = 0
+    while first < len(groups):
+        resume = first + 1
+        for last in range(len(groups) - 1, first - 1, -1):
+            count = sum(digits[first:last + 1])
+            if count < least:
+                break  # shorter spans from here hold fewer digits still
+            if count > _MAX_PHONE_DIGITS:
+                continue
+            a, b = groups[first][0], groups[last][1]
+            while a > 0 and text[a - 1] in "+(":  # a country code's plus, an area code's bracket
+                a -= 1
+            if b < len(text) and text[b] == ")":
+                b += 1
+            hit = next((
+                Finding("phone", a + m.start, a + m.end, e164)
+                for m in PhoneNumberMatcher(text[a:b], region, leniency=_Leniency.POSSIBLE)
+                if (e164 := _plausible(text, a + m.start, a + m.end, m.raw_string, region))
+            ), None)
+            if hit is not None:
+                found.append(hit)
+                resume = next((i for i, (g, _) in enumerate(groups) if g >= hit.end), len(groups))
+                break
+        first = resume
+    return found
 
 
 _remembered_phone_search = functools.lru_cache(maxsize=PHONE_SEARCH_CACHE_SIZE)(_phone_search)
