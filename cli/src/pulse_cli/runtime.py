@@ -2,8 +2,9 @@
 publisher into a real Kafka broker when one is configured.
 
 The in-process pipeline includes every service's production router in one FastStream
-broker wrapped in ``TestKafkaBroker`` (FastStream's in-memory transport), so events go
-through exactly the handlers that run in production, into embedded chDB.
+broker wrapped in ``TestKafkaBroker`` (FastStream's in-memory transport, with the cheaper
+batch publish of :mod:`pulse_shared.in_memory`), so events go through exactly the handlers
+that run in production, into embedded chDB.
 
 In process, "publishing" runs every downstream consumer before it returns. Each consumer
 isolates the records ClickHouse refuses and dead-letters them (``BatchConsumer``, as in
@@ -20,12 +21,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from faststream.kafka import KafkaBroker, KafkaRouter, TestKafkaBroker
+from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
 from pulse_shared.bus import Bus, make_broker
 from pulse_shared.component import Component
 from pulse_shared.events import DeadLetter
+from pulse_shared.in_memory import InMemoryKafkaBroker
 from pulse_shared.logging import get_logger
 from pulse_shared.schema.migrations import migrate
 from pulse_shared.settings import PulseSettings, common_settings
@@ -182,7 +184,7 @@ async def in_process_pipeline(store: Store) -> AsyncIterator[Pipeline]:
     for component in components:
         broker.include_router(component.router)
     broker.include_router(dead_letter_router(ALL_TOPICS, refusals))
-    async with TestKafkaBroker(broker):
+    async with InMemoryKafkaBroker(broker):
         for component in components:
             await component.start()
         try:
