@@ -25,19 +25,15 @@ def wire(broker: Any) -> dict[str, list[Any]]:
                            record.key, record.topic, record.partition, record.timestamp,
                            id(record)))
 
-    @broker.subscriber("events", group_id="a", batch=True)
-    async def batch_a(bodies: list[Any], message: KafkaMessage) -> None:
-        records = message.raw_message
-        for body, record in zip(bodies, records, strict=True):
-            seen["batch-a"].append((body, record.value, message.correlation_id, record.key,
-                                     id(record)))
+    def batch_subscriber(group: str) -> None:
+        @broker.subscriber("events", group_id=group, batch=True)
+        async def consume(bodies: list[Any], message: KafkaMessage) -> None:
+            for body, record in zip(bodies, message.raw_message, strict=True):
+                seen[f"batch-{group}"].append((body, record.value, message.correlation_id,
+                                               record.key, id(record)))
 
-    @broker.subscriber("events", group_id="b", batch=True)
-    async def batch_b(bodies: list[Any], message: KafkaMessage) -> None:
-        records = message.raw_message
-        for body, record in zip(bodies, records, strict=True):
-            seen["batch-b"].append((body, record.value, message.correlation_id, record.key,
-                                     id(record)))
+    batch_subscriber("a")
+    batch_subscriber("b")
 
     @broker.subscriber("events", group_id="c")
     async def single(body: Any, message: KafkaMessage) -> None:
