@@ -275,6 +275,28 @@ def test_a_number_beside_other_digits_is_found(text: str, numbers: list[str]) ->
     assert not privacy.contains_pii(privacy.scrub_text(text, SALT))
 
 
+def test_a_wall_of_digit_groups_costs_a_bounded_number_of_matcher_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Searching spans of groups again is capped per text: 1,400 groups would otherwise mean
+    thousands of matcher calls (~0.1 s of one 4 KB text)."""
+    calls = []
+    real = privacy.PhoneNumberMatcher
+
+    def counting(text: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(text)
+        return real(text, *args, **kwargs)
+
+    monkeypatch.setattr(privacy, "PhoneNumberMatcher", counting)
+    wall = " ".join(f"{i % 10}0" for i in range(1400))
+    assert privacy._phone_search(wall, "US") == ()
+    assert 1 < len(calls) <= 1 + privacy._SUPPLEMENT_TRIES  # the whole text, then spans
+    calls.clear()  # a short text with a number beside an id stays well inside the budget
+    assert [f.canonical for f in privacy._phone_search("c5065 555.308.0815", "US")] == [
+        "+15553080815"]
+    assert len(calls) < 10
+
+
 def test_one_person_gets_one_token_however_written() -> None:
     plain = privacy.scrub_text("jane@acme.example", SALT)
     for disguised in ("jane%40acme.example", "mailto:jane&#64;acme.example", "JANE@ACME.EXAMPLE",

@@ -267,42 +267,81 @@ def _phone_search(text: str, region: str) -> tuple[Finding, ...]:
         e164 = _plausible(text, match.start, match.end, match.raw_string, region)
         if e164 is not None:
             found.append(Finding("phone", match.start, match.end, e164))
+    budget = [_SUPPLEMENT_TRIES]
     missed = [
         phone
         for run in _GROUPED_DIGITS.finditer(text)
         if not any(f.start < run.end() and run.start() < f.end for f in found)
-        for phone in _phones_among_groups(text, run.start(), run.end(), region)
+        for phone in _phones_among_groups(text, run.start(), run.end(), region, budget)
     ]
     return tuple(sorted(found + missed, key=lambda f: f.start)) if missed else tuple(found)
 
 
 #: Most digits a phone number is written with: 15 (E.164) after an international dialling
-#: prefix of up to 4 digits.
+#: prefix of up to 4 digits; and most digit groups (``00 33 1 42 68 53 00``: 7).
 _MAX_PHONE_DIGITS = 19
+_MAX_PHONE_GROUPS = 8
+#: Matcher calls :func:`_phones_among_groups` may make for one text (~25 µs each). Texts
+#: with a few digit runs need a handful; a 4 KB wall of digit groups would need thousands
+#: (0.1 s), so past this it is searched by the matcher alone, as every text was before.
+_SUPPLEMENT_TRIES = 64
 
 
-def _phones_among_groups(text: str, start: int, end: int, region: str) -> list[Finding]:
+@functools.cache
+def _national_digit_counts(region: str) -> tuple[frozenset[int], tuple[str, ...]]:
+    """Digits a number written the region's national way can have (with or without its
+    national prefix), and the region's international dialling prefixes (``011``, ``00``):
+    a span starting with one of those is read as international, any length."""
+    metadata = PhoneMetadata.metadata_for_region(region)
+    if metadata is None:
+        raise ValueError(f"unknown phone region {region!r}")
+    desc = metadata.general_desc
+    lengths = {n for n in (*desc.possible_length, *(desc.possible_length_local_only or ()))
+               if n > 0} if desc else set()
+    prefix = len(metadata.national_prefix or "")
+    counts = frozenset(lengths | {n + prefix for n in lengths})
+    idds = tuple(re.findall(r"\d+", metadata.international_prefix or "")) or ("00",)
+    return counts, idds
+
+
+def _phones_among_groups(
+    text: str, start: int, end: int, region: str, budget: list[int]
+) -> list[Finding]:
     """Numbers in one run of digit groups that the matcher missed. It keeps or drops a
     candidate whole, so an id's or an amount's digits written next to a number hide it:
     ``c5065 555.308.0815`` gives ``5065 555`` and ``308.0815``; ``+1 (555) 200 0000 1234``
     gives nothing. Contiguous groups are tried, longest first from each group, through the
-    same matcher and :func:`_plausible`; a span found is skipped past."""
+    same matcher and :func:`_plausible`; a span found is skipped past.
+
+    Only spans a number could be are tried (at most :data:`_MAX_PHONE_GROUPS` groups; after
+    a ``+`` or an international prefix at most :data:`_MAX_PHONE_DIGITS` digits, else a
+    national length of the region), so a text of many digit groups costs a few matcher
+    calls per group, not one per pair of groups; ``budget`` (one counter for the whole text)
+    caps the calls."""
     groups = [(m.start(), m.end()) for m in _DIGITS.finditer(text, start, end)]
-    digits = [b - a for a, b in groups]
+    before = [0]
+    for a, b in groups:
+        before.append(before[-1] + b - a)  # digits before each group
     least = _min_phone_digits(region)
+    national, idds = _national_digit_counts(region)
     found: list[Finding] = []
     first = 0
     while first < len(groups):
         resume = first + 1
-        for last in range(len(groups) - 1, first - 1, -1):
-            count = sum(digits[first:last + 1])
+        a = groups[first][0]
+        while a > 0 and text[a - 1] in "+(":  # a country code's plus, an area code's bracket
+            a -= 1
+        international = "+" in text[a:groups[first][0]] or text.startswith(idds, groups[first][0])
+        for last in range(min(len(groups), first + _MAX_PHONE_GROUPS) - 1, first - 1, -1):
+            count = before[last + 1] - before[first]
             if count < least:
                 break  # shorter spans from here hold fewer digits still
-            if count > _MAX_PHONE_DIGITS:
+            if count > _MAX_PHONE_DIGITS or not (international or count in national):
                 continue
-            a, b = groups[first][0], groups[last][1]
-            while a > 0 and text[a - 1] in "+(":  # a country code's plus, an area code's bracket
-                a -= 1
+            if budget[0] <= 0:
+                return found
+            budget[0] -= 1
+            b = groups[last][1]
             if b < len(text) and text[b] == ")":
                 b += 1
             hit = next((
