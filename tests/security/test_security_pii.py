@@ -295,6 +295,9 @@ def test_a_wall_of_digit_groups_costs_a_bounded_number_of_matcher_calls(
     assert [f.canonical for f in privacy._phone_search("c5065 555.308.0815", "US")] == [
         "+15553080815"]
     assert len(calls) < 10
+    calls.clear()  # an id the matcher already read as one candidate: no second search of it
+    assert privacy._phone_search("lat10000-12345", "US") == ()
+    assert calls == ["lat10000-12345"]
 
 
 def test_one_person_gets_one_token_however_written() -> None:

@@ -263,16 +263,18 @@ def _phones(text: str, region: str) -> tuple[Finding, ...]:
 
 def _phone_search(text: str, region: str) -> tuple[Finding, ...]:
     found = []
+    tried = set()  # the matcher's candidates: searching one of them again would find nothing
     for match in PhoneNumberMatcher(text, region, leniency=_Leniency.POSSIBLE):
         e164 = _plausible(text, match.start, match.end, match.raw_string, region)
         if e164 is not None:
             found.append(Finding("phone", match.start, match.end, e164))
+        tried.add((match.start, match.end))
     budget = [_SUPPLEMENT_TRIES]
     missed = [
         phone
         for run in _GROUPED_DIGITS.finditer(text)
         if not any(f.start < run.end() and run.start() < f.end for f in found)
-        for phone in _phones_among_groups(text, run.start(), run.end(), region, budget)
+        for phone in _phones_among_groups(text, run.start(), run.end(), region, budget, tried)
     ]
     return tuple(sorted(found + missed, key=lambda f: f.start)) if missed else tuple(found)
 
@@ -305,7 +307,8 @@ def _national_digit_counts(region: str) -> tuple[frozenset[int], tuple[str, ...]
 
 
 def _phones_among_groups(
-    text: str, start: int, end: int, region: str, budget: list[int]
+    text: str, start: int, end: int, region: str, budget: list[int],
+    tried: set[tuple[int, int]],
 ) -> list[Finding]:
     """Numbers in one run of digit groups that the matcher missed. It keeps or drops a
     candidate whole, so an id's or an amount's digits written next to a number hide it:
@@ -317,33 +320,37 @@ def _phones_among_groups(
     a ``+`` or an international prefix at most :data:`_MAX_PHONE_DIGITS` digits, else a
     national length of the region), so a text of many digit groups costs a few matcher
     calls per group, not one per pair of groups; ``budget`` (one counter for the whole text)
-    caps the calls."""
-    groups = [(m.start(), m.end()) for m in _DIGITS.finditer(text, start, end)]
+    caps the calls. A span the matcher returned as a candidate (``tried``) is not searched
+    again: an id such as ``lat10000-12345``, one candidate, costs no second call."""
+    groups = [m.span() for m in _DIGITS.finditer(text, start, end)]
     before = [0]
-    for a, b in groups:
-        before.append(before[-1] + b - a)  # digits before each group
+    for g_start, g_end in groups:
+        before.append(before[-1] + g_end - g_start)  # digits before each group
     least = _min_phone_digits(region)
     national, idds = _national_digit_counts(region)
     found: list[Finding] = []
     first = 0
-    while first < len(groups):
+    while first < len(groups) and before[-1] - before[first] >= least:
         resume = first + 1
-        a = groups[first][0]
+        g_start = groups[first][0]
+        a = g_start
         while a > 0 and text[a - 1] in "+(":  # a country code's plus, an area code's bracket
             a -= 1
-        international = "+" in text[a:groups[first][0]] or text.startswith(idds, groups[first][0])
+        international = (a < g_start and "+" in text[a:g_start]) or text.startswith(idds, g_start)
         for last in range(min(len(groups), first + _MAX_PHONE_GROUPS) - 1, first - 1, -1):
             count = before[last + 1] - before[first]
             if count < least:
                 break  # shorter spans from here hold fewer digits still
             if count > _MAX_PHONE_DIGITS or not (international or count in national):
                 continue
-            if budget[0] <= 0:
-                return found
-            budget[0] -= 1
             b = groups[last][1]
             if b < len(text) and text[b] == ")":
                 b += 1
+            if (a, b) in tried or (g_start, groups[last][1]) in tried:
+                continue
+            if budget[0] <= 0:
+                return found
+            budget[0] -= 1
             hit = next((
                 Finding("phone", a + m.start, a + m.end, e164)
                 for m in PhoneNumberMatcher(text[a:b], region, leniency=_Leniency.POSSIBLE)
