@@ -323,6 +323,10 @@ def _phones_among_groups(
     caps the calls. A span the matcher returned as a candidate (``tried``) is not searched
     again: an id such as ``lat10000-12345``, one candidate, costs no second call."""
     groups = [m.span() for m in _DIGITS.finditer(text, start, end)]
+    if len(groups) == 2 and (start, end) in tried and text[start - 1:start] not in "+(":
+        # Ids such as ``INV-2026-000123``: the matcher judged the only span of two groups
+        # already, and one group alone (bare digits, no ``+``) is never a number.
+        return []
     before = [0]
     for g_start, g_end in groups:
         before.append(before[-1] + g_end - g_start)  # digits before each group
