@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from faststream.kafka import KafkaMessage, TestKafkaBroker
+from faststream.kafka import KafkaMessage, KafkaResponse, TestKafkaBroker
 
 from pulse_shared.bus import make_broker
 from pulse_shared.in_memory import InMemoryKafkaBroker
@@ -42,11 +42,14 @@ def wire(broker: Any) -> dict[str, list[Any]]:
     return seen
 
 
-async def deliveries(wrapper: type[TestKafkaBroker]) -> dict[str, list[Any]]:
+async def deliveries(wrapper: type[TestKafkaBroker], keys: list[bytes | None] | None = None
+                     ) -> dict[str, list[Any]]:
     broker = make_broker(None)
     seen = wire(broker)
+    bodies: list[Any] = list(BODIES) if keys is None else [
+        KafkaResponse(body, key=key) for body, key in zip(BODIES, keys, strict=True)]
     async with wrapper(broker):
-        await broker.publish_batch(*BODIES, topic="events", correlation_id="batch-1",
+        await broker.publish_batch(*bodies, topic="events", correlation_id="batch-1",
                                    timestamp_ms=1_700_000_000_000)
     return seen
 
@@ -66,3 +69,13 @@ async def test_every_subscriber_gets_the_batch_as_fastStreams_own_producer_deliv
     assert ours["batch-a"][0][0] == {"n": 1} and ours["single"][2][0] == b"plain text"
     # Built once: both consumer groups read the very same records.
     assert [row[-1] for row in ours["batch-a"]] == [row[-1] for row in ours["batch-b"]]
+
+
+@pytest.mark.asyncio
+async def test_keys_given_reach_every_subscriber_as_with_fastStreams_producer() -> None:
+    keys = [b"a", None, b"c", b"d"]
+    ours = await deliveries(InMemoryKafkaBroker, keys)
+    theirs = await deliveries(TestKafkaBroker, keys)
+    assert {k: [row[:-1] for row in v] for k, v in ours.items()} == {
+        k: [row[:-1] for row in v] for k, v in theirs.items()}
+    assert [row[4] for row in ours["single"]] == [b"a", b"", b"c", b"d"]

@@ -10,8 +10,8 @@ cost of publishing KPI snapshots and touchpoints in process.
 
 :class:`InMemoryKafkaBroker` keeps everything but that: records are built once per batch,
 shared by the subscribers (each gets its own list), with no checksum (aiokafka leaves it
-``None`` for the record formats Kafka writes today) and no key (the in-memory bus has no
-partitions, see :class:`pulse_shared.bus.Bus`).
+``None`` for the record formats Kafka writes today), and keys looked up only when the command
+has some (the in-memory bus sends none: it has no partitions, see :class:`pulse_shared.bus.Bus`).
 """
 
 from __future__ import annotations
@@ -46,8 +46,12 @@ class InMemoryProducer(FakeProducer):
             encoded = [await self.codec.encode(body, serializer) for body in cmd.batch_bodies]
         timestamp = cmd.timestamp_ms or time.time_ns() // 1_000_000
         headers_by_type: dict[str, list[tuple[str, bytes]]] = {}
+        # Keys only when the command has some (the in-memory bus sends none): looking each
+        # one up was a good part of FakeProducer's cost.
+        keyed = cmd.key is not None or any(getattr(cmd, "_per_message_keys", None) or ())
         records = []
-        for body, content_type in encoded:
+        for index, (body, content_type) in enumerate(encoded):
+            key = (cmd.key_for(index) or b"") if keyed else b""
             headers = headers_by_type.get(content_type or "") if cmd.correlation_id else None
             if headers is None:  # as FakeProducer's: the command's headers win
                 named = {"content-type": content_type or "",
@@ -59,8 +63,8 @@ class InMemoryProducer(FakeProducer):
                     (name, value.encode()) for name, value in named.items()]
             records.append(ConsumerRecord(
                 topic=cmd.destination, partition=cmd.partition or 0, offset=0,
-                timestamp=timestamp, timestamp_type=1, key=b"", value=body, checksum=None,
-                serialized_key_size=0, serialized_value_size=len(body), headers=headers,
+                timestamp=timestamp, timestamp_type=1, key=key, value=body, checksum=None,
+                serialized_key_size=len(key), serialized_value_size=len(body), headers=headers,
             ))
         for handler in handlers:
             if isinstance(handler, BatchSubscriber):
