@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from aiokafka import ConsumerRecord
@@ -79,8 +79,5 @@ class InMemoryKafkaBroker(TestKafkaBroker):
 
     @contextmanager
     def _patch_producer(self, broker: KafkaBroker) -> Generator[None, None, None]:
-        with ExitStack() as stack:
-            stack.enter_context(change_producer(broker.config.broker_config,
-                                                InMemoryProducer(broker, self.brokers)))
+        with change_producer(broker.config.broker_config, InMemoryProducer(broker, self.brokers)):
             yield
-

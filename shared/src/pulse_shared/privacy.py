@@ -183,21 +183,30 @@ def _shortest(metadata: PhoneMetadata) -> int:
     return min((n for n in lengths if n > 0), default=1)
 
 
+def _region_metadata(region: str) -> PhoneMetadata:
+    metadata = PhoneMetadata.metadata_for_region(region)
+    if metadata is None:
+        raise ValueError(f"unknown phone region {region!r}")
+    return metadata
+
+
+def _international_prefixes(metadata: PhoneMetadata) -> tuple[str, ...]:
+    """The region's international dialling prefixes (``011``, ``00``; ``00`` if none)."""
+    return tuple(re.findall(r"\d+", metadata.international_prefix or "")) or ("00",)
+
+
 @functools.cache
 def _min_phone_digits(region: str) -> int:
     """Fewest digits a number written without ``+`` can have in ``region`` (nationally,
     or after the region's international dialling prefix)."""
-    metadata = PhoneMetadata.metadata_for_region(region)
-    if metadata is None:
-        raise ValueError(f"unknown phone region {region!r}")
+    metadata = _region_metadata(region)
     national = _shortest(metadata)
     shortest_international = min(
         len(str(m.country_code)) + _shortest(m)
         for r in phonenumbers.SUPPORTED_REGIONS
         if (m := PhoneMetadata.metadata_for_region(r)) is not None
     )
-    idd = min((len(d) for d in re.findall(r"\d+", metadata.international_prefix or "")),
-              default=2)
+    idd = min(len(d) for d in _international_prefixes(metadata))
     return min(national, idd + shortest_international)
 
 
@@ -294,16 +303,13 @@ def _national_digit_counts(region: str) -> tuple[frozenset[int], tuple[str, ...]
     """Digits a number written the region's national way can have (with or without its
     national prefix), and the region's international dialling prefixes (``011``, ``00``):
     a span starting with one of those is read as international, any length."""
-    metadata = PhoneMetadata.metadata_for_region(region)
-    if metadata is None:
-        raise ValueError(f"unknown phone region {region!r}")
+    metadata = _region_metadata(region)
     desc = metadata.general_desc
     lengths = {n for n in (*desc.possible_length, *(desc.possible_length_local_only or ()))
                if n > 0} if desc else set()
     prefix = len(metadata.national_prefix or "")
     counts = frozenset(lengths | {n + prefix for n in lengths})
-    idds = tuple(re.findall(r"\d+", metadata.international_prefix or "")) or ("00",)
-    return counts, idds
+    return counts, _international_prefixes(metadata)
 
 
 def _phones_among_groups(
@@ -323,7 +329,7 @@ def _phones_among_groups(
     caps the calls. A span the matcher returned as a candidate (``tried``) is not searched
     again: an id such as ``lat10000-12345``, one candidate, costs no second call."""
     groups = [m.span() for m in _DIGITS.finditer(text, start, end)]
-    if len(groups) == 2 and (start, end) in tried and text[start - 1:start] not in "+(":
+    if len(groups) == 2 and (start, end) in tried and (start == 0 or text[start - 1] not in "+("):
         # Ids such as ``INV-2026-000123``: the matcher judged the only span of two groups
         # already, and one group alone (bare digits, no ``+``) is never a number.
         return []
