@@ -37,6 +37,7 @@ from pulse_reporting.render import pdf as pdf_module
 from pulse_reporting.render.exports import csv_cell, render_csv
 from pulse_reporting.render.markdown import render_markdown
 from pulse_reporting.render.pdf import build_story, write_pdf
+from pulse_shared.cli_output import render, to_table
 from pulse_shared.store import Store
 
 # a month no other test writes, so the shared embedded store holds only this fixture's rows
@@ -259,6 +260,38 @@ def _is_number(text: str) -> bool:
 )
 def test_csv_cell_rule(value: object, expected: object) -> None:
     assert csv_cell(value) == expected  # type: ignore[arg-type]
+
+
+# Every `pulse … --format table|csv` read command prints through pulse_shared.cli_output.
+HOSTILE_CELLS = {
+    "link": "[link=https://evil.example]click me[/link]",
+    "style": "[bold red]URGENT[/bold red]",
+    "token": "note [redacted-phone] here",
+    "escape": "\x1b]0;owned\x07\x1b[2J wiped",
+    "formula": '=HYPERLINK("https://evil.example","ok")',
+    "spend": -12.5,
+    "delta": "-3",
+    "command": "+cmd|' /C calc'!A0",
+}
+
+
+def test_cli_tables_show_user_text_as_written() -> None:
+    shown = to_table([HOSTILE_CELLS], list(HOSTILE_CELLS), width=400)
+    # Rich markup in a value is text (it was read as a link, a style, or dropped).
+    for key in ("link", "style", "token"):
+        assert HOSTILE_CELLS[key] in shown, key
+    # No escape sequence reaches the terminal; what was there is still visible.
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert "\\x1b]0;owned\\x07\\x1b[2J wiped" in shown
+
+
+def test_cli_csv_cells_are_no_formulas() -> None:
+    parsed = list(csv.reader(io.StringIO(render([HOSTILE_CELLS], list(HOSTILE_CELLS), "csv"))))
+    cells = dict(zip(parsed[0], parsed[1], strict=True))
+    assert cells["formula"] == "'" + str(HOSTILE_CELLS["formula"])
+    assert cells["command"] == "'" + str(HOSTILE_CELLS["command"])
+    assert (cells["spend"], cells["delta"]) == ("-12.5", "-3")  # numbers stay numbers
+    assert cells["link"] == HOSTILE_CELLS["link"]  # data, as it is, where it is harmless
 
 
 def test_json_keeps_names_as_data(hostile_report: tuple[ReportResult, list[str]]) -> None:

@@ -18,6 +18,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from pulse_cli.runtime import open_pipeline
+from pulse_shared.safe_text import rich_literal
 from pulse_shared.settings import common_settings
 
 # Budgets, tool costs (martech) and spend first so pacing is known when touches arrive; conversions last so
@@ -279,5 +280,5 @@ async def _run_demo(
     console.print(summary)
     console.print("reports:")
     for path in paths:
-        console.print(f"  {path}")
+        console.print(f"  {rich_literal(path)}")
     return summary

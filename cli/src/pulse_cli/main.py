@@ -19,6 +19,7 @@ import typer
 from pulse_cli.errors import debug_state, env_debug
 from pulse_cli.group import LazyGroup, LazySubgroup
 from pulse_shared.cli_output import FORMAT_FILE_HELP, OutputFormat, resolve
+from pulse_shared.safe_text import rich_literal
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,7 +36,9 @@ class PulseRoot(LazyGroup):
         "report": LazySubgroup("pulse_reporting.cli:app", "Reports (daily briefing, weekly, monthly, quarterly, annual) and their delivery."),
         "mmm": LazySubgroup(
             "pulse_mmm.cli:app", "Marketing mix model: fit, incremental ROI, budget optimiser."),
-        "privacy": LazySubgroup("pulse_cli.privacy:app", "Erase a subject's data; the erasure audit log."),
+        "privacy": LazySubgroup(
+            "pulse_cli.privacy:app",
+            "Erase a subject's data; the erasure audit log; scan stored text for raw PII."),
         "users": LazySubgroup(
             "pulse_cli.users:app", "Dashboard and API users: add (issues a token), list, revoke."),
     }
@@ -175,7 +178,7 @@ def generate(
         dataset = generate_dataset(seed=seed, days=days, accounts=accounts, end=end_date)
         paths = write_files(dataset, legacy_output or output)
     for path in paths.values():
-        console().print(f"wrote {path}")
+        console().print(f"wrote {rich_literal(str(path))}")
 
 
 def _yesterday() -> dt.date:
@@ -213,7 +216,7 @@ def replay(
         raise typer.Exit(code=2)
     since_utc = since.replace(tzinfo=dt.UTC) if since.tzinfo is None else since
     count = asyncio.run(_replay(settings.kafka_bootstrap, topic, since_utc))
-    console().print(f"replayed {count} record(s) of {topic}")
+    console().print(f"replayed {count} record(s) of {rich_literal(topic)}")
 
 
 async def _replay(bootstrap: str, topic: str, since: dt.datetime) -> int:

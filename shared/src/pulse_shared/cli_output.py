@@ -3,8 +3,11 @@
 - ``json``: a JSON array of objects; numbers stay numbers (``Decimal`` money included),
   dates and times are ISO text, enums their value.
 - ``csv``: a header row, then one row per record (money to the cent, other numbers at
-  full precision, booleans ``true``/``false``, missing values empty).
-- ``table``: a Rich table for a person.
+  full precision, booleans ``true``/``false``, missing values empty); text a spreadsheet
+  would run as a formula is prefixed with ``'`` (:mod:`pulse_shared.safe_text`).
+- ``table``: a Rich table for a person; every cell literal text (no Rich markup: a
+  ``[redacted-phone]`` or ``[link=…]`` in a value is shown as written) with control
+  characters shown as ``\\xNN`` (no escape sequence reaches the terminal).
 
 Light on purpose (standard library only at import; Rich is imported when a table is
 drawn): the CLI imports it before it knows which command runs.
@@ -21,6 +24,8 @@ from decimal import Decimal
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
+
+from pulse_shared.safe_text import spreadsheet_safe, terminal_safe
 
 
 class OutputFormat(StrEnum):
@@ -49,12 +54,13 @@ def json_value(value: Any) -> Any:
 
 
 def csv_cell(value: Any) -> str:
-    """A value as CSV text: floats at full precision (whole ones without ``.0``)."""
+    """A value as CSV text: floats at full precision (whole ones without ``.0``), text no
+    spreadsheet runs as a formula."""
     if isinstance(value, float) and not isinstance(value, bool):
         if value.is_integer() and abs(value) < 1e15:
             return str(int(value))
         return repr(value)
-    return text_cell(value)
+    return spreadsheet_safe(text_cell(value))
 
 
 def text_cell(value: Any) -> str:
@@ -93,12 +99,15 @@ def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
 
 def _rich_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
+    # Text, not str: Rich would read "[…]" in a value as markup (a [redacted-phone] token
+    # vanished, a [link=…] became a hyperlink).
     table = Table(title=title or None)
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*[text_cell(row.get(c)) for c in columns])
+        table.add_row(*[Text(terminal_safe(text_cell(row.get(c)))) for c in columns])
     return table
 
 

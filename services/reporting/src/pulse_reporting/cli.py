@@ -16,6 +16,7 @@ import typer
 
 from pulse_reporting.domain.periods import ReportKind
 from pulse_shared.cli_output import FORMAT_FILE_HELP, OutputFormat
+from pulse_shared.safe_text import rich_literal
 
 if TYPE_CHECKING:
     from pulse_reporting.delivery.model import Outcome, Subscription
@@ -34,7 +35,6 @@ def _err() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
-
 
 async def _produce(
     kind: ReportKind, period: str | None, formats: list[str], model: str | None,
@@ -102,17 +102,17 @@ def _command(
     try:
         result = asyncio.run(_produce(kind, period, formats, model, out_dir, quiet))
     except (PeriodError, ReportError) as exc:
-        _err().print(f"[red]error:[/red] {exc}")
+        _err().print(f"[red]error:[/red] {rich_literal(str(exc))}")
         raise typer.Exit(2) from exc
     for fmt, path in result.paths.items():
         typer.echo(f"{fmt}\t{path}")
     if not quiet:
         _err().print(
-            f"{result.report.meta.title} ({result.report.meta.model}) in "
-            f"{result.seconds:.2f}s · id {result.report_id}"
+            rich_literal(f"{result.report.meta.title} ({result.report.meta.model}) in "
+                   f"{result.seconds:.2f}s · id {result.report_id}")
         )
     for note in result.report.notes:
-        _err().print(f"[yellow]note:[/yellow] {note}")
+        _err().print(f"[yellow]note:[/yellow] {rich_literal(note)}")
 
 
 _FORMAT_HELP = "Formats: md, html, pdf, json, csv or all (repeat or comma-separate)."
@@ -466,7 +466,7 @@ async def _send(
     else:
         report, paths = reused
         if not quiet:
-            _err().print(f"reusing {report.meta.title} · id {report.meta.report_id}")
+            _err().print(rich_literal(f"reusing {report.meta.title} · id {report.meta.report_id}"))
     store = _writer()
     try:
         storage = None if store.readonly else DeliveryStorage(store)

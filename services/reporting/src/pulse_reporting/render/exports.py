@@ -1,24 +1,19 @@
 """Machine-readable exports: JSON (the whole report) and CSV (one file per table).
 
 CSV files are opened in spreadsheets, which run a cell starting with ``=``, ``+``, ``-`` or
-``@`` as a formula (``=HYPERLINK(…)``, ``+cmd|' /C calc'!A0``: CSV injection). Every CSV
-cell passes :func:`csv_cell`, which prefixes such text with ``'`` (OWASP's advice) and leaves
-numbers alone, so ``-12.5`` stays a number. JSON is data, escaped by the encoder.
+``@`` as a formula (CSV injection). Every CSV cell passes :func:`csv_cell`: text through
+:func:`pulse_shared.safe_text.spreadsheet_safe`, numbers as numbers. JSON is data, escaped
+by the encoder.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import re
 
 from pulse_reporting.domain.model import Report
 from pulse_reporting.domain.tables import Cell, report_tables
-
-# what a spreadsheet may read as the start of a formula: = + - @, tab and CR (and LF), and
-# their full-width forms, which some spreadsheets fold to ASCII
-_FORMULA_START = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+from pulse_shared.safe_text import spreadsheet_safe
 
 
 def csv_cell(value: Cell) -> str | float | int:
@@ -28,9 +23,7 @@ def csv_cell(value: Cell) -> str | float | int:
         return ""
     if not isinstance(value, str):
         return value
-    if value[:1] in _FORMULA_START and not _NUMBER.fullmatch(value):
-        return "'" + value
-    return value
+    return spreadsheet_safe(value)
 
 
 def render_json(report: Report) -> str:
