@@ -1,5 +1,6 @@
-"""``pulse privacy …``: erase a subject (an account or a contact) from every table, and
-show the erasure audit log (:mod:`pulse_shared.erasure`).
+"""``pulse privacy …``: erase a subject (an account or a contact) from every table, show
+the erasure audit log (:mod:`pulse_shared.erasure`), and scan stored text for raw PII
+(:mod:`pulse_shared.pii_scan`).
 
 Imported when ``pulse privacy`` runs; the store, Kafka and KPI code inside the commands.
 """
@@ -8,19 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from pulse_cli.errors import UserError
-from pulse_cli.stores import migrated_store, os_user
-from pulse_shared.cli_output import FORMAT_HELP, OutputFormat, emit
+from pulse_cli.stores import migrated_store, open_cli_store, os_user
+from pulse_shared.cli_output import FORMAT_FILE_HELP, FORMAT_HELP, OutputFormat, emit, resolve
 
 if TYPE_CHECKING:
     from pulse_shared.erasure import ErasureResult, Subject
     from pulse_shared.store import Store
 
-app = typer.Typer(help="Erase a subject's data; the erasure audit log.",
+app = typer.Typer(help="Erase a subject's data; the erasure audit log; scan stored text for "
+                       "raw PII.",
                   no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False)
 
 FormatOption = Annotated[OutputFormat, typer.Option(
@@ -151,3 +154,53 @@ def erasures_command(
     ]
     emit(rows, ["requested_at", "subject_kind", "subject", "actor", "rows", "completed_at"],
          fmt.value, title="Erasures")
+
+
+SCAN_COLUMNS = ["table", "column", "kinds", "values", "rows", "key_column", "example"]
+
+
+@app.command("scan")
+def scan_command(
+    tables: Annotated[list[str] | None, typer.Option(
+        "--table", metavar="NAME", help="Scan this table only (repeatable; default: all).")]
+    = None,
+    fmt: Annotated[OutputFormat | None, typer.Option("--format", help=FORMAT_FILE_HELP)]
+    = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Look through every stored text (all rows of every table, as stored) for raw e-mail
+    addresses and phone numbers, disguised or not, with today's detector: rows stored
+    before it learnt a disguise are not checked by anything else. Changes nothing.
+
+    Prints one row per column holding any: the kinds, distinct values, rows, whether the
+    column is in its table's key, and the most frequent value redacted (never a raw
+    value). Exits 1 when something is found, 0 when not. docs/security.md says how to
+    remove what it finds."""
+    from pulse_cli.main import progress_bar
+    from pulse_shared.pii_scan import scan, text_columns
+    from pulse_shared.settings import common_settings
+
+    store = open_cli_store(common_settings())
+    try:
+        wanted = list(dict.fromkeys(tables or []))
+        columns = text_columns(store, wanted)
+        unknown = [t for t in wanted if t not in {c.table for c in columns}]
+        if unknown:
+            raise UserError(f"--table: no table with text columns named {unknown[0]!r}")
+        with progress_bar() as progress:
+            task = progress.add_task("scanning text columns", total=len(columns))
+            findings = scan(store, columns, on_column=lambda _: progress.advance(task))
+    finally:
+        store.close()
+    emit([f.as_row() for f in findings], SCAN_COLUMNS, resolve(fmt, output),
+         title="Stored text holding raw PII", output=output)
+    tables_scanned = len({c.table for c in columns})
+    if not findings:
+        typer.echo(f"no raw e-mail address or phone number in {len(columns)} text columns "
+                   f"of {tables_scanned} tables", err=True)
+        return
+    raise UserError(
+        f"raw PII in {len(findings)} of {len(columns)} text columns "
+        f"({sum(f.rows for f in findings)} rows): erase the subjects (pulse privacy erase) "
+        "or delete those rows and ingest their source again (docs/security.md)")
