@@ -203,6 +203,48 @@ class TestServerStore(StoreContract):
         with pytest.raises(StoreError, match="READONLY"):
             reader.command("INSERT INTO store_contract (id) VALUES ('x')")
 
+    def test_inserts_describe_a_table_once_and_again_after_it_changed(
+        self, clickhouse_server  # type: ignore[no-untyped-def]
+    ) -> None:
+        """clickhouse-connect sends DESCRIBE TABLE before each insert unless told the
+        column types; the store remembers them per table, and forgets them on DDL of its
+        own and after a failed insert (a table changed by another process)."""
+        from pulse_shared.store.server import ServerStore
+
+        store = ServerStore(clickhouse_server.url)
+        other = ServerStore(clickhouse_server.url)  # another process's migrations
+        table = f"insert_types_{uuid.uuid4().hex[:8]}"
+        described: list[str] = []
+        create_context = store._client.create_insert_context
+
+        def counting(table, column_names=None, database=None, column_types=None,  # type: ignore[no-untyped-def]
+                     column_type_names=None, *rest, **kwargs):
+            if column_types is None and column_type_names is None:  # it sends DESCRIBE
+                described.append(table)
+            return create_context(table, column_names, database, column_types,
+                                  column_type_names, *rest, **kwargs)
+
+        store._client.create_insert_context = counting  # type: ignore[method-assign]
+        store.command("CREATE TABLE {t:Identifier} (id String, n UInt32) "
+                      "ENGINE = MergeTree ORDER BY id", {"t": table})
+        for i in range(5):
+            store.insert(table, [{"id": f"r{i}", "n": i}], ["id", "n"])
+        store.insert(table, [{"id": "only-id"}], ["id"])
+        assert described == [table]
+
+        store.command("ALTER TABLE {t:Identifier} ADD COLUMN note String", {"t": table})
+        store.insert(table, [{"id": "r9", "n": 9, "note": "x"}], ["id", "n", "note"])
+        assert described == [table, table]
+
+        other.command("ALTER TABLE {t:Identifier} MODIFY COLUMN n String", {"t": table})
+        with pytest.raises(StoreError):  # remembered UInt32, the table holds String now
+            store.insert(table, [{"id": "r10", "n": "ten", "note": ""}], ["id", "n", "note"])
+        store.insert(table, [{"id": "r10", "n": "ten", "note": ""}], ["id", "n", "note"])
+        assert described == [table, table, table]
+        assert store.query("SELECT n FROM {t:Identifier} WHERE id = 'r10'", {"t": table}) == [
+            {"n": "ten"}]
+        store.command("DROP TABLE {t:Identifier}", {"t": table})
+
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(st.text(), st.text(alphabet="\\'`\t\n\x00a,[] ")), max_size=30))

@@ -116,9 +116,12 @@ class ServerStore(Store):
             )
         except ClickHouseError as exc:
             raise store_error(exc) from exc
+        # Column types by table, for inserts (_insert_types).
+        self._column_types: dict[str, dict[str, Any]] = {}
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         self._check_writable()
+        self._column_types.clear()  # DDL (a migration, a test's table) may change them
         try:
             self._client.command(sql, parameters=dict(parameters or {}))
         except ClickHouseError as exc:
@@ -143,9 +146,25 @@ class ServerStore(Store):
             return
         data = [[to_insertable(row.get(c)) for c in columns] for row in rows]
         try:
-            self._client.insert(table, data, column_names=list(columns))
+            types = self._insert_types(table, columns)
+            self._client.insert(table, data, column_names=list(columns), column_types=types)
         except (ClickHouseError, *_SERIALISATION_ERRORS) as exc:
+            # The table may have changed under the remembered types (a migration while
+            # running): the next insert, a retry, describes it again.
+            self._column_types.pop(table, None)
             raise store_error(exc) from exc
+
+    def _insert_types(self, table: str, columns: Sequence[str]) -> list[Any]:
+        """The ClickHouse types of ``columns`` of ``table``, remembered per table.
+        clickhouse-connect otherwise sends ``DESCRIBE TABLE`` before every insert: a
+        round trip more on each write (1,887 in one minute of bench/latency at 10k/s)."""
+        known = self._column_types.get(table)
+        if known is None or any(c not in known for c in columns):
+            context = self._client.create_insert_context(table, column_names=list(columns))
+            known = {**(known or {}),
+                     **dict(zip(context.column_names, context.column_types, strict=True))}
+            self._column_types[table] = known
+        return [known[c] for c in columns]
 
     def _insert_canonical(self, spec: CanonicalInsert, lines: bytes, *, pii_checked: bool) -> None:
         self._check_writable()
