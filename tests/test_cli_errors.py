@@ -190,3 +190,13 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
         assert result.returncode == 1
         assert "Traceback (most recent call last)" in result.stderr
         assert result.stderr.rstrip().splitlines()[-1].startswith(f"error: {file}: ")
+
+
+def test_an_error_line_carries_no_control_character() -> None:
+    """What a message quotes (a value, a header, a server's text) cannot drive the
+    terminal: an escape sequence is shown, not obeyed."""
+    from pulse_cli.errors import one_line
+
+    line = one_line("refused row 3:\n  campaign '\x1b]0;owned\x07\x1b[2J'\n  \x9b31m")
+    assert line == "refused row 3:; campaign '\\x1b]0;owned\\x07\\x1b[2J'; \\x9b31m"
+    assert line.isprintable()

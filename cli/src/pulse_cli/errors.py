@@ -27,6 +27,8 @@ import typer._click.exceptions as cx  # typer vendors click: its exceptions, not
 from typer._click import echo
 from typer.core import TyperGroup
 
+from pulse_shared.safe_text import terminal_safe
+
 EXIT_USER_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70  # sysexits.h EX_SOFTWARE: a bug, not the user's input
@@ -54,9 +56,10 @@ def env_debug() -> bool:
 
 
 def one_line(text: str) -> str:
-    """Collapse a multi-line message (pydantic, ClickHouse) into one line."""
+    """Collapse a multi-line message (pydantic, ClickHouse) into one line, control
+    characters shown as ``\\xNN`` (a message may quote what the user gave)."""
     parts = [part.strip() for part in str(text).splitlines() if part.strip()]
-    return "; ".join(parts)
+    return terminal_safe("; ".join(parts))
 
 
 def emit(message: str) -> None:
