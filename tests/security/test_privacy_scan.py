@@ -32,6 +32,7 @@ PHONE_IN_KEY = "lead-(555) 200-0000 1234"
 DISGUISED_EMAIL = "ask jane.doe%40example.com"
 EMAIL_IN_MAP = "owner: ops＠example.org"
 PHONE_IN_ARRAY = "+1 (555) 310 4477"
+PHONE_AS_KEY = "tel 555-401-2299"
 CLEAN = ["acct-2026-0001", "2026-12-04", "lat10000-12345", "12.50", "[phone:3f2a9c01]",
          "spring-sale", "Q4 2026 / wave 2", "v1.2.3"]
 RAW = [PHONE_BESIDE_ID, PHONE_IN_KEY, DISGUISED_EMAIL, EMAIL_IN_MAP, PHONE_IN_ARRAY]
@@ -43,7 +44,8 @@ RAW = [PHONE_BESIDE_ID, PHONE_IN_KEY, DISGUISED_EMAIL, EMAIL_IN_MAP, PHONE_IN_AR
     ("Array(String)", "array"), ("Array(LowCardinality(String))", "array"),
     ("Map(String, String)", "map"), ("Map(LowCardinality(String), String)", "map"),
     ("AggregateFunction(uniqExact, String)", None), ("Decimal(18, 4)", None),
-    ("Array(UInt32)", None), ("Map(String, UInt64)", None), ("Date", None),
+    ("Map(String, UInt64)", "map_keys"), ("Array(UInt32)", None), ("Map(UInt8, String)", None),
+    ("Date", None),
 ])
 def test_which_columns_hold_text(column_type: str, shape: str | None) -> None:
     assert column_shape(column_type) == shape
@@ -55,21 +57,24 @@ def texts_table(any_store: Store) -> Iterator[str]:
     any_store.command(
         "CREATE TABLE {t:Identifier} (id String, note Nullable(String), "
         "label LowCardinality(String), tags Array(String), labels Map(String, String), "
-        "amount Decimal(18, 4)) ENGINE = MergeTree ORDER BY id", {"t": table})
+        "counts Map(String, UInt64), amount Decimal(18, 4)) ENGINE = MergeTree ORDER BY id",
+        {"t": table})
     rows = [
         {"id": f"r{i}", "note": text, "label": "paid_search", "tags": [text, "x-1"],
-         "labels": {"campaign": text}, "amount": "12.5"}
+         "labels": {"campaign": text}, "counts": {text: 1}, "amount": "12.5"}
         for i, text in enumerate(CLEAN)
     ] + [
         {"id": PHONE_IN_KEY, "note": PHONE_BESIDE_ID, "label": "email",
-         "tags": ["x-1", PHONE_IN_ARRAY], "labels": {"owner": EMAIL_IN_MAP}, "amount": "1"},
+         "tags": ["x-1", PHONE_IN_ARRAY], "labels": {"owner": EMAIL_IN_MAP},
+         "counts": {PHONE_AS_KEY: 2}, "amount": "1"},
         {"id": "r-dirty-2", "note": PHONE_BESIDE_ID, "label": "email", "tags": [],
-         "labels": {}, "amount": "2"},
+         "labels": {}, "counts": {}, "amount": "2"},
         {"id": "r-dirty-3", "note": DISGUISED_EMAIL, "label": "email", "tags": [],
-         "labels": {}, "amount": "3"},
-        {"id": "r-null", "note": None, "label": "", "tags": [], "labels": {}, "amount": "0"},
+         "labels": {}, "counts": {}, "amount": "3"},
+        {"id": "r-null", "note": None, "label": "", "tags": [], "labels": {}, "counts": {},
+         "amount": "0"},
     ]
-    any_store.insert(table, rows, ["id", "note", "label", "tags", "labels", "amount"])
+    any_store.insert(table, rows, ["id", "note", "label", "tags", "labels", "counts", "amount"])
     yield table
     any_store.command("DROP TABLE IF EXISTS {t:Identifier}", {"t": table})
 
@@ -82,7 +87,7 @@ def test_scan_finds_exactly_the_raw_identifiers(any_store: Store, texts_table: s
     columns = text_columns(any_store, [texts_table])
     assert [(c.column, c.shape) for c in columns] == [
         ("id", "plain"), ("note", "plain"), ("label", "plain"), ("tags", "array"),
-        ("labels", "map")]
+        ("labels", "map"), ("counts", "map_keys")]
 
     found = _summary(scan(any_store, columns))
 
@@ -91,6 +96,7 @@ def test_scan_finds_exactly_the_raw_identifiers(any_store: Store, texts_table: s
         "note": ({PHONE_BESIDE_ID: 2, DISGUISED_EMAIL: 1}, {"email", "phone"}, False),
         "tags": ({PHONE_IN_ARRAY: 1}, {"phone"}, False),
         "labels": ({EMAIL_IN_MAP: 1}, {"email"}, False),
+        "counts": ({PHONE_AS_KEY: 1}, {"phone"}, False),
     }
 
 
@@ -103,13 +109,13 @@ def test_scan_in_pages_finds_the_same(
     done: list[str] = []
     paged = _summary(scan(any_store, columns, on_column=lambda c: done.append(c.column)))
     assert paged == whole
-    assert done == ["id", "note", "label", "tags", "labels"]
+    assert done == ["id", "note", "label", "tags", "labels", "counts"]
 
 
 def test_findings_show_no_raw_value(any_store: Store, texts_table: str) -> None:
     rows = [f.as_row() for f in scan(any_store, text_columns(any_store, [texts_table]))]
     shown = json.dumps(rows, ensure_ascii=False)
-    for raw in ("555.308.0815", "200-0000", "310 4477", "jane.doe", "ops＠example"):
+    for raw in ("555.308.0815", "200-0000", "310 4477", "401-2299", "jane.doe", "ops＠example"):
         assert raw not in shown
     note = next(r for r in rows if r["column"] == "note")
     # The most frequent value, redacted, still tells where it was.

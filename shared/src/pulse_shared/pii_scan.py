@@ -8,11 +8,12 @@ before December 2026) are not checked again by anything; this scan checks them w
 detector, without changing them.
 
 Every text column of every table is read (String, LowCardinality, Nullable, and the
-elements of Array and Map columns), all rows as stored (not ``FINAL``: a replaced version
-is still on disk until a merge). ClickHouse first keeps the values the detector's byte
-pre-check flags (:data:`pulse_shared.privacy.QUICK_CLEAN_REFUSES`, the very condition of
-:func:`~pulse_shared.privacy.quick_clean`), distinct with their row counts; each of those is
-then run through :func:`~pulse_shared.privacy.pii_kinds`. A finding never carries a raw
+elements of Array columns, the keys and text values of Map columns), all rows as stored
+(not ``FINAL``: a replaced version is still on disk until a merge). ClickHouse first keeps
+the values the detector's byte pre-check flags
+(:data:`pulse_shared.privacy.QUICK_CLEAN_REFUSES`, the very condition of
+:func:`~pulse_shared.privacy.quick_clean`), distinct with their row counts; each of those
+is then run through :func:`~pulse_shared.privacy.pii_kinds`. A finding never carries a raw
 value outward except through :attr:`ColumnFinding.values`; what is shown is redacted.
 """
 
@@ -36,11 +37,13 @@ _STRING = r"(?:LowCardinality\()?(?:Nullable\()?(?:String|FixedString\(\d+\))\)?
 _PLAIN = re.compile(rf"^{_STRING}$")
 _ARRAY = re.compile(rf"^Array\({_STRING}\)$")
 _MAP = re.compile(rf"^Map\({_STRING}, {_STRING}\)$")
+_MAP_KEYS = re.compile(rf"^Map\({_STRING}, .+\)$")  # text keys, other values
 
 
 @dataclass(frozen=True, slots=True)
 class TextColumn:
-    """A stored column that holds text: ``shape`` is ``plain``, ``array`` or ``map``."""
+    """A stored column that holds text: ``shape`` is ``plain``, ``array``, ``map`` (text
+    keys and values) or ``map_keys`` (text keys only)."""
 
     table: str
     column: str
@@ -57,6 +60,8 @@ class TextColumn:
         if self.shape == "map":
             return ("arrayJoin(arrayConcat(mapKeys({column:Identifier}), "
                     "mapValues({column:Identifier})))")
+        if self.shape == "map_keys":
+            return "arrayJoin(mapKeys({column:Identifier}))"
         return "toString({column:Identifier})"
 
 
@@ -89,9 +94,10 @@ class ColumnFinding:
 
 
 def column_shape(column_type: str) -> str | None:
-    """``plain``, ``array`` or ``map`` for a type that holds text; None for any other
-    (numbers, dates, aggregate states)."""
-    for shape, pattern in (("plain", _PLAIN), ("array", _ARRAY), ("map", _MAP)):
+    """``plain``, ``array``, ``map`` or ``map_keys`` for a type that holds text; None for
+    any other (numbers, dates, aggregate states)."""
+    for shape, pattern in (("plain", _PLAIN), ("array", _ARRAY), ("map", _MAP),
+                           ("map_keys", _MAP_KEYS)):
         if pattern.match(column_type):
             return shape
     return None
