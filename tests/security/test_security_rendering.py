@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "reporting"))
 
@@ -38,6 +40,7 @@ from pulse_reporting.render.exports import csv_cell, render_csv
 from pulse_reporting.render.markdown import render_markdown
 from pulse_reporting.render.pdf import build_story, write_pdf
 from pulse_shared.cli_output import render, to_table
+from pulse_shared.safe_text import csv_text
 from pulse_shared.store import Store
 
 # a month no other test writes, so the shared embedded store holds only this fixture's rows
@@ -268,6 +271,7 @@ HOSTILE_CELLS = {
     "style": "[bold red]URGENT[/bold red]",
     "token": "note [redacted-phone] here",
     "escape": "\x1b]0;owned\x07\x1b[2J wiped",
+    "reorder": "invoice\u202egpj.exe\rpaid",
     "formula": '=HYPERLINK("https://evil.example","ok")',
     "spend": -12.5,
     "delta": "-3",
@@ -283,6 +287,9 @@ def test_cli_tables_show_user_text_as_written() -> None:
     # No escape sequence reaches the terminal; what was there is still visible.
     assert "\x1b" not in shown and "\x07" not in shown
     assert "\\x1b]0;owned\\x07\\x1b[2J wiped" in shown
+    # A bidi override or a carriage return would show other text than the value's.
+    assert "\u202e" not in shown and "\r" not in shown
+    assert "invoice\\u202egpj.exe\\x0dpaid" in shown
 
 
 def test_cli_csv_cells_are_no_formulas() -> None:
@@ -292,6 +299,16 @@ def test_cli_csv_cells_are_no_formulas() -> None:
     assert cells["command"] == "'" + str(HOSTILE_CELLS["command"])
     assert (cells["spend"], cells["delta"]) == ("-12.5", "-3")  # numbers stay numbers
     assert cells["link"] == HOSTILE_CELLS["link"]  # data, as it is, where it is harmless
+    assert cells["reorder"] == HOSTILE_CELLS["reorder"]  # a lone CR no longer splits the row
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.text(alphabet=st.characters(exclude_categories=["Cs"])),
+                         min_size=1, max_size=4), min_size=1, max_size=5))
+def test_every_csv_pulse_writes_reads_back_as_written(rows: list[list[str]]) -> None:
+    """Reports and every --format csv write through csv_text: whatever a field holds
+    (quotes, commas, CR, LF, CRLF), a CSV reader gets the same rows back."""
+    assert list(csv.reader(io.StringIO(csv_text(rows), newline=""))) == rows
 
 
 def test_json_keeps_names_as_data(hostile_report: tuple[ReportResult, list[str]]) -> None:

@@ -15,7 +15,6 @@ drawn): the CLI imports it before it knows which command runs.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -25,7 +24,7 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
-from pulse_shared.safe_text import spreadsheet_safe, terminal_safe
+from pulse_shared.safe_text import csv_text, spreadsheet_safe, terminal_safe
 
 
 class OutputFormat(StrEnum):
@@ -89,12 +88,7 @@ def to_json(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([csv_cell(row.get(c)) for c in columns])
-    return buffer.getvalue()
+    return csv_text([columns, *([csv_cell(row.get(c)) for c in columns] for row in rows)])
 
 
 def _rich_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str) -> Any:

@@ -5,24 +5,30 @@ renderers; JSON is data, escaped by the encoder.)
 - **Spreadsheets** run a cell starting with ``=``, ``+``, ``-`` or ``@`` as a formula
   (``=HYPERLINK(…)``, ``+cmd|' /C calc'!A0``: CSV injection). :func:`spreadsheet_safe`
   prefixes such text with ``'`` (OWASP's advice) and leaves plain numbers alone, so
-  ``-12.5`` stays a number. Every CSV Pulse writes (reports, ``--format csv``) uses it.
+  ``-12.5`` stays a number. Every CSV Pulse writes (reports, ``--format csv``) uses it,
+  and :func:`csv_text`, which quotes a field holding any line break (Python's writer
+  quotes only the characters of its line terminator: a lone CR stayed bare and split the
+  row in a reader).
 - **Terminals** obey escape sequences: an ESC in a campaign name could recolour the screen,
-  retitle the window or plant a hyperlink. :func:`terminal_safe` shows each control
-  character as ``\\xNN`` instead (line breaks and tabs stay); :func:`rich_literal` also
+  retitle the window or plant a hyperlink, a bidi override reorders what is shown.
+  :func:`terminal_safe` shows each control or format character as ``\\xNN`` /
+  ``\\uNNNN`` instead (line breaks and tabs stay); :func:`rich_literal` also
   escapes Rich markup for text interpolated into a message Rich prints (a ``[…]`` in a
   report note or a path is shown, not read as a style or a link).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+import unicodedata
+from collections.abc import Iterable, Sequence
 
 # what a spreadsheet may read as the start of a formula: = + - @, tab and CR (and LF), and
 # their full-width forms, which some spreadsheets fold to ASCII
 FORMULA_START = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-# C0 controls but tab and line feed, DEL, C1 controls (ESC, CSI … start escape sequences)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def spreadsheet_safe(text: str) -> str:
@@ -33,11 +39,40 @@ def spreadsheet_safe(text: str) -> str:
     return text
 
 
+def csv_text(rows: Iterable[Sequence[object]]) -> str:
+    """The rows as CSV (RFC 4180 quoting, each row ended by ``\\n``) with every field that
+    holds a CR or an LF quoted."""
+    out = io.StringIO()
+    row_text = io.StringIO()
+    # "\r\n" as the writer's terminator makes it quote a field holding either character;
+    # each row's own terminator is then replaced by "\n".
+    writer = csv.writer(row_text, lineterminator="\r\n")
+    for row in rows:
+        row_text.seek(0)
+        row_text.truncate()
+        writer.writerow(row)
+        out.write(row_text.getvalue()[:-2])
+        out.write("\n")
+    return out.getvalue()
+
+
 def terminal_safe(text: str) -> str:
-    """``text`` with every control character but tab and line feed written ``\\xNN``."""
+    """``text`` with every control or format character but tab and line feed written
+    ``\\xNN`` / ``\\uNNNN``: escape sequences, and bidi overrides (U+202E) or zero-width
+    characters that would make a terminal show something else than the text."""
     if text.isprintable():  # C speed: the common case has none
         return text
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return "".join(
+        char if char in "\t\n" or char.isprintable() or unicodedata.category(char) == "Zs"
+        else _escaped(char)
+        for char in text
+    )
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else (
+        f"\\U{code:08x}")
 
 
 def rich_literal(text: str) -> str:

@@ -8,12 +8,9 @@ by the encoder.
 
 from __future__ import annotations
 
-import csv
-import io
-
 from pulse_reporting.domain.model import Report
 from pulse_reporting.domain.tables import Cell, report_tables
-from pulse_shared.safe_text import spreadsheet_safe
+from pulse_shared.safe_text import csv_text, spreadsheet_safe
 
 
 def csv_cell(value: Cell) -> str | float | int:
@@ -53,16 +50,9 @@ def meta_rows(report: Report) -> list[tuple[str, str]]:
 def render_csv(report: Report) -> dict[str, str]:
     """``{table name: CSV text}``; raw numbers (no currency signs, rates as fractions).
     ``meta`` holds the header (period, model, ``complete``, data as of)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["key", "value"])
-    writer.writerows([[csv_cell(v) for v in row] for row in meta_rows(report)])
-    out: dict[str, str] = {"meta": buffer.getvalue()}
+    out: dict[str, str] = {"meta": csv_text(
+        [["key", "value"], *([csv_cell(v) for v in row] for row in meta_rows(report))])}
     for table in report_tables(report):
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow([csv_cell(c.key) for c in table.columns])
-        for row in table.rows:
-            writer.writerow([csv_cell(v) for v in row])
-        out[table.name] = buffer.getvalue()
+        out[table.name] = csv_text([[csv_cell(c.key) for c in table.columns],
+                                    *([csv_cell(v) for v in row] for row in table.rows)])
     return out
