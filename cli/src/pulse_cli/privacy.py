@@ -185,7 +185,8 @@ def scan_command(
     try:
         wanted = list(dict.fromkeys(tables or []))
         columns = text_columns(store, wanted)
-        unknown = [t for t in wanted if t not in {c.table for c in columns}]
+        scanned_tables = {c.table for c in columns}
+        unknown = [t for t in wanted if t not in scanned_tables]
         if unknown:
             raise UserError(f"--table: no table with text columns named {unknown[0]!r}")
         with progress_bar() as progress:
@@ -195,10 +196,9 @@ def scan_command(
         store.close()
     emit([f.as_row() for f in findings], SCAN_COLUMNS, resolve(fmt, output),
          title="Stored text holding raw PII", output=output)
-    tables_scanned = len({c.table for c in columns})
     if not findings:
         typer.echo(f"no raw e-mail address or phone number in {len(columns)} text columns "
-                   f"of {tables_scanned} tables", err=True)
+                   f"of {len(scanned_tables)} tables", err=True)
         return
     raise UserError(
         f"raw PII in {len(findings)} of {len(columns)} text columns "

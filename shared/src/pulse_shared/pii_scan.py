@@ -134,8 +134,8 @@ def flagged_values(store: Store, column: TextColumn) -> Iterator[dict[str, int]]
     flagged = (f"SELECT {expression} AS text FROM {{table:Identifier}} "  # noqa: S608
                "WHERE match(text, {flags:String})")
     distinct = int(store.query_value(f"SELECT uniq(text) FROM ({flagged})", params) or 0)  # noqa: S608
-    pages = max(1, math.ceil(distinct / PAGE_VALUES))
-    for page in range(pages if distinct else 0):
+    pages = math.ceil(distinct / PAGE_VALUES)  # none for a column with nothing flagged
+    for page in range(pages):
         rows = store.query(
             f"SELECT text, count() AS rows FROM ({flagged}) "  # noqa: S608
             "WHERE cityHash64(text) % {pages:UInt64} = {page:UInt64} GROUP BY text",
